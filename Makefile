@@ -1,0 +1,41 @@
+# Build, test, benchmark and demo entry points. `make test` is what CI runs (through .ci/run).
+TARGET   := x86_64-unknown-linux-gnu
+CARGO    ?= cargo
+# Static binaries: crt-static with an explicit --target, so proc-macros still build for the host.
+export RUSTFLAGS := -C target-feature=+crt-static
+REL      := target/$(TARGET)/release
+OUT      := $(CURDIR)/out
+BINS     := apk lbu init mkinitfs mkimage
+export PROJECT_OUT := $(OUT)
+export SHARED_DIR  := $(abspath $(CURDIR)/../shared)
+
+.PHONY: all build repo deps test unit-test qemu-test bench fuzz demo clean
+
+all: build repo
+
+build:
+	$(CARGO) build --release --target $(TARGET) --workspace --bins
+	mkdir -p $(OUT)/bin
+	for b in $(BINS); do install -m 0755 $(REL)/$$b $(OUT)/bin/$$b; done
+
+# The project's own repository: the lbu package, signed with the build key in out/keys/.
+repo: build
+	scripts/build-repo.sh
+
+deps:
+	scripts/deps.sh
+
+test: deps all
+	$(CARGO) test --release --target $(TARGET) --workspace
+
+bench: deps all
+	scripts/bench.sh
+
+fuzz:
+	scripts/fuzz.sh
+
+demo: deps all
+	scripts/demo.sh
+
+clean:
+	rm -rf out target

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the host tools the tests, benchmarks and demo need, only when something is missing.
+# Debian 12 package names; safe to run again.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have qemu-system-x86_64 || need+=(qemu-system-x86)
+ls /boot/vmlinuz-*-amd64 >/dev/null 2>&1 && ls -d /lib/modules/*-amd64 >/dev/null 2>&1 || need+=(linux-image-amd64)
+have mcopy || need+=(mtools)
+have mkfs.vfat || need+=(dosfstools)
+have xorriso || need+=(xorriso)
+have isoinfo || need+=(genisoimage)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh || need+=(busybox-static)
+have cpio || need+=(cpio)
+have mkfs.ext4 || need+=(e2fsprogs)
+have mksquashfs || need+=(squashfs-tools)
+have mkinitramfs || need+=(initramfs-tools)
+have openssl || need+=(openssl)
+have zstd || need+=(zstd)
+
+if [ ${#need[@]} -eq 0 ]; then
+    echo "deps: all host tools present"
+    exit 0
+fi
+echo "deps: installing ${need[*]}"
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: need root to install ${need[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}"
