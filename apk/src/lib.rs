@@ -1,1 +1,14 @@
-//! Placeholder: being built.
+//! The apk core: an apk-tools compatible package manager library.
+//!
+//! Reads and writes the v2 on-disk formats (`.apk` packages, `APKINDEX.tar.gz`, the installed
+//! database) and follows apk-tools v3 semantics and output. The boot init links this crate
+//! directly; nothing here forks an external apk.
+
+#![deny(missing_docs)]
+
+pub mod archive;
+pub mod dep;
+pub mod package;
+pub mod tar;
+pub mod trust;
+pub mod version;

@@ -1,0 +1,315 @@
+//! Keys and signatures: Alpine's RSA keys (PKCS#1 v1.5 with SHA-1/256/512, the `.SIGN.RSA*`
+//! entries) and the project's ed25519 keys (`.SIGN.ED25519.*`).
+//!
+//! v2 signatures name their key by file name, so a [`Keyring`] maps file names to keys. The
+//! ed25519 signature signs `b"apk-ed25519-v1\0" || SHA-512(signed bytes)`, so large inputs never need
+//! to be held in memory at once and the signature cannot be replayed as a signature over anything
+//! else. apk-tools does not know `ED25519` and treats such signatures as absent (untrusted).
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use sha1::Sha1;
+use sha2::{Digest, Sha256, Sha512};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Signature algorithms of `.SIGN.<ALG>.<key>` entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alg {
+    /// RSA PKCS#1 v1.5 over SHA-1 (`RSA`).
+    RsaSha1,
+    /// RSA over SHA-256 (`RSA256`).
+    RsaSha256,
+    /// RSA over SHA-512 (`RSA512`).
+    RsaSha512,
+    /// The project's ed25519 signatures (`ED25519`).
+    Ed25519,
+}
+
+impl Alg {
+    /// Parse `.SIGN.<ALG>.<keyname>`: first prefix match against RSA512, RSA256, RSA, then ED25519
+    /// (DSA is recognised by apk but never verifiable: treated as unknown).
+    pub fn parse_entry(name: &str) -> Option<(Alg, &str)> {
+        let rest = name.strip_prefix(".SIGN.")?;
+        for (p, a) in [("RSA512", Alg::RsaSha512), ("RSA256", Alg::RsaSha256), ("RSA", Alg::RsaSha1), ("ED25519", Alg::Ed25519)] {
+            if let Some(k) = rest.strip_prefix(p) {
+                return k.strip_prefix('.').filter(|k| !k.is_empty()).map(|k| (a, k));
+            }
+        }
+        None
+    }
+
+    /// The entry-name tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Alg::RsaSha1 => "RSA",
+            Alg::RsaSha256 => "RSA256",
+            Alg::RsaSha512 => "RSA512",
+            Alg::Ed25519 => "ED25519",
+        }
+    }
+
+    /// Digest the signed bytes for this algorithm.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Alg::RsaSha1 => Sha1::digest(data).to_vec(),
+            Alg::RsaSha256 => Sha256::digest(data).to_vec(),
+            Alg::RsaSha512 | Alg::Ed25519 => Sha512::digest(data).to_vec(),
+        }
+    }
+}
+
+const ED_DOMAIN: &[u8] = b"apk-ed25519-v1\0";
+
+/// A trusted public key.
+#[derive(Clone, Debug)]
+pub enum PublicKey {
+    /// RSA (Alpine's keys).
+    Rsa(RsaPublicKey),
+    /// ed25519 (the project's keys).
+    Ed25519(ed25519_dalek::VerifyingKey),
+}
+
+/// A private key for `apk sign`, `mkpkg`, `index` and `mkimage`.
+pub enum PrivateKey {
+    /// RSA.
+    Rsa(Box<RsaPrivateKey>),
+    /// ed25519.
+    Ed25519(ed25519_dalek::SigningKey),
+}
+
+/// Key handling errors.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// File could not be read or written.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The key file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Not a PEM key we understand.
+    #[error("{}: not a PEM RSA or ed25519 key", .0.display())]
+    Parse(PathBuf),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+impl PublicKey {
+    /// Parse a PEM public key (SPKI `PUBLIC KEY` for both kinds, or PKCS#1 `RSA PUBLIC KEY`).
+    pub fn from_pem(pem: &str) -> Option<Self> {
+        if let Ok(k) = RsaPublicKey::from_public_key_pem(pem) {
+            return Some(PublicKey::Rsa(k));
+        }
+        if let Ok(k) = RsaPublicKey::from_pkcs1_pem(pem) {
+            return Some(PublicKey::Rsa(k));
+        }
+        ed25519_dalek::VerifyingKey::from_public_key_pem(pem).ok().map(PublicKey::Ed25519)
+    }
+
+    /// Verify `sig` made with `alg` over `data`.
+    pub fn verify(&self, alg: Alg, data: &[u8], sig: &[u8]) -> bool {
+        self.verify_digest(alg, &alg.digest(data), sig)
+    }
+
+    /// Verify with a digest already computed by [`Alg::digest`].
+    pub fn verify_digest(&self, alg: Alg, digest: &[u8], sig: &[u8]) -> bool {
+        match (self, alg) {
+            (PublicKey::Rsa(k), Alg::RsaSha1) => k.verify(Pkcs1v15Sign::new::<Sha1>(), digest, sig).is_ok(),
+            (PublicKey::Rsa(k), Alg::RsaSha256) => k.verify(Pkcs1v15Sign::new::<Sha256>(), digest, sig).is_ok(),
+            (PublicKey::Rsa(k), Alg::RsaSha512) => k.verify(Pkcs1v15Sign::new::<Sha512>(), digest, sig).is_ok(),
+            (PublicKey::Ed25519(k), Alg::Ed25519) => {
+                let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return false };
+                let mut msg = ED_DOMAIN.to_vec();
+                msg.extend_from_slice(digest);
+                k.verify_strict(&msg, &sig).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// PEM text (SPKI).
+    pub fn to_pem(&self) -> String {
+        match self {
+            PublicKey::Rsa(k) => k.to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap_or_default(),
+            PublicKey::Ed25519(k) => k.to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap_or_default(),
+        }
+    }
+}
+
+impl PrivateKey {
+    /// Read a PEM private key (PKCS#8 RSA or ed25519, or PKCS#1 `RSA PRIVATE KEY`).
+    pub fn load(path: &Path) -> Result<Self, KeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+        if let Ok(k) = RsaPrivateKey::from_pkcs8_pem(&pem) {
+            return Ok(PrivateKey::Rsa(Box::new(k)));
+        }
+        if let Ok(k) = RsaPrivateKey::from_pkcs1_pem(&pem) {
+            return Ok(PrivateKey::Rsa(Box::new(k)));
+        }
+        ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map(PrivateKey::Ed25519).map_err(|_| KeyError::Parse(path.into()))
+    }
+
+    /// A fresh ed25519 key.
+    pub fn generate_ed25519() -> Self {
+        PrivateKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
+    }
+
+    /// A fresh RSA key.
+    pub fn generate_rsa(bits: usize) -> Result<Self, KeyError> {
+        RsaPrivateKey::new(&mut rand_core::OsRng, bits).map(|k| PrivateKey::Rsa(Box::new(k))).map_err(|e| KeyError::Sign(e.to_string()))
+    }
+
+    /// The algorithm this key signs with (RSA keys use SHA-256, as abuild does today).
+    pub fn default_alg(&self) -> Alg {
+        match self {
+            PrivateKey::Rsa(_) => Alg::RsaSha256,
+            PrivateKey::Ed25519(_) => Alg::Ed25519,
+        }
+    }
+
+    /// Sign `data` with `alg`.
+    pub fn sign(&self, alg: Alg, data: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let digest = alg.digest(data);
+        match (self, alg) {
+            (PrivateKey::Rsa(k), Alg::RsaSha1) => k.sign(Pkcs1v15Sign::new::<Sha1>(), &digest),
+            (PrivateKey::Rsa(k), Alg::RsaSha256) => k.sign(Pkcs1v15Sign::new::<Sha256>(), &digest),
+            (PrivateKey::Rsa(k), Alg::RsaSha512) => k.sign(Pkcs1v15Sign::new::<Sha512>(), &digest),
+            (PrivateKey::Ed25519(k), Alg::Ed25519) => {
+                use ed25519_dalek::Signer;
+                let mut msg = ED_DOMAIN.to_vec();
+                msg.extend_from_slice(&digest);
+                return Ok(k.sign(&msg).to_bytes().to_vec());
+            }
+            _ => return Err(KeyError::Sign(format!("{} cannot sign with this key", alg.tag()))),
+        }
+        .map_err(|e| KeyError::Sign(e.to_string()))
+    }
+
+    /// The public half.
+    pub fn public(&self) -> PublicKey {
+        match self {
+            PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
+            PrivateKey::Ed25519(k) => PublicKey::Ed25519(k.verifying_key()),
+        }
+    }
+
+    /// PEM (PKCS#8) text of the private key.
+    pub fn to_pem(&self) -> Result<String, KeyError> {
+        let s = match self {
+            PrivateKey::Rsa(k) => k.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map(|z| z.to_string()),
+            PrivateKey::Ed25519(k) => k.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).map(|z| z.to_string()),
+        };
+        s.map_err(|e| KeyError::Sign(e.to_string()))
+    }
+}
+
+/// Trusted keys by file name.
+#[derive(Clone, Debug, Default)]
+pub struct Keyring {
+    keys: BTreeMap<String, PublicKey>,
+}
+
+impl Keyring {
+    /// Load every readable PEM public key in `dir` (missing directory: empty keyring). Files that
+    /// are not keys are skipped, as apk does.
+    pub fn load(dir: &Path) -> Self {
+        let mut ring = Keyring::default();
+        ring.add_dir(dir);
+        ring
+    }
+
+    /// Add the keys of another directory.
+    pub fn add_dir(&mut self, dir: &Path) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(pem) = std::fs::read_to_string(e.path()) {
+                if let Some(k) = PublicKey::from_pem(&pem) {
+                    self.keys.insert(name, k);
+                }
+            }
+        }
+    }
+
+    /// Add one key under a name.
+    pub fn insert(&mut self, name: &str, key: PublicKey) {
+        self.keys.insert(name.to_string(), key);
+    }
+
+    /// Key by file name.
+    pub fn get(&self, name: &str) -> Option<&PublicKey> {
+        self.keys.get(name)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alg_parsing() {
+        assert_eq!(Alg::parse_entry(".SIGN.RSA.alpine.rsa.pub"), Some((Alg::RsaSha1, "alpine.rsa.pub")));
+        assert_eq!(Alg::parse_entry(".SIGN.RSA256.k.pub"), Some((Alg::RsaSha256, "k.pub")));
+        assert_eq!(Alg::parse_entry(".SIGN.RSA512.k.pub"), Some((Alg::RsaSha512, "k.pub")));
+        assert_eq!(Alg::parse_entry(".SIGN.ED25519.k.pub"), Some((Alg::Ed25519, "k.pub")));
+        assert_eq!(Alg::parse_entry(".SIGN.RSAX.k"), None);
+        assert_eq!(Alg::parse_entry(".SIGN.DSA.k"), None);
+        assert_eq!(Alg::parse_entry(".PKGINFO"), None);
+        assert_eq!(Alg::parse_entry(".SIGN.RSA."), None);
+    }
+
+    #[test]
+    fn ed25519_sign_verify() {
+        let k = PrivateKey::generate_ed25519();
+        let sig = k.sign(Alg::Ed25519, b"data").unwrap();
+        let pubk = PublicKey::from_pem(&k.public().to_pem()).unwrap();
+        assert!(pubk.verify(Alg::Ed25519, b"data", &sig));
+        assert!(!pubk.verify(Alg::Ed25519, b"datb", &sig));
+        assert!(!pubk.verify(Alg::RsaSha256, b"data", &sig));
+        let pem = k.to_pem().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("k"), pem).unwrap();
+        let k2 = PrivateKey::load(&dir.path().join("k")).unwrap();
+        assert!(pubk.verify(Alg::Ed25519, b"x", &k2.sign(Alg::Ed25519, b"x").unwrap()));
+    }
+
+    #[test]
+    fn rsa_sign_verify() {
+        let k = PrivateKey::generate_rsa(1024).unwrap();
+        let pubk = PublicKey::from_pem(&k.public().to_pem()).unwrap();
+        for alg in [Alg::RsaSha1, Alg::RsaSha256, Alg::RsaSha512] {
+            let sig = k.sign(alg, b"hello").unwrap();
+            assert!(pubk.verify(alg, b"hello", &sig));
+            assert!(!pubk.verify(alg, b"hellp", &sig));
+        }
+    }
+
+    #[test]
+    fn loads_alpine_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("tar")
+            .args(["xzf", &format!("{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz", env!("CARGO_MANIFEST_DIR")), "-C"])
+            .arg(dir.path())
+            .arg("./etc/apk/keys")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let ring = Keyring::load(&dir.path().join("etc/apk/keys"));
+        assert_eq!(ring.len(), 5);
+        assert!(matches!(ring.get("alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"), Some(PublicKey::Rsa(_))));
+    }
+}
