@@ -8,7 +8,10 @@
 
 pub mod archive;
 pub mod dep;
+pub mod index;
 pub mod package;
 pub mod tar;
 pub mod trust;
 pub mod version;
+pub mod db;
+pub mod root;
