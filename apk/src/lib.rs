@@ -15,3 +15,7 @@ pub mod trust;
 pub mod version;
 pub mod db;
 pub mod root;
+pub mod audit;
+pub mod fnmatch;
+pub mod protected;
+pub mod xattr;
