@@ -1,1 +1,175 @@
-fn main() {}
+//! `mkinitfs`: Alpine-compatible command line over the `mkinitfs` library.
+//!
+//! Stage one is the clap struct as typed; stage two is [`mkinitfs::Config`] via
+//! `Config::resolve` (command line over config file over defaults). Errors print as one line,
+//! `mkinitfs: ERROR: <subject>: <why>`, with exit code 1.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use mkinitfs::{ConfFile, Config, Error, Overrides};
+
+/// Build an initramfs for the project's init (Alpine mkinitfs compatible options).
+///
+/// Feature directories are searched in this order: -P dirs, <exe dir>/../share/mkinitfs/features.d,
+/// <exe dir>/../../mkinitfs/features.d (the repository, from out/bin), then /etc/mkinitfs/features.d.
+/// Command-line options override /etc/mkinitfs/mkinitfs.conf (unlike Alpine).
+#[derive(Debug, Parser)]
+#[command(name = "mkinitfs", version, disable_version_flag = true)]
+struct Cli {
+    /// Take files, modules, firmware and keys from BASEDIR instead of /
+    #[arg(short = 'b', value_name = "BASEDIR")]
+    basedir: Option<PathBuf>,
+    /// Config file (KEY="VALUE" lines, never executed)
+    #[arg(short = 'c', value_name = "CONFIGFILE", default_value = mkinitfs::config::DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Compression: gzip, zstd (default) or none
+    #[arg(short = 'C', value_name = "gzip|zstd|none")]
+    compression: Option<String>,
+    /// fstab to embed as /etc/fstab (default: Alpine's)
+    #[arg(short = 'f', value_name = "FSTAB")]
+    fstab: Option<PathBuf>,
+    /// Features to include, space separated (replaces the config's features=)
+    #[arg(short = 'F', value_name = "FEATURES")]
+    features: Option<String>,
+    /// Program to install as /init (default: `init` next to this binary)
+    #[arg(short = 'i', value_name = "INITFILE")]
+    init: Option<PathBuf>,
+    /// Keep the staged tree (in -t TEMPDIR or a new temporary directory) and print its path
+    #[arg(short = 'k')]
+    keep: bool,
+    /// Also embed the build host's /etc/apk/keys
+    #[arg(short = 'K')]
+    host_keys: bool,
+    /// List the files that would go in (sorted ./path lines) and exit
+    #[arg(short = 'l')]
+    list: bool,
+    /// List the available features and exit
+    #[arg(short = 'L')]
+    list_features: bool,
+    /// No kernel modules and no firmware
+    #[arg(short = 'n')]
+    no_modules: bool,
+    /// Output file (default: BASEDIR/boot/initramfs-<flavor>)
+    #[arg(short = 'o', value_name = "OUTFILE")]
+    output: Option<PathBuf>,
+    /// Prepend a features directory (repeatable, earlier wins)
+    #[arg(short = 'P', value_name = "FEATURESDIR")]
+    feature_dirs: Vec<PathBuf>,
+    /// Quiet: no "creating" line
+    #[arg(short = 'q')]
+    quiet: bool,
+    /// Staging directory used with -k (the tree is otherwise built in memory)
+    #[arg(short = 't', value_name = "TEMPDIR")]
+    tempdir: Option<PathBuf>,
+    /// Debug output: effective config, unmatched feature lines, skipped firmware
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Package index keys to embed in etc/apk/keys/ (repeatable; default BASEDIR/etc/apk/keys)
+    #[arg(long = "keys-dir", value_name = "DIR")]
+    keys_dirs: Vec<PathBuf>,
+    /// Overlay signature keys to embed in etc/apkovl/keys/ (repeatable)
+    #[arg(long = "ovl-keys-dir", value_name = "DIR")]
+    ovl_keys_dirs: Vec<PathBuf>,
+    /// Kernel version (default: the running kernel)
+    #[arg(value_name = "KERNELVERSION")]
+    kernel_version: Option<String>,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mkinitfs: ERROR: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Error> {
+    let exe = std::env::current_exe().ok();
+    let mut feature_dirs = cli.feature_dirs.clone();
+    feature_dirs.extend(mkinitfs::features::default_dirs(exe.as_deref()));
+    if cli.list_features {
+        for name in mkinitfs::features::available(&feature_dirs)? {
+            println!("{name}");
+        }
+        return Ok(());
+    }
+    let conf = load_config(&cli.config)?;
+    let overrides = Overrides {
+        basedir: cli.basedir.as_deref().map(absolute).transpose()?,
+        features: cli.features.as_deref().map(|f| f.split_whitespace().map(str::to_string).collect()),
+        compression: cli.compression.clone(),
+        fstab: cli.fstab.clone(),
+        init: cli.init.clone(),
+        no_modules: cli.no_modules,
+        feature_dirs: cli.feature_dirs.clone(),
+        keys_dirs: cli.keys_dirs.clone(),
+        ovl_keys_dirs: cli.ovl_keys_dirs.clone(),
+        host_keys: cli.host_keys,
+        kernel_version: cli.kernel_version.clone(),
+        mtime: source_date_epoch()?,
+    };
+    let default_init = exe.as_deref().and_then(Path::parent).map(|d| d.join("init")).filter(|p| p.is_file());
+    let default_dirs = mkinitfs::features::default_dirs(exe.as_deref());
+    let config = Config::resolve(&conf, &overrides, default_init, default_dirs)?;
+    if cli.verbose {
+        eprintln!("mkinitfs: effective config: {config:#?}");
+    }
+    let image = mkinitfs::build(&config)?;
+    for w in image.warnings() {
+        eprintln!("mkinitfs: WARNING: {w}");
+    }
+    if cli.verbose {
+        for n in image.notes() {
+            eprintln!("mkinitfs: note: {n}");
+        }
+    }
+    if cli.list {
+        let mut out = String::new();
+        for line in image.list() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        print!("{out}");
+        return Ok(());
+    }
+    if cli.keep {
+        let dir = match &cli.tempdir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!("mkinitfs.{}", std::process::id())),
+        };
+        image.stage_to(&dir)?;
+        eprintln!("mkinitfs: staging directory kept: {}", dir.display());
+    }
+    let output = cli.output.clone().unwrap_or_else(|| config.default_output());
+    if !cli.quiet {
+        println!("==> initramfs: creating {} for {}", output.display(), config.kernel_version);
+    }
+    image.write_to(&output)
+}
+
+/// The config file; the default one may be absent, an explicit `-c` must exist.
+fn load_config(path: &Path) -> Result<ConfFile, Error> {
+    if path == Path::new(mkinitfs::config::DEFAULT_CONFIG) && !path.exists() {
+        return Ok(ConfFile::default());
+    }
+    ConfFile::load(path)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Error> {
+    std::path::absolute(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+/// `SOURCE_DATE_EPOCH` as the archive mtime (reproducible builds convention).
+fn source_date_epoch() -> Result<Option<u32>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.trim().parse().map(Some).map_err(|_| Error::Setting {
+            key: "SOURCE_DATE_EPOCH".into(),
+            reason: format!("\"{v}\" is not a number of seconds that fits newc's 32-bit mtime"),
+        }),
+        _ => Ok(None),
+    }
+}

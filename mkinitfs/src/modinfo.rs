@@ -1,0 +1,225 @@
+//! The `.modinfo` section of a kernel module, read statically (no `modinfo` binary, so a foreign
+//! or chroot base directory never consults the build host's kmod).
+//!
+//! Compressed modules (`.ko.gz`, `.ko.xz`, `.ko.zst`) are decompressed in memory for reading only;
+//! the image stores them as they are. We only need the `firmware=` entries, which name files
+//! under `/lib/firmware` the driver may request at probe time.
+
+use std::io::Read;
+use std::path::Path;
+
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::{header::Header, section_header::SectionHeader, Elf};
+
+use crate::error::Error;
+
+/// Largest decompressed module we accept: real modules are a few MiB; this stops a hostile
+/// compressed file from exhausting memory.
+const MAX_MODULE: u64 = 256 << 20;
+
+fn elf_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Elf { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// Returns the uncompressed module bytes for `path` given its on-disk `bytes`.
+pub fn decompress(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
+    let name = path.to_string_lossy();
+    let mut out = Vec::new();
+    let limit = |r: &mut dyn Read, out: &mut Vec<u8>| -> Result<(), Error> {
+        r.take(MAX_MODULE + 1)
+            .read_to_end(out)
+            .map_err(|e| elf_err(path, format!("cannot decompress: {e}")))?;
+        if out.len() as u64 > MAX_MODULE {
+            return Err(elf_err(path, "decompressed module is larger than 256 MiB"));
+        }
+        Ok(())
+    };
+    if name.ends_with(".gz") {
+        limit(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)?;
+    } else if name.ends_with(".zst") {
+        let mut dec = zstd::stream::read::Decoder::new(&bytes[..])
+            .map_err(|e| elf_err(path, format!("cannot decompress: {e}")))?;
+        limit(&mut dec, &mut out)?;
+    } else if name.ends_with(".xz") {
+        let mut input = &bytes[..];
+        let mut sink = LimitedVec { buf: &mut out };
+        lzma_rs::xz_decompress(&mut input, &mut sink)
+            .map_err(|e| elf_err(path, format!("cannot decompress: {e}")))?;
+    } else {
+        return Ok(bytes);
+    }
+    Ok(out)
+}
+
+/// A `Write` into a Vec that refuses to grow past [`MAX_MODULE`].
+struct LimitedVec<'a> {
+    buf: &'a mut Vec<u8>,
+}
+
+impl std::io::Write for LimitedVec<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if (self.buf.len() + data.len()) as u64 > MAX_MODULE {
+            return Err(std::io::Error::other("decompressed module is larger than 256 MiB"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The raw `.modinfo` section of an (uncompressed) module, or empty if it has none. Only the
+/// header and section table are parsed: modules carry large symbol and relocation tables that a
+/// full parse would walk for nothing.
+pub fn modinfo_section<'a>(path: &Path, elf: &'a [u8]) -> Result<&'a [u8], Error> {
+    let header = Elf::parse_header(elf).map_err(|e| elf_err(path, format!("not an ELF module: {e}")))?;
+    let container = if header.e_ident[goblin::elf::header::EI_CLASS] == goblin::elf::header::ELFCLASS64 {
+        Container::Big
+    } else {
+        Container::Little
+    };
+    let endian = match header.e_ident[goblin::elf::header::EI_DATA] {
+        goblin::elf::header::ELFDATA2LSB => Endian::Little,
+        goblin::elf::header::ELFDATA2MSB => Endian::Big,
+        other => return Err(elf_err(path, format!("bad ELF byte order {other}"))),
+    };
+    let ctx = Ctx::new(container, endian);
+    let sections = section_headers(path, elf, &header, ctx)?;
+    let strtab = sections
+        .get(header.e_shstrndx as usize)
+        .ok_or_else(|| elf_err(path, "section name table index out of range"))?;
+    let names = section_bytes(path, elf, strtab)?;
+    for sh in &sections {
+        let start = sh.sh_name;
+        let name = names.get(start..).and_then(|n| n.split(|&b| b == 0).next()).unwrap_or(&[]);
+        if name == b".modinfo" {
+            return section_bytes(path, elf, sh);
+        }
+    }
+    Ok(&[])
+}
+
+fn section_headers(path: &Path, elf: &[u8], header: &Header, ctx: Ctx) -> Result<Vec<SectionHeader>, Error> {
+    let count = header.e_shnum as usize;
+    let size = SectionHeader::size(ctx);
+    let end = (header.e_shoff as usize)
+        .checked_add(count.checked_mul(size).unwrap_or(usize::MAX))
+        .unwrap_or(usize::MAX);
+    if count == 0 || end > elf.len() {
+        return Err(elf_err(path, "truncated or missing section table"));
+    }
+    SectionHeader::parse(elf, header.e_shoff as usize, count, ctx)
+        .map_err(|e| elf_err(path, format!("bad section table: {e}")))
+}
+
+fn section_bytes<'a>(path: &Path, elf: &'a [u8], sh: &SectionHeader) -> Result<&'a [u8], Error> {
+    let start = sh.sh_offset as usize;
+    let end = start.checked_add(sh.sh_size as usize);
+    end.and_then(|end| elf.get(start..end))
+        .ok_or_else(|| elf_err(path, "section extends past the end of the file"))
+}
+
+/// `firmware=` values of a module file (any supported compression), in file order.
+pub fn firmware(path: &Path, on_disk: Vec<u8>) -> Result<Vec<String>, Error> {
+    let elf = decompress(path, on_disk)?;
+    let info = modinfo_section(path, &elf)?;
+    Ok(info
+        .split(|&b| b == 0)
+        .filter_map(|entry| entry.strip_prefix(b"firmware="))
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A minimal ELF64 relocatable with a `.modinfo` section and a section name table.
+    pub(crate) fn fake_module(modinfo: &[u8]) -> Vec<u8> {
+        let shstr = b"\0.modinfo\0.shstrtab\0";
+        let mut f = vec![0u8; 64];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2; // 64-bit
+        f[5] = 1; // little endian
+        f[6] = 1;
+        f[16..18].copy_from_slice(&1u16.to_le_bytes()); // ET_REL
+        f[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86_64
+        f[20..24].copy_from_slice(&1u32.to_le_bytes());
+        let modinfo_off = f.len();
+        f.extend_from_slice(modinfo);
+        let shstr_off = f.len();
+        f.extend_from_slice(shstr);
+        while f.len() % 8 != 0 {
+            f.push(0);
+        }
+        let shoff = f.len();
+        let mut sh = |name: u32, ty: u32, off: usize, size: usize| {
+            let mut s = vec![0u8; 64];
+            s[0..4].copy_from_slice(&name.to_le_bytes());
+            s[4..8].copy_from_slice(&ty.to_le_bytes());
+            s[24..32].copy_from_slice(&(off as u64).to_le_bytes());
+            s[32..40].copy_from_slice(&(size as u64).to_le_bytes());
+            s
+        };
+        let mut table = sh(0, 0, 0, 0);
+        table.extend(sh(1, 1, modinfo_off, modinfo.len()));
+        table.extend(sh(10, 3, shstr_off, shstr.len()));
+        f.extend(table);
+        f[40..48].copy_from_slice(&(shoff as u64).to_le_bytes());
+        f[52..54].copy_from_slice(&64u16.to_le_bytes()); // ehsize
+        f[58..60].copy_from_slice(&64u16.to_le_bytes()); // shentsize
+        f[60..62].copy_from_slice(&3u16.to_le_bytes()); // shnum
+        f[62..64].copy_from_slice(&2u16.to_le_bytes()); // shstrndx
+        f
+    }
+
+    const INFO: &[u8] = b"license=GPL\0firmware=a/b.bin\0alias=x\0firmware=c.fw\0";
+
+    #[test]
+    fn reads_firmware_from_plain_and_compressed_modules() {
+        let plain = fake_module(INFO);
+        let want = vec!["a/b.bin".to_string(), "c.fw".to_string()];
+        assert_eq!(firmware(Path::new("m.ko"), plain.clone()).unwrap(), want);
+
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        assert_eq!(firmware(Path::new("m.ko.gz"), gz.finish().unwrap()).unwrap(), want);
+
+        let zst = zstd::encode_all(&plain[..], 3).unwrap();
+        assert_eq!(firmware(Path::new("m.ko.zst"), zst).unwrap(), want);
+
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
+        assert_eq!(firmware(Path::new("m.ko.xz"), xz).unwrap(), want);
+    }
+
+    #[test]
+    fn bad_modules_are_errors_not_panics() {
+        let plain = fake_module(INFO);
+        for cut in [0, 10, 63, 100, plain.len() - 1] {
+            let r = firmware(Path::new("m.ko"), plain[..cut].to_vec());
+            assert!(r.is_err(), "cut at {cut} accepted");
+        }
+        assert!(firmware(Path::new("m.ko.zst"), b"not zstd".to_vec()).is_err());
+        assert!(firmware(Path::new("m.ko.gz"), b"not gzip".to_vec()).is_err());
+        assert!(firmware(Path::new("m.ko.xz"), b"not xz".to_vec()).is_err());
+    }
+
+    #[test]
+    fn reads_a_real_module_when_present() {
+        // The host kernel's modules (linux-image-amd64 in CI): every module parses.
+        let Some(kdir) = std::fs::read_dir("/lib/modules").ok().and_then(|mut d| d.next()) else {
+            return;
+        };
+        let dir = kdir.unwrap().path().join("kernel/fs/fat");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        for e in entries {
+            let p = e.unwrap().path();
+            let bytes = std::fs::read(&p).unwrap();
+            firmware(&p, bytes).unwrap();
+        }
+    }
+}
