@@ -60,6 +60,17 @@ nogroup:x:65533:\nnobody:x:65534:\n";
 /// `busybox-static`.
 const HOST_BUSYBOX: &str = "/bin/busybox";
 
+/// Applet links the `rescue` feature creates next to busybox (in `usr/bin`, which `bin` and the
+/// shell's default PATH reach). A fixed list rather than `busybox --list` because the base
+/// directory's busybox may not run on the build host; a missing applet only fails when used.
+const RESCUE_APPLETS: &[&str] = &[
+    "ash", "blkid", "cat", "chmod", "chroot", "cp", "dd", "df", "dmesg", "echo", "find", "free",
+    "grep", "gzip", "halt", "head", "ifconfig", "insmod", "ip", "kill", "less", "ln", "ls",
+    "lsmod", "mdev", "mkdir", "mknod", "modprobe", "more", "mount", "mv", "poweroff", "ps",
+    "reboot", "rm", "rmmod", "sed", "sleep", "switch_root", "sync", "tail", "tar", "udhcpc",
+    "umount", "uname", "vi", "wget", "xzcat", "zcat",
+];
+
 /// Builds the image tree described by `config`.
 pub fn build(config: &Config) -> Result<Image, Error> {
     let root = Root::new(&config.basedir)?;
@@ -255,6 +266,10 @@ impl Builder<'_> {
             self.notes.push(format!("rescue: using the build host's static {HOST_BUSYBOX}"));
         }
         self.tree.replace("usr/bin/sh", Entry { node: Node::Symlink("busybox".into()), mode: 0o777 })?;
+        for applet in RESCUE_APPLETS {
+            // First wins: a real tool of the same name from a feature is kept.
+            self.tree.add_symlink(&format!("usr/bin/{applet}"), "busybox")?;
+        }
         Ok(())
     }
 

@@ -119,6 +119,7 @@ impl ModuleDb {
 
     /// Parses `modules.dep` text into this database (`kver` strips absolute path prefixes).
     pub fn parse_dep(&mut self, text: &str, path: &Path, kver: &str) -> Result<(), Error> {
+        let mut line_of = Vec::new();
         for (idx, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -145,17 +146,14 @@ impl ModuleDb {
             self.index.insert(module.clone(), self.deps.len());
             self.by_name.entry(name).or_insert(self.deps.len());
             self.deps.push((module, list));
+            line_of.push(idx + 1);
         }
         // Every dependency must have its own line: a truncated or edited modules.dep would
         // otherwise yield an image whose modules fail to load at boot.
-        for (module, list) in &self.deps {
+        for ((module, list), line) in self.deps.iter().zip(line_of) {
             for dep in list {
                 if !self.index.contains_key(dep) {
-                    return Err(Error::Parse {
-                        path: path.to_path_buf(),
-                        line: 0,
-                        reason: format!("{module}: dependency {dep} has no line of its own"),
-                    });
+                    return Err(Error::parse(path, line, format!("{module}: dependency {dep} has no line of its own")));
                 }
             }
         }
@@ -657,7 +655,7 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
         let p = Path::new("modules.dep");
         for (text, want) in [
             ("kernel/a.ko kernel/b.ko\n", "modules.dep: line 1: expected"),
-            ("kernel/a.ko: kernel/b.ko\n", "dependency kernel/b.ko has no line"),
+            ("kernel/c.ko:\nkernel/a.ko: kernel/b.ko\n", "line 2: kernel/a.ko: dependency kernel/b.ko has no line"),
             ("kernel/a.txt:\n", "line 1: kernel/a.txt: not a kernel module"),
             ("kernel/a.ko:\nkernel/a.ko:\n", "line 2: kernel/a.ko: listed twice"),
             ("kernel/a.ko: garbage\n", "garbage: not a kernel module"),
