@@ -19,3 +19,7 @@ pub mod audit;
 pub mod fnmatch;
 pub mod protected;
 pub mod xattr;
+pub mod pool;
+pub mod repo;
+pub mod solver;
+pub mod output;

@@ -1,0 +1,173 @@
+//! The package pool: every package the solver may choose from (installed ones, repository indexes,
+//! files given on the command line), deduplicated by identity (`C:` is the primary key across
+//! repositories and the installed database), with a provider table per name.
+
+use crate::dep::Dependency;
+use crate::package::{Checksum, Package};
+use crate::repo::Repository;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Index of a package in the pool.
+pub type PkgId = usize;
+
+/// A repository as the solver sees it.
+#[derive(Clone, Debug, Default)]
+pub struct RepoInfo {
+    /// `@tag`, `None` when untagged (always allowed).
+    pub tag: Option<String>,
+    /// Masked (`--no-network`): usable only for cached packages.
+    pub masked: bool,
+    /// Where its package files are.
+    pub pkg_dir: Option<PathBuf>,
+    /// The URL as configured.
+    pub url: String,
+}
+
+/// One package in the pool.
+#[derive(Clone, Debug)]
+pub struct PoolPackage {
+    /// Metadata.
+    pub pkg: Package,
+    /// Repositories listing it (indexes into [`Pool::repos`]).
+    pub repos: Vec<usize>,
+    /// Index in the installed database, when installed.
+    pub installed: Option<usize>,
+    /// A package file given directly (`apk add ./x.apk`).
+    pub file: Option<PathBuf>,
+    /// A copy in the cache.
+    pub cached: Option<PathBuf>,
+    /// Tag it was pinned to when installed (`s:`).
+    pub installed_tag: Option<String>,
+}
+
+/// A provider of a name.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// The package.
+    pub pkg: PkgId,
+    /// Provided version (`None` for an unversioned provide).
+    pub version: Option<String>,
+    /// Whether this is the package's own name.
+    pub real: bool,
+}
+
+/// The pool.
+#[derive(Clone, Debug, Default)]
+pub struct Pool {
+    /// Packages.
+    pub packages: Vec<PoolPackage>,
+    /// Repositories.
+    pub repos: Vec<RepoInfo>,
+    /// Architectures accepted (first = primary).
+    pub arches: Vec<String>,
+    by_identity: HashMap<Checksum, PkgId>,
+    providers: HashMap<String, Vec<Provider>>,
+}
+
+impl Pool {
+    /// An empty pool for the given architectures.
+    pub fn new(arches: Vec<String>) -> Self {
+        Pool { arches, ..Default::default() }
+    }
+
+    fn add(&mut self, pkg: Package) -> (PkgId, bool) {
+        if !pkg.identity.is_empty() {
+            if let Some(&id) = self.by_identity.get(&pkg.identity) {
+                return (id, false);
+            }
+        }
+        let id = self.packages.len();
+        if !pkg.identity.is_empty() {
+            self.by_identity.insert(pkg.identity.clone(), id);
+        }
+        let mut provs = vec![(pkg.name.clone(), Some(pkg.version.clone()), true)];
+        for p in &pkg.provides {
+            provs.push((p.name.clone(), p.version.clone(), false));
+        }
+        for (name, version, real) in provs {
+            self.providers.entry(name).or_default().push(Provider { pkg: id, version, real });
+        }
+        self.packages.push(PoolPackage { pkg, repos: Vec::new(), installed: None, file: None, cached: None, installed_tag: None });
+        (id, true)
+    }
+
+    /// Add an installed package (database index `db_index`).
+    pub fn add_installed(&mut self, pkg: &Package, db_index: usize, tag: Option<String>) -> PkgId {
+        let (id, _) = self.add(pkg.clone());
+        self.packages[id].installed = Some(db_index);
+        self.packages[id].installed_tag = tag;
+        id
+    }
+
+    /// Add a loaded repository and its packages.
+    pub fn add_repository(&mut self, repo: &Repository) -> usize {
+        let ri = self.repos.len();
+        self.repos.push(RepoInfo { tag: repo.spec.tag.clone(), masked: repo.masked, pkg_dir: repo.pkg_dir.clone(), url: repo.spec.url.clone() });
+        for p in &repo.packages {
+            let (id, new) = self.add(p.clone());
+            if !new && self.packages[id].installed.is_some() && self.packages[id].repos.is_empty() {
+                // Index metadata is authoritative for fields the database may lack.
+                let keep_replaces = self.packages[id].pkg.replaces.clone();
+                let keep_rp = self.packages[id].pkg.replaces_priority;
+                self.packages[id].pkg = Package { replaces: keep_replaces, replaces_priority: keep_rp, ..p.clone() };
+            }
+            if !self.packages[id].repos.contains(&ri) {
+                self.packages[id].repos.push(ri);
+            }
+        }
+        ri
+    }
+
+    /// Add a package file given on the command line.
+    pub fn add_file(&mut self, pkg: Package, path: PathBuf) -> PkgId {
+        let (id, _) = self.add(pkg);
+        self.packages[id].file = Some(path);
+        id
+    }
+
+    /// Record a cached copy of a package.
+    pub fn set_cached(&mut self, id: PkgId, path: PathBuf) {
+        self.packages[id].cached = Some(path);
+    }
+
+    /// Providers of a name (empty when unknown).
+    pub fn providers(&self, name: &str) -> &[Provider] {
+        self.providers.get(name).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Whether any package is named or provides `name`.
+    pub fn knows(&self, name: &str) -> bool {
+        self.providers.contains_key(name)
+    }
+
+    /// Package by identity.
+    pub fn by_identity(&self, c: &Checksum) -> Option<PkgId> {
+        self.by_identity.get(c).copied()
+    }
+
+    /// All packages with this real name.
+    pub fn by_name(&self, name: &str) -> Vec<PkgId> {
+        self.providers(name).iter().filter(|p| p.real).map(|p| p.pkg).collect()
+    }
+
+    /// Whether the package file can be obtained (installed counts: it can stay).
+    pub fn obtainable(&self, id: PkgId) -> bool {
+        let p = &self.packages[id];
+        p.file.is_some() || p.cached.is_some() || p.installed.is_some() || p.repos.iter().any(|&r| !self.repos[r].masked)
+    }
+
+    /// Whether the package is in some repository at all (masked or not) or a file.
+    pub fn in_repository(&self, id: PkgId) -> bool {
+        let p = &self.packages[id];
+        !p.repos.is_empty() || p.file.is_some()
+    }
+
+    /// Whether a dependency is satisfied by this provider entry.
+    pub fn provider_matches(&self, dep: &Dependency, prov: &Provider) -> bool {
+        if dep.is_checksum_pin() {
+            return dep.version.as_deref().and_then(Checksum::parse).is_some_and(|c| c == self.packages[prov.pkg].pkg.identity);
+        }
+        dep.version_matches(prov.version.as_deref())
+    }
+}
