@@ -1,0 +1,385 @@
+//! Applying an apkovl to a root, safely (boot-params.md §3.6, §8 #3).
+//!
+//! The whole archive is decompressed and parsed first (bounded by [`ApplyPolicy::max_unpacked`]),
+//! so a truncated or corrupt overlay is rejected before anything is written. Then each member is
+//! placed beneath a root handle opened once: parents are resolved with `openat2(RESOLVE_IN_ROOT)`
+//! (an existing absolute symlink such as usr-merge's `bin -> usr/bin` is followed, but inside the
+//! root), and the last component is created under a temporary name and renamed over the target,
+//! so an existing symlink there is replaced, never written through. Owners are the numeric ids
+//! (the overlay was made on the same system), modes keep setuid/setgid/sticky, mtimes are kept.
+//!
+//! Refused, with a reason, and skipped (the rest still applies): absolute names, names with `..`,
+//! names through a symlink this same overlay created (the classic "symlink, then a member
+//! through it" escape), device nodes and setuid/setgid files unless the policy allows them,
+//! unknown member types and non-UTF-8 names. The deletion manifest ([`crate::deleted`]) is parsed
+//! instead of extracted. Like Alpine's init, `root/` is made mode 0700 afterwards.
+
+use crate::deleted::{self, MANIFEST};
+use crate::{Error, IoResultExt};
+use apk::root::{split_parent, Root};
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid};
+use std::collections::HashSet;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+/// What an overlay may contain.
+#[derive(Clone, Debug)]
+pub struct ApplyPolicy {
+    /// Create character and block device nodes.
+    pub allow_devices: bool,
+    /// Keep setuid/setgid bits on files (setgid directories are always fine).
+    pub allow_setid: bool,
+    /// Refuse archives that decompress to more than this many bytes.
+    pub max_unpacked: u64,
+}
+
+impl Default for ApplyPolicy {
+    fn default() -> Self {
+        ApplyPolicy { allow_devices: false, allow_setid: false, max_unpacked: 1 << 30 }
+    }
+}
+
+/// A member that was not applied, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Member name as stored (lossy UTF-8).
+    pub name: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.reason)
+    }
+}
+
+/// Result of [`apply`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Extracted names, in archive order, directories with a trailing `/` (apk's overlay list).
+    pub extracted: Vec<String>,
+    /// Members not applied.
+    pub refused: Vec<Refused>,
+    /// Paths of the deletion manifest, to remove after the package install
+    /// ([`crate::apply_deletions`]).
+    pub deletions: Vec<String>,
+}
+
+/// One parsed member.
+pub(crate) struct Member {
+    pub(crate) name: Vec<u8>,
+    pub(crate) kind: tar::EntryType,
+    pub(crate) mode: u32,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime: u64,
+    pub(crate) link: Vec<u8>,
+    pub(crate) dev: (u32, u32),
+    pub(crate) data: Vec<u8>,
+}
+
+/// Decompress a gzip stream, refusing more than `limit` bytes.
+pub fn gunzip(gz: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    let mut dec = flate2::read::MultiGzDecoder::new(gz).take(limit + 1);
+    dec.read_to_end(&mut out).map_err(|e| Error::Gzip(e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(Error::TooLarge(limit));
+    }
+    Ok(out)
+}
+
+pub(crate) fn parse(tarball: &[u8]) -> Result<Vec<Member>, Error> {
+    let terr = |e: std::io::Error| Error::Tar(e.to_string());
+    let mut ar = tar::Archive::new(tarball);
+    let mut out = Vec::new();
+    for e in ar.entries().map_err(terr)? {
+        let mut e = e.map_err(terr)?;
+        let h = e.header().clone();
+        let name = e.path_bytes().into_owned();
+        let link = e.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).map_err(terr)?;
+        out.push(Member {
+            name,
+            kind: h.entry_type(),
+            mode: h.mode().map_err(terr)? & 0o7777,
+            uid: h.uid().map_err(terr)? as u32,
+            gid: h.gid().map_err(terr)? as u32,
+            mtime: h.mtime().map_err(terr)?,
+            link,
+            dev: (h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0)),
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// A member name made relative and checked: `./` prefixes and repeated `/` dropped; absolute
+/// names and `..` refused. Returns the components and whether it names a directory.
+fn clean_name(raw: &[u8]) -> Result<Option<(Vec<String>, bool)>, String> {
+    let name = std::str::from_utf8(raw).map_err(|_| "name is not UTF-8".to_string())?;
+    if name.starts_with('/') {
+        return Err("absolute path".into());
+    }
+    let comps: Vec<String> = name.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_string).collect();
+    if comps.iter().any(|c| c == "..") {
+        return Err("path contains `..`".into());
+    }
+    if comps.is_empty() {
+        // `./`: the root itself; an overlay does not get to change the root's mode.
+        return Ok(None);
+    }
+    Ok(Some((comps, name.ends_with('/'))))
+}
+
+struct Applier<'a> {
+    root: Root,
+    policy: &'a ApplyPolicy,
+    /// Symlinks this overlay created: later members must not pass through them.
+    links: HashSet<String>,
+    /// Directories to stamp with their mtime once all members are in.
+    dir_times: Vec<(String, u64)>,
+    counter: u64,
+    is_root: bool,
+}
+
+fn errno(e: nix::Error) -> String {
+    e.desc().to_string()
+}
+
+/// Apply an overlay (gzip tar bytes) to `root`.
+pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyReport, Error> {
+    let tarball = gunzip(overlay, policy.max_unpacked)?;
+    let members = parse(&tarball)?;
+    let r = Root::open(root).at(root)?;
+    let mut a = Applier { root: r, policy, links: HashSet::new(), dir_times: Vec::new(), counter: 0, is_root: nix::unistd::geteuid().is_root() };
+    let mut rep = ApplyReport::default();
+    let mut seen = HashSet::new();
+    for m in &members {
+        let shown = String::from_utf8_lossy(&m.name).into_owned();
+        let refuse = |rep: &mut ApplyReport, reason: String| rep.refused.push(Refused { name: shown.clone(), reason });
+        let (comps, slash) = match clean_name(&m.name) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(why) => {
+                refuse(&mut rep, why);
+                continue;
+            }
+        };
+        let rel = comps.join("/");
+        if let Some(l) = a.through_link(&comps) {
+            refuse(&mut rep, format!("path goes through symlink {l} from this overlay"));
+            continue;
+        }
+        if rel == MANIFEST && matches!(m.kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+            match std::str::from_utf8(&m.data).map_err(|_| Error::Manifest("not UTF-8".into())).and_then(deleted::parse) {
+                Ok(d) => rep.deletions = d,
+                Err(e) => refuse(&mut rep, e.to_string()),
+            }
+            continue;
+        }
+        let listed = match a.member(m, &rel) {
+            Ok(()) if m.kind == tar::EntryType::Directory || slash => format!("{rel}/"),
+            Ok(()) => rel,
+            Err(why) => {
+                refuse(&mut rep, why);
+                continue;
+            }
+        };
+        if seen.insert(listed.clone()) {
+            rep.extracted.push(listed);
+        }
+    }
+    a.finish();
+    Ok(rep)
+}
+
+impl Applier<'_> {
+    fn through_link(&self, comps: &[String]) -> Option<String> {
+        let mut cur = String::new();
+        for c in &comps[..comps.len() - 1] {
+            if !cur.is_empty() {
+                cur.push('/');
+            }
+            cur.push_str(c);
+            if self.links.contains(&cur) {
+                return Some(cur);
+            }
+        }
+        None
+    }
+
+    fn tmp_name(&mut self) -> String {
+        self.counter += 1;
+        format!(".apkovl-tmp.{}.{}", std::process::id(), self.counter)
+    }
+
+    fn parent(&self, rel: &str) -> Result<(OwnedFd, String), String> {
+        let (parent, name) = split_parent(rel);
+        self.root.mkdir_p(parent, 0o755).map_err(|e| format!("cannot create parent directory: {e}"))?;
+        let d = self.root.dir(parent).map_err(|e| format!("cannot open parent directory: {e}"))?;
+        Ok((d, name.to_string()))
+    }
+
+    fn chown(&self, r: nix::Result<()>) -> Result<(), String> {
+        match r {
+            // Unprivileged callers (tests, `lbu status` as a user) cannot give files away.
+            Err(nix::Error::EPERM) if !self.is_root => Ok(()),
+            other => other.map_err(|e| format!("cannot set owner: {}", errno(e))),
+        }
+    }
+
+    fn member(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+        use tar::EntryType as T;
+        let setid = m.mode & 0o6000 != 0;
+        match m.kind {
+            T::Directory => self.dir(m, rel),
+            T::Regular | T::Continuous | T::Symlink | T::Link | T::Fifo if setid && !self.policy.allow_setid && m.kind != T::Symlink => {
+                Err("setuid/setgid file (not allowed by policy)".into())
+            }
+            T::Regular | T::Continuous => self.file(m, rel),
+            T::Symlink => self.symlink(m, rel),
+            T::Link => self.hardlink(m, rel),
+            T::Char | T::Block if !self.policy.allow_devices => Err("device node (not allowed by policy)".into()),
+            T::Char | T::Block | T::Fifo => self.special(m, rel),
+            other => Err(format!("unsupported member type {:?}", other.as_byte() as char)),
+        }
+    }
+
+    /// Put `tmp` (already complete) in place of `name`, or remove it on failure.
+    fn commit(&self, d: &OwnedFd, tmp: &str, name: &str) -> Result<(), String> {
+        nix::fcntl::renameat(d, tmp, d, name).map_err(|e| {
+            let _ = nix::unistd::unlinkat(d, tmp, nix::unistd::UnlinkatFlags::NoRemoveDir);
+            format!("cannot replace existing entry: {}", errno(e))
+        })
+    }
+
+    fn file(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+        let (d, name) = self.parent(rel)?;
+        let tmp = self.tmp_name();
+        let fd = nix::fcntl::openat(&d, tmp.as_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o600))
+            .map_err(|e| format!("cannot create: {}", errno(e)))?;
+        let res = (|| {
+            let mut f = std::fs::File::from(fd);
+            std::io::Write::write_all(&mut f, &m.data).map_err(|e| format!("cannot write: {e}"))?;
+            self.chown(nix::unistd::fchown(f.as_fd(), Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))))?;
+            // After chown, which clears setuid/setgid.
+            nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(m.mode)).map_err(|e| format!("cannot set mode: {}", errno(e)))?;
+            set_times_fd(f.as_fd(), m.mtime)
+        })();
+        if let Err(e) = res {
+            let _ = nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        self.commit(&d, &tmp, &name)
+    }
+
+    fn symlink(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+        let (d, name) = self.parent(rel)?;
+        let tmp = self.tmp_name();
+        nix::unistd::symlinkat(m.link.as_slice(), &d, tmp.as_str()).map_err(|e| format!("cannot create symlink: {}", errno(e)))?;
+        let res = self
+            .chown(nix::unistd::fchownat(&d, tmp.as_str(), Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW))
+            .and_then(|_| set_times_at(&d, &tmp, m.mtime));
+        if let Err(e) = res {
+            let _ = nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        self.commit(&d, &tmp, &name)?;
+        self.links.insert(rel.to_string());
+        Ok(())
+    }
+
+    fn hardlink(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+        let (tcomps, _) = clean_name(&m.link).map_err(|why| format!("hard link target: {why}"))?.ok_or("hard link to the root")?;
+        if let Some(l) = self.through_link(&tcomps) {
+            return Err(format!("hard link target goes through symlink {l} from this overlay"));
+        }
+        let target = tcomps.join("/");
+        let (tparent, tname) = split_parent(&target);
+        let td = self.root.dir(tparent).map_err(|e| format!("hard link target {target}: {e}"))?;
+        let (d, name) = self.parent(rel)?;
+        let tmp = self.tmp_name();
+        // No AT_SYMLINK_FOLLOW: linking a symlink links the symlink itself.
+        nix::unistd::linkat(&td, tname, &d, tmp.as_str(), AtFlags::empty()).map_err(|e| format!("hard link to {target}: {}", errno(e)))?;
+        self.commit(&d, &tmp, &name)
+    }
+
+    fn special(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+        let (d, name) = self.parent(rel)?;
+        let tmp = self.tmp_name();
+        let kind = match m.kind {
+            tar::EntryType::Char => SFlag::S_IFCHR,
+            tar::EntryType::Block => SFlag::S_IFBLK,
+            _ => SFlag::S_IFIFO,
+        };
+        let dev = libc::makedev(m.dev.0, m.dev.1);
+        nix::sys::stat::mknodat(&d, tmp.as_str(), kind, Mode::from_bits_truncate(0o600), dev).map_err(|e| format!("cannot create node: {}", errno(e)))?;
+        let res = self
+            .chown(nix::unistd::fchownat(&d, tmp.as_str(), Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW))
+            .and_then(|_| {
+                nix::sys::stat::fchmodat(&d, tmp.as_str(), Mode::from_bits_truncate(m.mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
+                    .map_err(|e| format!("cannot set mode: {}", errno(e)))
+            })
+            .and_then(|_| set_times_at(&d, &tmp, m.mtime));
+        if let Err(e) = res {
+            let _ = nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        self.commit(&d, &tmp, &name)
+    }
+
+    fn dir(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+        let (d, name) = self.parent(rel)?;
+        match nix::sys::stat::fstatat(&d, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
+            // An existing symlink (usr-merge `bin -> usr/bin`) stays; its target keeps its metadata.
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => return Ok(()),
+            Ok(_) => {
+                nix::unistd::unlinkat(&d, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(|e| format!("cannot replace file by directory: {}", errno(e)))?;
+                nix::sys::stat::mkdirat(&d, name.as_str(), Mode::from_bits_truncate(0o700)).map_err(|e| format!("cannot create directory: {}", errno(e)))?;
+            }
+            Err(nix::Error::ENOENT) => {
+                nix::sys::stat::mkdirat(&d, name.as_str(), Mode::from_bits_truncate(0o700)).map_err(|e| format!("cannot create directory: {}", errno(e)))?;
+            }
+            Err(e) => return Err(errno(e)),
+        }
+        let fd = nix::fcntl::openat(&d, name.as_str(), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| format!("cannot open directory: {}", errno(e)))?;
+        self.chown(nix::unistd::fchown(&fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))))?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(m.mode)).map_err(|e| format!("cannot set mode: {}", errno(e)))?;
+        self.dir_times.push((rel.to_string(), m.mtime));
+        Ok(())
+    }
+
+    /// Directory mtimes last (creating entries inside changed them), then `chmod 700 root/`.
+    fn finish(&mut self) {
+        for (rel, mtime) in self.dir_times.iter().rev() {
+            let (parent, name) = split_parent(rel);
+            if let Ok(d) = self.root.dir(parent) {
+                let _ = set_times_at(&d, name, *mtime);
+            }
+        }
+        // Parent directories are not stored in overlays, so /root would get a default mode
+        // (boot-params.md §3.6 step 3).
+        if let Ok(fd) = nix::fcntl::openat(self.root.fd(), "root", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+            let _ = nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700));
+        }
+    }
+}
+
+fn set_times_fd(fd: BorrowedFd<'_>, mtime: u64) -> Result<(), String> {
+    let t = TimeSpec::new(mtime as i64, 0);
+    nix::sys::stat::futimens(fd, &t, &t).map_err(|e| format!("cannot set mtime: {}", errno(e)))
+}
+
+fn set_times_at(d: &OwnedFd, name: &str, mtime: u64) -> Result<(), String> {
+    let t = TimeSpec::new(mtime as i64, 0);
+    nix::sys::stat::utimensat(d, name, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(|e| format!("cannot set mtime: {}", errno(e)))
+}
