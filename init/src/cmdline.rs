@@ -1,0 +1,823 @@
+//! `/proc/cmdline` → [`BootConfig`], with Alpine's option rules and the kernel's quoting.
+//!
+//! Words are split exactly as the kernel's `next_arg()` does (lib/cmdline.c): whitespace separates
+//! words except inside double quotes; a value that starts with `"` loses that quote and a trailing
+//! one, and so does a word that starts with `"`. So `ssh_key="ssh-ed25519 AAAA… me@host"` carries a
+//! literal key, which upstream's whitespace-only split cannot (boot-params.md §8.15).
+//! Then Alpine's rules (§1): for a known option `X`, `X=V` sets V (everything after the first `=`),
+//! bare `X` sets `yes`, `noX` sets `no`; later words win; unknown words are ignored (they belong to
+//! the kernel or to other programs); `s`, `single`, `1` mean single mode; every `console=` is kept
+//! in order and the last one is the switch_root console. Options come from `/proc/cmdline` only,
+//! never from init's environment (upstream's leak). Parsing never fails: a bad value becomes a
+//! warning in [`BootConfig::warnings`] and the documented fallback.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One kernel command-line word: `name` or `name=value` (quotes already removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    /// Text before the first `=` (the whole word when there is no `=`).
+    pub name: String,
+    /// Text after the first `=`, if any.
+    pub value: Option<String>,
+}
+
+/// Splits a command line into words with the kernel's `next_arg()` rules.
+pub fn split_kernel_words(line: &str) -> Vec<Param> {
+    let b = line.as_bytes();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        while pos < b.len() && b[pos].is_ascii_whitespace() {
+            pos += 1;
+        }
+        if pos >= b.len() {
+            break;
+        }
+        let mut start = pos;
+        let mut in_quote = false;
+        let mut quoted = false;
+        if b[start] == b'"' {
+            start += 1;
+            in_quote = true;
+            quoted = true;
+        }
+        let mut i = start;
+        let mut equals: Option<usize> = None;
+        while i < b.len() {
+            if b[i].is_ascii_whitespace() && !in_quote {
+                break;
+            }
+            // The kernel's `equals == 0` test means an `=` as the very first byte is not a separator.
+            if equals.is_none() && b[i] == b'=' && i > start {
+                equals = Some(i);
+            }
+            if b[i] == b'"' {
+                in_quote = !in_quote;
+            }
+            i += 1;
+        }
+        let end = i;
+        // The kernel drops a trailing quote when the word or its value started with one.
+        let mut word_end = end;
+        let param = match equals {
+            None => {
+                if quoted && word_end > start && b[word_end - 1] == b'"' {
+                    word_end -= 1;
+                }
+                Param { name: line[start..word_end].to_string(), value: None }
+            }
+            Some(eq) => {
+                let mut vstart = eq + 1;
+                let value_quoted = vstart < end && b[vstart] == b'"';
+                if value_quoted {
+                    vstart += 1;
+                }
+                if (value_quoted || quoted) && word_end > vstart && b[word_end - 1] == b'"' {
+                    word_end -= 1;
+                }
+                Param {
+                    name: line[start..eq].to_string(),
+                    value: Some(line[vstart..word_end.max(vstart)].to_string()),
+                }
+            }
+        };
+        out.push(param);
+        pos = end;
+    }
+    out
+}
+
+/// A device named on the command line: kernel name, `/dev/NAME`, `LABEL=`, `UUID=`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// Kernel name (`sda1`; `/dev/sda1` is stored without `/dev/`).
+    Name(String),
+    /// `LABEL=...` (exact match).
+    Label(String),
+    /// `UUID=...` (case-insensitive).
+    Uuid(String),
+}
+
+impl DeviceSpec {
+    /// Parses `sda1`, `/dev/sda1`, `LABEL=x`, `UUID=x`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if let Some(l) = text.strip_prefix("LABEL=") {
+            return (!l.is_empty()).then(|| Self::Label(l.to_string()));
+        }
+        if let Some(u) = text.strip_prefix("UUID=") {
+            return (!u.is_empty()).then(|| Self::Uuid(u.to_string()));
+        }
+        let name = text.strip_prefix("/dev/").unwrap_or(text);
+        if name.is_empty() || name.contains(char::is_whitespace) || name.contains("..") {
+            return None;
+        }
+        Some(Self::Name(name.to_string()))
+    }
+
+    /// Whether a device with kernel `name`, `label` and `uuid` is the one meant.
+    pub fn matches(&self, name: &str, label: Option<&str>, uuid: Option<&str>) -> bool {
+        match self {
+            Self::Name(n) => n == name,
+            Self::Label(l) => label == Some(l.as_str()),
+            Self::Uuid(u) => uuid.is_some_and(|x| x.eq_ignore_ascii_case(u)),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Name(n) => write!(f, "/dev/{n}"),
+            Self::Label(l) => write!(f, "LABEL={l}"),
+            Self::Uuid(u) => write!(f, "UUID={u}"),
+        }
+    }
+}
+
+/// Where `apkovl=` says the overlay is (boot-params.md §3.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApkovlSpec {
+    /// `http(s)://`, `ftp://`: out of scope (no network at boot), reported as an error.
+    Url(String),
+    /// `DEV:PATH` or `DEV:FSTYPE:PATH`: PATH on that device (mounted at `/media/<name>`).
+    OnDevice {
+        /// The device (`/dev/x`, `LABEL=`, `UUID=`).
+        dev: DeviceSpec,
+        /// Filesystem type to mount it with, when given.
+        fstype: Option<String>,
+        /// Path on the device (leading `/` optional).
+        path: String,
+    },
+    /// Any other value: a literal path in the initramfs namespace (e.g. `/media/vda1/x.apkovl.tar.gz`).
+    Path(PathBuf),
+}
+
+impl ApkovlSpec {
+    /// Parses an `apkovl=` value.
+    pub fn parse(value: &str) -> Self {
+        if ["http://", "https://", "ftp://"].iter().any(|p| value.starts_with(p)) {
+            return Self::Url(value.to_string());
+        }
+        let dev_like = value.starts_with("/dev/") || value.starts_with("LABEL=") || value.starts_with("UUID=");
+        if dev_like {
+            let parts: Vec<&str> = value.splitn(3, ':').collect();
+            let (dev, fstype, path) = match parts.as_slice() {
+                [dev, path] => (*dev, None, *path),
+                [dev, fstype, path] => (*dev, Some(fstype.to_string()), *path),
+                _ => ("", None, ""),
+            };
+            if let (Some(dev), false) = (DeviceSpec::parse(dev), path.is_empty()) {
+                return Self::OnDevice { dev, fstype: fstype.filter(|f| !f.is_empty()), path: path.to_string() };
+            }
+        }
+        Self::Path(PathBuf::from(value))
+    }
+}
+
+/// `apkovl_verify=`: what an overlay signature must look like (architecture.md trust model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyPolicy {
+    /// A valid signature by a key in `/etc/apkovl/keys/` is required.
+    Required,
+    /// Unsigned overlays are accepted with a warning; a bad signature is refused.
+    Optional,
+    /// No signature is needed; a signature that is present and bad is still refused.
+    Off,
+}
+
+impl std::fmt::Display for VerifyPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Required => "required",
+            Self::Optional => "optional",
+            Self::Off => "off",
+        })
+    }
+}
+
+/// `panic=`: what happens when the boot fails and no rescue shell runs.
+///
+/// Kernel convention: `N > 0` reboots after N seconds, `N < 0` reboots at once, `0` or absent
+/// halts (waits forever). Alpine convention: any value except `no` also disables the rescue shell,
+/// because it asks for unattended failure handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PanicPolicy {
+    /// Whether a rescue shell may be offered.
+    pub shell_allowed: bool,
+    /// What to do after the failure report (and the shell, if any).
+    pub action: PanicAction,
+}
+
+/// The machine-level part of [`PanicPolicy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicAction {
+    /// Wait forever (still reaping children).
+    Halt,
+    /// Reboot after this delay.
+    RebootAfter(Duration),
+    /// Reboot at once.
+    RebootNow,
+}
+
+impl Default for PanicPolicy {
+    fn default() -> Self {
+        Self { shell_allowed: true, action: PanicAction::Halt }
+    }
+}
+
+impl PanicPolicy {
+    /// Parses a `panic` value (`yes` for a bare `panic`, `no` for `nopanic`); `Err` for garbage.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        match value {
+            "no" => Ok(Self::default()),
+            "yes" => Ok(Self { shell_allowed: false, action: PanicAction::Halt }),
+            v => match v.parse::<i64>() {
+                Ok(0) => Ok(Self { shell_allowed: false, action: PanicAction::Halt }),
+                Ok(n) if n < 0 => Ok(Self { shell_allowed: false, action: PanicAction::RebootNow }),
+                Ok(n) => Ok(Self {
+                    shell_allowed: false,
+                    action: PanicAction::RebootAfter(Duration::from_secs(n as u64)),
+                }),
+                Err(_) => Err(format!("panic={v}: not a number, treated as bare `panic` (no shell, halt)")),
+            },
+        }
+    }
+}
+
+/// One `console=NAME[,OPTIONS]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSpec {
+    /// Device name (`ttyS0`, `tty0`, `hvc0`).
+    pub name: String,
+    /// Text after the first `,` (`115200n8`), if any.
+    pub options: Option<String>,
+}
+
+/// Default netlink receive buffer (nlplug-findfs's final value after its overflow bugs).
+pub const DEFAULT_UEVENT_BUF_SIZE: usize = 4 * 1024 * 1024;
+
+/// The boot options, typed. Built only by [`BootConfig::from_cmdline`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootConfig {
+    /// `alpine_dev=`: only this device is used as boot medium (pins discovery, §8.6).
+    pub alpine_dev: Option<DeviceSpec>,
+    /// `modules=`: extra modules to load early.
+    pub modules: Vec<String>,
+    /// `apkovl=`.
+    pub apkovl: Option<ApkovlSpec>,
+    /// `pkgs=`: extra packages (commas and spaces separate).
+    pub pkgs: Vec<String>,
+    /// `alpine_repo=`: repository paths replacing discovery (`auto` = unset).
+    pub alpine_repo: Vec<String>,
+    /// `ssh_key=`: a literal public key (or a URL, left to the `firstboot` service).
+    pub ssh_key: Option<String>,
+    /// `hostname=`: written to `/etc/hostname` unless the overlay has one.
+    pub hostname: Option<String>,
+    /// `s`, `single`, `1`: rescue shell before switch_root.
+    pub single: bool,
+    /// `debug_init`: verbose logging.
+    pub debug_init: bool,
+    /// `quiet`: less console output, `quiet` for the installer.
+    pub quiet: bool,
+    /// `init=` (default `/sbin/init`).
+    pub init: String,
+    /// `init_args=`, split on whitespace.
+    pub init_args: Vec<String>,
+    /// `rootflags=`: extra tmpfs options.
+    pub rootflags: Option<String>,
+    /// `root_size=` (deprecated): tmpfs `size=`.
+    pub root_size: Option<String>,
+    /// `keep_apk_new`: install without `clean_protected`.
+    pub keep_apk_new: bool,
+    /// `usbdelay=N`: seconds added to the media wait (see `media::WaitPolicy`).
+    pub usbdelay: Option<u32>,
+    /// `blacklist=`: modules never loaded through an alias.
+    pub blacklist: Vec<String>,
+    /// `panic=`.
+    pub panic: PanicPolicy,
+    /// Every `console=`, in order; the last one is the switch_root console.
+    pub consoles: Vec<ConsoleSpec>,
+    /// `apkovl_verify=`; `None` = default (required when overlay keys are embedded, else off).
+    pub apkovl_verify: Option<VerifyPolicy>,
+    /// `uevent_buf_size=` in bytes.
+    pub uevent_buf_size: usize,
+    /// `root=`: root-device mode, which this init does not implement (reported as an error).
+    pub root: Option<String>,
+    /// Problems found while parsing, reported once logging is up.
+    pub warnings: Vec<String>,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        Self {
+            alpine_dev: None,
+            modules: Vec::new(),
+            apkovl: None,
+            pkgs: Vec::new(),
+            alpine_repo: Vec::new(),
+            ssh_key: None,
+            hostname: None,
+            single: false,
+            debug_init: false,
+            quiet: false,
+            init: "/sbin/init".to_string(),
+            init_args: Vec::new(),
+            rootflags: None,
+            root_size: None,
+            keep_apk_new: false,
+            usbdelay: None,
+            blacklist: Vec::new(),
+            panic: PanicPolicy::default(),
+            consoles: Vec::new(),
+            apkovl_verify: None,
+            uevent_buf_size: DEFAULT_UEVENT_BUF_SIZE,
+            root: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Option names recognised with the `X=V` / `X` / `noX` rules (Alpine's list plus ours; options
+/// Alpine knows but this init does not implement are recognised so they can be reported).
+const KNOWN: &[&str] = &[
+    "alpine_dev",
+    "alpine_repo",
+    "apkovl",
+    "apkovl_verify",
+    "blacklist",
+    "debug_init",
+    "hostname",
+    "init",
+    "init_args",
+    "keep_apk_new",
+    "modules",
+    "panic",
+    "pkgs",
+    "quiet",
+    "root",
+    "root_size",
+    "rootflags",
+    "ssh_key",
+    "uevent_buf_size",
+    "usbdelay",
+    // Known to Alpine, not implemented here (no network, no LUKS, no root= mode): warned about.
+    "ip",
+    "nbd",
+    "wireguard",
+    "cryptroot",
+    "overlaytmpfs",
+    "chart",
+    "ds",
+    "tinycloud",
+];
+
+const UNSUPPORTED: &[&str] = &["ip", "nbd", "wireguard", "cryptroot", "overlaytmpfs", "chart", "ds", "tinycloud"];
+
+fn list(value: &str) -> Vec<String> {
+    value.split([',', ' ', '\t']).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+fn yes(value: &str) -> bool {
+    // Alpine tests `= yes` for flags; accept the usual spellings of true as well.
+    matches!(value, "yes" | "1" | "y" | "true")
+}
+
+impl BootConfig {
+    /// Parses a whole command line (the contents of `/proc/cmdline`).
+    pub fn from_cmdline(line: &str) -> Self {
+        let mut cfg = Self::default();
+        let mut opts: BTreeMap<&'static str, String> = BTreeMap::new();
+        for p in split_kernel_words(line) {
+            match (p.name.as_str(), p.value.as_deref()) {
+                ("s" | "single" | "1", None) => {
+                    cfg.single = true;
+                    continue;
+                }
+                ("console", Some(v)) => {
+                    let (name, options) = match v.split_once(',') {
+                        Some((n, o)) => (n, Some(o.to_string())),
+                        None => (v, None),
+                    };
+                    let name = name.strip_prefix("/dev/").unwrap_or(name);
+                    if !name.is_empty() {
+                        cfg.consoles.push(ConsoleSpec { name: name.to_string(), options });
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            for &known in KNOWN {
+                match &p.value {
+                    Some(v) if p.name == known => {
+                        opts.insert(known, v.clone());
+                    }
+                    None if p.name == known => {
+                        opts.insert(known, "yes".to_string());
+                    }
+                    None if p.name.strip_prefix("no") == Some(known) => {
+                        opts.insert(known, "no".to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        cfg.apply(opts);
+        cfg
+    }
+
+    fn apply(&mut self, opts: BTreeMap<&'static str, String>) {
+        for (name, value) in opts {
+            let v = value.as_str();
+            match name {
+                "alpine_dev" => match DeviceSpec::parse(v) {
+                    Some(d) if v != "yes" && v != "no" => self.alpine_dev = Some(d),
+                    _ => self.warn(format!("alpine_dev={v}: not a device (NAME, /dev/NAME, LABEL=, UUID=), ignored")),
+                },
+                "alpine_repo" => {
+                    if v != "auto" && v != "no" {
+                        self.alpine_repo = list(v);
+                    }
+                }
+                "apkovl" => {
+                    if v != "no" {
+                        self.apkovl = Some(ApkovlSpec::parse(v));
+                    }
+                }
+                "apkovl_verify" => {
+                    self.apkovl_verify = Some(match v {
+                        "required" | "yes" => VerifyPolicy::Required,
+                        "optional" => VerifyPolicy::Optional,
+                        "off" | "no" => VerifyPolicy::Off,
+                        other => {
+                            // Fail closed: a typo must not switch verification off.
+                            self.warn(format!(
+                                "apkovl_verify={other}: expected required|optional|off, using required"
+                            ));
+                            VerifyPolicy::Required
+                        }
+                    })
+                }
+                "blacklist" => self.blacklist = list(v),
+                "debug_init" => self.debug_init = yes(v),
+                "hostname" => {
+                    if valid_hostname(v) {
+                        self.hostname = Some(v.to_string());
+                    } else {
+                        self.warn(format!("hostname={v}: not a valid host name, ignored"));
+                    }
+                }
+                "init" => {
+                    if v.starts_with('/') {
+                        self.init = v.to_string();
+                    } else {
+                        self.warn(format!("init={v}: not an absolute path, using /sbin/init"));
+                    }
+                }
+                "init_args" => self.init_args = v.split_whitespace().map(str::to_string).collect(),
+                "keep_apk_new" => self.keep_apk_new = yes(v),
+                "modules" => self.modules = list(v),
+                "panic" => match PanicPolicy::parse(v) {
+                    Ok(p) => self.panic = p,
+                    Err(msg) => {
+                        self.panic = PanicPolicy { shell_allowed: false, action: PanicAction::Halt };
+                        self.warn(msg);
+                    }
+                },
+                "pkgs" => self.pkgs = list(v),
+                "quiet" => self.quiet = yes(v),
+                "root" => self.root = (v != "no").then(|| v.to_string()),
+                "root_size" => {
+                    self.warn("the boot option root_size is deprecated. Use rootflags instead".to_string());
+                    self.root_size = Some(v.to_string());
+                }
+                "rootflags" => self.rootflags = Some(v.to_string()),
+                "ssh_key" => self.ssh_key = (v != "no" && v != "yes" && !v.is_empty()).then(|| v.to_string()),
+                "uevent_buf_size" => match v.parse::<usize>() {
+                    Ok(n) if n >= 64 * 1024 => self.uevent_buf_size = n,
+                    _ => self.warn(format!(
+                        "uevent_buf_size={v}: expected a number of bytes >= 65536, using {DEFAULT_UEVENT_BUF_SIZE}"
+                    )),
+                },
+                "usbdelay" => match v.parse::<u32>() {
+                    Ok(n) if n <= 3600 => self.usbdelay = Some(n),
+                    _ => self.warn(format!("usbdelay={v}: expected seconds (0-3600), ignored")),
+                },
+                other if UNSUPPORTED.contains(&other) => {
+                    self.warn(format!("{other}={v}: not supported by this init (no network, LUKS or root= mode), ignored"))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn warn(&mut self, msg: String) {
+        self.warnings.push(msg);
+    }
+
+    /// The switch_root console (`/dev/<last console=>`, default `/dev/console`).
+    pub fn console_device(&self) -> PathBuf {
+        match self.consoles.last() {
+            Some(c) => PathBuf::from("/dev").join(&c.name),
+            None => PathBuf::from("/dev/console"),
+        }
+    }
+
+    /// The effective options as `name=value` lines, printed with `debug_init`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let mut line = |k: &str, v: String| {
+            out.push_str(&format!("  {k}={v}\n"));
+        };
+        line("alpine_dev", self.alpine_dev.as_ref().map(|d| d.to_string()).unwrap_or_default());
+        line("alpine_repo", self.alpine_repo.join(","));
+        line("apkovl", self.apkovl.as_ref().map(|a| format!("{a:?}")).unwrap_or_default());
+        line("apkovl_verify", self.apkovl_verify.map(|v| v.to_string()).unwrap_or_else(|| "default".into()));
+        line("modules", self.modules.join(","));
+        line("pkgs", self.pkgs.join(","));
+        line("blacklist", self.blacklist.join(","));
+        line("init", self.init.clone());
+        line("init_args", self.init_args.join(" "));
+        line("rootflags", self.rootflags.clone().unwrap_or_default());
+        line("keep_apk_new", self.keep_apk_new.to_string());
+        line("usbdelay", self.usbdelay.map(|u| u.to_string()).unwrap_or_default());
+        line("panic", format!("{:?}", self.panic));
+        line("single", self.single.to_string());
+        line("console", self.consoles.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","));
+        out
+    }
+}
+
+/// RFC 1123 host name (labels of letters, digits and `-`, dots between, at most 253 bytes).
+pub fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<(String, Option<String>)> {
+        split_kernel_words(line).into_iter().map(|p| (p.name, p.value)).collect()
+    }
+
+    fn w(n: &str, v: Option<&str>) -> (String, Option<String>) {
+        (n.to_string(), v.map(str::to_string))
+    }
+
+    #[test]
+    fn splits_on_whitespace() {
+        assert_eq!(
+            words("  a=1\tb  c=\n"),
+            vec![w("a", Some("1")), w("b", None), w("c", Some(""))]
+        );
+        assert!(words("").is_empty());
+        assert!(words(" \n ").is_empty());
+    }
+
+    #[test]
+    fn double_quotes_group_words_and_are_removed_from_values() {
+        assert_eq!(
+            words(r#"ssh_key="ssh-ed25519 AAAAC3 me@host" quiet"#),
+            vec![w("ssh_key", Some("ssh-ed25519 AAAAC3 me@host")), w("quiet", None)]
+        );
+    }
+
+    #[test]
+    fn quoted_whole_word() {
+        assert_eq!(words(r#""a=b c" d"#), vec![w("a", Some("b c")), w("d", None)]);
+        assert_eq!(words(r#""bare word""#), vec![w("bare word", None)]);
+    }
+
+    #[test]
+    fn inner_quotes_are_kept_like_the_kernel() {
+        // next_arg() only strips a quote that starts the value; inner ones toggle grouping but stay.
+        assert_eq!(words(r#"a=x"y z"w b"#), vec![w("a", Some(r#"x"y z"w"#)), w("b", None)]);
+    }
+
+    #[test]
+    fn unterminated_quote_runs_to_the_end() {
+        assert_eq!(words(r#"a="x y z"#), vec![w("a", Some("x y z"))]);
+        assert_eq!(words(r#"a="#), vec![w("a", Some(""))]);
+        assert_eq!(words(r#"""#), vec![w("", None)]);
+    }
+
+    #[test]
+    fn value_keeps_later_equals_and_leading_equals_is_not_a_separator() {
+        assert_eq!(words("apkovl=UUID=ab:x=y"), vec![w("apkovl", Some("UUID=ab:x=y"))]);
+        assert_eq!(words("=x"), vec![w("=x", None)]);
+        assert_eq!(words("xen-pciback.hide=(01:00.0)"), vec![w("xen-pciback.hide", Some("(01:00.0)"))]);
+    }
+
+    #[test]
+    fn non_utf8_garbage_does_not_panic() {
+        let line = String::from_utf8_lossy(b"a=\xff\xfe \"\" \"=\" b=\"\x00\"").into_owned();
+        let cfg = BootConfig::from_cmdline(&line);
+        assert_eq!(cfg.init, "/sbin/init");
+        let _ = words(&line);
+        let _ = BootConfig::from_cmdline("\"\"\"\"\" = == \"=\"= noo no nos");
+    }
+
+    #[test]
+    fn alpine_rules_value_bare_and_no() {
+        let c = BootConfig::from_cmdline("quiet debug_init keep_apk_new");
+        assert!(c.quiet && c.debug_init && c.keep_apk_new);
+        let c = BootConfig::from_cmdline("quiet noquiet debug_init=yes nodebug_init");
+        assert!(!c.quiet && !c.debug_init);
+        let c = BootConfig::from_cmdline("keep_apk_new=no");
+        assert!(!c.keep_apk_new);
+    }
+
+    #[test]
+    fn later_words_win() {
+        let c = BootConfig::from_cmdline("pkgs=a,b modules=x pkgs=c init=/bin/a init=/bin/b");
+        assert_eq!(c.pkgs, vec!["c"]);
+        assert_eq!(c.init, "/bin/b");
+        assert_eq!(c.modules, vec!["x"]);
+    }
+
+    #[test]
+    fn unknown_parameters_are_ignored() {
+        let c = BootConfig::from_cmdline("BOOT_IMAGE=/boot/vmlinuz foo=bar nofoo ro rw modloop=/x console=tty0");
+        assert_eq!(c, BootConfig { consoles: c.consoles.clone(), ..BootConfig::default() });
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn single_mode_words() {
+        for w in ["s", "single", "1"] {
+            assert!(BootConfig::from_cmdline(&format!("quiet {w}")).single, "{w}");
+        }
+        assert!(!BootConfig::from_cmdline("single=1 s=0").single);
+    }
+
+    #[test]
+    fn consoles_keep_order_and_last_wins() {
+        let c = BootConfig::from_cmdline("console=tty0 console=ttyS0,115200n8 console=/dev/hvc0");
+        assert_eq!(c.consoles.len(), 3);
+        assert_eq!(c.consoles[1], ConsoleSpec { name: "ttyS0".into(), options: Some("115200n8".into()) });
+        assert_eq!(c.console_device(), PathBuf::from("/dev/hvc0"));
+        assert_eq!(BootConfig::default().console_device(), PathBuf::from("/dev/console"));
+    }
+
+    #[test]
+    fn lists_split_on_commas_and_spaces() {
+        let c = BootConfig::from_cmdline(r#"pkgs="vim, htop,,curl" blacklist=pcspkr,floppy modules=sd-mod,usb-storage"#);
+        assert_eq!(c.pkgs, vec!["vim", "htop", "curl"]);
+        assert_eq!(c.blacklist, vec!["pcspkr", "floppy"]);
+        assert_eq!(c.modules, vec!["sd-mod", "usb-storage"]);
+    }
+
+    #[test]
+    fn ssh_key_literal_needs_quotes() {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG me@laptop";
+        let c = BootConfig::from_cmdline(&format!("ssh_key=\"{key}\" hostname=fw1"));
+        assert_eq!(c.ssh_key.as_deref(), Some(key));
+        assert_eq!(c.hostname.as_deref(), Some("fw1"));
+        // Without quotes only the first word is the value (the rest are unknown words).
+        let c = BootConfig::from_cmdline(&format!("ssh_key={key}"));
+        assert_eq!(c.ssh_key.as_deref(), Some("ssh-ed25519"));
+        assert_eq!(BootConfig::from_cmdline("ssh_key").ssh_key, None);
+    }
+
+    #[test]
+    fn hostname_validation() {
+        assert!(valid_hostname("fw-1.example.org"));
+        for bad in ["", "-x", "x-", "a..b", "a b", "x/y", &"a".repeat(64)] {
+            assert!(!valid_hostname(bad), "{bad}");
+        }
+        let c = BootConfig::from_cmdline("hostname=../../etc");
+        assert_eq!(c.hostname, None);
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn apkovl_forms() {
+        assert_eq!(ApkovlSpec::parse("http://x/y.apkovl.tar.gz"), ApkovlSpec::Url("http://x/y.apkovl.tar.gz".into()));
+        assert_eq!(
+            ApkovlSpec::parse("/dev/sdb1:host.apkovl.tar.gz"),
+            ApkovlSpec::OnDevice { dev: DeviceSpec::Name("sdb1".into()), fstype: None, path: "host.apkovl.tar.gz".into() }
+        );
+        assert_eq!(
+            ApkovlSpec::parse("/dev/sdb1:ext4:/cfg/host.apkovl.tar.gz"),
+            ApkovlSpec::OnDevice {
+                dev: DeviceSpec::Name("sdb1".into()),
+                fstype: Some("ext4".into()),
+                path: "/cfg/host.apkovl.tar.gz".into()
+            }
+        );
+        assert_eq!(
+            ApkovlSpec::parse("LABEL=CFG:a.apkovl.tar.gz"),
+            ApkovlSpec::OnDevice { dev: DeviceSpec::Label("CFG".into()), fstype: None, path: "a.apkovl.tar.gz".into() }
+        );
+        assert_eq!(ApkovlSpec::parse("/media/vda1/x.apkovl.tar.gz"), ApkovlSpec::Path("/media/vda1/x.apkovl.tar.gz".into()));
+        // A /dev path without a file part is a plain path (and will not be a regular file).
+        assert_eq!(ApkovlSpec::parse("/dev/sdb1"), ApkovlSpec::Path("/dev/sdb1".into()));
+        assert_eq!(ApkovlSpec::parse("/dev/sdb1:"), ApkovlSpec::Path("/dev/sdb1:".into()));
+    }
+
+    #[test]
+    fn device_specs() {
+        assert_eq!(DeviceSpec::parse("/dev/sda1"), Some(DeviceSpec::Name("sda1".into())));
+        assert_eq!(DeviceSpec::parse("sr0"), Some(DeviceSpec::Name("sr0".into())));
+        assert_eq!(DeviceSpec::parse("LABEL="), None);
+        assert_eq!(DeviceSpec::parse("/dev/../x"), None);
+        let u = DeviceSpec::parse("UUID=abcd-EF01").unwrap();
+        assert!(u.matches("sda1", None, Some("ABCD-ef01")));
+        assert!(!u.matches("sda1", None, None));
+        let l = DeviceSpec::parse("LABEL=ALPINE").unwrap();
+        assert!(l.matches("x", Some("ALPINE"), None));
+        assert!(!l.matches("x", Some("alpine"), None));
+        let c = BootConfig::from_cmdline("alpine_dev=LABEL=BOOT");
+        assert_eq!(c.alpine_dev, Some(DeviceSpec::Label("BOOT".into())));
+        assert_eq!(BootConfig::from_cmdline("alpine_dev").alpine_dev, None);
+    }
+
+    #[test]
+    fn verify_policy_values() {
+        let p = |s: &str| BootConfig::from_cmdline(s).apkovl_verify;
+        assert_eq!(p(""), None);
+        assert_eq!(p("apkovl_verify=required"), Some(VerifyPolicy::Required));
+        assert_eq!(p("apkovl_verify=optional"), Some(VerifyPolicy::Optional));
+        assert_eq!(p("apkovl_verify=off"), Some(VerifyPolicy::Off));
+        assert_eq!(p("noapkovl_verify"), Some(VerifyPolicy::Off));
+        assert_eq!(p("apkovl_verify"), Some(VerifyPolicy::Required));
+        let c = BootConfig::from_cmdline("apkovl_verify=of");
+        assert_eq!(c.apkovl_verify, Some(VerifyPolicy::Required), "a typo fails closed");
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn panic_values() {
+        let p = |s: &str| BootConfig::from_cmdline(s).panic;
+        assert_eq!(p(""), PanicPolicy { shell_allowed: true, action: PanicAction::Halt });
+        assert_eq!(p("nopanic"), PanicPolicy { shell_allowed: true, action: PanicAction::Halt });
+        assert_eq!(p("panic=no"), PanicPolicy { shell_allowed: true, action: PanicAction::Halt });
+        assert_eq!(p("panic"), PanicPolicy { shell_allowed: false, action: PanicAction::Halt });
+        assert_eq!(p("panic=0"), PanicPolicy { shell_allowed: false, action: PanicAction::Halt });
+        assert_eq!(
+            p("panic=10"),
+            PanicPolicy { shell_allowed: false, action: PanicAction::RebootAfter(Duration::from_secs(10)) }
+        );
+        assert_eq!(p("panic=-1"), PanicPolicy { shell_allowed: false, action: PanicAction::RebootNow });
+        let c = BootConfig::from_cmdline("panic=soon");
+        assert_eq!(c.panic, PanicPolicy { shell_allowed: false, action: PanicAction::Halt });
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn numbers_and_deprecations() {
+        let c = BootConfig::from_cmdline("usbdelay=3 uevent_buf_size=8388608 root_size=512M rootflags=nr_inodes=1000");
+        assert_eq!(c.usbdelay, Some(3));
+        assert_eq!(c.uevent_buf_size, 8 << 20);
+        assert_eq!(c.root_size.as_deref(), Some("512M"));
+        assert_eq!(c.rootflags.as_deref(), Some("nr_inodes=1000"));
+        assert!(c.warnings.iter().any(|w| w.contains("root_size is deprecated")));
+        let c = BootConfig::from_cmdline("usbdelay=x uevent_buf_size=12");
+        assert_eq!(c.usbdelay, None);
+        assert_eq!(c.uevent_buf_size, DEFAULT_UEVENT_BUF_SIZE);
+        assert_eq!(c.warnings.len(), 2);
+    }
+
+    #[test]
+    fn init_and_args() {
+        let c = BootConfig::from_cmdline(r#"init=/bin/sh init_args="-c 'echo hi'""#);
+        assert_eq!(c.init, "/bin/sh");
+        assert_eq!(c.init_args, vec!["-c", "'echo", "hi'"]);
+        let c = BootConfig::from_cmdline("init=sbin/init");
+        assert_eq!(c.init, "/sbin/init");
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn alpine_repo_auto_and_lists() {
+        assert!(BootConfig::from_cmdline("alpine_repo=auto").alpine_repo.is_empty());
+        assert_eq!(
+            BootConfig::from_cmdline("alpine_repo=/media/vda/apks,/media/vdb/apks").alpine_repo,
+            vec!["/media/vda/apks", "/media/vdb/apks"]
+        );
+    }
+
+    #[test]
+    fn root_mode_and_unsupported_options_are_recorded() {
+        let c = BootConfig::from_cmdline("root=/dev/sda2 ip=dhcp");
+        assert_eq!(c.root.as_deref(), Some("/dev/sda2"));
+        assert!(c.warnings.iter().any(|w| w.starts_with("ip=dhcp")));
+    }
+
+    #[test]
+    fn environment_is_not_consulted() {
+        // The kernel passes `name=value` words to init's environment; only the line counts.
+        std::env::set_var("pkgs", "evil");
+        assert!(BootConfig::from_cmdline("quiet").pkgs.is_empty());
+    }
+}
