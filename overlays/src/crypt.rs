@@ -153,12 +153,12 @@ pub fn encrypt_legacy(data: &[u8], cipher: Cipher, password: &str) -> Result<Vec
 fn age_error(e: age::DecryptError) -> Error {
     Error::Decrypt(
         match e {
-            age::DecryptError::DecryptionFailed => "ciphertext was modified or truncated".to_string(),
+            // Raised while unwrapping the file key: the passphrase (or a header stanza) is wrong.
+            age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => "wrong passphrase".to_string(),
             age::DecryptError::ExcessiveWork { required, .. } => format!("scrypt work factor 2^{required} is too large"),
             age::DecryptError::InvalidHeader => "not an age file (invalid header)".into(),
             age::DecryptError::InvalidMac => "age header was modified (bad MAC)".into(),
             age::DecryptError::Io(e) => e.to_string(),
-            age::DecryptError::KeyDecryptionFailed => "wrong passphrase".into(),
             age::DecryptError::NoMatchingKeys => "no matching key (wrong identity)".into(),
             _ => "age decryption failed".into(),
         },

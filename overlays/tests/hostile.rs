@@ -1,0 +1,120 @@
+//! Hostile overlays: every bad member is refused with a reason and nothing lands outside the root.
+
+use apk::tar::{Entry, Kind, Magic, Writer};
+use overlays::{apply, ApplyPolicy, Error};
+use std::os::unix::fs::MetadataExt;
+
+fn overlay(entries: &[(Entry, &[u8])]) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), Magic::Gnu);
+    w.pax_extras = false;
+    for (e, d) in entries {
+        w.append(e, d).unwrap();
+    }
+    let tarball = w.finish().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tarball).unwrap();
+    gz.finish().unwrap()
+}
+
+fn file(name: &str, mode: u32) -> Entry {
+    Entry::new(name, Kind::File, mode)
+}
+
+fn link(name: &str, kind: Kind, target: &str) -> Entry {
+    let mut e = Entry::new(name, kind, 0o777);
+    e.link = target.into();
+    e
+}
+
+#[test]
+fn refuses_escapes_devices_and_setuid() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let outside = t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let mut dev = Entry::new("etc/sda", Kind::BlockDev, 0o600);
+    dev.dev = (8, 0);
+    let esc = outside.to_string_lossy().into_owned();
+    let bytes = overlay(&[
+        (file("../evil", 0o644), b"x"),
+        (file("etc/../../evil2", 0o644), b"x"),
+        (file("/tmp/abs-evil", 0o644), b"x"),
+        (link("etc/up", Kind::Symlink, &esc), b""),
+        (file("etc/up/through", 0o644), b"x"),
+        (link("etc/dots", Kind::Symlink, "../../.."), b""),
+        (file("etc/dots/x", 0o644), b"x"),
+        (link("etc/hl", Kind::HardLink, "../../etc/passwd"), b""),
+        (dev.clone(), b""),
+        (file("etc/suid", 0o4755), b"#!/bin/sh\n"),
+        (file("etc/ok.conf", 0o640), b"fine\n"),
+    ]);
+    let rep = apply(&bytes, &root, &ApplyPolicy::default()).unwrap();
+    let refused: Vec<(String, String)> = rep.refused.iter().map(|r| (r.name.clone(), r.reason.clone())).collect();
+    assert_eq!(
+        refused,
+        vec![
+            ("../evil".to_string(), "path contains `..`".to_string()),
+            ("etc/../../evil2".into(), "path contains `..`".into()),
+            ("/tmp/abs-evil".into(), "absolute path".into()),
+            ("etc/up/through".into(), "path goes through symlink etc/up from this overlay".into()),
+            ("etc/dots/x".into(), "path goes through symlink etc/dots from this overlay".into()),
+            ("etc/hl".into(), "hard link target: path contains `..`".into()),
+            ("etc/sda".into(), "device node (not allowed by policy)".into()),
+            ("etc/suid".into(), "setuid/setgid file (not allowed by policy)".into()),
+        ]
+    );
+    assert_eq!(rep.extracted, vec!["etc/up", "etc/dots", "etc/ok.conf"]);
+    assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "nothing written outside the root");
+    assert!(!t.path().join("evil").exists() && !t.path().join("evil2").exists());
+    assert!(!std::path::Path::new("/tmp/abs-evil").exists());
+    assert_eq!(std::fs::metadata(root.join("etc/ok.conf")).unwrap().mode() & 0o7777, 0o640);
+
+    // Asked for: devices and setuid files are created.
+    let root2 = t.path().join("root2");
+    std::fs::create_dir(&root2).unwrap();
+    let bytes = overlay(&[(dev, b""), (file("etc/suid", 0o4755), b"x")]);
+    let rep = apply(&bytes, &root2, &ApplyPolicy { allow_devices: true, allow_setid: true, ..Default::default() }).unwrap();
+    assert!(rep.refused.is_empty());
+    let m = std::fs::symlink_metadata(root2.join("etc/sda")).unwrap();
+    assert_eq!(m.rdev(), libc::makedev(8, 0));
+    assert_eq!(std::fs::metadata(root2.join("etc/suid")).unwrap().mode() & 0o7777, 0o4755);
+}
+
+#[test]
+fn existing_symlinks_in_the_root_stay_inside_it() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin", root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    // A pre-existing absolute symlink at the final name is replaced, never written through.
+    std::os::unix::fs::symlink("/etc/shadow-outside", root.join("etc/target")).unwrap();
+    let bytes = overlay(&[(file("bin/tool", 0o755), b"t"), (file("etc/target", 0o600), b"new")]);
+    let rep = apply(&bytes, &root, &ApplyPolicy::default()).unwrap();
+    assert!(rep.refused.is_empty());
+    assert_eq!(std::fs::read(root.join("usr/bin/tool")).unwrap(), b"t", "usr-merge link followed inside the root");
+    assert!(std::fs::symlink_metadata(root.join("etc/target")).unwrap().is_file());
+    assert!(!std::path::Path::new("/etc/shadow-outside").exists());
+}
+
+#[test]
+fn broken_streams_are_errors_before_anything_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let bytes = overlay(&[(file("etc/a", 0o644), &[7u8; 5000][..]), (file("etc/b", 0o644), b"b")]);
+    let truncated = &bytes[..bytes.len() / 2];
+    let e = apply(truncated, &root, &ApplyPolicy::default()).unwrap_err();
+    assert!(matches!(e, Error::Gzip(_)), "{e}");
+    assert!(std::fs::read_dir(&root).unwrap().next().is_none());
+    let e = apply(b"not gzip at all", &root, &ApplyPolicy::default()).unwrap_err();
+    assert!(matches!(e, Error::Gzip(_)), "{e}");
+    let e = apply(&bytes, &root, &ApplyPolicy { max_unpacked: 1024, ..Default::default() }).unwrap_err();
+    assert_eq!(e.to_string(), "overlay: archive larger than the limit of 1024 bytes");
+    // A corrupted tar header inside valid gzip.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &[b'x'; 1024]).unwrap();
+    let e = apply(&gz.finish().unwrap(), &root, &ApplyPolicy::default()).unwrap_err();
+    assert!(matches!(e, Error::Tar(_)), "{e}");
+}
