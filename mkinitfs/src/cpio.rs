@@ -69,11 +69,19 @@ impl<W: Write> Counting<W> {
 }
 
 fn archive_err(path: &str, reason: impl Into<String>) -> Error {
-    Error::Archive { path: path.to_string(), reason: reason.into() }
+    Error::Archive {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Writes `tree` as a newc archive (with trailer) to `out`; `sink` names the output in errors.
-pub fn write_tree<W: Write>(tree: &Tree, mtime: u32, out: W, sink: &std::path::Path) -> Result<W, Error> {
+pub fn write_tree<W: Write>(
+    tree: &Tree,
+    mtime: u32,
+    out: W,
+    sink: &std::path::Path,
+) -> Result<W, Error> {
     // Hard link groups: count the links of each host (dev, ino) and find the last one.
     let mut links: HashMap<(u64, u64), (u32, usize)> = HashMap::new();
     for (index, (_, entry)) in tree.iter().enumerate() {
@@ -84,17 +92,26 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u32, out: W, sink: &std::path::P
         }
     }
     let mut inodes: HashMap<(u64, u64), u32> = HashMap::new();
-    let mut w = Counting { inner: out, written: 0 };
-    let mut next_ino: u32 = 1;
+    let mut w = Counting {
+        inner: out,
+        written: 0,
+    };
     let mut buf = vec![0u8; 256 << 10];
-    for (index, (name, entry)) in tree.iter().enumerate() {
+    for (next_ino, (index, (name, entry))) in (1u32..).zip(tree.iter().enumerate()) {
         if name.len() >= 4096 {
             return Err(archive_err(name, "path longer than PATH_MAX"));
         }
         let perm = entry.mode & 0o7777;
         let mut ino = next_ino;
-        next_ino += 1;
-        let mut h = Header { name, ino, mode: 0, nlink: 1, mtime, size: 0, rdev: (0, 0) };
+        let mut h = Header {
+            name,
+            ino,
+            mode: 0,
+            nlink: 1,
+            mtime,
+            size: 0,
+            rdev: (0, 0),
+        };
         match &entry.node {
             Node::Dir => {
                 h.mode = S_IFDIR | perm;
@@ -115,7 +132,8 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u32, out: W, sink: &std::path::P
             }
             Node::File(Content::Bytes(data)) => {
                 h.mode = S_IFREG | perm;
-                h.size = u32::try_from(data.len()).map_err(|_| archive_err(name, "larger than 4 GiB (newc limit)"))?;
+                h.size = u32::try_from(data.len())
+                    .map_err(|_| archive_err(name, "larger than 4 GiB (newc limit)"))?;
                 w.header(&h).at(sink)?;
                 w.put(data).at(sink)?;
                 w.pad().at(sink)?;
@@ -135,27 +153,42 @@ pub fn write_tree<W: Write>(tree: &Tree, mtime: u32, out: W, sink: &std::path::P
                 }
                 let mut file = fs::File::open(path).at(path)?;
                 let len = file.metadata().at(path)?.len();
-                h.size = u32::try_from(len).map_err(|_| archive_err(name, "larger than 4 GiB (newc limit)"))?;
+                h.size = u32::try_from(len)
+                    .map_err(|_| archive_err(name, "larger than 4 GiB (newc limit)"))?;
                 w.header(&h).at(sink)?;
                 let mut left = len;
                 while left > 0 {
                     let want = buf.len().min(left as usize);
                     let n = file.read(&mut buf[..want]).at(path)?;
                     if n == 0 {
-                        return Err(Error::BadInput { path: path.clone(), reason: "file shrank while it was archived".into() });
+                        return Err(Error::BadInput {
+                            path: path.clone(),
+                            reason: "file shrank while it was archived".into(),
+                        });
                     }
                     w.put(&buf[..n]).at(sink)?;
                     left -= n as u64;
                 }
                 let mut probe = [0u8; 1];
                 if file.read(&mut probe).at(path)? != 0 {
-                    return Err(Error::BadInput { path: path.clone(), reason: "file grew while it was archived".into() });
+                    return Err(Error::BadInput {
+                        path: path.clone(),
+                        reason: "file grew while it was archived".into(),
+                    });
                 }
                 w.pad().at(sink)?;
             }
         }
     }
-    let trailer = Header { name: "TRAILER!!!", ino: 0, mode: 0, nlink: 1, mtime: 0, size: 0, rdev: (0, 0) };
+    let trailer = Header {
+        name: "TRAILER!!!",
+        ino: 0,
+        mode: 0,
+        nlink: 1,
+        mtime: 0,
+        size: 0,
+        rdev: (0, 0),
+    };
     w.header(&trailer).at(sink)?;
     Ok(w.inner)
 }
@@ -196,10 +229,19 @@ pub fn parse(mut bytes: &[u8]) -> Result<Vec<ParsedEntry>, String> {
             return Err(format!("bad magic at {offset}"));
         }
         let field = |i: usize| -> Result<u32, String> {
-            let s = std::str::from_utf8(&bytes[6 + i * 8..14 + i * 8]).map_err(|e| e.to_string())?;
+            let s =
+                std::str::from_utf8(&bytes[6 + i * 8..14 + i * 8]).map_err(|e| e.to_string())?;
             u32::from_str_radix(s, 16).map_err(|e| e.to_string())
         };
-        let (ino, mode, uid, gid, nlink, mtime, size) = (field(0)?, field(1)?, field(2)?, field(3)?, field(4)?, field(5)?, field(6)?);
+        let (ino, mode, uid, gid, nlink, mtime, size) = (
+            field(0)?,
+            field(1)?,
+            field(2)?,
+            field(3)?,
+            field(4)?,
+            field(5)?,
+            field(6)?,
+        );
         let rdev = (field(9)?, field(10)?);
         let namesize = field(11)? as usize;
         let name_end = 110 + namesize;
@@ -213,7 +255,17 @@ pub fn parse(mut bytes: &[u8]) -> Result<Vec<ParsedEntry>, String> {
         if name == "TRAILER!!!" {
             return Ok(out);
         }
-        out.push(ParsedEntry { name, ino, mode, nlink, mtime, uid, gid, rdev, data: bytes[data_start..data_end].to_vec() });
+        out.push(ParsedEntry {
+            name,
+            ino,
+            mode,
+            nlink,
+            mtime,
+            uid,
+            gid,
+            rdev,
+            data: bytes[data_start..data_end].to_vec(),
+        });
         bytes = &bytes[next.min(bytes.len())..];
     }
 }
@@ -246,10 +298,22 @@ mod tests {
         fs::write(dir.join("c"), b"xyz").unwrap();
         let mut t = Tree::new();
         t.add_symlink("lib", "usr/lib").unwrap();
-        t.insert("dev/console", crate::tree::Entry { node: Node::CharDev(5, 1), mode: 0o600 }).unwrap();
-        for (img, host) in [("usr/lib/one", "a"), ("usr/bin/two", "b"), ("usr/bin/three", "c")] {
+        t.insert(
+            "dev/console",
+            crate::tree::Entry {
+                node: Node::CharDev(5, 1),
+                mode: 0o600,
+            },
+        )
+        .unwrap();
+        for (img, host) in [
+            ("usr/lib/one", "a"),
+            ("usr/bin/two", "b"),
+            ("usr/bin/three", "c"),
+        ] {
             let p = dir.join(host);
-            t.add_host_file(img, p.clone(), &fs::metadata(&p).unwrap()).unwrap();
+            t.add_host_file(img, p.clone(), &fs::metadata(&p).unwrap())
+                .unwrap();
         }
         t.add_bytes("init", "#!/bin/sh\n", 0o755).unwrap();
         t
@@ -263,7 +327,21 @@ mod tests {
         assert_eq!(bytes.len() % 4, 0);
         let entries = parse(&bytes).unwrap();
         let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-        assert_eq!(names, vec!["dev", "dev/console", "init", "lib", "usr", "usr/bin", "usr/bin/three", "usr/bin/two", "usr/lib", "usr/lib/one"]);
+        assert_eq!(
+            names,
+            vec![
+                "dev",
+                "dev/console",
+                "init",
+                "lib",
+                "usr",
+                "usr/bin",
+                "usr/bin/three",
+                "usr/bin/two",
+                "usr/lib",
+                "usr/lib/one"
+            ]
+        );
         let by = |n: &str| entries.iter().find(|e| e.name == n).unwrap().clone();
         let console = by("dev/console");
         assert_eq!((console.mode, console.rdev), (0o020600, (5, 1)));
@@ -277,7 +355,9 @@ mod tests {
         assert!(two.data.is_empty());
         assert_eq!(one.data, b"hello");
         assert_eq!(by("usr/bin/three").nlink, 1);
-        assert!(entries.iter().all(|e| e.mtime == 1234 && e.uid == 0 && e.gid == 0));
+        assert!(entries
+            .iter()
+            .all(|e| e.mtime == 1234 && e.uid == 0 && e.gid == 0));
         // Inode numbers are unique apart from hard links.
         let mut inos: Vec<u32> = entries.iter().map(|e| e.ino).collect();
         inos.sort();
@@ -309,7 +389,9 @@ mod tests {
     fn short_writes_are_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let t = sample(tmp.path());
-        let full = write_tree(&t, 0, Vec::new(), Path::new("out")).unwrap().len();
+        let full = write_tree(&t, 0, Vec::new(), Path::new("out"))
+            .unwrap()
+            .len();
         for budget in [0, 5, 110, full / 2, full - 1] {
             let r = write_tree(&t, 0, ShortWriter { budget }, Path::new("out"));
             assert!(r.is_err(), "budget {budget} accepted");

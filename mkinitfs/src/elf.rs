@@ -60,11 +60,19 @@ fn read_kind(bytes: &[u8]) -> Option<Kind> {
 /// Parses the dependencies of an ELF image; `Ok(None)` when `bytes` is not ELF at all (scripts,
 /// data files listed in features are copied without a walk).
 pub fn parse_deps(path: &std::path::Path, bytes: &[u8]) -> Result<Option<ElfDeps>, Error> {
-    let Some(kind) = read_kind(bytes) else { return Ok(None) };
-    let elf = Elf::parse(bytes)
-        .map_err(|e| Error::Elf { path: path.to_path_buf(), reason: format!("cannot parse ELF: {e}") })?;
+    let Some(kind) = read_kind(bytes) else {
+        return Ok(None);
+    };
+    let elf = Elf::parse(bytes).map_err(|e| Error::Elf {
+        path: path.to_path_buf(),
+        reason: format!("cannot parse ELF: {e}"),
+    })?;
     let split = |list: &[&str]| -> Vec<String> {
-        list.iter().flat_map(|s| s.split(':')).filter(|s| !s.is_empty()).map(str::to_string).collect()
+        list.iter()
+            .flat_map(|s| s.split(':'))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     };
     Ok(Some(ElfDeps {
         interpreter: elf.interpreter.map(str::to_string),
@@ -115,7 +123,12 @@ impl<'a> Resolver<'a> {
             for f in files {
                 let p = etc.join(&f);
                 let text = fs::read_to_string(&p).at(&p)?;
-                conf_dirs.extend(text.split([':', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+                conf_dirs.extend(
+                    text.split([':', '\n'])
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                );
             }
         }
         Ok(Resolver { root, conf_dirs })
@@ -124,10 +137,22 @@ impl<'a> Resolver<'a> {
     /// Finds library `name` for an object at real path `object` (relative, in the root) with
     /// dependencies `deps`; `inherited_rpath` is the executable's `DT_RPATH`. Returns the path
     /// to add (as the loader would open it, links included).
-    pub fn find_library(&self, name: &str, object: &str, deps: &ElfDeps, inherited_rpath: &[String]) -> Result<Option<String>, Error> {
-        let Some(kind) = deps.kind else { return Ok(None) };
+    pub fn find_library(
+        &self,
+        name: &str,
+        object: &str,
+        deps: &ElfDeps,
+        inherited_rpath: &[String],
+    ) -> Result<Option<String>, Error> {
+        let Some(kind) = deps.kind else {
+            return Ok(None);
+        };
         if name.contains('/') {
-            let path = if name.starts_with('/') { name.to_string() } else { root::join(root::parent(object), name) };
+            let path = if name.starts_with('/') {
+                name.to_string()
+            } else {
+                root::join(root::parent(object), name)
+            };
             return Ok(self.matches(&path, kind)?.then_some(path));
         }
         let origin = format!("/{}", root::parent(object));
@@ -163,7 +188,9 @@ impl<'a> Resolver<'a> {
 
     /// True when `path` resolves to a regular ELF file of the given kind.
     fn matches(&self, path: &str, kind: Kind) -> Result<bool, Error> {
-        let Some((real, meta)) = self.root.resolve(path)? else { return Ok(false) };
+        let Some((real, meta)) = self.root.resolve(path)? else {
+            return Ok(false);
+        };
         if !meta.is_file() {
             return Ok(false);
         }
@@ -198,11 +225,19 @@ fn read_full(file: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Parses an `ld.so.conf` inside the root: directories separated by whitespace, `:` or `,`,
 /// `include GLOB` (relative globs are relative to the including file's directory), `hwcap` lines
 /// ignored, `#` comments.
-fn read_ld_so_conf(root: &Root, path: &str, out: &mut Vec<String>, seen: &mut HashSet<String>, depth: usize) -> Result<(), Error> {
+fn read_ld_so_conf(
+    root: &Root,
+    path: &str,
+    out: &mut Vec<String>,
+    seen: &mut HashSet<String>,
+    depth: usize,
+) -> Result<(), Error> {
     if depth > 8 {
         return Ok(());
     }
-    let Some((real, meta)) = root.resolve(path)? else { return Ok(()) };
+    let Some((real, meta)) = root.resolve(path)? else {
+        return Ok(());
+    };
     if !meta.is_file() || !seen.insert(real.clone()) {
         return Ok(());
     }
@@ -213,14 +248,29 @@ fn read_ld_so_conf(root: &Root, path: &str, out: &mut Vec<String>, seen: &mut Ha
         if line.is_empty() || line.starts_with("hwcap ") {
             continue;
         }
-        if let Some(pattern) = line.strip_prefix("include").filter(|r| r.starts_with([' ', '\t'])) {
+        if let Some(pattern) = line
+            .strip_prefix("include")
+            .filter(|r| r.starts_with([' ', '\t']))
+        {
             for pat in pattern.split_whitespace() {
-                let pat = if pat.starts_with('/') { pat.to_string() } else { format!("/{}", root::join(root::parent(&real), pat)) };
-                let full = format!("{}/{}", glob::Pattern::escape(&root.base().to_string_lossy()), pat.trim_start_matches('/'));
+                let pat = if pat.starts_with('/') {
+                    pat.to_string()
+                } else {
+                    format!("/{}", root::join(root::parent(&real), pat))
+                };
+                let full = format!(
+                    "{}/{}",
+                    glob::Pattern::escape(&root.base().to_string_lossy()),
+                    pat.trim_start_matches('/')
+                );
                 let mut matches: Vec<String> = match glob::glob(&full) {
                     Ok(paths) => paths
                         .filter_map(|p| p.ok())
-                        .filter_map(|p| p.strip_prefix(root.base()).ok().map(|r| r.to_string_lossy().into_owned()))
+                        .filter_map(|p| {
+                            p.strip_prefix(root.base())
+                                .ok()
+                                .map(|r| r.to_string_lossy().into_owned())
+                        })
                         .collect(),
                     Err(_) => Vec::new(),
                 };
@@ -231,7 +281,11 @@ fn read_ld_so_conf(root: &Root, path: &str, out: &mut Vec<String>, seen: &mut Ha
             }
             continue;
         }
-        out.extend(line.split([' ', '\t', ':', ',']).filter(|s| !s.is_empty()).map(str::to_string));
+        out.extend(
+            line.split([' ', '\t', ':', ','])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
     }
     Ok(())
 }
@@ -254,10 +308,17 @@ mod tests {
         let deps = r.deps_of(&real).unwrap().expect("ls is ELF");
         assert!(deps.interpreter.as_deref().unwrap().contains("ld-linux"));
         assert!(deps.needed.iter().any(|n| n == "libc.so.6"));
-        let libc = r.find_library("libc.so.6", &real, &deps, &[]).unwrap().expect("libc found");
+        let libc = r
+            .find_library("libc.so.6", &real, &deps, &[])
+            .unwrap()
+            .expect("libc found");
         assert!(libc.ends_with("libc.so.6"), "{libc}");
         assert!(root.resolve(&libc).unwrap().unwrap().1.is_file());
-        assert_eq!(r.find_library("libdoesnotexist.so.9", &real, &deps, &[]).unwrap(), None);
+        assert_eq!(
+            r.find_library("libdoesnotexist.so.9", &real, &deps, &[])
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -283,12 +344,25 @@ mod tests {
         let r = Resolver::new(&root).unwrap();
         assert_eq!(r.conf_dirs, vec!["/lib32"]);
         let kind = read_kind(&elf64).unwrap();
-        let deps = ElfDeps { rpath: vec!["$ORIGIN/../lib".into()], kind: Some(kind), ..Default::default() };
-        let found = r.find_library("libfoo.so", "opt/app/bin/app", &deps, &[]).unwrap();
+        let deps = ElfDeps {
+            rpath: vec!["$ORIGIN/../lib".into()],
+            kind: Some(kind),
+            ..Default::default()
+        };
+        let found = r
+            .find_library("libfoo.so", "opt/app/bin/app", &deps, &[])
+            .unwrap();
         assert_eq!(found.as_deref(), Some("opt/app/lib/libfoo.so"));
         // Without the rpath, only the 32-bit one exists: not a match.
-        let deps = ElfDeps { kind: Some(kind), ..Default::default() };
-        assert_eq!(r.find_library("libfoo.so", "opt/app/bin/app", &deps, &[]).unwrap(), None);
+        let deps = ElfDeps {
+            kind: Some(kind),
+            ..Default::default()
+        };
+        assert_eq!(
+            r.find_library("libfoo.so", "opt/app/bin/app", &deps, &[])
+                .unwrap(),
+            None
+        );
         // With RUNPATH present, RPATH is ignored.
         let deps = ElfDeps {
             rpath: vec!["$ORIGIN/../lib".into()],
@@ -296,13 +370,22 @@ mod tests {
             kind: Some(kind),
             ..Default::default()
         };
-        assert_eq!(r.find_library("libfoo.so", "opt/app/bin/app", &deps, &[]).unwrap(), None);
+        assert_eq!(
+            r.find_library("libfoo.so", "opt/app/bin/app", &deps, &[])
+                .unwrap(),
+            None
+        );
     }
 
     #[test]
     fn non_elf_and_corrupt_elf() {
-        assert_eq!(parse_deps(Path::new("s"), b"#!/bin/sh\necho hi\n").unwrap(), None);
-        let Ok(ls) = fs::read("/usr/bin/ls") else { return };
+        assert_eq!(
+            parse_deps(Path::new("s"), b"#!/bin/sh\necho hi\n").unwrap(),
+            None
+        );
+        let Ok(ls) = fs::read("/usr/bin/ls") else {
+            return;
+        };
         for cut in [64, 200, 1000] {
             // Truncated ELF files: an error or a result, never a panic.
             let _ = parse_deps(Path::new("ls"), &ls[..cut]);

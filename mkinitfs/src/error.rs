@@ -88,7 +88,11 @@ pub enum Error {
 impl Error {
     /// Shorthand for a parse error.
     pub(crate) fn parse(path: &Path, line: usize, reason: impl Into<String>) -> Self {
-        Error::Parse { path: path.to_path_buf(), line, reason: reason.into() }
+        Error::Parse {
+            path: path.to_path_buf(),
+            line,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -100,6 +104,9 @@ pub(crate) trait IoResultExt<T> {
 
 impl<T> IoResultExt<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T, Error> {
-        self.map_err(|source| Error::Io { path: path.to_path_buf(), source })
+        self.map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }

@@ -77,7 +77,10 @@ pub fn load(names: &[String], dirs: &[PathBuf]) -> Result<Vec<Feature>, Error> {
             dirs: if dirs.is_empty() {
                 "no features directory".into()
             } else {
-                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
         };
         if !valid_name(name) {
@@ -90,8 +93,16 @@ pub fn load(names: &[String], dirs: &[PathBuf]) -> Result<Vec<Feature>, Error> {
         }
         out.push(Feature {
             name: name.clone(),
-            files: files.as_deref().map(read_list).transpose()?.unwrap_or_default(),
-            modules: modules.as_deref().map(read_list).transpose()?.unwrap_or_default(),
+            files: files
+                .as_deref()
+                .map(read_list)
+                .transpose()?
+                .unwrap_or_default(),
+            modules: modules
+                .as_deref()
+                .map(read_list)
+                .transpose()?
+                .unwrap_or_default(),
         });
     }
     Ok(out)
@@ -105,13 +116,22 @@ pub fn available(dirs: &[PathBuf]) -> Result<Vec<String>, Error> {
         let entries = match fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::Io { path: dir.clone(), source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir.clone(),
+                    source: e,
+                })
+            }
         };
         for entry in entries {
             let entry = entry.at(dir)?;
             let file_name = entry.file_name();
-            let Some(file_name) = file_name.to_str() else { continue };
-            let stem = file_name.strip_suffix(".files").or_else(|| file_name.strip_suffix(".modules"));
+            let Some(file_name) = file_name.to_str() else {
+                continue;
+            };
+            let stem = file_name
+                .strip_suffix(".files")
+                .or_else(|| file_name.strip_suffix(".modules"));
             if let Some(stem) = stem {
                 if valid_name(stem) {
                     names.insert(stem.to_string());
@@ -197,7 +217,11 @@ mod tests {
         write(a.path(), "alpha.modules", "");
         write(b.path(), "alpha.files", "");
         write(b.path(), "README", "");
-        let dirs = vec![a.path().to_path_buf(), b.path().to_path_buf(), "/nonexistent".into()];
+        let dirs = vec![
+            a.path().to_path_buf(),
+            b.path().to_path_buf(),
+            "/nonexistent".into(),
+        ];
         assert_eq!(available(&dirs).unwrap(), vec!["alpha", "zeta"]);
     }
 
@@ -205,9 +229,11 @@ mod tests {
     fn repository_features_parse() {
         // The shipped features.d must define every default feature.
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("features.d");
-        let names: Vec<String> =
-            crate::config::DEFAULT_FEATURES.iter().map(|s| s.to_string()).collect();
-        let f = load(&names, &[dir.clone()]).unwrap();
+        let names: Vec<String> = crate::config::DEFAULT_FEATURES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let f = load(&names, std::slice::from_ref(&dir)).unwrap();
         assert_eq!(f.len(), names.len());
         let all = available(&[dir]).unwrap();
         for extra in ["network", "rescue", "kms"] {

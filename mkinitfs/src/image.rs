@@ -27,8 +27,20 @@ pub struct Image {
 }
 
 impl Image {
-    pub(crate) fn new(tree: Tree, mtime: u32, compression: Compression, warnings: Vec<String>, notes: Vec<String>) -> Self {
-        Image { tree, mtime, compression, warnings, notes }
+    pub(crate) fn new(
+        tree: Tree,
+        mtime: u32,
+        compression: Compression,
+        warnings: Vec<String>,
+        notes: Vec<String>,
+    ) -> Self {
+        Image {
+            tree,
+            mtime,
+            compression,
+            warnings,
+            notes,
+        }
     }
 
     /// The entries.
@@ -74,12 +86,24 @@ impl Image {
             path: path.to_path_buf(),
             reason: "output path has no file name".into(),
         })?;
-        let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
         let result = (|| -> Result<(), Error> {
-            let file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).at(&tmp)?;
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .at(&tmp)?;
             let buffered = BufWriter::with_capacity(1 << 20, file);
             let buffered = self.write(buffered, &tmp)?;
-            let file = buffered.into_inner().map_err(|e| Error::Io { path: tmp.clone(), source: e.into_error() })?;
+            let file = buffered.into_inner().map_err(|e| Error::Io {
+                path: tmp.clone(),
+                source: e.into_error(),
+            })?;
             file.sync_all().at(&tmp)?;
             drop(file);
             fs::rename(&tmp, path).at(path)?;
@@ -150,9 +174,16 @@ mod tests {
         image(Compression::Zstd(3)).write_to(&out).unwrap();
         let bytes = fs::read(&out).unwrap();
         let plain = zstd::decode_all(&bytes[..]).unwrap();
-        let names: Vec<String> = cpio::parse(&plain).unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<String> = cpio::parse(&plain)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, vec!["bin", "init", "usr", "usr/bin"]);
-        assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
@@ -180,7 +211,10 @@ mod tests {
         assert_eq!(img.list(), vec!["./bin", "./init", "./usr", "./usr/bin"]);
         let tmp = tempfile::tempdir().unwrap();
         img.stage_to(tmp.path()).unwrap();
-        assert_eq!(fs::read_link(tmp.path().join("bin")).unwrap(), Path::new("usr/bin"));
+        assert_eq!(
+            fs::read_link(tmp.path().join("bin")).unwrap(),
+            Path::new("usr/bin")
+        );
         assert_eq!(fs::read(tmp.path().join("init")).unwrap(), b"#!/bin/sh\n");
     }
 }

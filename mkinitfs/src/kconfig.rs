@@ -27,7 +27,10 @@ impl FatDefaults {
     /// The NLS module names a default vfat mount needs (`nls_cp437`, `nls_ascii`); `utf8` maps to
     /// `nls_utf8`, and dashes become underscores as in module names.
     pub fn nls_modules(&self) -> Vec<String> {
-        vec![format!("nls_cp{}", self.codepage), format!("nls_{}", self.iocharset.replace('-', "_"))]
+        vec![
+            format!("nls_cp{}", self.codepage),
+            format!("nls_{}", self.iocharset.replace('-', "_")),
+        ]
     }
 }
 
@@ -57,7 +60,11 @@ pub fn fat_defaults(basedir: &Path, kver: &str) -> Result<FatDefaults, Error> {
 
 /// Parses the FAT defaults out of kernel config text.
 pub fn parse_fat_defaults(text: &str, source: Option<PathBuf>) -> FatDefaults {
-    let mut out = FatDefaults { codepage: 437, iocharset: "iso8859-1".into(), source };
+    let mut out = FatDefaults {
+        codepage: 437,
+        iocharset: "iso8859-1".into(),
+        source,
+    };
     for line in text.lines() {
         if let Some(v) = line.strip_prefix("CONFIG_FAT_DEFAULT_CODEPAGE=") {
             if let Ok(n) = v.trim().parse() {
@@ -66,7 +73,10 @@ pub fn parse_fat_defaults(text: &str, source: Option<PathBuf>) -> FatDefaults {
         } else if let Some(v) = line.strip_prefix("CONFIG_FAT_DEFAULT_IOCHARSET=") {
             let v = v.trim().trim_matches('"');
             // Only plain charset names: the value becomes a module name.
-            if !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            if !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
                 out.iocharset = v.to_string();
             }
         }
@@ -85,7 +95,10 @@ mod tests {
             None,
         );
         assert_eq!(d.nls_modules(), vec!["nls_cp437", "nls_ascii"]);
-        let d = parse_fat_defaults("CONFIG_FAT_DEFAULT_CODEPAGE=850\nCONFIG_FAT_DEFAULT_IOCHARSET=\"iso8859-15\"\n", None);
+        let d = parse_fat_defaults(
+            "CONFIG_FAT_DEFAULT_CODEPAGE=850\nCONFIG_FAT_DEFAULT_IOCHARSET=\"iso8859-15\"\n",
+            None,
+        );
         assert_eq!(d.nls_modules(), vec!["nls_cp850", "nls_iso8859_15"]);
     }
 
@@ -103,9 +116,17 @@ mod tests {
         let b = tmp.path();
         fs::create_dir_all(b.join("boot")).unwrap();
         fs::create_dir_all(b.join("lib/modules/1.0")).unwrap();
-        fs::write(b.join("lib/modules/1.0/config"), "CONFIG_FAT_DEFAULT_CODEPAGE=850\n").unwrap();
+        fs::write(
+            b.join("lib/modules/1.0/config"),
+            "CONFIG_FAT_DEFAULT_CODEPAGE=850\n",
+        )
+        .unwrap();
         assert_eq!(fat_defaults(b, "1.0").unwrap().codepage, 850);
-        fs::write(b.join("boot/config-1.0"), "CONFIG_FAT_DEFAULT_CODEPAGE=852\n").unwrap();
+        fs::write(
+            b.join("boot/config-1.0"),
+            "CONFIG_FAT_DEFAULT_CODEPAGE=852\n",
+        )
+        .unwrap();
         assert_eq!(fat_defaults(b, "1.0").unwrap().codepage, 852);
     }
 }

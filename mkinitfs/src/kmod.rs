@@ -13,6 +13,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::io;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -35,6 +36,9 @@ pub fn module_name(path: &str) -> Option<String> {
 pub fn normalize(name: &str) -> String {
     name.replace('-', "_")
 }
+
+/// Byte ranges of an alias line's pattern and module name in the `modules.alias` text.
+pub type AliasSpan = (Range<usize>, Range<usize>);
 
 /// One `softdep` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,20 +64,28 @@ pub struct ModuleDb {
     builtin_text: Option<String>,
     builtin_modinfo: Option<Vec<u8>>,
     softdeps: Vec<SoftDep>,
-    aliases: Vec<(String, String)>,
+    /// `modules.alias` text and, per line, the byte ranges of pattern and module name: kept as
+    /// spans into one string because the file has ~30k lines and only a few are ever used.
+    alias_text: String,
+    aliases: Vec<AliasSpan>,
     order: Vec<String>,
 }
 
 /// Reads `path` if it exists.
 fn read_optional(path: &Path) -> Result<Option<String>, Error> {
     match fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| Error::Parse {
-            path: path.to_path_buf(),
-            line: 0,
-            reason: "not UTF-8 text".into(),
-        }),
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| Error::Parse {
+                path: path.to_path_buf(),
+                line: 0,
+                reason: "not UTF-8 text".into(),
+            }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::Io { path: path.to_path_buf(), source: e }),
+        Err(e) => Err(Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
@@ -90,7 +102,10 @@ impl ModuleDb {
             path: dep_path.clone(),
             reason: "missing (run depmod for this kernel)".into(),
         })?;
-        let mut db = ModuleDb { dir: dir.clone(), ..Default::default() };
+        let mut db = ModuleDb {
+            dir: dir.clone(),
+            ..Default::default()
+        };
         db.parse_dep(&dep_text, &dep_path, kver)?;
         let builtin_path = dir.join("modules.builtin");
         if let Some(text) = read_optional(&builtin_path)? {
@@ -101,7 +116,12 @@ impl ModuleDb {
         db.builtin_modinfo = match fs::read(&modinfo_path) {
             Ok(b) => Some(b),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::Io { path: modinfo_path, source: e }),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: modinfo_path,
+                    source: e,
+                })
+            }
         };
         let softdep_path = dir.join("modules.softdep");
         if let Some(text) = read_optional(&softdep_path)? {
@@ -110,9 +130,14 @@ impl ModuleDb {
         let alias_path = dir.join("modules.alias");
         if let Some(text) = read_optional(&alias_path)? {
             db.aliases = parse_alias(&text, &alias_path)?;
+            db.alias_text = text;
         }
         if let Some(text) = read_optional(&dir.join("modules.order"))? {
-            db.order = text.lines().map(|l| strip_kver_prefix(l.trim(), kver)).filter(|l| !l.is_empty()).collect();
+            db.order = text
+                .lines()
+                .map(|l| strip_kver_prefix(l.trim(), kver))
+                .filter(|l| !l.is_empty())
+                .collect();
         }
         Ok(db)
     }
@@ -153,7 +178,11 @@ impl ModuleDb {
         for ((module, list), line) in self.deps.iter().zip(line_of) {
             for dep in list {
                 if !self.index.contains_key(dep) {
-                    return Err(Error::parse(path, line, format!("{module}: dependency {dep} has no line of its own")));
+                    return Err(Error::parse(
+                        path,
+                        line,
+                        format!("{module}: dependency {dep} has no line of its own"),
+                    ));
                 }
             }
         }
@@ -172,7 +201,9 @@ impl ModuleDb {
 
     /// Path of the loadable module called `name`, if any.
     pub fn path_of(&self, name: &str) -> Option<&str> {
-        self.by_name.get(&normalize(name)).map(|&i| self.deps[i].0.as_str())
+        self.by_name
+            .get(&normalize(name))
+            .map(|&i| self.deps[i].0.as_str())
     }
 
     /// Modules matching `.modules` lines: each line is a glob matched against module paths, and
@@ -233,7 +264,8 @@ impl ModuleDb {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for (pattern, module) in &self.aliases {
+        for (p, m) in &self.aliases {
+            let (pattern, module) = (&self.alias_text[p.clone()], &self.alias_text[m.clone()]);
             if fnmatch(pattern, name) {
                 if let Some(path) = self.path_of(module) {
                     if !out.iter().any(|p| p == path) {
@@ -247,7 +279,11 @@ impl ModuleDb {
 
     /// The closure of `roots` over `modules.dep` and softdeps. Errors when a module has no
     /// `modules.dep` line or its file is missing.
-    pub fn closure(&self, roots: &BTreeSet<String>, extra_softdeps: &[SoftDep]) -> Result<BTreeSet<String>, Error> {
+    pub fn closure(
+        &self,
+        roots: &BTreeSet<String>,
+        extra_softdeps: &[SoftDep],
+    ) -> Result<BTreeSet<String>, Error> {
         let mut out = BTreeSet::new();
         let mut queue: Vec<String> = roots.iter().cloned().collect();
         while let Some(module) = queue.pop() {
@@ -270,7 +306,12 @@ impl ModuleDb {
             out.insert(module.clone());
             queue.extend(self.deps[i].1.iter().cloned());
             let name = module_name(&module).unwrap_or_default();
-            for sd in self.softdeps.iter().chain(extra_softdeps).filter(|s| s.module == name) {
+            for sd in self
+                .softdeps
+                .iter()
+                .chain(extra_softdeps)
+                .filter(|s| s.module == name)
+            {
                 for dep in sd.pre.iter().chain(&sd.post) {
                     queue.extend(self.resolve_name(dep));
                 }
@@ -298,8 +339,17 @@ impl ModuleDb {
     pub fn render_alias(&self, set: &BTreeSet<String>) -> String {
         let names: HashSet<String> = set.iter().filter_map(|m| module_name(m)).collect();
         let mut out = String::from("# Aliases extracted from modules themselves.\n");
-        for (pattern, module) in self.aliases.iter().filter(|(_, m)| names.contains(m)) {
-            out.push_str(&format!("alias {pattern} {module}\n"));
+        for (p, m) in &self.aliases {
+            let module = &self.alias_text[m.clone()];
+            if names.contains(module)
+                || (module.contains('-') && names.contains(&normalize(module)))
+            {
+                out.push_str("alias ");
+                out.push_str(&self.alias_text[p.clone()]);
+                out.push(' ');
+                out.push_str(module);
+                out.push('\n');
+            }
         }
         out
     }
@@ -308,7 +358,12 @@ impl ModuleDb {
     pub fn render_softdep(&self, set: &BTreeSet<String>, extra: &[SoftDep]) -> String {
         let names: HashSet<String> = set.iter().filter_map(|m| module_name(m)).collect();
         let mut out = String::from("# Soft dependencies extracted from modules themselves.\n");
-        for sd in self.softdeps.iter().chain(extra).filter(|s| names.contains(&s.module)) {
+        for sd in self
+            .softdeps
+            .iter()
+            .chain(extra)
+            .filter(|s| names.contains(&s.module))
+        {
             out.push_str("softdep ");
             out.push_str(&sd.module);
             for (tag, list) in [("pre:", &sd.pre), ("post:", &sd.post)] {
@@ -337,7 +392,10 @@ impl ModuleDb {
                 Some(line.clone())
             } else {
                 line.strip_suffix(".ko").and_then(|stem| {
-                    SUFFIXES.iter().map(|s| format!("{stem}{s}")).find(|p| set.contains(p))
+                    SUFFIXES
+                        .iter()
+                        .map(|s| format!("{stem}{s}"))
+                        .find(|p| set.contains(p))
                 })
             };
             if let Some(path) = hit {
@@ -395,12 +453,20 @@ pub fn parse_softdep(text: &str, path: &Path) -> Result<Vec<SoftDep>, Error> {
         }
         let mut words = line.split_whitespace();
         if words.next() != Some("softdep") {
-            return Err(Error::parse(path, idx + 1, "expected \"softdep MODULE pre: ... post: ...\""));
+            return Err(Error::parse(
+                path,
+                idx + 1,
+                "expected \"softdep MODULE pre: ... post: ...\"",
+            ));
         }
         let Some(module) = words.next() else {
             return Err(Error::parse(path, idx + 1, "softdep without a module name"));
         };
-        let mut sd = SoftDep { module: normalize(module), pre: Vec::new(), post: Vec::new() };
+        let mut sd = SoftDep {
+            module: normalize(module),
+            pre: Vec::new(),
+            post: Vec::new(),
+        };
         let mut mode = 0;
         for w in words {
             match w {
@@ -416,8 +482,13 @@ pub fn parse_softdep(text: &str, path: &Path) -> Result<Vec<SoftDep>, Error> {
     Ok(out)
 }
 
-/// Parses `modules.alias` (`alias PATTERN MODULE`).
-pub fn parse_alias(text: &str, path: &Path) -> Result<Vec<(String, String)>, Error> {
+/// Parses `modules.alias` (`alias PATTERN MODULE`) into byte ranges of `text`.
+pub fn parse_alias(text: &str, path: &Path) -> Result<Vec<AliasSpan>, Error> {
+    let base = text.as_ptr() as usize;
+    let span = |s: &str| {
+        let start = s.as_ptr() as usize - base;
+        start..start + s.len()
+    };
     let mut out = Vec::new();
     for (idx, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -427,9 +498,15 @@ pub fn parse_alias(text: &str, path: &Path) -> Result<Vec<(String, String)>, Err
         let mut words = line.split_whitespace();
         match (words.next(), words.next(), words.next(), words.next()) {
             (Some("alias"), Some(pattern), Some(module), None) => {
-                out.push((pattern.to_string(), normalize(module)))
+                out.push((span(pattern), span(module)))
             }
-            _ => return Err(Error::parse(path, idx + 1, "expected \"alias PATTERN MODULE\"")),
+            _ => {
+                return Err(Error::parse(
+                    path,
+                    idx + 1,
+                    "expected \"alias PATTERN MODULE\"",
+                ))
+            }
         }
     }
     Ok(out)
@@ -438,38 +515,45 @@ pub fn parse_alias(text: &str, path: &Path) -> Result<Vec<(String, String)>, Err
 /// fnmatch(3) without flags: `*`, `?`, `[...]` (with `!`/`^` negation and ranges), `\` escapes.
 /// This is how kmod (and the init) match `modules.alias` patterns against modaliases.
 pub fn fnmatch(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // Fast reject on the literal prefix: most alias patterns start with a bus name.
+    let literal = p
+        .iter()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(p.len());
+    if !t.starts_with(&p[..literal]) {
+        return false;
+    }
     // Iterative matcher with backtracking to the last `*`.
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         if pi < p.len() {
             match p[pi] {
-                '*' => {
+                b'*' => {
                     star = Some((pi, ti));
                     pi += 1;
                     continue;
                 }
-                '?' => {
+                b'?' => {
                     pi += 1;
                     ti += 1;
                     continue;
                 }
-                '[' => {
-                    if let Some((matched, next)) = match_class(&p, pi, t[ti]) {
+                b'[' => {
+                    if let Some((matched, next)) = match_class(p, pi, t[ti]) {
                         if matched {
                             pi = next;
                             ti += 1;
                             continue;
                         }
-                    } else if t[ti] == '[' {
+                    } else if t[ti] == b'[' {
                         pi += 1;
                         ti += 1;
                         continue;
                     }
                 }
-                '\\' if pi + 1 < p.len() => {
+                b'\\' if pi + 1 < p.len() => {
                     if p[pi + 1] == t[ti] {
                         pi += 2;
                         ti += 1;
@@ -494,7 +578,7 @@ pub fn fnmatch(pattern: &str, text: &str) -> bool {
             None => return false,
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
@@ -502,9 +586,9 @@ pub fn fnmatch(pattern: &str, text: &str) -> bool {
 
 /// Matches `c` against the bracket expression starting at `p[start] == '['`. Returns whether it
 /// matched and the index after `]`, or None if the bracket is not closed (then `[` is literal).
-fn match_class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+fn match_class(p: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
     let mut i = start + 1;
-    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    let negate = matches!(p.get(i), Some(b'!') | Some(b'^'));
     if negate {
         i += 1;
     }
@@ -512,11 +596,11 @@ fn match_class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
     let mut first = true;
     loop {
         let ch = *p.get(i)?;
-        if ch == ']' && !first {
+        if ch == b']' && !first {
             return Some((matched != negate, i + 1));
         }
         first = false;
-        if p.get(i + 1) == Some(&'-') && p.get(i + 2).is_some_and(|&e| e != ']') {
+        if p.get(i + 1) == Some(&b'-') && p.get(i + 2).is_some_and(|&e| e != b']') {
             let end = p[i + 2];
             if ch <= c && c <= end {
                 matched = true;
@@ -535,7 +619,8 @@ fn match_class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
 mod tests {
     use super::*;
 
-    const DEP: &str = "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n\
+    const DEP: &str =
+        "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko\n\
 kernel/lib/crc16.ko:\n\
 kernel/fs/mbcache.ko:\n\
 kernel/fs/jbd2/jbd2.ko:\n\
@@ -556,20 +641,35 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
             fs::create_dir_all(p.parent().unwrap()).unwrap();
             fs::write(p, b"x").unwrap();
         }
-        fs::write(kdir.join("modules.softdep"), "softdep ext4 pre: crypto-crc32c\nsoftdep cifs gcm\n").unwrap();
+        fs::write(
+            kdir.join("modules.softdep"),
+            "softdep ext4 pre: crypto-crc32c\nsoftdep cifs gcm\n",
+        )
+        .unwrap();
         fs::write(
             kdir.join("modules.alias"),
             "# c\nalias crypto-crc32c crc32c_intel\nalias crypto-crc32c crc32c_generic\nalias fs-vfat vfat\nalias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n",
         )
         .unwrap();
-        fs::write(kdir.join("modules.builtin"), "kernel/fs/squashfs/squashfs.ko\n").unwrap();
-        fs::write(kdir.join("modules.order"), "kernel/fs/fat/fat.ko\nkernel/fs/fat/vfat.ko\nkernel/fs/ext4/ext4.ko\n").unwrap();
+        fs::write(
+            kdir.join("modules.builtin"),
+            "kernel/fs/squashfs/squashfs.ko\n",
+        )
+        .unwrap();
+        fs::write(
+            kdir.join("modules.order"),
+            "kernel/fs/fat/fat.ko\nkernel/fs/fat/vfat.ko\nkernel/fs/ext4/ext4.ko\n",
+        )
+        .unwrap();
         ModuleDb::load(dir, "1.0-test").unwrap()
     }
 
     #[test]
     fn names_fold_dashes_and_suffixes() {
-        assert_eq!(module_name("kernel/arch/x86/crypto/crc32c-intel.ko").unwrap(), "crc32c_intel");
+        assert_eq!(
+            module_name("kernel/arch/x86/crypto/crc32c-intel.ko").unwrap(),
+            "crc32c_intel"
+        );
         assert_eq!(module_name("a/b.ko.zst").unwrap(), "b");
         assert_eq!(module_name("a/b.ko.xz").unwrap(), "b");
         assert_eq!(module_name("a/b.ko.gz").unwrap(), "b");
@@ -605,11 +705,17 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
         let tmp = tempfile::tempdir().unwrap();
         let db = db_in(tmp.path());
         let (set, _) = db.select(&["kernel/fs/*.ko*".into()]);
-        assert_eq!(set.into_iter().collect::<Vec<_>>(), vec!["kernel/fs/mbcache.ko"]);
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            vec!["kernel/fs/mbcache.ko"]
+        );
         let (set, _) = db.select(&["kernel/fs/fat/v*".into(), "kernel/drivers/".into()]);
         assert_eq!(
             set.into_iter().collect::<Vec<_>>(),
-            vec!["kernel/drivers/virtio/virtio_pci.ko", "kernel/fs/fat/vfat.ko"]
+            vec![
+                "kernel/drivers/virtio/virtio_pci.ko",
+                "kernel/fs/fat/vfat.ko"
+            ]
         );
     }
 
@@ -617,7 +723,11 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
     fn extra_softdeps_pull_modules() {
         let tmp = tempfile::tempdir().unwrap();
         let db = db_in(tmp.path());
-        let extra = vec![SoftDep { module: "vfat".into(), pre: vec!["ext2".into()], post: vec![] }];
+        let extra = vec![SoftDep {
+            module: "vfat".into(),
+            pre: vec!["ext2".into()],
+            post: vec![],
+        }];
         let (roots, _) = db.select(&["kernel/fs/fat/vfat.ko".into()]);
         let set = db.closure(&roots, &extra).unwrap();
         assert!(set.contains("kernel/fs/ext2/ext2.ko"));
@@ -634,9 +744,18 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
         let db = db_in(tmp.path());
         let (roots, _) = db.select(&["kernel/fs/fat/vfat.ko".into()]);
         let set = db.closure(&roots, &[]).unwrap();
-        assert_eq!(db.render_dep(&set), "kernel/fs/fat/fat.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n");
-        assert_eq!(db.render_alias(&set), "# Aliases extracted from modules themselves.\nalias fs-vfat vfat\n");
-        assert_eq!(db.render_order(&set), "kernel/fs/fat/fat.ko\nkernel/fs/fat/vfat.ko\n");
+        assert_eq!(
+            db.render_dep(&set),
+            "kernel/fs/fat/fat.ko:\nkernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\n"
+        );
+        assert_eq!(
+            db.render_alias(&set),
+            "# Aliases extracted from modules themselves.\nalias fs-vfat vfat\n"
+        );
+        assert_eq!(
+            db.render_order(&set),
+            "kernel/fs/fat/fat.ko\nkernel/fs/fat/vfat.ko\n"
+        );
         assert_eq!(db.builtin_text(), Some("kernel/fs/squashfs/squashfs.ko\n"));
     }
 
@@ -647,7 +766,11 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
         fs::remove_file(db.dir.join("kernel/lib/crc16.ko")).unwrap();
         let (roots, _) = db.select(&["kernel/fs/ext4".into()]);
         let err = db.closure(&roots, &[]).unwrap_err();
-        assert!(err.to_string().starts_with("kernel/lib/crc16.ko: listed in modules.dep but"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("kernel/lib/crc16.ko: listed in modules.dep but"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -655,12 +778,24 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
         let p = Path::new("modules.dep");
         for (text, want) in [
             ("kernel/a.ko kernel/b.ko\n", "modules.dep: line 1: expected"),
-            ("kernel/c.ko:\nkernel/a.ko: kernel/b.ko\n", "line 2: kernel/a.ko: dependency kernel/b.ko has no line"),
-            ("kernel/a.txt:\n", "line 1: kernel/a.txt: not a kernel module"),
-            ("kernel/a.ko:\nkernel/a.ko:\n", "line 2: kernel/a.ko: listed twice"),
+            (
+                "kernel/c.ko:\nkernel/a.ko: kernel/b.ko\n",
+                "line 2: kernel/a.ko: dependency kernel/b.ko has no line",
+            ),
+            (
+                "kernel/a.txt:\n",
+                "line 1: kernel/a.txt: not a kernel module",
+            ),
+            (
+                "kernel/a.ko:\nkernel/a.ko:\n",
+                "line 2: kernel/a.ko: listed twice",
+            ),
             ("kernel/a.ko: garbage\n", "garbage: not a kernel module"),
         ] {
-            let err = ModuleDb::default().parse_dep(text, p, "1").unwrap_err().to_string();
+            let err = ModuleDb::default()
+                .parse_dep(text, p, "1")
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{text:?}: {err}");
         }
     }
@@ -669,7 +804,10 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
     fn absolute_dep_paths_become_relative() {
         let mut db = ModuleDb::default();
         db.parse_dep("/lib/modules/1.2/kernel/a.ko: /lib/modules/1.2/kernel/b.ko\n/lib/modules/1.2/kernel/b.ko:\n", Path::new("d"), "1.2").unwrap();
-        assert_eq!(db.modules().collect::<Vec<_>>(), vec!["kernel/a.ko", "kernel/b.ko"]);
+        assert_eq!(
+            db.modules().collect::<Vec<_>>(),
+            vec!["kernel/a.ko", "kernel/b.ko"]
+        );
         assert_eq!(db.path_of("a"), Some("kernel/a.ko"));
     }
 
@@ -677,21 +815,45 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
     fn missing_kernel_dir_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let err = ModuleDb::load(tmp.path(), "9.9").unwrap_err().to_string();
-        assert!(err.ends_with("lib/modules/9.9: does not exist or is not a directory"), "{err}");
+        assert!(
+            err.ends_with("lib/modules/9.9: does not exist or is not a directory"),
+            "{err}"
+        );
     }
 
     #[test]
     fn parses_softdep_like_kmod() {
-        let sd = parse_softdep("softdep cifs gcm\nsoftdep a-b pre: x y post: z\n", Path::new("s")).unwrap();
-        assert_eq!(sd[0], SoftDep { module: "cifs".into(), pre: vec![], post: vec![] });
-        assert_eq!(sd[1], SoftDep { module: "a_b".into(), pre: vec!["x".into(), "y".into()], post: vec!["z".into()] });
+        let sd = parse_softdep(
+            "softdep cifs gcm\nsoftdep a-b pre: x y post: z\n",
+            Path::new("s"),
+        )
+        .unwrap();
+        assert_eq!(
+            sd[0],
+            SoftDep {
+                module: "cifs".into(),
+                pre: vec![],
+                post: vec![]
+            }
+        );
+        assert_eq!(
+            sd[1],
+            SoftDep {
+                module: "a_b".into(),
+                pre: vec!["x".into(), "y".into()],
+                post: vec!["z".into()]
+            }
+        );
         assert!(parse_softdep("options x y\n", Path::new("s")).is_err());
         assert!(parse_alias("alias onlyone\n", Path::new("a")).is_err());
     }
 
     #[test]
     fn fnmatch_like_libc() {
-        assert!(fnmatch("pci:v00001AF4d*sv*sd*bc*sc*i*", "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"));
+        assert!(fnmatch(
+            "pci:v00001AF4d*sv*sd*bc*sc*i*",
+            "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
         assert!(!fnmatch("pci:v00001AF4d*", "pci:v00008086d00001001"));
         assert!(fnmatch("a?c", "abc"));
         assert!(fnmatch("x[0-9]y", "x5y"));

@@ -67,9 +67,14 @@ impl Root {
     pub fn new(base: &Path) -> Result<Self, Error> {
         let meta = fs::metadata(base).at(base)?;
         if !meta.is_dir() {
-            return Err(Error::BadInput { path: base.to_path_buf(), reason: "not a directory".into() });
+            return Err(Error::BadInput {
+                path: base.to_path_buf(),
+                reason: "not a directory".into(),
+            });
         }
-        Ok(Root { base: base.to_path_buf() })
+        Ok(Root {
+            base: base.to_path_buf(),
+        })
     }
 
     /// The base directory.
@@ -103,12 +108,20 @@ impl Root {
             let meta = match fs::symlink_metadata(&host) {
                 Ok(m) => m,
                 Err(e) if is_absent(&e) => return Ok(walk),
-                Err(e) => return Err(Error::Io { path: host, source: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        path: host,
+                        source: e,
+                    })
+                }
             };
             if meta.file_type().is_symlink() {
                 hops += 1;
                 if hops > MAX_HOPS {
-                    return Ok(Walk { links: walk.links, real: None });
+                    return Ok(Walk {
+                        links: walk.links,
+                        real: None,
+                    });
                 }
                 let target = fs::read_link(&host).at(&host)?;
                 let target = target.to_string_lossy().into_owned();
@@ -142,8 +155,10 @@ impl Root {
 
 /// Errors that mean "this path does not exist here" rather than a failure to look.
 fn is_absent(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
-        || e.raw_os_error() == Some(20) // ENOTDIR on toolchains without the stable kind
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    ) || e.raw_os_error() == Some(20) // ENOTDIR on toolchains without the stable kind
 }
 
 #[cfg(test)]

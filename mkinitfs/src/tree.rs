@@ -96,9 +96,21 @@ impl Tree {
                 if i + 1 == comps.len() {
                     break;
                 }
-                let next = if prefix.is_empty() { comp.to_string() } else { format!("{prefix}/{comp}") };
-                if let Some(Entry { node: Node::Symlink(target), .. }) = self.entries.get(&next) {
-                    let base = if target.starts_with('/') { String::new() } else { root::parent(&next).to_string() };
+                let next = if prefix.is_empty() {
+                    comp.to_string()
+                } else {
+                    format!("{prefix}/{comp}")
+                };
+                if let Some(Entry {
+                    node: Node::Symlink(target),
+                    ..
+                }) = self.entries.get(&next)
+                {
+                    let base = if target.starts_with('/') {
+                        String::new()
+                    } else {
+                        root::parent(&next).to_string()
+                    };
                     let rest = comps[i + 1..].join("/");
                     current = root::join(&root::join(&base, target), &rest);
                     changed = true;
@@ -123,16 +135,30 @@ impl Tree {
         }
         let mut prefix = String::new();
         for comp in root::parent(&path).split('/').filter(|c| !c.is_empty()) {
-            prefix = if prefix.is_empty() { comp.to_string() } else { format!("{prefix}/{comp}") };
+            prefix = if prefix.is_empty() {
+                comp.to_string()
+            } else {
+                format!("{prefix}/{comp}")
+            };
             match self.entries.get(&prefix) {
                 None => {
-                    self.entries.insert(prefix.clone(), Entry { node: Node::Dir, mode: 0o755 });
+                    self.entries.insert(
+                        prefix.clone(),
+                        Entry {
+                            node: Node::Dir,
+                            mode: 0o755,
+                        },
+                    );
                 }
-                Some(Entry { node: Node::Dir, .. }) => {}
+                Some(Entry {
+                    node: Node::Dir, ..
+                }) => {}
                 Some(_) => {
                     return Err(Error::Archive {
                         path: path.clone(),
-                        reason: format!("parent {prefix} is already in the image and is not a directory"),
+                        reason: format!(
+                            "parent {prefix} is already in the image and is not a directory"
+                        ),
                     })
                 }
             }
@@ -153,23 +179,64 @@ impl Tree {
 
     /// Adds a directory.
     pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<(), Error> {
-        self.insert(path, Entry { node: Node::Dir, mode }).map(|_| ())
+        self.insert(
+            path,
+            Entry {
+                node: Node::Dir,
+                mode,
+            },
+        )
+        .map(|_| ())
     }
 
     /// Adds a symlink.
     pub fn add_symlink(&mut self, path: &str, target: &str) -> Result<(), Error> {
-        self.insert(path, Entry { node: Node::Symlink(target.to_string()), mode: 0o777 }).map(|_| ())
+        self.insert(
+            path,
+            Entry {
+                node: Node::Symlink(target.to_string()),
+                mode: 0o777,
+            },
+        )
+        .map(|_| ())
     }
 
     /// Adds a generated file.
-    pub fn add_bytes(&mut self, path: &str, data: impl Into<Vec<u8>>, mode: u32) -> Result<(), Error> {
-        self.insert(path, Entry { node: Node::File(Content::Bytes(data.into())), mode }).map(|_| ())
+    pub fn add_bytes(
+        &mut self,
+        path: &str,
+        data: impl Into<Vec<u8>>,
+        mode: u32,
+    ) -> Result<(), Error> {
+        self.insert(
+            path,
+            Entry {
+                node: Node::File(Content::Bytes(data.into())),
+                mode,
+            },
+        )
+        .map(|_| ())
     }
 
     /// Adds a host file at `path` in the image, with the host file's permission bits.
-    pub fn add_host_file(&mut self, path: &str, host: PathBuf, meta: &fs::Metadata) -> Result<(), Error> {
-        let content = Content::Host { path: host, id: (meta.dev(), meta.ino()) };
-        self.insert(path, Entry { node: Node::File(content), mode: meta.mode() & 0o7777 }).map(|_| ())
+    pub fn add_host_file(
+        &mut self,
+        path: &str,
+        host: PathBuf,
+        meta: &fs::Metadata,
+    ) -> Result<(), Error> {
+        let content = Content::Host {
+            path: host,
+            id: (meta.dev(), meta.ino()),
+        };
+        self.insert(
+            path,
+            Entry {
+                node: Node::File(content),
+                mode: meta.mode() & 0o7777,
+            },
+        )
+        .map(|_| ())
     }
 
     /// Adds the path `path` of `root` the way Alpine's mkinitfs copies a `.files` entry: every
@@ -177,12 +244,19 @@ impl Tree {
     /// a final real directory contributes every regular file below it when `expand_dirs` (symlinks
     /// inside are skipped), else just itself. A missing path adds nothing. Returns the real
     /// relative paths of the regular files added (for the ELF walk).
-    pub fn add_path(&mut self, root: &Root, path: &str, expand_dirs: bool) -> Result<Vec<String>, Error> {
+    pub fn add_path(
+        &mut self,
+        root: &Root,
+        path: &str,
+        expand_dirs: bool,
+    ) -> Result<Vec<String>, Error> {
         let walk = root.walk(path)?;
         for (link, target) in &walk.links {
             self.add_symlink(link, target)?;
         }
-        let Some((real, meta)) = walk.real else { return Ok(Vec::new()) };
+        let Some((real, meta)) = walk.real else {
+            return Ok(Vec::new());
+        };
         let mut files = Vec::new();
         if meta.is_file() {
             self.add_host_file(&real, root.host(&real), &meta)?;
@@ -199,7 +273,12 @@ impl Tree {
         Ok(files)
     }
 
-    fn add_dir_contents(&mut self, root: &Root, dir: &str, files: &mut Vec<String>) -> Result<(), Error> {
+    fn add_dir_contents(
+        &mut self,
+        root: &Root,
+        dir: &str,
+        files: &mut Vec<String>,
+    ) -> Result<(), Error> {
         let host = root.host(dir);
         let mut names: Vec<String> = Vec::new();
         for entry in fs::read_dir(&host).at(&host)? {
@@ -225,13 +304,19 @@ impl Tree {
 /// True when the last component of `path` is itself a symlink (its parents may be links).
 fn names_a_link(root: &Root, path: &str) -> Result<bool, Error> {
     let comps: Vec<&str> = root::components(path).collect();
-    let Some((last, parents)) = comps.split_last() else { return Ok(false) };
+    let Some((last, parents)) = comps.split_last() else {
+        return Ok(false);
+    };
     if *last == ".." {
         return Ok(false);
     }
-    let Some((real_parent, _)) = root.resolve(&parents.join("/"))? else { return Ok(false) };
+    let Some((real_parent, _)) = root.resolve(&parents.join("/"))? else {
+        return Ok(false);
+    };
     let host = root.host(&root::join(&real_parent, last));
-    Ok(fs::symlink_metadata(host).map(|m| m.file_type().is_symlink()).unwrap_or(false))
+    Ok(fs::symlink_metadata(host)
+        .map(|m| m.file_type().is_symlink())
+        .unwrap_or(false))
 }
 
 #[cfg(test)]
@@ -253,7 +338,14 @@ mod tests {
         let paths: Vec<&str> = t.iter().map(|(p, _)| p).collect();
         assert_eq!(
             paths,
-            vec!["lib", "usr", "usr/lib", "usr/lib/modules", "usr/lib/modules/x", "usr/lib/modules/x/modules.dep"]
+            vec![
+                "lib",
+                "usr",
+                "usr/lib",
+                "usr/lib/modules",
+                "usr/lib/modules/x",
+                "usr/lib/modules/x/modules.dep"
+            ]
         );
         assert_eq!(t.canonical("lib/../lib/a"), "usr/lib/a");
     }
@@ -263,8 +355,18 @@ mod tests {
         let mut t = Tree::new();
         t.add_bytes("etc/fstab", "a", 0o644).unwrap();
         t.add_bytes("etc/fstab", "b", 0o644).unwrap();
-        assert_eq!(t.get("etc/fstab").unwrap().node, Node::File(Content::Bytes(b"a".to_vec())));
-        t.replace("etc/fstab", Entry { node: Node::File(Content::Bytes(b"c".to_vec())), mode: 0o600 }).unwrap();
+        assert_eq!(
+            t.get("etc/fstab").unwrap().node,
+            Node::File(Content::Bytes(b"a".to_vec()))
+        );
+        t.replace(
+            "etc/fstab",
+            Entry {
+                node: Node::File(Content::Bytes(b"c".to_vec())),
+                mode: 0o600,
+            },
+        )
+        .unwrap();
         assert_eq!(t.get("etc/fstab").unwrap().mode, 0o600);
         let err = t.add_bytes("etc/fstab/x", "", 0o644).unwrap_err();
         assert!(err.to_string().contains("parent etc/fstab"), "{err}");
@@ -290,9 +392,18 @@ mod tests {
         let mut t = base_tree();
         let files = t.add_path(&root, "/lib64/ld.so", true).unwrap();
         assert_eq!(files, vec!["usr/lib/x86_64-linux-gnu/ld.so"]);
-        assert_eq!(t.get("lib64").unwrap().node, Node::Symlink("usr/lib64".into()));
-        assert_eq!(t.get("usr/lib64/ld.so").unwrap().node, Node::Symlink("../lib/x86_64-linux-gnu/ld.so".into()));
-        assert!(matches!(t.get("usr/lib/x86_64-linux-gnu/ld.so").unwrap().node, Node::File(_)));
+        assert_eq!(
+            t.get("lib64").unwrap().node,
+            Node::Symlink("usr/lib64".into())
+        );
+        assert_eq!(
+            t.get("usr/lib64/ld.so").unwrap().node,
+            Node::Symlink("../lib/x86_64-linux-gnu/ld.so".into())
+        );
+        assert!(matches!(
+            t.get("usr/lib/x86_64-linux-gnu/ld.so").unwrap().node,
+            Node::File(_)
+        ));
         // `lib` stays our symlink, not replaced by the host's.
         assert_eq!(t.get("lib").unwrap().node, Node::Symlink("usr/lib".into()));
 
@@ -303,10 +414,16 @@ mod tests {
         let mut t2 = base_tree();
         let files = t2.add_path(&root, "/etc/dirlink", true).unwrap();
         assert!(files.is_empty());
-        assert_eq!(t2.get("etc/dirlink").unwrap().node, Node::Symlink("conf.d".into()));
+        assert_eq!(
+            t2.get("etc/dirlink").unwrap().node,
+            Node::Symlink("conf.d".into())
+        );
         assert_eq!(t2.get("etc/conf.d").unwrap().node, Node::Dir);
         assert!(t2.get("etc/conf.d/a").is_none());
 
-        assert!(t2.add_path(&root, "/does/not/exist", true).unwrap().is_empty());
+        assert!(t2
+            .add_path(&root, "/does/not/exist", true)
+            .unwrap()
+            .is_empty());
     }
 }

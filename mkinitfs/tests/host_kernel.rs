@@ -19,16 +19,27 @@ fn kernel() -> String {
         .expect("/lib/modules (install linux-image-amd64: make deps)")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|k| Path::new("/lib/modules").join(k).join("modules.dep").is_file())
+        .filter(|k| {
+            Path::new("/lib/modules")
+                .join(k)
+                .join("modules.dep")
+                .is_file()
+        })
         .filter(|k| Path::new("/boot").join(format!("vmlinuz-{k}")).is_file())
         .collect();
     found.sort();
-    found.pop().expect("no kernel with modules.dep and /boot/vmlinuz-<kver> (make deps)")
+    found
+        .pop()
+        .expect("no kernel with modules.dep and /boot/vmlinuz-<kver> (make deps)")
 }
 
 fn tiny_init(dir: &Path) -> PathBuf {
     let path = dir.join("init.sh");
-    fs::write(&path, "#!/bin/sh\necho MKINITFS-QEMU-MARKER-OK\npoweroff -f\n").unwrap();
+    fs::write(
+        &path,
+        "#!/bin/sh\necho MKINITFS-QEMU-MARKER-OK\npoweroff -f\n",
+    )
+    .unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -53,10 +64,16 @@ fn ok(out: &Output) -> String {
 
 /// Parses the host's modules.dep: module name -> (path, deps).
 fn host_deps(kver: &str) -> Vec<(String, Vec<String>)> {
-    let text = fs::read_to_string(Path::new("/lib/modules").join(kver).join("modules.dep")).unwrap();
+    let text =
+        fs::read_to_string(Path::new("/lib/modules").join(kver).join("modules.dep")).unwrap();
     text.lines()
         .filter_map(|l| l.split_once(':'))
-        .map(|(m, d)| (m.to_string(), d.split_whitespace().map(str::to_string).collect()))
+        .map(|(m, d)| {
+            (
+                m.to_string(),
+                d.split_whitespace().map(str::to_string).collect(),
+            )
+        })
         .collect()
 }
 
@@ -68,7 +85,10 @@ fn name_of(path: &str) -> String {
 /// The module and every dependency per modules.dep, as paths.
 fn dep_closure(deps: &[(String, Vec<String>)], name: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let start = deps.iter().find(|(m, _)| name_of(m) == name).unwrap_or_else(|| panic!("{name} not a module"));
+    let start = deps
+        .iter()
+        .find(|(m, _)| name_of(m) == name)
+        .unwrap_or_else(|| panic!("{name} not a module"));
     let mut queue = vec![start.0.clone()];
     while let Some(m) = queue.pop() {
         if out.insert(m.clone()) {
@@ -88,18 +108,53 @@ fn default_image_has_init_and_the_module_closures() {
     let lines: BTreeSet<&str> = listing.lines().collect();
     let mut sorted: Vec<&str> = listing.lines().collect();
     sorted.sort();
-    assert_eq!(sorted, listing.lines().collect::<Vec<_>>(), "-l output is sorted");
-    for fixed in ["./init", "./dev/console", "./dev/null", "./etc/fstab", "./etc/passwd", "./etc/group", "./bin", "./lib", "./sbin", "./sysroot"] {
+    assert_eq!(
+        sorted,
+        listing.lines().collect::<Vec<_>>(),
+        "-l output is sorted"
+    );
+    for fixed in [
+        "./init",
+        "./dev/console",
+        "./dev/null",
+        "./etc/fstab",
+        "./etc/passwd",
+        "./etc/group",
+        "./bin",
+        "./lib",
+        "./sbin",
+        "./sysroot",
+    ] {
         assert!(lines.contains(fixed), "{fixed} missing");
     }
     let deps = host_deps(&kver);
-    for module in ["virtio_blk", "virtio_pci", "ext4", "vfat", "isofs", "squashfs", "nls_cp437", "nls_ascii", "sd_mod", "ahci", "nvme", "usb_storage", "xhci_pci"] {
+    for module in [
+        "virtio_blk",
+        "virtio_pci",
+        "ext4",
+        "vfat",
+        "isofs",
+        "squashfs",
+        "nls_cp437",
+        "nls_ascii",
+        "sd_mod",
+        "ahci",
+        "nvme",
+        "usb_storage",
+        "xhci_pci",
+    ] {
         for path in dep_closure(&deps, module) {
             let want = format!("./usr/lib/modules/{kver}/{path}");
             assert!(lines.contains(want.as_str()), "{module}: {want} missing");
         }
     }
-    for meta in ["modules.dep", "modules.alias", "modules.softdep", "modules.builtin", "modules.order"] {
+    for meta in [
+        "modules.dep",
+        "modules.alias",
+        "modules.softdep",
+        "modules.builtin",
+        "modules.order",
+    ] {
         let want = format!("./usr/lib/modules/{kver}/{meta}");
         assert!(lines.contains(want.as_str()), "{want} missing");
     }
@@ -113,16 +168,37 @@ fn host_cpio_accepts_the_image_and_builds_are_identical() {
     let a = tmp.path().join("a.img");
     let b = tmp.path().join("b.img");
     for out in [&a, &b] {
-        ok(&mkinitfs(&["-q", "-i", init.to_str().unwrap(), "-o", out.to_str().unwrap(), &kver]));
+        ok(&mkinitfs(&[
+            "-q",
+            "-i",
+            init.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            &kver,
+        ]));
     }
     let (bytes_a, bytes_b) = (fs::read(&a).unwrap(), fs::read(&b).unwrap());
     assert!(bytes_a == bytes_b, "two builds differ");
-    assert!(bytes_a.len() < 4 << 20, "default image is {} bytes, over 4 MiB", bytes_a.len());
-    assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(
+        bytes_a.len() < 4 << 20,
+        "default image is {} bytes, over 4 MiB",
+        bytes_a.len()
+    );
+    assert_eq!(
+        fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 
     // zstd -d | cpio -t with the host tools.
-    let plain = Command::new("zstd").args(["-d", "-c", a.to_str().unwrap()]).output().expect("zstd (make deps)");
-    assert!(plain.status.success(), "zstd -d failed: {}", String::from_utf8_lossy(&plain.stderr));
+    let plain = Command::new("zstd")
+        .args(["-d", "-c", a.to_str().unwrap()])
+        .output()
+        .expect("zstd (make deps)");
+    assert!(
+        plain.status.success(),
+        "zstd -d failed: {}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
     let mut cpio = Command::new("cpio")
         .args(["-t", "--quiet"])
         .stdin(Stdio::piped())
@@ -135,14 +211,28 @@ fn host_cpio_accepts_the_image_and_builds_are_identical() {
     let writer = std::thread::spawn(move || stdin.write_all(&data));
     let listed = cpio.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
-    assert!(listed.status.success(), "cpio -t failed: {}", String::from_utf8_lossy(&listed.stderr));
-    let names: Vec<String> = String::from_utf8(listed.stdout).unwrap().lines().map(|l| format!("./{l}")).collect();
+    assert!(
+        listed.status.success(),
+        "cpio -t failed: {}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let names: Vec<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| format!("./{l}"))
+        .collect();
     let listing = ok(&mkinitfs(&["-i", init.to_str().unwrap(), "-l", &kver]));
-    assert_eq!(names, listing.lines().map(str::to_string).collect::<Vec<_>>(), "cpio -t and -l disagree");
+    assert_eq!(
+        names,
+        listing.lines().map(str::to_string).collect::<Vec<_>>(),
+        "cpio -t and -l disagree"
+    );
 
     // Our own reader: uid/gid 0, mtime 0, devices as device nodes.
     let entries = mkinitfs::cpio::parse(&plain.stdout).unwrap();
-    assert!(entries.iter().all(|e| e.uid == 0 && e.gid == 0 && e.mtime == 0));
+    assert!(entries
+        .iter()
+        .all(|e| e.uid == 0 && e.gid == 0 && e.mtime == 0));
     let null = entries.iter().find(|e| e.name == "dev/null").unwrap();
     assert_eq!((null.mode, null.rdev), (0o020666, (1, 3)));
     let init_entry = entries.iter().find(|e| e.name == "init").unwrap();
@@ -155,13 +245,25 @@ fn source_date_epoch_sets_every_mtime_and_gzip_works() {
     let init = tiny_init(tmp.path());
     let out = tmp.path().join("g.img");
     let res = Command::new(BIN)
-        .args(["-q", "-n", "-C", "gzip", "-i", init.to_str().unwrap(), "-o", out.to_str().unwrap(), &kernel()])
+        .args([
+            "-q",
+            "-n",
+            "-C",
+            "gzip",
+            "-i",
+            init.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            &kernel(),
+        ])
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
         .unwrap();
     ok(&res);
     let mut plain = Vec::new();
-    flate2::read::GzDecoder::new(&fs::read(&out).unwrap()[..]).read_to_end(&mut plain).unwrap();
+    flate2::read::GzDecoder::new(&fs::read(&out).unwrap()[..])
+        .read_to_end(&mut plain)
+        .unwrap();
     let entries = mkinitfs::cpio::parse(&plain).unwrap();
     assert!(entries.iter().all(|e| e.mtime == 1_700_000_000));
     // -n: no modules at all.
@@ -185,7 +287,10 @@ fn copy_metadata(kver: &str, base: &Path) -> PathBuf {
 fn error_line(out: &Output) -> String {
     assert!(!out.status.success(), "expected failure, got success");
     let stderr = String::from_utf8(out.stderr.clone()).unwrap();
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with("mkinitfs: WARNING")).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("mkinitfs: WARNING"))
+        .collect();
     assert_eq!(lines.len(), 1, "expected one error line, got:\n{stderr}");
     lines[0].to_string()
 }
@@ -201,15 +306,32 @@ fn corrupted_modules_dep_is_one_clear_error() {
     let mut text = fs::read_to_string(&dep).unwrap();
     text.insert_str(0, "kernel/fs/ext4/ext4.ko kernel/lib/crc16.ko\n");
     fs::write(&dep, text).unwrap();
-    let out = mkinitfs(&["-b", base.to_str().unwrap(), "-i", init.to_str().unwrap(), "-l", &kver]);
+    let out = mkinitfs(&[
+        "-b",
+        base.to_str().unwrap(),
+        "-i",
+        init.to_str().unwrap(),
+        "-l",
+        &kver,
+    ]);
     assert_eq!(
         error_line(&out),
-        format!("mkinitfs: ERROR: {}: line 1: expected \"module.ko: dependencies\"", dep.display())
+        format!(
+            "mkinitfs: ERROR: {}: line 1: expected \"module.ko: dependencies\"",
+            dep.display()
+        )
     );
 
     // A dependency without its own line (truncated file).
     fs::write(&dep, "kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko\n").unwrap();
-    let out = mkinitfs(&["-b", base.to_str().unwrap(), "-i", init.to_str().unwrap(), "-l", &kver]);
+    let out = mkinitfs(&[
+        "-b",
+        base.to_str().unwrap(),
+        "-i",
+        init.to_str().unwrap(),
+        "-l",
+        &kver,
+    ]);
     assert_eq!(
         error_line(&out),
         format!(
@@ -220,40 +342,85 @@ fn corrupted_modules_dep_is_one_clear_error() {
 
     // Metadata fine but the module files are absent: a missing module.
     copy_metadata(&kver, &base);
-    let out = mkinitfs(&["-b", base.to_str().unwrap(), "-i", init.to_str().unwrap(), "-F", "ext4", "-l", &kver]);
+    let out = mkinitfs(&[
+        "-b",
+        base.to_str().unwrap(),
+        "-i",
+        init.to_str().unwrap(),
+        "-F",
+        "ext4",
+        "-l",
+        &kver,
+    ]);
     let line = error_line(&out);
     assert!(line.starts_with("mkinitfs: ERROR: kernel/"), "{line}");
-    assert!(line.contains(": listed in modules.dep but ") && line.ends_with(" is missing"), "{line}");
+    assert!(
+        line.contains(": listed in modules.dep but ") && line.ends_with(" is missing"),
+        "{line}"
+    );
 }
 
 #[test]
 fn unknown_feature_and_missing_kernel_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let init = tiny_init(tmp.path());
-    let out = mkinitfs(&["-i", init.to_str().unwrap(), "-F", "base nosuchfeature", "-l", &kernel()]);
+    let out = mkinitfs(&[
+        "-i",
+        init.to_str().unwrap(),
+        "-F",
+        "base nosuchfeature",
+        "-l",
+        &kernel(),
+    ]);
     let line = error_line(&out);
     assert!(line.starts_with("mkinitfs: ERROR: nosuchfeature: unknown feature (no nosuchfeature.files or nosuchfeature.modules in "), "{line}");
 
     let out = mkinitfs(&["-i", init.to_str().unwrap(), "-l", "0.0.0-nosuchkernel"]);
-    assert_eq!(error_line(&out), "mkinitfs: ERROR: /lib/modules/0.0.0-nosuchkernel: does not exist or is not a directory");
+    assert_eq!(
+        error_line(&out),
+        "mkinitfs: ERROR: /lib/modules/0.0.0-nosuchkernel: does not exist or is not a directory"
+    );
 
     let out = mkinitfs(&["-i", "/nonexistent/init", "-n", "-l", "x"]);
-    assert_eq!(error_line(&out), "mkinitfs: ERROR: /nonexistent/init: No such file or directory (os error 2)");
+    assert_eq!(
+        error_line(&out),
+        "mkinitfs: ERROR: /nonexistent/init: No such file or directory (os error 2)"
+    );
 
     let out = mkinitfs(&["-i", init.to_str().unwrap(), "-C", "lz4", "-l", "x"]);
-    assert_eq!(error_line(&out), "mkinitfs: ERROR: initfscomp: compression \"lz4\" not supported (gzip, zstd, none)");
+    assert_eq!(
+        error_line(&out),
+        "mkinitfs: ERROR: initfscomp: compression \"lz4\" not supported (gzip, zstd, none)"
+    );
 
     let unreadable = tmp.path().join("fstab-dir");
     fs::create_dir(&unreadable).unwrap();
-    let out = mkinitfs(&["-i", init.to_str().unwrap(), "-f", unreadable.to_str().unwrap(), "-n", "-l", "x"]);
-    assert_eq!(error_line(&out), format!("mkinitfs: ERROR: {}: fstab is not a regular file", unreadable.display()));
+    let out = mkinitfs(&[
+        "-i",
+        init.to_str().unwrap(),
+        "-f",
+        unreadable.to_str().unwrap(),
+        "-n",
+        "-l",
+        "x",
+    ]);
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "mkinitfs: ERROR: {}: fstab is not a regular file",
+            unreadable.display()
+        )
+    );
 }
 
 #[test]
 fn lists_features_and_honours_feature_dirs() {
     let listing = ok(&mkinitfs(&["-L"]));
     let names: Vec<&str> = listing.lines().collect();
-    for want in ["ata", "base", "cdrom", "ext4", "kms", "mmc", "network", "nvme", "rescue", "scsi", "squashfs", "usb", "vfat", "virtio"] {
+    for want in [
+        "ata", "base", "cdrom", "ext4", "kms", "mmc", "network", "nvme", "rescue", "scsi",
+        "squashfs", "usb", "vfat", "virtio",
+    ] {
         assert!(names.contains(&want), "{want} missing from -L: {names:?}");
     }
     let mut sorted = names.clone();
@@ -268,13 +435,30 @@ fn lists_features_and_honours_feature_dirs() {
     assert!(listing.lines().any(|l| l == "mine"));
     let init = tiny_init(tmp.path());
     let kver = kernel();
-    let listing = ok(&mkinitfs(&["-P", tmp.path().to_str().unwrap(), "-F", "ext4 mine", "-i", init.to_str().unwrap(), "-l", &kver]));
-    assert!(listing.lines().any(|l| l.ends_with("/isofs.ko") || l.contains("/isofs.ko.")));
+    let listing = ok(&mkinitfs(&[
+        "-P",
+        tmp.path().to_str().unwrap(),
+        "-F",
+        "ext4 mine",
+        "-i",
+        init.to_str().unwrap(),
+        "-l",
+        &kver,
+    ]));
+    assert!(listing
+        .lines()
+        .any(|l| l.ends_with("/isofs.ko") || l.contains("/isofs.ko.")));
     assert!(!listing.lines().any(|l| l.contains("/ext4.ko")));
     // ELF closure of /usr/bin/ls: interpreter and libc come along.
     assert!(listing.lines().any(|l| l == "./usr/bin/ls"), "{listing}");
-    assert!(listing.lines().any(|l| l.ends_with("/libc.so.6")), "{listing}");
-    assert!(listing.lines().any(|l| l.contains("ld-linux-x86-64.so.2")), "{listing}");
+    assert!(
+        listing.lines().any(|l| l.ends_with("/libc.so.6")),
+        "{listing}"
+    );
+    assert!(
+        listing.lines().any(|l| l.contains("ld-linux-x86-64.so.2")),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -288,7 +472,15 @@ fn keys_are_embedded_and_missing_index_keys_warn() {
     fs::write(keys.join("build.rsa.pub"), "-----BEGIN PUBLIC KEY-----\n").unwrap();
     fs::write(ovl.join("admin.pub"), "ed25519").unwrap();
     let out = mkinitfs(&[
-        "-n", "-i", init.to_str().unwrap(), "--keys-dir", keys.to_str().unwrap(), "--ovl-keys-dir", ovl.to_str().unwrap(), "-l", "x",
+        "-n",
+        "-i",
+        init.to_str().unwrap(),
+        "--keys-dir",
+        keys.to_str().unwrap(),
+        "--ovl-keys-dir",
+        ovl.to_str().unwrap(),
+        "-l",
+        "x",
     ]);
     let listing = ok(&out);
     assert!(listing.lines().any(|l| l == "./etc/apk/keys/build.rsa.pub"));
@@ -297,10 +489,21 @@ fn keys_are_embedded_and_missing_index_keys_warn() {
 
     let empty = tmp.path().join("empty");
     fs::create_dir_all(&empty).unwrap();
-    let out = mkinitfs(&["-n", "-i", init.to_str().unwrap(), "--keys-dir", empty.to_str().unwrap(), "-l", "x"]);
+    let out = mkinitfs(&[
+        "-n",
+        "-i",
+        init.to_str().unwrap(),
+        "--keys-dir",
+        empty.to_str().unwrap(),
+        "-l",
+        "x",
+    ]);
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("mkinitfs: WARNING: no package index keys embedded"), "{stderr}");
+    assert!(
+        stderr.contains("mkinitfs: WARNING: no package index keys embedded"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -316,8 +519,21 @@ fn hard_links_in_the_base_stay_hard_links() {
     let init = tiny_init(tmp.path());
     let out = tmp.path().join("img");
     ok(&mkinitfs(&[
-        "-q", "-b", base.to_str().unwrap(), "-P", feats.to_str().unwrap(), "-F", "links", "-n", "-C", "none",
-        "-i", init.to_str().unwrap(), "-o", out.to_str().unwrap(), "x",
+        "-q",
+        "-b",
+        base.to_str().unwrap(),
+        "-P",
+        feats.to_str().unwrap(),
+        "-F",
+        "links",
+        "-n",
+        "-C",
+        "none",
+        "-i",
+        init.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "x",
     ]));
     let entries = mkinitfs::cpio::parse(&fs::read(&out).unwrap()).unwrap();
     let a = entries.iter().find(|e| e.name == "usr/share/x/a").unwrap();
@@ -337,14 +553,31 @@ fn kernel_boots_the_image_with_rescue_busybox() {
     let init = tiny_init(tmp.path());
     let img = tmp.path().join("initramfs");
     let features = "base virtio ata scsi nvme usb mmc cdrom ext4 vfat squashfs rescue";
-    let out = mkinitfs(&["-q", "-F", features, "-i", init.to_str().unwrap(), "-o", img.to_str().unwrap(), &kver]);
+    let out = mkinitfs(&[
+        "-q",
+        "-F",
+        features,
+        "-i",
+        init.to_str().unwrap(),
+        "-o",
+        img.to_str().unwrap(),
+        &kver,
+    ]);
     ok(&out);
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains("rescue: no bin/busybox"),
         "busybox-static is needed for this test (make deps)"
     );
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-m", "512", "-nographic", "-no-reboot", "-kernel"])
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-nographic",
+            "-no-reboot",
+            "-kernel",
+        ])
         .arg(format!("/boot/vmlinuz-{kver}"))
         .arg("-initrd")
         .arg(&img)
@@ -376,7 +609,8 @@ fn kernel_boots_the_image_with_rescue_busybox() {
         if child.try_wait().unwrap().is_some() {
             // qemu exited (power off or panic): take what it printed.
             reader.join().unwrap();
-            seen = String::from_utf8_lossy(&log.lock().unwrap()).contains("MKINITFS-QEMU-MARKER-OK");
+            seen =
+                String::from_utf8_lossy(&log.lock().unwrap()).contains("MKINITFS-QEMU-MARKER-OK");
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -384,7 +618,13 @@ fn kernel_boots_the_image_with_rescue_busybox() {
     let _ = child.kill();
     let _ = child.wait();
     let serial = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
-    assert!(seen, "marker not seen within 120 s; serial console:\n{serial}");
+    assert!(
+        seen,
+        "marker not seen within 120 s; serial console:\n{serial}"
+    );
     // poweroff -f must have worked (an init that exits makes the kernel panic instead).
-    assert!(!serial.contains("Attempted to kill init"), "init exited instead of powering off:\n{serial}");
+    assert!(
+        !serial.contains("Attempted to kill init"),
+        "init exited instead of powering off:\n{serial}"
+    );
 }

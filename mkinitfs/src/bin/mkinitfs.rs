@@ -100,7 +100,10 @@ fn run(cli: Cli) -> Result<(), Error> {
     let conf = load_config(&cli.config)?;
     let overrides = Overrides {
         basedir: cli.basedir.as_deref().map(absolute).transpose()?,
-        features: cli.features.as_deref().map(|f| f.split_whitespace().map(str::to_string).collect()),
+        features: cli
+            .features
+            .as_deref()
+            .map(|f| f.split_whitespace().map(str::to_string).collect()),
         compression: cli.compression.clone(),
         fstab: cli.fstab.clone(),
         init: cli.init.clone(),
@@ -112,7 +115,11 @@ fn run(cli: Cli) -> Result<(), Error> {
         kernel_version: cli.kernel_version.clone(),
         mtime: source_date_epoch()?,
     };
-    let default_init = exe.as_deref().and_then(Path::parent).map(|d| d.join("init")).filter(|p| p.is_file());
+    let default_init = exe
+        .as_deref()
+        .and_then(Path::parent)
+        .map(|d| d.join("init"))
+        .filter(|p| p.is_file());
     let default_dirs = mkinitfs::features::default_dirs(exe.as_deref());
     let config = Config::resolve(&conf, &overrides, default_init, default_dirs)?;
     if cli.verbose {
@@ -144,11 +151,26 @@ fn run(cli: Cli) -> Result<(), Error> {
         image.stage_to(&dir)?;
         eprintln!("mkinitfs: staging directory kept: {}", dir.display());
     }
-    let output = cli.output.clone().unwrap_or_else(|| config.default_output());
+    let output = cli
+        .output
+        .clone()
+        .unwrap_or_else(|| config.default_output());
     if !cli.quiet {
-        println!("==> initramfs: creating {} for {}", output.display(), config.kernel_version);
+        println!(
+            "==> initramfs: creating {} for {}",
+            output.display(),
+            config.kernel_version
+        );
     }
-    image.write_to(&output)
+    let start = std::time::Instant::now();
+    image.write_to(&output)?;
+    if cli.verbose {
+        eprintln!(
+            "mkinitfs: note: time: archive written in {:.1} ms",
+            start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
 }
 
 /// The config file; the default one may be absent, an explicit `-c` must exist.
@@ -160,7 +182,10 @@ fn load_config(path: &Path) -> Result<ConfFile, Error> {
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, Error> {
-    std::path::absolute(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    std::path::absolute(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `SOURCE_DATE_EPOCH` as the archive mtime (reproducible builds convention).
