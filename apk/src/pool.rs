@@ -39,6 +39,8 @@ pub struct PoolPackage {
     pub cached: Option<PathBuf>,
     /// Tag it was pinned to when installed (`s:`).
     pub installed_tag: Option<String>,
+    /// A virtual package made by `apk add -t` (no file, never opened).
+    pub virtual_pkg: bool,
 }
 
 /// A provider of a name.
@@ -88,7 +90,7 @@ impl Pool {
         for (name, version, real) in provs {
             self.providers.entry(name).or_default().push(Provider { pkg: id, version, real });
         }
-        self.packages.push(PoolPackage { pkg, repos: Vec::new(), installed: None, file: None, cached: None, installed_tag: None });
+        self.packages.push(PoolPackage { pkg, repos: Vec::new(), installed: None, file: None, cached: None, installed_tag: None, virtual_pkg: false });
         (id, true)
     }
 
@@ -126,6 +128,13 @@ impl Pool {
         id
     }
 
+    /// Add a virtual package (`apk add -t`).
+    pub fn add_virtual(&mut self, pkg: Package) -> PkgId {
+        let (id, _) = self.add(pkg);
+        self.packages[id].virtual_pkg = true;
+        id
+    }
+
     /// Record a cached copy of a package.
     pub fn set_cached(&mut self, id: PkgId, path: PathBuf) {
         self.packages[id].cached = Some(path);
@@ -154,13 +163,13 @@ impl Pool {
     /// Whether the package file can be obtained (installed counts: it can stay).
     pub fn obtainable(&self, id: PkgId) -> bool {
         let p = &self.packages[id];
-        p.file.is_some() || p.cached.is_some() || p.installed.is_some() || p.repos.iter().any(|&r| !self.repos[r].masked)
+        p.file.is_some() || p.virtual_pkg || p.cached.is_some() || p.installed.is_some() || p.repos.iter().any(|&r| !self.repos[r].masked)
     }
 
     /// Whether the package is in some repository at all (masked or not) or a file.
     pub fn in_repository(&self, id: PkgId) -> bool {
         let p = &self.packages[id];
-        !p.repos.is_empty() || p.file.is_some()
+        !p.repos.is_empty() || p.file.is_some() || p.virtual_pkg
     }
 
     /// Whether a dependency is satisfied by this provider entry.

@@ -161,7 +161,7 @@ impl<'a> Attempt<'a> {
 
     fn allowed(&self, id: PkgId, pin: &Pin) -> bool {
         let p = &self.pool.packages[id];
-        if p.installed.is_some() || p.file.is_some() {
+        if p.installed.is_some() || p.file.is_some() || p.virtual_pkg {
             return true;
         }
         pkg_tags(self.pool, id).iter().any(|t| match t {
@@ -174,7 +174,7 @@ impl<'a> Attempt<'a> {
         let tags = pkg_tags(self.pool, id);
         match &pin.preferred {
             Some(t) => tags.iter().any(|x| x.as_deref() == Some(t.as_str())),
-            None => tags.iter().any(Option::is_none) || self.pool.packages[id].installed.is_some() || self.pool.packages[id].file.is_some(),
+            None => tags.iter().any(Option::is_none) || self.pool.packages[id].installed.is_some() || self.pool.packages[id].file.is_some() || self.pool.packages[id].virtual_pkg,
         }
     }
 

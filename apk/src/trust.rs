@@ -240,6 +240,18 @@ impl Keyring {
         self.keys.insert(name.to_string(), key);
     }
 
+    /// Add every key of another keyring (theirs win on equal names).
+    pub fn merge(&mut self, other: &Keyring) {
+        for (k, v) in &other.keys {
+            self.keys.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// Key names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+
     /// Key by file name.
     pub fn get(&self, name: &str) -> Option<&PublicKey> {
         self.keys.get(name)

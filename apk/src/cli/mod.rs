@@ -1,0 +1,291 @@
+//! The `apk` command line: global options (accepted before or after the applet), one module per
+//! applet. Arguments are parsed by clap "as typed", then turned into [`crate::context::Options`].
+
+use crate::context::{Access, Context, Error, Options};
+use crate::output::Out;
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+mod add;
+mod audit;
+mod del;
+mod fix;
+mod index;
+mod info;
+mod keygen;
+mod list;
+mod mkpkg;
+mod sign;
+mod stats;
+mod upgrade;
+mod verify;
+mod version;
+
+/// apk-tools compatible package manager (v3 semantics, v2 on-disk formats).
+#[derive(Parser, Debug)]
+#[command(name = "apk", version, disable_help_subcommand = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    applet: Applet,
+}
+
+/// Global options.
+#[derive(Args, Debug, Clone)]
+struct Global {
+    /// Manage the file system at DIR instead of /
+    #[arg(short = 'p', long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Use an additional repository (directory, index file, file: path or URL)
+    #[arg(short = 'X', long = "repository", global = true, value_name = "REPO")]
+    repository: Vec<String>,
+    /// Read repositories from FILE instead of ROOT/etc/apk/repositories
+    #[arg(long, global = true, value_name = "FILE")]
+    repositories_file: Option<PathBuf>,
+    /// Trusted keys directory (relative paths are relative to the root)
+    #[arg(long, global = true, value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
+    /// Accept indexes and packages without a trusted signature (never bad ones)
+    #[arg(long, global = true)]
+    allow_untrusted: bool,
+    /// Create a new database if none exists
+    #[arg(long, global = true)]
+    initdb: bool,
+    /// Do not use the network (remote repositories are served from the cache only)
+    #[arg(long, global = true)]
+    no_network: bool,
+    /// Do not use any cache
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Use DIR as the package cache
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Accepted for compatibility: indexes are always read fresh
+    #[arg(short = 'U', long, global = true)]
+    update_cache: bool,
+    /// Show what would be done without doing it
+    #[arg(short = 's', long, global = true)]
+    simulate: bool,
+    /// Do not run package scripts
+    #[arg(long, global = true)]
+    no_scripts: bool,
+    /// Accepted for compatibility (commit hooks are never run)
+    #[arg(long, global = true)]
+    no_commit_hooks: bool,
+    /// Do not create .apk-new files for modified configuration
+    #[arg(long, global = true)]
+    clean_protected: bool,
+    /// Read the list of overlay files (kept over package files) from stdin
+    #[arg(long, global = true)]
+    overlay_from_stdin: bool,
+    /// Continue even if the world cannot be satisfied
+    #[arg(long, global = true)]
+    force_broken_world: bool,
+    /// Overwrite files owned by other packages
+    #[arg(long, global = true)]
+    force_overwrite: bool,
+    /// Allow non-repository packages on a tmpfs root
+    #[arg(long, global = true)]
+    force_non_repository: bool,
+    /// Accepted for compatibility
+    #[arg(long, global = true)]
+    force_old_apk: bool,
+    /// Treat the root as tmpfs: auto, yes or no
+    #[arg(long, global = true, value_name = "auto|yes|no")]
+    root_tmpfs: Option<String>,
+    /// Initramfs mode: create the database, force overwrite, broken world and non-repository
+    #[arg(long, global = true)]
+    initramfs_diskless_boot: bool,
+    /// Delete modified configuration files on removal too
+    #[arg(long, global = true)]
+    purge: bool,
+    /// Show a progress bar
+    #[arg(long, global = true, overrides_with = "no_progress")]
+    progress: bool,
+    /// Do not show a progress bar
+    #[arg(long, global = true)]
+    no_progress: bool,
+    /// Write progress as "done/total stage" lines to this file descriptor
+    #[arg(long, global = true, value_name = "FD")]
+    progress_fd: Option<i32>,
+    /// Print less (repeatable)
+    #[arg(short = 'q', long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
+    /// Print more (repeatable)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Wait up to N seconds for the database lock
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    wait: u64,
+    /// Architecture of the root
+    #[arg(long, global = true, value_name = "ARCH")]
+    arch: Option<String>,
+    /// Print the architecture and exit
+    #[arg(long, global = true)]
+    print_arch: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Applet {
+    /// Add packages to world and install them
+    Add(add::Args),
+    /// Remove packages from world and uninstall them
+    Del(del::Args),
+    /// Upgrade installed packages
+    Upgrade(upgrade::Args),
+    /// Repair packages (reinstall)
+    Fix(fix::Args),
+    /// Show information about packages
+    Info(info::Args),
+    /// List packages
+    List(list::Args),
+    /// Compare the root with the installed database
+    Audit(audit::Args),
+    /// Create a repository index from packages
+    Index(index::Args),
+    /// Verify package signatures and integrity
+    Verify(verify::Args),
+    /// Compare versions
+    Version(version::Args),
+    /// Show database statistics
+    Stats(stats::Args),
+    /// Build a package from a directory and metadata
+    Mkpkg(mkpkg::Args),
+    /// Generate a signing key pair (ed25519 by default)
+    Keygen(keygen::Args),
+    /// Sign indexes or packages in place
+    Sign(sign::Args),
+}
+
+impl Global {
+    fn options(&self) -> Result<Options, Error> {
+        let root_tmpfs = match self.root_tmpfs.as_deref() {
+            None | Some("auto") => None,
+            Some("yes") => Some(true),
+            Some("no") => Some(false),
+            Some(o) => return Err(Error::Usage(format!("--root-tmpfs: invalid value '{o}' (auto, yes or no)"))),
+        };
+        let overlay = if self.overlay_from_stdin {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Error::Msg(format!("stdin: {e}")))?;
+            Some(crate::commit::OverlayList::parse(&s))
+        } else {
+            None
+        };
+        Ok(Options {
+            root: self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+            repositories: self.repository.clone(),
+            repositories_file: self.repositories_file.clone(),
+            keys_dir: self.keys_dir.clone(),
+            extra_keys: None,
+            allow_untrusted: self.allow_untrusted,
+            initdb: self.initdb,
+            no_network: self.no_network,
+            no_cache: self.no_cache,
+            cache_dir: self.cache_dir.clone(),
+            simulate: self.simulate,
+            no_scripts: self.no_scripts,
+            clean_protected: self.clean_protected,
+            overlay,
+            force_broken_world: self.force_broken_world,
+            force_overwrite: self.force_overwrite,
+            force_non_repository: self.force_non_repository,
+            root_tmpfs,
+            arch: self.arch.clone(),
+            wait: self.wait,
+            diskless_boot: self.initramfs_diskless_boot,
+            purge: self.purge,
+            lenient_world: false,
+        })
+    }
+
+    fn out(&self) -> Out {
+        let tty = std::io::stdout().is_terminal();
+        let width = if tty { terminal_width().filter(|&w| w > 25).unwrap_or(50) } else { 50 };
+        Out { verbosity: 1 + self.verbose as i32 - self.quiet as i32, width }
+    }
+}
+
+fn terminal_width() -> Option<usize> {
+    let mut ws: libc::winsize = unsafe_zeroed_winsize();
+    // SAFETY: TIOCGWINSZ writes a winsize into the struct we own.
+    let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
+}
+
+fn unsafe_zeroed_winsize() -> libc::winsize {
+    libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 }
+}
+
+/// What a run produced: the applet's error count.
+pub type Outcome = Result<usize, Error>;
+
+/// apk's applet-local `-s` (info: size) clashes with the global `--simulate`; rewrite it before
+/// clap sees it, as apk-tools lets applet options win.
+fn preprocess(mut argv: Vec<String>) -> Vec<String> {
+    if let Some(pos) = argv.iter().position(|a| a == "info") {
+        for a in argv.iter_mut().skip(pos + 1) {
+            if a == "-s" {
+                *a = "--size".into();
+            }
+        }
+    }
+    argv
+}
+
+/// Parse the command line and run. Returns the process exit code.
+pub fn main_with_args(argv: Vec<String>) -> i32 {
+    let cli = match Cli::try_parse_from(preprocess(argv)) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let out = cli.global.out();
+    if cli.global.print_arch {
+        println!("{}", cli.global.arch.clone().unwrap_or_else(|| crate::db::DEFAULT_ARCH.into()));
+        return 0;
+    }
+    match run(cli, out.clone()) {
+        Ok(errors) => errors.min(99) as i32,
+        Err(Error::Unsatisfiable(report)) => {
+            eprint!("ERROR: unable to select packages:\n{report}");
+            1
+        }
+        Err(e) => {
+            out.error(&e.to_string());
+            e.exit_code()
+        }
+    }
+}
+
+fn open(g: &Global, access: Access, out: Out) -> Result<Context, Error> {
+    Context::open(g.options()?, access, out)
+}
+
+fn run(cli: Cli, out: Out) -> Outcome {
+    let g = &cli.global;
+    match cli.applet {
+        Applet::Add(a) => a.run(open(g, Access::Writable, out)?),
+        Applet::Del(a) => a.run(open(g, Access::Writable, out)?),
+        Applet::Upgrade(a) => a.run(open(g, Access::Writable, out)?),
+        Applet::Fix(a) => a.run(open(g, Access::Writable, out)?),
+        Applet::Info(a) => a.run(open(g, Access::ReadOnly, out)?),
+        Applet::List(a) => a.run(open(g, Access::ReadOnly, out)?),
+        Applet::Audit(a) => a.run(open(g, Access::ReadOnly, out)?),
+        Applet::Stats(a) => a.run(open(g, Access::ReadOnly, out)?),
+        Applet::Index(a) => a.run(open(g, Access::None, out)?),
+        Applet::Verify(a) => a.run(open(g, Access::None, out)?),
+        Applet::Version(a) => {
+            let access = if a.needs_db() { Access::ReadOnly } else { Access::None };
+            a.run(open(g, access, out)?)
+        }
+        Applet::Mkpkg(a) => a.run(out),
+        Applet::Keygen(a) => a.run(out),
+        Applet::Sign(a) => a.run(out),
+    }
+}

@@ -1,0 +1,302 @@
+//! An apk session: options resolved against the root, the database opened once, repositories
+//! loaded and verified, the package pool built. The CLI applets and the boot init both start here.
+
+use crate::archive::{self, ArchiveError};
+use crate::commit::OverlayList;
+use crate::db::{Database, DbError, OpenOptions};
+use crate::output::Out;
+use crate::pool::Pool;
+use crate::repo::{self, LoadOptions, RepoSpec, Repository};
+use crate::trust::Keyring;
+use std::path::{Path, PathBuf};
+
+/// Global options (apk's, resolved).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--root`.
+    pub root: PathBuf,
+    /// `--repository` / `-X`, in order.
+    pub repositories: Vec<String>,
+    /// `--repositories-file` (instead of `ROOT/etc/apk/repositories`).
+    pub repositories_file: Option<PathBuf>,
+    /// `--keys-dir` (relative paths are relative to the root).
+    pub keys_dir: Option<PathBuf>,
+    /// Extra trusted keys (the init passes its initramfs keys this way when not copied).
+    pub extra_keys: Option<Keyring>,
+    /// `--allow-untrusted`.
+    pub allow_untrusted: bool,
+    /// `--initdb`.
+    pub initdb: bool,
+    /// `--no-network`.
+    pub no_network: bool,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--cache-dir`.
+    pub cache_dir: Option<PathBuf>,
+    /// `--simulate`.
+    pub simulate: bool,
+    /// `--no-scripts`.
+    pub no_scripts: bool,
+    /// `--clean-protected`.
+    pub clean_protected: bool,
+    /// `--overlay-from-stdin` (already read).
+    pub overlay: Option<OverlayList>,
+    /// `--force-broken-world`.
+    pub force_broken_world: bool,
+    /// `--force-overwrite`.
+    pub force_overwrite: bool,
+    /// `--force-non-repository`.
+    pub force_non_repository: bool,
+    /// `--root-tmpfs=yes|no` (None: auto).
+    pub root_tmpfs: Option<bool>,
+    /// `--arch`.
+    pub arch: Option<String>,
+    /// `--wait N`.
+    pub wait: u64,
+    /// `--initramfs-diskless-boot`.
+    pub diskless_boot: bool,
+    /// `--purge`.
+    pub purge: bool,
+    /// Continue with the valid tokens of a broken world file (PID 1).
+    pub lenient_world: bool,
+}
+
+/// What an applet needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Nothing from the database.
+    None,
+    /// Read the database and repositories.
+    ReadOnly,
+    /// Lock and write.
+    Writable,
+}
+
+/// Errors of the apk core, each naming its subject.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Database problem.
+    #[error("{0}")]
+    Db(#[from] DbError),
+    /// A file could not be read or written.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// A package file failed verification.
+    #[error("{}: {err}", .path.display())]
+    Package {
+        /// The file.
+        path: PathBuf,
+        /// Cause.
+        err: ArchiveError,
+    },
+    /// The solver found no valid selection (the report follows on stderr).
+    #[error("unable to select packages:\n{0}")]
+    Unsatisfiable(String),
+    /// Bad arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Anything else, already worded for the user.
+    #[error("{0}")]
+    Msg(String),
+}
+
+impl Error {
+    /// Process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        1
+    }
+}
+
+/// An open session.
+pub struct Context {
+    /// Options.
+    pub opts: Options,
+    /// The database (None for `Access::None`).
+    pub db: Option<Database>,
+    /// Loaded repositories.
+    pub repos: Vec<Repository>,
+    /// The pool.
+    pub pool: Pool,
+    /// Output.
+    pub out: Out,
+    /// Trusted keys.
+    pub keys: Keyring,
+    /// Cache directory in use.
+    pub cache_dir: Option<PathBuf>,
+    /// Warnings counted while opening repositories (they make the exit code non-zero? no: apk only warns).
+    pub repo_warnings: usize,
+}
+
+fn resolve_under(root: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
+}
+
+impl Context {
+    /// Open a session.
+    pub fn open(opts: Options, access: Access, out: Out) -> Result<Context, Error> {
+        let root = if opts.root.as_os_str().is_empty() { PathBuf::from("/") } else { opts.root.clone() };
+        let mut opts = opts;
+        opts.root = root.clone();
+        if opts.diskless_boot {
+            opts.initdb = true;
+            opts.force_broken_world = true;
+            opts.force_overwrite = true;
+            opts.force_non_repository = true;
+        }
+        let db = match access {
+            Access::None => None,
+            _ => {
+                if opts.initdb && opts.simulate && !root.join("lib/apk/db/installed").exists() {
+                    return Err(Error::Msg("unable to create database under --simulate".into()));
+                }
+                let o = OpenOptions {
+                    writable: access == Access::Writable && !opts.simulate,
+                    create: opts.initdb,
+                    arch: opts.arch.clone(),
+                    lenient_world: opts.lenient_world,
+                    lock_wait: opts.wait,
+                };
+                Some(Database::open(&root, &o)?)
+            }
+        };
+        let arches = match (&db, &opts.arch) {
+            (_, Some(a)) => vec![a.clone()],
+            (Some(d), None) => d.arches.clone(),
+            (None, None) => vec![crate::db::DEFAULT_ARCH.to_string()],
+        };
+        let keys_dir = match &opts.keys_dir {
+            Some(k) => resolve_under(&root, k),
+            None => root.join("etc/apk/keys"),
+        };
+        let mut keys = Keyring::load(&keys_dir);
+        if let Some(extra) = &opts.extra_keys {
+            keys = merge(keys, extra);
+        }
+        let cache_dir = if opts.no_cache {
+            None
+        } else if let Some(c) = &opts.cache_dir {
+            Some(resolve_under(&root, c))
+        } else {
+            // An absolute symlink here resolves in this process's root (Alpine's boot relies on it).
+            let c = root.join("etc/apk/cache");
+            c.is_dir().then_some(c)
+        };
+        let mut ctx = Context { opts, db, repos: Vec::new(), pool: Pool::new(arches), out, keys, cache_dir, repo_warnings: 0 };
+        if access != Access::None {
+            ctx.load_pool()?;
+        }
+        Ok(ctx)
+    }
+
+    /// Repository specs from the repositories file(s) and `-X` options.
+    pub fn repo_specs(&self) -> Vec<RepoSpec> {
+        let root = &self.opts.root;
+        let mut specs = Vec::new();
+        let files: Vec<PathBuf> = match &self.opts.repositories_file {
+            Some(f) => vec![resolve_under(root, f)],
+            None => {
+                let mut v = vec![root.join("etc/apk/repositories")];
+                let mut d: Vec<PathBuf> = std::fs::read_dir(root.join("etc/apk/repositories.d"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "list"))
+                    .collect();
+                d.sort();
+                v.extend(d);
+                v
+            }
+        };
+        for f in files {
+            if let Ok(t) = std::fs::read_to_string(&f) {
+                specs.extend(repo::parse_repositories(&t));
+            }
+        }
+        specs.extend(self.opts.repositories.iter().filter_map(|r| RepoSpec::parse(r)));
+        specs
+    }
+
+    fn load_pool(&mut self) -> Result<(), Error> {
+        if let Some(db) = &self.db {
+            for (i, ip) in db.installed.iter().enumerate() {
+                self.pool.add_installed(&ip.pkg, i, ip.tag.clone());
+            }
+        }
+        let arch = self.pool.arches.first().cloned().unwrap_or_default();
+        let specs = self.repo_specs();
+        for spec in specs {
+            let lo = LoadOptions {
+                arch: &arch,
+                keys: &self.keys,
+                allow_untrusted: self.opts.allow_untrusted,
+                no_network: self.opts.no_network,
+                cache_dir: self.cache_dir.as_deref(),
+            };
+            match Repository::load(&spec, &lo) {
+                Ok(r) => {
+                    self.pool.add_repository(&r);
+                    self.repos.push(r);
+                }
+                Err((what, e)) => {
+                    // Remote repositories under --no-network are masked silently.
+                    if spec.is_remote() && self.opts.no_network {
+                        continue;
+                    }
+                    self.out.warning(&format!("opening {what}: {e}"));
+                    self.repo_warnings += 1;
+                }
+            }
+        }
+        if let Some(c) = self.cache_dir.clone() {
+            self.scan_cache(&c);
+        }
+        Ok(())
+    }
+
+    fn scan_cache(&mut self, dir: &Path) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let names: std::collections::HashSet<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        for id in 0..self.pool.packages.len() {
+            let n = repo::cache_package_name(&self.pool.packages[id].pkg);
+            if names.contains(&n) {
+                self.pool.set_cached(id, dir.join(n));
+            }
+        }
+    }
+
+    /// The database (applets declared Access::ReadOnly or Writable).
+    pub fn db(&self) -> &Database {
+        self.db.as_ref().expect("applet declared database access")
+    }
+
+    /// Whether the root is a tmpfs (`--root-tmpfs`, auto-detected by default).
+    pub fn root_is_tmpfs(&self) -> bool {
+        if let Some(v) = self.opts.root_tmpfs {
+            return v;
+        }
+        nix::sys::statfs::statfs(&self.opts.root).map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC).unwrap_or(false)
+    }
+
+    /// Read a package file given on the command line (verified, trusted or `--allow-untrusted`).
+    pub fn open_file(&self, path: &Path) -> Result<crate::package::Package, Error> {
+        let buf = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let mode = archive::Mode::Verify { keys: &self.keys, allow_untrusted: self.opts.allow_untrusted };
+        let opened = archive::open_package(&buf, &mode).map_err(|err| Error::Package { path: path.to_path_buf(), err })?;
+        Ok(opened.info)
+    }
+}
+
+fn merge(mut a: Keyring, b: &Keyring) -> Keyring {
+    a.merge(b);
+    a
+}
