@@ -82,16 +82,19 @@ pub fn write_tree<W: Write>(
     out: W,
     sink: &std::path::Path,
 ) -> Result<W, Error> {
-    // Hard link groups: count the links of each host (dev, ino) and find the last one.
-    let mut links: HashMap<(u64, u64), (u32, usize)> = HashMap::new();
+    // Hard link groups: count the links of each host (dev, ino) and find the last one. The mode
+    // is part of the key because the kernel only links entries whose mode matches too: the same
+    // host file added as /init (0755 forced) and elsewhere with another mode must stay two files,
+    // each with its data.
+    let mut links: HashMap<(u64, u64, u32), (u32, usize)> = HashMap::new();
     for (index, (_, entry)) in tree.iter().enumerate() {
         if let Node::File(Content::Host { id, .. }) = &entry.node {
-            let slot = links.entry(*id).or_insert((0, index));
+            let slot = links.entry((id.0, id.1, entry.mode)).or_insert((0, index));
             slot.0 += 1;
             slot.1 = index;
         }
     }
-    let mut inodes: HashMap<(u64, u64), u32> = HashMap::new();
+    let mut inodes: HashMap<(u64, u64, u32), u32> = HashMap::new();
     let mut w = Counting {
         inner: out,
         written: 0,
@@ -140,9 +143,10 @@ pub fn write_tree<W: Write>(
             }
             Node::File(Content::Host { path, id }) => {
                 h.mode = S_IFREG | perm;
-                let (count, last) = links[id];
+                let key = (id.0, id.1, entry.mode);
+                let (count, last) = links[&key];
                 if count > 1 {
-                    ino = *inodes.entry(*id).or_insert(ino);
+                    ino = *inodes.entry(key).or_insert(ino);
                     h.ino = ino;
                     h.nlink = count;
                 }
@@ -365,19 +369,48 @@ mod tests {
         assert_eq!(inos.len(), entries.len() - 1);
     }
 
+    /// Regression: the same host file as /init (mode forced to 0755) and as a 0644 entry became
+    /// one hard link group with mismatched modes; the kernel would not link them and the first
+    /// name would stay empty.
+    #[test]
+    fn same_host_file_with_different_modes_is_not_a_hard_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("f");
+        fs::write(&p, b"data").unwrap();
+        let meta = fs::metadata(&p).unwrap();
+        let mut t = Tree::new();
+        t.add_host_file("a", p.clone(), &meta).unwrap();
+        let content = Content::Host {
+            path: p,
+            id: (
+                std::os::unix::fs::MetadataExt::dev(&meta),
+                std::os::unix::fs::MetadataExt::ino(&meta),
+            ),
+        };
+        t.insert(
+            "init",
+            crate::tree::Entry {
+                node: Node::File(content),
+                mode: 0o755,
+            },
+        )
+        .unwrap();
+        let entries = parse(&write_tree(&t, 0, Vec::new(), Path::new("out")).unwrap()).unwrap();
+        assert_ne!(entries[0].ino, entries[1].ino);
+        assert!(entries.iter().all(|e| e.nlink == 1 && e.data == b"data"));
+    }
+
     #[test]
     fn host_cpio_accepts_the_archive() {
         let tmp = tempfile::tempdir().unwrap();
         let t = sample(tmp.path());
         let bytes = write_tree(&t, 0, Vec::new(), Path::new("out")).unwrap();
-        let Ok(mut child) = std::process::Command::new("cpio")
+        let mut child = std::process::Command::new("cpio")
             .args(["-t", "--quiet"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
-        else {
-            return; // cpio not installed: make deps installs it for CI.
-        };
+            .expect("host cpio (make deps installs it)");
         child.stdin.take().unwrap().write_all(&bytes).unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success());

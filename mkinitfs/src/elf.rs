@@ -204,8 +204,14 @@ impl<'a> Resolver<'a> {
     /// Reads the ELF at real path `real` (bounded size) and parses its dependencies.
     pub fn deps_of(&self, real: &str) -> Result<Option<ElfDeps>, Error> {
         let host = self.root.host(real);
-        let file = fs::File::open(&host).at(&host)?;
-        let mut bytes = Vec::new();
+        let mut file = fs::File::open(&host).at(&host)?;
+        // Look at the magic first: feature files include large data files that need no walk.
+        let mut head = [0u8; 20];
+        let n = read_full(&mut file, &mut head).at(&host)?;
+        if read_kind(&head[..n]).is_none() {
+            return Ok(None);
+        }
+        let mut bytes = head[..n].to_vec();
         file.take(MAX_ELF).read_to_end(&mut bytes).at(&host)?;
         parse_deps(&host, &bytes)
     }

@@ -86,8 +86,11 @@ impl Image {
             path: path.to_path_buf(),
             reason: "output path has no file name".into(),
         })?;
+        // pid + counter: concurrent builds in one process (a library caller) never share a name.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = dir.join(format!(
-            ".{}.tmp{}",
+            ".{}.tmp{}-{n}",
             name.to_string_lossy(),
             std::process::id()
         ));
