@@ -628,3 +628,42 @@ fn kernel_boots_the_image_with_rescue_busybox() {
         "init exited instead of powering off:\n{serial}"
     );
 }
+
+#[test]
+fn keep_stages_the_tree_into_tempdir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let init = tiny_init(tmp.path());
+    let stage = tmp.path().join("stage");
+    let out = tmp.path().join("img");
+    let res = mkinitfs(&[
+        "-q",
+        "-k",
+        "-t",
+        stage.to_str().unwrap(),
+        "-F",
+        "ext4",
+        "-i",
+        init.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        &kernel(),
+    ]);
+    ok(&res);
+    assert!(String::from_utf8_lossy(&res.stderr)
+        .contains(&format!("staging directory kept: {}", stage.display())));
+    assert_eq!(
+        fs::read(stage.join("init")).unwrap(),
+        fs::read(&init).unwrap()
+    );
+    assert_eq!(
+        fs::read_link(stage.join("lib")).unwrap(),
+        Path::new("usr/lib")
+    );
+    let dep =
+        fs::read_to_string(stage.join("lib/modules").join(kernel()).join("modules.dep")).unwrap();
+    assert!(
+        dep.lines().any(|l| l.starts_with("kernel/fs/ext4/ext4.ko")),
+        "{dep}"
+    );
+    assert!(out.is_file());
+}
