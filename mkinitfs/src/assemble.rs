@@ -16,10 +16,10 @@ use crate::config::{Config, DEFAULT_FSTAB};
 use crate::elf::Resolver;
 use crate::error::{Error, IoResultExt};
 use crate::features::{self, Feature};
+use crate::firmware;
 use crate::image::Image;
 use crate::kconfig;
 use crate::kmod::{ModuleDb, SoftDep};
-use crate::modinfo;
 use crate::root::{self, Root};
 use crate::tree::{Content, Entry, Node, Tree};
 
@@ -535,25 +535,17 @@ impl Builder<'_> {
             .collect())
     }
 
-    /// Firmware named by the modules' `.modinfo` (`firmware=`): `NAME`, `NAME.zst` or `NAME.xz`
-    /// under `lib/firmware`, symlinks kept. Missing firmware is skipped (noted in debug output).
+    /// Firmware of the included modules (see `firmware`); missing names become debug notes.
     fn firmware(&mut self, db: &ModuleDb, set: &BTreeSet<String>) -> Result<(), Error> {
         let modules: Vec<PathBuf> = set.iter().map(|m| db.dir.join(m)).collect();
-        let names = read_firmware_names(&modules)?;
-        for name in names {
-            let mut found = false;
-            for suffix in ["", ".zst", ".xz"] {
-                let path = format!("lib/firmware/{name}{suffix}");
-                if self.root.resolve(&path)?.is_some_and(|(_, m)| m.is_file()) {
+        for name in firmware::names(&modules)? {
+            match firmware::locate(self.root, &name)? {
+                Some(path) => {
                     self.tree.add_path(self.root, &path, false)?;
-                    found = true;
-                    break;
                 }
-            }
-            if !found {
-                self.notes.push(format!(
+                None => self.notes.push(format!(
                     "firmware {name}: not found under lib/firmware, skipped"
-                ));
+                )),
             }
         }
         Ok(())
@@ -563,48 +555,6 @@ impl Builder<'_> {
 fn id_of(meta: &fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     (meta.dev(), meta.ino())
-}
-
-/// Reads the `firmware=` names of all modules, in parallel (reading and decompressing modules is
-/// most of the work); returns them sorted and unique so the result does not depend on timing.
-fn read_firmware_names(modules: &[PathBuf]) -> Result<BTreeSet<String>, Error> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let chunk = modules.len().div_ceil(workers).max(1);
-    let results: Vec<Result<Vec<String>, Error>> = std::thread::scope(|s| {
-        let handles: Vec<_> = modules
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut names = Vec::new();
-                    for path in part {
-                        names.extend(modinfo::firmware_of_file(path)?);
-                    }
-                    Ok(names)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::Setting {
-                        key: "firmware".into(),
-                        reason: "reader thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut out = BTreeSet::new();
-    for r in results {
-        out.extend(r?);
-    }
-    // Firmware names come from module files: refuse ones that would climb out of lib/firmware.
-    out.retain(|n| !n.split('/').any(|c| c == ".." || c.is_empty()) && !n.starts_with('/'));
-    Ok(out)
 }
 
 /// Expands a `.files` line inside the root: glob characters are matched under the base

@@ -25,6 +25,8 @@ pub mod cpio;
 pub mod elf;
 mod error;
 pub mod features;
+pub mod firmware;
+pub mod fnmatch;
 mod image;
 pub mod kconfig;
 pub mod kmod;
