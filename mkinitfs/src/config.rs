@@ -19,8 +19,8 @@ pub const DEFAULT_FEATURES: &[&str] = &[
     "base", "virtio", "ata", "scsi", "nvme", "usb", "mmc", "cdrom", "ext4", "vfat", "squashfs",
 ];
 
-/// The config file read when `-c` is not given.
-pub const DEFAULT_CONFIG: &str = "/etc/mkinitfs/mkinitfs.conf";
+/// The config file read when `-c` is not given, relative to the base directory (`-b`, default `/`).
+pub const DEFAULT_CONFIG: &str = "etc/mkinitfs/mkinitfs.conf";
 
 /// The fstab embedded when `-f` is not given: Alpine's shipped `/etc/fstab` (boot-params §3.8).
 pub const DEFAULT_FSTAB: &str = "/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n\

@@ -142,12 +142,13 @@ pub fn available(dirs: &[PathBuf]) -> Result<Vec<String>, Error> {
     Ok(names.into_iter().collect())
 }
 
-/// The default features search path after the `-P` directories, for a binary at `exe`:
-/// `<exe dir>/../share/mkinitfs/features.d` (installed layout, e.g. `out/share/...`),
-/// `<exe dir>/../../mkinitfs/features.d` (the repository's copy, for `out/bin` and
-/// `target/<triple>/release`), then `/etc/mkinitfs/features.d`. Only existing directories are
-/// returned.
-pub fn default_dirs(exe: Option<&Path>) -> Vec<PathBuf> {
+/// The default features search path after the `-P` directories, for a binary at `exe` building
+/// from `basedir`: `<exe dir>/../share/mkinitfs/features.d` (installed layout, e.g.
+/// `out/share/...`), `<exe dir>/../../mkinitfs/features.d` (the repository's copy, from `out/bin`),
+/// `<exe dir>/../../../mkinitfs/features.d` (from `target/<triple>/release`), then
+/// `<basedir>/etc/mkinitfs/features.d` (`/etc/...` without `-b`; Alpine reads the host's even
+/// with `-b`, a quirk we do not copy). Only existing directories are returned.
+pub fn default_dirs(exe: Option<&Path>, basedir: &Path) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(bin_dir) = exe.and_then(Path::parent) {
         dirs.push(bin_dir.join("../share/mkinitfs/features.d"));
@@ -155,7 +156,7 @@ pub fn default_dirs(exe: Option<&Path>) -> Vec<PathBuf> {
         // cargo's target/<triple>/release/ is one level deeper than out/bin/.
         dirs.push(bin_dir.join("../../../mkinitfs/features.d"));
     }
-    dirs.push(PathBuf::from("/etc/mkinitfs/features.d"));
+    dirs.push(basedir.join("etc/mkinitfs/features.d"));
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
@@ -223,6 +224,29 @@ mod tests {
             "/nonexistent".into(),
         ];
         assert_eq!(available(&dirs).unwrap(), vec!["alpha", "zeta"]);
+    }
+
+    #[test]
+    fn default_dirs_follow_the_binary_and_the_base() {
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        for d in [
+            "out/bin",
+            "out/share/mkinitfs/features.d",
+            "mkinitfs/features.d",
+            "base/etc/mkinitfs/features.d",
+        ] {
+            fs::create_dir_all(t.join(d)).unwrap();
+        }
+        let dirs = default_dirs(Some(&t.join("out/bin/mkinitfs")), &t.join("base"));
+        assert_eq!(
+            dirs,
+            vec![
+                t.join("out/bin/../share/mkinitfs/features.d"),
+                t.join("out/bin/../../mkinitfs/features.d"),
+                t.join("base/etc/mkinitfs/features.d"),
+            ]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! ```no_run
 //! use mkinitfs::{Config, ConfFile, Overrides};
 //! let cli = Overrides { kernel_version: Some("6.1.0-56-amd64".into()), init: Some("/out/bin/init".into()), ..Default::default() };
-//! let config = Config::resolve(&ConfFile::default(), &cli, None, mkinitfs::features::default_dirs(None))?;
+//! let config = Config::resolve(&ConfFile::default(), &cli, None, mkinitfs::features::default_dirs(None, std::path::Path::new("/")))?;
 //! let image = mkinitfs::build(&config)?;
 //! image.write_to(std::path::Path::new("/tmp/initramfs"))?;
 //! # Ok::<(), mkinitfs::Error>(())

@@ -667,3 +667,86 @@ fn keep_stages_the_tree_into_tempdir() {
     );
     assert!(out.is_file());
 }
+
+#[test]
+fn config_and_features_come_from_the_base_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    fs::create_dir_all(base.join("etc/mkinitfs/features.d")).unwrap();
+    fs::create_dir_all(base.join("opt")).unwrap();
+    fs::write(base.join("opt/hello"), "hi").unwrap();
+    fs::write(
+        base.join("etc/mkinitfs/mkinitfs.conf"),
+        "features=\"hello\"\ninitfscomp=\"none\"\n",
+    )
+    .unwrap();
+    fs::write(
+        base.join("etc/mkinitfs/features.d/hello.files"),
+        "/opt/hello\n",
+    )
+    .unwrap();
+    let init = tiny_init(tmp.path());
+    let listing = ok(&mkinitfs(&[
+        "-b",
+        base.to_str().unwrap(),
+        "-n",
+        "-i",
+        init.to_str().unwrap(),
+        "-l",
+        "x",
+    ]));
+    assert!(listing.lines().any(|l| l == "./opt/hello"), "{listing}");
+    // The command line wins over the file.
+    let out = mkinitfs(&[
+        "-b",
+        base.to_str().unwrap(),
+        "-F",
+        "nothere",
+        "-n",
+        "-i",
+        init.to_str().unwrap(),
+        "-l",
+        "x",
+    ]);
+    assert!(error_line(&out).starts_with("mkinitfs: ERROR: nothere: unknown feature"));
+    // An explicit -c must exist.
+    let missing = tmp.path().join("missing.conf");
+    let out = mkinitfs(&[
+        "-c",
+        missing.to_str().unwrap(),
+        "-n",
+        "-i",
+        init.to_str().unwrap(),
+        "-l",
+        "x",
+    ]);
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "mkinitfs: ERROR: {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+    // A config line that is shell is refused with its line number.
+    fs::write(
+        base.join("etc/mkinitfs/mkinitfs.conf"),
+        "# c\nfeatures=\"$(id)\"\n",
+    )
+    .unwrap();
+    let out = mkinitfs(&[
+        "-b",
+        base.to_str().unwrap(),
+        "-n",
+        "-i",
+        init.to_str().unwrap(),
+        "-l",
+        "x",
+    ]);
+    assert_eq!(
+        error_line(&out),
+        format!(
+            "mkinitfs: ERROR: {}: line 2: shell expansion ($, `) is not supported",
+            base.join("etc/mkinitfs/mkinitfs.conf").display()
+        )
+    );
+}

@@ -13,17 +13,17 @@ use mkinitfs::{ConfFile, Config, Error, Overrides};
 /// Build an initramfs for the project's init (Alpine mkinitfs compatible options).
 ///
 /// Feature directories are searched in this order: -P dirs, <exe dir>/../share/mkinitfs/features.d,
-/// <exe dir>/../../mkinitfs/features.d (the repository, from out/bin), then /etc/mkinitfs/features.d.
-/// Command-line options override /etc/mkinitfs/mkinitfs.conf (unlike Alpine).
+/// <exe dir>/../../mkinitfs/features.d (the repository, from out/bin), then
+/// BASEDIR/etc/mkinitfs/features.d. Command-line options override the config file (unlike Alpine).
 #[derive(Debug, Parser)]
 #[command(name = "mkinitfs", version, disable_version_flag = true)]
 struct Cli {
     /// Take files, modules, firmware and keys from BASEDIR instead of /
     #[arg(short = 'b', value_name = "BASEDIR")]
     basedir: Option<PathBuf>,
-    /// Config file (KEY="VALUE" lines, never executed)
-    #[arg(short = 'c', value_name = "CONFIGFILE", default_value = mkinitfs::config::DEFAULT_CONFIG)]
-    config: PathBuf,
+    /// Config file (KEY="VALUE" lines, never executed) [default: BASEDIR/etc/mkinitfs/mkinitfs.conf]
+    #[arg(short = 'c', value_name = "CONFIGFILE")]
+    config: Option<PathBuf>,
     /// Compression: gzip, zstd (default) or none
     #[arg(short = 'C', value_name = "gzip|zstd|none")]
     compression: Option<String>,
@@ -89,17 +89,30 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Error> {
     let exe = std::env::current_exe().ok();
+    let basedir = absolute(cli.basedir.as_deref().unwrap_or(Path::new("/")))?;
+    let default_dirs = mkinitfs::features::default_dirs(exe.as_deref(), &basedir);
     let mut feature_dirs = cli.feature_dirs.clone();
-    feature_dirs.extend(mkinitfs::features::default_dirs(exe.as_deref()));
+    feature_dirs.extend(default_dirs.iter().cloned());
     if cli.list_features {
         for name in mkinitfs::features::available(&feature_dirs)? {
             println!("{name}");
         }
         return Ok(());
     }
-    let conf = load_config(&cli.config)?;
+    let conf = match &cli.config {
+        Some(path) => ConfFile::load(path)?,
+        None => {
+            // The default config may be absent; an explicit -c must exist.
+            let path = basedir.join(mkinitfs::config::DEFAULT_CONFIG);
+            if path.exists() {
+                ConfFile::load(&path)?
+            } else {
+                ConfFile::default()
+            }
+        }
+    };
     let overrides = Overrides {
-        basedir: cli.basedir.as_deref().map(absolute).transpose()?,
+        basedir: Some(basedir),
         features: cli
             .features
             .as_deref()
@@ -120,7 +133,6 @@ fn run(cli: Cli) -> Result<(), Error> {
         .and_then(Path::parent)
         .map(|d| d.join("init"))
         .filter(|p| p.is_file());
-    let default_dirs = mkinitfs::features::default_dirs(exe.as_deref());
     let config = Config::resolve(&conf, &overrides, default_init, default_dirs)?;
     if cli.verbose {
         eprintln!("mkinitfs: effective config: {config:#?}");
@@ -171,14 +183,6 @@ fn run(cli: Cli) -> Result<(), Error> {
         );
     }
     Ok(())
-}
-
-/// The config file; the default one may be absent, an explicit `-c` must exist.
-fn load_config(path: &Path) -> Result<ConfFile, Error> {
-    if path == Path::new(mkinitfs::config::DEFAULT_CONFIG) && !path.exists() {
-        return Ok(ConfFile::default());
-    }
-    ConfFile::load(path)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, Error> {
