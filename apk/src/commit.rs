@@ -208,7 +208,9 @@ impl<'a> Installer<'a> {
         }
         let nv = pkg.name_version();
         let s = Script { name_version: &nv, package: &pkg.name, kind, body, args };
+        let dev = if self.opts.mount_for_scripts { Some(mount_dev_for_script(&self.db.root)) } else { None };
         let r = script::run(&self.db.root, &s, self.out, prefix);
+        drop(dev);
         // A script may add users: owner names must be looked up again.
         self.owners.invalidate();
         match r {
@@ -342,12 +344,14 @@ impl<'a> Installer<'a> {
             self.file_owner.insert(s.path.clone(), pkg.name.clone());
         }
         let build_time = pkg.build_time.unwrap_or(0);
-        for (kind, body) in &prep.opened.scripts {
-            self.db.scripts.insert((pkg.identity.clone(), kind.clone()), crate::db::scripts::Script { name_version: nv.clone(), body: body.clone(), mtime: build_time });
+        for (seq, (kind, body)) in prep.opened.scripts.iter().enumerate() {
+            self.db.scripts.insert((pkg.identity.clone(), kind.clone()), crate::db::scripts::Script { name_version: nv.clone(), body: body.clone(), mtime: build_time, seq });
         }
         if scripts.contains_key("trigger") && !pkg.triggers.is_empty() {
             self.db.triggers.push((pkg.identity.clone(), pkg.triggers.clone()));
         }
+        self.db.install_order.retain(|x| x != &pkg.identity);
+        self.db.install_order.push(pkg.identity.clone());
         match old_idx {
             Some(i) => self.db.installed[i] = ip,
             None => self.db.installed.push(ip),
@@ -370,7 +374,7 @@ impl<'a> Installer<'a> {
         let mut dir_index: HashMap<String, usize> = HashMap::new();
         let mut fds: HashMap<String, OwnedFd> = HashMap::new();
         let mut by_path: HashMap<String, usize> = HashMap::new();
-        let other_dirs: HashSet<String> = self.db.installed.iter().filter(|p| p.pkg.name != pkg.name).flat_map(|p| p.dirs.iter().map(|d| d.path.clone())).collect();
+        let previous: HashMap<String, Acl> = self.db.find(&pkg.name).map(|i| self.db.installed[i].dirs.iter().map(|d| (d.path.clone(), d.acl.clone())).collect()).unwrap_or_default();
         ip.dirs.push(DirEntry { path: String::new(), acl: Acl::DIR, files: Vec::new() });
         dir_index.insert(String::new(), 0);
         loop {
@@ -401,7 +405,7 @@ impl<'a> Installer<'a> {
                     dir_index.insert(name.clone(), ip.dirs.len());
                     ip.dirs.push(DirEntry { path: name.clone(), acl: acl.clone(), files: Vec::new() });
                 }
-                if let Err(err) = self.make_dir(&name, &acl, !other_dirs.contains(&name)) {
+                if let Err(err) = self.make_dir(&name, &acl, previous.get(&name)) {
                     self.cleanup(&staged);
                     return Err(format!("{name}: {err}"));
                 }
@@ -508,7 +512,11 @@ impl<'a> Installer<'a> {
         Ok(staged)
     }
 
-    fn make_dir(&self, path: &str, acl: &Acl, owner: bool) -> std::io::Result<()> {
+    /// Create a directory with the package's permissions. An existing directory is left as it is
+    /// (apk v2: permissions of a directory that a script made, e.g. a user's home created by
+    /// `adduser` in pre-install, are kept), unless it still has exactly the permissions the previous
+    /// version of this package gave it, in which case the new ones apply.
+    fn make_dir(&self, path: &str, acl: &Acl, previous: Option<&Acl>) -> std::io::Result<()> {
         let root = &self.db.root;
         let (parent, name) = split_parent(path);
         let pfd = root.dir(parent)?;
@@ -517,17 +525,12 @@ impl<'a> Installer<'a> {
             Err(nix::Error::EEXIST) => false,
             Err(e) => return Err(errno(e)),
         };
-        if !created && !owner {
-            return Ok(());
-        }
         if !created {
-            // Existing directory: apply our permissions only if it really is a directory we
-            // (first) own; symlinked directories (usr-merge) are left alone.
+            let Some(prev) = previous else { return Ok(()) };
             let st = nix::sys::stat::fstatat(pfd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
-            if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFDIR {
-                return Ok(());
-            }
-            if st.st_mode & 0o7777 == acl.mode && st.st_uid == acl.uid && st.st_gid == acl.gid {
+            let is_dir = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
+            let unchanged = st.st_mode & 0o7777 == prev.mode && st.st_uid == prev.uid && st.st_gid == prev.gid;
+            if !is_dir || !unchanged || prev == acl {
                 return Ok(());
             }
         }
@@ -637,7 +640,7 @@ impl<'a> Installer<'a> {
 }
 
 /// Mounts made for scripts, undone on drop.
-struct ScriptMounts(Vec<PathBuf>);
+pub(crate) struct ScriptMounts(Vec<PathBuf>);
 
 impl Drop for ScriptMounts {
     fn drop(&mut self) {
@@ -647,25 +650,38 @@ impl Drop for ScriptMounts {
     }
 }
 
-fn mount_for_scripts(root: &Root) -> ScriptMounts {
+/// `/proc` for the whole commit when the root has none (scripts and triggers read it).
+fn mount_proc(root: &Root) -> ScriptMounts {
     let mut m = Vec::new();
-    if root.path == Path::new("/") {
-        return ScriptMounts(m);
-    }
     let proc_dir = root.host_path("proc");
-    if !proc_dir.join("self").exists() {
+    if root.path != Path::new("/") && !proc_dir.join("self").exists() {
         let _ = root.mkdir_p("proc", 0o755);
-        if nix::mount::mount(Some("proc"), &proc_dir, Some("proc"), nix::mount::MsFlags::empty(), None::<&str>).is_ok() {
+        if nix::mount::mount(Some("proc"), &proc_dir, Some("proc"), nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC, None::<&str>).is_ok() {
             m.push(proc_dir);
         }
     }
+    ScriptMounts(m)
+}
+
+/// A private `/dev` with the basic nodes, mounted over the root's `dev` only while a script runs
+/// when the root has no `dev/null`. (Never bind the host's /dev there: packages extract into `dev/`,
+/// and their files must land in the root, not on the host.)
+pub(crate) fn mount_dev_for_script(root: &Root) -> ScriptMounts {
+    let mut m = Vec::new();
     let dev_dir = root.host_path("dev");
-    if !dev_dir.join("null").exists() {
-        let _ = root.mkdir_p("dev", 0o755);
-        if nix::mount::mount(Some("/dev"), &dev_dir, None::<&str>, nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REC, None::<&str>).is_ok() {
-            m.push(dev_dir);
-        }
+    if root.path == Path::new("/") || dev_dir.join("null").exists() {
+        return ScriptMounts(m);
     }
+    let _ = root.mkdir_p("dev", 0o755);
+    if nix::mount::mount(Some("apkdev"), &dev_dir, Some("tmpfs"), nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NOEXEC, Some("mode=0755,size=64k")).is_err() {
+        return ScriptMounts(m);
+    }
+    for (name, major, minor, mode) in [("null", 1, 3, 0o666), ("zero", 1, 5, 0o666), ("full", 1, 7, 0o666), ("random", 1, 8, 0o666), ("urandom", 1, 9, 0o666), ("tty", 5, 0, 0o666)] {
+        let _ = nix::sys::stat::mknod(&dev_dir.join(name), SFlag::S_IFCHR, FMode::from_bits_truncate(mode), nix::sys::stat::makedev(major, minor));
+        let _ = std::fs::set_permissions(dev_dir.join(name), std::os::unix::fs::PermissionsExt::from_mode(mode));
+    }
+    let _ = std::os::unix::fs::symlink("/proc/self/fd", dev_dir.join("fd"));
+    m.push(dev_dir);
     ScriptMounts(m)
 }
 
@@ -692,7 +708,7 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
     let rules = ProtectedPaths::load(&db.root.path);
     let file_owner: HashMap<String, String> = db.installed.iter().flat_map(|p| p.files().map(move |(d, f)| (join(&d.path, &f.name), p.pkg.name.clone()))).collect();
     let needs_scripts = !opts.no_scripts && sol.changes.iter().any(|c| c.new.is_some() || c.old.is_some());
-    let _mounts = if needs_scripts && opts.mount_for_scripts { Some(mount_for_scripts(&db.root)) } else { None };
+    let _mounts = if needs_scripts && opts.mount_for_scripts { Some(mount_proc(&db.root)) } else { None };
     let mut ins = Installer {
         db,
         pool,

@@ -91,6 +91,8 @@ pub struct Database {
     pub scripts: scripts::Scripts,
     /// Trigger globs per package.
     pub triggers: Vec<(Checksum, Vec<String>)>,
+    /// Order packages were installed in (identities): `scripts.tar` and `triggers` follow it.
+    pub install_order: Vec<Checksum>,
     /// `etc/apk/arch` (first = primary).
     pub arches: Vec<String>,
     /// Whether the database was created by this open.
@@ -143,7 +145,20 @@ impl Database {
             .map(|t| triggers::parse(&String::from_utf8_lossy(&t)))
             .unwrap_or_default();
         let scripts = read_scripts(&root)?;
-        Ok(Database { root, installed, world, world_error, scripts, triggers, arches, created, lock })
+        let mut install_order: Vec<Checksum> = Vec::new();
+        let mut by_seq: Vec<(&Checksum, usize)> = scripts.iter().map(|((id, _), s)| (id, s.seq)).collect();
+        by_seq.sort_by_key(|(_, seq)| *seq);
+        for (id, _) in by_seq {
+            if !install_order.contains(id) {
+                install_order.push(id.clone());
+            }
+        }
+        for (id, _) in &triggers {
+            if !install_order.contains(id) {
+                install_order.push(id.clone());
+            }
+        }
+        Ok(Database { root, installed, world, world_error, scripts, triggers, install_order, arches, created, lock })
     }
 
     /// Primary architecture.
@@ -159,7 +174,12 @@ impl Database {
         root.mkdir_p("etc/apk", 0o755).map_err(io_at(root.host_path("etc/apk")))?;
         w("etc/apk/world", world::write(&self.world).as_bytes(), 0o644)?;
         w(&format!("{DB_DIR}/installed"), installed::write(&self.installed).as_bytes(), 0o644)?;
-        let order: Vec<Checksum> = self.installed.iter().map(|p| p.pkg.identity.clone()).collect();
+        let mut order: Vec<Checksum> = self.install_order.iter().filter(|id| self.installed.iter().any(|p| &p.pkg.identity == *id)).cloned().collect();
+        for p in &self.installed {
+            if !order.contains(&p.pkg.identity) {
+                order.push(p.pkg.identity.clone());
+            }
+        }
         w(&format!("{DB_DIR}/scripts.tar"), &scripts::write(&self.scripts, &order), 0o644)?;
         let trig: Vec<(Checksum, Vec<String>)> = order
             .iter()
