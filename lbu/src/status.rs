@@ -4,7 +4,8 @@
 //! `D` gone (listed first, including package files deleted since), `A` new, `U` content, type or
 //! link target changed, `M` only mode or owner changed. Mtimes alone mean nothing.
 //! `diff` unpacks both overlays into a private (0700) temporary directory, removed on exit, and
-//! runs `diff -ruN`.
+//! prints `diff -u` output per changed file (paths `a/...`, `b/...`) plus one line per symlink or
+//! metadata change.
 
 use crate::cli::{DiffArgs, StatusArgs};
 use crate::config::Config;
@@ -27,7 +28,8 @@ pub fn changes(old: &[Member], old_del: &[String], new: &[Member], new_del: &[St
     let mut out = Vec::new();
     for m in old {
         if !newmap.contains_key(m.name.as_str()) {
-            out.push(('D', m.name.clone()));
+            let slash = if m.kind == MemberKind::Dir { "/" } else { "" };
+            out.push(('D', format!("{}{slash}", m.name)));
         }
     }
     for d in new_del {
@@ -43,7 +45,9 @@ pub fn changes(old: &[Member], old_del: &[String], new: &[Member], new_del: &[St
             Some(_) => None,
         };
         if let Some(l) = letter {
-            out.push((l, m.name.clone()));
+            // Directories keep their trailing `/`, as in `lbu list`.
+            let slash = if m.kind == MemberKind::Dir { "/" } else { "" };
+            out.push((l, format!("{}{slash}", m.name)));
         }
     }
     // A package file the last commit deleted is back (it will be kept again).
@@ -139,10 +143,68 @@ pub fn diff(cfg: &Config, a: &DiffArgs) -> Result<u8, Error> {
             overlays::apply(gz, &d, &policy)?;
         }
     }
-    let status = std::process::Command::new("diff").args(["-ruN", "--no-dereference", "a", "b"]).current_dir(tmp.path()).status().map_err(|e| Error::Diff(e.to_string()))?;
+    let (old_m, _) = match &old {
+        Some(gz) => overlays::read_members(gz, 1 << 32)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let (new_m, _) = overlays::read_members(&now.bytes, 1 << 32)?;
+    let code = diff_trees(tmp.path(), &old_m, &new_m)?;
     cleanup::run(id);
     drop(target);
-    Ok(status.code().unwrap_or(2) as u8)
+    Ok(code)
+}
+
+/// Unified diff of the unpacked trees `dir/a` and `dir/b`, member by member: `diff -u` for file
+/// contents (GNU `diff -ruN` fails on a symlink present on one side only), one line for symlink
+/// and metadata changes. Returns 0 (same), 1 (different) or 2 (trouble), as diff does.
+fn diff_trees(dir: &Path, old: &[Member], new: &[Member]) -> Result<u8, Error> {
+    let oldmap: HashMap<&str, &Member> = old.iter().map(|m| (m.name.as_str(), m)).collect();
+    let newmap: HashMap<&str, &Member> = new.iter().map(|m| (m.name.as_str(), m)).collect();
+    let mut names: Vec<&str> = oldmap.keys().chain(newmap.keys()).copied().collect();
+    names.sort_unstable();
+    names.dedup();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut code = 0u8;
+    let content = |m: Option<&&Member>| m.is_some_and(|m| matches!(m.kind, MemberKind::File | MemberKind::HardLink));
+    for n in names {
+        let (o, w) = (oldmap.get(n), newmap.get(n));
+        let describe = |m: Option<&&Member>| match m {
+            None => "(absent)".to_string(),
+            Some(m) if m.kind == MemberKind::Symlink => format!("symlink -> {}", m.link),
+            Some(m) => format!("mode {:o} owner {}:{}", m.mode, m.uid, m.gid),
+        };
+        let same_content = match (o, w) {
+            (Some(a), Some(b)) => a.kind == b.kind && a.sha256 == b.sha256 && a.link == b.link,
+            _ => false,
+        };
+        if (content(o) || content(w)) && !same_content && o.is_none_or(|m| m.kind != MemberKind::Symlink) && w.is_none_or(|m| m.kind != MemberKind::Symlink) {
+            let path = |side: &str, m: Option<&&Member>| if content(m) { dir.join(side).join(n) } else { "/dev/null".into() };
+            out.flush().at("stdout")?;
+            let st = std::process::Command::new("diff")
+                .arg("-u")
+                .arg("--label")
+                .arg(format!("a/{n}"))
+                .arg("--label")
+                .arg(format!("b/{n}"))
+                .arg(path("a", o))
+                .arg(path("b", w))
+                .status()
+                .map_err(|e| Error::Diff(e.to_string()))?;
+            match st.code() {
+                Some(0) => {}
+                Some(1) => code = code.max(1),
+                _ => code = 2,
+            }
+        } else if !same_content || describe(o) != describe(w) {
+            if o.is_some_and(|m| m.kind == MemberKind::Dir) && w.is_some_and(|m| m.kind == MemberKind::Dir) && describe(o) == describe(w) {
+                continue;
+            }
+            writeln!(out, "Changed a/{n} ({}) -> b/{n} ({})", describe(o), describe(w)).at("stdout")?;
+            code = code.max(1);
+        }
+    }
+    Ok(code)
 }
 
 #[cfg(test)]
