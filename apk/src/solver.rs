@@ -484,11 +484,33 @@ fn order_changes(pool: &Pool, at: &Attempt<'_>, world: &[Dependency], opts: &Sol
     };
     let selected_by_name: HashMap<&str, PkgId> = at.selected.iter().map(|&id| (pool.packages[id].pkg.name.as_str(), id)).collect();
     let mut changes = Vec::new();
-    // Removals first (most recently installed first, so dependents go before what they use).
-    for &old in installed.iter().rev() {
-        if !selected_by_name.contains_key(pool.packages[old].pkg.name.as_str()) {
-            changes.push(Change { kind: ChangeKind::Purge, old: Some(old), new: None, tag: None });
+    // Removals first, dependents before what they depend on (reverse of a dependencies-first
+    // walk from the removed packages in name order).
+    let removed: Vec<PkgId> = {
+        let mut v: Vec<PkgId> = installed.iter().copied().filter(|&o| !selected_by_name.contains_key(pool.packages[o].pkg.name.as_str())).collect();
+        v.sort_by(|&a, &b| crate::package::name_order(&pool.packages[a].pkg.name, &pool.packages[b].pkg.name));
+        v
+    };
+    let mut seen: HashSet<PkgId> = HashSet::new();
+    let mut deps_first: Vec<PkgId> = Vec::new();
+    fn visit_removed(pool: &Pool, id: PkgId, removed: &[PkgId], seen: &mut HashSet<PkgId>, out: &mut Vec<PkgId>) {
+        if !seen.insert(id) {
+            return;
         }
+        for d in pool.packages[id].pkg.depends.iter().filter(|d| !d.conflict) {
+            for p in pool.providers(&d.name) {
+                if removed.contains(&p.pkg) && pool.provider_matches(d, p) {
+                    visit_removed(pool, p.pkg, removed, seen, out);
+                }
+            }
+        }
+        out.push(id);
+    }
+    for &r in &removed {
+        visit_removed(pool, r, &removed, &mut seen, &mut deps_first);
+    }
+    for &old in deps_first.iter().rev() {
+        changes.push(Change { kind: ChangeKind::Purge, old: Some(old), new: None, tag: None });
     }
     let mut emitted = vec![false; pool.packages.len()];
     let mut visiting = vec![false; pool.packages.len()];

@@ -10,7 +10,11 @@ impl Args {
     /// Run the applet.
     pub fn run(self, ctx: Context) -> super::Outcome {
         let db = ctx.db();
-        let dirs: std::collections::HashSet<&str> = db.installed.iter().flat_map(|p| p.dirs.iter().map(|d| d.path.as_str())).collect();
+        // The root directory counts, as in apk.
+        let mut dirs: std::collections::HashSet<&str> = db.installed.iter().flat_map(|p| p.dirs.iter().map(|d| d.path.as_str())).collect();
+        if !db.installed.is_empty() {
+            dirs.insert("");
+        }
         let files: usize = db.installed.iter().map(|p| p.file_count()).sum();
         let names: std::collections::HashSet<&str> = ctx.pool.packages.iter().map(|p| p.pkg.name.as_str()).collect();
         println!("installed:");
