@@ -7,10 +7,10 @@
 //! `lib/modules/<kver>/build/.config` under the base directory.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, IoResultExt};
+use crate::root::Root;
 
 /// The kernel's FAT defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,26 +34,30 @@ impl FatDefaults {
     }
 }
 
-/// Candidate config paths for `kver`, in search order.
-pub fn config_paths(basedir: &Path, kver: &str) -> Vec<PathBuf> {
+/// Candidate config paths for `kver` relative to the base directory, in search order.
+pub fn config_paths(kver: &str) -> Vec<String> {
     vec![
-        basedir.join("boot").join(format!("config-{kver}")),
-        basedir.join("lib/modules").join(kver).join("config"),
-        basedir.join("lib/modules").join(kver).join("build/.config"),
+        format!("boot/config-{kver}"),
+        format!("lib/modules/{kver}/config"),
+        format!("lib/modules/{kver}/build/.config"),
     ]
 }
 
 /// Reads the FAT defaults of kernel `kver`; the kernel's built-in defaults when no config exists.
+/// Paths resolve inside the base directory (`build` is usually a link to the kernel headers).
 pub fn fat_defaults(basedir: &Path, kver: &str) -> Result<FatDefaults, Error> {
-    for path in config_paths(basedir, kver) {
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                return Ok(parse_fat_defaults(&text, Some(path)));
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::Io { path, source: e }),
+    let root = Root::new(basedir)?;
+    for rel in config_paths(kver) {
+        let Some((real, meta)) = root.resolve(&rel)? else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
         }
+        let path = root.host(&real);
+        let bytes = fs::read(&path).at(&path)?;
+        let text = String::from_utf8_lossy(&bytes);
+        return Ok(parse_fat_defaults(&text, Some(path)));
     }
     Ok(parse_fat_defaults("", None))
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use crate::fnmatch::fnmatch;
+use crate::root::Root;
 
 /// Module file suffixes we accept, longest first.
 const SUFFIXES: &[&str] = &[".ko.zst", ".ko.gz", ".ko.xz", ".ko"];
@@ -94,10 +95,18 @@ impl ModuleDb {
     /// Loads the metadata of kernel `kver` under `basedir`. `modules.dep` is required (we do not run
     /// depmod); the others are optional.
     pub fn load(basedir: &Path, kver: &str) -> Result<Self, Error> {
-        let dir = basedir.join("lib/modules").join(kver);
-        if !dir.is_dir() {
-            return Err(Error::NoKernel { path: dir });
-        }
+        let missing = || Error::NoKernel {
+            path: basedir.join("lib/modules").join(kver),
+        };
+        // Resolve inside the base directory: an absolute `lib -> /usr/lib` link in a foreign root
+        // must not lead to the build host's modules.
+        let root = Root::new(basedir)?;
+        let dir = match root.resolve(&format!("lib/modules/{kver}"))? {
+            Some((real, meta)) if meta.is_dir() && !kver.is_empty() && !kver.contains('/') => {
+                root.host(&real)
+            }
+            _ => return Err(missing()),
+        };
         let dep_path = dir.join("modules.dep");
         let dep_text = read_optional(&dep_path)?.ok_or_else(|| Error::BadInput {
             path: dep_path.clone(),
@@ -707,6 +716,19 @@ kernel/drivers/virtio/virtio_pci.ko:\n";
             vec!["kernel/a.ko", "kernel/b.ko"]
         );
         assert_eq!(db.path_of("a"), Some("kernel/a.ko"));
+    }
+
+    #[test]
+    fn absolute_links_in_the_base_resolve_inside_it() {
+        // base/lib -> /usr/lib (absolute, as in some roots): must mean base/usr/lib.
+        let tmp = tempfile::tempdir().unwrap();
+        let kdir = tmp.path().join("usr/lib/modules/1.0-test");
+        fs::create_dir_all(&kdir).unwrap();
+        fs::write(kdir.join("modules.dep"), "kernel/a.ko:\n").unwrap();
+        std::os::unix::fs::symlink("/usr/lib", tmp.path().join("lib")).unwrap();
+        let db = ModuleDb::load(tmp.path(), "1.0-test").unwrap();
+        assert_eq!(db.dir, kdir);
+        assert!(ModuleDb::load(tmp.path(), "../1.0-test").is_err());
     }
 
     #[test]
