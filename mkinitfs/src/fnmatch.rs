@@ -6,6 +6,12 @@
 /// This is how kmod (and the init) match `modules.alias` patterns against modaliases.
 pub fn fnmatch(pattern: &str, text: &str) -> bool {
     let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // Cheapest reject first: a literal first byte that differs (most of a modules.alias scan).
+    if let (Some(&p0), Some(&t0)) = (p.first(), t.first()) {
+        if !matches!(p0, b'*' | b'?' | b'[' | b'\\') && p0 != t0 {
+            return false;
+        }
+    }
     // Fast reject on the literal prefix: most alias patterns start with a bus name.
     let literal = p
         .iter()
