@@ -55,6 +55,7 @@ if ! mkinitramfs -d "$conf_dep" -o "$work/probe-dep.img" "$kver" >"$work/dep.log
     sed 's/^/    /' "$work/dep.log" >&2
 fi
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 now() { date +%s.%N; }
 time_run() { # label cmd... ; appends seconds to $work/<label>.times
     local label=$1; shift
@@ -84,6 +85,7 @@ echo
 echo "mkinitfs benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "kernel:  $kver, $runs runs each, alternating"
+echo "load:    $load_start at start, $(cut -d' ' -f1-3 /proc/loadavg) at end (other work on the machine skews both sides)"
 echo
 printf '%-34s %10s %12s %10s\n' "builder" "median s" "image bytes" "vs ours"
 printf '%-34s %10.3f %12d %10s\n' "mkinitfs (default features)" "$m_ours" "$(size "$work/ours.img")" "1.0x"
