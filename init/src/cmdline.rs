@@ -66,7 +66,10 @@ pub fn split_kernel_words(line: &str) -> Vec<Param> {
                 if quoted && word_end > start && b[word_end - 1] == b'"' {
                     word_end -= 1;
                 }
-                Param { name: line[start..word_end].to_string(), value: None }
+                Param {
+                    name: line[start..word_end].to_string(),
+                    value: None,
+                }
             }
             Some(eq) => {
                 let mut vstart = eq + 1;
@@ -157,10 +160,14 @@ pub enum ApkovlSpec {
 impl ApkovlSpec {
     /// Parses an `apkovl=` value.
     pub fn parse(value: &str) -> Self {
-        if ["http://", "https://", "ftp://"].iter().any(|p| value.starts_with(p)) {
+        if ["http://", "https://", "ftp://"]
+            .iter()
+            .any(|p| value.starts_with(p))
+        {
             return Self::Url(value.to_string());
         }
-        let dev_like = value.starts_with("/dev/") || value.starts_with("LABEL=") || value.starts_with("UUID=");
+        let dev_like =
+            value.starts_with("/dev/") || value.starts_with("LABEL=") || value.starts_with("UUID=");
         if dev_like {
             let parts: Vec<&str> = value.splitn(3, ':').collect();
             let (dev, fstype, path) = match parts.as_slice() {
@@ -169,7 +176,11 @@ impl ApkovlSpec {
                 _ => ("", None, ""),
             };
             if let (Some(dev), false) = (DeviceSpec::parse(dev), path.is_empty()) {
-                return Self::OnDevice { dev, fstype: fstype.filter(|f| !f.is_empty()), path: path.to_string() };
+                return Self::OnDevice {
+                    dev,
+                    fstype: fstype.filter(|f| !f.is_empty()),
+                    path: path.to_string(),
+                };
             }
         }
         Self::Path(PathBuf::from(value))
@@ -223,7 +234,10 @@ pub enum PanicAction {
 
 impl Default for PanicPolicy {
     fn default() -> Self {
-        Self { shell_allowed: true, action: PanicAction::Halt }
+        Self {
+            shell_allowed: true,
+            action: PanicAction::Halt,
+        }
     }
 }
 
@@ -232,15 +246,26 @@ impl PanicPolicy {
     pub fn parse(value: &str) -> Result<Self, String> {
         match value {
             "no" => Ok(Self::default()),
-            "yes" => Ok(Self { shell_allowed: false, action: PanicAction::Halt }),
+            "yes" => Ok(Self {
+                shell_allowed: false,
+                action: PanicAction::Halt,
+            }),
             v => match v.parse::<i64>() {
-                Ok(0) => Ok(Self { shell_allowed: false, action: PanicAction::Halt }),
-                Ok(n) if n < 0 => Ok(Self { shell_allowed: false, action: PanicAction::RebootNow }),
+                Ok(0) => Ok(Self {
+                    shell_allowed: false,
+                    action: PanicAction::Halt,
+                }),
+                Ok(n) if n < 0 => Ok(Self {
+                    shell_allowed: false,
+                    action: PanicAction::RebootNow,
+                }),
                 Ok(n) => Ok(Self {
                     shell_allowed: false,
                     action: PanicAction::RebootAfter(Duration::from_secs(n as u64)),
                 }),
-                Err(_) => Err(format!("panic={v}: not a number, treated as bare `panic` (no shell, halt)")),
+                Err(_) => Err(format!(
+                    "panic={v}: not a number, treated as bare `panic` (no shell, halt)"
+                )),
             },
         }
     }
@@ -373,10 +398,23 @@ const KNOWN: &[&str] = &[
     "tinycloud",
 ];
 
-const UNSUPPORTED: &[&str] = &["ip", "nbd", "wireguard", "cryptroot", "overlaytmpfs", "chart", "ds", "tinycloud"];
+const UNSUPPORTED: &[&str] = &[
+    "ip",
+    "nbd",
+    "wireguard",
+    "cryptroot",
+    "overlaytmpfs",
+    "chart",
+    "ds",
+    "tinycloud",
+];
 
 fn list(value: &str) -> Vec<String> {
-    value.split([',', ' ', '\t']).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    value
+        .split([',', ' ', '\t'])
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn yes(value: &str) -> bool {
@@ -402,7 +440,10 @@ impl BootConfig {
                     };
                     let name = name.strip_prefix("/dev/").unwrap_or(name);
                     if !name.is_empty() {
-                        cfg.consoles.push(ConsoleSpec { name: name.to_string(), options });
+                        cfg.consoles.push(ConsoleSpec {
+                            name: name.to_string(),
+                            options,
+                        });
                     }
                     continue;
                 }
@@ -435,16 +476,9 @@ impl BootConfig {
                     Some(d) if v != "yes" && v != "no" => self.alpine_dev = Some(d),
                     _ => self.warn(format!("alpine_dev={v}: not a device (NAME, /dev/NAME, LABEL=, UUID=), ignored")),
                 },
-                "alpine_repo" => {
-                    if v != "auto" && v != "no" {
-                        self.alpine_repo = list(v);
-                    }
-                }
-                "apkovl" => {
-                    if v != "no" {
-                        self.apkovl = Some(ApkovlSpec::parse(v));
-                    }
-                }
+                // `auto` (and `no`) leave discovery in charge.
+                "alpine_repo" if v != "auto" && v != "no" => self.alpine_repo = list(v),
+                "apkovl" if v != "no" => self.apkovl = Some(ApkovlSpec::parse(v)),
                 "apkovl_verify" => {
                     self.apkovl_verify = Some(match v {
                         "required" | "yes" => VerifyPolicy::Required,
@@ -530,10 +564,27 @@ impl BootConfig {
         let mut line = |k: &str, v: String| {
             out.push_str(&format!("  {k}={v}\n"));
         };
-        line("alpine_dev", self.alpine_dev.as_ref().map(|d| d.to_string()).unwrap_or_default());
+        line(
+            "alpine_dev",
+            self.alpine_dev
+                .as_ref()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        );
         line("alpine_repo", self.alpine_repo.join(","));
-        line("apkovl", self.apkovl.as_ref().map(|a| format!("{a:?}")).unwrap_or_default());
-        line("apkovl_verify", self.apkovl_verify.map(|v| v.to_string()).unwrap_or_else(|| "default".into()));
+        line(
+            "apkovl",
+            self.apkovl
+                .as_ref()
+                .map(|a| format!("{a:?}"))
+                .unwrap_or_default(),
+        );
+        line(
+            "apkovl_verify",
+            self.apkovl_verify
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "default".into()),
+        );
         line("modules", self.modules.join(","));
         line("pkgs", self.pkgs.join(","));
         line("blacklist", self.blacklist.join(","));
@@ -541,10 +592,20 @@ impl BootConfig {
         line("init_args", self.init_args.join(" "));
         line("rootflags", self.rootflags.clone().unwrap_or_default());
         line("keep_apk_new", self.keep_apk_new.to_string());
-        line("usbdelay", self.usbdelay.map(|u| u.to_string()).unwrap_or_default());
+        line(
+            "usbdelay",
+            self.usbdelay.map(|u| u.to_string()).unwrap_or_default(),
+        );
         line("panic", format!("{:?}", self.panic));
         line("single", self.single.to_string());
-        line("console", self.consoles.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","));
+        line(
+            "console",
+            self.consoles
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out
     }
 }
@@ -558,7 +619,9 @@ pub fn valid_hostname(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -567,7 +630,10 @@ mod tests {
     use super::*;
 
     fn words(line: &str) -> Vec<(String, Option<String>)> {
-        split_kernel_words(line).into_iter().map(|p| (p.name, p.value)).collect()
+        split_kernel_words(line)
+            .into_iter()
+            .map(|p| (p.name, p.value))
+            .collect()
     }
 
     fn w(n: &str, v: Option<&str>) -> (String, Option<String>) {
@@ -588,20 +654,29 @@ mod tests {
     fn double_quotes_group_words_and_are_removed_from_values() {
         assert_eq!(
             words(r#"ssh_key="ssh-ed25519 AAAAC3 me@host" quiet"#),
-            vec![w("ssh_key", Some("ssh-ed25519 AAAAC3 me@host")), w("quiet", None)]
+            vec![
+                w("ssh_key", Some("ssh-ed25519 AAAAC3 me@host")),
+                w("quiet", None)
+            ]
         );
     }
 
     #[test]
     fn quoted_whole_word() {
-        assert_eq!(words(r#""a=b c" d"#), vec![w("a", Some("b c")), w("d", None)]);
+        assert_eq!(
+            words(r#""a=b c" d"#),
+            vec![w("a", Some("b c")), w("d", None)]
+        );
         assert_eq!(words(r#""bare word""#), vec![w("bare word", None)]);
     }
 
     #[test]
     fn inner_quotes_are_kept_like_the_kernel() {
         // next_arg() only strips a quote that starts the value; inner ones toggle grouping but stay.
-        assert_eq!(words(r#"a=x"y z"w b"#), vec![w("a", Some(r#"x"y z"w"#)), w("b", None)]);
+        assert_eq!(
+            words(r#"a=x"y z"w b"#),
+            vec![w("a", Some(r#"x"y z"w"#)), w("b", None)]
+        );
     }
 
     #[test]
@@ -613,9 +688,15 @@ mod tests {
 
     #[test]
     fn value_keeps_later_equals_and_leading_equals_is_not_a_separator() {
-        assert_eq!(words("apkovl=UUID=ab:x=y"), vec![w("apkovl", Some("UUID=ab:x=y"))]);
+        assert_eq!(
+            words("apkovl=UUID=ab:x=y"),
+            vec![w("apkovl", Some("UUID=ab:x=y"))]
+        );
         assert_eq!(words("=x"), vec![w("=x", None)]);
-        assert_eq!(words("xen-pciback.hide=(01:00.0)"), vec![w("xen-pciback.hide", Some("(01:00.0)"))]);
+        assert_eq!(
+            words("xen-pciback.hide=(01:00.0)"),
+            vec![w("xen-pciback.hide", Some("(01:00.0)"))]
+        );
     }
 
     #[test]
@@ -647,15 +728,26 @@ mod tests {
 
     #[test]
     fn unknown_parameters_are_ignored() {
-        let c = BootConfig::from_cmdline("BOOT_IMAGE=/boot/vmlinuz foo=bar nofoo ro rw modloop=/x console=tty0");
-        assert_eq!(c, BootConfig { consoles: c.consoles.clone(), ..BootConfig::default() });
+        let c = BootConfig::from_cmdline(
+            "BOOT_IMAGE=/boot/vmlinuz foo=bar nofoo ro rw modloop=/x console=tty0",
+        );
+        assert_eq!(
+            c,
+            BootConfig {
+                consoles: c.consoles.clone(),
+                ..BootConfig::default()
+            }
+        );
         assert!(c.warnings.is_empty());
     }
 
     #[test]
     fn single_mode_words() {
         for w in ["s", "single", "1"] {
-            assert!(BootConfig::from_cmdline(&format!("quiet {w}")).single, "{w}");
+            assert!(
+                BootConfig::from_cmdline(&format!("quiet {w}")).single,
+                "{w}"
+            );
         }
         assert!(!BootConfig::from_cmdline("single=1 s=0").single);
     }
@@ -664,14 +756,25 @@ mod tests {
     fn consoles_keep_order_and_last_wins() {
         let c = BootConfig::from_cmdline("console=tty0 console=ttyS0,115200n8 console=/dev/hvc0");
         assert_eq!(c.consoles.len(), 3);
-        assert_eq!(c.consoles[1], ConsoleSpec { name: "ttyS0".into(), options: Some("115200n8".into()) });
+        assert_eq!(
+            c.consoles[1],
+            ConsoleSpec {
+                name: "ttyS0".into(),
+                options: Some("115200n8".into())
+            }
+        );
         assert_eq!(c.console_device(), PathBuf::from("/dev/hvc0"));
-        assert_eq!(BootConfig::default().console_device(), PathBuf::from("/dev/console"));
+        assert_eq!(
+            BootConfig::default().console_device(),
+            PathBuf::from("/dev/console")
+        );
     }
 
     #[test]
     fn lists_split_on_commas_and_spaces() {
-        let c = BootConfig::from_cmdline(r#"pkgs="vim, htop,,curl" blacklist=pcspkr,floppy modules=sd-mod,usb-storage"#);
+        let c = BootConfig::from_cmdline(
+            r#"pkgs="vim, htop,,curl" blacklist=pcspkr,floppy modules=sd-mod,usb-storage"#,
+        );
         assert_eq!(c.pkgs, vec!["vim", "htop", "curl"]);
         assert_eq!(c.blacklist, vec!["pcspkr", "floppy"]);
         assert_eq!(c.modules, vec!["sd-mod", "usb-storage"]);
@@ -702,10 +805,17 @@ mod tests {
 
     #[test]
     fn apkovl_forms() {
-        assert_eq!(ApkovlSpec::parse("http://x/y.apkovl.tar.gz"), ApkovlSpec::Url("http://x/y.apkovl.tar.gz".into()));
+        assert_eq!(
+            ApkovlSpec::parse("http://x/y.apkovl.tar.gz"),
+            ApkovlSpec::Url("http://x/y.apkovl.tar.gz".into())
+        );
         assert_eq!(
             ApkovlSpec::parse("/dev/sdb1:host.apkovl.tar.gz"),
-            ApkovlSpec::OnDevice { dev: DeviceSpec::Name("sdb1".into()), fstype: None, path: "host.apkovl.tar.gz".into() }
+            ApkovlSpec::OnDevice {
+                dev: DeviceSpec::Name("sdb1".into()),
+                fstype: None,
+                path: "host.apkovl.tar.gz".into()
+            }
         );
         assert_eq!(
             ApkovlSpec::parse("/dev/sdb1:ext4:/cfg/host.apkovl.tar.gz"),
@@ -717,18 +827,37 @@ mod tests {
         );
         assert_eq!(
             ApkovlSpec::parse("LABEL=CFG:a.apkovl.tar.gz"),
-            ApkovlSpec::OnDevice { dev: DeviceSpec::Label("CFG".into()), fstype: None, path: "a.apkovl.tar.gz".into() }
+            ApkovlSpec::OnDevice {
+                dev: DeviceSpec::Label("CFG".into()),
+                fstype: None,
+                path: "a.apkovl.tar.gz".into()
+            }
         );
-        assert_eq!(ApkovlSpec::parse("/media/vda1/x.apkovl.tar.gz"), ApkovlSpec::Path("/media/vda1/x.apkovl.tar.gz".into()));
+        assert_eq!(
+            ApkovlSpec::parse("/media/vda1/x.apkovl.tar.gz"),
+            ApkovlSpec::Path("/media/vda1/x.apkovl.tar.gz".into())
+        );
         // A /dev path without a file part is a plain path (and will not be a regular file).
-        assert_eq!(ApkovlSpec::parse("/dev/sdb1"), ApkovlSpec::Path("/dev/sdb1".into()));
-        assert_eq!(ApkovlSpec::parse("/dev/sdb1:"), ApkovlSpec::Path("/dev/sdb1:".into()));
+        assert_eq!(
+            ApkovlSpec::parse("/dev/sdb1"),
+            ApkovlSpec::Path("/dev/sdb1".into())
+        );
+        assert_eq!(
+            ApkovlSpec::parse("/dev/sdb1:"),
+            ApkovlSpec::Path("/dev/sdb1:".into())
+        );
     }
 
     #[test]
     fn device_specs() {
-        assert_eq!(DeviceSpec::parse("/dev/sda1"), Some(DeviceSpec::Name("sda1".into())));
-        assert_eq!(DeviceSpec::parse("sr0"), Some(DeviceSpec::Name("sr0".into())));
+        assert_eq!(
+            DeviceSpec::parse("/dev/sda1"),
+            Some(DeviceSpec::Name("sda1".into()))
+        );
+        assert_eq!(
+            DeviceSpec::parse("sr0"),
+            Some(DeviceSpec::Name("sr0".into()))
+        );
         assert_eq!(DeviceSpec::parse("LABEL="), None);
         assert_eq!(DeviceSpec::parse("/dev/../x"), None);
         let u = DeviceSpec::parse("UUID=abcd-EF01").unwrap();
@@ -752,36 +881,90 @@ mod tests {
         assert_eq!(p("noapkovl_verify"), Some(VerifyPolicy::Off));
         assert_eq!(p("apkovl_verify"), Some(VerifyPolicy::Required));
         let c = BootConfig::from_cmdline("apkovl_verify=of");
-        assert_eq!(c.apkovl_verify, Some(VerifyPolicy::Required), "a typo fails closed");
+        assert_eq!(
+            c.apkovl_verify,
+            Some(VerifyPolicy::Required),
+            "a typo fails closed"
+        );
         assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]
     fn panic_values() {
         let p = |s: &str| BootConfig::from_cmdline(s).panic;
-        assert_eq!(p(""), PanicPolicy { shell_allowed: true, action: PanicAction::Halt });
-        assert_eq!(p("nopanic"), PanicPolicy { shell_allowed: true, action: PanicAction::Halt });
-        assert_eq!(p("panic=no"), PanicPolicy { shell_allowed: true, action: PanicAction::Halt });
-        assert_eq!(p("panic"), PanicPolicy { shell_allowed: false, action: PanicAction::Halt });
-        assert_eq!(p("panic=0"), PanicPolicy { shell_allowed: false, action: PanicAction::Halt });
+        assert_eq!(
+            p(""),
+            PanicPolicy {
+                shell_allowed: true,
+                action: PanicAction::Halt
+            }
+        );
+        assert_eq!(
+            p("nopanic"),
+            PanicPolicy {
+                shell_allowed: true,
+                action: PanicAction::Halt
+            }
+        );
+        assert_eq!(
+            p("panic=no"),
+            PanicPolicy {
+                shell_allowed: true,
+                action: PanicAction::Halt
+            }
+        );
+        assert_eq!(
+            p("panic"),
+            PanicPolicy {
+                shell_allowed: false,
+                action: PanicAction::Halt
+            }
+        );
+        assert_eq!(
+            p("panic=0"),
+            PanicPolicy {
+                shell_allowed: false,
+                action: PanicAction::Halt
+            }
+        );
         assert_eq!(
             p("panic=10"),
-            PanicPolicy { shell_allowed: false, action: PanicAction::RebootAfter(Duration::from_secs(10)) }
+            PanicPolicy {
+                shell_allowed: false,
+                action: PanicAction::RebootAfter(Duration::from_secs(10))
+            }
         );
-        assert_eq!(p("panic=-1"), PanicPolicy { shell_allowed: false, action: PanicAction::RebootNow });
+        assert_eq!(
+            p("panic=-1"),
+            PanicPolicy {
+                shell_allowed: false,
+                action: PanicAction::RebootNow
+            }
+        );
         let c = BootConfig::from_cmdline("panic=soon");
-        assert_eq!(c.panic, PanicPolicy { shell_allowed: false, action: PanicAction::Halt });
+        assert_eq!(
+            c.panic,
+            PanicPolicy {
+                shell_allowed: false,
+                action: PanicAction::Halt
+            }
+        );
         assert_eq!(c.warnings.len(), 1);
     }
 
     #[test]
     fn numbers_and_deprecations() {
-        let c = BootConfig::from_cmdline("usbdelay=3 uevent_buf_size=8388608 root_size=512M rootflags=nr_inodes=1000");
+        let c = BootConfig::from_cmdline(
+            "usbdelay=3 uevent_buf_size=8388608 root_size=512M rootflags=nr_inodes=1000",
+        );
         assert_eq!(c.usbdelay, Some(3));
         assert_eq!(c.uevent_buf_size, 8 << 20);
         assert_eq!(c.root_size.as_deref(), Some("512M"));
         assert_eq!(c.rootflags.as_deref(), Some("nr_inodes=1000"));
-        assert!(c.warnings.iter().any(|w| w.contains("root_size is deprecated")));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("root_size is deprecated")));
         let c = BootConfig::from_cmdline("usbdelay=x uevent_buf_size=12");
         assert_eq!(c.usbdelay, None);
         assert_eq!(c.uevent_buf_size, DEFAULT_UEVENT_BUF_SIZE);
@@ -800,7 +983,9 @@ mod tests {
 
     #[test]
     fn alpine_repo_auto_and_lists() {
-        assert!(BootConfig::from_cmdline("alpine_repo=auto").alpine_repo.is_empty());
+        assert!(BootConfig::from_cmdline("alpine_repo=auto")
+            .alpine_repo
+            .is_empty());
         assert_eq!(
             BootConfig::from_cmdline("alpine_repo=/media/vda/apks,/media/vdb/apks").alpine_repo,
             vec!["/media/vda/apks", "/media/vdb/apks"]

@@ -3,8 +3,8 @@
 //!
 //! Levels: `quiet` shows only warnings and errors on the console; the default adds info lines
 //! (` * Mounting boot media`); `debug_init` adds debug lines (every module, every device). kmsg
-//! always gets info and above (debug with `debug_init`), one record per `write`, prefixed with the
-//! `<N>` priority and `init: ` as kmsg expects. Errors are printed `ERROR: <what>: <why>`, warnings
+//! always gets info and above (debug with `debug_init`), one record per `write`, prefixed with
+//! `<7>init: ` (see [`format_kmsg`] for why the priority is always 7). Errors are printed `ERROR: <what>: <why>`, warnings
 //! `WARNING: ...`, the way Alpine's init and apk print them.
 use std::fs::File;
 use std::io::{self, BufRead, Write};
@@ -15,7 +15,10 @@ use crate::install::InstallProgress;
 use crate::overlay::{PassphrasePrompt, Secret};
 
 /// The process-wide logger (the `log` crate wants a `&'static`).
-static LOGGER: ConsoleLogger = ConsoleLogger { console_level: AtomicU8::new(3), kmsg_level: AtomicU8::new(3) };
+static LOGGER: ConsoleLogger = ConsoleLogger {
+    console_level: AtomicU8::new(3),
+    kmsg_level: AtomicU8::new(3),
+};
 static KMSG: OnceLock<File> = OnceLock::new();
 
 struct ConsoleLogger {
@@ -43,21 +46,25 @@ pub fn format_console(level: log::Level, msg: &str) -> String {
     }
 }
 
-/// The kmsg record for a message: `<prio>init: msg` (one record, no newline inside).
+/// The kmsg record for a message: `<7>init: [WARNING: |ERROR: ]msg`, one record, no newline inside.
+///
+/// Every record is written at debug priority on purpose: the kernel echoes kmsg records below
+/// its console log level on the console, where the init has already printed the line itself, so
+/// a higher priority would show every message twice. The level is kept in the text.
 pub fn format_kmsg(level: log::Level, msg: &str) -> String {
-    let prio = match level {
-        log::Level::Error => 3,
-        log::Level::Warn => 4,
-        log::Level::Info => 6,
-        log::Level::Debug | log::Level::Trace => 7,
+    let tag = match level {
+        log::Level::Error => "ERROR: ",
+        log::Level::Warn => "WARNING: ",
+        _ => "",
     };
-    format!("<{prio}>init: {}\n", msg.replace('\n', " | "))
+    format!("<7>init: {tag}{}\n", msg.replace('\n', " | "))
 }
 
 impl log::Log for ConsoleLogger {
     fn enabled(&self, m: &log::Metadata<'_>) -> bool {
         let n = level_num(m.level());
-        n <= self.console_level.load(Ordering::Relaxed) || n <= self.kmsg_level.load(Ordering::Relaxed)
+        n <= self.console_level.load(Ordering::Relaxed)
+            || n <= self.kmsg_level.load(Ordering::Relaxed)
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -100,7 +107,9 @@ pub fn set_verbosity(quiet: bool, debug: bool) {
         3
     };
     LOGGER.console_level.store(console, Ordering::Relaxed);
-    LOGGER.kmsg_level.store(if debug { 4 } else { 3 }, Ordering::Relaxed);
+    LOGGER
+        .kmsg_level
+        .store(if debug { 4 } else { 3 }, Ordering::Relaxed);
 }
 
 /// Whether info lines reach the console (not `quiet`).
@@ -113,7 +122,7 @@ pub fn print(text: &str) {
     let _ = io::stderr().write_all(text.as_bytes());
     if let Some(mut k) = KMSG.get() {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let _ = k.write_all(format!("<6>init: {line}\n").as_bytes());
+            let _ = k.write_all(format_kmsg(log::Level::Info, line).as_bytes());
         }
     }
 }
@@ -173,15 +182,25 @@ pub struct ConsoleProgress {
 impl ConsoleProgress {
     /// A display honouring `quiet` (lines go to kmsg only).
     pub fn new(quiet: bool) -> Self {
-        Self { quiet, last_percent: None }
+        Self {
+            quiet,
+            last_percent: None,
+        }
     }
 }
 
 /// `[####      ]  40%` for the progress line.
 pub fn progress_bar(done: u64, total: u64) -> (u64, String) {
-    let pct = if total == 0 { 100 } else { (done.min(total) * 100) / total };
+    let pct = (done.min(total) * 100).checked_div(total).unwrap_or(100);
     let filled = (pct / 5) as usize;
-    (pct, format!("[{}{}] {pct:>3}%", "#".repeat(filled), " ".repeat(20 - filled)))
+    (
+        pct,
+        format!(
+            "[{}{}] {pct:>3}%",
+            "#".repeat(filled),
+            " ".repeat(20 - filled)
+        ),
+    )
 }
 
 impl InstallProgress for ConsoleProgress {
@@ -216,11 +235,18 @@ mod tests {
 
     #[test]
     fn console_and_kmsg_formats() {
-        assert_eq!(format_console(log::Level::Error, "boot media: no boot medium found"), "ERROR: boot media: no boot medium found\n");
+        assert_eq!(
+            format_console(log::Level::Error, "boot media: no boot medium found"),
+            "ERROR: boot media: no boot medium found\n"
+        );
         assert_eq!(format_console(log::Level::Warn, "x"), "WARNING: x\n");
-        assert_eq!(format_console(log::Level::Info, "Mounting boot media"), " * Mounting boot media\n");
-        assert_eq!(format_kmsg(log::Level::Info, "a\nb"), "<6>init: a | b\n");
-        assert_eq!(format_kmsg(log::Level::Error, "x"), "<3>init: x\n");
+        assert_eq!(
+            format_console(log::Level::Info, "Mounting boot media"),
+            " * Mounting boot media\n"
+        );
+        assert_eq!(format_kmsg(log::Level::Info, "a\nb"), "<7>init: a | b\n");
+        assert_eq!(format_kmsg(log::Level::Error, "x"), "<7>init: ERROR: x\n");
+        assert_eq!(format_kmsg(log::Level::Warn, "x"), "<7>init: WARNING: x\n");
     }
 
     #[test]
@@ -229,8 +255,16 @@ mod tests {
         let mut out = Vec::new();
         let s = read_passphrase(&mut input, &mut out, "/media/usb/h.apkovl.tar.gz.age").unwrap();
         assert_eq!(s.expose(), "s3cret pass");
-        assert_eq!(String::from_utf8(out).unwrap(), "\x07Enter passphrase for /media/usb/h.apkovl.tar.gz.age: \n");
-        assert_eq!(read_passphrase(&mut input, &mut Vec::new(), "x").unwrap().expose(), "next");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\x07Enter passphrase for /media/usb/h.apkovl.tar.gz.age: \n"
+        );
+        assert_eq!(
+            read_passphrase(&mut input, &mut Vec::new(), "x")
+                .unwrap()
+                .expose(),
+            "next"
+        );
         assert!(read_passphrase(&mut input, &mut Vec::new(), "x").is_none());
     }
 
@@ -243,8 +277,14 @@ mod tests {
 
     #[test]
     fn progress_bar_shape() {
-        assert_eq!(progress_bar(0, 100), (0, format!("[{}]   0%", " ".repeat(20))));
-        assert_eq!(progress_bar(50, 100).1, format!("[{}{}]  50%", "#".repeat(10), " ".repeat(10)));
+        assert_eq!(
+            progress_bar(0, 100),
+            (0, format!("[{}]   0%", " ".repeat(20)))
+        );
+        assert_eq!(
+            progress_bar(50, 100).1,
+            format!("[{}{}]  50%", "#".repeat(10), " ".repeat(10))
+        );
         assert_eq!(progress_bar(7, 0).0, 100);
         assert_eq!(progress_bar(200, 100).0, 100);
     }

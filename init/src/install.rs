@@ -64,7 +64,11 @@ pub trait InstallProgress {
 /// Installs packages into the new root (implemented with the `apk` crate).
 pub trait PackageInstaller {
     /// Installs `req.packages` into `req.root` from `req.repositories`, reporting progress.
-    fn install(&mut self, req: &InstallRequest, progress: &mut dyn InstallProgress) -> Result<InstallReport, StepError>;
+    fn install(
+        &mut self,
+        req: &InstallRequest,
+        progress: &mut dyn InstallProgress,
+    ) -> Result<InstallReport, StepError>;
 }
 
 /// Temporary seam until the `apk` crate is linked: every install fails with a clear error.
@@ -72,7 +76,14 @@ pub trait PackageInstaller {
 pub struct NotLinkedInstaller;
 
 impl PackageInstaller for NotLinkedInstaller {
-    fn install(&mut self, req: &InstallRequest, _progress: &mut dyn InstallProgress) -> Result<InstallReport, StepError> {
-        Err(StepError::NotLinked { what: "package installer", subject: format!("install {}", req.packages.join(" ")) })
+    fn install(
+        &mut self,
+        req: &InstallRequest,
+        _progress: &mut dyn InstallProgress,
+    ) -> Result<InstallReport, StepError> {
+        Err(StepError::NotLinked {
+            what: "package installer",
+            subject: format!("install {}", req.packages.join(" ")),
+        })
     }
 }

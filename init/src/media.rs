@@ -105,7 +105,10 @@ pub fn scan_top_level(root: &Path) -> std::io::Result<Contents> {
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             let marker = entry.path().join(".boot_repository");
-            if std::fs::symlink_metadata(&marker).map(|m| m.is_file()).unwrap_or(false) {
+            if std::fs::symlink_metadata(&marker)
+                .map(|m| m.is_file())
+                .unwrap_or(false)
+            {
                 c.repositories.push(name.clone());
             }
             if name == "cache" {
@@ -128,8 +131,16 @@ pub fn medium_from(name: &str, fs: &FsInfo, mount_point: &Path, contents: &Conte
         label: fs.label.clone(),
         uuid: fs.uuid.clone(),
         mount_point: mount_point.to_path_buf(),
-        repositories: contents.repositories.iter().map(|r| mount_point.join(r)).collect(),
-        overlays: contents.overlays.iter().map(|o| mount_point.join(o)).collect(),
+        repositories: contents
+            .repositories
+            .iter()
+            .map(|r| mount_point.join(r))
+            .collect(),
+        overlays: contents
+            .overlays
+            .iter()
+            .map(|o| mount_point.join(o))
+            .collect(),
         cache: contents.cache.then(|| mount_point.join("cache")),
     }
 }
@@ -222,7 +233,12 @@ impl Discovery {
             policy,
             selector: cfg.alpine_dev.clone(),
             overlay,
-            repo_paths: cfg.alpine_repo.iter().filter(|r| r.starts_with('/')).map(PathBuf::from).collect(),
+            repo_paths: cfg
+                .alpine_repo
+                .iter()
+                .filter(|r| r.starts_with('/'))
+                .map(PathBuf::from)
+                .collect(),
             last_activity: now,
             repo_found: false,
             overlay_found: false,
@@ -303,7 +319,11 @@ impl Discovery {
         } else {
             self.policy.initial_idle
         };
-        let settle = if self.usb_storage { self.policy.usb_settle } else { Duration::ZERO };
+        let settle = if self.usb_storage {
+            self.policy.usb_settle
+        } else {
+            Duration::ZERO
+        };
         self.last_activity + idle + settle
     }
 }
@@ -334,7 +354,10 @@ impl Found {
         if self.candidates.is_empty() {
             return "  (no block devices)\n".to_string();
         }
-        self.candidates.iter().map(|c| format!("  {}: {}\n", c.name, c.summary)).collect()
+        self.candidates
+            .iter()
+            .map(|c| format!("  {}: {}\n", c.name, c.summary))
+            .collect()
     }
 }
 
@@ -356,7 +379,11 @@ const NLS_MODULES: [&str; 4] = ["nls_cp437", "nls_ascii", "nls_utf8", "nls_iso88
 impl Scanner<'_> {
     fn block_names() -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
-            .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort_by(|a, b| natural_cmp(a, b));
         names
@@ -402,9 +429,11 @@ impl Scanner<'_> {
         }
         let is_partition = sys_dir.join("partition").exists();
         if is_partition {
-            let parent = std::fs::canonicalize(&sys_dir)
-                .ok()
-                .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()));
+            let parent = std::fs::canonicalize(&sys_dir).ok().and_then(|p| {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            });
             if let Some(parent) = parent.filter(|p| self.disks_with_fs.contains(p)) {
                 return format!("skipped: part of {parent}, which holds a filesystem");
             }
@@ -412,7 +441,9 @@ impl Scanner<'_> {
         let dev = Path::new("/dev").join(name);
         let fs = match probe::probe_path(&dev) {
             Ok(Probe::Filesystem(fs)) => fs,
-            Ok(Probe::PartitionTable(pt)) => return format!("{pt} partition table (its partitions are scanned)"),
+            Ok(Probe::PartitionTable(pt)) => {
+                return format!("{pt} partition table (its partitions are scanned)")
+            }
             Ok(Probe::Unknown) => match self.forced_fstype(name) {
                 Some(fs) => fs,
                 None => return "no filesystem recognised".to_string(),
@@ -424,7 +455,12 @@ impl Scanner<'_> {
         }
         let ident = FsIdent(&fs).to_string();
         if !disc.wants(name, &fs) {
-            let sel = self.cfg.alpine_dev.as_ref().map(|s| s.to_string()).unwrap_or_default();
+            let sel = self
+                .cfg
+                .alpine_dev
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             return format!("{ident}: skipped, not alpine_dev={sel}");
         }
         let mount_point = Path::new(MEDIA_DIR).join(name);
@@ -465,7 +501,11 @@ impl Scanner<'_> {
     /// `apkovl=DEV:FSTYPE:PATH` names a filesystem type we do not probe: trust it for that device.
     fn forced_fstype(&self, name: &str) -> Option<FsInfo> {
         match &self.cfg.apkovl {
-            Some(ApkovlSpec::OnDevice { dev: DeviceSpec::Name(n), fstype: Some(t), .. }) if n == name => {
+            Some(ApkovlSpec::OnDevice {
+                dev: DeviceSpec::Name(n),
+                fstype: Some(t),
+                ..
+            }) if n == name => {
                 let fstype: &'static str = match t.as_str() {
                     "vfat" => "vfat",
                     "iso9660" => "iso9660",
@@ -480,13 +520,23 @@ impl Scanner<'_> {
                     "ntfs3" => "ntfs3",
                     _ => return None,
                 };
-                Some(FsInfo { fstype, label: None, uuid: None })
+                Some(FsInfo {
+                    fstype,
+                    label: None,
+                    uuid: None,
+                })
             }
             _ => None,
         }
     }
 
-    fn mount(&mut self, name: &str, fs: &FsInfo, dev: &Path, mount_point: &Path) -> Result<(), String> {
+    fn mount(
+        &mut self,
+        name: &str,
+        fs: &FsInfo,
+        dev: &Path,
+        mount_point: &Path,
+    ) -> Result<(), String> {
         // Load the filesystem driver first (errors ignored: it may be built in).
         self.load(fs.module());
         if fs.fstype == "vfat" && !self.nls_loaded {
@@ -497,13 +547,27 @@ impl Scanner<'_> {
         }
         sys::make_dirs(mount_point).map_err(|e| e.to_string())?;
         if sys::is_mount_point(mount_point) {
-            return Err(format!("{} is already a mount point", mount_point.display()));
+            return Err(format!(
+                "{} is already a mount point",
+                mount_point.display()
+            ));
         }
-        sys::mount_fs(&dev.to_string_lossy(), mount_point, fs.fstype, MountFlags::MEDIA, None).map_err(|e| {
+        sys::mount_fs(
+            &dev.to_string_lossy(),
+            mount_point,
+            fs.fstype,
+            MountFlags::MEDIA,
+            None,
+        )
+        .map_err(|e| {
             let _ = std::fs::remove_dir(mount_point);
             format!("mount failed: {e}")
         })?;
-        log::debug!("media: mounted {name} ({}) at {}", fs.fstype, mount_point.display());
+        log::debug!(
+            "media: mounted {name} ({}) at {}",
+            fs.fstype,
+            mount_point.display()
+        );
         Ok(())
     }
 }
@@ -564,7 +628,11 @@ pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
     let mut buf = vec![0u8; crate::uevent::MAX_LEN + 1];
     let complete = loop {
         sys::reap_zombies();
-        if scanner.loader.as_deref().is_some_and(|l| l.is_loaded("usb_storage")) {
+        if scanner
+            .loader
+            .as_deref()
+            .is_some_and(|l| l.is_loaded("usb_storage"))
+        {
             disc.usb_storage_loaded();
         }
         if disc.is_complete(&exists) {
@@ -594,17 +662,26 @@ pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
     };
     let mut media = scanner.media;
     media.sort_by(|a, b| natural_cmp(&a.name, &b.name));
-    let mut candidates: Vec<Candidate> =
-        scanner.candidates.into_iter().map(|(name, summary)| Candidate { name, summary }).collect();
+    let mut candidates: Vec<Candidate> = scanner
+        .candidates
+        .into_iter()
+        .map(|(name, summary)| Candidate { name, summary })
+        .collect();
     candidates.sort_by(|a, b| natural_cmp(&a.name, &b.name));
-    Found { media, candidates, complete }
+    Found {
+        media,
+        candidates,
+        complete,
+    }
 }
 
 fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, disc: &mut Discovery) {
     loop {
         match s.recv(buf) {
             Ok(Some(msg)) => {
-                let Some(ev) = Uevent::parse(msg) else { continue };
+                let Some(ev) = Uevent::parse(msg) else {
+                    continue;
+                };
                 if let (Some(alias), Some(l)) = (ev.modalias(), scanner.loader.as_deref_mut()) {
                     l.load_alias(alias);
                 }
@@ -695,7 +772,11 @@ mod tests {
         assert_eq!(c.repositories, vec!["apks", "extra"]);
         assert_eq!(c.overlays, vec!["fw.apkovl.tar.gz"]);
         assert!(c.cache);
-        let fs = FsInfo { fstype: "vfat", label: Some("ALPINE".into()), uuid: None };
+        let fs = FsInfo {
+            fstype: "vfat",
+            label: Some("ALPINE".into()),
+            uuid: None,
+        };
         let m = medium_from("vda", &fs, d, &c);
         assert_eq!(m.repositories, vec![d.join("apks"), d.join("extra")]);
         assert_eq!(m.overlays, vec![d.join("fw.apkovl.tar.gz")]);
@@ -713,9 +794,34 @@ mod tests {
 
     #[test]
     fn natural_order() {
-        let mut v = vec!["sdb", "sda10", "sr0", "sda2", "sda", "vda", "nvme0n1p2", "nvme0n1", "loop1", "sda1"];
+        let mut v = vec![
+            "sdb",
+            "sda10",
+            "sr0",
+            "sda2",
+            "sda",
+            "vda",
+            "nvme0n1p2",
+            "nvme0n1",
+            "loop1",
+            "sda1",
+        ];
         v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, vec!["loop1", "nvme0n1", "nvme0n1p2", "sda", "sda1", "sda2", "sda10", "sdb", "sr0", "vda"]);
+        assert_eq!(
+            v,
+            vec![
+                "loop1",
+                "nvme0n1",
+                "nvme0n1p2",
+                "sda",
+                "sda1",
+                "sda2",
+                "sda10",
+                "sdb",
+                "sr0",
+                "vda"
+            ]
+        );
     }
 
     #[test]
@@ -775,8 +881,16 @@ mod tests {
     fn alpine_dev_pins_discovery() {
         let cfg = BootConfig::from_cmdline("alpine_dev=LABEL=BOOT");
         let mut d = Discovery::new(&cfg, WaitPolicy::from_config(&cfg), ms(0));
-        let other = FsInfo { fstype: "vfat", label: Some("OTHER".into()), uuid: None };
-        let boot = FsInfo { fstype: "vfat", label: Some("BOOT".into()), uuid: None };
+        let other = FsInfo {
+            fstype: "vfat",
+            label: Some("OTHER".into()),
+            uuid: None,
+        };
+        let boot = FsInfo {
+            fstype: "vfat",
+            label: Some("BOOT".into()),
+            uuid: None,
+        };
         assert!(!d.wants("sda1", &other));
         assert!(d.wants("sdb1", &boot));
         let mut m = medium("sdb1", &[], &[]);
@@ -790,7 +904,9 @@ mod tests {
 
     #[test]
     fn apkovl_path_and_alpine_repo_goals() {
-        let cfg = BootConfig::from_cmdline("apkovl=/media/vdb/x.apkovl.tar.gz alpine_repo=/media/vda/apks");
+        let cfg = BootConfig::from_cmdline(
+            "apkovl=/media/vdb/x.apkovl.tar.gz alpine_repo=/media/vda/apks",
+        );
         let d = Discovery::new(&cfg, WaitPolicy::from_config(&cfg), ms(0));
         assert!(!d.is_complete(&nothing_exists));
         let only_repo = |p: &Path| p == Path::new("/media/vda/apks");
@@ -817,12 +933,21 @@ mod tests {
         let f = Found {
             media: vec![],
             candidates: vec![
-                Candidate { name: "sda".into(), summary: "dos partition table (its partitions are scanned)".into() },
-                Candidate { name: "sr0".into(), summary: "empty (no medium)".into() },
+                Candidate {
+                    name: "sda".into(),
+                    summary: "dos partition table (its partitions are scanned)".into(),
+                },
+                Candidate {
+                    name: "sr0".into(),
+                    summary: "empty (no medium)".into(),
+                },
             ],
             complete: false,
         };
-        assert_eq!(f.report(), "  sda: dos partition table (its partitions are scanned)\n  sr0: empty (no medium)\n");
+        assert_eq!(
+            f.report(),
+            "  sda: dos partition table (its partitions are scanned)\n  sr0: empty (no medium)\n"
+        );
         assert_eq!(Found::default().report(), "  (no block devices)\n");
     }
 }

@@ -42,6 +42,29 @@ pub fn normalize(name: &str) -> String {
     name.replace('-', "_")
 }
 
+/// kmod's `alias_normalize`: dashes become underscores, except inside `[...]` classes. kmod
+/// applies it to the aliases it indexes and to every lookup, so `crypto-crc32c` (a softdep in
+/// Debian's modules.softdep) and `crypto_crc32c` name the same alias.
+pub fn normalize_alias(alias: &str) -> String {
+    let mut out = String::with_capacity(alias.len());
+    let mut in_class = false;
+    for c in alias.chars() {
+        match c {
+            '[' => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' => {
+                in_class = false;
+                out.push(c);
+            }
+            '-' if !in_class => out.push('_'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The module name of a `modules.dep` path (`kernel/fs/fat/vfat.ko.zst` → `vfat`).
 pub fn module_name(path: &str) -> String {
     let base = path.rsplit('/').next().unwrap_or(path);
@@ -178,7 +201,9 @@ impl ModuleDb {
             let path = dir.join(name);
             match std::fs::read(&path) {
                 Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
-                Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+                Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                    Ok(String::new())
+                }
                 Err(source) => Err(ModuleError::Read { path, source }),
             }
         };
@@ -196,7 +221,9 @@ impl ModuleDb {
     pub fn parse(dep: &str, alias: &str, softdep: &str, builtin: &str) -> Self {
         let mut db = Self::default();
         for line in dep.lines() {
-            let Some((path, rest)) = line.split_once(':') else { continue };
+            let Some((path, rest)) = line.split_once(':') else {
+                continue;
+            };
             let path = path.trim();
             if path.is_empty() {
                 continue;
@@ -207,7 +234,8 @@ impl ModuleDb {
         for line in alias.lines() {
             let mut w = line.split_whitespace();
             if let (Some("alias"), Some(pattern), Some(module)) = (w.next(), w.next(), w.next()) {
-                db.aliases.push((pattern.to_string(), normalize(module)));
+                db.aliases
+                    .push((normalize_alias(pattern), normalize(module)));
             }
         }
         for line in softdep.lines() {
@@ -223,8 +251,9 @@ impl ModuleDb {
                 match (word, post) {
                     ("pre:", _) => post = Some(false),
                     ("post:", _) => post = Some(true),
-                    (m, Some(true)) => entry.post.push(normalize(m)),
-                    (m, Some(false)) => entry.pre.push(normalize(m)),
+                    // Kept as written: these may be aliases (`crypto-crc32c`), resolved later.
+                    (m, Some(true)) => entry.post.push(m.to_string()),
+                    (m, Some(false)) => entry.pre.push(m.to_string()),
                     (_, None) => {}
                 }
             }
@@ -262,7 +291,9 @@ impl ModuleDb {
 
     /// Reads every `*.conf` in `dir` (`/etc/modprobe.d`), in name order; a missing dir is fine.
     pub fn add_modprobe_dir(&mut self, dir: &Path) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
@@ -294,9 +325,10 @@ impl ModuleDb {
     /// Modules whose alias pattern matches `modalias`, in modules.alias order, deduplicated.
     pub fn match_alias(&self, modalias: &str) -> Vec<String> {
         let mut seen = HashSet::new();
+        let query = normalize_alias(modalias);
         self.aliases
             .iter()
-            .filter(|(pattern, _)| fnmatch(pattern, modalias))
+            .filter(|(pattern, _)| fnmatch(pattern, &query))
             .filter(|(_, m)| seen.insert(m.clone()))
             .map(|(_, m)| m.clone())
             .collect()
@@ -322,7 +354,13 @@ impl ModuleDb {
         order
     }
 
-    fn visit(&self, module: &str, order: &mut Vec<String>, seen: &mut HashSet<String>, depth: usize) {
+    fn visit(
+        &self,
+        module: &str,
+        order: &mut Vec<String>,
+        seen: &mut HashSet<String>,
+        depth: usize,
+    ) {
         if depth > 32 || !seen.insert(module.to_string()) {
             return; // cycles in corrupt metadata end here
         }
@@ -348,24 +386,40 @@ impl ModuleDb {
     /// Absolute path of a module's file.
     pub fn path_of(&self, module: &str) -> Option<PathBuf> {
         let (rel, _) = self.deps.get(&normalize(module))?;
-        Some(if rel.starts_with('/') { PathBuf::from(rel) } else { self.dir.join(rel) })
+        Some(if rel.starts_with('/') {
+            PathBuf::from(rel)
+        } else {
+            self.dir.join(rel)
+        })
     }
 
     /// Parameters from modprobe.d `options` lines.
     pub fn options_for(&self, module: &str) -> &str {
-        self.options.get(&normalize(module)).map(String::as_str).unwrap_or("")
+        self.options
+            .get(&normalize(module))
+            .map(String::as_str)
+            .unwrap_or("")
     }
 }
 
 /// The set of modules already in the kernel, from `/proc/modules` text.
 pub fn parse_proc_modules(text: &str) -> HashSet<String> {
-    text.lines().filter_map(|l| l.split_whitespace().next()).map(normalize).collect()
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(normalize)
+        .collect()
 }
 
 /// Reads a module file into memory, decompressing `.gz` and `.zst`.
 pub fn read_module_image(path: &Path) -> Result<Vec<u8>, ModuleError> {
-    let load_err = |reason: String| ModuleError::Load { path: path.to_path_buf(), reason };
-    let raw = std::fs::read(path).map_err(|source| ModuleError::Read { path: path.to_path_buf(), source })?;
+    let load_err = |reason: String| ModuleError::Load {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let raw = std::fs::read(path).map_err(|source| ModuleError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let name = path.to_string_lossy();
     if name.ends_with(".gz") {
         let mut out = Vec::new();
@@ -376,7 +430,9 @@ pub fn read_module_image(path: &Path) -> Result<Vec<u8>, ModuleError> {
     } else if name.ends_with(".zst") {
         zstd::stream::decode_all(&raw[..]).map_err(|e| load_err(format!("zstd: {e}")))
     } else if name.ends_with(".xz") {
-        Err(load_err("xz-compressed modules are not supported by this init (use gzip or zstd)".into()))
+        Err(load_err(
+            "xz-compressed modules are not supported by this init (use gzip or zstd)".into(),
+        ))
     } else {
         Ok(raw)
     }
@@ -408,7 +464,9 @@ impl Loader {
     /// A loader over `db` that skips modules in `/proc/modules` and never loads `blacklist`
     /// through an alias.
     pub fn new(db: ModuleDb, blacklist: &[String]) -> Self {
-        let loaded = std::fs::read_to_string("/proc/modules").map(|t| parse_proc_modules(&t)).unwrap_or_default();
+        let loaded = std::fs::read_to_string("/proc/modules")
+            .map(|t| parse_proc_modules(&t))
+            .unwrap_or_default();
         Self::with_loaded(db, blacklist, loaded)
     }
 
@@ -437,7 +495,7 @@ impl Loader {
     /// Loads a module by name (or alias) with its dependencies; `params` apply to it only.
     pub fn load_name(&mut self, request: &str, params: &str) -> Loaded {
         let (targets, via_alias) = self.db.resolve(request);
-        self.load_targets(&targets, via_alias, Some((request, params)))
+        self.load_targets(&targets, via_alias, Some((request, params)), false)
     }
 
     /// Loads every module matching a device's `MODALIAS` (once per distinct modalias).
@@ -446,10 +504,19 @@ impl Loader {
             return Loaded::Modules(Vec::new());
         }
         let targets = self.db.match_alias(modalias);
-        self.load_targets(&targets, true, None)
+        self.load_targets(&targets, true, None, false)
     }
 
-    fn load_targets(&mut self, targets: &[String], via_alias: bool, explicit: Option<(&str, &str)>) -> Loaded {
+    /// Loads `targets` with their closures. Logging: a module file the initramfs builder left out
+    /// is normal for alias matches (modules.alias lists every module of the kernel) and logged at
+    /// debug level; other failures are warnings unless `quiet`.
+    fn load_targets(
+        &mut self,
+        targets: &[String],
+        via_alias: bool,
+        explicit: Option<(&str, &str)>,
+        quiet: bool,
+    ) -> Loaded {
         if targets.is_empty() {
             return Loaded::NoMatch;
         }
@@ -478,8 +545,12 @@ impl Loader {
                         self.loaded.insert(m.clone());
                         newly.push(m);
                     }
-                    Err(reason) => {
-                        log::warn!("module {m}: {reason}");
+                    Err((missing, reason)) => {
+                        if quiet || (missing && via_alias) {
+                            log::debug!("module {m}: {reason}");
+                        } else {
+                            log::warn!("module {m}: {reason}");
+                        }
                         self.failures.insert(m, reason);
                     }
                 }
@@ -488,17 +559,21 @@ impl Loader {
         Loaded::Modules(newly)
     }
 
-    fn insert(&self, module: &str, params: &str) -> Result<(), String> {
-        let path = self.db.path_of(module).ok_or_else(|| "not in modules.dep".to_string())?;
+    /// Inserts one module; the error says whether the file is simply absent.
+    fn insert(&self, module: &str, params: &str) -> Result<(), (bool, String)> {
+        let path = self
+            .db
+            .path_of(module)
+            .ok_or_else(|| (true, "not in modules.dep".to_string()))?;
         if !path.exists() {
-            return Err(format!("{}: not in this initramfs", path.display()));
+            return Err((true, format!("{}: not in this initramfs", path.display())));
         }
         let name = path.to_string_lossy();
         if name.ends_with(".ko") {
-            sys::load_module_file(&path, params).map_err(|e| e.to_string())
+            sys::load_module_file(&path, params).map_err(|e| (false, e.to_string()))
         } else {
-            let image = read_module_image(&path).map_err(|e| e.to_string())?;
-            sys::load_module_image(&path, &image, params).map_err(|e| e.to_string())
+            let image = read_module_image(&path).map_err(|e| (false, e.to_string()))?;
+            sys::load_module_image(&path, &image, params).map_err(|e| (false, e.to_string()))
         }
     }
 
@@ -509,7 +584,7 @@ impl Loader {
         if self.is_loaded(&m) || !self.db.has_module(&m) {
             return;
         }
-        self.load_name(&m, "");
+        self.load_targets(&[m], false, None, true);
     }
 
     /// Whether a module was loaded by this loader or found in the kernel.
@@ -529,7 +604,9 @@ pub fn collect_modaliases(sys_devices: &Path) -> Vec<String> {
         if visited > 200_000 {
             break; // a pathological /sys; coldplug is best effort
         }
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
@@ -588,7 +665,8 @@ alias pci:v00001234d00001111sv*sd*bc03sc00i00* bochs
 alias pci:v00001234d00001111sv*sd*bc03sc*i* bochs
 alias crc32c crc32c_generic
 ";
-    const SOFTDEP: &str = "softdep ext4 pre: crc32c\nsoftdep vfat post: nls_cp437\nsoftdep fat nls_cp437\n";
+    const SOFTDEP: &str =
+        "softdep ext4 pre: crc32c\nsoftdep vfat post: nls_cp437\nsoftdep fat nls_cp437\n";
     const BUILTIN: &str = "kernel/drivers/tty/serial/8250/8250.ko\n";
 
     fn db() -> ModuleDb {
@@ -616,7 +694,10 @@ alias crc32c crc32c_generic
 
     #[test]
     fn names_are_normalised() {
-        assert_eq!(module_name("kernel/drivers/usb/storage/usb-storage.ko.gz"), "usb_storage");
+        assert_eq!(
+            module_name("kernel/drivers/usb/storage/usb-storage.ko.gz"),
+            "usb_storage"
+        );
         assert_eq!(module_name("nls_cp437.ko.zst"), "nls_cp437");
         assert!(db().has_module("usb-storage"));
         assert!(db().is_builtin("8250"));
@@ -624,8 +705,28 @@ alias crc32c crc32c_generic
 
     #[test]
     fn dependencies_come_first() {
-        assert_eq!(db().load_order("virtio_blk"), vec!["virtio", "virtio_ring", "virtio_blk"]);
-        assert_eq!(db().load_order("ext4"), vec!["crc32c_generic", "crc16", "mbcache", "jbd2", "ext4"]);
+        assert_eq!(
+            db().load_order("virtio_blk"),
+            vec!["virtio", "virtio_ring", "virtio_blk"]
+        );
+        assert_eq!(
+            db().load_order("ext4"),
+            vec!["crc32c_generic", "crc16", "mbcache", "jbd2", "ext4"]
+        );
+    }
+
+    #[test]
+    fn softdep_names_may_be_dashed_aliases() {
+        // Debian: `softdep ext4 pre: crypto-crc32c` with `alias crypto-crc32c crc32c_generic`.
+        let d = ModuleDb::parse(
+            "kernel/fs/ext4/ext4.ko:\nkernel/crypto/crc32c_generic.ko:\n",
+            "alias crypto-crc32c crc32c_generic\n",
+            "softdep ext4 pre: crypto-crc32c\n",
+            "",
+        );
+        assert_eq!(d.load_order("ext4"), vec!["crc32c_generic", "ext4"]);
+        assert_eq!(d.match_alias("crypto_crc32c"), vec!["crc32c_generic"]);
+        assert_eq!(normalize_alias("a-b[x-z]-c"), "a_b[x-z]_c");
     }
 
     #[test]
@@ -642,22 +743,33 @@ alias crc32c crc32c_generic
 
     #[test]
     fn alias_resolution() {
-        assert_eq!(db().match_alias("virtio:d00000002v00001AF4"), vec!["virtio_blk"]);
+        assert_eq!(
+            db().match_alias("virtio:d00000002v00001AF4"),
+            vec!["virtio_blk"]
+        );
         assert_eq!(
             db().match_alias("usb:v0781p5567d0100dc00dsc00dp00ic08isc06ip50in00"),
             vec!["usb_storage"]
         );
         // Two patterns, one module: listed once.
-        assert_eq!(db().match_alias("pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00"), vec!["bochs"]);
+        assert_eq!(
+            db().match_alias("pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00"),
+            vec!["bochs"]
+        );
         assert!(db().match_alias("pci:v0000DEADd0000BEEF").is_empty());
         assert_eq!(db().resolve("fs-vfat"), (vec!["vfat".to_string()], true));
-        assert_eq!(db().resolve("usb-storage"), (vec!["usb_storage".to_string()], false));
+        assert_eq!(
+            db().resolve("usb-storage"),
+            (vec!["usb_storage".to_string()], false)
+        );
     }
 
     #[test]
     fn modprobe_conf_blacklist_and_options() {
         let mut d = db();
-        d.add_modprobe_conf("# comment\nblacklist bochs\noptions usb-storage quirks=1 delay_use=0 # x\n");
+        d.add_modprobe_conf(
+            "# comment\nblacklist bochs\noptions usb-storage quirks=1 delay_use=0 # x\n",
+        );
         assert!(d.is_blacklisted("bochs"));
         assert_eq!(d.options_for("usb_storage"), "quirks=1 delay_use=0");
         assert_eq!(d.options_for("vfat"), "");
@@ -665,9 +777,16 @@ alias crc32c crc32c_generic
 
     #[test]
     fn loader_honours_blacklist_for_aliases_only() {
-        let mut l = Loader::with_loaded(db(), &["bochs".to_string(), "vfat".to_string()], HashSet::new());
+        let mut l = Loader::with_loaded(
+            db(),
+            &["bochs".to_string(), "vfat".to_string()],
+            HashSet::new(),
+        );
         // Blacklisted through an alias: nothing attempted, no failure recorded.
-        assert_eq!(l.load_alias("pci:v00001234d00001111sv0sd0bc03sc00i00"), Loaded::Modules(vec![]));
+        assert_eq!(
+            l.load_alias("pci:v00001234d00001111sv0sd0bc03sc00i00"),
+            Loaded::Modules(vec![])
+        );
         assert!(l.failures.is_empty());
         // By name it is attempted (and fails here: the files are not on this machine).
         l.load_name("bochs", "");
@@ -720,10 +839,16 @@ alias crc32c crc32c_generic
         assert_eq!(read_module_image(&zst).unwrap(), body);
         let xz = dir.path().join("m.ko.xz");
         std::fs::write(&xz, b"\xfd7zXZ").unwrap();
-        assert!(read_module_image(&xz).unwrap_err().to_string().contains("xz"));
+        assert!(read_module_image(&xz)
+            .unwrap_err()
+            .to_string()
+            .contains("xz"));
         let bad = dir.path().join("bad.ko.gz");
         std::fs::write(&bad, b"not gzip").unwrap();
-        assert!(read_module_image(&bad).unwrap_err().to_string().contains("gzip"));
+        assert!(read_module_image(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("gzip"));
     }
 
     #[test]
@@ -731,14 +856,25 @@ alias crc32c crc32c_generic
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir_all(d.join("pci0000:00/0000:00:01.0/virtio0")).unwrap();
-        std::fs::write(d.join("pci0000:00/0000:00:01.0/modalias"), "pci:v00001AF4d00001001\n").unwrap();
-        std::fs::write(d.join("pci0000:00/0000:00:01.0/virtio0/modalias"), "virtio:d00000002v00001AF4\n").unwrap();
+        std::fs::write(
+            d.join("pci0000:00/0000:00:01.0/modalias"),
+            "pci:v00001AF4d00001001\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("pci0000:00/0000:00:01.0/virtio0/modalias"),
+            "virtio:d00000002v00001AF4\n",
+        )
+        .unwrap();
         std::fs::write(d.join("pci0000:00/modalias"), "\n").unwrap();
         // A symlink loop must not be followed.
         std::os::unix::fs::symlink(d, d.join("pci0000:00/loop")).unwrap();
         assert_eq!(
             collect_modaliases(d),
-            vec!["pci:v00001AF4d00001001".to_string(), "virtio:d00000002v00001AF4".to_string()]
+            vec![
+                "pci:v00001AF4d00001001".to_string(),
+                "virtio:d00000002v00001AF4".to_string()
+            ]
         );
     }
 
@@ -757,7 +893,10 @@ alias crc32c crc32c_generic
         let db = ModuleDb::load(&host_dir()).unwrap();
         // virtio-blk's device id 2, any vendor.
         let m = db.match_alias("virtio:d00000002v00001AF4");
-        assert!(m.contains(&"virtio_blk".to_string()) || db.is_builtin("virtio_blk"), "{m:?}");
+        assert!(
+            m.contains(&"virtio_blk".to_string()) || db.is_builtin("virtio_blk"),
+            "{m:?}"
+        );
         if db.has_module("virtio_blk") {
             let order = db.load_order("virtio_blk");
             assert_eq!(order.last().map(String::as_str), Some("virtio_blk"));
@@ -773,6 +912,10 @@ alias crc32c crc32c_generic
             assert!(fat < vfat, "{order:?}");
             assert_eq!(db.resolve("fs-vfat").0, vec!["vfat".to_string()]);
         }
+        // Regression: `softdep ext4 pre: crypto-crc32c` was normalised to `crypto_crc32c` and
+        // matched no alias, so ext4 mounts failed with "Cannot load crc32c driver".
+        let ext4 = db.load_order("ext4");
+        assert!(ext4.iter().any(|m| m.starts_with("crc32c")), "{ext4:?}");
         // Every module's closure only names modules that exist in modules.dep.
         for name in ["ext4", "isofs", "squashfs", "usb_storage", "sd_mod"] {
             for m in db.load_order(name) {
@@ -784,10 +927,15 @@ alias crc32c crc32c_generic
     #[test]
     fn host_softdeps_are_parsed() {
         let text = std::fs::read_to_string(host_dir().join("modules.softdep")).unwrap();
-        assert!(text.lines().any(|l| l.starts_with("softdep ")), "host modules.softdep has entries");
+        assert!(
+            text.lines().any(|l| l.starts_with("softdep ")),
+            "host modules.softdep has entries"
+        );
         let db = ModuleDb::parse("", "", &text, "");
         // Each "softdep X pre: A" line must end up as a pre entry of X.
-        for line in text.lines().filter(|l| l.starts_with("softdep ") && (l.contains(" pre: ") || l.contains(" post: "))) {
+        for line in text.lines().filter(|l| {
+            l.starts_with("softdep ") && (l.contains(" pre: ") || l.contains(" post: "))
+        }) {
             let mut w = line.split_whitespace().skip(1);
             let module = normalize(w.next().unwrap());
             let sd = db.softdeps.get(&module).unwrap();

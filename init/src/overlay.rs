@@ -125,7 +125,11 @@ pub trait OverlayApplier {
     /// Reads `req.file` once, checks its signature, calls [`OverlayRequest::judge`] and stops if
     /// it refuses, decrypts (calling `prompt.ask` until a passphrase works or it returns `None`),
     /// extracts under `req.root` safely, and reports what it extracted.
-    fn apply(&mut self, req: &OverlayRequest, prompt: &mut dyn PassphrasePrompt) -> Result<OverlayReport, StepError>;
+    fn apply(
+        &mut self,
+        req: &OverlayRequest,
+        prompt: &mut dyn PassphrasePrompt,
+    ) -> Result<OverlayReport, StepError>;
 }
 
 /// Temporary seam until the `overlays` crate is linked: every overlay fails with a clear error.
@@ -133,7 +137,14 @@ pub trait OverlayApplier {
 pub struct NotLinkedApplier;
 
 impl OverlayApplier for NotLinkedApplier {
-    fn apply(&mut self, req: &OverlayRequest, _prompt: &mut dyn PassphrasePrompt) -> Result<OverlayReport, StepError> {
-        Err(StepError::NotLinked { what: "overlay applier", subject: req.file.display().to_string() })
+    fn apply(
+        &mut self,
+        req: &OverlayRequest,
+        _prompt: &mut dyn PassphrasePrompt,
+    ) -> Result<OverlayReport, StepError> {
+        Err(StepError::NotLinked {
+            what: "overlay applier",
+            subject: req.file.display().to_string(),
+        })
     }
 }

@@ -90,7 +90,10 @@ pub struct ProbeError {
 
 /// Probes the device or image file at `path`.
 pub fn probe_path(path: &Path) -> Result<Probe, ProbeError> {
-    let err = |source| ProbeError { path: path.to_path_buf(), source };
+    let err = |source| ProbeError {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(err)?;
     probe(&file).map_err(err)
 }
@@ -148,7 +151,9 @@ fn probe_iso9660(head: &[u8]) -> Option<FsInfo> {
     // Look for a Joliet supplementary descriptor among the following descriptors.
     let mut joliet: Option<&[u8]> = None;
     for i in 17..(HEAD / SECTOR) {
-        let Some(vd) = head.get(i * SECTOR..(i + 1) * SECTOR) else { break };
+        let Some(vd) = head.get(i * SECTOR..(i + 1) * SECTOR) else {
+            break;
+        };
         if &vd[1..6] != b"CD001" || vd[0] == 255 {
             break;
         }
@@ -163,7 +168,11 @@ fn probe_iso9660(head: &[u8]) -> Option<FsInfo> {
         .and_then(|j| merge_joliet_label(&j[40..72], pvd_label))
         .or_else(|| trimmed_label(pvd_label));
     let uuid = iso_date_uuid(&pvd[830..847]).or_else(|| iso_date_uuid(&pvd[813..830]));
-    Some(FsInfo { fstype: "iso9660", label, uuid })
+    Some(FsInfo {
+        fstype: "iso9660",
+        label,
+        uuid,
+    })
 }
 
 /// libblkid's `merge_utf16be_ascii`: Joliet holds 16 UCS-2 characters with the real case, the
@@ -237,7 +246,11 @@ fn probe_ext(head: &[u8]) -> Option<FsInfo> {
     let uuid_bytes = &sb[104..120];
     let uuid = (!uuid_bytes.iter().all(|&b| b == 0)).then(|| format_uuid(uuid_bytes));
     let label = trimmed_label(&sb[120..136]);
-    Some(FsInfo { fstype, label, uuid })
+    Some(FsInfo {
+        fstype,
+        label,
+        uuid,
+    })
 }
 
 fn format_uuid(b: &[u8]) -> String {
@@ -260,7 +273,11 @@ fn probe_squashfs(head: &[u8]) -> Option<FsInfo> {
     }
     let major = le16(head.get(0..30)?, 28);
     let fstype = if major >= 4 { "squashfs" } else { "squashfs3" };
-    Some(FsInfo { fstype, label: None, uuid: None })
+    Some(FsInfo {
+        fstype,
+        label: None,
+        uuid: None,
+    })
 }
 
 // ---- vfat --------------------------------------------------------------------------------------
@@ -270,7 +287,9 @@ const ATTR_DIR: u8 = 0x10;
 const ATTR_LFN: u8 = 0x0F;
 
 fn probe_vfat<S: BlockSource + ?Sized>(dev: &S, head: &[u8]) -> io::Result<Option<FsInfo>> {
-    let Some(bs) = head.get(0..512) else { return Ok(None) };
+    let Some(bs) = head.get(0..512) else {
+        return Ok(None);
+    };
     let fat1x_magic = [&b"FAT12   "[..], b"FAT16   ", b"FAT     ", b"MSDOS"]
         .iter()
         .any(|m| bs[0x36..].starts_with(m));
@@ -297,7 +316,10 @@ fn probe_vfat<S: BlockSource + ?Sized>(dev: &S, head: &[u8]) -> io::Result<Optio
     }
     let (serial, root_label) = if fat16_len > 0 {
         let root_start = (reserved + fats * fat16_len) * sector_size;
-        (le32(bs, 0x27), find_volume_label(dev, root_start, root_entries)?)
+        (
+            le32(bs, 0x27),
+            find_volume_label(dev, root_start, root_entries)?,
+        )
     } else {
         let data_start = (reserved + fats * fat32_len) * sector_size;
         let cluster_bytes = cluster_sectors * sector_size;
@@ -327,7 +349,11 @@ fn probe_vfat<S: BlockSource + ?Sized>(dev: &S, head: &[u8]) -> io::Result<Optio
         (le32(bs, 0x43), label)
     };
     let uuid = Some(format!("{:04X}-{:04X}", serial >> 16, serial & 0xFFFF));
-    Ok(Some(FsInfo { fstype: "vfat", label: root_label, uuid }))
+    Ok(Some(FsInfo {
+        fstype: "vfat",
+        label: root_label,
+        uuid,
+    }))
 }
 
 enum Scan {
@@ -336,7 +362,11 @@ enum Scan {
     More,
 }
 
-fn find_volume_label<S: BlockSource + ?Sized>(dev: &S, start: u64, entries: u64) -> io::Result<Option<String>> {
+fn find_volume_label<S: BlockSource + ?Sized>(
+    dev: &S,
+    start: u64,
+    entries: u64,
+) -> io::Result<Option<String>> {
     Ok(match find_volume_label_in(dev, start, entries)? {
         Scan::Found(l) => Some(l),
         _ => None,
@@ -344,7 +374,11 @@ fn find_volume_label<S: BlockSource + ?Sized>(dev: &S, start: u64, entries: u64)
 }
 
 /// Scans `entries` 32-byte directory entries at `start` for the volume-label entry.
-fn find_volume_label_in<S: BlockSource + ?Sized>(dev: &S, start: u64, entries: u64) -> io::Result<Scan> {
+fn find_volume_label_in<S: BlockSource + ?Sized>(
+    dev: &S,
+    start: u64,
+    entries: u64,
+) -> io::Result<Scan> {
     let entries = entries.min(65536) as usize;
     let mut buf = vec![0u8; entries * 32];
     let n = dev.read_at(&mut buf, start)?;
@@ -383,7 +417,9 @@ fn probe_partition_table(head: &[u8]) -> Option<&'static str> {
     if mbr[510] != 0x55 || mbr[511] != 0xAA {
         return None;
     }
-    let entries: Vec<&[u8]> = (0..4).map(|i| &mbr[446 + 16 * i..446 + 16 * (i + 1)]).collect();
+    let entries: Vec<&[u8]> = (0..4)
+        .map(|i| &mbr[446 + 16 * i..446 + 16 * (i + 1)])
+        .collect();
     let sane = entries.iter().all(|e| e[0] == 0x00 || e[0] == 0x80);
     let used = entries.iter().any(|e| e[4] != 0 && le32(e, 12) != 0);
     (sane && used).then_some("dos")
@@ -416,19 +452,28 @@ mod tests {
 
     #[test]
     fn mbr_and_gpt_are_partition_tables() {
-        assert_eq!(probe(&mbr(&[(0x80, 0x0c, 2048, 100000)])[..]).unwrap(), Probe::PartitionTable("dos"));
+        assert_eq!(
+            probe(&mbr(&[(0x80, 0x0c, 2048, 100000)])[..]).unwrap(),
+            Probe::PartitionTable("dos")
+        );
         let mut gpt = mbr(&[(0, 0xEE, 1, 0xFFFF_FFFF)]);
         gpt[512..520].copy_from_slice(b"EFI PART");
         assert_eq!(probe(&gpt[..]).unwrap(), Probe::PartitionTable("gpt"));
         // 0x55AA with garbage status bytes is not a partition table.
-        assert_eq!(probe(&mbr(&[(0x13, 0x0c, 2048, 100)])[..]).unwrap(), Probe::Unknown);
+        assert_eq!(
+            probe(&mbr(&[(0x13, 0x0c, 2048, 100)])[..]).unwrap(),
+            Probe::Unknown
+        );
         // An empty table is not either.
         assert_eq!(probe(&mbr(&[])[..]).unwrap(), Probe::Unknown);
     }
 
     #[test]
     fn iso_date_uuid_format_and_unset() {
-        assert_eq!(iso_date_uuid(b"2024010203040500\x00").as_deref(), Some("2024-01-02-03-04-05-00"));
+        assert_eq!(
+            iso_date_uuid(b"2024010203040500\x00").as_deref(),
+            Some("2024-01-02-03-04-05-00")
+        );
         assert_eq!(iso_date_uuid(b"0000000000000000\x00"), None);
         assert_eq!(iso_date_uuid(&[0u8; 17]), None);
         assert_eq!(iso_date_uuid(b"20x4010203040500\x00"), None);
@@ -446,10 +491,17 @@ mod tests {
         };
         let ascii = |s: &str| -> Vec<u8> { format!("{s:<32}").into_bytes() };
         assert_eq!(
-            merge_joliet_label(&utf16("My Long Disk Lab"), &ascii("MY LONG DISK LABEL WITH")).as_deref(),
+            merge_joliet_label(
+                &utf16("My Long Disk Lab"),
+                &ascii("MY LONG DISK LABEL WITH")
+            )
+            .as_deref(),
             Some("My Long Disk LabEL WITH")
         );
-        assert_eq!(merge_joliet_label(&utf16("lower"), &ascii("LOWER")).as_deref(), Some("lower"));
+        assert_eq!(
+            merge_joliet_label(&utf16("lower"), &ascii("LOWER")).as_deref(),
+            Some("lower")
+        );
         assert_eq!(merge_joliet_label(&utf16("other"), &ascii("LOWER")), None);
     }
 
@@ -469,7 +521,11 @@ mod tests {
         let p = probe(&bs[..]).unwrap();
         assert_eq!(
             p,
-            Probe::Filesystem(FsInfo { fstype: "vfat", label: None, uuid: Some("1234-ABCD".into()) })
+            Probe::Filesystem(FsInfo {
+                fstype: "vfat",
+                label: None,
+                uuid: Some("1234-ABCD".into())
+            })
         );
     }
 
@@ -508,7 +564,11 @@ mod tests {
 
     #[test]
     fn module_names() {
-        let fs = |t| FsInfo { fstype: t, label: None, uuid: None };
+        let fs = |t| FsInfo {
+            fstype: t,
+            label: None,
+            uuid: None,
+        };
         assert_eq!(fs("iso9660").module(), "isofs");
         assert_eq!(fs("ext3").module(), "ext4");
         assert_eq!(fs("vfat").module(), "vfat");

@@ -38,7 +38,12 @@ pub fn offers_shell(policy: &PanicPolicy) -> bool {
 /// Runs the shell on the console after printing `banner`; returns its exit code.
 pub fn run_shell(banner: &str) -> Option<i32> {
     console::print(banner);
-    let env = [("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ("HOME", "/"), ("TERM", "linux"), ("PS1", "(initramfs) # ")];
+    let env = [
+        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        ("HOME", "/"),
+        ("TERM", "linux"),
+        ("PS1", "(initramfs) # "),
+    ];
     match sys::run_on_console(Path::new(SHELL), &[], &env) {
         Ok(code) => Some(code),
         Err(e) => {
@@ -54,7 +59,11 @@ pub fn describe(action: PanicAction) -> String {
         PanicAction::Halt => {
             "boot failed: system halted (boot with panic=N to reboot after N seconds)\n".to_string()
         }
-        PanicAction::RebootAfter(d) => format!("boot failed: rebooting in {} s (panic={})\n", d.as_secs(), d.as_secs()),
+        PanicAction::RebootAfter(d) => format!(
+            "boot failed: rebooting in {} s (panic={})\n",
+            d.as_secs(),
+            d.as_secs()
+        ),
         PanicAction::RebootNow => "boot failed: rebooting now (panic<0)\n".to_string(),
     }
 }
@@ -106,13 +115,19 @@ mod tests {
     #[test]
     fn descriptions() {
         assert!(describe(PanicAction::Halt).contains("system halted"));
-        assert_eq!(describe(PanicAction::RebootAfter(Duration::from_secs(1))), "boot failed: rebooting in 1 s (panic=1)\n");
+        assert_eq!(
+            describe(PanicAction::RebootAfter(Duration::from_secs(1))),
+            "boot failed: rebooting in 1 s (panic=1)\n"
+        );
         assert!(describe(PanicAction::RebootNow).contains("rebooting now"));
     }
 
     #[test]
     fn shell_offer_needs_permission() {
-        let no = PanicPolicy { shell_allowed: false, action: PanicAction::Halt };
+        let no = PanicPolicy {
+            shell_allowed: false,
+            action: PanicAction::Halt,
+        };
         assert!(!offers_shell(&no));
     }
 }

@@ -14,7 +14,7 @@ pub const TIMELINE_FILE: &str = "var/log/boot-timeline.txt";
 /// How a phase ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Still running (the failure report shows it as the one that failed).
+    /// Still running (shown up to the render time; the failure report ends it as failed).
     Running,
     /// Finished.
     Done,
@@ -53,13 +53,24 @@ pub struct Timeline {
 impl Timeline {
     /// Starts a timeline at boot time `now`.
     pub fn start(now: Duration, kernel_to_init: Option<Duration>) -> Self {
-        Self { init_start: now, kernel_to_init, phases: Vec::new(), installed: None }
+        Self {
+            init_start: now,
+            kernel_to_init,
+            phases: Vec::new(),
+            installed: None,
+        }
     }
 
     /// Starts a phase, ending a phase still running (as done).
     pub fn begin(&mut self, name: &str, now: Duration) {
         self.end(now, Outcome::Done);
-        self.phases.push(Phase { name: name.to_string(), start: now, end: None, outcome: Outcome::Running, note: String::new() });
+        self.phases.push(Phase {
+            name: name.to_string(),
+            start: now,
+            end: None,
+            outcome: Outcome::Running,
+            note: String::new(),
+        });
     }
 
     /// Ends the running phase, if any.
@@ -101,12 +112,15 @@ impl Timeline {
             let end = p.end.unwrap_or(now);
             let mut note = p.note.clone();
             let status = match p.outcome {
-                Outcome::Running => Some("(failed here)"),
                 Outcome::Failed => Some("(failed)"),
-                Outcome::Done => None,
+                Outcome::Running | Outcome::Done => None,
             };
             if let Some(s) = status {
-                note = if note.is_empty() { s.to_string() } else { format!("{note} {s}") };
+                note = if note.is_empty() {
+                    s.to_string()
+                } else {
+                    format!("{note} {s}")
+                };
             }
             row(&mut out, &p.name, end.saturating_sub(p.start), &note);
         }
@@ -183,12 +197,15 @@ mod tests {
     }
 
     #[test]
-    fn running_phase_is_marked_as_the_failure_point() {
+    fn failed_phase_is_marked_and_running_one_is_not() {
         let mut t = Timeline::start(ms(0), None);
         t.begin("media discovery", ms(100));
         t.note("0 devices");
         let text = t.render(ms(5100));
-        assert!(text.contains("media discovery                5.000 s  0 devices (failed here)"), "{text}");
+        assert!(
+            text.contains("media discovery                5.000 s  0 devices\n"),
+            "{text}"
+        );
         assert!(!text.contains("kernel start -> init"));
         t.end(ms(5100), Outcome::Failed);
         assert!(t.render(ms(9000)).contains("5.000 s  0 devices (failed)"));
@@ -206,7 +223,10 @@ mod tests {
 
     #[test]
     fn uptime_and_units() {
-        assert_eq!(parse_uptime("12.34 56.78\n"), Some(Duration::new(12, 340_000_000)));
+        assert_eq!(
+            parse_uptime("12.34 56.78\n"),
+            Some(Duration::new(12, 340_000_000))
+        );
         assert_eq!(parse_uptime("7 1"), Some(Duration::from_secs(7)));
         assert_eq!(parse_uptime("x"), None);
         assert_eq!(parse_uptime(""), None);

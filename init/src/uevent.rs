@@ -36,7 +36,9 @@ impl Uevent {
         }
         let mut env = BTreeMap::new();
         for p in parts {
-            let Ok(kv) = std::str::from_utf8(p) else { continue };
+            let Ok(kv) = std::str::from_utf8(p) else {
+                continue;
+            };
             if let Some((k, v)) = kv.split_once('=') {
                 env.insert(k.to_string(), v.to_string());
             }
@@ -45,12 +47,18 @@ impl Uevent {
         if env.get("ACTION").is_some_and(|a| a != action) {
             return None;
         }
-        Some(Self { action: action.to_string(), devpath: devpath.to_string(), env })
+        Some(Self {
+            action: action.to_string(),
+            devpath: devpath.to_string(),
+            env,
+        })
     }
 
     /// The `MODALIAS` of an `add` event, if any.
     pub fn modalias(&self) -> Option<&str> {
-        (self.action == "add").then(|| self.env.get("MODALIAS").map(String::as_str)).flatten()
+        (self.action == "add")
+            .then(|| self.env.get("MODALIAS").map(String::as_str))
+            .flatten()
     }
 
     /// The kernel name of a block device that was added or changed (`sda1`).
@@ -61,16 +69,20 @@ impl Uevent {
         if self.action != "add" && self.action != "change" {
             return None;
         }
-        let name = self.env.get("DEVNAME").map(String::as_str).unwrap_or_else(|| {
-            self.devpath.rsplit('/').next().unwrap_or("")
-        });
+        let name = self
+            .env
+            .get("DEVNAME")
+            .map(String::as_str)
+            .unwrap_or_else(|| self.devpath.rsplit('/').next().unwrap_or(""));
         let name = name.strip_prefix("/dev/").unwrap_or(name);
         (!name.is_empty() && !name.contains("..")).then_some(name)
     }
 
     /// The driver bound by a `bind` event (`usb-storage` adds a settle delay).
     pub fn bound_driver(&self) -> Option<&str> {
-        (self.action == "bind").then(|| self.env.get("DRIVER").map(String::as_str)).flatten()
+        (self.action == "bind")
+            .then(|| self.env.get("DRIVER").map(String::as_str))
+            .flatten()
     }
 }
 
@@ -108,34 +120,79 @@ mod tests {
 
     #[test]
     fn modalias_only_on_add() {
-        let raw = msg(&["add@/devices/pci0000:00/0000:00:04.0/virtio1", "ACTION=add", "SUBSYSTEM=virtio", "MODALIAS=virtio:d00000002v00001AF4"]);
-        assert_eq!(Uevent::parse(&raw).unwrap().modalias(), Some("virtio:d00000002v00001AF4"));
-        let raw = msg(&["remove@/devices/pci0000:00/0000:00:04.0/virtio1", "ACTION=remove", "SUBSYSTEM=virtio", "MODALIAS=virtio:d00000002v00001AF4"]);
+        let raw = msg(&[
+            "add@/devices/pci0000:00/0000:00:04.0/virtio1",
+            "ACTION=add",
+            "SUBSYSTEM=virtio",
+            "MODALIAS=virtio:d00000002v00001AF4",
+        ]);
+        assert_eq!(
+            Uevent::parse(&raw).unwrap().modalias(),
+            Some("virtio:d00000002v00001AF4")
+        );
+        let raw = msg(&[
+            "remove@/devices/pci0000:00/0000:00:04.0/virtio1",
+            "ACTION=remove",
+            "SUBSYSTEM=virtio",
+            "MODALIAS=virtio:d00000002v00001AF4",
+        ]);
         assert_eq!(Uevent::parse(&raw).unwrap().modalias(), None);
     }
 
     #[test]
     fn change_counts_for_block_remove_does_not() {
-        let raw = msg(&["change@/devices/platform/sr0/block/sr0", "ACTION=change", "SUBSYSTEM=block", "DEVNAME=sr0"]);
+        let raw = msg(&[
+            "change@/devices/platform/sr0/block/sr0",
+            "ACTION=change",
+            "SUBSYSTEM=block",
+            "DEVNAME=sr0",
+        ]);
         assert_eq!(Uevent::parse(&raw).unwrap().block_device(), Some("sr0"));
-        let raw = msg(&["remove@/devices/platform/sr0/block/sr0", "ACTION=remove", "SUBSYSTEM=block", "DEVNAME=sr0"]);
+        let raw = msg(&[
+            "remove@/devices/platform/sr0/block/sr0",
+            "ACTION=remove",
+            "SUBSYSTEM=block",
+            "DEVNAME=sr0",
+        ]);
         assert_eq!(Uevent::parse(&raw).unwrap().block_device(), None);
     }
 
     #[test]
     fn devname_falls_back_to_devpath_and_strips_dev() {
-        let raw = msg(&["add@/devices/virtual/block/loop0", "ACTION=add", "SUBSYSTEM=block"]);
+        let raw = msg(&[
+            "add@/devices/virtual/block/loop0",
+            "ACTION=add",
+            "SUBSYSTEM=block",
+        ]);
         assert_eq!(Uevent::parse(&raw).unwrap().block_device(), Some("loop0"));
-        let raw = msg(&["add@/devices/virtual/block/x", "ACTION=add", "SUBSYSTEM=block", "DEVNAME=/dev/md0"]);
+        let raw = msg(&[
+            "add@/devices/virtual/block/x",
+            "ACTION=add",
+            "SUBSYSTEM=block",
+            "DEVNAME=/dev/md0",
+        ]);
         assert_eq!(Uevent::parse(&raw).unwrap().block_device(), Some("md0"));
-        let raw = msg(&["add@/devices/virtual/block/x", "ACTION=add", "SUBSYSTEM=block", "DEVNAME=../../etc"]);
+        let raw = msg(&[
+            "add@/devices/virtual/block/x",
+            "ACTION=add",
+            "SUBSYSTEM=block",
+            "DEVNAME=../../etc",
+        ]);
         assert_eq!(Uevent::parse(&raw).unwrap().block_device(), None);
     }
 
     #[test]
     fn bind_driver() {
-        let raw = msg(&["bind@/devices/pci0000:00/usb1/1-1/1-1:1.0", "ACTION=bind", "DRIVER=usb-storage", "SUBSYSTEM=usb"]);
-        assert_eq!(Uevent::parse(&raw).unwrap().bound_driver(), Some("usb-storage"));
+        let raw = msg(&[
+            "bind@/devices/pci0000:00/usb1/1-1/1-1:1.0",
+            "ACTION=bind",
+            "DRIVER=usb-storage",
+            "SUBSYSTEM=usb",
+        ]);
+        assert_eq!(
+            Uevent::parse(&raw).unwrap().bound_driver(),
+            Some("usb-storage")
+        );
     }
 
     #[test]
@@ -144,11 +201,26 @@ mod tests {
         let mut long = msg(&["add@/devices/x", "ACTION=add"]);
         long.resize(MAX_LEN, b'a');
         assert_eq!(Uevent::parse(&long), None);
-        let udev = msg(&["libudev\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", "ACTION=add"]);
+        let udev = msg(&[
+            "libudev\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            "ACTION=add",
+        ]);
         assert_eq!(Uevent::parse(&udev), None);
-        assert_eq!(Uevent::parse(&msg(&["no-at-sign-here-at-all-really-long", "ACTION=add"])), None);
-        assert_eq!(Uevent::parse(&msg(&["add@relative/devpath/is/not/valid/here", "ACTION=add"])), None);
-        assert_eq!(Uevent::parse(&msg(&["add@/devices/virtual/block/loop0", "ACTION=remove"])), None);
+        assert_eq!(
+            Uevent::parse(&msg(&["no-at-sign-here-at-all-really-long", "ACTION=add"])),
+            None
+        );
+        assert_eq!(
+            Uevent::parse(&msg(&[
+                "add@relative/devpath/is/not/valid/here",
+                "ACTION=add"
+            ])),
+            None
+        );
+        assert_eq!(
+            Uevent::parse(&msg(&["add@/devices/virtual/block/loop0", "ACTION=remove"])),
+            None
+        );
         assert_eq!(Uevent::parse(&[0xffu8; 64]), None);
     }
 }

@@ -124,7 +124,10 @@ pub enum SysError {
 }
 
 fn errno_at(path: &Path) -> impl FnOnce(Errno) -> SysError + '_ {
-    move |errno| SysError::Errno { path: path.to_path_buf(), errno }
+    move |errno| SysError::Errno {
+        path: path.to_path_buf(),
+        errno,
+    }
 }
 
 /// Time since boot from `CLOCK_BOOTTIME` (counts suspend, starts with the kernel), falling back to
@@ -133,7 +136,12 @@ pub fn boottime() -> Duration {
     use nix::time::{clock_gettime, ClockId};
     let ts = clock_gettime(ClockId::CLOCK_BOOTTIME)
         .or_else(|_| clock_gettime(ClockId::CLOCK_MONOTONIC))
-        .map(|ts| Duration::new(ts.tv_sec().max(0) as u64, ts.tv_nsec().clamp(0, 999_999_999) as u32));
+        .map(|ts| {
+            Duration::new(
+                ts.tv_sec().max(0) as u64,
+                ts.tv_nsec().clamp(0, 999_999_999) as u32,
+            )
+        });
     ts.unwrap_or_default()
 }
 
@@ -144,7 +152,9 @@ pub fn is_pid1() -> bool {
 
 /// The running kernel's release (`uname -r`), which names `/lib/modules/<release>`.
 pub fn kernel_release() -> Option<String> {
-    nix::sys::utsname::uname().ok().map(|u| u.release().to_string_lossy().into_owned())
+    nix::sys::utsname::uname()
+        .ok()
+        .map(|u| u.release().to_string_lossy().into_owned())
 }
 
 /// Options for the pseudo and media mounts, kept free of `nix` types for the callers.
@@ -162,9 +172,19 @@ pub struct MountFlags {
 
 impl MountFlags {
     /// `nosuid,nodev,noexec`, what `/proc` and `/sys` get.
-    pub const PSEUDO: Self = Self { read_only: false, nosuid: true, nodev: true, noexec: true };
+    pub const PSEUDO: Self = Self {
+        read_only: false,
+        nosuid: true,
+        nodev: true,
+        noexec: true,
+    };
     /// `ro,nosuid,nodev`, what boot media get.
-    pub const MEDIA: Self = Self { read_only: true, nosuid: true, nodev: true, noexec: false };
+    pub const MEDIA: Self = Self {
+        read_only: true,
+        nosuid: true,
+        nodev: true,
+        noexec: false,
+    };
 
     fn bits(self) -> MsFlags {
         let mut f = MsFlags::empty();
@@ -194,35 +214,61 @@ pub fn mount_fs(
 
 /// `mount -o remount,OPTIONS TARGET` (the overlay's fstab may resize the tmpfs root).
 pub fn remount(target: &Path, options: &str) -> Result<(), SysError> {
-    mount(None::<&str>, target, None::<&str>, MsFlags::MS_REMOUNT, Some(options)).map_err(|errno| {
-        SysError::Remount { target: target.to_path_buf(), options: options.to_string(), errno }
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_REMOUNT,
+        Some(options),
+    )
+    .map_err(|errno| SysError::Remount {
+        target: target.to_path_buf(),
+        options: options.to_string(),
+        errno,
     })
 }
 
 /// `mount --bind FROM TO` (the new root's `/proc`, `/sys`, `/dev` while package scripts run).
 pub fn bind_mount(from: &Path, to: &Path) -> Result<(), SysError> {
-    mount(Some(from), to, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(
-        |errno| SysError::BindMount { from: from.to_path_buf(), to: to.to_path_buf(), errno },
+    mount(
+        Some(from),
+        to,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
     )
+    .map_err(|errno| SysError::BindMount {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        errno,
+    })
 }
 
 /// `mount --move FROM TO`.
 pub fn move_mount(from: &Path, to: &Path) -> Result<(), SysError> {
     mount(Some(from), to, None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|errno| {
-        SysError::MoveMount { from: from.to_path_buf(), to: to.to_path_buf(), errno }
+        SysError::MoveMount {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            errno,
+        }
     })
 }
 
 /// `umount TARGET`.
 pub fn unmount(target: &Path) -> Result<(), SysError> {
-    umount2(target, MntFlags::empty())
-        .map_err(|errno| SysError::Unmount { target: target.to_path_buf(), errno })
+    umount2(target, MntFlags::empty()).map_err(|errno| SysError::Unmount {
+        target: target.to_path_buf(),
+        errno,
+    })
 }
 
 /// `umount -l TARGET`: used when retrying a boot, where a busy mount must not block the retry.
 pub fn unmount_detach(target: &Path) -> Result<(), SysError> {
-    umount2(target, MntFlags::MNT_DETACH)
-        .map_err(|errno| SysError::Unmount { target: target.to_path_buf(), errno })
+    umount2(target, MntFlags::MNT_DETACH).map_err(|errno| SysError::Unmount {
+        target: target.to_path_buf(),
+        errno,
+    })
 }
 
 /// Whether `path` is the root of a mount: its device differs from its parent's (the early
@@ -243,8 +289,10 @@ pub fn is_mount_point(path: &Path) -> bool {
 /// Mount points from `/proc/self/mountinfo`, in mount order (field 5, octal escapes decoded).
 pub fn mount_points() -> Result<Vec<PathBuf>, SysError> {
     let path = Path::new("/proc/self/mountinfo");
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SysError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SysError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(parse_mountinfo(&text))
 }
 
@@ -278,7 +326,10 @@ fn unescape_octal(field: &str) -> String {
 
 /// `mkdir -p PATH` with mode 0755.
 pub fn make_dirs(path: &Path) -> Result<(), SysError> {
-    std::fs::create_dir_all(path).map_err(|source| SysError::Io { path: path.to_path_buf(), source })
+    std::fs::create_dir_all(path).map_err(|source| SysError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `mknod PATH c MAJOR MINOR` with `mode`, unless something already exists there.
@@ -286,15 +337,24 @@ pub fn ensure_char_device(path: &Path, major: u64, minor: u64, mode: u32) -> Res
     if std::fs::symlink_metadata(path).is_ok() {
         return Ok(());
     }
-    mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), makedev(major, minor))
-        .map_err(errno_at(path))
+    mknod(
+        path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(mode),
+        makedev(major, minor),
+    )
+    .map_err(errno_at(path))
 }
 
 /// Opens the console and puts it on fds 0, 1 and 2 (the kernel may have started us without them,
 /// and after `switch_root` they must point at the new root's console).
 pub fn reopen_console(console: &Path) -> Result<(), SysError> {
-    let fd = open(console, OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(errno_at(console))?;
+    let fd = open(
+        console,
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno_at(console))?;
     nix::unistd::dup2_stdin(&fd).map_err(errno_at(console))?;
     nix::unistd::dup2_stdout(&fd).map_err(errno_at(console))?;
     nix::unistd::dup2_stderr(&fd).map_err(errno_at(console))?;
@@ -303,17 +363,26 @@ pub fn reopen_console(console: &Path) -> Result<(), SysError> {
 
 /// Opens `/dev/kmsg` for writing log records (one `write` per record, as kmsg requires).
 pub fn open_kmsg() -> Option<File> {
-    std::fs::OpenOptions::new().write(true).open("/dev/kmsg").ok()
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .ok()
 }
 
 /// Loads an uncompressed module with `finit_module(2)`. `EEXIST` (already loaded) is success.
 pub fn load_module_file(path: &Path, params: &str) -> Result<(), SysError> {
     use nix::kmod::{finit_module, ModuleInitFlags};
-    let file = File::open(path).map_err(|source| SysError::Io { path: path.to_path_buf(), source })?;
+    let file = File::open(path).map_err(|source| SysError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let params = CString::new(params).map_err(|_| SysError::Nul(params.to_string()))?;
     match finit_module(file.as_fd(), &params, ModuleInitFlags::empty()) {
         Ok(()) | Err(Errno::EEXIST) => Ok(()),
-        Err(errno) => Err(SysError::LoadModule { path: path.to_path_buf(), errno }),
+        Err(errno) => Err(SysError::LoadModule {
+            path: path.to_path_buf(),
+            errno,
+        }),
     }
 }
 
@@ -322,7 +391,10 @@ pub fn load_module_image(path: &Path, image: &[u8], params: &str) -> Result<(), 
     let params = CString::new(params).map_err(|_| SysError::Nul(params.to_string()))?;
     match nix::kmod::init_module(image, &params) {
         Ok(()) | Err(Errno::EEXIST) => Ok(()),
-        Err(errno) => Err(SysError::LoadModule { path: path.to_path_buf(), errno }),
+        Err(errno) => Err(SysError::LoadModule {
+            path: path.to_path_buf(),
+            errno,
+        }),
     }
 }
 
@@ -373,15 +445,24 @@ impl Drop for NoEcho {
 /// Whether `path` is an executable regular file (following symlinks).
 pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Runs `program` on the console as a session leader with the console as its controlling
 /// terminal (so job control and Ctrl-C work in the rescue shell), and waits for it. Other
 /// children that exit meanwhile are reaped here too: PID 1 reaps in exactly two places, this
 /// wait and [`reap_zombies`], never concurrently with a `std::process::Child::wait` elsewhere.
-pub fn run_on_console(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<i32, SysError> {
-    let spawn_err = |source| SysError::Spawn { program: program.to_path_buf(), source };
+pub fn run_on_console(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<i32, SysError> {
+    let spawn_err = |source| SysError::Spawn {
+        program: program.to_path_buf(),
+        source,
+    };
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env_clear()
@@ -454,7 +535,12 @@ pub fn power(action: PowerAction) -> Errno {
 /// Filesystem magic of `path` (`statfs(2)`), used to refuse deleting anything but a rootfs.
 pub fn fs_magic(path: &Path) -> Result<i64, SysError> {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64)
+        // fs_type_t is i64 with glibc on x86_64 but differs elsewhere (musl, 32-bit).
+        .map(|s| {
+            #[allow(clippy::unnecessary_cast)]
+            let magic = s.filesystem_type().0 as i64;
+            magic
+        })
         .map_err(errno_at(path))
 }
 

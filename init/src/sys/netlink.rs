@@ -10,8 +10,8 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
-    bind, recvfrom, setsockopt, socket, sockopt, AddressFamily, NetlinkAddr, SockFlag, SockProtocol,
-    SockType,
+    bind, recvfrom, setsockopt, socket, sockopt, AddressFamily, NetlinkAddr, SockFlag,
+    SockProtocol, SockType,
 };
 
 /// Why the socket could not be opened or read.
@@ -72,7 +72,11 @@ impl UeventSocket {
         match recvfrom::<NetlinkAddr>(self.fd.as_raw_fd(), buf) {
             Ok((len, from)) => {
                 let from_kernel = from.map(|a| a.pid() == 0).unwrap_or(false);
-                Ok(Some(if from_kernel { &buf[..len.min(buf.len())] } else { &buf[..0] }))
+                Ok(Some(if from_kernel {
+                    &buf[..len.min(buf.len())]
+                } else {
+                    &buf[..0]
+                }))
             }
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(None),
             Err(Errno::ENOBUFS) => Err(NetlinkError::Overflow(self.buf_size)),

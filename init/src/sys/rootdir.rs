@@ -39,9 +39,19 @@ pub enum FileKind {
 impl RootDir {
     /// Opens `path` as the root for later operations.
     pub fn open(path: &Path) -> Result<Self, SysError> {
-        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|errno| SysError::Errno { path: path.to_path_buf(), errno })?;
-        Ok(Self { fd, path: path.to_path_buf() })
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|errno| SysError::Errno {
+            path: path.to_path_buf(),
+            errno,
+        })?;
+        Ok(Self {
+            fd,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The root's path in the initramfs (for messages).
@@ -55,7 +65,10 @@ impl RootDir {
     }
 
     fn err(&self, rel: &str, errno: Errno) -> SysError {
-        SysError::Errno { path: self.display(rel), errno }
+        SysError::Errno {
+            path: self.display(rel),
+            errno,
+        }
     }
 
     fn resolve(&self, rel: &str, flags: OFlag, mode: u32) -> Result<OwnedFd, Errno> {
@@ -92,7 +105,8 @@ impl RootDir {
 
     /// Whether `rel` exists as a name, even as a dangling symlink.
     pub fn exists_nofollow(&self, rel: &str) -> bool {
-        self.resolve(rel, OFlag::O_PATH | OFlag::O_NOFOLLOW, 0).is_ok()
+        self.resolve(rel, OFlag::O_PATH | OFlag::O_NOFOLLOW, 0)
+            .is_ok()
     }
 
     /// Whether `rel` is a regular file with an execute bit (init must be runnable in the new root).
@@ -101,7 +115,10 @@ impl RootDir {
             return false;
         };
         match fstat(fd.as_fd()) {
-            Ok(st) => st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits() && st.st_mode & 0o111 != 0,
+            Ok(st) => {
+                st.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits()
+                    && st.st_mode & 0o111 != 0
+            }
             Err(_) => false,
         }
     }
@@ -113,7 +130,10 @@ impl RootDir {
                 let mut buf = Vec::new();
                 File::from(fd)
                     .read_to_end(&mut buf)
-                    .map_err(|source| SysError::Io { path: self.display(rel), source })?;
+                    .map_err(|source| SysError::Io {
+                        path: self.display(rel),
+                        source,
+                    })?;
                 Ok(Some(buf))
             }
             Err(Errno::ENOENT) => Ok(None),
@@ -123,13 +143,17 @@ impl RootDir {
 
     /// Reads `rel` as text (lossy), or `None` when it does not exist.
     pub fn read_string(&self, rel: &str) -> Result<Option<String>, SysError> {
-        Ok(self.read(rel)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
+        Ok(self
+            .read(rel)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// `mkdir -p rel` with `mode` for created directories; returns a handle on the directory.
     pub fn create_dir_all(&self, rel: &str, mode: u32) -> Result<OwnedFd, SysError> {
         let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-        let mut fd = self.resolve("", dir_flags, 0).map_err(|e| self.err("", e))?;
+        let mut fd = self
+            .resolve("", dir_flags, 0)
+            .map_err(|e| self.err("", e))?;
         let mut so_far = PathBuf::new();
         for comp in Path::new(strip(rel)).components() {
             let Component::Normal(name) = comp else {
@@ -144,7 +168,8 @@ impl RootDir {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(errno) => return Err(self.err(&sub, errno)),
                     }
-                    self.resolve(&sub, dir_flags, 0).map_err(|e| self.err(&sub, e))?
+                    self.resolve(&sub, dir_flags, 0)
+                        .map_err(|e| self.err(&sub, e))?
                 }
                 Err(errno) => return Err(self.err(&sub, errno)),
             };
@@ -170,19 +195,31 @@ impl RootDir {
     pub fn write_atomic(&self, rel: &str, data: &[u8], mode: u32) -> Result<(), SysError> {
         let (dir, name) = self.parent_and_name(rel)?;
         // O_PATH handles cannot be used for openat/fsync: reopen the directory for real.
-        let dir = openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| self.err(rel, e))?;
+        let dir = openat(
+            dir.as_fd(),
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.err(rel, e))?;
         let tmp = format!(".{name}.init-tmp");
         let fd = openat(
             dir.as_fd(),
             tmp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_TRUNC
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(mode),
         )
         .map_err(|e| self.err(rel, e))?;
         let result = (|| {
             let mut file = File::from(fd);
-            file.write_all(data).map_err(|source| SysError::Io { path: self.display(rel), source })?;
+            file.write_all(data).map_err(|source| SysError::Io {
+                path: self.display(rel),
+                source,
+            })?;
             fchmod(file.as_fd(), Mode::from_bits_truncate(mode)).map_err(|e| self.err(rel, e))?;
             fsync(file.as_fd()).map_err(|e| self.err(rel, e))?;
             renameat(dir.as_fd(), tmp.as_str(), dir.as_fd(), name).map_err(|e| self.err(rel, e))?;
@@ -244,7 +281,10 @@ impl RootDir {
 
     /// Copies the host file `src` (in the initramfs) to `rel`, keeping its permission bits.
     pub fn copy_in(&self, src: &Path, rel: &str) -> Result<(), SysError> {
-        let io_err = |source| SysError::Io { path: src.to_path_buf(), source };
+        let io_err = |source| SysError::Io {
+            path: src.to_path_buf(),
+            source,
+        };
         let data = std::fs::read(src).map_err(io_err)?;
         let mode = std::fs::metadata(src).map_err(io_err)?.permissions().mode() & 0o7777;
         self.write_atomic(rel, &data, mode)
@@ -297,10 +337,14 @@ mod tests {
     #[test]
     fn write_atomic_creates_parents_and_mode() {
         let (dir, root) = root();
-        root.write_atomic("/etc/apk/repositories", b"/media/usb/apks\n", 0o600).unwrap();
+        root.write_atomic("/etc/apk/repositories", b"/media/usb/apks\n", 0o600)
+            .unwrap();
         let path = dir.path().join("etc/apk/repositories");
         assert_eq!(std::fs::read(&path).unwrap(), b"/media/usb/apks\n");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!dir.path().join("etc/apk/.repositories.init-tmp").exists());
     }
 
@@ -314,7 +358,10 @@ mod tests {
         std::fs::create_dir_all(&inside_dir).unwrap();
         root.write_atomic("etc/hostname", b"box\n", 0o644).unwrap();
         assert!(!outside.path().join("hostname").exists());
-        let inside = dir.path().join(outside.path().strip_prefix("/").unwrap()).join("hostname");
+        let inside = dir
+            .path()
+            .join(outside.path().strip_prefix("/").unwrap())
+            .join("hostname");
         assert_eq!(std::fs::read(inside).unwrap(), b"box\n");
     }
 
@@ -345,17 +392,28 @@ mod tests {
         assert_eq!(root.kind("nope"), None);
         std::fs::create_dir_all(dir.path().join("bin")).unwrap();
         std::fs::write(dir.path().join("bin/busybox"), b"#!").unwrap();
-        std::fs::set_permissions(dir.path().join("bin/busybox"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("bin/busybox"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("sbin")).unwrap();
         symlink("/bin/busybox", dir.path().join("sbin/init")).unwrap();
         assert!(root.is_executable("/sbin/init"));
         assert_eq!(root.kind("sbin"), Some(FileKind::Dir));
         assert_eq!(root.kind("sbin/init"), Some(FileKind::File));
-        assert!(root.symlink("etc/runlevels/boot/hostname", "/etc/init.d/hostname").unwrap());
-        assert!(!root.symlink("etc/runlevels/boot/hostname", "/etc/init.d/hostname").unwrap());
+        assert!(root
+            .symlink("etc/runlevels/boot/hostname", "/etc/init.d/hostname")
+            .unwrap());
+        assert!(!root
+            .symlink("etc/runlevels/boot/hostname", "/etc/init.d/hostname")
+            .unwrap());
         assert!(root.exists_nofollow("etc/runlevels/boot/hostname"));
         assert!(!root.exists("etc/runlevels/boot/hostname"));
-        assert_eq!(root.list("etc/runlevels/boot"), vec!["hostname".to_string()]);
+        assert_eq!(
+            root.list("etc/runlevels/boot"),
+            vec!["hostname".to_string()]
+        );
         root.remove_file("etc/runlevels/boot/hostname").unwrap();
         root.remove_file("etc/runlevels/boot/hostname").unwrap();
         assert!(!root.exists_nofollow("etc/runlevels/boot/hostname"));
@@ -365,7 +423,11 @@ mod tests {
     fn append_adds_newline_and_keeps_mode() {
         let (dir, root) = root();
         std::fs::write(dir.path().join("fstab"), b"a").unwrap();
-        std::fs::set_permissions(dir.path().join("fstab"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("fstab"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
         root.append("fstab", "b\n").unwrap();
         assert_eq!(std::fs::read(dir.path().join("fstab")).unwrap(), b"a\nb\n");
         assert_eq!(root.mode("fstab"), Some(0o640));

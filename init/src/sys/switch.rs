@@ -78,7 +78,10 @@ pub fn switch_root(
     console: &Path,
 ) -> Result<Infallible, SwitchRootError> {
     // Everything after this works on "." so that the new root's path no longer matters.
-    chdir(new_root).map_err(|errno| SwitchRootError::Chdir { path: new_root.to_path_buf(), errno })?;
+    chdir(new_root).map_err(|errno| SwitchRootError::Chdir {
+        path: new_root.to_path_buf(),
+        errno,
+    })?;
 
     // Deleting the initramfs walks "/" without crossing mounts: the new root must be one.
     let root_dev = std::fs::metadata("/").map(|m| m.dev()).unwrap_or(0);
@@ -97,16 +100,25 @@ pub fn switch_root(
     delete_same_device(Path::new("/"), root_dev);
 
     // Make the new root "/" of the mount namespace...
-    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)
-        .map_err(|errno| SwitchRootError::Move { path: new_root.to_path_buf(), errno })?;
+    mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|errno| {
+        SwitchRootError::Move {
+            path: new_root.to_path_buf(),
+            errno,
+        }
+    })?;
     // ...and of this process.
-    chroot(".").map_err(|errno| SwitchRootError::Chroot { path: new_root.to_path_buf(), errno })?;
+    chroot(".").map_err(|errno| SwitchRootError::Chroot {
+        path: new_root.to_path_buf(),
+        errno,
+    })?;
     // chroot does not change the working directory; "." is now "/", say so explicitly.
     chdir("/").map_err(SwitchRootError::ChdirRoot)?;
 
     // fds 0-2 still point at the initramfs's console node, which was just deleted.
-    super::reopen_console(console)
-        .map_err(|e| SwitchRootError::Console { path: console.to_path_buf(), reason: e.to_string() })?;
+    super::reopen_console(console).map_err(|e| SwitchRootError::Console {
+        path: console.to_path_buf(),
+        reason: e.to_string(),
+    })?;
 
     let c_init = CString::new(init).map_err(|_| SwitchRootError::Nul(init.to_string()))?;
     let mut argv = vec![c_init.clone()];
@@ -174,7 +186,8 @@ mod tests {
         // A fresh temp dir is on the same device as its parent... but "/" may differ from the
         // temp dir's device; use "/" itself so the device check must fire before anything else.
         let cwd = std::env::current_dir().unwrap();
-        let err = switch_root(Path::new("/"), "/sbin/init", &[], Path::new("/dev/null")).unwrap_err();
+        let err =
+            switch_root(Path::new("/"), "/sbin/init", &[], Path::new("/dev/null")).unwrap_err();
         std::env::set_current_dir(cwd).unwrap();
         assert!(matches!(err, SwitchRootError::NotAMount(_)), "{err}");
     }

@@ -5,17 +5,22 @@
 //! relocation → packages → finish → switch_root. [`run`] is `main`: it never returns; a failure
 //! goes through [`crate::rescue`] (report, shell or `panic=`), and a Rust panic is sent down the
 //! same path by the panic hook.
+mod early;
+mod newroot;
+
+use early::early_setup;
+
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::cmdline::{BootConfig, PanicPolicy};
-use crate::console::{self, ConsolePassphrase, ConsoleProgress};
-use crate::install::{InstallRequest, PackageInstaller};
+use crate::console::{self, ConsolePassphrase};
+use crate::install::PackageInstaller;
 use crate::media::{self, Medium};
 use crate::modules::{self, Loader, ModuleDb};
 use crate::overlay::{OverlayApplier, OverlayRequest};
-use crate::plan::{self, Acceptance, Kind, PackageInputs, PlanError};
+use crate::plan::{self, Acceptance, Kind, PlanError};
 use crate::rescue;
 use crate::step::StepError;
 use crate::sys::{self, rootdir::RootDir, MountFlags, SwitchRootError, SysError};
@@ -27,6 +32,8 @@ pub const SYSROOT: &str = "/sysroot";
 pub const APK_KEYS: &str = "/etc/apk/keys";
 /// Trusted overlay keys in the initramfs.
 pub const APKOVL_KEYS: &str = "/etc/apkovl/keys";
+/// Userspace kmsg rate limit switch.
+const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 /// Overlay marker asking for the default services.
 pub const DEFAULT_SERVICES_MARKER: &str = "etc/.default_boot_services";
 
@@ -102,7 +109,9 @@ fn install_panic_hook() {
 /// `main`: early setup, then boot attempts until one reaches `/sbin/init`. Never returns.
 pub fn run(applier: &mut dyn OverlayApplier, installer: &mut dyn PackageInstaller) -> ! {
     if !sys::is_pid1() {
-        eprintln!("init: this is the initramfs init; it must run as PID 1 (it deletes / at switch_root)");
+        eprintln!(
+            "init: this is the initramfs init; it must run as PID 1 (it deletes / at switch_root)"
+        );
         std::process::exit(1);
     }
     console::init_logging();
@@ -113,18 +122,32 @@ pub fn run(applier: &mut dyn OverlayApplier, installer: &mut dyn PackageInstalle
     let cfg = match early_setup() {
         Ok(cfg) => cfg,
         Err(e) => {
-            let f = Failure { phase: "early setup".into(), error: e };
+            let f = Failure {
+                phase: "early setup".into(),
+                error: e,
+            };
             let cfg = BootConfig::default();
             report(&f, &mut timeline);
             rescue::follow_panic(cfg.panic.action)
         }
     };
     // CLOCK_BOOTTIME and /proc/uptime are the same clock: uptime minus init's age is when init began.
-    if let Some(up) = std::fs::read_to_string("/proc/uptime").ok().and_then(|t| timeline::parse_uptime(&t)) {
-        timeline.kernel_to_init = Some(up.saturating_sub(sys::boottime().saturating_sub(init_start)));
+    if let Some(up) = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| timeline::parse_uptime(&t))
+    {
+        timeline.kernel_to_init =
+            Some(up.saturating_sub(sys::boottime().saturating_sub(init_start)));
     }
     update_hook(&timeline, cfg.panic);
-    let mut boot = Boot { cfg, timeline, applier, installer, loader: None, attempt: 0 };
+    let mut boot = Boot {
+        cfg,
+        timeline,
+        applier,
+        installer,
+        loader: None,
+        attempt: 0,
+    };
     loop {
         boot.attempt += 1;
         let Err(failure) = boot.attempt_boot();
@@ -148,59 +171,6 @@ fn report(f: &Failure, timeline: &mut Timeline) {
     timeline.end(now, Outcome::Failed);
     console::print(&format!("ERROR: {f}\n"));
     console::print(&timeline.render(now));
-}
-
-/// Mounts `/proc`, `/sys`, `/dev` (+ `pts`, `shm`), `/run`, puts the console on fds 0-2, opens
-/// kmsg and reads the command line. Idempotent (a retried boot may call it again).
-fn early_setup() -> Result<BootConfig, BootError> {
-    for d in ["/proc", "/sys", "/dev", "/run", SYSROOT, media::MEDIA_DIR, "/tmp"] {
-        sys::make_dirs(Path::new(d))?;
-    }
-    mount_once("proc", "/proc", "proc", MountFlags::PSEUDO, None)?;
-    mount_once("sysfs", "/sys", "sysfs", MountFlags::PSEUDO, None)?;
-    let dev_flags = MountFlags { nosuid: true, ..MountFlags::default() };
-    if let Err(e) = mount_once("devtmpfs", "/dev", "devtmpfs", dev_flags, Some("mode=0755,size=2M")) {
-        // Without devtmpfs no block device nodes appear; keep going with a tmpfs so the failure
-        // report can still reach the console.
-        mount_once("tmpfs", "/dev", "tmpfs", dev_flags, Some("mode=0755,size=2M"))?;
-        log::warn!("{e}; using a tmpfs /dev");
-    }
-    sys::ensure_char_device(Path::new("/dev/console"), 5, 1, 0o600)?;
-    sys::ensure_char_device(Path::new("/dev/null"), 1, 3, 0o666)?;
-    sys::ensure_char_device(Path::new("/dev/kmsg"), 1, 11, 0o660)?;
-    sys::ensure_char_device(Path::new("/dev/ptmx"), 5, 2, 0o666)?;
-    for d in ["/dev/pts", "/dev/shm"] {
-        sys::make_dirs(Path::new(d))?;
-    }
-    mount_once("devpts", "/dev/pts", "devpts", MountFlags { noexec: true, nosuid: true, ..MountFlags::default() }, Some("gid=5,mode=0620"))?;
-    mount_once("shm", "/dev/shm", "tmpfs", MountFlags::PSEUDO, None)?;
-    mount_once("tmpfs", "/run", "tmpfs", MountFlags { nosuid: true, nodev: true, ..MountFlags::default() }, Some("mode=0755"))?;
-    // The kernel may have started us without fds 0-2 (no /dev/console in the cpio).
-    sys::reopen_console(Path::new("/dev/console"))?;
-    console::attach_kmsg(sys::open_kmsg());
-    let cmdline = match std::fs::read("/proc/cmdline") {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => {
-            log::warn!("/proc/cmdline: {e}; using defaults");
-            String::new()
-        }
-    };
-    let cfg = BootConfig::from_cmdline(&cmdline);
-    console::set_verbosity(cfg.quiet, cfg.debug_init);
-    log::info!("Alpine-compatible init {} (diskless)", env!("CARGO_PKG_VERSION"));
-    for w in &cfg.warnings {
-        log::warn!("{w}");
-    }
-    log::debug!("effective boot options:\n{}", cfg.describe());
-    Ok(cfg)
-}
-
-fn mount_once(source: &str, target: &str, fstype: &str, flags: MountFlags, data: Option<&str>) -> Result<(), SysError> {
-    let t = Path::new(target);
-    if sys::is_mount_point(t) {
-        return Ok(());
-    }
-    sys::mount_fs(source, t, fstype, flags, data)
 }
 
 struct Boot<'a> {
@@ -227,8 +197,16 @@ impl Boot<'_> {
     }
 
     fn fail<T>(&self, error: impl Into<BootError>) -> Result<T, Failure> {
-        let phase = self.timeline.phases.last().map(|p| p.name.clone()).unwrap_or_default();
-        Err(Failure { phase, error: error.into() })
+        let phase = self
+            .timeline
+            .phases
+            .last()
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        Err(Failure {
+            phase,
+            error: error.into(),
+        })
     }
 
     fn attempt_boot(&mut self) -> Result<Infallible, Failure> {
@@ -236,7 +214,10 @@ impl Boot<'_> {
             log::info!("retrying the boot (attempt {})", self.attempt);
         }
         if let Err(e) = plan::check_supported(&self.cfg) {
-            return Err(Failure { phase: "boot options".into(), error: e.into() });
+            return Err(Failure {
+                phase: "boot options".into(),
+                error: e.into(),
+            });
         }
         self.phase("boot drivers");
         self.load_boot_drivers();
@@ -245,14 +226,24 @@ impl Boot<'_> {
         log::info!("Mounting boot media");
         let found = media::discover(&self.cfg, self.loader.as_mut());
         console::print(&found.report());
-        self.timeline.note(format!("{} device(s), {} medium(s)", found.candidates.len(), found.media.len()));
+        self.timeline.note(format!(
+            "{} device(s), {} medium(s)",
+            found.candidates.len(),
+            found.media.len()
+        ));
         if let Err(e) = plan::check_found(&self.cfg, &found.media, found.candidates.len()) {
             return self.fail(e);
         }
 
         self.phase("tmpfs root");
         let opts = plan::tmpfs_options(&self.cfg);
-        if let Err(e) = sys::mount_fs("tmpfs", Path::new(SYSROOT), "tmpfs", MountFlags::default(), Some(&opts)) {
+        if let Err(e) = sys::mount_fs(
+            "tmpfs",
+            Path::new(SYSROOT),
+            "tmpfs",
+            MountFlags::default(),
+            Some(&opts),
+        ) {
             return self.fail(e);
         }
         let root = match RootDir::open(Path::new(SYSROOT)) {
@@ -287,7 +278,10 @@ impl Boot<'_> {
                 self.timeline.begin("single-mode shell", sys::boottime());
                 rescue::run_shell("Entering single mode. Type 'exit' to continue booting.\n");
             } else {
-                log::warn!("single mode requested, but the initramfs has no {}", rescue::SHELL);
+                log::warn!(
+                    "single mode requested, but the initramfs has no {}",
+                    rescue::SHELL
+                );
             }
         }
 
@@ -314,7 +308,9 @@ impl Boot<'_> {
                 }
             }
         }
-        let Some(loader) = self.loader.as_mut() else { return };
+        let Some(loader) = self.loader.as_mut() else {
+            return;
+        };
         log::info!("Loading boot drivers");
         let before = loader.loaded().len();
         for m in &self.cfg.modules {
@@ -336,7 +332,11 @@ impl Boot<'_> {
     }
 
     /// Chooses, verifies and applies the overlay. Returns the overlay file list (None: no overlay).
-    fn apply_overlay(&mut self, media: &[Medium], root: &RootDir) -> Result<Option<Vec<String>>, BootError> {
+    fn apply_overlay(
+        &mut self,
+        media: &[Medium],
+        root: &RootDir,
+    ) -> Result<Option<Vec<String>>, BootError> {
         let kind = |p: &Path| match std::fs::metadata(p) {
             Ok(m) if m.is_file() => Some(Kind::File),
             Ok(_) => Some(Kind::Other),
@@ -347,9 +347,14 @@ impl Boot<'_> {
             self.timeline.note("none");
             return Ok(None);
         };
-        let keys_present = std::fs::read_dir(APKOVL_KEYS).map(|mut d| d.next().is_some()).unwrap_or(false);
+        let keys_present = std::fs::read_dir(APKOVL_KEYS)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
         let policy = plan::effective_verify_policy(self.cfg.apkovl_verify, keys_present);
-        log::info!("Loading user settings from {} (apkovl_verify={policy})", choice.file.display());
+        log::info!(
+            "Loading user settings from {} (apkovl_verify={policy})",
+            choice.file.display()
+        );
         let req = OverlayRequest {
             file: choice.file.clone(),
             signature: choice.signature.clone(),
@@ -363,9 +368,17 @@ impl Boot<'_> {
         // Belt and braces: the applier was to refuse before extracting; if it did not, stop here.
         match req.judge(&report.signature) {
             Ok(Acceptance::Verified { key }) => log::info!("apkovl signature verified (key {key})"),
-            Ok(Acceptance::UnsignedWarn) => log::warn!("{}: apkovl is not signed (apkovl_verify=optional)", req.file.display()),
+            Ok(Acceptance::UnsignedWarn) => log::warn!(
+                "{}: apkovl is not signed (apkovl_verify=optional)",
+                req.file.display()
+            ),
             Ok(Acceptance::Unsigned) => log::debug!("apkovl is not signed (apkovl_verify=off)"),
-            Err(e) => return Err(BootError::PolicyIgnored { file: req.file.clone(), refusal: e }),
+            Err(e) => {
+                return Err(BootError::PolicyIgnored {
+                    file: req.file.clone(),
+                    refusal: e,
+                })
+            }
         }
         // Overlays do not store parent directories; /root must not be world-readable (§3.6).
         root.chmod_dir("root", 0o700)?;
@@ -375,13 +388,26 @@ impl Boot<'_> {
                 sys::remount(Path::new(SYSROOT), &opts)?;
             }
         }
-        self.timeline.note(format!("{} entries, {}", report.files.len(), timeline::human_bytes(report.bytes)));
+        self.timeline.note(format!(
+            "{} entries, {}",
+            report.files.len(),
+            timeline::human_bytes(report.bytes)
+        ));
         Ok(Some(report.files))
     }
 
     /// Moves media to their final `/media/<name>` and resolves the repositories there.
-    fn relocate_media(&mut self, media: Vec<Medium>, overlay_files: Option<Vec<String>>, root: &RootDir) -> Result<Prepared, BootError> {
-        let overlay_fstab = if overlay_files.is_some() { root.read_string("etc/fstab")? } else { None };
+    fn relocate_media(
+        &mut self,
+        media: Vec<Medium>,
+        overlay_files: Option<Vec<String>>,
+        root: &RootDir,
+    ) -> Result<Prepared, BootError> {
+        let overlay_fstab = if overlay_files.is_some() {
+            root.read_string("etc/fstab")?
+        } else {
+            None
+        };
         let moves = plan::media_moves(&media, overlay_fstab.as_deref());
         for mv in moves.iter().filter(|m| m.from != m.to) {
             sys::make_dirs(&mv.to)?;
@@ -393,183 +419,49 @@ impl Boot<'_> {
             .into_iter()
             .map(|mut m| {
                 m.mount_point = plan::relocate(&m.mount_point, &moves);
-                m.repositories = m.repositories.iter().map(|r| plan::relocate(r, &moves)).collect();
-                m.overlays = m.overlays.iter().map(|o| plan::relocate(o, &moves)).collect();
+                m.repositories = m
+                    .repositories
+                    .iter()
+                    .map(|r| plan::relocate(r, &moves))
+                    .collect();
+                m.overlays = m
+                    .overlays
+                    .iter()
+                    .map(|o| plan::relocate(o, &moves))
+                    .collect();
                 m.cache = m.cache.as_ref().map(|c| plan::relocate(c, &moves));
                 m
             })
             .collect();
         let mut cfg = self.cfg.clone();
-        cfg.alpine_repo = cfg.alpine_repo.iter().map(|r| plan::relocate(Path::new(r), &moves).display().to_string()).collect();
+        cfg.alpine_repo = cfg
+            .alpine_repo
+            .iter()
+            .map(|r| plan::relocate(Path::new(r), &moves).display().to_string())
+            .collect();
         let repositories = plan::repositories(&cfg, &media, &|p: &Path| p.is_dir())?;
         for r in &repositories {
             log::info!("boot repository {}", r.display());
         }
-        Ok(Prepared { media, overlay_files, repositories })
-    }
-
-    fn install_packages(&mut self, p: &Prepared, root: &RootDir) -> Result<(), BootError> {
-        // apk looks keys up under --root: without these every index is untrusted (§3.9).
-        for name in list_dir(Path::new(APK_KEYS)) {
-            root.copy_in(&Path::new(APK_KEYS).join(&name), &format!("etc/apk/keys/{name}"))?;
-        }
-        let mut modloop_keys = false;
-        for name in list_dir(Path::new("/var/cache/misc")).into_iter().filter(|n| plan::is_modloop_key(n)) {
-            root.copy_in(&Path::new("/var/cache/misc").join(&name), &format!("var/cache/misc/{name}"))?;
-            modloop_keys = true;
-        }
-        if root.exists("etc/apk/arch") {
-            root.write_atomic("etc/apk/arch", format!("{}\n", std::env::consts::ARCH).as_bytes(), 0o644)?;
-        }
-        let default_services = self.default_services(p, root);
-        let world = if p.overlay_files.is_some() { root.read_string("etc/apk/world")? } else { None };
-        let pkgs = plan::package_list(&self.cfg, PackageInputs { world: world.as_deref(), default_services, modloop_keys });
-        for bad in &pkgs.rejected {
-            log::error!("{bad}");
-        }
-        log::info!("Installing packages to root filesystem");
-        let req = InstallRequest {
-            root: PathBuf::from(SYSROOT),
-            repositories: p.repositories.clone(),
-            cache_dirs: p.media.iter().filter_map(|m| m.cache.clone()).collect(),
-            packages: pkgs.packages,
-            keys_dir: PathBuf::from(SYSROOT).join("etc/apk/keys"),
-            arch: std::env::consts::ARCH.to_string(),
-            clean_protected: !self.cfg.keep_apk_new,
-            overlay_files: if self.cfg.keep_apk_new { None } else { p.overlay_files.clone() },
-            no_network: true,
-            initramfs_diskless_boot: true,
-            quiet: self.cfg.quiet,
-        };
-        // Package scripts run chrooted and need /proc, /sys and /dev.
-        let mut bound = Vec::new();
-        let mut result = Ok(());
-        for d in ["sys", "proc", "dev"] {
-            let target = Path::new(SYSROOT).join(d);
-            if let Err(e) = root.create_dir_all(d, 0o755).map(drop).and_then(|_| sys::bind_mount(&Path::new("/").join(d), &target)) {
-                result = Err(e);
-                break;
-            }
-            bound.push(target);
-        }
-        let install = result.map_err(BootError::from).and_then(|()| {
-            self.installer.install(&req, &mut ConsoleProgress::new(self.cfg.quiet)).map_err(BootError::from)
-        });
-        for target in bound.iter().rev() {
-            if sys::unmount(target).is_err() {
-                let _ = sys::unmount_detach(target);
-            }
-        }
-        // Scripts may have left children behind; they are ours now.
-        sys::reap_zombies();
-        let report = install?;
-        for w in &report.warnings {
-            log::warn!("{w}");
-        }
-        self.timeline.set_installed(report.packages, report.bytes);
-        self.timeline.note(format!("{} packages, {}", report.packages, timeline::human_bytes(report.bytes)));
-        Ok(())
-    }
-
-    fn default_services(&self, p: &Prepared, root: &RootDir) -> bool {
-        plan::default_services_apply(p.overlay_files.is_some(), root.exists_nofollow(DEFAULT_SERVICES_MARKER))
-    }
-
-    fn finish(&mut self, p: &Prepared, root: &RootDir) -> Result<(), BootError> {
-        let default_services = self.default_services(p, root);
-        if default_services {
-            root.remove_file(DEFAULT_SERVICES_MARKER)?;
-        }
-        let rtc = plan::has_rtc(&list_dir(Path::new("/dev")));
-        for (level, svc) in plan::service_links(default_services, self.cfg.ssh_key.is_some(), rtc) {
-            root.symlink(&format!("etc/runlevels/{level}/{svc}"), &format!("/etc/init.d/{svc}"))?;
-        }
-        if let Some(h) = plan::hostname_file(&self.cfg, p.overlay_files.as_deref()) {
-            root.write_atomic("etc/hostname", h.as_bytes(), 0o644)?;
-        }
-        if let Some(key) = plan::authorized_key(&self.cfg) {
-            if !root.exists_nofollow("root/.ssh/authorized_keys") {
-                root.create_dir_all("root/.ssh", 0o700)?;
-                root.chmod_dir("root", 0o700)?;
-                root.chmod_dir("root/.ssh", 0o700)?;
-                root.write_atomic("root/.ssh/authorized_keys", key.as_bytes(), 0o600)?;
-            }
-        }
-        let moved: Vec<(&Medium, &Path)> = p.media.iter().map(|m| (m, m.mount_point.as_path())).collect();
-        let fstab = root.read_string("etc/fstab")?.unwrap_or_default();
-        if let Some(new) = plan::update_fstab(&fstab, &moved) {
-            let mode = root.mode("etc/fstab").unwrap_or(0o644);
-            root.write_atomic("etc/fstab", new.as_bytes(), mode)?;
-        }
-        if !root.exists_nofollow("etc/apk/repositories") && !p.repositories.is_empty() {
-            root.write_atomic("etc/apk/repositories", plan::repositories_file(&p.repositories).as_bytes(), 0o644)?;
-        }
-        match root.read_string("etc/inittab")? {
-            Some(text) => {
-                let add = plan::inittab_additions(&text, &self.cfg.consoles);
-                if !add.is_empty() {
-                    root.append("etc/inittab", &add)?;
-                }
-            }
-            None if !plan::getty_consoles(&self.cfg.consoles).is_empty() => {
-                log::warn!("no etc/inittab in the new root: no getty added for the serial console");
-            }
-            None => {}
-        }
-        if let Some(text) = root.read_string("etc/securetty")? {
-            let add = plan::securetty_additions(&text, &self.cfg.consoles);
-            if !add.is_empty() {
-                root.append("etc/securetty", &add.iter().map(|t| format!("{t}\n")).collect::<String>())?;
-            }
-        }
-        if !root.is_executable(&self.cfg.init) {
-            return Err(BootError::InitMissing(self.cfg.init.clone()));
-        }
-        Ok(())
-    }
-
-    fn switch_root(&mut self, root: &RootDir) -> BootError {
-        let now = sys::boottime();
-        self.timeline.note(format!("exec {}", self.cfg.init));
-        let text = self.timeline.render(now);
-        if let Err(e) = root.write_atomic(timeline::TIMELINE_FILE, text.as_bytes(), 0o644) {
-            log::warn!("{e}");
-        }
-        if console::verbose() {
-            console::print(&text);
-        }
-        let points = match sys::mount_points() {
-            Ok(p) => p,
-            Err(e) => return e.into(),
-        };
-        for p in mounts_to_move(&points) {
-            let rel = p.strip_prefix("/").unwrap_or(&p).to_string_lossy().into_owned();
-            if let Err(e) = root.create_dir_all(&rel, 0o755) {
-                return e.into();
-            }
-            if let Err(e) = sys::move_mount(&p, &Path::new(SYSROOT).join(&rel)) {
-                return e.into();
-            }
-        }
-        sys::sync();
-        let console = self.cfg.console_device();
-        let console = if console.exists() || Path::new(SYSROOT).join(console.strip_prefix("/").unwrap_or(&console)).exists() {
-            console
-        } else {
-            PathBuf::from("/dev/console")
-        };
-        match sys::switch_root(Path::new(SYSROOT), &self.cfg.init, &self.cfg.init_args, &console) {
-            Ok(never) => match never {},
-            Err(e) => e.into(),
-        }
+        Ok(Prepared {
+            media,
+            overlay_files,
+            repositories,
+        })
     }
 
     /// Undoes the mounts of a failed attempt so the next one starts clean.
     fn cleanup_for_retry(&mut self) {
-        let Ok(points) = sys::mount_points() else { return };
+        let Ok(points) = sys::mount_points() else {
+            return;
+        };
         let mut ours: Vec<&PathBuf> = points
             .iter()
-            .filter(|p| p.starts_with(SYSROOT) || (p.starts_with(media::MEDIA_DIR) && p.as_path() != Path::new(media::MEDIA_DIR)))
+            .filter(|p| {
+                p.starts_with(SYSROOT)
+                    || (p.starts_with(media::MEDIA_DIR)
+                        && p.as_path() != Path::new(media::MEDIA_DIR))
+            })
             .collect();
         // Deepest first.
         ours.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -601,7 +493,11 @@ pub fn mounts_to_move(points: &[PathBuf]) -> Vec<PathBuf> {
 /// Sorted names in `dir` (empty when missing).
 fn list_dir(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -613,22 +509,56 @@ mod tests {
 
     #[test]
     fn moves_top_level_mounts_only() {
-        let points: Vec<PathBuf> = ["/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/run", "/media/usb", "/sysroot", "/sysroot/proc", "/media/cdrom"]
+        let points: Vec<PathBuf> = [
+            "/",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/dev/pts",
+            "/dev/shm",
+            "/run",
+            "/media/usb",
+            "/sysroot",
+            "/sysroot/proc",
+            "/media/cdrom",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let moved: Vec<String> = mounts_to_move(&points)
             .iter()
-            .map(PathBuf::from)
+            .map(|p| p.display().to_string())
             .collect();
-        let moved: Vec<String> = mounts_to_move(&points).iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(moved, vec!["/proc", "/sys", "/dev", "/run", "/media/usb", "/media/cdrom"]);
+        assert_eq!(
+            moved,
+            vec![
+                "/proc",
+                "/sys",
+                "/dev",
+                "/run",
+                "/media/usb",
+                "/media/cdrom"
+            ]
+        );
     }
 
     #[test]
     fn failure_line_names_the_phase() {
-        let f = Failure { phase: "media discovery".into(), error: PlanError::NoMedium(0).into() };
+        let f = Failure {
+            phase: "media discovery".into(),
+            error: PlanError::NoMedium(0).into(),
+        };
         assert_eq!(
             f.to_string(),
             "media discovery: no boot medium found: no boot repository and no apkovl on 0 block device(s)"
         );
-        let f = Failure { phase: "finish".into(), error: BootError::InitMissing("/sbin/init".into()) };
-        assert_eq!(f.to_string(), "finish: /sbin/init not found in new root (not an executable file)");
+        let f = Failure {
+            phase: "finish".into(),
+            error: BootError::InitMissing("/sbin/init".into()),
+        };
+        assert_eq!(
+            f.to_string(),
+            "finish: /sbin/init not found in new root (not an executable file)"
+        );
     }
 }

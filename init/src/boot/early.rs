@@ -1,0 +1,123 @@
+//! Early setup (boot-params §3.1): the pseudo filesystems, the console on fds 0-2, kmsg, and the
+//! command line. Runs once before the first boot attempt; idempotent, so a retry can call it.
+use std::path::Path;
+
+use super::{BootError, PRINTK_DEVKMSG, SYSROOT};
+use crate::cmdline::BootConfig;
+use crate::console;
+use crate::media;
+use crate::sys::{self, MountFlags, SysError};
+
+const NOSUID: MountFlags = MountFlags {
+    read_only: false,
+    nosuid: true,
+    nodev: false,
+    noexec: false,
+};
+const NOSUID_NOEXEC: MountFlags = MountFlags {
+    read_only: false,
+    nosuid: true,
+    nodev: false,
+    noexec: true,
+};
+const NOSUID_NODEV: MountFlags = MountFlags {
+    read_only: false,
+    nosuid: true,
+    nodev: true,
+    noexec: false,
+};
+
+/// The early mounts of boot-params §3.1, in order: (source, target, type, flags, data).
+const EARLY_MOUNTS: &[(&str, &str, &str, MountFlags, Option<&str>)] = &[
+    ("proc", "/proc", "proc", MountFlags::PSEUDO, None),
+    ("sysfs", "/sys", "sysfs", MountFlags::PSEUDO, None),
+    (
+        "devtmpfs",
+        "/dev",
+        "devtmpfs",
+        NOSUID,
+        Some("mode=0755,size=2M"),
+    ),
+    (
+        "devpts",
+        "/dev/pts",
+        "devpts",
+        NOSUID_NOEXEC,
+        Some("gid=5,mode=0620"),
+    ),
+    ("shm", "/dev/shm", "tmpfs", MountFlags::PSEUDO, None),
+    ("tmpfs", "/run", "tmpfs", NOSUID_NODEV, Some("mode=0755")),
+];
+
+/// Device nodes that must exist even on a tmpfs `/dev`: (path, major, minor, mode).
+const EARLY_NODES: &[(&str, u64, u64, u32)] = &[
+    ("/dev/console", 5, 1, 0o600),
+    ("/dev/null", 1, 3, 0o666),
+    ("/dev/kmsg", 1, 11, 0o660),
+    ("/dev/ptmx", 5, 2, 0o666),
+];
+
+/// Mounts `/proc`, `/sys`, `/dev` (+ `pts`, `shm`), `/run`, puts the console on fds 0-2, opens
+/// kmsg and reads the command line. Idempotent (a retried boot may call it again).
+pub(super) fn early_setup() -> Result<BootConfig, BootError> {
+    for d in [SYSROOT, media::MEDIA_DIR, "/tmp"] {
+        sys::make_dirs(Path::new(d))?;
+    }
+    for &(source, target, fstype, flags, data) in EARLY_MOUNTS {
+        sys::make_dirs(Path::new(target))?;
+        match mount_once(source, target, fstype, flags, data) {
+            Ok(()) => {}
+            // Without devtmpfs no block device nodes appear, but a tmpfs /dev still lets the
+            // failure report reach the console.
+            Err(e) if fstype == "devtmpfs" => {
+                mount_once("tmpfs", target, "tmpfs", flags, data)?;
+                log::warn!("{e}; using a tmpfs /dev");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if target == "/dev" {
+            for &(node, major, minor, mode) in EARLY_NODES {
+                sys::ensure_char_device(Path::new(node), major, minor, mode)?;
+            }
+        }
+    }
+    // The kernel may have started us without fds 0-2 (no /dev/console in the cpio).
+    sys::reopen_console(Path::new("/dev/console"))?;
+    console::attach_kmsg(sys::open_kmsg());
+    // kmsg rate-limits writers (10 lines per 5 s) and would drop most of the boot report; lift
+    // the limit while the init runs (restored before switch_root; fails harmlessly when the
+    // command line pinned printk.devkmsg=).
+    let _ = std::fs::write(PRINTK_DEVKMSG, "on\n");
+    let cmdline = match std::fs::read("/proc/cmdline") {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            log::warn!("/proc/cmdline: {e}; using defaults");
+            String::new()
+        }
+    };
+    let cfg = BootConfig::from_cmdline(&cmdline);
+    console::set_verbosity(cfg.quiet, cfg.debug_init);
+    log::info!(
+        "Alpine-compatible init {} (diskless)",
+        env!("CARGO_PKG_VERSION")
+    );
+    for w in &cfg.warnings {
+        log::warn!("{w}");
+    }
+    log::debug!("effective boot options:\n{}", cfg.describe());
+    Ok(cfg)
+}
+
+fn mount_once(
+    source: &str,
+    target: &str,
+    fstype: &str,
+    flags: MountFlags,
+    data: Option<&str>,
+) -> Result<(), SysError> {
+    let t = Path::new(target);
+    if sys::is_mount_point(t) {
+        return Ok(());
+    }
+    sys::mount_fs(source, t, fstype, flags, data)
+}
