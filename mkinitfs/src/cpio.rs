@@ -144,7 +144,8 @@ pub fn write_tree<W: Write>(
             Node::File(Content::Host { path, id }) => {
                 h.mode = S_IFREG | perm;
                 let key = (id.0, id.1, entry.mode);
-                let (count, last) = links[&key];
+                // Every host file's key was counted in the first pass over the same tree.
+                let (count, last) = links.get(&key).copied().unwrap_or((1, index));
                 if count > 1 {
                     ino = *inodes.entry(key).or_insert(ino);
                     h.ino = ino;
