@@ -21,9 +21,12 @@ fn describe(root: &std::path::Path, rel: &str) -> String {
 
 #[test]
 fn edit_status_commit_revert_restore() {
-    let bed = Bed::new();
+    let bed = Bed::alpine_base();
     let r = &bed.root;
-    bed.conf("# ours\nBACKUP_LIMIT=3\n");
+    // alpine-conf's lbu.conf (DEFAULT_CIPHER=aes-256-cbc) plus a backup limit.
+    let conf = std::fs::read_to_string(r.join("etc/lbu/lbu.conf")).unwrap();
+    assert!(conf.contains("DEFAULT_CIPHER=aes-256-cbc"));
+    bed.conf(&format!("{conf}BACKUP_LIMIT=3\n"));
     // First commit of the pristine system, then a clean status.
     ok(&bed.lbu(&["commit"]));
     assert_eq!(bed.files(), vec![format!("{}.apkovl.tar.gz", lbu::hostname())]);
@@ -41,15 +44,17 @@ fn edit_status_commit_revert_restore() {
     write(r, "root/.ssh/authorized_keys", "ssh-ed25519 AAAA\n");
     write(r, "etc/excluded.conf", "no\n");
     write(r, "etc/init.d/myscript", "#!/bin/sh\n");
+    bed.conf(&format!("{conf}BACKUP_LIMIT=3\n# edited after the first commit\n"));
+    std::fs::set_permissions(r.join("etc/apk/world"), std::fs::Permissions::from_mode(0o600)).unwrap();
     ok(&bed.lbu(&["include", "/root/.ssh"]));
     ok(&bed.lbu(&["exclude", "etc/excluded.conf"]));
 
     let st = ok(&bed.lbu(&["status"]));
-    // Everything is `A`: the first overlay held none of these (unchanged package files are not
-    // archived); U and M are covered by status_reports_what_upstream_missed.
+    // Package files edited only now are `A`: the first overlay did not hold them (unchanged
+    // package files are not archived).
     assert_eq!(
         st,
-        "D etc/securetty\nA etc/added.conf\nA etc/apk/protected_paths.d/lbu.list\nA etc/hostname\nA etc/init.d/\nA etc/motd\nA etc/newdir/\nA etc/newdir/a.conf\nA etc/rel-link\nA etc/shells\nA root/.ssh/\nA root/.ssh/authorized_keys\n"
+        "D etc/securetty\nA etc/added.conf\nA etc/apk/protected_paths.d/lbu.list\nM etc/apk/world\nA etc/hostname\nU etc/lbu/lbu.conf\nA etc/motd\nA etc/newdir/\nA etc/newdir/a.conf\nA etc/rel-link\nA etc/shells\nA root/.ssh/\nA root/.ssh/authorized_keys\n"
     );
     let o = bed.lbu(&["status", "-v"]);
     assert!(stderr(&o).contains("note: etc/init.d/myscript is a regular file in etc/init.d and is never saved"), "{}", stderr(&o));
@@ -72,13 +77,13 @@ fn edit_status_commit_revert_restore() {
 
     // Restore onto a fresh root: the edited configuration comes back, deletion included.
     let fresh = bed.tmp.path().join("fresh");
-    minirootfs(&fresh);
+    alpine_base(&fresh, bed.tmp.path());
     let data = std::fs::read(bed.overlay()).unwrap();
     let rep = overlays::apply(&data, &fresh, &overlays::ApplyPolicy::default()).unwrap();
     assert!(rep.refused.is_empty());
     assert_eq!(rep.deletions, vec!["etc/securetty".to_string()]);
     overlays::apply_deletions(&fresh, &rep.deletions).unwrap();
-    for rel in ["etc/motd", "etc/added.conf", "etc/newdir/a.conf", "etc/shells", "etc/hostname", "etc/rel-link", "root/.ssh/authorized_keys", "etc/apk/protected_paths.d/lbu.list"] {
+    for rel in ["etc/motd", "etc/added.conf", "etc/newdir/a.conf", "etc/shells", "etc/hostname", "etc/rel-link", "root/.ssh/authorized_keys", "etc/apk/protected_paths.d/lbu.list", "etc/apk/world", "etc/lbu/lbu.conf"] {
         assert_eq!(describe(&fresh, rel), describe(r, rel));
     }
     assert!(!fresh.join("etc/securetty").exists());

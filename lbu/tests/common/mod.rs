@@ -23,7 +23,39 @@ pub struct Bed {
     pub media: PathBuf,
 }
 
+/// Install alpine-base from the Alpine 3.19.1 fixture repository into `root` with the project's
+/// apk (library entry point of the `apk` CLI), trusting the keys shipped in the minirootfs.
+pub fn alpine_base(root: &Path, scratch: &Path) {
+    let keys = scratch.join("alpine-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let st = Command::new("tar")
+        .arg("-xzf")
+        .arg(fixture("alpine-minirootfs-3.20.3-x86_64.tar.gz"))
+        .arg("-C")
+        .arg(&keys)
+        .args(["--strip-components=4", "./etc/apk/keys"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let argv = vec![
+        "apk".to_string(), "add".into(), "--quiet".into(), "--root".into(), s(root), "--initdb".into(), "--no-network".into(),
+        "--repository".into(), s(&fixture("alpine-3.19.1/apks")), "--keys-dir".into(), s(&keys), "alpine-base".into(),
+    ];
+    assert_eq!(apk::cli::main_with_args(argv), 0, "apk add alpine-base");
+}
+
 impl Bed {
+    /// A root with alpine-base installed by the project's apk.
+    pub fn alpine_base() -> Bed {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        alpine_base(&root, tmp.path());
+        let media = tmp.path().join("media");
+        std::fs::create_dir(&media).unwrap();
+        Bed { tmp, root, media }
+    }
+
     pub fn new() -> Bed {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("root");
