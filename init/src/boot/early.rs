@@ -57,9 +57,16 @@ const EARLY_NODES: &[(&str, u64, u64, u32)] = &[
     ("/dev/ptmx", 5, 2, 0o666),
 ];
 
-/// Mounts `/proc`, `/sys`, `/dev` (+ `pts`, `shm`), `/run`, puts the console on fds 0-2, opens
-/// kmsg and reads the command line. Idempotent (a retried boot may call it again).
+/// Early mounts, console, kmsg, then the command line.
 pub(super) fn early_setup() -> Result<BootConfig, BootError> {
+    mount_early()?;
+    Ok(read_config())
+}
+
+/// Mounts `/proc`, `/sys`, `/dev` (+ `pts`, `shm`), `/run` where they are not mounted yet, and
+/// puts the console on fds 0-2. Idempotent: a retry after a failed switch_root (which had moved
+/// these mounts into the new root) mounts them again.
+pub(super) fn mount_early() -> Result<(), BootError> {
     for d in [SYSROOT, media::MEDIA_DIR, "/tmp"] {
         sys::make_dirs(Path::new(d))?;
     }
@@ -88,6 +95,12 @@ pub(super) fn early_setup() -> Result<BootConfig, BootError> {
     // the limit while the init runs (restored before switch_root; fails harmlessly when the
     // command line pinned printk.devkmsg=).
     let _ = std::fs::write(PRINTK_DEVKMSG, "on\n");
+    Ok(())
+}
+
+/// Reads `/proc/cmdline` (only it, never the environment), applies `quiet`/`debug_init` and
+/// reports the parser's warnings.
+fn read_config() -> BootConfig {
     let cmdline = match std::fs::read("/proc/cmdline") {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
@@ -105,7 +118,7 @@ pub(super) fn early_setup() -> Result<BootConfig, BootError> {
         log::warn!("{w}");
     }
     log::debug!("effective boot options:\n{}", cfg.describe());
-    Ok(cfg)
+    cfg
 }
 
 fn mount_once(

@@ -8,7 +8,7 @@
 mod early;
 mod newroot;
 
-use early::early_setup;
+use early::{early_setup, mount_early};
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -158,6 +158,10 @@ pub fn run(applier: &mut dyn OverlayApplier, installer: &mut dyn PackageInstalle
                 "Launching initramfs emergency recovery shell.\n{failure}\nType 'exit' to retry the boot.\n"
             ));
             boot.timeline.end(sys::boottime(), Outcome::Done);
+            // A failed switch_root may have moved /proc, /dev... into the new root.
+            if let Err(e) = mount_early() {
+                log::error!("{e}");
+            }
             boot.cleanup_for_retry();
             continue;
         }
@@ -225,13 +229,17 @@ impl Boot<'_> {
         self.phase("media discovery");
         log::info!("Mounting boot media");
         let found = media::discover(&self.cfg, self.loader.as_mut());
-        console::print(&found.report());
+        let checked = plan::check_found(&self.cfg, &found.media, found.candidates.len());
+        // Every candidate is reported (quiet: only when nothing usable was found).
+        if console::verbose() || checked.is_err() {
+            console::print(&found.report());
+        }
         self.timeline.note(format!(
             "{} device(s), {} medium(s)",
             found.candidates.len(),
             found.media.len()
         ));
-        if let Err(e) = plan::check_found(&self.cfg, &found.media, found.candidates.len()) {
+        if let Err(e) = checked {
             return self.fail(e);
         }
 

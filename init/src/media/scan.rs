@@ -1,0 +1,374 @@
+//! The discovery loop (the impure part): uevent socket, coldplug, probing, mounting, examining.
+//! Covered by the qemu tests; its decisions come from [`super::wait`] and [`super::scan_top_level`].
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use super::{
+    medium_from, natural_cmp, scan_top_level, Candidate, Discovery, Found, Medium, WaitPolicy,
+    MEDIA_DIR,
+};
+use crate::cmdline::{ApkovlSpec, BootConfig, DeviceSpec};
+use crate::modules::Loader;
+use crate::probe::{self, FsInfo, Probe};
+use crate::sys::{self, MountFlags, UeventSocket};
+use crate::uevent::Uevent;
+
+/// Mutable state of the discovery loop (the impure part).
+struct Scanner<'a> {
+    cfg: &'a BootConfig,
+    loader: Option<&'a mut Loader>,
+    handled: HashSet<String>,
+    disks_with_fs: HashSet<String>,
+    candidates: BTreeMap<String, String>,
+    media: Vec<Medium>,
+    nls_loaded: bool,
+}
+
+/// Modules the kernel's FAT defaults name (Debian: codepage 437, iocharset ascii); a vfat mount
+/// fails without them (field-notes §7). Missing ones are skipped.
+const NLS_MODULES: [&str; 4] = ["nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1"];
+
+impl Scanner<'_> {
+    fn block_names() -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort_by(|a, b| natural_cmp(a, b));
+        names
+    }
+
+    /// Handles every block device not yet handled; returns whether a new one appeared.
+    fn scan(&mut self, disc: &mut Discovery) -> bool {
+        let mut new = false;
+        for name in Self::block_names() {
+            if self.handled.contains(&name) {
+                continue;
+            }
+            new = true;
+            self.handled.insert(name.clone());
+            let summary = self.process(&name, disc);
+            log::debug!("media: {name}: {summary}");
+            self.candidates.insert(name, summary);
+        }
+        new
+    }
+
+    /// A `change` event: probe again, unless the device is already in use as a medium.
+    fn retry(&mut self, name: &str) {
+        if !self.media.iter().any(|m| m.name == name) {
+            self.handled.remove(name);
+        }
+    }
+
+    fn load(&mut self, module: &str) {
+        if let Some(l) = self.loader.as_deref_mut() {
+            l.load_quietly(module);
+        }
+    }
+
+    fn process(&mut self, name: &str, disc: &mut Discovery) -> String {
+        let sys_dir = Path::new("/sys/class/block").join(name);
+        let size: u64 = std::fs::read_to_string(sys_dir.join("size"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if size == 0 {
+            return "empty (no medium)".to_string();
+        }
+        let is_partition = sys_dir.join("partition").exists();
+        if is_partition {
+            let parent = std::fs::canonicalize(&sys_dir).ok().and_then(|p| {
+                p.parent()
+                    .and_then(|d| d.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+            });
+            if let Some(parent) = parent.filter(|p| self.disks_with_fs.contains(p)) {
+                return format!("skipped: part of {parent}, which holds a filesystem");
+            }
+        }
+        let dev = Path::new("/dev").join(name);
+        let fs = match probe::probe_path(&dev) {
+            Ok(Probe::Filesystem(fs)) => fs,
+            Ok(Probe::PartitionTable(pt)) => {
+                return format!("{pt} partition table (its partitions are scanned)")
+            }
+            Ok(Probe::Unknown) => match self.forced_fstype(name) {
+                Some(fs) => fs,
+                None => return "no filesystem recognised".to_string(),
+            },
+            Err(e) => return format!("unreadable: {}", e.source),
+        };
+        if !is_partition {
+            self.disks_with_fs.insert(name.to_string());
+        }
+        let ident = FsIdent(&fs).to_string();
+        if !disc.wants(name, &fs) {
+            let sel = self
+                .cfg
+                .alpine_dev
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            return format!("{ident}: skipped, not alpine_dev={sel}");
+        }
+        let mount_point = Path::new(MEDIA_DIR).join(name);
+        if let Err(e) = self.mount(name, &fs, &dev, &mount_point) {
+            return format!("{ident}: {e}");
+        }
+        let contents = match scan_top_level(&mount_point) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = sys::unmount(&mount_point);
+                return format!("{ident}: {}: {e}", mount_point.display());
+            }
+        };
+        let medium = medium_from(name, &fs, &mount_point, &contents);
+        if contents.is_empty() && !disc.keeps_empty(&medium) {
+            let _ = sys::unmount(&mount_point);
+            let _ = std::fs::remove_dir(&mount_point);
+            return format!("{ident}: nothing for the boot (no boot repository, no apkovl)");
+        }
+        let mut what = Vec::new();
+        for r in &contents.repositories {
+            what.push(format!("boot repository {r}/"));
+        }
+        for o in &contents.overlays {
+            what.push(format!("apkovl {o}"));
+        }
+        if contents.cache {
+            what.push("cache/".to_string());
+        }
+        if what.is_empty() {
+            what.push("nothing for the boot, kept: named on the command line".to_string());
+        }
+        disc.medium_found(&medium);
+        self.media.push(medium);
+        format!("{ident} at {}: {}", mount_point.display(), what.join(", "))
+    }
+
+    /// `apkovl=DEV:FSTYPE:PATH` names a filesystem type we do not probe: trust it for that device.
+    fn forced_fstype(&self, name: &str) -> Option<FsInfo> {
+        match &self.cfg.apkovl {
+            Some(ApkovlSpec::OnDevice {
+                dev: DeviceSpec::Name(n),
+                fstype: Some(t),
+                ..
+            }) if n == name => {
+                let fstype: &'static str = match t.as_str() {
+                    "vfat" => "vfat",
+                    "iso9660" => "iso9660",
+                    "ext2" => "ext2",
+                    "ext3" => "ext3",
+                    "ext4" => "ext4",
+                    "squashfs" => "squashfs",
+                    "btrfs" => "btrfs",
+                    "xfs" => "xfs",
+                    "f2fs" => "f2fs",
+                    "exfat" => "exfat",
+                    "ntfs3" => "ntfs3",
+                    _ => return None,
+                };
+                Some(FsInfo {
+                    fstype,
+                    label: None,
+                    uuid: None,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn mount(
+        &mut self,
+        name: &str,
+        fs: &FsInfo,
+        dev: &Path,
+        mount_point: &Path,
+    ) -> Result<(), String> {
+        // Load the filesystem driver first (errors ignored: it may be built in).
+        self.load(fs.module());
+        if fs.fstype == "vfat" && !self.nls_loaded {
+            for m in NLS_MODULES {
+                self.load(m);
+            }
+            self.nls_loaded = true;
+        }
+        sys::make_dirs(mount_point).map_err(|e| e.to_string())?;
+        if sys::is_mount_point(mount_point) {
+            return Err(format!(
+                "{} is already a mount point",
+                mount_point.display()
+            ));
+        }
+        sys::mount_fs(
+            &dev.to_string_lossy(),
+            mount_point,
+            fs.fstype,
+            MountFlags::MEDIA,
+            None,
+        )
+        .map_err(|e| {
+            let _ = std::fs::remove_dir(mount_point);
+            format!("mount failed: {e}")
+        })?;
+        log::debug!(
+            "media: mounted {name} ({}) at {}",
+            fs.fstype,
+            mount_point.display()
+        );
+        Ok(())
+    }
+}
+
+struct FsIdent<'a>(&'a FsInfo);
+
+impl std::fmt::Display for FsIdent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.fstype)?;
+        if let Some(l) = &self.0.label {
+            write!(f, " LABEL={l}")?;
+        }
+        if let Some(u) = &self.0.uuid {
+            write!(f, " UUID={u}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Coldplug: load the drivers of every device already present (`modalias` files under `/sys`).
+pub fn coldplug(loader: &mut Loader) -> usize {
+    let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
+    let n = aliases.len();
+    for a in aliases {
+        loader.load_alias(&a);
+    }
+    n
+}
+
+/// Runs discovery: uevent socket, coldplug, block devices, until [`Discovery`] says stop.
+pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
+    // Open the socket before coldplug so nothing that appears meanwhile is lost.
+    let socket = match UeventSocket::open(cfg.uevent_buf_size) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            log::warn!("{e}; falling back to polling /sys/class/block");
+            None
+        }
+    };
+    if let Some(l) = loader.as_deref_mut() {
+        let n = coldplug(l);
+        log::debug!("coldplug: {n} modaliases");
+    }
+    let policy = WaitPolicy::from_config(cfg);
+    let exists = |p: &Path| p.exists();
+    let mut disc = Discovery::new(cfg, policy, sys::boottime());
+    let mut scanner = Scanner {
+        cfg,
+        loader,
+        handled: HashSet::new(),
+        disks_with_fs: HashSet::new(),
+        candidates: BTreeMap::new(),
+        media: Vec::new(),
+        nls_loaded: false,
+    };
+    scanner.scan(&mut disc);
+    disc.activity(sys::boottime());
+    let mut buf = vec![0u8; crate::uevent::MAX_LEN + 1];
+    let complete = loop {
+        sys::reap_zombies();
+        if scanner
+            .loader
+            .as_deref()
+            .is_some_and(|l| l.is_loaded("usb_storage"))
+        {
+            disc.usb_storage_loaded();
+        }
+        if disc.is_complete(&exists) {
+            break true;
+        }
+        let now = sys::boottime();
+        let deadline = disc.deadline(&exists);
+        if now >= deadline {
+            break false;
+        }
+        let wait = (deadline - now).min(Duration::from_millis(250));
+        match &socket {
+            Some(s) => {
+                if let Err(e) = s.wait(wait) {
+                    log::warn!("{e}");
+                    std::thread::sleep(wait);
+                }
+            }
+            None => std::thread::sleep(wait),
+        }
+        match &socket {
+            Some(s) => drain_events(s, &mut buf, &mut scanner, &mut disc),
+            // Without uevents, devices created by newly loaded drivers (virtio_pci → virtio0)
+            // are only found by walking /sys again.
+            None => {
+                if let Some(l) = scanner.loader.as_deref_mut() {
+                    coldplug(l);
+                }
+            }
+        }
+        if scanner.scan(&mut disc) {
+            disc.activity(sys::boottime());
+        }
+    };
+    let mut media = scanner.media;
+    media.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    let mut candidates: Vec<Candidate> = scanner
+        .candidates
+        .into_iter()
+        .map(|(name, summary)| Candidate { name, summary })
+        .collect();
+    candidates.sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    Found {
+        media,
+        candidates,
+        complete,
+    }
+}
+
+fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, disc: &mut Discovery) {
+    loop {
+        match s.recv(buf) {
+            Ok(Some(msg)) => {
+                let Some(ev) = Uevent::parse(msg) else {
+                    continue;
+                };
+                if let (Some(alias), Some(l)) = (ev.modalias(), scanner.loader.as_deref_mut()) {
+                    l.load_alias(alias);
+                }
+                if ev.bound_driver() == Some("usb-storage") {
+                    disc.usb_storage_loaded();
+                }
+                if let Some(dev) = ev.block_device() {
+                    if ev.action == "change" {
+                        scanner.retry(dev);
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(sys::netlink::NetlinkError::Overflow(size)) => {
+                // Events were lost: rebuild the picture from /sys instead of failing (§8.9).
+                log::warn!(
+                    "uevent buffer overflow (size {size} bytes): re-running coldplug; \
+                     raise uevent_buf_size= if this repeats"
+                );
+                if let Some(l) = scanner.loader.as_deref_mut() {
+                    coldplug(l);
+                }
+            }
+            Err(e) => {
+                log::warn!("{e}");
+                break;
+            }
+        }
+    }
+}
