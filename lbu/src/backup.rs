@@ -33,7 +33,11 @@ pub fn write_temp(dir: &Path, data: &[u8]) -> Result<(PathBuf, u64), Error> {
     let path = dir.join(format!(".lbu-{}-{n}.tmp", std::process::id()));
     let id = cleanup::register(cleanup::Action::RemoveFile(path.clone()));
     let res = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
         f.write_all(data)?;
         f.sync_all()
     })();
@@ -73,7 +77,12 @@ pub fn timestamp(secs: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Whether `name` is a backup (`*.<digits>.tar.gz*`, not a signature), of any host.
@@ -81,33 +90,53 @@ pub fn is_backup(name: &str) -> bool {
     if name.ends_with(".sig") {
         return false;
     }
-    let Some(pos) = name.find(".tar.gz") else { return false };
+    let Some(pos) = name.find(".tar.gz") else {
+        return false;
+    };
     let before = &name[..pos];
-    let Some(dot) = before.rfind('.') else { return false };
+    let Some(dot) = before.rfind('.') else {
+        return false;
+    };
     let digits = &before[dot + 1..];
     !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && dot > 0
 }
 
 /// Whether `name` is a backup of `host`.
 pub fn is_backup_of(name: &str, host: &str) -> bool {
-    let Some(rest) = name.strip_prefix(host).and_then(|r| r.strip_prefix('.')) else { return false };
+    let Some(rest) = name.strip_prefix(host).and_then(|r| r.strip_prefix('.')) else {
+        return false;
+    };
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     !digits.is_empty() && is_backup(name) && rest[digits.len()..].starts_with(".tar.gz")
 }
 
 fn names_in(dir: &Path) -> Result<Vec<String>, Error> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).at(dir)?.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .at(dir)?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     v.sort();
     Ok(v)
 }
 
 /// Back up `dir/current` (and its `.sig`) under a fresh backup name; returns the name.
-pub fn make_backup(dir: &Path, host: &str, current: &str, suffix: &str) -> Result<Option<String>, Error> {
+pub fn make_backup(
+    dir: &Path,
+    host: &str,
+    current: &str,
+    suffix: &str,
+) -> Result<Option<String>, Error> {
     let cur = dir.join(current);
     let meta = match std::fs::metadata(&cur) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Io { path: cur, source: e }),
+        Err(e) => {
+            return Err(Error::Io {
+                path: cur,
+                source: e,
+            })
+        }
     };
     let mtime = std::os::unix::fs::MetadataExt::mtime(&meta);
     let stamp = timestamp(mtime);
@@ -136,7 +165,10 @@ fn link_or_copy(src: &Path, dir: &Path, name: &str) -> Result<(), Error> {
 
 /// Delete all but the newest `limit` backups of `host` (and their signatures).
 pub fn rotate(dir: &Path, host: &str, limit: usize) -> Result<Vec<String>, Error> {
-    let backups: Vec<String> = names_in(dir)?.into_iter().filter(|n| is_backup_of(n, host)).collect();
+    let backups: Vec<String> = names_in(dir)?
+        .into_iter()
+        .filter(|n| is_backup_of(n, host))
+        .collect();
     let excess = backups.len().saturating_sub(limit);
     let mut removed = Vec::new();
     for n in &backups[..excess] {
@@ -183,7 +215,10 @@ pub fn revert(cfg: &Config, a: &RevertArgs) -> Result<(), Error> {
     let current = format!("{host}.apkovl.tar.gz{suffix}");
     let data = std::fs::read(&src).at(&src)?;
     if suffix.is_empty() {
-        overlays::read_members(&data, 1 << 30).map_err(|e| Error::Verify { path: src.clone(), reason: e.to_string() })?;
+        overlays::read_members(&data, 1 << 30).map_err(|e| Error::Verify {
+            path: src.clone(),
+            reason: e.to_string(),
+        })?;
     }
     if let Some(b) = make_backup(dir, &host, &current, &suffix)? {
         if a.verbose {
@@ -239,7 +274,10 @@ mod tests {
         assert_eq!(std::fs::read(d.join(format!("{b}.sig"))).unwrap(), b"s1");
         assert_eq!(rotate(d, "h", 1).unwrap(), vec![a.clone()]);
         assert!(!d.join(format!("{a}.sig")).exists());
-        assert!(d.join("other.20200101000000.tar.gz").exists(), "other hosts' backups are never touched");
+        assert!(
+            d.join("other.20200101000000.tar.gz").exists(),
+            "other hosts' backups are never touched"
+        );
         assert_eq!(rotate(d, "h", 0).unwrap(), vec![b]);
     }
 }

@@ -31,7 +31,10 @@ static NEXT: Mutex<u64> = Mutex::new(0);
 pub fn register(a: Action) -> u64 {
     let mut n = NEXT.lock().unwrap_or_else(|e| e.into_inner());
     *n += 1;
-    ACTIONS.lock().unwrap_or_else(|e| e.into_inner()).push((*n, a));
+    ACTIONS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((*n, a));
     *n
 }
 
@@ -49,12 +52,16 @@ pub fn run(id: u64) {
 
 /// Forget an action without running it (the temporary file became the real one).
 pub fn forget(id: u64) {
-    ACTIONS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(i, _)| *i != id);
+    ACTIONS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(i, _)| *i != id);
 }
 
 /// Run every pending action, newest first.
 pub fn run_all() {
-    let all: Vec<(u64, Action)> = std::mem::take(&mut *ACTIONS.lock().unwrap_or_else(|e| e.into_inner()));
+    let all: Vec<(u64, Action)> =
+        std::mem::take(&mut *ACTIONS.lock().unwrap_or_else(|e| e.into_inner()));
     for (_, a) in all.iter().rev() {
         perform(a);
     }
@@ -68,11 +75,18 @@ fn perform(a: &Action) {
         Action::RemoveDir(p) => {
             let _ = std::fs::remove_dir_all(p);
         }
-        Action::RestoreMount { dir, remount_ro, unmount } => {
+        Action::RestoreMount {
+            dir,
+            remount_ro,
+            unmount,
+        } => {
             if *unmount {
                 let _ = std::process::Command::new("umount").arg(dir).status();
             } else if *remount_ro {
-                let _ = std::process::Command::new("mount").args(["-o", "remount,ro"]).arg(dir).status();
+                let _ = std::process::Command::new("mount")
+                    .args(["-o", "remount,ro"])
+                    .arg(dir)
+                    .status();
             }
         }
     }

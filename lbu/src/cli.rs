@@ -13,7 +13,9 @@ const TEMPLATE: &str = "usage: {usage}\n\n{about-with-newline}\n{all-args}{after
 /// an apkovl on writable media, crash-safely.
 #[derive(Debug, Parser)]
 #[command(name = "lbu", help_template = TEMPLATE, disable_version_flag = true, subcommand_required = true, arg_required_else_help = true)]
-#[command(after_help = "Configuration: $ROOT/etc/lbu/lbu.conf (LBU_MEDIA, LBU_BACKUPDIR, BACKUP_LIMIT, ENCRYPTION,\nDEFAULT_CIPHER, PASSWORD_FILE, SIGNING_KEY, AGE_RECIPIENTS, AGE_IDENTITY).\nInclude/exclude list: $ROOT/etc/apk/protected_paths.d/lbu.list.")]
+#[command(
+    after_help = "Configuration: $ROOT/etc/lbu/lbu.conf (LBU_MEDIA, LBU_BACKUPDIR, BACKUP_LIMIT, ENCRYPTION,\nDEFAULT_CIPHER, PASSWORD_FILE, SIGNING_KEY, AGE_RECIPIENTS, AGE_IDENTITY).\nInclude/exclude list: $ROOT/etc/apk/protected_paths.d/lbu.list."
+)]
 pub struct Cli {
     /// Operate on the system in DIR instead of / (also $ROOT).
     #[arg(long, global = true, value_name = "DIR")]
@@ -81,7 +83,11 @@ pub struct ListArgs {
     #[arg(short = 'v')]
     pub verbose: bool,
     /// Files or directories (or globs, stored verbatim).
-    #[arg(value_name = "PATH", required_unless_present = "list", conflicts_with = "list")]
+    #[arg(
+        value_name = "PATH",
+        required_unless_present = "list",
+        conflicts_with = "list"
+    )]
     pub paths: Vec<OsString>,
 }
 
@@ -177,7 +183,15 @@ pub struct RevertArgs {
 
 /// Arguments with the subcommand taken from a `lbu_<cmd>` program name.
 pub fn args_from_program_name(mut args: Vec<OsString>) -> Vec<OsString> {
-    let prog = args.first().map(|a| std::path::Path::new(a).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()).unwrap_or_default();
+    let prog = args
+        .first()
+        .map(|a| {
+            std::path::Path::new(a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
     if let Some(cmd) = prog.strip_prefix("lbu_") {
         if !cmd.is_empty() {
             args.insert(1, cmd.into());

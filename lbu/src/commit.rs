@@ -45,14 +45,20 @@ fn fault(point: &str) {
 
 fn note_legacy_packages_list(root: &Path) {
     let old = root.join("etc/lbu/packages.list");
-    if old.exists() && root.join("var/lib/apk/world").exists() && std::fs::remove_file(&old).is_ok() {
+    if old.exists() && root.join("var/lib/apk/world").exists() && std::fs::remove_file(&old).is_ok()
+    {
         eprintln!("Note: Removing /etc/lbu/packages.list.");
         eprintln!("      /var/lib/apk/world will be used.");
     }
 }
 
 /// Build the overlay of `cfg.root`: hooks, selection, archive, encryption, signature.
-pub fn build(cfg: &Config, wrap: &Wrap, cli_password: Option<&str>, verbose: bool) -> Result<Built, Error> {
+pub fn build(
+    cfg: &Config,
+    wrap: &Wrap,
+    cli_password: Option<&str>,
+    verbose: bool,
+) -> Result<Built, Error> {
     hooks::run(&cfg.root, hooks::PRE)?;
     note_legacy_packages_list(&cfg.root);
     let ov = overlays::create(&cfg.root, &CreateOptions::default())?;
@@ -67,17 +73,31 @@ pub fn build(cfg: &Config, wrap: &Wrap, cli_password: Option<&str>, verbose: boo
     let sig = match &cfg.signing_key {
         Some(k) => {
             let key = apk::trust::PrivateKey::load(k)?;
-            let name = format!("{}.pub", k.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+            let name = format!(
+                "{}.pub",
+                k.file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            );
             Some(overlays::sign(&data, &key, &name)?)
         }
         None => None,
     };
-    Ok(Built { data, gz: ov.bytes, members: ov.members, password, sig })
+    Ok(Built {
+        data,
+        gz: ov.bytes,
+        members: ov.members,
+        password,
+        sig,
+    })
 }
 
 /// Read the written file back and check it is the overlay we meant to write.
 fn verify(path: &Path, built: &Built, wrap: &Wrap) -> Result<(), Error> {
-    let bad = |reason: String| Error::Verify { path: path.to_path_buf(), reason };
+    let bad = |reason: String| Error::Verify {
+        path: path.to_path_buf(),
+        reason,
+    };
     let back = std::fs::read(path).at(path)?;
     if back != built.data {
         return Err(bad("content read back differs from what was written".into()));
@@ -90,7 +110,8 @@ fn verify(path: &Path, built: &Built, wrap: &Wrap) -> Result<(), Error> {
                 Wrap::Legacy(c) => overlays::OverlayKind::Legacy(*c),
                 Wrap::Plain => overlays::OverlayKind::Plain,
             };
-            overlays::decrypt(&back, &kind, &overlays::Secret::Passphrase(p)).map_err(|e| bad(e.to_string()))?
+            overlays::decrypt(&back, &kind, &overlays::Secret::Passphrase(p))
+                .map_err(|e| bad(e.to_string()))?
         }
         // Encrypted to recipients: we cannot decrypt; the plaintext was checked below.
         (_, None) => built.gz.clone(),
@@ -100,16 +121,29 @@ fn verify(path: &Path, built: &Built, wrap: &Wrap) -> Result<(), Error> {
     }
     let (members, _) = overlays::read_members(&gz, 1 << 32).map_err(|e| bad(e.to_string()))?;
     let got: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-    let want: Vec<&str> = built.members.iter().map(|m| m.trim_end_matches('/')).collect();
+    let want: Vec<&str> = built
+        .members
+        .iter()
+        .map(|m| m.trim_end_matches('/'))
+        .collect();
     if got != want {
-        return Err(bad(format!("archive lists {} members, expected {}", got.len(), want.len())));
+        return Err(bad(format!(
+            "archive lists {} members, expected {}",
+            got.len(),
+            want.len()
+        )));
     }
     Ok(())
 }
 
 /// Overlay files (`*.apkovl.tar.gz*` that are overlays, not signatures) in `dir`.
 fn overlays_in(dir: &Path) -> Result<Vec<String>, Error> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).at(dir)?.flatten().filter_map(|e| e.file_name().into_string().ok()).filter(|n| overlays::kind_of(n).is_some()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .at(dir)?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| overlays::kind_of(n).is_some())
+        .collect();
     v.sort();
     Ok(v)
 }
@@ -126,11 +160,15 @@ pub fn commit(cfg: &Config, a: &CommitArgs, out: &mut dyn Write) -> Result<(), E
     let dir = target.dir.clone();
     let host = hostname();
     let outname = format!("{host}.apkovl.tar.gz{}", wrap.suffix());
-    let others: Vec<String> = overlays_in(&dir)?.into_iter().filter(|n| n != &outname).collect();
+    let others: Vec<String> = overlays_in(&dir)?
+        .into_iter()
+        .filter(|n| n != &outname)
+        .collect();
     if !others.is_empty() && !a.delete_old {
         return Err(Error::Conflict(others));
     }
-    let built = build(cfg, &wrap, a.password.as_deref(), verbose).map_err(|e| Error::Aborted(Box::new(e)))?;
+    let built = build(cfg, &wrap, a.password.as_deref(), verbose)
+        .map_err(|e| Error::Aborted(Box::new(e)))?;
     if a.dry_run {
         if dir.join(&outname).exists() {
             eprintln!("Would back up {}", dir.join(&outname).display());
@@ -138,10 +176,15 @@ pub fn commit(cfg: &Config, a: &CommitArgs, out: &mut dyn Write) -> Result<(), E
         for o in &others {
             eprintln!("Would remove {}", dir.join(o).display());
         }
-        eprintln!("Dry run: would save {} ({} bytes); nothing was written", dir.join(&outname).display(), built.data.len());
+        eprintln!(
+            "Dry run: would save {} ({} bytes); nothing was written",
+            dir.join(&outname).display(),
+            built.data.len()
+        );
         return Ok(());
     }
-    write_commit(&dir, &host, &outname, &wrap, &built, verbose).map_err(|e| Error::Aborted(Box::new(e)))?;
+    write_commit(&dir, &host, &outname, &wrap, &built, verbose)
+        .map_err(|e| Error::Aborted(Box::new(e)))?;
     // The new overlay is durable: from here on, failures no longer endanger it.
     if a.delete_old && !others.is_empty() {
         if verbose {
@@ -165,7 +208,12 @@ pub fn commit(cfg: &Config, a: &CommitArgs, out: &mut dyn Write) -> Result<(), E
     }
     let packages_list = dir.join("packages.list");
     if packages_list.exists() && std::fs::remove_file(&packages_list).is_ok() {
-        writeln!(out, "Note: Removing packages.list from {}.\n      /var/lib/apk/world will be used.", dir.display()).at("stdout")?;
+        writeln!(
+            out,
+            "Note: Removing packages.list from {}.\n      /var/lib/apk/world will be used.",
+            dir.display()
+        )
+        .at("stdout")?;
     }
     if verbose {
         eprintln!("Successfully saved apk overlay files");
@@ -175,7 +223,14 @@ pub fn commit(cfg: &Config, a: &CommitArgs, out: &mut dyn Write) -> Result<(), E
     Ok(())
 }
 
-fn write_commit(dir: &Path, host: &str, outname: &str, wrap: &Wrap, built: &Built, verbose: bool) -> Result<(), Error> {
+fn write_commit(
+    dir: &Path,
+    host: &str,
+    outname: &str,
+    wrap: &Wrap,
+    built: &Built,
+    verbose: bool,
+) -> Result<(), Error> {
     let (tmp, id) = write_temp(dir, &built.data)?;
     fault("after-temp-write");
     verify(&tmp, built, wrap)?;
@@ -210,7 +265,11 @@ fn write_commit(dir: &Path, host: &str, outname: &str, wrap: &Wrap, built: &Buil
 pub fn package(cfg: &Config, a: &PackageArgs, out: &mut dyn Write) -> Result<(), Error> {
     let to_stdout = a.target.as_deref().is_some_and(|t| t == "-");
     // `package -` is never encrypted (upstream behaviour).
-    let wrap = if to_stdout { Wrap::Plain } else { Wrap::resolve(cfg, a.encrypt)? };
+    let wrap = if to_stdout {
+        Wrap::Plain
+    } else {
+        Wrap::resolve(cfg, a.encrypt)?
+    };
     let host = hostname();
     let default_name = format!("{host}.apkovl.tar.gz{}", wrap.suffix());
     let path: Option<PathBuf> = match &a.target {
@@ -220,23 +279,40 @@ pub fn package(cfg: &Config, a: &PackageArgs, out: &mut dyn Write) -> Result<(),
         // A file name is used verbatim, without adding a suffix (upstream behaviour).
         Some(t) => Some(PathBuf::from(t)),
     };
-    let built = build(cfg, &wrap, a.password.as_deref(), a.verbose).map_err(|e| Error::Aborted(Box::new(e)))?;
+    let built = build(cfg, &wrap, a.password.as_deref(), a.verbose)
+        .map_err(|e| Error::Aborted(Box::new(e)))?;
     let Some(path) = path else {
-        out.write_all(&built.gz).and_then(|_| out.flush()).at("stdout")?;
+        out.write_all(&built.gz)
+            .and_then(|_| out.flush())
+            .at("stdout")?;
         let _ = hooks::run(&cfg.root, hooks::POST);
         return Ok(());
     };
     let write = || -> Result<(), Error> {
         use std::os::unix::fs::FileTypeExt;
-        if std::fs::metadata(&path).is_ok_and(|m| m.file_type().is_block_device() || m.file_type().is_char_device()) {
-            let mut f = std::fs::OpenOptions::new().write(true).open(&path).at(&path)?;
-            return f.write_all(&built.data).and_then(|_| f.sync_all()).at(&path);
+        if std::fs::metadata(&path)
+            .is_ok_and(|m| m.file_type().is_block_device() || m.file_type().is_char_device())
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .at(&path)?;
+            return f
+                .write_all(&built.data)
+                .and_then(|_| f.sync_all())
+                .at(&path);
         }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| Error::Io { path: path.clone(), source: std::io::ErrorKind::InvalidInput.into() })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Io {
+                path: path.clone(),
+                source: std::io::ErrorKind::InvalidInput.into(),
+            })?;
         let (tmp, id) = write_temp(&dir, &built.data)?;
         verify(&tmp, &built, &wrap)?;
         install(&tmp, id, &dir, &name)?;

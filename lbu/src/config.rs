@@ -14,7 +14,15 @@ use std::path::{Path, PathBuf};
 pub const CONF: &str = "etc/lbu/lbu.conf";
 
 /// Variables taken from the environment.
-pub const ENV_VARS: &[&str] = &["LBU_MEDIA", "LBU_BACKUPDIR", "BACKUP_LIMIT", "ENCRYPTION", "PASSWORD", "PASSWORD_FILE", "SIGNING_KEY"];
+pub const ENV_VARS: &[&str] = &[
+    "LBU_MEDIA",
+    "LBU_BACKUPDIR",
+    "BACKUP_LIMIT",
+    "ENCRYPTION",
+    "PASSWORD",
+    "PASSWORD_FILE",
+    "SIGNING_KEY",
+];
 
 /// The effective configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,8 +60,13 @@ pub fn parse(text: &str, mut vars: HashMap<String, String>) -> HashMap<String, S
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let Some((key, rest)) = line.split_once('=') else { continue };
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || key.starts_with(|c: char| c.is_ascii_digit()) {
+        let Some((key, rest)) = line.split_once('=') else {
+            continue;
+        };
+        if key.is_empty()
+            || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || key.starts_with(|c: char| c.is_ascii_digit())
+        {
             continue;
         }
         let value = value(rest, &vars);
@@ -172,7 +185,10 @@ impl Config {
             media: nonempty(vars.get("LBU_MEDIA")),
             backupdir: path("LBU_BACKUPDIR"),
             // Non-numeric counts as 0, as upstream's arithmetic does.
-            backup_limit: vars.get("BACKUP_LIMIT").and_then(|v| v.trim().parse().ok()).unwrap_or(0),
+            backup_limit: vars
+                .get("BACKUP_LIMIT")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
             encryption: nonempty(vars.get("ENCRYPTION")),
             default_cipher: nonempty(vars.get("DEFAULT_CIPHER")).unwrap_or_else(|| "age".into()),
             password: nonempty(vars.get("PASSWORD")),
@@ -196,10 +212,15 @@ mod tests {
 
     #[test]
     fn conf_is_data_and_wins_over_env() {
-        let env: HashMap<String, String> = [("LBU_MEDIA", "usb"), ("BACKUP_LIMIT", "5"), ("DRYRUN", "1"), ("DEFAULT_CIPHER", "bf")]
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
+        let env: HashMap<String, String> = [
+            ("LBU_MEDIA", "usb"),
+            ("BACKUP_LIMIT", "5"),
+            ("DRYRUN", "1"),
+            ("DEFAULT_CIPHER", "bf"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
         let conf = "# comment\nDEFAULT_CIPHER=aes-256-cbc\nexport ENCRYPTION=$DEFAULT_CIPHER\nLBU_MEDIA='my disk'\nBACKUP_LIMIT=x3\nLBU_BACKUPDIR=\"/root/${LBU_MEDIA}s\" # trailing\nrm -rf /\n$(reboot)\n";
         let c = Config::resolve(Path::new("/r"), &env, Some(conf));
         assert_eq!(c.media.as_deref(), Some("my disk"));
@@ -208,6 +229,13 @@ mod tests {
         assert_eq!(c.backup_limit, 0);
         assert_eq!(c.backupdir, Some(PathBuf::from("/root/my disks")));
         let c = Config::resolve(Path::new("/r"), &env, None);
-        assert_eq!((c.media.as_deref(), c.backup_limit, c.default_cipher.as_str()), (Some("usb"), 5, "age"));
+        assert_eq!(
+            (
+                c.media.as_deref(),
+                c.backup_limit,
+                c.default_cipher.as_str()
+            ),
+            (Some("usb"), 5, "age")
+        );
     }
 }

@@ -14,21 +14,30 @@ pub const POST: &str = "etc/lbu/post-package.d";
 /// Run the hooks of `dir` under `root`; the first failure is returned.
 pub fn run(root: &Path, dir: &str) -> Result<(), Error> {
     let d = root.join(dir);
-    let Ok(rd) = std::fs::read_dir(&d) else { return Ok(()) };
+    let Ok(rd) = std::fs::read_dir(&d) else {
+        return Ok(());
+    };
     let mut names: Vec<String> = rd
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .filter(|n| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
         .collect();
     names.sort();
     for n in names {
         let p = d.join(&n);
-        let Ok(m) = std::fs::metadata(&p) else { continue };
+        let Ok(m) = std::fs::metadata(&p) else {
+            continue;
+        };
         if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
             continue;
         }
         let stderr = std::io::stderr().lock();
-        let out: std::process::Stdio = match std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned() {
+        let out: std::process::Stdio = match std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned()
+        {
             Ok(fd) => fd.into(),
             Err(_) => std::process::Stdio::null(),
         };
@@ -36,8 +45,18 @@ pub fn run(root: &Path, dir: &str) -> Result<(), Error> {
         let status = std::process::Command::new(&p).stdout(out).status();
         match status {
             Ok(s) if s.success() => {}
-            Ok(s) => return Err(Error::Hook { path: p, reason: s.to_string() }),
-            Err(e) => return Err(Error::Hook { path: p, reason: e.to_string() }),
+            Ok(s) => {
+                return Err(Error::Hook {
+                    path: p,
+                    reason: s.to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(Error::Hook {
+                    path: p,
+                    reason: e.to_string(),
+                })
+            }
         }
     }
     Ok(())

@@ -94,27 +94,40 @@ pub(crate) trait IoResultExt<T> {
 
 impl<T> IoResultExt<T> for std::io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T, Error> {
-        self.map_err(|source| Error::Io { path: path.into(), source })
+        self.map_err(|source| Error::Io {
+            path: path.into(),
+            source,
+        })
     }
 }
 
 /// The kernel's node name (Alpine names overlays after `uname -n`, not `/etc/hostname`).
 pub fn hostname() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "localhost".into())
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Run a parsed command line; returns the exit status.
 pub fn run(cli: cli::Cli) -> Result<u8, Error> {
     use cli::Cmd;
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let root = cli.root.clone().or_else(|| env.get("ROOT").filter(|r| !r.is_empty()).map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("/"));
+    let root = cli
+        .root
+        .clone()
+        .or_else(|| env.get("ROOT").filter(|r| !r.is_empty()).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/"));
     let root = std::path::absolute(&root).unwrap_or(root);
     let cfg = config::Config::load(&root, &env);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match cli.cmd {
         Cmd::Include(ref a) | Cmd::Exclude(ref a) if a.list => {
-            let sign = if matches!(cli.cmd, Cmd::Include(_)) { b'+' } else { b'-' };
+            let sign = if matches!(cli.cmd, Cmd::Include(_)) {
+                b'+'
+            } else {
+                b'-'
+            };
             list::show(&root, sign, a.verbose, &mut out)?;
         }
         Cmd::Include(ref a) => list::edit(&root, b'+', &a.paths, a.remove, a.verbose, &mut out)?,

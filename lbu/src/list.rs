@@ -19,9 +19,16 @@ pub fn list_path(root: &Path) -> PathBuf {
 
 fn read_lines(path: &Path) -> Result<Vec<Vec<u8>>, Error> {
     match std::fs::read(path) {
-        Ok(b) => Ok(b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()),
+        Ok(b) => Ok(b
+            .split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(Error::Io { path: path.into(), source: e }),
+        Err(e) => Err(Error::Io {
+            path: path.into(),
+            source: e,
+        }),
     }
 }
 
@@ -45,7 +52,14 @@ fn strip(p: &OsString) -> Vec<u8> {
 
 /// `include`/`exclude`: add `sign`+path for each path (unless `remove`), then drop the opposite
 /// entry; with `remove`, only drop `sign`+path. Messages go to `out` when `verbose`.
-pub fn edit(root: &Path, sign: u8, paths: &[OsString], remove: bool, verbose: bool, out: &mut dyn Write) -> Result<(), Error> {
+pub fn edit(
+    root: &Path,
+    sign: u8,
+    paths: &[OsString],
+    remove: bool,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let path = list_path(root);
     let shown = path.display().to_string();
     let mut lines = read_lines(&path)?;
@@ -56,7 +70,10 @@ pub fn edit(root: &Path, sign: u8, paths: &[OsString], remove: bool, verbose: bo
         Ok(())
     };
     let names: Vec<Vec<u8>> = paths.iter().map(strip).collect();
-    let delete = |lines: &mut Vec<Vec<u8>>, sign: u8, say: &mut dyn FnMut(String) -> Result<(), Error>| -> Result<(), Error> {
+    let delete = |lines: &mut Vec<Vec<u8>>,
+                  sign: u8,
+                  say: &mut dyn FnMut(String) -> Result<(), Error>|
+     -> Result<(), Error> {
         for n in &names {
             let mut entry = vec![sign];
             entry.extend_from_slice(n);
@@ -94,10 +111,17 @@ pub fn edit(root: &Path, sign: u8, paths: &[OsString], remove: bool, verbose: bo
 pub fn show(root: &Path, sign: u8, verbose: bool, out: &mut dyn Write) -> Result<(), Error> {
     let lines = read_lines(&list_path(root))?;
     if verbose {
-        writeln!(out, "{} files:", if sign == b'+' { "Include" } else { "Exclude" }).at("stdout")?;
+        writeln!(
+            out,
+            "{} files:",
+            if sign == b'+' { "Include" } else { "Exclude" }
+        )
+        .at("stdout")?;
     }
     for l in lines.iter().filter(|l| l.first() == Some(&sign)) {
-        out.write_all(&l[1..]).and_then(|_| out.write_all(b"\n")).at("stdout")?;
+        out.write_all(&l[1..])
+            .and_then(|_| out.write_all(b"\n"))
+            .at("stdout")?;
     }
     Ok(())
 }

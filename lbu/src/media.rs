@@ -33,7 +33,10 @@ pub fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() + 0 && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             out.push(((b[i + 1] - b'0') << 6) | ((b[i + 2] - b'0') << 3) | (b[i + 3] - b'0'));
             i += 4;
         } else {
@@ -65,19 +68,37 @@ fn current_state(dir: &Path) -> Option<bool> {
 }
 
 fn mount(args: &[&str], dir: &Path) -> bool {
-    std::process::Command::new("mount").args(args).arg(dir).stdout(std::process::Stdio::null()).status().map(|s| s.success()).unwrap_or(false)
+    std::process::Command::new("mount")
+        .args(args)
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
 }
 
 /// Open the target: `backupdir` wins; else `/media/<media>` (must be a directory), mounted if
 /// needed and, when `writable`, remounted read-write.
-pub fn open(backupdir: Option<&Path>, media: Option<&str>, writable: bool) -> Result<Target, Error> {
+pub fn open(
+    backupdir: Option<&Path>,
+    media: Option<&str>,
+    writable: bool,
+) -> Result<Target, Error> {
     if let Some(d) = backupdir {
         if !d.is_dir() {
-            return Err(Error::Io { path: d.into(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+            return Err(Error::Io {
+                path: d.into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
         }
-        return Ok(Target { dir: d.to_path_buf(), restore: None });
+        return Ok(Target {
+            dir: d.to_path_buf(),
+            restore: None,
+        });
     }
-    let Some(media) = media else { return Err(Error::NoMedia) };
+    let Some(media) = media else {
+        return Err(Error::NoMedia);
+    };
     if media.is_empty() || media.contains('/') || media == "." || media == ".." {
         return Err(Error::BadMedia(media.into()));
     }
@@ -86,7 +107,6 @@ pub fn open(backupdir: Option<&Path>, media: Option<&str>, writable: bool) -> Re
         return Err(Error::BadMedia(media.into()));
     }
     let mut unmount = false;
-    let mut remount_ro = false;
     let ro = match current_state(&dir) {
         Some(ro) => ro,
         None => {
@@ -98,15 +118,19 @@ pub fn open(backupdir: Option<&Path>, media: Option<&str>, writable: bool) -> Re
         }
     };
     // Register before remounting so a signal in between still restores.
-    let id = cleanup::register(Action::RestoreMount { dir: dir.clone(), remount_ro: ro && writable, unmount });
-    let target = Target { dir: dir.clone(), restore: Some(id) };
-    if ro && writable {
-        remount_ro = true;
-        if !mount(&["-o", "remount,rw"], &dir) || current_state(&dir) != Some(false) {
-            return Err(Error::Mount(dir));
-        }
+    let id = cleanup::register(Action::RestoreMount {
+        dir: dir.clone(),
+        remount_ro: ro && writable,
+        unmount,
+    });
+    let target = Target {
+        dir: dir.clone(),
+        restore: Some(id),
+    };
+    if ro && writable && (!mount(&["-o", "remount,rw"], &dir) || current_state(&dir) != Some(false))
+    {
+        return Err(Error::Mount(dir));
     }
-    let _ = remount_ro;
     Ok(target)
 }
 

@@ -26,11 +26,23 @@ pub fn password(cfg: &Config, cli: Option<&str>, purpose: Purpose) -> Result<Str
         return Ok(p.clone());
     }
     if let Some(f) = &cfg.password_file {
-        let m = std::fs::metadata(f).map_err(|source| Error::Io { path: f.clone(), source })?;
-        if !m.is_file() || m.uid() != 0 && m.uid() != nix::unistd::geteuid().as_raw() || m.mode() & 0o077 != 0 {
-            return Err(Error::Password(format!("{}: must be a regular file owned by root with mode 0600 or stricter", f.display())));
+        let m = std::fs::metadata(f).map_err(|source| Error::Io {
+            path: f.clone(),
+            source,
+        })?;
+        if !m.is_file()
+            || m.uid() != 0 && m.uid() != nix::unistd::geteuid().as_raw()
+            || m.mode() & 0o077 != 0
+        {
+            return Err(Error::Password(format!(
+                "{}: must be a regular file owned by root with mode 0600 or stricter",
+                f.display()
+            )));
         }
-        let text = std::fs::read_to_string(f).map_err(|source| Error::Io { path: f.clone(), source })?;
+        let text = std::fs::read_to_string(f).map_err(|source| Error::Io {
+            path: f.clone(),
+            source,
+        })?;
         let p = text.lines().next().unwrap_or("").to_string();
         if p.is_empty() {
             return Err(Error::Password(format!("{}: empty password", f.display())));
@@ -53,7 +65,9 @@ fn ask(prompt: &str) -> Result<String, Error> {
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| Error::Password("no terminal to ask on: set PASSWORD_FILE in lbu.conf".into()))?;
+        .map_err(|_| {
+            Error::Password("no terminal to ask on: set PASSWORD_FILE in lbu.conf".into())
+        })?;
     let saved = tcgetattr(&tty).ok();
     if let Some(t) = &saved {
         let mut quiet = t.clone();

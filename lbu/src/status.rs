@@ -20,7 +20,12 @@ use std::path::Path;
 pub type Change = (char, String);
 
 /// Compare the committed members and deletions (`old`) with the current ones (`new`).
-pub fn changes(old: &[Member], old_del: &[String], new: &[Member], new_del: &[String]) -> Vec<Change> {
+pub fn changes(
+    old: &[Member],
+    old_del: &[String],
+    new: &[Member],
+    new_del: &[String],
+) -> Vec<Change> {
     let newmap: HashMap<&str, &Member> = new.iter().map(|m| (m.name.as_str(), m)).collect();
     let oldmap: HashMap<&str, &Member> = old.iter().map(|m| (m.name.as_str(), m)).collect();
     let old_del: HashSet<&str> = old_del.iter().map(String::as_str).collect();
@@ -40,7 +45,13 @@ pub fn changes(old: &[Member], old_del: &[String], new: &[Member], new_del: &[St
     for m in new {
         let letter = match oldmap.get(m.name.as_str()) {
             None => Some('A'),
-            Some(o) if o.kind != m.kind || o.link != m.link || (m.kind == MemberKind::File && o.sha256 != m.sha256) => Some('U'),
+            Some(o)
+                if o.kind != m.kind
+                    || o.link != m.link
+                    || (m.kind == MemberKind::File && o.sha256 != m.sha256) =>
+            {
+                Some('U')
+            }
             Some(o) if o.mode != m.mode || o.uid != m.uid || o.gid != m.gid => Some('M'),
             Some(_) => None,
         };
@@ -51,14 +62,21 @@ pub fn changes(old: &[Member], old_del: &[String], new: &[Member], new_del: &[St
         }
     }
     // A package file the last commit deleted is back (it will be kept again).
-    for d in old_del.iter().filter(|d| !new_del_set.contains(**d) && !newmap.contains_key(**d)) {
+    for d in old_del
+        .iter()
+        .filter(|d| !new_del_set.contains(**d) && !newmap.contains_key(**d))
+    {
         out.push(('A', d.to_string()));
     }
     out
 }
 
 /// The committed overlay's gzip bytes, or `None` when there is none.
-fn committed(cfg: &Config, dir: &Path, cli_password: Option<&str>) -> Result<Option<Vec<u8>>, Error> {
+fn committed(
+    cfg: &Config,
+    dir: &Path,
+    cli_password: Option<&str>,
+) -> Result<Option<Vec<u8>>, Error> {
     let wrap = Wrap::resolve(cfg, false)?;
     let path = dir.join(format!("{}.apkovl.tar.gz{}", hostname(), wrap.suffix()));
     let data = match std::fs::read(&path) {
@@ -80,15 +98,23 @@ fn target_media(cfg: &Config, media: Option<&str>) -> Result<media::Target, Erro
 
 fn current(cfg: &Config) -> Result<overlays::Overlay, Error> {
     crate::hooks::run(&cfg.root, crate::hooks::PRE)?;
-    Ok(overlays::create(&cfg.root, &CreateOptions { allow_empty: true, ..Default::default() })?)
+    Ok(overlays::create(
+        &cfg.root,
+        &CreateOptions {
+            allow_empty: true,
+            ..Default::default()
+        },
+    )?)
 }
 
 /// `status [-a] [-v] [MEDIA]`.
 pub fn status(cfg: &Config, a: &StatusArgs, out: &mut dyn Write) -> Result<(), Error> {
     if a.audit {
-        let db = apk::db::Database::open(&cfg.root, &apk::db::OpenOptions::default()).map_err(overlays::Error::from)?;
+        let db = apk::db::Database::open(&cfg.root, &apk::db::OpenOptions::default())
+            .map_err(overlays::Error::from)?;
         let rules = apk::protected::ProtectedPaths::load(&cfg.root);
-        let entries = apk::audit::audit(&db, &rules, &apk::audit::AuditOptions::default()).map_err(overlays::Error::from)?;
+        let entries = apk::audit::audit(&db, &rules, &apk::audit::AuditOptions::default())
+            .map_err(overlays::Error::from)?;
         for e in entries {
             writeln!(out, "{} {}", e.status, e.path).at("stdout")?;
         }
@@ -115,15 +141,24 @@ fn notes(cfg: &Config) {
     if cfg.backup_limit == 0 {
         eprintln!("note: BACKUP_LIMIT is 0: a commit keeps no previous overlay (set BACKUP_LIMIT=3 in lbu.conf)");
     }
-    let Ok(db) = apk::db::Database::open(&cfg.root, &apk::db::OpenOptions::default()) else { return };
+    let Ok(db) = apk::db::Database::open(&cfg.root, &apk::db::OpenOptions::default()) else {
+        return;
+    };
     let owned = db.file_owners();
-    let mut names: Vec<String> = std::fs::read_dir(cfg.root.join("etc/init.d")).into_iter().flatten().flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(cfg.root.join("etc/init.d"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     names.sort();
     for n in names {
         let rel = format!("etc/init.d/{n}");
         let is_file = std::fs::symlink_metadata(cfg.root.join(&rel)).is_ok_and(|m| m.is_file());
         if is_file && !owned.contains_key(&rel) {
-            eprintln!("note: {rel} is a regular file in etc/init.d and is never saved (@etc/init.d)");
+            eprintln!(
+                "note: {rel} is a regular file in etc/init.d and is never saved (@etc/init.d)"
+            );
         }
     }
 }
@@ -133,9 +168,16 @@ pub fn diff(cfg: &Config, a: &DiffArgs) -> Result<u8, Error> {
     let target = target_media(cfg, a.media.as_deref())?;
     let old = committed(cfg, &target.dir, a.password.as_deref())?;
     let now = current(cfg)?;
-    let tmp = tempfile::Builder::new().prefix("lbu.").tempdir().at(std::env::temp_dir())?;
+    let tmp = tempfile::Builder::new()
+        .prefix("lbu.")
+        .tempdir()
+        .at(std::env::temp_dir())?;
     let id = cleanup::register(cleanup::Action::RemoveDir(tmp.path().to_path_buf()));
-    let policy = overlays::ApplyPolicy { allow_devices: true, allow_setid: true, ..Default::default() };
+    let policy = overlays::ApplyPolicy {
+        allow_devices: true,
+        allow_setid: true,
+        ..Default::default()
+    };
     for (sub, gz) in [("a", old.as_deref()), ("b", Some(now.bytes.as_slice()))] {
         let d = tmp.path().join(sub);
         std::fs::create_dir(&d).at(&d)?;
@@ -166,7 +208,9 @@ fn diff_trees(dir: &Path, old: &[Member], new: &[Member]) -> Result<u8, Error> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut code = 0u8;
-    let content = |m: Option<&&Member>| m.is_some_and(|m| matches!(m.kind, MemberKind::File | MemberKind::HardLink));
+    let content = |m: Option<&&Member>| {
+        m.is_some_and(|m| matches!(m.kind, MemberKind::File | MemberKind::HardLink))
+    };
     for n in names {
         let (o, w) = (oldmap.get(n), newmap.get(n));
         let describe = |m: Option<&&Member>| match m {
@@ -178,8 +222,18 @@ fn diff_trees(dir: &Path, old: &[Member], new: &[Member]) -> Result<u8, Error> {
             (Some(a), Some(b)) => a.kind == b.kind && a.sha256 == b.sha256 && a.link == b.link,
             _ => false,
         };
-        if (content(o) || content(w)) && !same_content && o.is_none_or(|m| m.kind != MemberKind::Symlink) && w.is_none_or(|m| m.kind != MemberKind::Symlink) {
-            let path = |side: &str, m: Option<&&Member>| if content(m) { dir.join(side).join(n) } else { "/dev/null".into() };
+        if (content(o) || content(w))
+            && !same_content
+            && o.is_none_or(|m| m.kind != MemberKind::Symlink)
+            && w.is_none_or(|m| m.kind != MemberKind::Symlink)
+        {
+            let path = |side: &str, m: Option<&&Member>| {
+                if content(m) {
+                    dir.join(side).join(n)
+                } else {
+                    "/dev/null".into()
+                }
+            };
             out.flush().at("stdout")?;
             let st = std::process::Command::new("diff")
                 .arg("-u")
@@ -197,10 +251,19 @@ fn diff_trees(dir: &Path, old: &[Member], new: &[Member]) -> Result<u8, Error> {
                 _ => code = 2,
             }
         } else if !same_content || describe(o) != describe(w) {
-            if o.is_some_and(|m| m.kind == MemberKind::Dir) && w.is_some_and(|m| m.kind == MemberKind::Dir) && describe(o) == describe(w) {
+            if o.is_some_and(|m| m.kind == MemberKind::Dir)
+                && w.is_some_and(|m| m.kind == MemberKind::Dir)
+                && describe(o) == describe(w)
+            {
                 continue;
             }
-            writeln!(out, "Changed a/{n} ({}) -> b/{n} ({})", describe(o), describe(w)).at("stdout")?;
+            writeln!(
+                out,
+                "Changed a/{n} ({}) -> b/{n} ({})",
+                describe(o),
+                describe(w)
+            )
+            .at("stdout")?;
             code = code.max(1);
         }
     }
@@ -212,7 +275,17 @@ mod tests {
     use super::*;
 
     fn m(name: &str, kind: MemberKind, mode: u32, sha: u8, link: &str) -> Member {
-        Member { name: name.into(), kind, mode, uid: 0, gid: 0, mtime: 1, link: link.into(), sha256: [sha; 32], size: 1 }
+        Member {
+            name: name.into(),
+            kind,
+            mode,
+            uid: 0,
+            gid: 0,
+            mtime: 1,
+            link: link.into(),
+            sha256: [sha; 32],
+            size: 1,
+        }
     }
 
     #[test]
@@ -233,7 +306,12 @@ mod tests {
             touched,
             m("etc/new", MemberKind::File, 0o644, 1, ""),
         ];
-        let got = changes(&old, &["etc/was-deleted".into()], &new, &["etc/motd".into()]);
+        let got = changes(
+            &old,
+            &["etc/was-deleted".into()],
+            &new,
+            &["etc/motd".into()],
+        );
         let want: Vec<Change> = vec![
             ('D', "etc/gone".into()),
             ('D', "etc/motd".into()),

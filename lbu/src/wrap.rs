@@ -31,7 +31,9 @@ impl Wrap {
         if name == "age" {
             return Ok(Wrap::Age);
         }
-        Cipher::from_name(&name).map(Wrap::Legacy).ok_or(Error::Overlay(overlays::Error::UnsupportedCipher(name)))
+        Cipher::from_name(&name)
+            .map(Wrap::Legacy)
+            .ok_or(Error::Overlay(overlays::Error::UnsupportedCipher(name)))
     }
 
     /// File-name suffix after `.apkovl.tar.gz`.
@@ -60,10 +62,21 @@ impl Wrap {
             Wrap::Age => match &cfg.age_recipients {
                 Some(f) => {
                     let text = std::fs::read_to_string(f).at(f)?;
-                    let list: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(str::to_string).collect();
+                    let list: Vec<String> = text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_string)
+                        .collect();
                     overlays::encrypt_age(gz, &AgeKey::Recipients(&list))?
                 }
-                None => overlays::encrypt_age(gz, &AgeKey::Passphrase { passphrase: password.unwrap_or_default(), work_factor: None })?,
+                None => overlays::encrypt_age(
+                    gz,
+                    &AgeKey::Passphrase {
+                        passphrase: password.unwrap_or_default(),
+                        work_factor: None,
+                    },
+                )?,
             },
         })
     }
@@ -71,22 +84,44 @@ impl Wrap {
 
 /// Decrypt overlay bytes named `name` (plain ones pass through). `password` is asked only when
 /// needed; an age file to recipients is opened with `AGE_IDENTITY`.
-pub fn open_bytes(cfg: &Config, name: &Path, data: &[u8], password: &mut Option<String>, cli: Option<&str>) -> Result<Vec<u8>, Error> {
+pub fn open_bytes(
+    cfg: &Config,
+    name: &Path,
+    data: &[u8],
+    password: &mut Option<String>,
+    cli: Option<&str>,
+) -> Result<Vec<u8>, Error> {
     let kind = overlays::kind_of(&name.to_string_lossy()).unwrap_or(OverlayKind::Plain);
     match kind {
         OverlayKind::Plain => Ok(data.to_vec()),
         OverlayKind::Unsupported(c) => Err(overlays::Error::UnsupportedCipher(c).into()),
         OverlayKind::Age if is_age_to_recipients(data) => {
-            let f = cfg.age_identity.as_ref().ok_or_else(|| Error::Password(format!("{}: encrypted to a key; set AGE_IDENTITY to read it", name.display())))?;
+            let f = cfg.age_identity.as_ref().ok_or_else(|| {
+                Error::Password(format!(
+                    "{}: encrypted to a key; set AGE_IDENTITY to read it",
+                    name.display()
+                ))
+            })?;
             let text = std::fs::read_to_string(f).at(f)?;
-            Ok(overlays::decrypt(data, &OverlayKind::Age, &Secret::AgeIdentity(&text))?)
+            Ok(overlays::decrypt(
+                data,
+                &OverlayKind::Age,
+                &Secret::AgeIdentity(&text),
+            )?)
         }
         kind => {
             if password.is_none() {
                 *password = Some(secret::password(cfg, cli, Purpose::Decrypt)?);
             }
             let p = password.as_deref().unwrap_or_default();
-            Ok(overlays::decrypt(data, &kind, &Secret::Passphrase(p)).map_err(|e| Error::Verify { path: name.into(), reason: format!("Failed to unpack: {e}") })?)
+            Ok(
+                overlays::decrypt(data, &kind, &Secret::Passphrase(p)).map_err(|e| {
+                    Error::Verify {
+                        path: name.into(),
+                        reason: format!("Failed to unpack: {e}"),
+                    }
+                })?,
+            )
         }
     }
 }
@@ -95,5 +130,7 @@ pub fn open_bytes(cfg: &Config, name: &Path, data: &[u8], password: &mut Option<
 fn is_age_to_recipients(data: &[u8]) -> bool {
     let head = &data[..data.len().min(200)];
     let text = String::from_utf8_lossy(head);
-    text.lines().nth(1).is_some_and(|l| l.starts_with("-> ") && !l.starts_with("-> scrypt "))
+    text.lines()
+        .nth(1)
+        .is_some_and(|l| l.starts_with("-> ") && !l.starts_with("-> scrypt "))
 }

@@ -23,7 +23,11 @@ impl Drop for Mount {
 
 #[test]
 fn commit_killed_at_each_step_leaves_a_valid_overlay() {
-    for (point, expect_new) in [("after-temp-write", false), ("before-rename", false), ("after-rename", true)] {
+    for (point, expect_new) in [
+        ("after-temp-write", false),
+        ("before-rename", false),
+        ("after-rename", true),
+    ] {
         let bed = Bed::new();
         ok(&bed.lbu(&["commit"]));
         let old = std::fs::read(bed.overlay()).unwrap();
@@ -32,16 +36,26 @@ fn commit_killed_at_each_step_leaves_a_valid_overlay() {
         assert!(!o.status.success(), "{point}: the process was aborted");
         let now = std::fs::read(bed.overlay()).unwrap();
         let members = valid_overlay(&bed.overlay());
-        assert_eq!(members.iter().any(|m| m == "etc/changed.conf"), expect_new, "{point}");
+        assert_eq!(
+            members.iter().any(|m| m == "etc/changed.conf"),
+            expect_new,
+            "{point}"
+        );
         if !expect_new {
             assert_eq!(now, old, "{point}: old overlay untouched");
         }
         // Leftovers never look like an overlay to the boot, and the next commit succeeds.
         for f in bed.files() {
-            assert!(overlays::kind_of(&f).is_none() || f == format!("{}.apkovl.tar.gz", lbu::hostname()), "{point}: {f}");
+            assert!(
+                overlays::kind_of(&f).is_none()
+                    || f == format!("{}.apkovl.tar.gz", lbu::hostname()),
+                "{point}: {f}"
+            );
         }
         ok(&bed.lbu(&["commit"]));
-        assert!(valid_overlay(&bed.overlay()).iter().any(|m| m == "etc/changed.conf"));
+        assert!(valid_overlay(&bed.overlay())
+            .iter()
+            .any(|m| m == "etc/changed.conf"));
     }
 }
 
@@ -50,12 +64,18 @@ fn full_medium_keeps_the_old_overlay() {
     let bed = Bed::new();
     let mnt = bed.tmp.path().join("tiny");
     std::fs::create_dir(&mnt).unwrap();
-    sh(&format!("mount -t tmpfs -o size=1m tmpfs '{}'", mnt.display()));
+    sh(&format!(
+        "mount -t tmpfs -o size=1m tmpfs '{}'",
+        mnt.display()
+    ));
     let _m = Mount(mnt.clone());
     let env = [("LBU_BACKUPDIR", mnt.to_str().unwrap())];
     ok(&bed.lbu_env(&["commit"], &env));
     let ov = mnt.join(format!("{}.apkovl.tar.gz", lbu::hostname()));
-    let (old, old_mtime) = (std::fs::read(&ov).unwrap(), std::fs::metadata(&ov).unwrap().mtime());
+    let (old, old_mtime) = (
+        std::fs::read(&ov).unwrap(),
+        std::fs::metadata(&ov).unwrap().mtime(),
+    );
     // Incompressible data larger than what is left on the medium.
     let mut noise = vec![0u8; 700 * 1024];
     let mut x: u64 = 0x9e3779b97f4a7c15;
@@ -66,14 +86,24 @@ fn full_medium_keeps_the_old_overlay() {
         *b = x as u8;
     }
     std::fs::write(bed.root.join("etc/big.bin"), &noise).unwrap();
-    sh(&format!("dd if=/dev/zero of='{}/fill' bs=1k count=400 2>/dev/null", mnt.display()));
+    sh(&format!(
+        "dd if=/dev/zero of='{}/fill' bs=1k count=400 2>/dev/null",
+        mnt.display()
+    ));
     let o = bed.lbu_env(&["commit"], &env);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("No space left on device") && err.ends_with("Problems creating archive. aborting\n"), "{err}");
+    assert!(
+        err.contains("No space left on device")
+            && err.ends_with("Problems creating archive. aborting\n"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&ov).unwrap(), old);
     assert_eq!(std::fs::metadata(&ov).unwrap().mtime(), old_mtime);
-    let names: Vec<String> = std::fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names.len(), 2, "no temporary file left behind: {names:?}");
 }
 
@@ -92,10 +122,19 @@ fn backup_is_a_copy_where_hard_links_fail() {
     let name = res.unwrap().unwrap();
     let b = d.join(&name);
     assert_eq!(std::fs::read(&b).unwrap(), b"previous overlay");
-    assert_ne!(std::fs::metadata(&b).unwrap().ino(), std::fs::metadata(&cur).unwrap().ino(), "a copy, not a link");
+    assert_ne!(
+        std::fs::metadata(&b).unwrap().ino(),
+        std::fs::metadata(&cur).unwrap().ino(),
+        "a copy, not a link"
+    );
     // Where links work, the backup is a hard link (no extra space on small media).
-    let name2 = lbu::backup::make_backup(d, "h", "h.apkovl.tar.gz", "").unwrap().unwrap();
-    assert_eq!(std::fs::metadata(d.join(&name2)).unwrap().ino(), std::fs::metadata(&cur).unwrap().ino());
+    let name2 = lbu::backup::make_backup(d, "h", "h.apkovl.tar.gz", "")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(d.join(&name2)).unwrap().ino(),
+        std::fs::metadata(&cur).unwrap().ino()
+    );
     assert_ne!(name, name2, "never overwrites an existing backup");
 }
 
@@ -112,34 +151,54 @@ fn backup_limit_rotation() {
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(names.contains(&format!("{host}.apkovl.tar.gz")));
     // Backups of the same second get a sequence suffix instead of overwriting each other.
-    let backups: Vec<&String> = names.iter().filter(|n| lbu::backup::is_backup_of(n, &host)).collect();
+    let backups: Vec<&String> = names
+        .iter()
+        .filter(|n| lbu::backup::is_backup_of(n, &host))
+        .collect();
     assert_eq!(backups.len(), 2);
-    let contents: Vec<String> = backups.iter().map(|b| {
-        let data = std::fs::read(bed.media.join(b)).unwrap();
-        let fresh = bed.tmp.path().join(format!("x-{b}"));
-        std::fs::create_dir(&fresh).unwrap();
-        overlays::apply(&data, &fresh, &overlays::ApplyPolicy::default()).unwrap();
-        std::fs::read_to_string(fresh.join("etc/gen.conf")).unwrap()
-    }).collect();
-    assert_eq!(contents, vec!["1\n", "2\n"], "the two newest previous generations, in order");
+    let contents: Vec<String> = backups
+        .iter()
+        .map(|b| {
+            let data = std::fs::read(bed.media.join(b)).unwrap();
+            let fresh = bed.tmp.path().join(format!("x-{b}"));
+            std::fs::create_dir(&fresh).unwrap();
+            overlays::apply(&data, &fresh, &overlays::ApplyPolicy::default()).unwrap();
+            std::fs::read_to_string(fresh.join("etc/gen.conf")).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        contents,
+        vec!["1\n", "2\n"],
+        "the two newest previous generations, in order"
+    );
 }
 
 #[test]
 fn foreign_overlays_block_until_d_which_deletes_after_the_commit() {
     let bed = Bed::new();
     std::fs::write(bed.media.join("otherhost.apkovl.tar.gz"), b"foreign").unwrap();
-    std::fs::write(bed.media.join("otherhost.20200101000000.tar.gz"), b"foreign backup").unwrap();
+    std::fs::write(
+        bed.media.join("otherhost.20200101000000.tar.gz"),
+        b"foreign backup",
+    )
+    .unwrap();
     let o = bed.lbu(&["commit"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(
         stderr(&o),
         "ERROR: The following apkovl file(s) were found:\notherhost.apkovl.tar.gz\n\nPlease use -d to replace (the boot picks only one overlay; -d removes these after the new one is saved).\n"
     );
-    assert_eq!(bed.files(), vec!["otherhost.20200101000000.tar.gz", "otherhost.apkovl.tar.gz"]);
+    assert_eq!(
+        bed.files(),
+        vec!["otherhost.20200101000000.tar.gz", "otherhost.apkovl.tar.gz"]
+    );
     let o = bed.lbu(&["commit", "-d"]);
     assert_eq!(ok(&o), "otherhost.apkovl.tar.gz\n");
     let host = lbu::hostname();
-    let mut want = vec![format!("{host}.apkovl.tar.gz"), "otherhost.20200101000000.tar.gz".to_string()];
+    let mut want = vec![
+        format!("{host}.apkovl.tar.gz"),
+        "otherhost.20200101000000.tar.gz".to_string(),
+    ];
     want.sort();
     assert_eq!(bed.files(), want);
     // Dry run changes nothing.
@@ -153,7 +212,11 @@ fn foreign_overlays_block_until_d_which_deletes_after_the_commit() {
 #[test]
 fn empty_selection_is_an_error() {
     let bed = Bed::new();
-    write(&bed.root, "etc/apk/protected_paths.d/lbu.list", "-etc/apk\n-etc\n");
+    write(
+        &bed.root,
+        "etc/apk/protected_paths.d/lbu.list",
+        "-etc/apk\n-etc\n",
+    );
     let o = bed.lbu(&["commit"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr(&o), format!("ERROR: {}: nothing to archive (empty selection)\nProblems creating archive. aborting\n", bed.root.display()));
@@ -169,17 +232,38 @@ fn signed_commits_write_a_sig_that_verifies() {
     let keys = bed.tmp.path().join("keys");
     std::fs::create_dir(&keys).unwrap();
     std::fs::write(keys.join("overlay.key.pub"), key.public().to_pem()).unwrap();
-    bed.conf(&format!("SIGNING_KEY={}\nBACKUP_LIMIT=1\n", keyfile.display()));
+    bed.conf(&format!(
+        "SIGNING_KEY={}\nBACKUP_LIMIT=1\n",
+        keyfile.display()
+    ));
     ok(&bed.lbu(&["commit"]));
     let sig_path = format!("{}.sig", bed.overlay().display());
     let data = std::fs::read(bed.overlay()).unwrap();
     let sig = std::fs::read(&sig_path).unwrap();
-    assert_eq!(overlays::verify(&data, Some(&sig), &keys), overlays::Verification::Verified { key: "overlay.key.pub".into() });
+    assert_eq!(
+        overlays::verify(&data, Some(&sig), &keys),
+        overlays::Verification::Verified {
+            key: "overlay.key.pub".into()
+        }
+    );
     write(&bed.root, "etc/x.conf", "x\n");
     ok(&bed.lbu(&["commit"]));
-    let backup = bed.files().into_iter().find(|f| lbu::backup::is_backup(f)).unwrap();
+    let backup = bed
+        .files()
+        .into_iter()
+        .find(|f| lbu::backup::is_backup(f))
+        .unwrap();
     let bsig = std::fs::read(bed.media.join(format!("{backup}.sig"))).unwrap();
-    assert_eq!(overlays::verify(&std::fs::read(bed.media.join(&backup)).unwrap(), Some(&bsig), &keys), overlays::Verification::Verified { key: "overlay.key.pub".into() });
+    assert_eq!(
+        overlays::verify(
+            &std::fs::read(bed.media.join(&backup)).unwrap(),
+            Some(&bsig),
+            &keys
+        ),
+        overlays::Verification::Verified {
+            key: "overlay.key.pub".into()
+        }
+    );
     // Signing turned off: the stale signature goes, it would be a bad signature now.
     bed.conf("BACKUP_LIMIT=1\n");
     write(&bed.root, "etc/x.conf", "y\n");
@@ -188,8 +272,14 @@ fn signed_commits_write_a_sig_that_verifies() {
     // A tampered overlay or signature is reported.
     let mut bad = data.clone();
     bad[20] ^= 1;
-    assert!(matches!(overlays::verify(&bad, Some(&sig), &keys), overlays::Verification::Bad { .. }));
-    assert_eq!(overlays::verify(&data, None, &keys), overlays::Verification::Unsigned);
+    assert!(matches!(
+        overlays::verify(&bad, Some(&sig), &keys),
+        overlays::Verification::Bad { .. }
+    ));
+    assert_eq!(
+        overlays::verify(&data, None, &keys),
+        overlays::Verification::Unsigned
+    );
 }
 
 #[test]
@@ -198,14 +288,25 @@ fn age_commits_status_and_bad_secrets() {
     let pwfile = bed.tmp.path().join("pw");
     std::fs::write(&pwfile, "correct horse\n").unwrap();
     std::fs::set_permissions(&pwfile, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    bed.conf(&format!("ENCRYPTION=age\nPASSWORD_FILE={}\n", pwfile.display()));
+    bed.conf(&format!(
+        "ENCRYPTION=age\nPASSWORD_FILE={}\n",
+        pwfile.display()
+    ));
     let o = bed.lbu(&["commit"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("must be a regular file owned by root with mode 0600"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("must be a regular file owned by root with mode 0600"),
+        "{}",
+        stderr(&o)
+    );
     std::fs::set_permissions(&pwfile, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     ok(&bed.lbu(&["commit"]));
-    let ov = bed.media.join(format!("{}.apkovl.tar.gz.age", lbu::hostname()));
-    assert!(std::fs::read(&ov).unwrap().starts_with(b"age-encryption.org/v1\n"));
+    let ov = bed
+        .media
+        .join(format!("{}.apkovl.tar.gz.age", lbu::hostname()));
+    assert!(std::fs::read(&ov)
+        .unwrap()
+        .starts_with(b"age-encryption.org/v1\n"));
     assert_eq!(ok(&bed.lbu(&["status"])), "");
     let o = bed.lbu(&["status", "-p", "wrong"]);
     assert_eq!(o.status.code(), Some(1));
@@ -216,7 +317,11 @@ fn age_commits_status_and_bad_secrets() {
     std::fs::write(&ov, &data).unwrap();
     let o = bed.lbu(&["status"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).ends_with("decryption failed: ciphertext was modified or truncated\n"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with("decryption failed: ciphertext was modified or truncated\n"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -224,16 +329,40 @@ fn legacy_cipher_only_when_configured_and_openssl_reads_it() {
     let bed = Bed::new();
     bed.conf("DEFAULT_CIPHER=aes-256-cbc\n");
     ok(&bed.lbu(&["commit", "-e", "-p", "PW"]));
-    let ov = bed.media.join(format!("{}.apkovl.tar.gz.aes-256-cbc", lbu::hostname()));
-    let out = Command::new("openssl").args(["enc", "-d", "-aes-256-cbc", "-md", "sha256", "-pass", "pass:PW", "-in"]).arg(&ov).output().unwrap();
+    let ov = bed
+        .media
+        .join(format!("{}.apkovl.tar.gz.aes-256-cbc", lbu::hostname()));
+    let out = Command::new("openssl")
+        .args([
+            "enc",
+            "-d",
+            "-aes-256-cbc",
+            "-md",
+            "sha256",
+            "-pass",
+            "pass:PW",
+            "-in",
+        ])
+        .arg(&ov)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(overlays::read_members(&out.stdout, 1 << 30).is_ok());
     // Status reads it back (ENCRYPTION names the current overlay, as upstream).
-    assert_eq!(ok(&bed.lbu_env(&["status", "-p", "PW"], &[("ENCRYPTION", "aes-256-cbc")])), "");
+    assert_eq!(
+        ok(&bed.lbu_env(&["status", "-p", "PW"], &[("ENCRYPTION", "aes-256-cbc")])),
+        ""
+    );
     let bed2 = Bed::new();
     bed2.conf("DEFAULT_CIPHER=bf-ecb\n");
     let o = bed2.lbu(&["commit", "-e", "-p", "PW"]);
-    assert_eq!((o.status.code(), stderr(&o)), (Some(1), "ERROR: Cipher bf-ecb is not supported\n".to_string()));
+    assert_eq!(
+        (o.status.code(), stderr(&o)),
+        (
+            Some(1),
+            "ERROR: Cipher bf-ecb is not supported\n".to_string()
+        )
+    );
 }
 
 #[test]
@@ -245,7 +374,10 @@ fn broken_committed_overlay_is_a_clear_error() {
     let o = bed.lbu(&["status"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.starts_with("ERROR: overlay: broken gzip stream:") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("ERROR: overlay: broken gzip stream:") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// A medium under /media, mounted read-only before lbu runs: remounted read-write for the commit
@@ -255,16 +387,35 @@ fn media_mounted_read_only_is_restored() {
     let name = format!("lbu test {}", std::process::id());
     let dir = std::path::Path::new("/media").join(&name);
     std::fs::create_dir_all(&dir).unwrap();
-    sh(&format!("mount -t tmpfs -o ro,size=4m tmpfs '{}'", dir.display()));
+    sh(&format!(
+        "mount -t tmpfs -o ro,size=4m tmpfs '{}'",
+        dir.display()
+    ));
     let _m = Mount(dir.clone());
     let bed = Bed::new();
     let mut c = lbu_cmd();
-    let o = c.arg("--root").arg(&bed.root).args(["commit", &name]).output().unwrap();
+    let o = c
+        .arg("--root")
+        .arg(&bed.root)
+        .args(["commit", &name])
+        .output()
+        .unwrap();
     ok(&o);
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     let esc = dir.display().to_string().replace(' ', "\\040");
-    let line = mounts.lines().rev().find(|l| l.split(' ').nth(1) == Some(esc.as_str())).expect("still mounted");
-    assert!(line.split(' ').nth(3).unwrap().split(',').any(|o| o == "ro"), "{line}");
+    let line = mounts
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(1) == Some(esc.as_str()))
+        .expect("still mounted");
+    assert!(
+        line.split(' ')
+            .nth(3)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{line}"
+    );
     valid_overlay(&dir.join(format!("{}.apkovl.tar.gz", lbu::hostname())));
     drop(_m);
     let _ = std::fs::remove_dir(&dir);
@@ -273,14 +424,46 @@ fn media_mounted_read_only_is_restored() {
     let name = format!("lbu-nofstab-{}", std::process::id());
     let dir = std::path::Path::new("/media").join(&name);
     std::fs::create_dir_all(&dir).unwrap();
-    let o = lbu_cmd().arg("--root").arg(&bed.root).args(["commit", &name]).output().unwrap();
+    let o = lbu_cmd()
+        .arg("--root")
+        .arg(&bed.root)
+        .args(["commit", &name])
+        .output()
+        .unwrap();
     let _ = std::fs::remove_dir(&dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).ends_with(&format!("ERROR: failed to mount {}\n", dir.display())), "{}", stderr(&o));
-    let o = lbu_cmd().arg("--root").arg(&bed.root).args(["commit", "no-such-medium"]).output().unwrap();
-    assert_eq!((o.status.code(), stderr(&o)), (Some(1), "ERROR: /media/no-such-medium: not a directory (no such medium)\n".to_string()));
-    let o = lbu_cmd().arg("--root").arg(&bed.root).args(["commit"]).output().unwrap();
-    assert_eq!((o.status.code(), stderr(&o)), (Some(1), "ERROR: no medium: give MEDIA, or set LBU_MEDIA or LBU_BACKUPDIR in lbu.conf\n".to_string()));
+    assert!(
+        stderr(&o).ends_with(&format!("ERROR: failed to mount {}\n", dir.display())),
+        "{}",
+        stderr(&o)
+    );
+    let o = lbu_cmd()
+        .arg("--root")
+        .arg(&bed.root)
+        .args(["commit", "no-such-medium"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (o.status.code(), stderr(&o)),
+        (
+            Some(1),
+            "ERROR: /media/no-such-medium: not a directory (no such medium)\n".to_string()
+        )
+    );
+    let o = lbu_cmd()
+        .arg("--root")
+        .arg(&bed.root)
+        .args(["commit"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        (o.status.code(), stderr(&o)),
+        (
+            Some(1),
+            "ERROR: no medium: give MEDIA, or set LBU_MEDIA or LBU_BACKUPDIR in lbu.conf\n"
+                .to_string()
+        )
+    );
 }
 
 /// SIGTERM while the commit runs (inside a pre-package hook): the medium is remounted read-only
@@ -290,27 +473,67 @@ fn signal_restores_the_medium() {
     let name = format!("lbu-signal-{}", std::process::id());
     let dir = std::path::Path::new("/media").join(&name);
     std::fs::create_dir_all(&dir).unwrap();
-    sh(&format!("mount -t tmpfs -o ro,size=4m tmpfs '{}'", dir.display()));
+    sh(&format!(
+        "mount -t tmpfs -o ro,size=4m tmpfs '{}'",
+        dir.display()
+    ));
     let _m = Mount(dir.clone());
     let bed = Bed::new();
     let marker = bed.tmp.path().join("hook-running");
     let hook = bed.root.join("etc/lbu/pre-package.d/50-wait");
-    write(&bed.root, "etc/lbu/pre-package.d/50-wait", &format!("#!/bin/sh\ntouch '{0}'\nwhile [ -e '{0}' ]; do sleep 0.05; done\n", marker.display()));
+    write(
+        &bed.root,
+        "etc/lbu/pre-package.d/50-wait",
+        &format!(
+            "#!/bin/sh\ntouch '{0}'\nwhile [ -e '{0}' ]; do sleep 0.05; done\n",
+            marker.display()
+        ),
+    );
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let mut child = lbu_cmd().arg("--root").arg(&bed.root).args(["commit", &name]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = lbu_cmd()
+        .arg("--root")
+        .arg(&bed.root)
+        .args(["commit", &name])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     while !marker.exists() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    assert!(mounts.lines().any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap()) && l.split(' ').nth(3).unwrap().starts_with("rw")), "remounted rw for the commit");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap())
+                && l.split(' ').nth(3).unwrap().starts_with("rw")),
+        "remounted rw for the commit"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let st = child.wait().unwrap();
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(st.code(), Some(1));
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    let line = mounts.lines().rev().find(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap())).unwrap();
-    assert!(line.split(' ').nth(3).unwrap().split(',').any(|o| o == "ro"), "{line}");
-    assert!(std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing written");
+    let line = mounts
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(1) == Some(dir.to_str().unwrap()))
+        .unwrap();
+    assert!(
+        line.split(' ')
+            .nth(3)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{line}"
+    );
+    assert!(
+        std::fs::read_dir(&dir).unwrap().next().is_none(),
+        "nothing written"
+    );
     drop(_m);
     let _ = std::fs::remove_dir(&dir);
 }

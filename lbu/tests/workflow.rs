@@ -16,7 +16,12 @@ fn describe(root: &std::path::Path, rel: &str) -> String {
     } else {
         format!("{:?}", std::fs::read_to_string(&p).unwrap_or_default())
     };
-    format!("{rel} {what} {:o} {}:{}", m.mode() & 0o7777, m.uid(), m.gid())
+    format!(
+        "{rel} {what} {:o} {}:{}",
+        m.mode() & 0o7777,
+        m.uid(),
+        m.gid()
+    )
 }
 
 #[test]
@@ -29,7 +34,10 @@ fn edit_status_commit_revert_restore() {
     bed.conf(&format!("{conf}BACKUP_LIMIT=3\n"));
     // First commit of the pristine system, then a clean status.
     ok(&bed.lbu(&["commit"]));
-    assert_eq!(bed.files(), vec![format!("{}.apkovl.tar.gz", lbu::hostname())]);
+    assert_eq!(
+        bed.files(),
+        vec![format!("{}.apkovl.tar.gz", lbu::hostname())]
+    );
     assert_eq!(ok(&bed.lbu(&["status"])), "");
 
     // Edits: content, new file, new directory, deleted package file, chmod, chown, symlink,
@@ -44,8 +52,14 @@ fn edit_status_commit_revert_restore() {
     write(r, "root/.ssh/authorized_keys", "ssh-ed25519 AAAA\n");
     write(r, "etc/excluded.conf", "no\n");
     write(r, "etc/init.d/myscript", "#!/bin/sh\n");
-    bed.conf(&format!("{conf}BACKUP_LIMIT=3\n# edited after the first commit\n"));
-    std::fs::set_permissions(r.join("etc/apk/world"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    bed.conf(&format!(
+        "{conf}BACKUP_LIMIT=3\n# edited after the first commit\n"
+    ));
+    std::fs::set_permissions(
+        r.join("etc/apk/world"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     ok(&bed.lbu(&["include", "/root/.ssh"]));
     ok(&bed.lbu(&["exclude", "etc/excluded.conf"]));
 
@@ -57,23 +71,47 @@ fn edit_status_commit_revert_restore() {
         "D etc/securetty\nA etc/added.conf\nA etc/apk/protected_paths.d/lbu.list\nM etc/apk/world\nA etc/hostname\nU etc/lbu/lbu.conf\nA etc/motd\nA etc/newdir/\nA etc/newdir/a.conf\nA etc/rel-link\nA etc/shells\nA root/.ssh/\nA root/.ssh/authorized_keys\n"
     );
     let o = bed.lbu(&["status", "-v"]);
-    assert!(stderr(&o).contains("note: etc/init.d/myscript is a regular file in etc/init.d and is never saved"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "note: etc/init.d/myscript is a regular file in etc/init.d and is never saved"
+        ),
+        "{}",
+        stderr(&o)
+    );
     let o = bed.lbu(&["diff"]);
     assert_eq!(o.status.code(), Some(1), "diff exits 1 when different");
     let d = stdout(&o);
-    assert!(d.contains("--- a/etc/motd") && d.contains("+++ b/etc/motd") && d.contains("+firewall"), "{d}");
-    assert!(!d.contains("b/etc/excluded.conf") && d.contains("Changed a/etc/rel-link ((absent)) -> b/etc/rel-link (symlink -> motd)"), "{d}");
+    assert!(
+        d.contains("--- a/etc/motd") && d.contains("+++ b/etc/motd") && d.contains("+firewall"),
+        "{d}"
+    );
+    assert!(
+        !d.contains("b/etc/excluded.conf")
+            && d.contains("Changed a/etc/rel-link ((absent)) -> b/etc/rel-link (symlink -> motd)"),
+        "{d}"
+    );
 
     let old = std::fs::read(bed.overlay()).unwrap();
     ok(&bed.lbu(&["ci", "-v"]));
-    assert_eq!(ok(&bed.lbu(&["status"])), "", "committed: nothing left to report");
+    assert_eq!(
+        ok(&bed.lbu(&["status"])),
+        "",
+        "committed: nothing left to report"
+    );
     assert_eq!(bed.lbu(&["diff"]).status.code(), Some(0));
     let backups = ok(&bed.lbu(&["list-backup"]));
     let lines: Vec<&str> = backups.lines().collect();
     assert_eq!(lines.len(), 1, "{backups}");
-    assert_eq!(std::fs::read(bed.media.join(lines[0])).unwrap(), old, "the backup is the previous overlay");
+    assert_eq!(
+        std::fs::read(bed.media.join(lines[0])).unwrap(),
+        old,
+        "the backup is the previous overlay"
+    );
     let list = ok(&bed.lbu(&["list"]));
-    assert!(list.lines().any(|l| l == "root/.ssh/authorized_keys") && !list.contains("excluded"), "{list}");
+    assert!(
+        list.lines().any(|l| l == "root/.ssh/authorized_keys") && !list.contains("excluded"),
+        "{list}"
+    );
 
     // Restore onto a fresh root: the edited configuration comes back, deletion included.
     let fresh = bed.tmp.path().join("fresh");
@@ -83,7 +121,18 @@ fn edit_status_commit_revert_restore() {
     assert!(rep.refused.is_empty());
     assert_eq!(rep.deletions, vec!["etc/securetty".to_string()]);
     overlays::apply_deletions(&fresh, &rep.deletions).unwrap();
-    for rel in ["etc/motd", "etc/added.conf", "etc/newdir/a.conf", "etc/shells", "etc/hostname", "etc/rel-link", "root/.ssh/authorized_keys", "etc/apk/protected_paths.d/lbu.list", "etc/apk/world", "etc/lbu/lbu.conf"] {
+    for rel in [
+        "etc/motd",
+        "etc/added.conf",
+        "etc/newdir/a.conf",
+        "etc/shells",
+        "etc/hostname",
+        "etc/rel-link",
+        "root/.ssh/authorized_keys",
+        "etc/apk/protected_paths.d/lbu.list",
+        "etc/apk/world",
+        "etc/lbu/lbu.conf",
+    ] {
         assert_eq!(describe(&fresh, rel), describe(r, rel));
     }
     assert!(!fresh.join("etc/securetty").exists());
@@ -100,9 +149,21 @@ fn edit_status_commit_revert_restore() {
     assert!(after.contains(lines[0]));
     assert_eq!(after.lines().count(), 2, "{after}");
     let o = bed.lbu(&["revert", "../../etc/passwd"]);
-    assert_eq!((o.status.code(), stderr(&o)), (Some(1), "ERROR: ../../etc/passwd: not a backup name on the medium\n".into()));
+    assert_eq!(
+        (o.status.code(), stderr(&o)),
+        (
+            Some(1),
+            "ERROR: ../../etc/passwd: not a backup name on the medium\n".into()
+        )
+    );
     let o = bed.lbu(&["revert", "nope.20200101000000.tar.gz"]);
-    assert_eq!(stderr(&o), format!("ERROR: file not found: {}\n", bed.media.join("nope.20200101000000.tar.gz").display()));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "ERROR: file not found: {}\n",
+            bed.media.join("nope.20200101000000.tar.gz").display()
+        )
+    );
 }
 
 #[test]
@@ -115,15 +176,30 @@ fn status_reports_what_upstream_missed() {
     // Same-size content change with the mtime put back, a symlink retarget, a mode change.
     let mtime = std::fs::metadata(r.join("etc/app.conf")).unwrap().mtime();
     write(r, "etc/app.conf", "v2\n");
-    let t = std::fs::FileTimes::new().set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64));
-    std::fs::File::options().write(true).open(r.join("etc/app.conf")).unwrap().set_times(t).unwrap();
+    let t = std::fs::FileTimes::new()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime as u64));
+    std::fs::File::options()
+        .write(true)
+        .open(r.join("etc/app.conf"))
+        .unwrap()
+        .set_times(t)
+        .unwrap();
     std::fs::remove_file(r.join("etc/link")).unwrap();
     std::os::unix::fs::symlink("b", r.join("etc/link")).unwrap();
-    std::fs::set_permissions(r.join("etc/app.conf"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(
+        r.join("etc/app.conf"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
     assert_eq!(ok(&bed.lbu(&["status"])), "U etc/app.conf\nU etc/link\n");
     // Only touched: nothing to report.
     ok(&bed.lbu(&["commit"]));
-    std::fs::File::options().write(true).open(r.join("etc/app.conf")).unwrap().set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now())).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(r.join("etc/app.conf"))
+        .unwrap()
+        .set_times(std::fs::FileTimes::new().set_modified(std::time::SystemTime::now()))
+        .unwrap();
     assert_eq!(ok(&bed.lbu(&["status"])), "");
     std::os::unix::fs::chown(r.join("etc/app.conf"), Some(1), None).unwrap();
     assert_eq!(ok(&bed.lbu(&["status"])), "M etc/app.conf\n");
@@ -144,18 +220,39 @@ fn package_names_and_stdout() {
     assert!(overlays::read_members(&gz, 1 << 30).is_ok());
     // A file name is used verbatim, even when encrypting; `-` is never encrypted.
     let f = bed.tmp.path().join("custom.bin");
-    ok(&bed.lbu_env(&["package", "-e", "-p", "pw", f.to_str().unwrap()], &[("ENCRYPTION", "aes-256-cbc")]));
+    ok(&bed.lbu_env(
+        &["package", "-e", "-p", "pw", f.to_str().unwrap()],
+        &[("ENCRYPTION", "aes-256-cbc")],
+    ));
     let data = std::fs::read(&f).unwrap();
     assert!(data.starts_with(b"Salted__"));
-    let o = bed.lbu_env(&["package", "-e", "-p", "pw", "-"], &[("ENCRYPTION", "aes-256-cbc")]);
+    let o = bed.lbu_env(
+        &["package", "-e", "-p", "pw", "-"],
+        &[("ENCRYPTION", "aes-256-cbc")],
+    );
     assert_eq!(&o.stdout[..2], &[0x1f, 0x8b]);
     // A failing pre-package hook aborts with nothing written.
-    write(&bed.root, "etc/lbu/pre-package.d/10-fail", "#!/bin/sh\necho hook-output\nexit 3\n");
-    std::fs::set_permissions(bed.root.join("etc/lbu/pre-package.d/10-fail"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    write(
+        &bed.root,
+        "etc/lbu/pre-package.d/10-fail",
+        "#!/bin/sh\necho hook-output\nexit 3\n",
+    );
+    std::fs::set_permissions(
+        bed.root.join("etc/lbu/pre-package.d/10-fail"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let f2 = bed.tmp.path().join("never.tar.gz");
     let o = bed.lbu(&["package", f2.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("hook-output"), "hook stdout goes to stderr");
-    assert!(stderr(&o).ends_with("hook failed (exit status: 3)\nProblems creating archive. aborting\n"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("hook-output"),
+        "hook stdout goes to stderr"
+    );
+    assert!(
+        stderr(&o).ends_with("hook failed (exit status: 3)\nProblems creating archive. aborting\n"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!f2.exists());
 }

@@ -39,7 +39,11 @@ pub struct ApplyPolicy {
 
 impl Default for ApplyPolicy {
     fn default() -> Self {
-        ApplyPolicy { allow_devices: false, allow_setid: false, max_unpacked: 1 << 30 }
+        ApplyPolicy {
+            allow_devices: false,
+            allow_setid: false,
+            max_unpacked: 1 << 30,
+        }
     }
 }
 
@@ -87,7 +91,8 @@ pub(crate) struct Member {
 pub fn gunzip(gz: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     let mut dec = flate2::read::MultiGzDecoder::new(gz).take(limit + 1);
-    dec.read_to_end(&mut out).map_err(|e| Error::Gzip(e.to_string()))?;
+    dec.read_to_end(&mut out)
+        .map_err(|e| Error::Gzip(e.to_string()))?;
     if out.len() as u64 > limit {
         return Err(Error::TooLarge(limit));
     }
@@ -102,7 +107,10 @@ pub(crate) fn parse(tarball: &[u8]) -> Result<Vec<Member>, Error> {
         let mut e = e.map_err(terr)?;
         let h = e.header().clone();
         let name = e.path_bytes().into_owned();
-        let link = e.link_name_bytes().map(|l| l.into_owned()).unwrap_or_default();
+        let link = e
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .unwrap_or_default();
         let mut data = Vec::new();
         e.read_to_end(&mut data).map_err(terr)?;
         out.push(Member {
@@ -113,7 +121,10 @@ pub(crate) fn parse(tarball: &[u8]) -> Result<Vec<Member>, Error> {
             gid: h.gid().map_err(terr)? as u32,
             mtime: h.mtime().map_err(terr)?,
             link,
-            dev: (h.device_major().ok().flatten().unwrap_or(0), h.device_minor().ok().flatten().unwrap_or(0)),
+            dev: (
+                h.device_major().ok().flatten().unwrap_or(0),
+                h.device_minor().ok().flatten().unwrap_or(0),
+            ),
             data,
         });
     }
@@ -127,7 +138,11 @@ fn clean_name(raw: &[u8]) -> Result<Option<(Vec<String>, bool)>, String> {
     if name.starts_with('/') {
         return Err("absolute path".into());
     }
-    let comps: Vec<String> = name.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_string).collect();
+    let comps: Vec<String> = name
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect();
     if comps.iter().any(|c| c == "..") {
         return Err("path contains `..`".into());
     }
@@ -158,12 +173,24 @@ pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyR
     let tarball = gunzip(overlay, policy.max_unpacked)?;
     let members = parse(&tarball)?;
     let r = Root::open(root).at(root)?;
-    let mut a = Applier { root: r, policy, links: HashSet::new(), dir_times: Vec::new(), counter: 0, is_root: nix::unistd::geteuid().is_root() };
+    let mut a = Applier {
+        root: r,
+        policy,
+        links: HashSet::new(),
+        dir_times: Vec::new(),
+        counter: 0,
+        is_root: nix::unistd::geteuid().is_root(),
+    };
     let mut rep = ApplyReport::default();
     let mut seen = HashSet::new();
     for m in &members {
         let shown = String::from_utf8_lossy(&m.name).into_owned();
-        let refuse = |rep: &mut ApplyReport, reason: String| rep.refused.push(Refused { name: shown.clone(), reason });
+        let refuse = |rep: &mut ApplyReport, reason: String| {
+            rep.refused.push(Refused {
+                name: shown.clone(),
+                reason,
+            })
+        };
         let (comps, slash) = match clean_name(&m.name) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
@@ -174,11 +201,18 @@ pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyR
         };
         let rel = comps.join("/");
         if let Some(l) = a.through_link(&comps) {
-            refuse(&mut rep, format!("path goes through symlink {l} from this overlay"));
+            refuse(
+                &mut rep,
+                format!("path goes through symlink {l} from this overlay"),
+            );
             continue;
         }
-        if rel == MANIFEST && matches!(m.kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
-            match std::str::from_utf8(&m.data).map_err(|_| Error::Manifest("not UTF-8".into())).and_then(deleted::parse) {
+        if rel == MANIFEST && matches!(m.kind, tar::EntryType::Regular | tar::EntryType::Continuous)
+        {
+            match std::str::from_utf8(&m.data)
+                .map_err(|_| Error::Manifest("not UTF-8".into()))
+                .and_then(deleted::parse)
+            {
                 Ok(d) => rep.deletions = d,
                 Err(e) => refuse(&mut rep, e.to_string()),
             }
@@ -222,8 +256,13 @@ impl Applier<'_> {
 
     fn parent(&self, rel: &str) -> Result<(OwnedFd, String), String> {
         let (parent, name) = split_parent(rel);
-        self.root.mkdir_p(parent, 0o755).map_err(|e| format!("cannot create parent directory: {e}"))?;
-        let d = self.root.dir(parent).map_err(|e| format!("cannot open parent directory: {e}"))?;
+        self.root
+            .mkdir_p(parent, 0o755)
+            .map_err(|e| format!("cannot create parent directory: {e}"))?;
+        let d = self
+            .root
+            .dir(parent)
+            .map_err(|e| format!("cannot open parent directory: {e}"))?;
         Ok((d, name.to_string()))
     }
 
@@ -240,15 +279,22 @@ impl Applier<'_> {
         let setid = m.mode & 0o6000 != 0;
         match m.kind {
             T::Directory => self.dir(m, rel),
-            T::Regular | T::Continuous | T::Symlink | T::Link | T::Fifo if setid && !self.policy.allow_setid && m.kind != T::Symlink => {
+            T::Regular | T::Continuous | T::Symlink | T::Link | T::Fifo
+                if setid && !self.policy.allow_setid && m.kind != T::Symlink =>
+            {
                 Err("setuid/setgid file (not allowed by policy)".into())
             }
             T::Regular | T::Continuous => self.file(m, rel),
             T::Symlink => self.symlink(m, rel),
             T::Link => self.hardlink(m, rel),
-            T::Char | T::Block if !self.policy.allow_devices => Err("device node (not allowed by policy)".into()),
+            T::Char | T::Block if !self.policy.allow_devices => {
+                Err("device node (not allowed by policy)".into())
+            }
             T::Char | T::Block | T::Fifo => self.special(m, rel),
-            other => Err(format!("unsupported member type {:?}", other.as_byte() as char)),
+            other => Err(format!(
+                "unsupported member type {:?}",
+                other.as_byte() as char
+            )),
         }
     }
 
@@ -263,18 +309,29 @@ impl Applier<'_> {
     fn file(&mut self, m: &Member, rel: &str) -> Result<(), String> {
         let (d, name) = self.parent(rel)?;
         let tmp = self.tmp_name();
-        let fd = nix::fcntl::openat(&d, tmp.as_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o600))
-            .map_err(|e| format!("cannot create: {}", errno(e)))?;
+        let fd = nix::fcntl::openat(
+            &d,
+            tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| format!("cannot create: {}", errno(e)))?;
         let res = (|| {
             let mut f = std::fs::File::from(fd);
             std::io::Write::write_all(&mut f, &m.data).map_err(|e| format!("cannot write: {e}"))?;
-            self.chown(nix::unistd::fchown(f.as_fd(), Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))))?;
+            self.chown(nix::unistd::fchown(
+                f.as_fd(),
+                Some(Uid::from_raw(m.uid)),
+                Some(Gid::from_raw(m.gid)),
+            ))?;
             // After chown, which clears setuid/setgid.
-            nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(m.mode)).map_err(|e| format!("cannot set mode: {}", errno(e)))?;
+            nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(m.mode))
+                .map_err(|e| format!("cannot set mode: {}", errno(e)))?;
             set_times_fd(f.as_fd(), m.mtime)
         })();
         if let Err(e) = res {
-            let _ = nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ =
+                nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
             return Err(e);
         }
         self.commit(&d, &tmp, &name)
@@ -283,12 +340,20 @@ impl Applier<'_> {
     fn symlink(&mut self, m: &Member, rel: &str) -> Result<(), String> {
         let (d, name) = self.parent(rel)?;
         let tmp = self.tmp_name();
-        nix::unistd::symlinkat(m.link.as_slice(), &d, tmp.as_str()).map_err(|e| format!("cannot create symlink: {}", errno(e)))?;
+        nix::unistd::symlinkat(m.link.as_slice(), &d, tmp.as_str())
+            .map_err(|e| format!("cannot create symlink: {}", errno(e)))?;
         let res = self
-            .chown(nix::unistd::fchownat(&d, tmp.as_str(), Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW))
+            .chown(nix::unistd::fchownat(
+                &d,
+                tmp.as_str(),
+                Some(Uid::from_raw(m.uid)),
+                Some(Gid::from_raw(m.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ))
             .and_then(|_| set_times_at(&d, &tmp, m.mtime));
         if let Err(e) = res {
-            let _ = nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ =
+                nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
             return Err(e);
         }
         self.commit(&d, &tmp, &name)?;
@@ -297,17 +362,25 @@ impl Applier<'_> {
     }
 
     fn hardlink(&mut self, m: &Member, rel: &str) -> Result<(), String> {
-        let (tcomps, _) = clean_name(&m.link).map_err(|why| format!("hard link target: {why}"))?.ok_or("hard link to the root")?;
+        let (tcomps, _) = clean_name(&m.link)
+            .map_err(|why| format!("hard link target: {why}"))?
+            .ok_or("hard link to the root")?;
         if let Some(l) = self.through_link(&tcomps) {
-            return Err(format!("hard link target goes through symlink {l} from this overlay"));
+            return Err(format!(
+                "hard link target goes through symlink {l} from this overlay"
+            ));
         }
         let target = tcomps.join("/");
         let (tparent, tname) = split_parent(&target);
-        let td = self.root.dir(tparent).map_err(|e| format!("hard link target {target}: {e}"))?;
+        let td = self
+            .root
+            .dir(tparent)
+            .map_err(|e| format!("hard link target {target}: {e}"))?;
         let (d, name) = self.parent(rel)?;
         let tmp = self.tmp_name();
         // No AT_SYMLINK_FOLLOW: linking a symlink links the symlink itself.
-        nix::unistd::linkat(&td, tname, &d, tmp.as_str(), AtFlags::empty()).map_err(|e| format!("hard link to {target}: {}", errno(e)))?;
+        nix::unistd::linkat(&td, tname, &d, tmp.as_str(), AtFlags::empty())
+            .map_err(|e| format!("hard link to {target}: {}", errno(e)))?;
         self.commit(&d, &tmp, &name)
     }
 
@@ -320,16 +393,29 @@ impl Applier<'_> {
             _ => SFlag::S_IFIFO,
         };
         let dev = libc::makedev(m.dev.0, m.dev.1);
-        nix::sys::stat::mknodat(&d, tmp.as_str(), kind, Mode::from_bits_truncate(0o600), dev).map_err(|e| format!("cannot create node: {}", errno(e)))?;
+        nix::sys::stat::mknodat(&d, tmp.as_str(), kind, Mode::from_bits_truncate(0o600), dev)
+            .map_err(|e| format!("cannot create node: {}", errno(e)))?;
         let res = self
-            .chown(nix::unistd::fchownat(&d, tmp.as_str(), Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW))
+            .chown(nix::unistd::fchownat(
+                &d,
+                tmp.as_str(),
+                Some(Uid::from_raw(m.uid)),
+                Some(Gid::from_raw(m.gid)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ))
             .and_then(|_| {
-                nix::sys::stat::fchmodat(&d, tmp.as_str(), Mode::from_bits_truncate(m.mode), nix::sys::stat::FchmodatFlags::FollowSymlink)
-                    .map_err(|e| format!("cannot set mode: {}", errno(e)))
+                nix::sys::stat::fchmodat(
+                    &d,
+                    tmp.as_str(),
+                    Mode::from_bits_truncate(m.mode),
+                    nix::sys::stat::FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|e| format!("cannot set mode: {}", errno(e)))
             })
             .and_then(|_| set_times_at(&d, &tmp, m.mtime));
         if let Err(e) = res {
-            let _ = nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            let _ =
+                nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
             return Err(e);
         }
         self.commit(&d, &tmp, &name)
@@ -342,18 +428,31 @@ impl Applier<'_> {
             // An existing symlink (usr-merge `bin -> usr/bin`) stays; its target keeps its metadata.
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => return Ok(()),
             Ok(_) => {
-                nix::unistd::unlinkat(&d, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(|e| format!("cannot replace file by directory: {}", errno(e)))?;
-                nix::sys::stat::mkdirat(&d, name.as_str(), Mode::from_bits_truncate(0o700)).map_err(|e| format!("cannot create directory: {}", errno(e)))?;
+                nix::unistd::unlinkat(&d, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| format!("cannot replace file by directory: {}", errno(e)))?;
+                nix::sys::stat::mkdirat(&d, name.as_str(), Mode::from_bits_truncate(0o700))
+                    .map_err(|e| format!("cannot create directory: {}", errno(e)))?;
             }
             Err(nix::Error::ENOENT) => {
-                nix::sys::stat::mkdirat(&d, name.as_str(), Mode::from_bits_truncate(0o700)).map_err(|e| format!("cannot create directory: {}", errno(e)))?;
+                nix::sys::stat::mkdirat(&d, name.as_str(), Mode::from_bits_truncate(0o700))
+                    .map_err(|e| format!("cannot create directory: {}", errno(e)))?;
             }
             Err(e) => return Err(errno(e)),
         }
-        let fd = nix::fcntl::openat(&d, name.as_str(), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| format!("cannot open directory: {}", errno(e)))?;
-        self.chown(nix::unistd::fchown(&fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))))?;
-        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(m.mode)).map_err(|e| format!("cannot set mode: {}", errno(e)))?;
+        let fd = nix::fcntl::openat(
+            &d,
+            name.as_str(),
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| format!("cannot open directory: {}", errno(e)))?;
+        self.chown(nix::unistd::fchown(
+            &fd,
+            Some(Uid::from_raw(m.uid)),
+            Some(Gid::from_raw(m.gid)),
+        ))?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(m.mode))
+            .map_err(|e| format!("cannot set mode: {}", errno(e)))?;
         self.dir_times.push((rel.to_string(), m.mtime));
         Ok(())
     }
@@ -368,7 +467,12 @@ impl Applier<'_> {
         }
         // Parent directories are not stored in overlays, so /root would get a default mode
         // (boot-params.md §3.6 step 3).
-        if let Ok(fd) = nix::fcntl::openat(self.root.fd(), "root", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()) {
+        if let Ok(fd) = nix::fcntl::openat(
+            self.root.fd(),
+            "root",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
             let _ = nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700));
         }
     }
@@ -381,5 +485,6 @@ fn set_times_fd(fd: BorrowedFd<'_>, mtime: u64) -> Result<(), String> {
 
 fn set_times_at(d: &OwnedFd, name: &str, mtime: u64) -> Result<(), String> {
     let t = TimeSpec::new(mtime as i64, 0);
-    nix::sys::stat::utimensat(d, name, &t, &t, UtimensatFlags::NoFollowSymlink).map_err(|e| format!("cannot set mtime: {}", errno(e)))
+    nix::sys::stat::utimensat(d, name, &t, &t, UtimensatFlags::NoFollowSymlink)
+        .map_err(|e| format!("cannot set mtime: {}", errno(e)))
 }

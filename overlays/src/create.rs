@@ -29,7 +29,11 @@ pub struct CreateOptions {
 
 impl Default for CreateOptions {
     fn default() -> Self {
-        CreateOptions { clamp_mtime: None, record_deletions: true, allow_empty: false }
+        CreateOptions {
+            clamp_mtime: None,
+            record_deletions: true,
+            allow_empty: false,
+        }
     }
 }
 
@@ -64,14 +68,19 @@ impl Names {
             if let Ok(t) = std::fs::read_to_string(root.join(rel)) {
                 for l in t.lines() {
                     let f: Vec<&str> = l.split(':').collect();
-                    if let (Some(name), Some(Ok(id))) = (f.first(), f.get(2).map(|s| s.parse::<u32>())) {
+                    if let (Some(name), Some(Ok(id))) =
+                        (f.first(), f.get(2).map(|s| s.parse::<u32>()))
+                    {
                         m.entry(id).or_insert_with(|| name.to_string());
                     }
                 }
             }
             m
         };
-        Names { users: parse("etc/passwd"), groups: parse("etc/group") }
+        Names {
+            users: parse("etc/passwd"),
+            groups: parse("etc/group"),
+        }
     }
 }
 
@@ -81,12 +90,18 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
         return Err(Error::EmptySelection(root.to_path_buf()));
     }
     let names = Names::load(root);
-    let gz = GzBuilder::new().mtime(0).operating_system(3).write(Vec::new(), Compression::default());
+    let gz = GzBuilder::new()
+        .mtime(0)
+        .operating_system(3)
+        .write(Vec::new(), Compression::default());
     let mut w = Writer::new(gz, Magic::Gnu);
     w.pax_extras = false;
     let mut inodes: HashMap<(u64, u64), String> = HashMap::new();
     let mut members = Vec::with_capacity(sel.names.len());
-    let out = |e: std::io::Error| Error::Io { path: "overlay".into(), source: e };
+    let out = |e: std::io::Error| Error::Io {
+        path: "overlay".into(),
+        source: e,
+    };
     for name in &sel.names {
         let rel = name.trim_end_matches('/');
         let path = root.join(rel);
@@ -118,7 +133,10 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
         match kind {
             Kind::Symlink => {
                 let target = std::fs::read_link(&path).at(&path)?;
-                e.link = target.to_str().ok_or_else(|| Error::BadName(path.clone()))?.to_string();
+                e.link = target
+                    .to_str()
+                    .ok_or_else(|| Error::BadName(path.clone()))?
+                    .to_string();
                 w.append_header(&e).map_err(out)?;
             }
             Kind::CharDev | Kind::BlockDev => {
@@ -137,7 +155,11 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
                 }
                 // O_NOFOLLOW: the name was a regular file at lstat time; never archive what a
                 // symlink swapped in since then points to.
-                let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path).at(&path)?;
+                let mut f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .at(&path)?;
                 e.size = meta.len();
                 w.append_header(&e).map_err(out)?;
                 w.write_data(&mut f, e.size).at(&path)?;
@@ -146,7 +168,11 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
         }
         members.push(arch_name);
     }
-    let deletions = if opts.record_deletions { sel.deletions.clone() } else { Vec::new() };
+    let deletions = if opts.record_deletions {
+        sel.deletions.clone()
+    } else {
+        Vec::new()
+    };
     if !deletions.is_empty() {
         let text = deleted::format(&deletions);
         let mut e = Entry::new(MANIFEST, Kind::File, 0o644);
@@ -155,9 +181,16 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
     }
     let gz = w.finish().map_err(out)?;
     let bytes = gz.finish().map_err(out)?;
-    Ok(Overlay { bytes, members, deletions })
+    Ok(Overlay {
+        bytes,
+        members,
+        deletions,
+    })
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

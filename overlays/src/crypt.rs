@@ -3,7 +3,7 @@
 //! - Legacy (read for compatibility, write only on explicit request): Alpine's
 //!   `openssl enc -<cipher> -salt` files (lbu.md §7): `Salted__`, 8 salt bytes, then CBC with
 //!   PKCS#7 padding under a key and IV from one-iteration `EVP_BytesToKey`, SHA-256 (OpenSSL
-//!   >= 1.1.0) with an MD5 fallback (older OpenSSL, LibreSSL). There is no MAC: a wrong password
+//!   1.1.0 and later) with an MD5 fallback (older OpenSSL, LibreSSL). There is no MAC: a wrong password
 //!   shows up as bad padding or, rarely, as garbage, so the result must also start like gzip.
 //! - `age` (what the project writes): scrypt passphrase or X25519 recipients; authenticated, so
 //!   a wrong passphrase and a flipped byte are both clear errors.
@@ -83,6 +83,9 @@ pub enum AgeKey<'a> {
 
 const MAGIC: &[u8] = b"Salted__";
 
+/// A key derivation: (password, salt, key length) -> (key, IV).
+type KeyDerivation = fn(&[u8], &[u8], usize) -> (Vec<u8>, Vec<u8>);
+
 /// `EVP_BytesToKey(md, salt, password, count = 1)`, key then IV.
 fn bytes_to_key<D: Digest>(password: &[u8], salt: &[u8], key_len: usize) -> (Vec<u8>, Vec<u8>) {
     let mut out = Vec::new();
@@ -102,31 +105,49 @@ fn bytes_to_key<D: Digest>(password: &[u8], salt: &[u8], key_len: usize) -> (Vec
 
 fn cbc_decrypt(cipher: Cipher, key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
     match cipher {
-        Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv).ok()?.decrypt_padded_vec_mut::<Pkcs7>(ct).ok(),
-        Cipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv).ok()?.decrypt_padded_vec_mut::<Pkcs7>(ct).ok(),
-        Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv).ok()?.decrypt_padded_vec_mut::<Pkcs7>(ct).ok(),
+        Cipher::Aes128Cbc => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct)
+            .ok(),
+        Cipher::Aes192Cbc => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct)
+            .ok(),
+        Cipher::Aes256Cbc => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .ok()?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct)
+            .ok(),
     }
 }
 
 fn cbc_encrypt(cipher: Cipher, key: &[u8], iv: &[u8], pt: &[u8]) -> Result<Vec<u8>, Error> {
     let e = |_| Error::Encrypt("bad key length".into());
     Ok(match cipher {
-        Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv).map_err(e)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
-        Cipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv).map_err(e)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
-        Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv).map_err(e)?.encrypt_padded_vec_mut::<Pkcs7>(pt),
+        Cipher::Aes128Cbc => cbc::Encryptor::<aes::Aes128>::new_from_slices(key, iv)
+            .map_err(e)?
+            .encrypt_padded_vec_mut::<Pkcs7>(pt),
+        Cipher::Aes192Cbc => cbc::Encryptor::<aes::Aes192>::new_from_slices(key, iv)
+            .map_err(e)?
+            .encrypt_padded_vec_mut::<Pkcs7>(pt),
+        Cipher::Aes256Cbc => cbc::Encryptor::<aes::Aes256>::new_from_slices(key, iv)
+            .map_err(e)?
+            .encrypt_padded_vec_mut::<Pkcs7>(pt),
     })
 }
 
 /// Decrypt an `openssl enc` file (SHA-256 key derivation first, then MD5).
 pub fn decrypt_legacy(data: &[u8], cipher: Cipher, password: &str) -> Result<Vec<u8>, Error> {
     if data.len() < 16 || &data[..8] != MAGIC {
-        return Err(Error::Decrypt(format!("not an openssl {} file (no Salted__ header)", cipher.name())));
+        return Err(Error::Decrypt(format!(
+            "not an openssl {} file (no Salted__ header)",
+            cipher.name()
+        )));
     }
     let (salt, ct) = (&data[8..16], &data[16..]);
     if ct.is_empty() || ct.len() % 16 != 0 {
         return Err(Error::Decrypt("truncated ciphertext".into()));
     }
-    let attempts: [fn(&[u8], &[u8], usize) -> (Vec<u8>, Vec<u8>); 2] = [bytes_to_key::<Sha256>, bytes_to_key::<Md5>];
+    let attempts: [KeyDerivation; 2] = [bytes_to_key::<Sha256>, bytes_to_key::<Md5>];
     for derive in attempts {
         let (key, iv) = derive(password.as_bytes(), salt, cipher.key_len());
         if let Some(pt) = cbc_decrypt(cipher, &key, &iv, ct) {
@@ -136,7 +157,9 @@ pub fn decrypt_legacy(data: &[u8], cipher: Cipher, password: &str) -> Result<Vec
             }
         }
     }
-    Err(Error::Decrypt("bad decrypt (wrong password or corrupted file)".into()))
+    Err(Error::Decrypt(
+        "bad decrypt (wrong password or corrupted file)".into(),
+    ))
 }
 
 /// Encrypt like `openssl enc -<cipher> -salt -md sha256` (for interoperability only).
@@ -151,18 +174,20 @@ pub fn encrypt_legacy(data: &[u8], cipher: Cipher, password: &str) -> Result<Vec
 }
 
 fn age_error(e: age::DecryptError) -> Error {
-    Error::Decrypt(
-        match e {
-            // Raised while unwrapping the file key: the passphrase (or a header stanza) is wrong.
-            age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => "wrong passphrase".to_string(),
-            age::DecryptError::ExcessiveWork { required, .. } => format!("scrypt work factor 2^{required} is too large"),
-            age::DecryptError::InvalidHeader => "not an age file (invalid header)".into(),
-            age::DecryptError::InvalidMac => "age header was modified (bad MAC)".into(),
-            age::DecryptError::Io(e) => e.to_string(),
-            age::DecryptError::NoMatchingKeys => "no matching key (wrong identity)".into(),
-            _ => "age decryption failed".into(),
-        },
-    )
+    Error::Decrypt(match e {
+        // Raised while unwrapping the file key: the passphrase (or a header stanza) is wrong.
+        age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
+            "wrong passphrase".to_string()
+        }
+        age::DecryptError::ExcessiveWork { required, .. } => {
+            format!("scrypt work factor 2^{required} is too large")
+        }
+        age::DecryptError::InvalidHeader => "not an age file (invalid header)".into(),
+        age::DecryptError::InvalidMac => "age header was modified (bad MAC)".into(),
+        age::DecryptError::Io(e) => e.to_string(),
+        age::DecryptError::NoMatchingKeys => "no matching key (wrong identity)".into(),
+        _ => "age decryption failed".into(),
+    })
 }
 
 /// Decrypt an age file with a passphrase or an identity file's text.
@@ -171,28 +196,37 @@ pub fn decrypt_age(data: &[u8], secret: &Secret<'_>) -> Result<Vec<u8>, Error> {
     let mut reader = match secret {
         Secret::Passphrase(p) => {
             if !dec.is_scrypt() {
-                return Err(Error::Decrypt("file is encrypted to a key, not a passphrase".into()));
+                return Err(Error::Decrypt(
+                    "file is encrypted to a key, not a passphrase".into(),
+                ));
             }
             let id = age::scrypt::Identity::new(SecretString::from(p.to_string()));
-            dec.decrypt(std::iter::once(&id as &dyn age::Identity)).map_err(age_error)?
+            dec.decrypt(std::iter::once(&id as &dyn age::Identity))
+                .map_err(age_error)?
         }
         Secret::AgeIdentity(text) => {
             let ids = age::IdentityFile::from_buffer(text.as_bytes())
                 .map_err(|e| Error::Decrypt(format!("bad identity: {e}")))?
                 .into_identities()
                 .map_err(age_error)?;
-            dec.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity)).map_err(age_error)?
+            dec.decrypt(ids.iter().map(|i| i.as_ref() as &dyn age::Identity))
+                .map_err(age_error)?
         }
     };
     let mut out = Vec::new();
-    reader.read_to_end(&mut out).map_err(|_| Error::Decrypt("ciphertext was modified or truncated".into()))?;
+    reader
+        .read_to_end(&mut out)
+        .map_err(|_| Error::Decrypt("ciphertext was modified or truncated".into()))?;
     Ok(out)
 }
 
 /// Encrypt with age.
 pub fn encrypt_age(data: &[u8], key: &AgeKey<'_>) -> Result<Vec<u8>, Error> {
     let enc = match key {
-        AgeKey::Passphrase { passphrase, work_factor } => {
+        AgeKey::Passphrase {
+            passphrase,
+            work_factor,
+        } => {
             if passphrase.is_empty() {
                 return Err(Error::Encrypt("empty passphrase".into()));
             }
@@ -200,23 +234,31 @@ pub fn encrypt_age(data: &[u8], key: &AgeKey<'_>) -> Result<Vec<u8>, Error> {
             if let Some(n) = work_factor.filter(|n| (1..64).contains(n)) {
                 r.set_work_factor(n);
             }
-            age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient)).map_err(|e| Error::Encrypt(format!("{e:?}")))?
+            age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+                .map_err(|e| Error::Encrypt(format!("{e:?}")))?
         }
         AgeKey::Recipients(list) => {
             let mut rs = Vec::new();
             for s in list.iter() {
-                let r: age::x25519::Recipient = s.trim().parse().map_err(|e| Error::Encrypt(format!("bad recipient {s:?}: {e}")))?;
+                let r: age::x25519::Recipient = s
+                    .trim()
+                    .parse()
+                    .map_err(|e| Error::Encrypt(format!("bad recipient {s:?}: {e}")))?;
                 rs.push(r);
             }
             if rs.is_empty() {
                 return Err(Error::Encrypt("no recipients".into()));
             }
-            age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient)).map_err(|e| Error::Encrypt(format!("{e:?}")))?
+            age::Encryptor::with_recipients(rs.iter().map(|r| r as &dyn age::Recipient))
+                .map_err(|e| Error::Encrypt(format!("{e:?}")))?
         }
     };
     let mut out = Vec::new();
-    let mut w = enc.wrap_output(&mut out).map_err(|e| Error::Encrypt(e.to_string()))?;
-    w.write_all(data).map_err(|e| Error::Encrypt(e.to_string()))?;
+    let mut w = enc
+        .wrap_output(&mut out)
+        .map_err(|e| Error::Encrypt(e.to_string()))?;
+    w.write_all(data)
+        .map_err(|e| Error::Encrypt(e.to_string()))?;
     w.finish().map_err(|e| Error::Encrypt(e.to_string()))?;
     Ok(out)
 }
@@ -228,7 +270,10 @@ pub fn decrypt(data: &[u8], kind: &OverlayKind, secret: &Secret<'_>) -> Result<V
         OverlayKind::Age => decrypt_age(data, secret),
         OverlayKind::Legacy(c) => match secret {
             Secret::Passphrase(p) => decrypt_legacy(data, *c, p),
-            Secret::AgeIdentity(_) => Err(Error::Decrypt(format!("{} files need a password", c.name()))),
+            Secret::AgeIdentity(_) => Err(Error::Decrypt(format!(
+                "{} files need a password",
+                c.name()
+            ))),
         },
         OverlayKind::Unsupported(name) => Err(Error::UnsupportedCipher(name.clone())),
     }
@@ -251,32 +296,60 @@ mod tests {
             let enc = encrypt_legacy(&data, c, "pw").unwrap();
             assert!(enc.starts_with(b"Salted__"));
             assert_eq!(decrypt_legacy(&enc, c, "pw").unwrap(), data);
-            assert!(matches!(decrypt_legacy(&enc, c, "wrong"), Err(Error::Decrypt(_))));
-            assert!(matches!(decrypt_legacy(&enc[..enc.len() - 3], c, "pw"), Err(Error::Decrypt(_))));
+            assert!(matches!(
+                decrypt_legacy(&enc, c, "wrong"),
+                Err(Error::Decrypt(_))
+            ));
+            assert!(matches!(
+                decrypt_legacy(&enc[..enc.len() - 3], c, "pw"),
+                Err(Error::Decrypt(_))
+            ));
         }
     }
 
     #[test]
     fn age_passphrase_and_recipient() {
         let data = gz(b"secret config");
-        let enc = encrypt_age(&data, &AgeKey::Passphrase { passphrase: "pw", work_factor: Some(10) }).unwrap();
-        assert_eq!(decrypt(&enc, &OverlayKind::Age, &Secret::Passphrase("pw")).unwrap(), data);
+        let enc = encrypt_age(
+            &data,
+            &AgeKey::Passphrase {
+                passphrase: "pw",
+                work_factor: Some(10),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            decrypt(&enc, &OverlayKind::Age, &Secret::Passphrase("pw")).unwrap(),
+            data
+        );
         let e = decrypt(&enc, &OverlayKind::Age, &Secret::Passphrase("nope")).unwrap_err();
-        assert_eq!(e.to_string(), "overlay: decryption failed: wrong passphrase");
+        assert_eq!(
+            e.to_string(),
+            "overlay: decryption failed: wrong passphrase"
+        );
         let mut bad = enc.clone();
         let n = bad.len();
         bad[n - 5] ^= 0x40;
         let e = decrypt(&bad, &OverlayKind::Age, &Secret::Passphrase("pw")).unwrap_err();
-        assert_eq!(e.to_string(), "overlay: decryption failed: ciphertext was modified or truncated");
+        assert_eq!(
+            e.to_string(),
+            "overlay: decryption failed: ciphertext was modified or truncated"
+        );
 
         let id = age::x25519::Identity::generate();
         let recipient = id.to_public().to_string();
         let enc = encrypt_age(&data, &AgeKey::Recipients(&[recipient])).unwrap();
         use age::secrecy::ExposeSecret;
         let text = id.to_string().expose_secret().to_string();
-        assert_eq!(decrypt(&enc, &OverlayKind::Age, &Secret::AgeIdentity(&text)).unwrap(), data);
+        assert_eq!(
+            decrypt(&enc, &OverlayKind::Age, &Secret::AgeIdentity(&text)).unwrap(),
+            data
+        );
         assert!(decrypt(&enc, &OverlayKind::Age, &Secret::Passphrase("pw")).is_err());
-        let other = age::x25519::Identity::generate().to_string().expose_secret().to_string();
+        let other = age::x25519::Identity::generate()
+            .to_string()
+            .expose_secret()
+            .to_string();
         assert!(decrypt(&enc, &OverlayKind::Age, &Secret::AgeIdentity(&other)).is_err());
     }
 }

@@ -81,10 +81,18 @@ pub struct DeletionReport {
 /// the root (`RESOLVE_IN_ROOT`: a symlink can never lead outside it) and the last component is
 /// unlinked without following it; directories are never removed.
 pub fn apply_deletions(root: &Path, paths: &[String]) -> Result<DeletionReport, Error> {
-    let r = apk::root::Root::open(root).map_err(|source| Error::Io { path: root.into(), source })?;
+    let r = apk::root::Root::open(root).map_err(|source| Error::Io {
+        path: root.into(),
+        source,
+    })?;
     let mut rep = DeletionReport::default();
     for p in paths {
-        let refuse = |rep: &mut DeletionReport, reason: String| rep.refused.push(Refused { name: p.clone(), reason });
+        let refuse = |rep: &mut DeletionReport, reason: String| {
+            rep.refused.push(Refused {
+                name: p.clone(),
+                reason,
+            })
+        };
         if let Err(why) = check_path(p) {
             refuse(&mut rep, why.to_string());
             continue;
@@ -131,7 +139,11 @@ mod tests {
 
     #[test]
     fn roundtrip_with_escapes() {
-        let paths = vec!["etc/motd".to_string(), "etc/we ird\\name".into(), "etc/new\nline".into()];
+        let paths = vec![
+            "etc/motd".to_string(),
+            "etc/we ird\\name".into(),
+            "etc/new\nline".into(),
+        ];
         let text = format(&paths);
         assert!(text.starts_with("# apkovl-deleted v1\n"));
         assert_eq!(parse(&text).unwrap(), paths);
@@ -139,7 +151,13 @@ mod tests {
 
     #[test]
     fn rejects_unsafe_paths() {
-        for bad in ["/etc/passwd\n", "etc/../../x\n", "etc//x\n", "./etc/x\n", "etc/x\\q\n"] {
+        for bad in [
+            "/etc/passwd\n",
+            "etc/../../x\n",
+            "etc//x\n",
+            "./etc/x\n",
+            "etc/x\\q\n",
+        ] {
             assert!(matches!(parse(bad), Err(Error::Manifest(_))), "{bad:?}");
         }
     }
@@ -156,11 +174,23 @@ mod tests {
         // An absolute symlink inside the root must resolve to the root's own directory.
         std::os::unix::fs::symlink(&outside, root.join("etc/escape")).unwrap();
         std::fs::create_dir_all(root.join(outside.strip_prefix("/").unwrap())).unwrap();
-        let paths = vec!["etc/motd".to_string(), "etc/gone".into(), "etc/sub".into(), "etc/escape/victim".into(), "../x".into()];
+        let paths = vec![
+            "etc/motd".to_string(),
+            "etc/gone".into(),
+            "etc/sub".into(),
+            "etc/escape/victim".into(),
+            "../x".into(),
+        ];
         let rep = apply_deletions(&root, &paths).unwrap();
         assert_eq!(rep.deleted, vec!["etc/motd"]);
         assert_eq!(rep.missing, vec!["etc/gone", "etc/escape/victim"]);
-        assert_eq!(rep.refused.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["etc/sub", "../x"]);
+        assert_eq!(
+            rep.refused
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["etc/sub", "../x"]
+        );
         assert!(outside.join("victim").exists());
         assert!(root.join("etc/sub").is_dir());
     }

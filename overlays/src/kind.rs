@@ -50,10 +50,19 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(kind_of("/media/usb/host.apkovl.tar.gz"), Some(OverlayKind::Plain));
+        assert_eq!(
+            kind_of("/media/usb/host.apkovl.tar.gz"),
+            Some(OverlayKind::Plain)
+        );
         assert_eq!(kind_of("host.apkovl.tar.gz.age"), Some(OverlayKind::Age));
-        assert_eq!(kind_of("host.apkovl.tar.gz.aes-256-cbc"), Some(OverlayKind::Legacy(Cipher::Aes256Cbc)));
-        assert_eq!(kind_of("host.apkovl.tar.gz.bf-cbc"), Some(OverlayKind::Unsupported("bf-cbc".into())));
+        assert_eq!(
+            kind_of("host.apkovl.tar.gz.aes-256-cbc"),
+            Some(OverlayKind::Legacy(Cipher::Aes256Cbc))
+        );
+        assert_eq!(
+            kind_of("host.apkovl.tar.gz.bf-cbc"),
+            Some(OverlayKind::Unsupported("bf-cbc".into()))
+        );
         assert_eq!(kind_of("host.apkovl.tar.gz.sig"), None);
         assert_eq!(kind_of("host.apkovl.tar.gz.age.sig"), None);
         assert_eq!(kind_of("host.20261122012641.tar.gz"), None);

@@ -52,7 +52,10 @@ pub fn read_members(gz: &[u8], limit: u64) -> Result<(Vec<Member>, Vec<String>),
     let mut deletions = Vec::new();
     for m in parse(&tarball)? {
         let name = String::from_utf8_lossy(&m.name);
-        let name = name.trim_start_matches("./").trim_end_matches('/').to_string();
+        let name = name
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
         if name == MANIFEST {
             deletions = deleted::parse(&String::from_utf8_lossy(&m.data))?;
             continue;
@@ -71,7 +74,9 @@ pub fn read_members(gz: &[u8], limit: u64) -> Result<(Vec<Member>, Vec<String>),
             uid: m.uid,
             gid: m.gid,
             mtime: m.mtime,
-            link: String::from_utf8_lossy(&m.link).trim_start_matches("./").to_string(),
+            link: String::from_utf8_lossy(&m.link)
+                .trim_start_matches("./")
+                .to_string(),
             sha256: Sha256::digest(&m.data).into(),
             size: m.data.len() as u64,
         });

@@ -42,11 +42,17 @@ pub fn selection(root: &Path) -> Result<Selection, Error> {
 /// `+X` entries of `lbu.list` naming a symlink or a non-directory that exists (lbu.md §4.1 step 2).
 /// Globs are left to apk's matching: the shell test upstream does not expand them either.
 pub fn root_level_includes(root: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read(root.join(LBU_LIST)) else { return Vec::new() };
+    let Ok(text) = std::fs::read(root.join(LBU_LIST)) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for line in text.split(|&c| c == b'\n') {
-        let Some(rest) = line.strip_prefix(b"+") else { continue };
-        let Ok(path) = std::str::from_utf8(rest) else { continue };
+        let Some(rest) = line.strip_prefix(b"+") else {
+            continue;
+        };
+        let Ok(path) = std::str::from_utf8(rest) else {
+            continue;
+        };
         let path = path.trim_start_matches('/');
         if path.is_empty() || path.contains(['*', '?', '[']) || path.split('/').any(|c| c == "..") {
             continue;

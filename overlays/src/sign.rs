@@ -56,7 +56,9 @@ fn message(overlay: &[u8]) -> (Vec<u8>, String) {
 /// `key_name`.
 pub fn sign(overlay: &[u8], key: &PrivateKey, key_name: &str) -> Result<String, Error> {
     let PrivateKey::Ed25519(k) = key else {
-        return Err(Error::SignatureFormat(format!("{key_name}: overlay signing keys must be ed25519")));
+        return Err(Error::SignatureFormat(format!(
+            "{key_name}: overlay signing keys must be ed25519"
+        )));
     };
     use ed25519_dalek::Signer;
     let (msg, digest) = message(overlay);
@@ -80,7 +82,9 @@ fn parse(text: &[u8]) -> Result<SigFile, String> {
     let text = std::str::from_utf8(text).map_err(|_| "signature file is not text".to_string())?;
     let mut lines = text.lines();
     if lines.next() != Some(FORMAT_LINE) {
-        return Err(format!("not an overlay signature (first line is not `{FORMAT_LINE}`)"));
+        return Err(format!(
+            "not an overlay signature (first line is not `{FORMAT_LINE}`)"
+        ));
     }
     let (mut key_name, mut kid, mut sha, mut sig) = (String::new(), None, None, None);
     for l in lines {
@@ -94,7 +98,13 @@ fn parse(text: &[u8]) -> Result<SigFile, String> {
             "key-name" => key_name = v.to_string(),
             "key-id" => kid = Some(v.to_ascii_lowercase()),
             "sha512" => sha = Some(v.to_ascii_lowercase()),
-            "signature" => sig = Some(base64::engine::general_purpose::STANDARD.decode(v).map_err(|_| "signature is not base64".to_string())?),
+            "signature" => {
+                sig = Some(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(v)
+                        .map_err(|_| "signature is not base64".to_string())?,
+                )
+            }
             _ => {}
         }
     }
@@ -109,7 +119,9 @@ fn parse(text: &[u8]) -> Result<SigFile, String> {
 /// Check `sig` (the `.sig` file's bytes, `None` when there is none) over `overlay` against the
 /// ed25519 public keys (PEM) in `keys_dir`.
 pub fn verify(overlay: &[u8], sig: Option<&[u8]>, keys_dir: &Path) -> Verification {
-    let Some(sig) = sig else { return Verification::Unsigned };
+    let Some(sig) = sig else {
+        return Verification::Unsigned;
+    };
     let bad = |reason: String| Verification::Bad { reason };
     let s = match parse(sig) {
         Ok(s) => s,
@@ -122,11 +134,19 @@ pub fn verify(overlay: &[u8], sig: Option<&[u8]>, keys_dir: &Path) -> Verificati
     let Ok(signature) = ed25519_dalek::Signature::from_slice(&s.signature) else {
         return bad("signature has the wrong length".into());
     };
-    let mut names: Vec<_> = std::fs::read_dir(keys_dir).into_iter().flatten().flatten().collect();
+    let mut names: Vec<_> = std::fs::read_dir(keys_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
     names.sort_by_key(|e| e.file_name());
     for e in names {
-        let Ok(pem) = std::fs::read_to_string(e.path()) else { continue };
-        let Some(PublicKey::Ed25519(k)) = PublicKey::from_pem(&pem) else { continue };
+        let Ok(pem) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let Some(PublicKey::Ed25519(k)) = PublicKey::from_pem(&pem) else {
+            continue;
+        };
         if key_id(&k) != s.key_id {
             continue;
         }
@@ -136,7 +156,12 @@ pub fn verify(overlay: &[u8], sig: Option<&[u8]>, keys_dir: &Path) -> Verificati
             Err(_) => bad(format!("signature does not verify with trusted key {file}")),
         };
     }
-    bad(format!("signed by an untrusted key ({} key-id {}) not in {}", s.key_name, &s.key_id[..s.key_id.len().min(16)], keys_dir.display()))
+    bad(format!(
+        "signed by an untrusted key ({} key-id {}) not in {}",
+        s.key_name,
+        &s.key_id[..s.key_id.len().min(16)],
+        keys_dir.display()
+    ))
 }
 
 #[cfg(test)]
@@ -159,11 +184,18 @@ mod tests {
         let sig = sign(&data, &k, "admin.pub").unwrap();
         assert!(sig.starts_with("apkovl-signature v1\nkey-name: admin.pub\n"));
         let keys = t.path().join("keys");
-        assert_eq!(verify(&data, Some(sig.as_bytes()), &keys), Verification::Verified { key: "admin.pub".into() });
+        assert_eq!(
+            verify(&data, Some(sig.as_bytes()), &keys),
+            Verification::Verified {
+                key: "admin.pub".into()
+            }
+        );
         assert_eq!(verify(&data, None, &keys), Verification::Unsigned);
         let mut tampered = data.clone();
         tampered[0] ^= 1;
-        assert!(matches!(verify(&tampered, Some(sig.as_bytes()), &keys), Verification::Bad { reason } if reason.contains("SHA-512")));
+        assert!(
+            matches!(verify(&tampered, Some(sig.as_bytes()), &keys), Verification::Bad { reason } if reason.contains("SHA-512"))
+        );
     }
 
     #[test]
@@ -173,13 +205,20 @@ mod tests {
         let data = b"x".to_vec();
         let other = PrivateKey::generate_ed25519();
         let foreign = sign(&data, &other, "other.pub").unwrap();
-        assert!(matches!(verify(&data, Some(foreign.as_bytes()), &keys), Verification::Bad { reason } if reason.contains("untrusted key")));
+        assert!(
+            matches!(verify(&data, Some(foreign.as_bytes()), &keys), Verification::Bad { reason } if reason.contains("untrusted key"))
+        );
         // Claim the trusted key's id with another key's signature.
         let good = sign(&data, &k, "admin.pub").unwrap();
         let kid_line = good.lines().find(|l| l.starts_with("key-id")).unwrap();
         let forged: String = foreign.lines().map(|l| if l.starts_with("key-id") { kid_line.to_string() } else { l.to_string() } + "\n").collect();
-        assert!(matches!(verify(&data, Some(forged.as_bytes()), &keys), Verification::Bad { reason } if reason.contains("does not verify")));
-        assert!(matches!(verify(&data, Some(b"garbage"), &keys), Verification::Bad { .. }));
+        assert!(
+            matches!(verify(&data, Some(forged.as_bytes()), &keys), Verification::Bad { reason } if reason.contains("does not verify"))
+        );
+        assert!(matches!(
+            verify(&data, Some(b"garbage"), &keys),
+            Verification::Bad { .. }
+        ));
         let rsa = PrivateKey::generate_rsa(1024).unwrap();
         assert!(sign(&data, &rsa, "r.pub").is_err());
     }

@@ -50,35 +50,72 @@ fn refuses_escapes_devices_and_setuid() {
         (file("etc/ok.conf", 0o640), b"fine\n"),
     ]);
     let rep = apply(&bytes, &root, &ApplyPolicy::default()).unwrap();
-    let refused: Vec<(String, String)> = rep.refused.iter().map(|r| (r.name.clone(), r.reason.clone())).collect();
+    let refused: Vec<(String, String)> = rep
+        .refused
+        .iter()
+        .map(|r| (r.name.clone(), r.reason.clone()))
+        .collect();
     assert_eq!(
         refused,
         vec![
             ("../evil".to_string(), "path contains `..`".to_string()),
             ("etc/../../evil2".into(), "path contains `..`".into()),
             ("/tmp/abs-evil".into(), "absolute path".into()),
-            ("etc/up/through".into(), "path goes through symlink etc/up from this overlay".into()),
-            ("etc/dots/x".into(), "path goes through symlink etc/dots from this overlay".into()),
-            ("etc/hl".into(), "hard link target: path contains `..`".into()),
-            ("etc/sda".into(), "device node (not allowed by policy)".into()),
-            ("etc/suid".into(), "setuid/setgid file (not allowed by policy)".into()),
+            (
+                "etc/up/through".into(),
+                "path goes through symlink etc/up from this overlay".into()
+            ),
+            (
+                "etc/dots/x".into(),
+                "path goes through symlink etc/dots from this overlay".into()
+            ),
+            (
+                "etc/hl".into(),
+                "hard link target: path contains `..`".into()
+            ),
+            (
+                "etc/sda".into(),
+                "device node (not allowed by policy)".into()
+            ),
+            (
+                "etc/suid".into(),
+                "setuid/setgid file (not allowed by policy)".into()
+            ),
         ]
     );
     assert_eq!(rep.extracted, vec!["etc/up", "etc/dots", "etc/ok.conf"]);
-    assert!(std::fs::read_dir(&outside).unwrap().next().is_none(), "nothing written outside the root");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "nothing written outside the root"
+    );
     assert!(!t.path().join("evil").exists() && !t.path().join("evil2").exists());
     assert!(!std::path::Path::new("/tmp/abs-evil").exists());
-    assert_eq!(std::fs::metadata(root.join("etc/ok.conf")).unwrap().mode() & 0o7777, 0o640);
+    assert_eq!(
+        std::fs::metadata(root.join("etc/ok.conf")).unwrap().mode() & 0o7777,
+        0o640
+    );
 
     // Asked for: devices and setuid files are created.
     let root2 = t.path().join("root2");
     std::fs::create_dir(&root2).unwrap();
     let bytes = overlay(&[(dev, b""), (file("etc/suid", 0o4755), b"x")]);
-    let rep = apply(&bytes, &root2, &ApplyPolicy { allow_devices: true, allow_setid: true, ..Default::default() }).unwrap();
+    let rep = apply(
+        &bytes,
+        &root2,
+        &ApplyPolicy {
+            allow_devices: true,
+            allow_setid: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert!(rep.refused.is_empty());
     let m = std::fs::symlink_metadata(root2.join("etc/sda")).unwrap();
     assert_eq!(m.rdev(), libc::makedev(8, 0));
-    assert_eq!(std::fs::metadata(root2.join("etc/suid")).unwrap().mode() & 0o7777, 0o4755);
+    assert_eq!(
+        std::fs::metadata(root2.join("etc/suid")).unwrap().mode() & 0o7777,
+        0o4755
+    );
 }
 
 #[test]
@@ -90,11 +127,20 @@ fn existing_symlinks_in_the_root_stay_inside_it() {
     std::fs::create_dir_all(root.join("etc")).unwrap();
     // A pre-existing absolute symlink at the final name is replaced, never written through.
     std::os::unix::fs::symlink("/etc/shadow-outside", root.join("etc/target")).unwrap();
-    let bytes = overlay(&[(file("bin/tool", 0o755), b"t"), (file("etc/target", 0o600), b"new")]);
+    let bytes = overlay(&[
+        (file("bin/tool", 0o755), b"t"),
+        (file("etc/target", 0o600), b"new"),
+    ]);
     let rep = apply(&bytes, &root, &ApplyPolicy::default()).unwrap();
     assert!(rep.refused.is_empty());
-    assert_eq!(std::fs::read(root.join("usr/bin/tool")).unwrap(), b"t", "usr-merge link followed inside the root");
-    assert!(std::fs::symlink_metadata(root.join("etc/target")).unwrap().is_file());
+    assert_eq!(
+        std::fs::read(root.join("usr/bin/tool")).unwrap(),
+        b"t",
+        "usr-merge link followed inside the root"
+    );
+    assert!(std::fs::symlink_metadata(root.join("etc/target"))
+        .unwrap()
+        .is_file());
     assert!(!std::path::Path::new("/etc/shadow-outside").exists());
 }
 
@@ -103,15 +149,29 @@ fn broken_streams_are_errors_before_anything_is_written() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     std::fs::create_dir(&root).unwrap();
-    let bytes = overlay(&[(file("etc/a", 0o644), &[7u8; 5000][..]), (file("etc/b", 0o644), b"b")]);
+    let bytes = overlay(&[
+        (file("etc/a", 0o644), &[7u8; 5000][..]),
+        (file("etc/b", 0o644), b"b"),
+    ]);
     let truncated = &bytes[..bytes.len() / 2];
     let e = apply(truncated, &root, &ApplyPolicy::default()).unwrap_err();
     assert!(matches!(e, Error::Gzip(_)), "{e}");
     assert!(std::fs::read_dir(&root).unwrap().next().is_none());
     let e = apply(b"not gzip at all", &root, &ApplyPolicy::default()).unwrap_err();
     assert!(matches!(e, Error::Gzip(_)), "{e}");
-    let e = apply(&bytes, &root, &ApplyPolicy { max_unpacked: 1024, ..Default::default() }).unwrap_err();
-    assert_eq!(e.to_string(), "overlay: archive larger than the limit of 1024 bytes");
+    let e = apply(
+        &bytes,
+        &root,
+        &ApplyPolicy {
+            max_unpacked: 1024,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "overlay: archive larger than the limit of 1024 bytes"
+    );
     // A corrupted tar header inside valid gzip.
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &[b'x'; 1024]).unwrap();

@@ -3,7 +3,9 @@
 
 mod common;
 use common::*;
-use overlays::{apply, apply_deletions, create, read_members, ApplyPolicy, CreateOptions, MANIFEST};
+use overlays::{
+    apply, apply_deletions, create, read_members, ApplyPolicy, CreateOptions, MANIFEST,
+};
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 
@@ -21,21 +23,46 @@ fn selection_follows_lbu_rules() {
     let ov = create(&root, &CreateOptions::default()).unwrap();
     let m = &ov.members;
     for want in [
-        "etc/motd", "etc/added.conf", "etc/shells", "etc/hostname", "etc/rel-link", "etc/newdir/", "etc/newdir/sub/",
-        "etc/newdir/sub/a.conf", "etc/hard1.conf", "etc/hard2.conf", "etc/with space.conf", "etc/new\nline.conf",
-        "etc/init.d/net.eth1", "root/.ssh/", "root/.ssh/authorized_keys", "foo.txt", "etc/apk/world", "etc/apk/repositories",
-        "etc/apk/arch", "etc/apk/protected_paths.d/lbu.list",
+        "etc/motd",
+        "etc/added.conf",
+        "etc/shells",
+        "etc/hostname",
+        "etc/rel-link",
+        "etc/newdir/",
+        "etc/newdir/sub/",
+        "etc/newdir/sub/a.conf",
+        "etc/hard1.conf",
+        "etc/hard2.conf",
+        "etc/with space.conf",
+        "etc/new\nline.conf",
+        "etc/init.d/net.eth1",
+        "root/.ssh/",
+        "root/.ssh/authorized_keys",
+        "foo.txt",
+        "etc/apk/world",
+        "etc/apk/repositories",
+        "etc/apk/arch",
+        "etc/apk/protected_paths.d/lbu.list",
     ] {
         assert!(m.iter().any(|x| x == want), "{want:?} missing from {m:#?}");
     }
     assert!(m.iter().any(|x| x.starts_with("etc/apk/keys/")));
     assert!(m.contains(&long_name()));
-    for not in ["etc/excluded.conf", "etc/init.d/regular-script", "root/other", "etc/passwd", "etc/securetty"] {
+    for not in [
+        "etc/excluded.conf",
+        "etc/init.d/regular-script",
+        "root/other",
+        "etc/passwd",
+        "etc/securetty",
+    ] {
         assert!(!m.iter().any(|x| x == not), "{not:?} must not be selected");
     }
     assert_eq!(ov.deletions, vec!["etc/securetty".to_string()]);
     // Deterministic: the same tree gives the same bytes.
-    assert_eq!(create(&root, &CreateOptions::default()).unwrap().bytes, ov.bytes);
+    assert_eq!(
+        create(&root, &CreateOptions::default()).unwrap().bytes,
+        ov.bytes
+    );
     // busybox-like gzip header: no name, mtime 0, OS 3.
     assert_eq!(&ov.bytes[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
 }
@@ -50,7 +77,10 @@ fn restore_onto_fresh_root_gives_back_the_edits() {
     assert!(rep.refused.is_empty(), "{:?}", rep.refused);
     assert_eq!(rep.extracted, ov.members);
     assert_eq!(rep.deletions, vec!["etc/securetty".to_string()]);
-    assert!(!fresh.join(MANIFEST).exists(), "the manifest is data for the init, not a file");
+    assert!(
+        !fresh.join(MANIFEST).exists(),
+        "the manifest is data for the init, not a file"
+    );
     let del = apply_deletions(&fresh, &rep.deletions).unwrap();
     assert_eq!(del.deleted, vec!["etc/securetty".to_string()]);
     assert!(!fresh.join("etc/securetty").exists());
@@ -62,9 +92,15 @@ fn restore_onto_fresh_root_gives_back_the_edits() {
     }
     let dm = |r: &std::path::Path| std::fs::metadata(r.join("etc/newdir")).unwrap().mode() & 0o7777;
     assert_eq!(dm(&fresh), 0o700);
-    let (a, b) = (std::fs::metadata(fresh.join("etc/hard1.conf")).unwrap(), std::fs::metadata(fresh.join("etc/hard2.conf")).unwrap());
+    let (a, b) = (
+        std::fs::metadata(fresh.join("etc/hard1.conf")).unwrap(),
+        std::fs::metadata(fresh.join("etc/hard2.conf")).unwrap(),
+    );
     assert_eq!(a.ino(), b.ino(), "hard link restored as a link");
-    assert_eq!(std::fs::metadata(fresh.join("root")).unwrap().mode() & 0o7777, 0o700);
+    assert_eq!(
+        std::fs::metadata(fresh.join("root")).unwrap().mode() & 0o7777,
+        0o700
+    );
 }
 
 #[test]
@@ -81,7 +117,10 @@ fn archive_format_is_old_gnu_with_owner_names_and_hardlinks() {
     assert!(tarball[tarball.len() - 1024..].iter().all(|&b| b == 0));
     let listing = run(Command::new("tar").arg("-tvzf").arg(&p));
     assert!(listing.contains("nobody/nobody"), "{listing}");
-    assert!(listing.contains("etc/hard2.conf link to etc/hard1.conf"), "{listing}");
+    assert!(
+        listing.contains("etc/hard2.conf link to etc/hard1.conf"),
+        "{listing}"
+    );
     assert!(listing.contains("etc/rel-link -> motd"), "{listing}");
     let bb = run(Command::new("/bin/busybox").arg("tar").arg("-tzf").arg(&p));
     assert!(bb.contains(&long_name()), "{bb}");
@@ -98,12 +137,19 @@ fn host_tar_restores(tar: &[&str]) {
     let fresh = t.path().join("fresh");
     std::fs::create_dir(&fresh).unwrap();
     let mut cmd = Command::new(tar[0]);
-    cmd.args(&tar[1..]).arg("-xzpf").arg(&p).arg("-C").arg(&fresh);
+    cmd.args(&tar[1..])
+        .arg("-xzpf")
+        .arg(&p)
+        .arg("-C")
+        .arg(&fresh);
     run(&mut cmd);
     for name in ov.members.iter().filter(|n| !n.ends_with('/')) {
         assert_eq!(describe(&fresh, name), describe(&root, name), "{tar:?}");
     }
-    assert!(fresh.join(MANIFEST).is_file(), "Alpine's init just extracts the manifest");
+    assert!(
+        fresh.join(MANIFEST).is_file(),
+        "Alpine's init just extracts the manifest"
+    );
 }
 
 #[test]
@@ -121,9 +167,16 @@ fn busybox_tar_restores_our_overlay() {
 fn alpine_style_overlay(root: &std::path::Path, names: &[String], tar: &[&str]) -> Vec<u8> {
     use std::io::Write;
     let mut cmd = Command::new(tar[0]);
-    cmd.args(&tar[1..]).args(["-c", "-f", "-", "-C"]).arg(root).args(names.iter().filter(|n| !n.contains('\n')));
+    cmd.args(&tar[1..])
+        .args(["-c", "-f", "-", "-C"])
+        .arg(root)
+        .args(names.iter().filter(|n| !n.contains('\n')));
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{tar:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{tar:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&out.stdout).unwrap();
     gz.finish().unwrap()
@@ -133,14 +186,20 @@ fn alpine_style_overlay(root: &std::path::Path, names: &[String], tar: &[&str]) 
 fn applies_overlays_made_by_alpine_tools() {
     let (t, root) = edited_root();
     let names = create(&root, &CreateOptions::default()).unwrap().members;
-    for tar in [&["tar", "--format=oldgnu", "--no-recursion"][..], &["/bin/busybox", "tar", "--no-recursion"][..]] {
+    for tar in [
+        &["tar", "--format=oldgnu", "--no-recursion"][..],
+        &["/bin/busybox", "tar", "--no-recursion"][..],
+    ] {
         let bytes = alpine_style_overlay(&root, &names, tar);
         let fresh = t.path().join(format!("fresh-{}", tar.len()));
         minirootfs(&fresh);
         let rep = apply(&bytes, &fresh, &ApplyPolicy::default()).unwrap();
         assert!(rep.refused.is_empty(), "{tar:?}: {:?}", rep.refused);
         assert!(rep.deletions.is_empty(), "old overlays have no manifest");
-        for name in names.iter().filter(|n| !n.ends_with('/') && !n.contains('\n')) {
+        for name in names
+            .iter()
+            .filter(|n| !n.ends_with('/') && !n.contains('\n'))
+        {
             assert_eq!(describe(&fresh, name), describe(&root, name), "{tar:?}");
         }
     }
@@ -154,14 +213,31 @@ fn legacy_openssl_overlays_decrypt_and_apply() {
     std::fs::write(&plain, &ov.bytes).unwrap();
     for md in ["sha256", "md5"] {
         let enc = t.path().join(format!("h-{md}.apkovl.tar.gz.aes-256-cbc"));
-        run(Command::new("openssl").args(["enc", "-aes-256-cbc", "-md", md, "-salt", "-pass", "pass:PW", "-in"]).arg(&plain).arg("-out").arg(&enc));
+        run(Command::new("openssl")
+            .args([
+                "enc",
+                "-aes-256-cbc",
+                "-md",
+                md,
+                "-salt",
+                "-pass",
+                "pass:PW",
+                "-in",
+            ])
+            .arg(&plain)
+            .arg("-out")
+            .arg(&enc));
         let data = std::fs::read(&enc).unwrap();
         assert!(data.starts_with(b"Salted__"));
         let kind = overlays::kind_of(&enc.to_string_lossy()).unwrap();
         let gz = overlays::decrypt(&data, &kind, &overlays::Secret::Passphrase("PW")).unwrap();
         assert_eq!(gz, ov.bytes, "{md}");
-        let e = overlays::decrypt(&data, &kind, &overlays::Secret::Passphrase("wrong")).unwrap_err();
-        assert_eq!(e.to_string(), "overlay: decryption failed: bad decrypt (wrong password or corrupted file)");
+        let e =
+            overlays::decrypt(&data, &kind, &overlays::Secret::Passphrase("wrong")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "overlay: decryption failed: bad decrypt (wrong password or corrupted file)"
+        );
         let fresh = t.path().join(format!("fresh-{md}"));
         minirootfs(&fresh);
         apply(&gz, &fresh, &ApplyPolicy::default()).unwrap();
@@ -171,7 +247,20 @@ fn legacy_openssl_overlays_decrypt_and_apply() {
     let ours = overlays::encrypt_legacy(&ov.bytes, overlays::Cipher::Aes256Cbc, "PW").unwrap();
     let p = t.path().join("ours.aes-256-cbc");
     std::fs::write(&p, ours).unwrap();
-    let out = Command::new("openssl").args(["enc", "-d", "-aes-256-cbc", "-md", "sha256", "-pass", "pass:PW", "-in"]).arg(&p).output().unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "enc",
+            "-d",
+            "-aes-256-cbc",
+            "-md",
+            "sha256",
+            "-pass",
+            "pass:PW",
+            "-in",
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, ov.bytes);
 }

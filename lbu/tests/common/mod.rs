@@ -6,13 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/fixtures")
+        .join(name)
 }
 
 /// Extract the Alpine minirootfs (14 packages installed by apk) into `dir`.
 pub fn minirootfs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let st = Command::new("tar").arg("-xzpf").arg(fixture("alpine-minirootfs-3.20.3-x86_64.tar.gz")).arg("-C").arg(dir).status().unwrap();
+    let st = Command::new("tar")
+        .arg("-xzpf")
+        .arg(fixture("alpine-minirootfs-3.20.3-x86_64.tar.gz"))
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -39,8 +47,18 @@ pub fn alpine_base(root: &Path, scratch: &Path) {
     assert!(st.success());
     let s = |p: &Path| p.to_string_lossy().into_owned();
     let argv = vec![
-        "apk".to_string(), "add".into(), "--quiet".into(), "--root".into(), s(root), "--initdb".into(), "--no-network".into(),
-        "--repository".into(), s(&fixture("alpine-3.19.1/apks")), "--keys-dir".into(), s(&keys), "alpine-base".into(),
+        "apk".to_string(),
+        "add".into(),
+        "--quiet".into(),
+        "--root".into(),
+        s(root),
+        "--initdb".into(),
+        "--no-network".into(),
+        "--repository".into(),
+        s(&fixture("alpine-3.19.1/apks")),
+        "--keys-dir".into(),
+        s(&keys),
+        "alpine-base".into(),
     ];
     assert_eq!(apk::cli::main_with_args(argv), 0, "apk add alpine-base");
 }
@@ -72,7 +90,9 @@ impl Bed {
 
     pub fn lbu_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = lbu_cmd();
-        c.arg("--root").arg(&self.root).env("LBU_BACKUPDIR", &self.media);
+        c.arg("--root")
+            .arg(&self.root)
+            .env("LBU_BACKUPDIR", &self.media);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -85,11 +105,15 @@ impl Bed {
     }
 
     pub fn overlay(&self) -> PathBuf {
-        self.media.join(format!("{}.apkovl.tar.gz", lbu::hostname()))
+        self.media
+            .join(format!("{}.apkovl.tar.gz", lbu::hostname()))
     }
 
     pub fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.media).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(&self.media)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
         v.sort();
         v
     }
@@ -97,12 +121,19 @@ impl Bed {
 
 pub fn lbu_cmd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lbu"));
-    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     c
 }
 
 pub fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "exit {:?}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -117,7 +148,8 @@ pub fn stdout(o: &Output) -> String {
 /// A complete, valid overlay: decompresses and lists.
 pub fn valid_overlay(path: &Path) -> Vec<String> {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (m, _) = overlays::read_members(&data, 1 << 30).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (m, _) = overlays::read_members(&data, 1 << 30)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     m.into_iter().map(|m| m.name).collect()
 }
 
