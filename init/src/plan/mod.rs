@@ -5,7 +5,7 @@
 //! the media found, file contents, a "does this path exist" callback) and returns a value, so
 //! each Alpine rule (boot-params.md §3.5–§3.11) and each documented deviation (§8) is a unit test.
 //! This module decides what to boot from (supported modes, overlay choice and trust verdict,
-//! repositories); [`packages`] decides what to install; [`newroot`] what to write into the new root.
+//! repositories); `packages` decides what to install; `newroot` what to write into the new root.
 mod newroot;
 mod packages;
 

@@ -69,7 +69,7 @@ pub enum SwitchRootError {
     Exec(String, Errno),
 }
 
-/// Switches to `new_root` and executes `init` with `args` (argv[0] is `init`). Returns only on
+/// Switches to `new_root` and executes `init` with `args` (`argv[0]` is `init`). Returns only on
 /// failure; after the deletion step the initramfs is gone, so a failure then can only be reported.
 pub fn switch_root(
     new_root: &Path,
