@@ -82,11 +82,28 @@ fn gzip_header(buf: &[u8], start: usize) -> Result<usize, ArchiveError> {
     Ok(p)
 }
 
-/// Inflate the gzip member starting at `start`, refusing more than `limit` inflated bytes.
+/// Inflate the gzip member starting at `start`, refusing more than `limit` inflated bytes, and
+/// check its CRC-32 and size trailer.
 pub fn inflate_member(buf: &[u8], start: usize, limit: usize) -> Result<Member, ArchiveError> {
+    let m = inflate_raw(buf, start, limit, 16 * 1024)?;
+    let end = m.range.end - 8;
+    let trailer = &buf[end..end + 8];
+    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    let mut c = flate2::Crc::new();
+    c.update(&m.data);
+    if c.sum() != crc || isize != m.data.len() as u32 {
+        return Err(ArchiveError::Eof);
+    }
+    Ok(m)
+}
+
+/// Inflate one gzip member without checking its CRC: for data whose compressed bytes are already
+/// covered by a verified digest (`datahash`, identity), where the CRC would only cost time.
+pub fn inflate_raw(buf: &[u8], start: usize, limit: usize, capacity: usize) -> Result<Member, ArchiveError> {
     let body = gzip_header(buf, start)?;
     let mut d = Decompress::new(false);
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut out: Vec<u8> = Vec::with_capacity(capacity.clamp(4096, limit.max(4096)));
     loop {
         if out.len() == out.capacity() {
             if out.len() >= limit {
@@ -106,12 +123,7 @@ pub fn inflate_member(buf: &[u8], start: usize, limit: usize) -> Result<Member, 
         }
     }
     let end = body + d.total_in() as usize;
-    let trailer = buf.get(end..end + 8).ok_or(ArchiveError::Eof)?;
-    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    let mut c = flate2::Crc::new();
-    c.update(&out);
-    if c.sum() != crc || isize != out.len() as u32 {
+    if buf.len() < end + 8 {
         return Err(ArchiveError::Eof);
     }
     Ok(Member { range: start..end + 8, data: out })

@@ -24,7 +24,6 @@ use nix::sys::stat::{Mode as FMode, SFlag};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -133,13 +132,73 @@ fn prepare(pool: &Pool, id: PkgId) -> Result<Prepared, String> {
     let buf = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mode = Mode::Identity(&p.pkg.identity);
     let opened = archive::open_package(&buf, &mode).map_err(|e| e.to_string())?;
-    let mut tar = Vec::with_capacity((p.pkg.installed_size as usize).min(256 << 20));
-    let mut gz = flate2::bufread::GzDecoder::new(&buf[opened.data.clone()]);
-    gz.read_to_end(&mut tar).map_err(|_| archive::ArchiveError::Eof.to_string())?;
-    if !gz.into_inner().is_empty() {
+    // The compressed bytes were just checked against datahash/identity, so the gzip CRC is
+    // redundant; a second data member is refused (apk v3).
+    let hint = (p.pkg.installed_size as usize).saturating_add(64 * 1024).min(256 << 20);
+    let m = archive::inflate_raw(&buf, opened.data.start, 4 << 30, hint).map_err(|e| e.to_string())?;
+    if m.range.end != buf.len() {
         return Err(archive::ArchiveError::Format("more than one data member".into()).to_string());
     }
-    Ok(Prepared { buf, opened, tar })
+    Ok(Prepared { buf, opened, tar: m.data })
+}
+
+/// Results of package preparation delivered in order, computed by several workers at most
+/// `WINDOW` packages ahead of the consumer (bounding memory on small machines).
+struct Prefetch<T> {
+    n: usize,
+    next_job: std::sync::atomic::AtomicUsize,
+    state: std::sync::Mutex<(HashMap<usize, T>, usize, bool)>,
+    cv: std::sync::Condvar,
+}
+
+impl<T> Prefetch<T> {
+    const WINDOW: usize = 3;
+
+    fn new(n: usize) -> Self {
+        Prefetch { n, next_job: 0.into(), state: std::sync::Mutex::new((HashMap::new(), 0, false)), cv: std::sync::Condvar::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<usize, T>, usize, bool)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn work(&self, f: impl Fn(usize) -> T) {
+        loop {
+            let i = self.next_job.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if i >= self.n {
+                return;
+            }
+            {
+                let mut st = self.lock();
+                while i >= st.1 + Self::WINDOW && !st.2 {
+                    st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                if st.2 {
+                    return;
+                }
+            }
+            let r = f(i);
+            self.lock().0.insert(i, r);
+            self.cv.notify_all();
+        }
+    }
+
+    fn take(&self, i: usize) -> T {
+        let mut st = self.lock();
+        loop {
+            if let Some(r) = st.0.remove(&i) {
+                st.1 = i + 1;
+                self.cv.notify_all();
+                return r;
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn cancel(&self) {
+        self.lock().2 = true;
+        self.cv.notify_all();
+    }
 }
 
 /// A file extracted under a temporary name, waiting for migration.
@@ -428,21 +487,34 @@ impl<'a> Installer<'a> {
             }
             let tmp = temp_name(&pkg.name, &name);
             let mut checksum = e.sha1.map(|s| Checksum(s.to_vec()));
+            if let Err(err) = self.parent_fd(&mut fds, dir).map(|_| ()) {
+                self.cleanup(&staged);
+                return Err(format!("{name}: {err}"));
+            }
+            if e.kind == Kind::HardLink {
+                let (tdir, _) = split_parent(e.link.trim_start_matches("./"));
+                let _ = self.parent_fd(&mut fds, tdir);
+            }
+            let bytes_written = &mut self.bytes_written;
+            let root_path = self.db.root.path.clone();
             let res = (|| -> std::io::Result<()> {
-                let pfd = self.parent_fd(&mut fds, dir)?.try_clone()?;
-                let d = pfd.as_fd();
+                let d = fds[dir].as_fd();
                 let _ = nix::unistd::unlinkat(d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
                 match e.kind {
                     Kind::File => {
-                        let fd = nix::fcntl::openat(d, tmp.as_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FMode::from_bits_truncate(0o600)).map_err(errno)?;
+                        // Root-owned files are created with their final mode (umask is 0 during the
+                        // commit); others are chowned and then chmodded, as chown clears set-id bits.
+                        let owned = uid != 0 || gid != 0;
+                        let create_mode = if owned { 0o600 } else { e.mode };
+                        let fd = nix::fcntl::openat(d, tmp.as_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FMode::from_bits_truncate(create_mode)).map_err(errno)?;
                         let mut f = std::fs::File::from(fd);
                         let mut data = r.data();
                         let n = std::io::copy(&mut data, &mut f)?;
-                        self.bytes_written += n;
-                        if uid != 0 || gid != 0 {
+                        *bytes_written += n;
+                        if owned {
                             nix::unistd::fchown(&f, Some(uid.into()), Some(gid.into())).map_err(errno)?;
+                            nix::sys::stat::fchmod(&f, FMode::from_bits_truncate(e.mode)).map_err(errno)?;
                         }
-                        nix::sys::stat::fchmod(&f, FMode::from_bits_truncate(e.mode)).map_err(errno)?;
                         let ts = nix::sys::time::TimeSpec::new(e.mtime as i64, 0);
                         let _ = nix::sys::stat::futimens(&f, &ts, &ts);
                     }
@@ -462,7 +534,7 @@ impl<'a> Installer<'a> {
                         };
                         let t = &staged[ti];
                         let (tdir, _) = split_parent(&t.path);
-                        let tfd = self.parent_fd(&mut fds, tdir)?.try_clone()?;
+                        let tfd = fds.get(tdir).ok_or_else(|| std::io::Error::other("hard link target directory"))?;
                         nix::unistd::linkat(tfd.as_fd(), t.tmp.as_str(), d, tmp.as_str(), AtFlags::empty()).map_err(errno)?;
                         checksum = t.checksum.clone();
                     }
@@ -480,7 +552,7 @@ impl<'a> Installer<'a> {
                     Kind::Dir => {}
                 }
                 if !e.xattrs.is_empty() && e.kind != Kind::Symlink {
-                    let host = self.db.root.host_path(&join(dir, &tmp));
+                    let host = root_path.join(join(dir, &tmp));
                     for (k, v) in &e.xattrs {
                         crate::xattr::set(&host, k, v)?;
                     }
@@ -549,6 +621,7 @@ impl<'a> Installer<'a> {
     fn migrate(&mut self, pkg: &Package, staged: &[Staged], old: Option<&InstalledPackage>) {
         let old_sums: HashMap<String, Option<Checksum>> = old.map(|o| o.files().map(|(d, f)| (join(&d.path, &f.name), f.checksum.clone())).collect()).unwrap_or_default();
         let mut moved: HashSet<&str> = HashSet::new();
+        let mut dirfds: HashMap<String, OwnedFd> = HashMap::new();
         for s in staged {
             if moved.contains(s.path.as_str()) {
                 continue;
@@ -591,14 +664,25 @@ impl<'a> Installer<'a> {
                     }
                 }
             }
-            match self.db.root.dir(dir) {
+            if !dirfds.contains_key(dir) {
+                match self.db.root.dir(dir) {
+                    Ok(d) => {
+                        dirfds.insert(dir.to_string(), d);
+                    }
+                    Err(e) => {
+                        self.error(&format!("{}: {}: {e}", pkg.name_version(), s.path));
+                        continue;
+                    }
+                }
+            }
+            match dirfds.get(dir).ok_or(()) {
                 Ok(d) => {
                     if let Err(e) = nix::fcntl::renameat(d.as_fd(), s.tmp.as_str(), d.as_fd(), name) {
                         let _ = nix::unistd::unlinkat(d.as_fd(), s.tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
                         self.error(&format!("{}: failed to rename {}: {}", pkg.name_version(), s.path, errno(e)));
                     }
                 }
-                Err(e) => self.error(&format!("{}: {}: {e}", pkg.name_version(), s.path)),
+                Err(()) => {}
             }
             if s.path == "etc/passwd" || s.path == "etc/group" {
                 self.owners.invalidate();
@@ -725,15 +809,16 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
     };
     // Packages to fetch, in order; prepared on a second thread.
     let to_fetch: Vec<PkgId> = sol.changes.iter().filter_map(|c| c.new).filter(|&n| pool.packages[n].pkg.installed_size > 0).collect();
+    // Files are created with their final modes; scripts set their own umask (022).
+    let old_umask = nix::sys::stat::umask(FMode::empty());
+    let fetch = Prefetch::new(to_fetch.len());
     std::thread::scope(|sc| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(PkgId, Result<Prepared, String>)>(2);
-        sc.spawn(move || {
-            for id in to_fetch {
-                if tx.send((id, prepare(pool, id))).is_err() {
-                    break;
-                }
-            }
-        });
+        // Two workers read, verify and inflate packages ahead of the writer, in order.
+        for _ in 0..2 {
+            let (fetch, to_fetch) = (&fetch, &to_fetch);
+            sc.spawn(move || fetch.work(|i| (to_fetch[i], prepare(pool, to_fetch[i]))));
+        }
+        let mut next = 0usize;
         for (i, c) in sol.changes.iter().enumerate() {
             out.msg(&output::change_line(i + 1, total, pool, c));
             match (c.kind, c.new) {
@@ -759,15 +844,16 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
                         ins.changed += 1;
                         continue;
                     }
-                    let got = rx.recv();
+                    let got = if next < to_fetch.len() { Some(fetch.take(next)) } else { None };
+                    next += 1;
                     match got {
-                        Ok((gid, Ok(prep))) if gid == n => {
+                        Some((gid, Ok(prep))) if gid == n => {
                             if let Some(dir) = &opts.cache_dir {
                                 cache_package(pool, n, &prep.buf, dir);
                             }
                             ins.install(n, prep, c.tag.clone());
                         }
-                        Ok((_, Err(e))) => {
+                        Some((_, Err(e))) => {
                             let nv = pool.packages[n].pkg.name_version();
                             ins.error(&format!("{nv}: {e}"));
                         }
@@ -780,7 +866,9 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
                 _ => {}
             }
         }
+        fetch.cancel();
     });
+    nix::sys::stat::umask(old_umask);
     ins.fire_triggers();
     ins.db.world = world.to_vec();
     ins.db.installed.sort_by(|a, b| crate::package::index_order(&a.pkg, &b.pkg));
