@@ -23,6 +23,9 @@ pub struct Cli {
     /// Accepted for compatibility; has no effect.
     #[arg(short = 'q', global = true, hide = true)]
     pub quiet: bool,
+    /// Accepted and ignored, as upstream does.
+    #[arg(short = 'M', global = true, hide = true, value_name = "ARG")]
+    pub ignored: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub cmd: Cmd,

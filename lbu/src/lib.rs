@@ -75,6 +75,14 @@ pub enum Error {
         /// What differed.
         reason: String,
     },
+    /// The committed overlay could not be decrypted (upstream: `Failed to unpack <path>`).
+    #[error("Failed to unpack {}: {source}", .path.display())]
+    Unpack {
+        /// The overlay.
+        path: PathBuf,
+        /// Why.
+        source: overlays::Error,
+    },
     /// A key could not be loaded.
     #[error("{0}")]
     Key(#[from] apk::trust::KeyError),

@@ -114,14 +114,10 @@ pub fn open_bytes(
                 *password = Some(secret::password(cfg, cli, Purpose::Decrypt)?);
             }
             let p = password.as_deref().unwrap_or_default();
-            Ok(
-                overlays::decrypt(data, &kind, &Secret::Passphrase(p)).map_err(|e| {
-                    Error::Verify {
-                        path: name.into(),
-                        reason: format!("Failed to unpack: {e}"),
-                    }
-                })?,
-            )
+            overlays::decrypt(data, &kind, &Secret::Passphrase(p)).map_err(|source| Error::Unpack {
+                path: name.into(),
+                source,
+            })
         }
     }
 }

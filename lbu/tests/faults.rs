@@ -310,7 +310,13 @@ fn age_commits_status_and_bad_secrets() {
     assert_eq!(ok(&bed.lbu(&["status"])), "");
     let o = bed.lbu(&["status", "-p", "wrong"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(stderr(&o), format!("ERROR: {}: verification failed: Failed to unpack: overlay: decryption failed: wrong passphrase\n", ov.display()));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "ERROR: Failed to unpack {}: overlay: decryption failed: wrong passphrase\n",
+            ov.display()
+        )
+    );
     let mut data = std::fs::read(&ov).unwrap();
     let n = data.len();
     data[n - 3] ^= 0x10;
@@ -322,6 +328,51 @@ fn age_commits_status_and_bad_secrets() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Encrypted to an age recipient: the box commits without any secret; reading it back (status)
+/// needs the identity.
+#[test]
+fn age_recipients_need_no_secret_on_the_box() {
+    let bed = Bed::new();
+    let id = age::x25519::Identity::generate();
+    let recipients = bed.tmp.path().join("recipients");
+    std::fs::write(&recipients, format!("# admin\n{}\n", id.to_public())).unwrap();
+    let identity = bed.tmp.path().join("identity");
+    use age::secrecy::ExposeSecret;
+    std::fs::write(&identity, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    bed.conf(&format!(
+        "ENCRYPTION=age\nAGE_RECIPIENTS={}\n",
+        recipients.display()
+    ));
+    ok(&bed.lbu(&["commit"]));
+    let ov = bed
+        .media
+        .join(format!("{}.apkovl.tar.gz.age", lbu::hostname()));
+    let data = std::fs::read(&ov).unwrap();
+    let gz = overlays::decrypt(
+        &data,
+        &overlays::OverlayKind::Age,
+        &overlays::Secret::AgeIdentity(id.to_string().expose_secret()),
+    )
+    .unwrap();
+    assert!(overlays::read_members(&gz, 1 << 30).is_ok());
+    let o = bed.lbu(&["status"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "ERROR: password: {}: encrypted to a key; set AGE_IDENTITY to read it\n",
+            ov.display()
+        )
+    );
+    bed.conf(&format!(
+        "ENCRYPTION=age\nAGE_RECIPIENTS={}\nAGE_IDENTITY={}\n",
+        recipients.display(),
+        identity.display()
+    ));
+    // Readable now; the only change is the lbu.conf edit itself.
+    assert_eq!(ok(&bed.lbu(&["status"])), "U etc/lbu/lbu.conf\n");
 }
 
 #[test]

@@ -47,6 +47,13 @@ fn selection_follows_lbu_rules() {
         assert!(m.iter().any(|x| x == want), "{want:?} missing from {m:#?}");
     }
     assert!(m.iter().any(|x| x.starts_with("etc/apk/keys/")));
+    assert!(
+        m.contains(&"etc/crontabs/".to_string()) && m.contains(&"etc/periodic/daily/".to_string())
+    );
+    assert!(
+        !m.contains(&"etc/crontabs/root".to_string()),
+        "contents of a changed directory are not implied"
+    );
     assert!(m.contains(&long_name()));
     for not in [
         "etc/excluded.conf",
@@ -92,6 +99,13 @@ fn restore_onto_fresh_root_gives_back_the_edits() {
     }
     let dm = |r: &std::path::Path| std::fs::metadata(r.join("etc/newdir")).unwrap().mode() & 0o7777;
     assert_eq!(dm(&fresh), 0o700);
+    for (d, mode) in [("etc/crontabs", 0o700), ("etc/periodic/daily", 0o750)] {
+        assert_eq!(
+            std::fs::metadata(fresh.join(d)).unwrap().mode() & 0o7777,
+            mode,
+            "{d}"
+        );
+    }
     let (a, b) = (
         std::fs::metadata(fresh.join("etc/hard1.conf")).unwrap(),
         std::fs::metadata(fresh.join("etc/hard2.conf")).unwrap(),

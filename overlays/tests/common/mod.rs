@@ -95,6 +95,17 @@ pub fn edit(root: &Path) {
     w("etc/init.d/regular-script", "#!/bin/sh\n");
     std::os::unix::fs::symlink("/etc/init.d/networking", root.join("etc/init.d/net.eth1")).unwrap();
     w("etc/excluded.conf", "secret\n");
+    // Package-owned directories with a changed mode: archived as bare directory entries.
+    std::fs::set_permissions(
+        root.join("etc/crontabs"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        root.join("etc/periodic/daily"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
     std::fs::create_dir_all(root.join("root/.ssh")).unwrap();
     w("root/.ssh/authorized_keys", "ssh-ed25519 AAAA test\n");
     w("root/other", "not included\n");
