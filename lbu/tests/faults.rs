@@ -468,6 +468,34 @@ fn media_mounted_read_only_is_restored() {
         "{line}"
     );
     valid_overlay(&dir.join(format!("{}.apkovl.tar.gz", lbu::hostname())));
+    // A failing commit restores the read-only mount too.
+    bed.conf("SIGNING_KEY=/nonexistent/key\n");
+    let o = lbu_cmd()
+        .arg("--root")
+        .arg(&bed.root)
+        .args(["commit", &name])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).ends_with("Problems creating archive. aborting\n"),
+        "{}",
+        stderr(&o)
+    );
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(1) == Some(esc.as_str()))
+        .expect("still mounted");
+    assert!(
+        line.split(' ')
+            .nth(3)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{line}"
+    );
     drop(_m);
     let _ = std::fs::remove_dir(&dir);
 
@@ -515,6 +543,42 @@ fn media_mounted_read_only_is_restored() {
                 .to_string()
         )
     );
+}
+
+/// Media not mounted: mounted through fstab (read-only there), remounted read-write, written,
+/// and unmounted again. Runs in a private mount namespace with its own /etc/fstab.
+#[test]
+fn media_mounted_through_fstab_and_unmounted_after() {
+    let bed = Bed::new();
+    let name = format!("lbu-fstab-{}", std::process::id());
+    let dir = std::path::Path::new("/media").join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let stick = bed.tmp.path().join("stick");
+    std::fs::create_dir(&stick).unwrap();
+    let fstab = bed.tmp.path().join("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "{} {} none bind,ro,noauto 0 0\n",
+            stick.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "mount --make-rprivate / && mount --bind '{fstab}' /etc/fstab && env -i PATH=\"$PATH\" '{lbu}' --root '{root}' commit -v '{name}' && if grep -q ' {dir} ' /proc/mounts; then echo still-mounted; else echo unmounted; fi",
+        fstab = fstab.display(),
+        lbu = env!("CARGO_BIN_EXE_lbu"),
+        root = bed.root.display(),
+        dir = dir.display(),
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(ok(&o), "unmounted\n", "{}", stderr(&o));
+    valid_overlay(&stick.join(format!("{}.apkovl.tar.gz", lbu::hostname())));
 }
 
 /// SIGTERM while the commit runs (inside a pre-package hook): the medium is remounted read-only
