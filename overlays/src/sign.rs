@@ -159,7 +159,7 @@ pub fn verify(overlay: &[u8], sig: Option<&[u8]>, keys_dir: &Path) -> Verificati
     bad(format!(
         "signed by an untrusted key ({} key-id {}) not in {}",
         s.key_name,
-        &s.key_id[..s.key_id.len().min(16)],
+        s.key_id.chars().take(16).collect::<String>(),
         keys_dir.display()
     ))
 }
