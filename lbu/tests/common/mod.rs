@@ -90,7 +90,9 @@ impl Bed {
 
     pub fn lbu_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = lbu_cmd();
-        c.arg("--root")
+        // In the scratch directory: an aborted process (fault injection) may leave a core file.
+        c.current_dir(self.tmp.path())
+            .arg("--root")
             .arg(&self.root)
             .env("LBU_BACKUPDIR", &self.media);
         for (k, v) in env {
