@@ -47,6 +47,9 @@ pub enum Error {
     /// `apk audit` failed.
     #[error("audit failed: {0}")]
     Audit(#[from] apk::audit::AuditError),
+    /// A file that should be saved cannot be read.
+    #[error("{}: cannot read file to archive", .0.display())]
+    Unreadable(PathBuf),
     /// A selected name cannot be stored (not UTF-8: apk's overlay list is text).
     #[error("{}: file name is not valid UTF-8", .0.display())]
     BadName(PathBuf),

@@ -10,6 +10,7 @@
 
 use crate::deleted::MANIFEST;
 use crate::Error;
+use apk::audit::{AuditMode, AuditOptions};
 use apk::db::{Database, OpenOptions};
 use std::collections::HashSet;
 use std::path::Path;
@@ -29,7 +30,20 @@ pub struct Selection {
 /// Select the overlay's files under `root` (which must hold an installed database).
 pub fn selection(root: &Path) -> Result<Selection, Error> {
     let db = Database::open(root, &OpenOptions::default())?;
-    let mut names = apk::audit::backup_selection(&db)?;
+    // `apk audit --backup --recursive --check-permissions`, as apk::audit::backup_selection, but
+    // an unreadable file (`e`) is an error: upstream's tar then silently dropped it.
+    let rules = apk::protected::ProtectedPaths::load(root);
+    let opts = AuditOptions {
+        mode: AuditMode::Backup,
+        recursive: true,
+        check_permissions: true,
+        paths: Vec::new(),
+    };
+    let entries = apk::audit::audit(&db, &rules, &opts)?;
+    if let Some(e) = entries.iter().find(|e| e.status == 'e') {
+        return Err(Error::Unreadable(root.join(&e.path)));
+    }
+    let mut names: Vec<String> = entries.into_iter().map(|e| e.path).collect();
     names.extend(root_level_includes(root));
     let mut seen = HashSet::new();
     // The manifest is regenerated on every commit; a copy left in the root (Alpine's init just
