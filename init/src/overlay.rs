@@ -54,7 +54,13 @@ impl OverlayRequest {
     }
 }
 
-/// Result of the signature check.
+/// Result of the signature check. What an applier reports:
+/// - no `req.signature` → `Unsigned`;
+/// - a signature that verifies (ed25519, strict) with a key in `req.trusted_keys_dir` →
+///   `Verified`;
+/// - a signature that verifies with none of them (tampered file, foreign key, malformed `.sig`,
+///   or no trusted keys at all) → `Bad`; except with `req.policy == Off` and no trusted keys,
+///   where there is nothing to check against → `Unsigned`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignatureCheck {
     /// A valid signature by a trusted key.
@@ -81,6 +87,11 @@ pub struct OverlayReport {
     pub files: Vec<String>,
     /// Bytes extracted.
     pub bytes: u64,
+    /// Paths of the overlay's deletion manifest, removed after the package install
+    /// ([`OverlayApplier::after_install`]).
+    pub deletions: Vec<String>,
+    /// Non-fatal problems for the console (e.g. members refused by the safe extraction).
+    pub warnings: Vec<String>,
 }
 
 /// A passphrase, wiped from memory when dropped.
@@ -130,6 +141,15 @@ pub trait OverlayApplier {
         req: &OverlayRequest,
         prompt: &mut dyn PassphrasePrompt,
     ) -> Result<OverlayReport, StepError>;
+
+    /// Called once the packages are installed (still before `switch_root`): the overlay's
+    /// deletion manifest (`report.deletions`) is applied here, so that files the user deleted
+    /// stay deleted even when a package ships them.
+    fn after_install(
+        &mut self,
+        req: &OverlayRequest,
+        report: &OverlayReport,
+    ) -> Result<(), StepError>;
 }
 
 /// Temporary seam until the `overlays` crate is linked: every overlay fails with a clear error.
@@ -137,6 +157,15 @@ pub trait OverlayApplier {
 pub struct NotLinkedApplier;
 
 impl OverlayApplier for NotLinkedApplier {
+    fn after_install(
+        &mut self,
+        _req: &OverlayRequest,
+        _report: &OverlayReport,
+    ) -> Result<(), StepError> {
+        // Unreachable in practice: `apply` never succeeds, so there is nothing to finish.
+        Ok(())
+    }
+
     fn apply(
         &mut self,
         req: &OverlayRequest,

@@ -315,14 +315,14 @@ impl Drop for Vm {
     }
 }
 
-/// The test-double init built from `examples/qemu_copy_installer.rs` (cargo test builds examples).
-fn copy_installer_init() -> PathBuf {
+/// The test-double init built from `examples/qemu_doubles.rs` (cargo test builds examples).
+fn doubles_init() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let path = exe
         .parent()
         .and_then(Path::parent)
         .unwrap()
-        .join("examples/qemu_copy_installer");
+        .join("examples/qemu_doubles");
     assert!(
         path.exists(),
         "{} is missing: run the whole suite (cargo test -p init builds the examples)",
@@ -436,60 +436,75 @@ fn rescue_shell_then_retry() {
     vm.wait_exit();
 }
 
-#[test]
-fn full_boot_through_switch_root_with_a_copy_installer() {
+/// The /sbin/init of the fake new root: reports what the initramfs init left and powers off.
+const NEWROOT_INIT: &str = r#"#!/bin/busybox sh
+B=/bin/busybox
+$B echo "NEWROOT-INIT pid=$$ args=$*"
+$B cat /var/log/boot-timeline.txt
+$B echo "--- fstab"; $B cat /etc/fstab
+$B echo "--- repositories"; $B cat /etc/apk/repositories
+$B echo "--- world"; $B cat /etc/apk/world
+$B echo "--- hostname $($B cat /etc/hostname)"
+$B echo "--- boot runlevel $($B ls /etc/runlevels/boot | $B tr '\n' ' ')"
+$B echo "--- default runlevel $($B ls /etc/runlevels/default | $B tr '\n' ' ')"
+$B echo "--- sshd link $($B readlink /etc/runlevels/default/sshd)"
+$B echo "--- marker $([ -e /etc/.default_boot_services ] && echo present || echo gone)"
+$B echo "--- motd $([ -e /etc/motd ] && echo present || echo gone)"
+$B echo "--- inittab"; $B tail -n 2 /etc/inittab
+$B echo "--- securetty $($B cat /etc/securetty | $B tr '\n' ' ')"
+$B echo "--- ssh modes $($B stat -c %a /root/.ssh /root/.ssh/authorized_keys 2>/dev/null | $B tr '\n' ' ')"
+$B echo "--- key $($B cat /root/.ssh/authorized_keys 2>/dev/null)"
+$B echo "--- media $($B ls /media | $B tr '\n' ' ')"
+$B echo "--- medium $($B ls /media/*/apks | $B tr '\n' ' ')"
+$B echo "--- mounts"; $B cut -d' ' -f2,3,4 /proc/mounts
+$B echo NEWROOT-DONE
+$B poweroff -f
+"#;
+
+/// An initramfs with the test-double init and the ext4 drivers.
+fn doubles_initramfs() -> (PathBuf, Initramfs) {
     let (kernel, kver) = kernel();
     let initramfs = Initramfs::new(&kver).modules(&["virtio_blk", "virtio_pci", "ext4"]);
-    std::fs::copy(copy_installer_init(), initramfs.root().join("init")).unwrap();
+    std::fs::copy(doubles_init(), initramfs.root().join("init")).unwrap();
     assert_static(&initramfs.root().join("init"));
-    let image = initramfs.pack();
+    (kernel, initramfs)
+}
 
-    // An ext4 medium (mkfs.ext4 -d, no root needed) whose boot repository carries the tree the
-    // copy installer puts in the new root: busybox and a /sbin/init that reports and powers off.
-    let medium = initramfs.dir.path().join("medium");
+/// An ext4 medium (mkfs.ext4 -d, no root needed) labelled BOOTDATA whose boot repository carries
+/// the tree the copy installer puts in the new root (busybox, [`NEWROOT_INIT`], inittab,
+/// securetty, fstab, motd), plus `top` files at the medium's top level (overlays, signatures).
+fn ext4_medium(dir: &Path, top: &[(&str, &str)]) -> PathBuf {
+    let medium = dir.join("medium");
     let fake = medium.join("apks/fake-root");
     for d in ["bin", "sbin", "etc", "media", "proc", "sys", "dev", "run"] {
         std::fs::create_dir_all(fake.join(d)).unwrap();
     }
     std::fs::write(medium.join("apks/.boot_repository"), b"").unwrap();
     std::fs::copy("/bin/busybox", fake.join("bin/busybox")).unwrap();
-    let script = "#!/bin/busybox sh\n\
-        B=/bin/busybox\n\
-        $B echo \"NEWROOT-INIT pid=$$ args=$*\"\n\
-        $B cat /var/log/boot-timeline.txt\n\
-        $B echo \"--- fstab\"; $B cat /etc/fstab\n\
-        $B echo \"--- repositories\"; $B cat /etc/apk/repositories\n\
-        $B echo \"--- world\"; $B cat /etc/apk/world\n\
-        $B echo \"--- hostname $($B cat /etc/hostname)\"\n\
-        $B echo \"--- boot runlevel $($B ls /etc/runlevels/boot | $B tr '\\n' ' ')\"\n\
-        $B echo \"--- default runlevel $($B ls /etc/runlevels/default | $B tr '\\n' ' ')\"\n\
-        $B echo \"--- sshd link $($B readlink /etc/runlevels/default/sshd)\"\n\
-        $B echo \"--- inittab\"; $B tail -n 2 /etc/inittab\n\
-        $B echo \"--- securetty $($B cat /etc/securetty | $B tr '\\n' ' ')\"\n\
-        $B echo \"--- ssh modes $($B stat -c %a /root/.ssh /root/.ssh/authorized_keys | $B tr '\\n' ' ')\"\n\
-        $B echo \"--- key $($B cat /root/.ssh/authorized_keys)\"\n\
-        $B echo \"--- medium $($B ls /media/vda/apks | $B tr '\\n' ' ')\"\n\
-        $B echo \"--- mounts\"; $B cut -d' ' -f2,3,4 /proc/mounts\n\
-        $B echo NEWROOT-DONE\n\
-        $B poweroff -f\n";
-    std::fs::write(fake.join("sbin/init"), script).unwrap();
+    std::fs::write(fake.join("sbin/init"), NEWROOT_INIT).unwrap();
     std::fs::set_permissions(
         fake.join("sbin/init"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    std::fs::write(
-        fake.join("etc/inittab"),
-        "::sysinit:/sbin/openrc sysinit\ntty1::respawn:/sbin/getty 38400 tty1\n",
-    )
-    .unwrap();
-    std::fs::write(fake.join("etc/securetty"), "console\ntty1\n").unwrap();
-    std::fs::write(
-        fake.join("etc/fstab"),
-        "/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n",
-    )
-    .unwrap();
-    let disk = initramfs.dir.path().join("disk.img");
+    for (path, content) in [
+        (
+            "etc/inittab",
+            "::sysinit:/sbin/openrc sysinit\ntty1::respawn:/sbin/getty 38400 tty1\n",
+        ),
+        ("etc/securetty", "console\ntty1\n"),
+        (
+            "etc/fstab",
+            "/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n",
+        ),
+        ("etc/motd", "Welcome\n"),
+    ] {
+        std::fs::write(fake.join(path), content).unwrap();
+    }
+    for (name, content) in top {
+        std::fs::write(medium.join(name), content).unwrap();
+    }
+    let disk = dir.join("disk.img");
     std::fs::File::create(&disk)
         .unwrap()
         .set_len(64 << 20)
@@ -506,13 +521,40 @@ fn full_boot_through_switch_root_with_a_copy_installer() {
         ])
         .arg(&medium)
         .arg(&disk));
+    disk
+}
 
+/// Checks the mounts the fake new root printed.
+fn assert_new_root_mounts(vm: &Vm, medium_at: &str) {
+    let log = vm.text();
+    let mounts = &log[log.rfind("--- mounts").unwrap()..log.rfind("NEWROOT-DONE").unwrap()];
+    let medium = format!("{medium_at} ext4 ro,");
+    for m in [
+        "/ tmpfs rw",
+        &medium,
+        "/proc proc rw",
+        "/dev devtmpfs",
+        "/run tmpfs",
+    ] {
+        assert!(
+            mounts.contains(m),
+            "{m:?} not in the new root's mounts:\n{mounts}"
+        );
+    }
+}
+
+#[test]
+fn full_boot_through_switch_root_with_a_copy_installer() {
+    let (kernel, initramfs) = doubles_initramfs();
+    let image = initramfs.pack();
+    let disk = ext4_medium(initramfs.dir.path(), &[]);
     let drive = format!("file={},format=raw,if=virtio", disk.display());
     let append = "console=ttyS0 panic=1 hostname=fw1 pkgs=chrony,bad$token init_args=\"one two\" \
                   ssh_key=\"ssh-ed25519 AAAAC3NzaTEST test@qemu\"";
     let mut vm = Vm::boot(&kernel, &image, append, &["-drive", &drive]);
     for marker in [
         "vda: ext4 LABEL=BOOTDATA UUID=0a1b2c3d-0000-4000-8000-123456789abc at /media/vda: boot repository apks/",
+        "no apkovl found: default configuration",
         "boot repository /media/vda/apks",
         "pkgs=: 'bad$token' is not a valid world dependency",
         "Installing packages to root filesystem",
@@ -538,32 +580,92 @@ fn full_boot_through_switch_root_with_a_copy_installer() {
         "--- boot runlevel bootmisc hostname hwclock modules sysctl syslog",
         "--- default runlevel firstboot sshd",
         "--- sshd link /etc/init.d/sshd",
+        "--- marker gone",
+        "--- motd present",
         "--- inittab",
         "# enable login on alternative console",
         "ttyS0::respawn:/sbin/getty -L 0 ttyS0 vt100",
         "--- securetty console tty1 ttyS0",
         "--- ssh modes 700 600",
         "--- key ssh-ed25519 AAAAC3NzaTEST test@qemu",
+        "--- media vda",
         "--- medium fake-root",
         "--- mounts",
         "NEWROOT-DONE",
     ] {
         vm.expect(marker);
     }
-    // The new root is the tmpfs, the medium was carried in read-only, /proc came along.
-    let log = vm.text();
-    let mounts = &log[log.rfind("--- mounts").unwrap()..log.rfind("NEWROOT-DONE").unwrap()];
-    for m in [
-        "/ tmpfs rw",
-        "/media/vda ext4 ro,",
-        "/proc proc rw",
-        "/dev devtmpfs",
-        "/run tmpfs",
+    assert_new_root_mounts(&vm, "/media/vda");
+    vm.wait_exit();
+}
+
+/// The overlay as the manifest test double reads it: hostname, world, the default-services
+/// marker, an fstab naming the medium's mount point, and a deletion.
+const OVERLAY: &str = "etc/hostname=ovlhost\\n\n\
+                       etc/apk/world=htop\\n\n\
+                       etc/.default_boot_services=\n\
+                       etc/fstab=LABEL=BOOTDATA /media/boot ext4 noauto,ro 0 0\\n\n\
+                       -etc/motd\n";
+
+#[test]
+fn overlay_is_applied_and_its_choices_win() {
+    let (kernel, initramfs) = doubles_initramfs();
+    let image = initramfs.pack();
+    let disk = ext4_medium(initramfs.dir.path(), &[("fw.apkovl.tar.gz", OVERLAY)]);
+    let drive = format!("file={},format=raw,if=virtio", disk.display());
+    let append = "console=ttyS0 panic=1 hostname=fw1 apkovl_verify=optional";
+    let mut vm = Vm::boot(&kernel, &image, append, &["-drive", &drive]);
+    for marker in [
+        "at /media/vda: boot repository apks/, apkovl fw.apkovl.tar.gz",
+        "Loading user settings from /media/vda/fw.apkovl.tar.gz (apkovl_verify=optional)",
+        "WARNING: /media/vda/fw.apkovl.tar.gz: apkovl is not signed (apkovl_verify=optional)",
+        "WARNING: /media/vda/fw.apkovl.tar.gz: manifest applier: test double",
+        // The overlay's fstab names the medium: it moves to /media/boot.
+        "boot repository /media/boot/apks",
+        "for: htop alpine-base",
+        "NEWROOT-INIT pid=1",
+        "LABEL=BOOTDATA /media/boot ext4 noauto,ro 0 0",
+        "--- world",
+        "htop\r\nalpine-base",
+        // hostname= does not override the overlay's /etc/hostname.
+        "--- hostname ovlhost",
+        "--- default runlevel firstboot",
+        "--- marker gone",
+        // The deletion manifest removed a file a package installed.
+        "--- motd gone",
+        "--- media boot",
+        "NEWROOT-DONE",
     ] {
-        assert!(
-            mounts.contains(m),
-            "{m:?} not in the new root's mounts:\n{mounts}"
-        );
+        vm.expect(marker);
+    }
+    assert_new_root_mounts(&vm, "/media/boot");
+    vm.wait_exit();
+}
+
+#[test]
+fn bad_overlay_signature_stops_the_boot() {
+    let (kernel, initramfs) = doubles_initramfs();
+    let image = initramfs.pack();
+    let disk = ext4_medium(
+        initramfs.dir.path(),
+        &[
+            ("fw.apkovl.tar.gz", OVERLAY),
+            ("fw.apkovl.tar.gz.sig", "evil\n"),
+        ],
+    );
+    let drive = format!("file={},format=raw,if=virtio", disk.display());
+    // Even with verification off, a signature that is present and bad is refused.
+    let append = "console=ttyS0 panic=1 apkovl_verify=off";
+    let mut vm = Vm::boot(&kernel, &image, append, &["-drive", &drive]);
+    for marker in [
+        "Loading user settings from /media/vda/fw.apkovl.tar.gz (apkovl_verify=off)",
+        "ERROR: overlay: /media/vda/fw.apkovl.tar.gz: signature check failed: bad signature: test signature says \"evil\"",
+        "overlay",
+        "(failed)",
+        "boot failed: rebooting in 1 s (panic=1)",
+    ] {
+        vm.expect(marker);
     }
     vm.wait_exit();
+    assert!(!vm.text().contains("NEWROOT-INIT"));
 }

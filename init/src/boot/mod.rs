@@ -19,7 +19,7 @@ use crate::console::{self, ConsolePassphrase};
 use crate::install::PackageInstaller;
 use crate::media::{self, Medium};
 use crate::modules::{self, Loader, ModuleDb};
-use crate::overlay::{OverlayApplier, OverlayRequest};
+use crate::overlay::{OverlayApplier, OverlayReport, OverlayRequest};
 use crate::plan::{self, Acceptance, Kind, PlanError};
 use crate::rescue;
 use crate::step::StepError;
@@ -186,11 +186,24 @@ struct Boot<'a> {
     attempt: u32,
 }
 
+/// An applied overlay: what was asked and what the applier did.
+struct Applied {
+    req: OverlayRequest,
+    report: OverlayReport,
+}
+
 /// The state carried from one phase to the next within an attempt.
 struct Prepared {
     media: Vec<Medium>,
-    overlay_files: Option<Vec<String>>,
+    overlay: Option<Applied>,
     repositories: Vec<PathBuf>,
+}
+
+impl Prepared {
+    /// The overlay file list (`None`: no overlay was applied).
+    fn overlay_files(&self) -> Option<&[String]> {
+        self.overlay.as_ref().map(|a| a.report.files.as_slice())
+    }
 }
 
 impl Boot<'_> {
@@ -260,13 +273,13 @@ impl Boot<'_> {
         };
 
         self.phase("overlay");
-        let overlay_files = match self.apply_overlay(&found.media, &root) {
+        let overlay = match self.apply_overlay(&found.media, &root) {
             Ok(f) => f,
             Err(e) => return self.fail(e),
         };
 
         self.phase("media relocation");
-        let prepared = match self.relocate_media(found.media, overlay_files, &root) {
+        let prepared = match self.relocate_media(found.media, overlay, &root) {
             Ok(p) => p,
             Err(e) => return self.fail(e),
         };
@@ -339,12 +352,12 @@ impl Boot<'_> {
         self.timeline.note(format!("{n} module(s)"));
     }
 
-    /// Chooses, verifies and applies the overlay. Returns the overlay file list (None: no overlay).
+    /// Chooses, verifies and applies the overlay (`None`: there is none).
     fn apply_overlay(
         &mut self,
         media: &[Medium],
         root: &RootDir,
-    ) -> Result<Option<Vec<String>>, BootError> {
+    ) -> Result<Option<Applied>, BootError> {
         let kind = |p: &Path| match std::fs::metadata(p) {
             Ok(m) if m.is_file() => Some(Kind::File),
             Ok(_) => Some(Kind::Other),
@@ -388,6 +401,9 @@ impl Boot<'_> {
                 })
             }
         }
+        for w in &report.warnings {
+            log::warn!("{}: {w}", req.file.display());
+        }
         // Overlays do not store parent directories; /root must not be world-readable (§3.6).
         root.chmod_dir("root", 0o700)?;
         if let Some(fstab) = root.read_string("etc/fstab")? {
@@ -401,17 +417,17 @@ impl Boot<'_> {
             report.files.len(),
             timeline::human_bytes(report.bytes)
         ));
-        Ok(Some(report.files))
+        Ok(Some(Applied { req, report }))
     }
 
     /// Moves media to their final `/media/<name>` and resolves the repositories there.
     fn relocate_media(
         &mut self,
         media: Vec<Medium>,
-        overlay_files: Option<Vec<String>>,
+        overlay: Option<Applied>,
         root: &RootDir,
     ) -> Result<Prepared, BootError> {
-        let overlay_fstab = if overlay_files.is_some() {
+        let overlay_fstab = if overlay.is_some() {
             root.read_string("etc/fstab")?
         } else {
             None
@@ -453,7 +469,7 @@ impl Boot<'_> {
         }
         Ok(Prepared {
             media,
-            overlay_files,
+            overlay,
             repositories,
         })
     }

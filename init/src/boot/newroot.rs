@@ -46,7 +46,7 @@ impl Boot<'_> {
             )?;
         }
         let default_services = self.default_services(p, root);
-        let world = if p.overlay_files.is_some() {
+        let world = if p.overlay.is_some() {
             root.read_string("etc/apk/world")?
         } else {
             None
@@ -74,7 +74,7 @@ impl Boot<'_> {
             overlay_files: if self.cfg.keep_apk_new {
                 None
             } else {
-                p.overlay_files.clone()
+                p.overlay_files().map(<[String]>::to_vec)
             },
             no_network: true,
             initramfs_diskless_boot: true,
@@ -111,6 +111,10 @@ impl Boot<'_> {
         for w in &report.warnings {
             log::warn!("{w}");
         }
+        // The overlay's deletions win over files the packages just installed.
+        if let Some(a) = &p.overlay {
+            self.applier.after_install(&a.req, &a.report)?;
+        }
         self.timeline.set_installed(report.packages, report.bytes);
         self.timeline.note(format!(
             "{} packages, {}",
@@ -122,7 +126,7 @@ impl Boot<'_> {
 
     fn default_services(&self, p: &Prepared, root: &RootDir) -> bool {
         plan::default_services_apply(
-            p.overlay_files.is_some(),
+            p.overlay.is_some(),
             root.exists_nofollow(DEFAULT_SERVICES_MARKER),
         )
     }
@@ -139,7 +143,7 @@ impl Boot<'_> {
                 &format!("/etc/init.d/{svc}"),
             )?;
         }
-        if let Some(h) = plan::hostname_file(&self.cfg, p.overlay_files.as_deref()) {
+        if let Some(h) = plan::hostname_file(&self.cfg, p.overlay_files()) {
             root.write_atomic("etc/hostname", h.as_bytes(), 0o644)?;
         }
         if let Some(key) = plan::authorized_key(&self.cfg) {

@@ -91,10 +91,24 @@ impl Contents {
     }
 }
 
-/// Whether a top-level file name is an overlay: `*.apkovl.tar.gz*` as nlplug-findfs matches it,
-/// but not a detached signature (`.sig`) and not a hidden (temporary) file.
+/// Whether a top-level file name is an overlay: `NAME.apkovl.tar.gz` or `NAME.apkovl.tar.gz.X`
+/// with one more suffix `X` (`age`, an `openssl enc` cipher), as the `overlays` crate names them.
+/// Not overlays: a detached signature (`.sig`), longer suffixes (`.age.sig`, copies such as
+/// `.gz.1.bak`), and hidden names (temporary files of an interrupted commit). nlplug-findfs's
+/// glob `*.apkovl.tar.gz*` took all of these.
 pub fn is_overlay_name(name: &str) -> bool {
-    name.contains(".apkovl.tar.gz") && !name.starts_with('.') && !name.ends_with(".sig")
+    if name.starts_with('.') {
+        return false;
+    }
+    let Some(pos) = name.find(".apkovl.tar.gz") else {
+        return false;
+    };
+    match &name[pos + ".apkovl.tar.gz".len()..] {
+        "" => true,
+        rest => rest
+            .strip_prefix('.')
+            .is_some_and(|x| !x.is_empty() && !x.contains('.') && x != "sig"),
+    }
 }
 
 /// Examines the top level of `root` (a mounted medium).
@@ -216,6 +230,10 @@ mod tests {
         assert!(!is_overlay_name(".host.apkovl.tar.gz.tmp"));
         assert!(!is_overlay_name("host.tar.gz"));
         assert!(!is_overlay_name("apkovl.tar"));
+        assert!(!is_overlay_name("host.apkovl.tar.gz.age.sig"));
+        assert!(!is_overlay_name("host.apkovl.tar.gz.1.bak"));
+        assert!(!is_overlay_name("host.apkovl.tar.gzip"));
+        assert!(!is_overlay_name("host.apkovl.tar.gz."));
     }
 
     #[test]
