@@ -256,3 +256,94 @@ fn package_names_and_stdout() {
     );
     assert!(!f2.exists());
 }
+
+/// The password comes from the terminal (echo off, asked twice when encrypting) when neither
+/// `-p`, `PASSWORD` nor `PASSWORD_FILE` gives it.
+#[test]
+fn password_from_the_terminal() {
+    let bed = Bed::new();
+    bed.conf("ENCRYPTION=aes-256-cbc\n");
+    let cmd = format!(
+        "'{}' --root '{}' commit",
+        env!("CARGO_BIN_EXE_lbu"),
+        bed.root.display()
+    );
+    // Answers are typed only once the prompt is on the screen (echo is off by then).
+    let run = |answers: &[&str]| {
+        use std::io::{Read, Write};
+        let mut c = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LBU_BACKUPDIR", &bed.media)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = c.stdin.take().unwrap();
+        let mut output = c.stdout.take().unwrap();
+        let mut screen = Vec::new();
+        let mut buf = [0u8; 256];
+        for (i, answer) in answers.iter().enumerate() {
+            let prompt = if i == 0 {
+                "Password: "
+            } else {
+                "Verifying - Password: "
+            };
+            while !String::from_utf8_lossy(&screen).contains(prompt) {
+                let n = output.read(&mut buf).unwrap();
+                assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&screen));
+                screen.extend_from_slice(&buf[..n]);
+            }
+            input.write_all(format!("{answer}\n").as_bytes()).unwrap();
+            input.flush().unwrap();
+        }
+        let _ = output.read_to_end(&mut screen);
+        drop(input);
+        (
+            c.wait().unwrap(),
+            String::from_utf8_lossy(&screen).into_owned(),
+        )
+    };
+    let (st, screen) = run(&["s3cret", "other"]);
+    assert!(!st.success());
+    assert!(screen.contains("passwords do not match"), "{screen}");
+    let (st, screen) = run(&["s3cret", "s3cret"]);
+    assert!(st.success(), "{screen}");
+    assert!(!screen.contains("s3cret"), "echo is off: {screen}");
+    let ov = bed
+        .media
+        .join(format!("{}.apkovl.tar.gz.aes-256-cbc", lbu::hostname()));
+    let data = std::fs::read(&ov).unwrap();
+    let kind = overlays::kind_of(&ov.to_string_lossy()).unwrap();
+    assert!(overlays::decrypt(&data, &kind, &overlays::Secret::Passphrase("s3cret")).is_ok());
+}
+
+#[test]
+fn package_writes_a_signature_and_diff_leaves_no_plaintext() {
+    let bed = Bed::new();
+    let key = apk::trust::PrivateKey::generate_ed25519();
+    let keyfile = bed.tmp.path().join("k.ed25519");
+    std::fs::write(&keyfile, key.to_pem().unwrap()).unwrap();
+    let keys = bed.tmp.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::write(keys.join("k.ed25519.pub"), key.public().to_pem()).unwrap();
+    bed.conf(&format!("SIGNING_KEY={}\n", keyfile.display()));
+    let out = bed.tmp.path().join("out.tar.gz");
+    ok(&bed.lbu(&["package", out.to_str().unwrap()]));
+    let sig = std::fs::read(bed.tmp.path().join("out.tar.gz.sig")).unwrap();
+    assert_eq!(
+        overlays::verify(&std::fs::read(&out).unwrap(), Some(&sig), &keys),
+        overlays::Verification::Verified {
+            key: "k.ed25519.pub".into()
+        }
+    );
+    // diff unpacks plaintext into TMPDIR; nothing is left there afterwards.
+    let tmpdir = bed.tmp.path().join("tmpdir");
+    std::fs::create_dir(&tmpdir).unwrap();
+    ok(&bed.lbu(&["commit"]));
+    write(&bed.root, "etc/motd", "changed\n");
+    let o = bed.lbu_env(&["diff"], &[("TMPDIR", tmpdir.to_str().unwrap())]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(std::fs::read_dir(&tmpdir).unwrap().next().is_none());
+}
