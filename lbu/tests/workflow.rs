@@ -347,3 +347,22 @@ fn package_writes_a_signature_and_diff_leaves_no_plaintext() {
     assert_eq!(o.status.code(), Some(1));
     assert!(std::fs::read_dir(&tmpdir).unwrap().next().is_none());
 }
+
+/// `BACKUP_LIMIT` unset keeps no history (Alpine's default): one file after two commits; and
+/// `status -a` is the raw non-recursive `apk audit --backup`.
+#[test]
+fn default_limit_and_raw_audit_status() {
+    let bed = Bed::new();
+    ok(&bed.lbu(&["commit"]));
+    write(&bed.root, "etc/motd", "changed\n");
+    ok(&bed.lbu(&["commit"]));
+    assert_eq!(
+        bed.files(),
+        vec![format!("{}.apkovl.tar.gz", lbu::hostname())]
+    );
+    write(&bed.root, "etc/newdir/x.conf", "x\n");
+    let raw = ok(&bed.lbu(&["status", "-a"]));
+    assert!(raw.lines().any(|l| l == "U etc/motd"), "{raw}");
+    assert!(raw.lines().any(|l| l == "D etc/newdir/"), "{raw}");
+    assert!(!raw.contains("etc/newdir/x.conf"), "non-recursive: {raw}");
+}
