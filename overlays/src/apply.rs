@@ -218,7 +218,7 @@ pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyR
             }
             continue;
         }
-        let listed = match a.member(m, &rel) {
+        let listed = match a.member(m, &rel, slash) {
             Ok(()) if m.kind == tar::EntryType::Directory || slash => format!("{rel}/"),
             Ok(()) => rel,
             Err(why) => {
@@ -274,11 +274,13 @@ impl Applier<'_> {
         }
     }
 
-    fn member(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+    fn member(&mut self, m: &Member, rel: &str, slash: bool) -> Result<(), String> {
         use tar::EntryType as T;
         let setid = m.mode & 0o6000 != 0;
         match m.kind {
             T::Directory => self.dir(m, rel),
+            // Old (V7) archives mark directories only by the trailing `/`, as tar readers know.
+            T::Regular | T::Continuous if slash && m.data.is_empty() => self.dir(m, rel),
             T::Regular | T::Continuous | T::Symlink | T::Link | T::Fifo
                 if setid && !self.policy.allow_setid && m.kind != T::Symlink =>
             {

@@ -119,6 +119,35 @@ fn refuses_escapes_devices_and_setuid() {
 }
 
 #[test]
+fn old_style_directory_members_and_duplicates() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let bytes = overlay(&[
+        (file("etc/old-style/", 0o750), b""),
+        (file("etc/old-style/a", 0o644), b"1"),
+        (file("etc/old-style/a", 0o600), b"2"),
+        (file("./", 0o777), b""),
+    ]);
+    let rep = apply(&bytes, &root, &ApplyPolicy::default()).unwrap();
+    assert!(rep.refused.is_empty(), "{:?}", rep.refused);
+    assert_eq!(rep.extracted, vec!["etc/old-style/", "etc/old-style/a"]);
+    let d = std::fs::metadata(root.join("etc/old-style")).unwrap();
+    assert!(d.is_dir());
+    assert_eq!(d.mode() & 0o7777, 0o750);
+    // The later member wins, as with tar; the root's own mode is never taken from the archive.
+    assert_eq!(std::fs::read(root.join("etc/old-style/a")).unwrap(), b"2");
+    assert_eq!(
+        std::fs::metadata(root.join("etc/old-style/a"))
+            .unwrap()
+            .mode()
+            & 0o7777,
+        0o600
+    );
+    assert_ne!(std::fs::metadata(&root).unwrap().mode() & 0o7777, 0o777);
+}
+
+#[test]
 fn existing_symlinks_in_the_root_stay_inside_it() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
