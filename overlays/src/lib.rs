@@ -7,6 +7,32 @@
 //! ([`sign`]) and encryption ([`crypt`]: Alpine's legacy `openssl enc` files and `age`). Mounting
 //! media, choosing a file and asking for passwords are left to the callers (`lbu`, the init); no
 //! function here spawns a process, so the static PID 1 can link everything.
+//!
+//! What the boot init does with an overlay file, in order:
+//! ```no_run
+//! use overlays::{ApplyPolicy, OverlayKind, Secret, Verification};
+//! use std::path::Path;
+//! # fn main() -> Result<(), overlays::Error> {
+//! let file = Path::new("/media/usb/host.apkovl.tar.gz.age");
+//! let kind = overlays::kind_of(&file.to_string_lossy()).expect("an overlay name");
+//! let data = std::fs::read(file).map_err(|source| overlays::Error::Io { path: file.into(), source })?;
+//! let sig = std::fs::read(format!("{}.sig", file.display())).ok();
+//! match overlays::verify(&data, sig.as_deref(), Path::new("/etc/apkovl/keys")) {
+//!     Verification::Verified { key } => println!("overlay signed by {key}"),
+//!     Verification::Unsigned => { /* policy: refuse or accept */ }
+//!     Verification::Bad { reason } => panic!("overlay: signature check failed: {reason}"),
+//! }
+//! let gz = overlays::decrypt(&data, &kind, &Secret::Passphrase("asked on the console"))?;
+//! let report = overlays::apply(&gz, Path::new("/sysroot"), &ApplyPolicy::default())?;
+//! for r in &report.refused {
+//!     eprintln!("overlay: refused {r}");
+//! }
+//! // `report.extracted` is apk's overlay file list; install packages, then:
+//! overlays::apply_deletions(Path::new("/sysroot"), &report.deletions)?;
+//! # let _ = OverlayKind::Plain;
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(missing_docs)]
 
