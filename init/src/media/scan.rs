@@ -14,6 +14,17 @@ use crate::probe::{self, FsInfo, Probe};
 use crate::sys::{self, MountFlags, UeventSocket};
 use crate::uevent::Uevent;
 
+/// Summary of a device without media (an empty CD drive, an unused loop device).
+const EMPTY: &str = "empty (no medium)";
+
+/// Loop, RAM and zram devices: only interesting once they have a size.
+fn is_virtual(name: &str) -> bool {
+    ["loop", "ram", "zram"].iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
 /// Mutable state of the discovery loop (the impure part).
 struct Scanner<'a> {
     cfg: &'a BootConfig,
@@ -49,10 +60,16 @@ impl Scanner<'_> {
             if self.handled.contains(&name) {
                 continue;
             }
-            new = true;
             self.handled.insert(name.clone());
             let summary = self.process(&name, disc);
             log::debug!("media: {name}: {summary}");
+            // Unused loop/ram devices (8 loop devices once `loop` is loaded) are never boot
+            // media: they neither count as activity nor clutter the report.
+            if summary == EMPTY && is_virtual(&name) {
+                self.candidates.remove(&name);
+                continue;
+            }
+            new = true;
             self.candidates.insert(name, summary);
         }
         new
@@ -78,7 +95,7 @@ impl Scanner<'_> {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(0);
         if size == 0 {
-            return "empty (no medium)".to_string();
+            return EMPTY.to_string();
         }
         let is_partition = sys_dir.join("partition").exists();
         if is_partition {
@@ -369,6 +386,21 @@ fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, dis
                 log::warn!("{e}");
                 break;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_devices() {
+        for v in ["loop0", "loop12", "ram0", "zram0", "loop"] {
+            assert!(is_virtual(v), "{v}");
+        }
+        for d in ["sda", "sr0", "vda1", "loopy", "nvme0n1", "mmcblk0"] {
+            assert!(!is_virtual(d), "{d}");
         }
     }
 }
