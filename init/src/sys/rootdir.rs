@@ -314,15 +314,6 @@ fn strip(rel: &str) -> &str {
     rel.trim_start_matches('/')
 }
 
-/// Convenience: `io::Error` of a [`SysError`] kind check for callers that need "not found".
-pub fn is_not_found(err: &SysError) -> bool {
-    match err {
-        SysError::Errno { errno, .. } => *errno == Errno::ENOENT,
-        SysError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
