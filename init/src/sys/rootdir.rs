@@ -6,7 +6,7 @@
 //! as if the new root were `/`, exactly as they will resolve after `switch_root`. Writes are atomic
 //! (temp file in the same directory, fsync, rename, fsync the directory).
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
