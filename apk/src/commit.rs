@@ -134,12 +134,8 @@ fn prepare(pool: &Pool, id: PkgId) -> Result<Prepared, String> {
     let opened = archive::open_package(&buf, &mode).map_err(|e| e.to_string())?;
     // The compressed bytes were just checked against datahash/identity, so the gzip CRC is
     // redundant; a second data member is refused (apk v3).
-    let hint = (p.pkg.installed_size as usize).saturating_add(64 * 1024).min(256 << 20);
-    let m = archive::inflate_raw(&buf, opened.data.start, 4 << 30, hint).map_err(|e| e.to_string())?;
-    if m.range.end != buf.len() {
-        return Err(archive::ArchiveError::Format("more than one data member".into()).to_string());
-    }
-    Ok(Prepared { buf, opened, tar: m.data })
+    let tar = archive::inflate_data(&buf, opened.data.clone()).map_err(|e| e.to_string())?;
+    Ok(Prepared { buf, opened, tar })
 }
 
 /// Results of package preparation delivered in order, computed by several workers at most
