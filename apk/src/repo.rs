@@ -118,7 +118,7 @@ pub struct Repository {
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     /// The index file could not be read.
-    #[error("{0}")]
+    #[error("{}", crate::root::io_message(.0))]
     Io(std::io::Error),
     /// Signature/format problem.
     #[error("{0}")]

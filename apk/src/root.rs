@@ -21,6 +21,15 @@ fn errno(e: nix::Error) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
+/// An I/O error as apk words it: the system message without Rust's ` (os error N)` suffix.
+pub fn io_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
+}
+
 /// Split `a/b/c` into (`a/b`, `c`); a name without `/` has parent "".
 pub fn split_parent(rel: &str) -> (&str, &str) {
     match rel.rfind('/') {

@@ -71,19 +71,3 @@ pub trait PackageInstaller {
     ) -> Result<InstallReport, StepError>;
 }
 
-/// Temporary seam until the `apk` crate is linked: every install fails with a clear error.
-#[derive(Debug, Default)]
-pub struct NotLinkedInstaller;
-
-impl PackageInstaller for NotLinkedInstaller {
-    fn install(
-        &mut self,
-        req: &InstallRequest,
-        _progress: &mut dyn InstallProgress,
-    ) -> Result<InstallReport, StepError> {
-        Err(StepError::NotLinked {
-            what: "package installer",
-            subject: format!("install {}", req.packages.join(" ")),
-        })
-    }
-}

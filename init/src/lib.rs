@@ -17,10 +17,12 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod applier;
 pub mod boot;
 pub mod cmdline;
 pub mod console;
 pub mod install;
+pub mod installer;
 pub mod media;
 pub mod modules;
 pub mod overlay;

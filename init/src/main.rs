@@ -1,13 +1,8 @@
-//! The `init` binary: PID 1 of the initramfs. All logic is in the library; this picks the
-//! implementations of the two delegated steps.
-//!
-//! TEMPORARY SEAM: the overlay applier (crate `overlays`) and the package installer (crate `apk`)
-//! are not linked yet; [`init::overlay::NotLinkedApplier`] and
-//! [`init::install::NotLinkedInstaller`] make those steps fail with a clear "not linked in this
-//! build" error until the lead replaces them here.
+//! The `init` binary: PID 1 of the initramfs. All logic is in the library; this links the real
+//! overlay applier (`overlays` crate) and package installer (embedded `apk` core).
 
 fn main() -> ! {
-    let mut applier = init::overlay::NotLinkedApplier;
-    let mut installer = init::install::NotLinkedInstaller;
+    let mut applier = init::applier::OverlaysApplier;
+    let mut installer = init::installer::ApkInstaller;
     init::run(&mut applier, &mut installer)
 }

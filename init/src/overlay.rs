@@ -152,28 +152,3 @@ pub trait OverlayApplier {
     ) -> Result<(), StepError>;
 }
 
-/// Temporary seam until the `overlays` crate is linked: every overlay fails with a clear error.
-#[derive(Debug, Default)]
-pub struct NotLinkedApplier;
-
-impl OverlayApplier for NotLinkedApplier {
-    fn after_install(
-        &mut self,
-        _req: &OverlayRequest,
-        _report: &OverlayReport,
-    ) -> Result<(), StepError> {
-        // Unreachable in practice: `apply` never succeeds, so there is nothing to finish.
-        Ok(())
-    }
-
-    fn apply(
-        &mut self,
-        req: &OverlayRequest,
-        _prompt: &mut dyn PassphrasePrompt,
-    ) -> Result<OverlayReport, StepError> {
-        Err(StepError::NotLinked {
-            what: "overlay applier",
-            subject: req.file.display().to_string(),
-        })
-    }
-}

@@ -8,14 +8,6 @@ use std::path::PathBuf;
 /// A delegated step failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
-    /// The implementation is not linked into this build (temporary seam).
-    #[error("{subject}: {what} not linked in this build")]
-    NotLinked {
-        /// Which step (`package installer`, `overlay applier`).
-        what: &'static str,
-        /// What it was asked to work on.
-        subject: String,
-    },
     /// The overlay's signature was refused by the policy.
     #[error("{}: signature check failed: {reason}", file.display())]
     SignatureRefused {

@@ -4,10 +4,10 @@
 //! - `no_medium_reports_and_follows_panic`: no disk at all → the init prints its clear "no boot
 //!   medium found" error and the timeline, then (no `/bin/sh`) follows `panic=1`: reboot after 1 s,
 //!   which makes qemu exit because of `-no-reboot`.
-//! - `finds_vfat_medium_then_stops_at_the_installer_seam`: a virtio disk holding a vfat boot medium
+//! - `finds_vfat_medium_with_an_empty_repository`: a virtio disk holding a vfat boot medium
 //!   → drivers from coldplug/hotplug, superblock probe, NLS + vfat loaded, mounted, repository
-//!   found, tmpfs root, medium relocated to `/media/usb`; the build's installer seam is not linked
-//!   yet, so the boot fails there with that message, and reboots.
+//!   found, tmpfs root, medium relocated to `/media/usb`; the embedded apk finds no index there, so
+//!   the install fails with apk's report, and the boot reboots per `panic=1`.
 //!
 //! The wait is bounded (180 s); qemu is killed afterwards and the serial log printed on failure.
 use std::io::{Read, Write};
@@ -353,7 +353,7 @@ fn no_medium_reports_and_follows_panic() {
 }
 
 #[test]
-fn finds_vfat_medium_then_stops_at_the_installer_seam() {
+fn finds_vfat_medium_with_an_empty_repository() {
     let (kernel, kver) = kernel();
     let initramfs = Initramfs::new(&kver).modules(&[
         "virtio_blk",
@@ -398,7 +398,10 @@ fn finds_vfat_medium_then_stops_at_the_installer_seam() {
         "no apkovl found: default configuration",
         "boot repository /media/usb/apks",
         "Installing packages to root filesystem",
-        "ERROR: packages: install chrony alpine-base: package installer not linked in this build",
+        "WARNING: opening /media/usb/apks/x86_64/APKINDEX.tar.gz: No such file or directory",
+        "ERROR: unable to select packages:",
+        "chrony (no such package):",
+        "ERROR: packages: install chrony alpine-base: 1 error while installing",
         "boot timeline (CLOCK_BOOTTIME):",
         "packages",
         "(failed)",
