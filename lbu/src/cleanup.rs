@@ -13,6 +13,8 @@ pub enum Action {
     RemoveFile(PathBuf),
     /// Remove a temporary directory tree (plaintext copies for status/diff).
     RemoveDir(PathBuf),
+    /// Turn terminal echo back on (a signal while a password is being typed).
+    RestoreEcho,
     /// Put a medium back as it was: remount read-only and/or unmount.
     RestoreMount {
         /// Mount point.
@@ -74,6 +76,19 @@ fn perform(a: &Action) {
         }
         Action::RemoveDir(p) => {
             let _ = std::fs::remove_dir_all(p);
+        }
+        Action::RestoreEcho => {
+            use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+            if let Ok(tty) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/tty")
+            {
+                if let Ok(mut t) = tcgetattr(&tty) {
+                    t.local_flags.insert(LocalFlags::ECHO);
+                    let _ = tcsetattr(&tty, SetArg::TCSANOW, &t);
+                }
+            }
         }
         Action::RestoreMount {
             dir,

@@ -69,6 +69,7 @@ fn ask(prompt: &str) -> Result<String, Error> {
             Error::Password("no terminal to ask on: set PASSWORD_FILE in lbu.conf".into())
         })?;
     let saved = tcgetattr(&tty).ok();
+    let echo = crate::cleanup::register(crate::cleanup::Action::RestoreEcho);
     if let Some(t) = &saved {
         let mut quiet = t.clone();
         quiet.local_flags.remove(LocalFlags::ECHO);
@@ -83,6 +84,7 @@ fn ask(prompt: &str) -> Result<String, Error> {
         let _ = tcsetattr(&tty, SetArg::TCSANOW, t);
     }
     let _ = writeln!(w);
+    crate::cleanup::forget(echo);
     res.map_err(|e| Error::Password(format!("/dev/tty: {e}")))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }

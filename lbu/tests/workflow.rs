@@ -366,3 +366,61 @@ fn default_limit_and_raw_audit_status() {
     assert!(raw.lines().any(|l| l == "D etc/newdir/"), "{raw}");
     assert!(!raw.contains("etc/newdir/x.conf"), "non-recursive: {raw}");
 }
+
+/// SIGTERM while the password is being typed: lbu exits 1 and terminal echo is back on.
+#[test]
+fn signal_at_the_password_prompt_restores_echo() {
+    use std::io::{Read, Write};
+    let bed = Bed::new();
+    bed.conf("ENCRYPTION=aes-256-cbc\n");
+    let inner = format!(
+        "'{}' --root '{}' commit & echo PID=$!; wait $!; echo STATUS=$?; stty -a",
+        env!("CARGO_BIN_EXE_lbu"),
+        bed.root.display()
+    );
+    let mut c = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LBU_BACKUPDIR", &bed.media)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = c.stdin.take().unwrap();
+    let mut output = c.stdout.take().unwrap();
+    let mut screen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&screen).contains("Password: ") {
+        let n = output.read(&mut buf).unwrap();
+        assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&screen));
+        screen.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&screen).into_owned();
+    let pid: i32 = text
+        .split("PID=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = output.read_to_end(&mut screen);
+    input.flush().unwrap();
+    drop(input);
+    c.wait().unwrap();
+    let text = String::from_utf8_lossy(&screen).into_owned();
+    assert!(text.contains("STATUS=1"), "{text}");
+    let words: Vec<&str> = text.split_whitespace().collect();
+    assert!(
+        words.contains(&"echo") && !words.contains(&"-echo"),
+        "{text}"
+    );
+    assert!(bed.files().is_empty());
+}
