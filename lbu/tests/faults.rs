@@ -613,6 +613,9 @@ fn signal_restores_the_medium() {
         .spawn()
         .unwrap();
     while !marker.exists() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("lbu ended before the hook ran: {st}");
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();

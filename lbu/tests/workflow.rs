@@ -280,6 +280,7 @@ fn password_from_the_terminal() {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        watchdog(c.id());
         let mut input = c.stdin.take().unwrap();
         let mut output = c.stdout.take().unwrap();
         let mut screen = Vec::new();
@@ -387,6 +388,7 @@ fn signal_at_the_password_prompt_restores_echo() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    watchdog(c.id());
     let mut input = c.stdin.take().unwrap();
     let mut output = c.stdout.take().unwrap();
     let mut screen = Vec::new();

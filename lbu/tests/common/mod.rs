@@ -160,3 +160,15 @@ pub fn write(root: &Path, rel: &str, s: &str) {
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, s).unwrap();
 }
+
+/// Kill a child that never gets where a test waits for it (a regression must fail the test, not
+/// hang it). A safety net, not a timing assertion: nothing legitimate takes this long.
+pub fn watchdog(pid: u32) {
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(300));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    });
+}
