@@ -7,11 +7,13 @@
 //! 4. read it back and verify it: same bytes, decrypts (when we hold the secret), decompresses
 //!    and lists exactly the expected members;
 //! 5. back up the current overlay as a hard link or copy (never a rename), fsynced;
-//! 6. rename the temporary file over the overlay, fsync the directory; then the signature;
+//! 6. rename the temporary file over the overlay, fsync the directory; with `SIGNING_KEY`, a
+//!    signature file valid for both the old and the new overlay is put in place first, and the
+//!    new signature alone afterwards, so a signed medium verifies at every instant;
 //! 7. only now: `-d` removals, backup rotation, post-package hooks.
 //!
 //! At every instant the medium holds one complete overlay under the boot name. The environment
-//! variable `LBU_FAULT` (`after-temp-write`, `before-rename`, `after-rename`) aborts the process at
+//! variable `LBU_FAULT` (`after-temp-write`, `after-sig`, `before-rename`, `after-rename`) aborts the process at
 //! that point; it exists for the fault-injection tests.
 
 use crate::backup::{self, fsync_dir, install, write_temp};
@@ -234,29 +236,46 @@ fn write_commit(
     let (tmp, id) = write_temp(dir, &built.data)?;
     fault("after-temp-write");
     verify(&tmp, built, wrap)?;
-    let sig_tmp = match &built.sig {
-        Some(s) => Some(write_temp(dir, s.as_bytes())?),
-        None => None,
-    };
     if let Some(b) = backup::make_backup(dir, host, outname, &wrap.suffix())? {
         if verbose {
             eprintln!("Creating backup {}", dir.join(b).display());
         }
     }
+    let sig_name = format!("{outname}.sig");
+    let sig_path = dir.join(&sig_name);
+    let old_sig = match std::fs::read_to_string(&sig_path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::Io {
+                path: sig_path,
+                source: e,
+            })
+        }
+    };
+    // With a signature on the medium, the old overlay must keep verifying until the rename and
+    // the new one from the rename on: first a signature file valid for both.
+    if let (Some(new), Some(old)) = (&built.sig, &old_sig) {
+        let (st, sid) = write_temp(dir, format!("{new}{old}").as_bytes())?;
+        install(&st, sid, dir, &sig_name)?;
+        fault("after-sig");
+    }
     fault("before-rename");
     install(&tmp, id, dir, outname)?;
     fault("after-rename");
-    let sig_name = format!("{outname}.sig");
-    match sig_tmp {
-        Some((p, sid)) => install(&p, sid, dir, &sig_name)?,
-        None => {
-            // A signature of the previous overlay would now be a bad signature.
-            let stale = dir.join(&sig_name);
-            if stale.exists() {
-                std::fs::remove_file(&stale).at(&stale)?;
-                fsync_dir(dir)?;
-            }
+    match (&built.sig, &old_sig) {
+        // Then the new signature alone (or the first one, when the old overlay was unsigned:
+        // unsigned until now is what it was before).
+        (Some(new), _) => {
+            let (st, sid) = write_temp(dir, new.as_bytes())?;
+            install(&st, sid, dir, &sig_name)?;
         }
+        // Signing turned off: the old signature would now be a bad one.
+        (None, Some(_)) => {
+            std::fs::remove_file(&sig_path).at(&sig_path)?;
+            fsync_dir(dir)?;
+        }
+        (None, None) => {}
     }
     Ok(())
 }

@@ -59,6 +59,46 @@ fn commit_killed_at_each_step_leaves_a_valid_overlay() {
     }
 }
 
+/// Signed: killed at any step, the overlay on the medium verifies with its `.sig`.
+#[test]
+fn signed_commit_killed_at_each_step_still_verifies() {
+    for point in [
+        "after-temp-write",
+        "after-sig",
+        "before-rename",
+        "after-rename",
+    ] {
+        let bed = Bed::new();
+        let key = apk::trust::PrivateKey::generate_ed25519();
+        let keyfile = bed.tmp.path().join("ovl.key");
+        std::fs::write(&keyfile, key.to_pem().unwrap()).unwrap();
+        let keys = bed.tmp.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        std::fs::write(keys.join("ovl.key.pub"), key.public().to_pem()).unwrap();
+        bed.conf(&format!("SIGNING_KEY={}\n", keyfile.display()));
+        ok(&bed.lbu(&["commit"]));
+        write(&bed.root, "etc/changed.conf", "new\n");
+        let o = bed.lbu_env(&["commit"], &[("LBU_FAULT", point)]);
+        assert!(!o.status.success(), "{point}");
+        let data = std::fs::read(bed.overlay()).unwrap();
+        let sig = std::fs::read(format!("{}.sig", bed.overlay().display())).unwrap();
+        assert_eq!(
+            overlays::verify(&data, Some(&sig), &keys),
+            overlays::Verification::Verified {
+                key: "ovl.key.pub".into()
+            },
+            "{point}"
+        );
+        ok(&bed.lbu(&["commit"]));
+        let sig = std::fs::read_to_string(format!("{}.sig", bed.overlay().display())).unwrap();
+        assert_eq!(
+            sig.matches("apkovl-signature v1").count(),
+            1,
+            "the final .sig holds one block"
+        );
+    }
+}
+
 #[test]
 fn full_medium_keeps_the_old_overlay() {
     let bed = Bed::new();

@@ -14,6 +14,10 @@
 //! before it is decrypted. `key-name` is a hint for humans; the key is found by `key-id` among the
 //! trusted PEM public keys of a directory (e.g. the initramfs `/etc/apkovl/keys/`) and checked
 //! with `verify_strict` (no weak keys, no malleable signatures).
+//!
+//! A `.sig` file may hold several such documents one after the other; it verifies when one of
+//! them verifies. `lbu` uses this to keep a valid signature at every instant of a commit: the
+//! new block plus the old one go in first, then the new overlay, then the new block alone.
 
 use crate::Error;
 use apk::trust::{PrivateKey, PublicKey};
@@ -122,45 +126,104 @@ pub fn verify(overlay: &[u8], sig: Option<&[u8]>, keys_dir: &Path) -> Verificati
     let Some(sig) = sig else {
         return Verification::Unsigned;
     };
-    let bad = |reason: String| Verification::Bad { reason };
-    let s = match parse(sig) {
-        Ok(s) => s,
-        Err(why) => return bad(why),
+    let Ok(text) = std::str::from_utf8(sig) else {
+        return Verification::Bad {
+            reason: "signature file is not text".into(),
+        };
     };
     let (msg, digest) = message(overlay);
-    if s.sha512 != digest {
-        return bad("overlay does not match its signature (SHA-512 differs)".into());
+    let keys = trusted_keys(keys_dir);
+    // Several blocks may be concatenated (lbu keeps the previous overlay's block during a
+    // commit); one good block for these bytes is enough.
+    let mut reason = None;
+    for block in blocks(text) {
+        match verify_block(block, &msg, &digest, &keys, keys_dir) {
+            Ok(key) => return Verification::Verified { key },
+            // A block for other bytes explains less than one for these bytes that fails.
+            Err((why, for_these_bytes)) => {
+                if reason.is_none() || for_these_bytes {
+                    reason = Some(why);
+                }
+            }
+        }
     }
-    let Ok(signature) = ed25519_dalek::Signature::from_slice(&s.signature) else {
-        return bad("signature has the wrong length".into());
-    };
-    let mut names: Vec<_> = std::fs::read_dir(keys_dir)
+    Verification::Bad {
+        reason: reason.unwrap_or_else(|| "empty signature file".into()),
+    }
+}
+
+/// The signature documents of a `.sig` file, each starting with the format line.
+fn blocks(text: &str) -> Vec<&str> {
+    let mut starts: Vec<usize> = text
+        .match_indices(FORMAT_LINE)
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || text.as_bytes()[i - 1] == b'\n')
+        .collect();
+    if starts.first() != Some(&0) {
+        starts.insert(0, 0);
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &i)| &text[i..starts.get(n + 1).copied().unwrap_or(text.len())])
+        .collect()
+}
+
+/// Trusted ed25519 keys of a directory, by file name (sorted).
+fn trusted_keys(dir: &Path) -> Vec<(String, ed25519_dalek::VerifyingKey)> {
+    let mut out: Vec<(String, ed25519_dalek::VerifyingKey)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
+        .filter_map(|e| {
+            let pem = std::fs::read_to_string(e.path()).ok()?;
+            match PublicKey::from_pem(&pem)? {
+                PublicKey::Ed25519(k) => Some((e.file_name().to_string_lossy().into_owned(), k)),
+                PublicKey::Rsa(_) => None,
+            }
+        })
         .collect();
-    names.sort_by_key(|e| e.file_name());
-    for e in names {
-        let Ok(pem) = std::fs::read_to_string(e.path()) else {
-            continue;
-        };
-        let Some(PublicKey::Ed25519(k)) = PublicKey::from_pem(&pem) else {
-            continue;
-        };
-        if key_id(&k) != s.key_id {
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// One block: the trusted key's file name, or why not (and whether the block was for these bytes).
+fn verify_block(
+    block: &str,
+    msg: &[u8],
+    digest: &str,
+    keys: &[(String, ed25519_dalek::VerifyingKey)],
+    keys_dir: &Path,
+) -> Result<String, (String, bool)> {
+    let s = parse(block.as_bytes()).map_err(|why| (why, false))?;
+    if s.sha512 != digest {
+        return Err((
+            "overlay does not match its signature (SHA-512 differs)".into(),
+            false,
+        ));
+    }
+    let signature = ed25519_dalek::Signature::from_slice(&s.signature)
+        .map_err(|_| ("signature has the wrong length".to_string(), true))?;
+    for (file, k) in keys {
+        if key_id(k) != s.key_id {
             continue;
         }
-        let file = e.file_name().to_string_lossy().into_owned();
-        return match k.verify_strict(&msg, &signature) {
-            Ok(()) => Verification::Verified { key: file },
-            Err(_) => bad(format!("signature does not verify with trusted key {file}")),
+        return match k.verify_strict(msg, &signature) {
+            Ok(()) => Ok(file.clone()),
+            Err(_) => Err((
+                format!("signature does not verify with trusted key {file}"),
+                true,
+            )),
         };
     }
-    bad(format!(
-        "signed by an untrusted key ({} key-id {}) not in {}",
-        s.key_name,
-        s.key_id.chars().take(16).collect::<String>(),
-        keys_dir.display()
+    Err((
+        format!(
+            "signed by an untrusted key ({} key-id {}) not in {}",
+            s.key_name,
+            s.key_id.chars().take(16).collect::<String>(),
+            keys_dir.display()
+        ),
+        true,
     ))
 }
 
@@ -219,6 +282,31 @@ mod tests {
             verify(&data, Some(b"garbage"), &keys),
             Verification::Bad { .. }
         ));
+        // Concatenated blocks: any good one is enough; order does not matter.
+        let both = format!("{foreign}{good}");
+        assert_eq!(
+            verify(&data, Some(both.as_bytes()), &keys),
+            Verification::Verified {
+                key: "admin.pub".into()
+            }
+        );
+        let other_bytes = sign(b"previous overlay", &k, "admin.pub").unwrap();
+        let both = format!("{good}{other_bytes}");
+        assert_eq!(
+            verify(&data, Some(both.as_bytes()), &keys),
+            Verification::Verified {
+                key: "admin.pub".into()
+            }
+        );
+        assert_eq!(
+            verify(b"previous overlay", Some(both.as_bytes()), &keys),
+            Verification::Verified {
+                key: "admin.pub".into()
+            }
+        );
+        assert!(
+            matches!(verify(b"third", Some(both.as_bytes()), &keys), Verification::Bad { reason } if reason.contains("SHA-512"))
+        );
         let rsa = PrivateKey::generate_rsa(1024).unwrap();
         assert!(sign(&data, &rsa, "r.pub").is_err());
     }
