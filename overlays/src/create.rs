@@ -105,7 +105,12 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
     for name in &sel.names {
         let rel = name.trim_end_matches('/');
         let path = root.join(rel);
-        let meta = std::fs::symlink_metadata(&path).at(&path)?;
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            // The apk core works on text paths: a name that is not UTF-8 came back mangled.
+            Err(_) if rel.contains('\u{FFFD}') => return Err(Error::BadName(path)),
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
         let ft = meta.file_type();
         let (kind, arch_name) = if ft.is_dir() {
             (Kind::Dir, format!("{rel}/"))

@@ -75,6 +75,26 @@ fn selection_follows_lbu_rules() {
 }
 
 #[test]
+fn non_utf8_names_are_a_clear_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("src");
+    minirootfs(&root);
+    std::fs::write(
+        root.join("etc")
+            .join(std::ffi::OsStr::from_bytes(b"bad\xffname")),
+        "x",
+    )
+    .unwrap();
+    let e = create(&root, &CreateOptions::default()).unwrap_err();
+    assert!(matches!(e, overlays::Error::BadName(_)), "{e}");
+    assert!(
+        e.to_string().ends_with("file name is not valid UTF-8"),
+        "{e}"
+    );
+}
+
+#[test]
 fn restore_onto_fresh_root_gives_back_the_edits() {
     let (t, root) = edited_root();
     let ov = create(&root, &CreateOptions::default()).unwrap();
