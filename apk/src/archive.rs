@@ -41,7 +41,9 @@ impl From<tar::TarError> for ArchiveError {
     fn from(e: tar::TarError) -> Self {
         match e {
             tar::TarError::Eof => ArchiveError::Eof,
-            tar::TarError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => ArchiveError::Eof,
+            tar::TarError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                ArchiveError::Eof
+            }
             other => ArchiveError::Format(other.to_string()),
         }
     }
@@ -69,7 +71,12 @@ fn gzip_header(buf: &[u8], start: usize) -> Result<usize, ArchiveError> {
     }
     for bit in [8u8, 16] {
         if flags & bit != 0 {
-            let z = buf.get(p..).ok_or(ArchiveError::Eof)?.iter().position(|&c| c == 0).ok_or(ArchiveError::Eof)?;
+            let z = buf
+                .get(p..)
+                .ok_or(ArchiveError::Eof)?
+                .iter()
+                .position(|&c| c == 0)
+                .ok_or(ArchiveError::Eof)?;
             p += z + 1;
         }
     }
@@ -100,7 +107,12 @@ pub fn inflate_member(buf: &[u8], start: usize, limit: usize) -> Result<Member, 
 
 /// Inflate one gzip member without checking its CRC: for data whose compressed bytes are already
 /// covered by a verified digest (`datahash`, identity), where the CRC would only cost time.
-pub fn inflate_raw(buf: &[u8], start: usize, limit: usize, capacity: usize) -> Result<Member, ArchiveError> {
+pub fn inflate_raw(
+    buf: &[u8],
+    start: usize,
+    limit: usize,
+    capacity: usize,
+) -> Result<Member, ArchiveError> {
     let body = gzip_header(buf, start)?;
     let mut d = Decompress::new(false);
     let mut out: Vec<u8> = Vec::with_capacity(capacity.clamp(4096, limit.max(4096)));
@@ -114,7 +126,9 @@ pub fn inflate_raw(buf: &[u8], start: usize, limit: usize, capacity: usize) -> R
         let inp = &buf[body + d.total_in() as usize..];
         let before_in = d.total_in();
         let before_out = d.total_out();
-        let st = d.decompress_vec(inp, &mut out, FlushDecompress::None).map_err(|_| ArchiveError::Eof)?;
+        let st = d
+            .decompress_vec(inp, &mut out, FlushDecompress::None)
+            .map_err(|_| ArchiveError::Eof)?;
         if st == Status::StreamEnd {
             break;
         }
@@ -126,7 +140,10 @@ pub fn inflate_raw(buf: &[u8], start: usize, limit: usize, capacity: usize) -> R
     if buf.len() < end + 8 {
         return Err(ArchiveError::Eof);
     }
-    Ok(Member { range: start..end + 8, data: out })
+    Ok(Member {
+        range: start..end + 8,
+        data: out,
+    })
 }
 
 /// Inflate a package's data section, which must be exactly one gzip member running to the end
@@ -140,7 +157,8 @@ pub fn inflate_data(buf: &[u8], range: Range<usize>) -> Result<Vec<u8>, ArchiveE
         return Err(ArchiveError::Eof);
     }
     // ISIZE is the size modulo 2^32, read from the file: a hint for a bounded allocation only.
-    let isize = u32::from_le_bytes([member[n - 4], member[n - 3], member[n - 2], member[n - 1]]) as usize;
+    let isize =
+        u32::from_le_bytes([member[n - 4], member[n - 3], member[n - 2], member[n - 1]]) as usize;
     if isize <= 1 << 30 {
         if let Some((used, out)) = libdeflate_gunzip(member, isize) {
             if used != n {
@@ -170,7 +188,15 @@ fn libdeflate_gunzip(member: &[u8], size: usize) -> Option<(usize, Vec<u8>)> {
         }
         let mut used: usize = 0;
         let mut got: usize = 0;
-        let r = ld::libdeflate_gzip_decompress_ex(d, member.as_ptr().cast(), member.len(), out.as_mut_ptr().cast(), out.len(), &mut used, &mut got);
+        let r = ld::libdeflate_gzip_decompress_ex(
+            d,
+            member.as_ptr().cast(),
+            member.len(),
+            out.as_mut_ptr().cast(),
+            out.len(),
+            &mut used,
+            &mut got,
+        );
         ld::libdeflate_free_decompressor(d);
         (r == ld::libdeflate_result_LIBDEFLATE_SUCCESS && got == size).then_some((used, out))
     }
@@ -204,26 +230,49 @@ fn read_signatures(buf: &[u8]) -> Result<Signatures, ArchiveError> {
                 break;
             }
             // Entries over 64 KiB are ignored (apk-format.md §1.5).
-            let body = if e.size <= 65536 { r.read_all(65536)? } else { Vec::new() };
+            let body = if e.size <= 65536 {
+                r.read_all(65536)?
+            } else {
+                Vec::new()
+            };
             let alg = Alg::parse_entry(&e.name);
             let key = alg.map(|(_, k)| k.to_string()).unwrap_or_default();
             sigs.push((alg.map(|(a, _)| a), key, body));
         }
         if !any || !all_sign {
-            return Ok(Signatures { entries, end: pos, next: Some(m) });
+            return Ok(Signatures {
+                entries,
+                end: pos,
+                next: Some(m),
+            });
         }
         entries.extend(sigs);
         pos = m.range.end;
     }
-    Ok(Signatures { entries, end: pos, next: None })
+    Ok(Signatures {
+        entries,
+        end: pos,
+        next: None,
+    })
 }
 
 /// Pick the first signature whose key is trusted and check it over `signed`.
-fn check_signature(sigs: &[(Option<Alg>, String, Vec<u8>)], keys: &Keyring, signed: &[u8], allow_untrusted: bool) -> Result<Option<String>, ArchiveError> {
+fn check_signature(
+    sigs: &[(Option<Alg>, String, Vec<u8>)],
+    keys: &Keyring,
+    signed: &[u8],
+    allow_untrusted: bool,
+) -> Result<Option<String>, ArchiveError> {
     for (alg, key, sig) in sigs {
-        let (Some(alg), false) = (alg, sig.is_empty()) else { continue };
+        let (Some(alg), false) = (alg, sig.is_empty()) else {
+            continue;
+        };
         if let Some(k) = keys.get(key) {
-            return if k.verify(*alg, signed, sig) { Ok(Some(key.clone())) } else { Err(ArchiveError::BadSignature) };
+            return if k.verify(*alg, signed, sig) {
+                Ok(Some(key.clone()))
+            } else {
+                Err(ArchiveError::BadSignature)
+            };
         }
     }
     if allow_untrusted {
@@ -249,7 +298,15 @@ pub enum Mode<'a> {
 }
 
 /// Control scripts stored by apk.
-pub const SCRIPTS: [&str; 7] = ["pre-install", "post-install", "pre-deinstall", "post-deinstall", "pre-upgrade", "post-upgrade", "trigger"];
+pub const SCRIPTS: [&str; 7] = [
+    "pre-install",
+    "post-install",
+    "pre-deinstall",
+    "post-deinstall",
+    "pre-upgrade",
+    "post-upgrade",
+    "trigger",
+];
 
 /// A package whose control section was read and whose digests were checked.
 #[derive(Debug)]
@@ -269,7 +326,9 @@ pub struct OpenedPackage {
 /// Read and check a package's signature and control sections and its data digest.
 pub fn open_package(buf: &[u8], mode: &Mode<'_>) -> Result<OpenedPackage, ArchiveError> {
     let sigs = read_signatures(buf)?;
-    let control = sigs.next.ok_or_else(|| ArchiveError::Format("no control section".into()))?;
+    let control = sigs
+        .next
+        .ok_or_else(|| ArchiveError::Format("no control section".into()))?;
     let mut r = tar::Reader::new_section(&control.data[..]);
     let mut pkginfo: Option<String> = None;
     let mut scripts = Vec::new();
@@ -277,20 +336,37 @@ pub fn open_package(buf: &[u8], mode: &Mode<'_>) -> Result<OpenedPackage, Archiv
         if !e.name.starts_with('.') || e.name.contains('/') {
             // Legacy layout where control and data share a member: not produced by any current
             // abuild and refused by v3 once a datahash is present. We refuse it outright.
-            return Err(ArchiveError::Format(format!("data entry '{}' inside the control section", e.name)));
+            return Err(ArchiveError::Format(format!(
+                "data entry '{}' inside the control section",
+                e.name
+            )));
         }
         if e.name.starts_with(".SIGN.") {
-            return Err(ArchiveError::Format("signature inside the control section".into()));
+            return Err(ArchiveError::Format(
+                "signature inside the control section".into(),
+            ));
         }
         match e.name.as_str() {
-            ".PKGINFO" => pkginfo = Some(String::from_utf8(r.read_all(1 << 20)?).map_err(|_| ArchiveError::Format(".PKGINFO is not UTF-8".into()))?),
-            ".INSTALL" => return Err(ArchiveError::Format(".INSTALL scripts are not supported".into())),
-            n if SCRIPTS.contains(&&n[1..]) => scripts.push((n[1..].to_string(), r.read_all(16 << 20)?)),
+            ".PKGINFO" => {
+                pkginfo = Some(
+                    String::from_utf8(r.read_all(1 << 20)?)
+                        .map_err(|_| ArchiveError::Format(".PKGINFO is not UTF-8".into()))?,
+                )
+            }
+            ".INSTALL" => {
+                return Err(ArchiveError::Format(
+                    ".INSTALL scripts are not supported".into(),
+                ))
+            }
+            n if SCRIPTS.contains(&&n[1..]) => {
+                scripts.push((n[1..].to_string(), r.read_all(16 << 20)?))
+            }
             _ => {}
         }
     }
     let text = pkginfo.ok_or_else(|| ArchiveError::Format("missing .PKGINFO".into()))?;
-    let mut info = Package::from_pkginfo(&text).map_err(|e| ArchiveError::Format(format!(".PKGINFO: {e}")))?;
+    let mut info =
+        Package::from_pkginfo(&text).map_err(|e| ArchiveError::Format(format!(".PKGINFO: {e}")))?;
     let has_datahash = info.datahash.is_some();
     let data_start = control.range.end;
     if data_start >= buf.len() {
@@ -298,7 +374,11 @@ pub fn open_package(buf: &[u8], mode: &Mode<'_>) -> Result<OpenedPackage, Archiv
     }
     // With a datahash the control member is signed and identifies the package; without one
     // (legacy) control and data are covered together.
-    let covered = if has_datahash { &buf[control.range.clone()] } else { &buf[control.range.start..] };
+    let covered = if has_datahash {
+        &buf[control.range.clone()]
+    } else {
+        &buf[control.range.start..]
+    };
     let signed_by = match mode {
         Mode::Identity(expected) => {
             let got = Checksum(Sha1::digest(covered).to_vec());
@@ -307,7 +387,10 @@ pub fn open_package(buf: &[u8], mode: &Mode<'_>) -> Result<OpenedPackage, Archiv
             }
             None
         }
-        Mode::Verify { keys, allow_untrusted } => check_signature(&sigs.entries, keys, covered, *allow_untrusted)?,
+        Mode::Verify {
+            keys,
+            allow_untrusted,
+        } => check_signature(&sigs.entries, keys, covered, *allow_untrusted)?,
     };
     if let Some(dh) = &info.datahash {
         let got = hex::encode(Sha256::digest(&buf[data_start..]));
@@ -317,12 +400,21 @@ pub fn open_package(buf: &[u8], mode: &Mode<'_>) -> Result<OpenedPackage, Archiv
     }
     info.identity = Checksum(Sha1::digest(covered).to_vec());
     info.size = buf.len() as u64;
-    Ok(OpenedPackage { info, scripts, signed_by, data: data_start..buf.len(), has_datahash })
+    Ok(OpenedPackage {
+        info,
+        scripts,
+        signed_by,
+        data: data_start..buf.len(),
+        has_datahash,
+    })
 }
 
 /// Iterate the data section of an opened package.
 pub fn data_reader(buf: &[u8], range: Range<usize>) -> tar::Reader<DataStream<'_>> {
-    tar::Reader::new(DataStream { inner: Some(flate2::bufread::GzDecoder::new(&buf[range])), done: false })
+    tar::Reader::new(DataStream {
+        inner: Some(flate2::bufread::GzDecoder::new(&buf[range])),
+        done: false,
+    })
 }
 
 /// Inflated data member; refuses a second member (v3: more than one data part is an error).
@@ -336,13 +428,18 @@ impl Read for DataStream<'_> {
         if self.done {
             return Ok(0);
         }
-        let Some(d) = self.inner.as_mut() else { return Ok(0) };
+        let Some(d) = self.inner.as_mut() else {
+            return Ok(0);
+        };
         let n = d.read(buf)?;
         if n == 0 && !buf.is_empty() {
             self.done = true;
             if let Some(d) = self.inner.take() {
                 if !d.into_inner().is_empty() {
-                    return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "more than one data member"));
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "more than one data member",
+                    ));
                 }
             }
         }
@@ -362,7 +459,11 @@ pub struct IndexFile {
 }
 
 /// Read and verify an index file.
-pub fn open_index(buf: &[u8], keys: &Keyring, allow_untrusted: bool) -> Result<IndexFile, ArchiveError> {
+pub fn open_index(
+    buf: &[u8],
+    keys: &Keyring,
+    allow_untrusted: bool,
+) -> Result<IndexFile, ArchiveError> {
     let fmt = |s: &str| ArchiveError::IndexFormat(s.to_string());
     let sigs = read_signatures(buf).map_err(|e| match e {
         ArchiveError::Format(s) => ArchiveError::IndexFormat(s),
@@ -385,13 +486,17 @@ pub fn open_index(buf: &[u8], keys: &Keyring, allow_untrusted: bool) -> Result<I
     })? {
         match e.name.as_str() {
             "DESCRIPTION" => {
-                let d = r.read_all(4096).map_err(|e| ArchiveError::IndexFormat(e.to_string()))?;
+                let d = r
+                    .read_all(4096)
+                    .map_err(|e| ArchiveError::IndexFormat(e.to_string()))?;
                 if d.len() <= 160 {
                     description = Some(String::from_utf8_lossy(&d).trim_end().to_string());
                 }
             }
             "APKINDEX" => {
-                let t = r.read_all(256 << 20).map_err(|e| ArchiveError::IndexFormat(e.to_string()))?;
+                let t = r
+                    .read_all(256 << 20)
+                    .map_err(|e| ArchiveError::IndexFormat(e.to_string()))?;
                 text = Some(String::from_utf8(t).map_err(|_| fmt("APKINDEX is not UTF-8"))?);
             }
             n if n.starts_with('.') => dotfiles = true,
@@ -402,34 +507,58 @@ pub fn open_index(buf: &[u8], keys: &Keyring, allow_untrusted: bool) -> Result<I
         return Err(fmt("index mixed with package files"));
     }
     let text = text.ok_or_else(|| fmt("no APKINDEX"))?;
-    Ok(IndexFile { description, text, signed_by })
+    Ok(IndexFile {
+        description,
+        text,
+        signed_by,
+    })
 }
 
 /// gzip as `gzip -n -9` writes it (no name, mtime 0, OS 3).
 pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::GzBuilder::new().operating_system(3).write(Vec::new(), flate2::Compression::best());
+    let mut e = flate2::GzBuilder::new()
+        .operating_system(3)
+        .write(Vec::new(), flate2::Compression::best());
     // Writing to a Vec cannot fail.
     let _ = e.write_all(data);
     e.finish().unwrap_or_default()
 }
 
 /// A signature member for `signed` bytes: tar with one `.SIGN.<ALG>.<keyname>` entry, cut.
-pub fn signature_member(key: &PrivateKey, keyname: &str, signed: &[u8], mtime: u64) -> Result<Vec<u8>, crate::trust::KeyError> {
+pub fn signature_member(
+    key: &PrivateKey,
+    keyname: &str,
+    signed: &[u8],
+    mtime: u64,
+) -> Result<Vec<u8>, crate::trust::KeyError> {
     let alg = key.default_alg();
     let sig = key.sign(alg, signed)?;
-    let mut e = Entry::new(&format!(".SIGN.{}.{}", alg.tag(), keyname), Kind::File, 0o644);
+    let mut e = Entry::new(
+        &format!(".SIGN.{}.{}", alg.tag(), keyname),
+        Kind::File,
+        0o644,
+    );
     e.mtime = mtime;
     let mut w = tar::Writer::new(Vec::new(), tar::Magic::Gnu);
     w.pax_extras = false;
-    w.append(&e, &sig).map_err(|e| crate::trust::KeyError::Sign(e.to_string()))?;
-    Ok(gzip(&w.into_inner_cut().map_err(|e| crate::trust::KeyError::Sign(e.to_string()))?))
+    w.append(&e, &sig)
+        .map_err(|e| crate::trust::KeyError::Sign(e.to_string()))?;
+    Ok(gzip(&w.into_inner_cut().map_err(|e| {
+        crate::trust::KeyError::Sign(e.to_string())
+    })?))
 }
 
 /// The time stamp for generated archives: `SOURCE_DATE_EPOCH`, else now.
 pub fn build_time() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-    })
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        })
 }
 
 /// Build an unsigned `APKINDEX.tar.gz` body (the part a signature covers).
@@ -453,12 +582,18 @@ pub fn index_body(text: &str, description: Option<&str>, mtime: u64) -> Vec<u8> 
 /// everything after the signature.
 pub fn resign(buf: &[u8], key: &PrivateKey, keyname: &str) -> Result<Vec<u8>, ResignError> {
     let sigs = read_signatures(buf).map_err(ResignError::Archive)?;
-    let first = sigs.next.ok_or(ResignError::Archive(ArchiveError::Format("nothing to sign".into())))?;
+    let first = sigs.next.ok_or(ResignError::Archive(ArchiveError::Format(
+        "nothing to sign".into(),
+    )))?;
     let mut r = tar::Reader::new_section(&first.data[..]);
     let mut signed = &buf[sigs.end..];
     if let Ok(Some(e)) = r.next_entry() {
         if e.name == ".PKGINFO" {
-            let text = String::from_utf8_lossy(&r.read_all(1 << 20).map_err(|e| ResignError::Archive(e.into()))?).into_owned();
+            let text = String::from_utf8_lossy(
+                &r.read_all(1 << 20)
+                    .map_err(|e| ResignError::Archive(e.into()))?,
+            )
+            .into_owned();
             if text.lines().any(|l| l.starts_with("datahash = ")) {
                 signed = &buf[first.range.clone()];
             }
@@ -486,13 +621,24 @@ mod tests {
     use crate::trust::PublicKey;
 
     fn fixture(rel: &str) -> Vec<u8> {
-        std::fs::read(format!("{}/../../shared/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read(format!(
+            "{}/../../shared/fixtures/{rel}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     fn alpine_keys() -> Keyring {
         let dir = tempfile::tempdir().unwrap();
         let st = std::process::Command::new("tar")
-            .args(["xzf", &format!("{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz", env!("CARGO_MANIFEST_DIR")), "-C"])
+            .args([
+                "xzf",
+                &format!(
+                    "{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
+                "-C",
+            ])
             .arg(dir.path())
             .arg("./etc/apk/keys")
             .status()
@@ -505,9 +651,22 @@ mod tests {
     fn worked_example_busybox_binsh() {
         let buf = fixture("alpine-3.19.1/apks/x86_64/busybox-binsh-1.36.1-r15.apk");
         let keys = alpine_keys();
-        let p = open_package(&buf, &Mode::Verify { keys: &keys, allow_untrusted: false }).unwrap();
-        assert_eq!(p.info.identity.to_string(), "Q1oLisfZGMCPUKyVfkRHKxsHWJ/Fg=");
-        assert_eq!(p.signed_by.as_deref(), Some("alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"));
+        let p = open_package(
+            &buf,
+            &Mode::Verify {
+                keys: &keys,
+                allow_untrusted: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.info.identity.to_string(),
+            "Q1oLisfZGMCPUKyVfkRHKxsHWJ/Fg="
+        );
+        assert_eq!(
+            p.signed_by.as_deref(),
+            Some("alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub")
+        );
         let id = p.info.identity.clone();
         let p2 = open_package(&buf, &Mode::Identity(&id)).unwrap();
         let mut r = data_reader(&buf, p2.data.clone());
@@ -521,22 +680,55 @@ mod tests {
     #[test]
     fn third_party_package_identity() {
         let buf = fixture("abuild-repo/libglvnd-0-r1.apk");
-        let p = open_package(&buf, &Mode::Verify { keys: &Keyring::default(), allow_untrusted: true }).unwrap();
-        assert_eq!(p.info.identity.to_string(), "Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=");
+        let p = open_package(
+            &buf,
+            &Mode::Verify {
+                keys: &Keyring::default(),
+                allow_untrusted: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.info.identity.to_string(),
+            "Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8="
+        );
         assert!(p.signed_by.is_none());
-        assert_eq!(open_package(&buf, &Mode::Verify { keys: &Keyring::default(), allow_untrusted: false }).unwrap_err(), ArchiveError::Untrusted);
+        assert_eq!(
+            open_package(
+                &buf,
+                &Mode::Verify {
+                    keys: &Keyring::default(),
+                    allow_untrusted: false
+                }
+            )
+            .unwrap_err(),
+            ArchiveError::Untrusted
+        );
     }
 
     #[test]
     fn flipped_bytes_are_caught() {
         let buf = fixture("alpine-3.19.1/apks/x86_64/busybox-binsh-1.36.1-r15.apk");
         let keys = alpine_keys();
-        let good = open_package(&buf, &Mode::Verify { keys: &keys, allow_untrusted: false }).unwrap();
+        let good = open_package(
+            &buf,
+            &Mode::Verify {
+                keys: &keys,
+                allow_untrusted: false,
+            },
+        )
+        .unwrap();
         let id = good.info.identity.clone();
         for pos in [20usize, 300, 700, 1000, 1300, buf.len() - 20, buf.len() - 3] {
             let mut bad = buf.clone();
             bad[pos] ^= 0x40;
-            let v = open_package(&bad, &Mode::Verify { keys: &keys, allow_untrusted: true });
+            let v = open_package(
+                &bad,
+                &Mode::Verify {
+                    keys: &keys,
+                    allow_untrusted: true,
+                },
+            );
             let i = open_package(&bad, &Mode::Identity(&id));
             assert!(v.is_err() || i.is_err(), "flip at {pos} accepted");
             if pos >= good.data.start {
@@ -544,7 +736,10 @@ mod tests {
             }
         }
         for cut in [0usize, 10, 600, 1100, buf.len() - 1] {
-            assert!(open_package(&buf[..cut], &Mode::Identity(&id)).is_err(), "truncation at {cut} accepted");
+            assert!(
+                open_package(&buf[..cut], &Mode::Identity(&id)).is_err(),
+                "truncation at {cut} accepted"
+            );
         }
     }
 
@@ -553,7 +748,10 @@ mod tests {
         let buf = fixture("alpine-3.19.1/apks/x86_64/APKINDEX.tar.gz");
         let idx = open_index(&buf, &alpine_keys(), false).unwrap();
         assert!(idx.text.starts_with("C:"));
-        assert_eq!(open_index(&buf, &Keyring::default(), false).unwrap_err(), ArchiveError::Untrusted);
+        assert_eq!(
+            open_index(&buf, &Keyring::default(), false).unwrap_err(),
+            ArchiveError::Untrusted
+        );
         let mut bad = buf.clone();
         let n = bad.len();
         bad[n - 100] ^= 1;
@@ -561,18 +759,29 @@ mod tests {
         assert!(open_index(&bad, &alpine_keys(), true).is_err());
         let abuild = fixture("abuild-repo/APKINDEX.tar.gz");
         let mut ring = Keyring::default();
-        ring.insert("antkss.rsa.pub", PublicKey::from_pem(&String::from_utf8(fixture("abuild-repo/antkss.rsa.pub")).unwrap()).unwrap());
+        ring.insert(
+            "antkss.rsa.pub",
+            PublicKey::from_pem(&String::from_utf8(fixture("abuild-repo/antkss.rsa.pub")).unwrap())
+                .unwrap(),
+        );
         assert!(open_index(&abuild, &ring, false).is_ok());
     }
 
     #[test]
     fn index_write_sign_read() {
         let key = PrivateKey::generate_ed25519();
-        let body = index_body("C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\nP:x\nV:1\n\n", Some("test"), 0);
+        let body = index_body(
+            "C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\nP:x\nV:1\n\n",
+            Some("test"),
+            0,
+        );
         let unsigned = body.clone();
         let mut ring = Keyring::default();
         ring.insert("k.pub", key.public());
-        assert_eq!(open_index(&unsigned, &ring, false).unwrap_err(), ArchiveError::Untrusted);
+        assert_eq!(
+            open_index(&unsigned, &ring, false).unwrap_err(),
+            ArchiveError::Untrusted
+        );
         let idx = open_index(&unsigned, &ring, true).unwrap();
         assert_eq!(idx.description.as_deref(), Some("test"));
         let signed = resign(&unsigned, &key, "k.pub").unwrap();
@@ -582,6 +791,9 @@ mod tests {
         assert!(open_index(&resigned, &ring, false).is_ok());
         let other = PrivateKey::generate_ed25519();
         let forged = resign(&signed, &other, "k.pub").unwrap();
-        assert_eq!(open_index(&forged, &ring, true).unwrap_err(), ArchiveError::BadSignature);
+        assert_eq!(
+            open_index(&forged, &ring, true).unwrap_err(),
+            ArchiveError::BadSignature
+        );
     }
 }

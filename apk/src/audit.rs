@@ -37,7 +37,12 @@ pub struct AuditOptions {
 
 impl Default for AuditOptions {
     fn default() -> Self {
-        AuditOptions { mode: AuditMode::Backup, recursive: false, check_permissions: false, paths: Vec::new() }
+        AuditOptions {
+            mode: AuditMode::Backup,
+            recursive: false,
+            check_permissions: false,
+            paths: Vec::new(),
+        }
     }
 }
 
@@ -91,8 +96,18 @@ pub fn file_checksum(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<C
 }
 
 /// Run an audit.
-pub fn audit(db: &Database, rules: &ProtectedPaths, opts: &AuditOptions) -> Result<Vec<AuditEntry>, AuditError> {
-    let mut ctx = Ctx { root: &db.root.path, files: HashMap::new(), dirs: HashMap::new(), opts, out: Vec::new() };
+pub fn audit(
+    db: &Database,
+    rules: &ProtectedPaths,
+    opts: &AuditOptions,
+) -> Result<Vec<AuditEntry>, AuditError> {
+    let mut ctx = Ctx {
+        root: &db.root.path,
+        files: HashMap::new(),
+        dirs: HashMap::new(),
+        opts,
+        out: Vec::new(),
+    };
     for p in &db.installed {
         for d in &p.dirs {
             ctx.dirs.entry(d.path.as_str()).or_insert(&d.acl);
@@ -104,7 +119,10 @@ pub fn audit(db: &Database, rules: &ProtectedPaths, opts: &AuditOptions) -> Resu
     let starts: Vec<String> = if opts.paths.is_empty() {
         vec![String::new()]
     } else {
-        opts.paths.iter().map(|p| p.trim_matches('/').to_string()).collect()
+        opts.paths
+            .iter()
+            .map(|p| p.trim_matches('/').to_string())
+            .collect()
     };
     for start in &starts {
         let mut node = rules.root();
@@ -135,14 +153,23 @@ pub fn audit(db: &Database, rules: &ProtectedPaths, opts: &AuditOptions) -> Resu
 
 fn walk(ctx: &mut Ctx<'_>, dir: &str, node: &Node) -> Result<(), AuditError> {
     let host = ctx.root.join(dir);
-    let rd = std::fs::read_dir(&host).map_err(|source| AuditError { path: host.clone(), source })?;
+    let rd = std::fs::read_dir(&host).map_err(|source| AuditError {
+        path: host.clone(),
+        source,
+    })?;
     let mut entries: Vec<(String, std::fs::Metadata)> = Vec::new();
     for e in rd {
-        let e = e.map_err(|source| AuditError { path: host.clone(), source })?;
+        let e = e.map_err(|source| AuditError {
+            path: host.clone(),
+            source,
+        })?;
         let name = e.file_name().to_string_lossy().into_owned();
         match e.path().symlink_metadata() {
             Ok(m) => entries.push((name, m)),
-            Err(_) => ctx.out.push(AuditEntry { status: 'e', path: join(dir, &name) }),
+            Err(_) => ctx.out.push(AuditEntry {
+                status: 'e',
+                path: join(dir, &name),
+            }),
         }
     }
     entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
@@ -171,13 +198,23 @@ fn walk(ctx: &mut Ctx<'_>, dir: &str, node: &Node) -> Result<(), AuditError> {
                 match ctx.dirs.get(path.as_str()) {
                     None => {
                         let letter = if ctx.opts.recursive { 'd' } else { 'D' };
-                        ctx.out.push(AuditEntry { status: letter, path: format!("{path}/") });
+                        ctx.out.push(AuditEntry {
+                            status: letter,
+                            path: format!("{path}/"),
+                        });
                         recurse = ctx.opts.recursive;
                     }
                     Some(acl) => {
-                        if ctx.opts.check_permissions && (meta.permissions().mode() & 0o7777 != acl.mode || meta.uid() != acl.uid || meta.gid() != acl.gid) {
+                        if ctx.opts.check_permissions
+                            && (meta.permissions().mode() & 0o7777 != acl.mode
+                                || meta.uid() != acl.uid
+                                || meta.gid() != acl.gid)
+                        {
                             let letter = if ctx.opts.recursive { 'm' } else { 'M' };
-                            ctx.out.push(AuditEntry { status: letter, path: format!("{path}/") });
+                            ctx.out.push(AuditEntry {
+                                status: letter,
+                                path: format!("{path}/"),
+                            });
                         }
                     }
                 }
@@ -241,12 +278,19 @@ fn audit_owned(ctx: &Ctx<'_>, path: &str, meta: &std::fs::Metadata, f: &FileEntr
         return Some('U');
     }
     if !is_link {
-        let x = crate::xattr::read(&host).ok().and_then(|a| crate::xattr::digest(&a));
+        let x = crate::xattr::read(&host)
+            .ok()
+            .and_then(|a| crate::xattr::digest(&a));
         if x != f.acl.xattr {
             return Some('x');
         }
     }
-    if ctx.opts.check_permissions && !is_link && (meta.permissions().mode() & 0o7777 != f.acl.mode || meta.uid() != f.acl.uid || meta.gid() != f.acl.gid) {
+    if ctx.opts.check_permissions
+        && !is_link
+        && (meta.permissions().mode() & 0o7777 != f.acl.mode
+            || meta.uid() != f.acl.uid
+            || meta.gid() != f.acl.gid)
+    {
         return Some('M');
     }
     None
@@ -255,7 +299,10 @@ fn audit_owned(ctx: &Ctx<'_>, path: &str, meta: &std::fs::Metadata, f: &FileEntr
 fn report_deleted(ctx: &mut Ctx<'_>, rules: &ProtectedPaths, starts: &[String]) {
     let mut missing: Vec<String> = Vec::new();
     for path in ctx.files.keys() {
-        if !starts.iter().any(|s| s.is_empty() || path == s || path.starts_with(&format!("{s}/"))) {
+        if !starts
+            .iter()
+            .any(|s| s.is_empty() || path == s || path.starts_with(&format!("{s}/")))
+        {
             continue;
         }
         let prot = rules.mode_of(path, false).is_protected();
@@ -267,14 +314,27 @@ fn report_deleted(ctx: &mut Ctx<'_>, rules: &ProtectedPaths, starts: &[String]) 
         }
     }
     missing.sort();
-    ctx.out.extend(missing.into_iter().map(|path| AuditEntry { status: 'X', path }));
+    ctx.out.extend(
+        missing
+            .into_iter()
+            .map(|path| AuditEntry { status: 'X', path }),
+    );
 }
 
 /// The file set `lbu` archives: `apk audit --backup --recursive --check-permissions --quiet`.
 pub fn backup_selection(db: &Database) -> Result<Vec<String>, AuditError> {
     let rules = ProtectedPaths::load(&db.root.path);
-    let opts = AuditOptions { mode: AuditMode::Backup, recursive: true, check_permissions: true, paths: Vec::new() };
-    Ok(audit(db, &rules, &opts)?.into_iter().filter(|e| e.status != 'e').map(|e| e.path).collect())
+    let opts = AuditOptions {
+        mode: AuditMode::Backup,
+        recursive: true,
+        check_permissions: true,
+        paths: Vec::new(),
+    };
+    Ok(audit(db, &rules, &opts)?
+        .into_iter()
+        .filter(|e| e.status != 'e')
+        .map(|e| e.path)
+        .collect())
 }
 
 /// Package-owned files in protected (configuration) locations that no longer exist: what a user

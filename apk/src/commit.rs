@@ -13,7 +13,7 @@ use crate::fnmatch::fnmatch;
 use crate::output::{self, Out};
 use crate::owners::Owners;
 use crate::package::{Checksum, Package};
-use crate::pool::{Pool, PkgId};
+use crate::pool::{PkgId, Pool};
 use crate::protected::{Protect, ProtectedPaths};
 use crate::root::{split_parent, Root};
 use crate::script::{self, Script};
@@ -151,7 +151,12 @@ impl<T> Prefetch<T> {
     const WINDOW: usize = 3;
 
     fn new(n: usize) -> Self {
-        Prefetch { n, next_job: 0.into(), state: std::sync::Mutex::new((HashMap::new(), 0, false)), cv: std::sync::Condvar::new() }
+        Prefetch {
+            n,
+            next_job: 0.into(),
+            state: std::sync::Mutex::new((HashMap::new(), 0, false)),
+            cv: std::sync::Condvar::new(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<usize, T>, usize, bool)> {
@@ -160,7 +165,9 @@ impl<T> Prefetch<T> {
 
     fn work(&self, f: impl Fn(usize) -> T) {
         loop {
-            let i = self.next_job.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let i = self
+                .next_job
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if i >= self.n {
                 return;
             }
@@ -257,13 +264,30 @@ impl<'a> Installer<'a> {
         self.errors += 1;
     }
 
-    fn run_script(&mut self, pkg: &Package, kind: &str, body: &[u8], args: &[String], prefix: &str) -> bool {
+    fn run_script(
+        &mut self,
+        pkg: &Package,
+        kind: &str,
+        body: &[u8],
+        args: &[String],
+        prefix: &str,
+    ) -> bool {
         if self.opts.no_scripts || self.opts.simulate {
             return true;
         }
         let nv = pkg.name_version();
-        let s = Script { name_version: &nv, package: &pkg.name, kind, body, args };
-        let dev = if self.opts.mount_for_scripts { Some(mount_dev_for_script(&self.db.root)) } else { None };
+        let s = Script {
+            name_version: &nv,
+            package: &pkg.name,
+            kind,
+            body,
+            args,
+        };
+        let dev = if self.opts.mount_for_scripts {
+            Some(mount_dev_for_script(&self.db.root))
+        } else {
+            None
+        };
         let r = script::run(&self.db.root, &s, self.out, prefix);
         drop(dev);
         // A script may add users: owner names must be looked up again.
@@ -278,7 +302,10 @@ impl<'a> Installer<'a> {
     }
 
     fn stored_script(&self, id: &Checksum, kind: &str) -> Option<Vec<u8>> {
-        self.db.scripts.get(&(id.clone(), kind.to_string())).map(|s| s.body.clone())
+        self.db
+            .scripts
+            .get(&(id.clone(), kind.to_string()))
+            .map(|s| s.body.clone())
     }
 
     /// Remove an installed package (by database index).
@@ -286,11 +313,23 @@ impl<'a> Installer<'a> {
         let ip = self.db.installed[idx].clone();
         let pkg = &ip.pkg;
         if let Some(body) = self.stored_script(&pkg.identity, "pre-deinstall") {
-            self.run_script(pkg, "pre-deinstall", &body, std::slice::from_ref(&pkg.version), "  ");
+            self.run_script(
+                pkg,
+                "pre-deinstall",
+                &body,
+                std::slice::from_ref(&pkg.version),
+                "  ",
+            );
         }
         self.remove_files(&ip, &HashSet::new());
         if let Some(body) = self.stored_script(&pkg.identity, "post-deinstall") {
-            self.run_script(pkg, "post-deinstall", &body, std::slice::from_ref(&pkg.version), "  ");
+            self.run_script(
+                pkg,
+                "post-deinstall",
+                &body,
+                std::slice::from_ref(&pkg.version),
+                "  ",
+            );
         }
         self.db.installed.remove(idx);
         self.db.scripts.retain(|(id, _), _| id != &pkg.identity);
@@ -321,15 +360,29 @@ impl<'a> Installer<'a> {
             self.file_owner.remove(&path);
             self.modified_dirs.insert(d.path.clone());
         }
-        let still_used: HashSet<&str> = self.db.installed.iter().filter(|p| p.pkg.name != name).flat_map(|p| p.dirs.iter().map(|d| d.path.as_str())).collect();
-        let mut dirs: Vec<&DirEntry> = ip.dirs.iter().filter(|d| !d.path.is_empty() && !still_used.contains(d.path.as_str())).collect();
-        dirs.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        let still_used: HashSet<&str> = self
+            .db
+            .installed
+            .iter()
+            .filter(|p| p.pkg.name != name)
+            .flat_map(|p| p.dirs.iter().map(|d| d.path.as_str()))
+            .collect();
+        let mut dirs: Vec<&DirEntry> = ip
+            .dirs
+            .iter()
+            .filter(|d| !d.path.is_empty() && !still_used.contains(d.path.as_str()))
+            .collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
         for d in dirs {
             let _ = self.db.root.rmdir(&d.path);
         }
     }
 
-    fn parent_fd<'c>(&self, cache: &'c mut HashMap<String, OwnedFd>, dir: &str) -> std::io::Result<&'c OwnedFd> {
+    fn parent_fd<'c>(
+        &self,
+        cache: &'c mut HashMap<String, OwnedFd>,
+        dir: &str,
+    ) -> std::io::Result<&'c OwnedFd> {
         if !cache.contains_key(dir) {
             let fd = self.db.root.dir(dir)?;
             cache.insert(dir.to_string(), fd);
@@ -338,16 +391,24 @@ impl<'a> Installer<'a> {
     }
 
     fn may_overwrite(&self, new: &Package, path: &str) -> Result<(), String> {
-        let Some(owner) = self.file_owner.get(path) else { return Ok(()) };
+        let Some(owner) = self.file_owner.get(path) else {
+            return Ok(());
+        };
         if owner == &new.name {
             return Ok(());
         }
-        let Some(oi) = self.db.find(owner) else { return Ok(()) };
+        let Some(oi) = self.db.find(owner) else {
+            return Ok(());
+        };
         let old = &self.db.installed[oi].pkg;
         if old.origin.is_some() && old.origin == new.origin {
             return Ok(());
         }
-        if new.replaces.iter().any(|r| r.name == old.name && r.version_matches(Some(&old.version))) {
+        if new
+            .replaces
+            .iter()
+            .any(|r| r.name == old.name && r.version_matches(Some(&old.version)))
+        {
             return Ok(());
         }
         Err(format!("{}-{}", old.name, old.version))
@@ -372,15 +433,28 @@ impl<'a> Installer<'a> {
         let scripts: HashMap<String, Vec<u8>> = prep.opened.scripts.iter().cloned().collect();
         let upgrade = old.is_some();
         let args_install = vec![pkg.version.clone()];
-        let args_upgrade = vec![pkg.version.clone(), old.as_ref().map(|o| o.pkg.version.clone()).unwrap_or_default()];
-        let (pre, post, args) = if upgrade { ("pre-upgrade", "post-upgrade", &args_upgrade) } else { ("pre-install", "post-install", &args_install) };
+        let args_upgrade = vec![
+            pkg.version.clone(),
+            old.as_ref()
+                .map(|o| o.pkg.version.clone())
+                .unwrap_or_default(),
+        ];
+        let (pre, post, args) = if upgrade {
+            ("pre-upgrade", "post-upgrade", &args_upgrade)
+        } else {
+            ("pre-install", "post-install", &args_install)
+        };
         if let Some(body) = scripts.get(pre) {
             if !self.run_script(&pkg, pre, body, args, "  ") {
                 // apk v3: a failing pre-install leaves the package uninstalled.
                 return;
             }
         }
-        let mut ip = InstalledPackage { pkg: pkg.clone(), tag, ..Default::default() };
+        let mut ip = InstalledPackage {
+            pkg: pkg.clone(),
+            tag,
+            ..Default::default()
+        };
         let staged = match self.extract(&pkg, &prep, &mut ip) {
             Ok(s) => s,
             Err(e) => {
@@ -400,10 +474,20 @@ impl<'a> Installer<'a> {
         }
         let build_time = pkg.build_time.unwrap_or(0);
         for (seq, (kind, body)) in prep.opened.scripts.iter().enumerate() {
-            self.db.scripts.insert((pkg.identity.clone(), kind.clone()), crate::db::scripts::Script { name_version: nv.clone(), body: body.clone(), mtime: build_time, seq });
+            self.db.scripts.insert(
+                (pkg.identity.clone(), kind.clone()),
+                crate::db::scripts::Script {
+                    name_version: nv.clone(),
+                    body: body.clone(),
+                    mtime: build_time,
+                    seq,
+                },
+            );
         }
         if scripts.contains_key("trigger") && !pkg.triggers.is_empty() {
-            self.db.triggers.push((pkg.identity.clone(), pkg.triggers.clone()));
+            self.db
+                .triggers
+                .push((pkg.identity.clone(), pkg.triggers.clone()));
         }
         self.db.install_order.retain(|x| x != &pkg.identity);
         self.db.install_order.push(pkg.identity.clone());
@@ -422,15 +506,34 @@ impl<'a> Installer<'a> {
         }
     }
 
-    fn extract(&mut self, pkg: &Package, prep: &Prepared, ip: &mut InstalledPackage) -> Result<Vec<Staged>, String> {
+    fn extract(
+        &mut self,
+        pkg: &Package,
+        prep: &Prepared,
+        ip: &mut InstalledPackage,
+    ) -> Result<Vec<Staged>, String> {
         let nv = pkg.name_version();
         let mut r = tar::Reader::new(&prep.tar[..]);
         let mut staged: Vec<Staged> = Vec::new();
         let mut dir_index: HashMap<String, usize> = HashMap::new();
         let mut fds: HashMap<String, OwnedFd> = HashMap::new();
         let mut by_path: HashMap<String, usize> = HashMap::new();
-        let previous: HashMap<String, Acl> = self.db.find(&pkg.name).map(|i| self.db.installed[i].dirs.iter().map(|d| (d.path.clone(), d.acl.clone())).collect()).unwrap_or_default();
-        ip.dirs.push(DirEntry { path: String::new(), acl: Acl::DIR, files: Vec::new() });
+        let previous: HashMap<String, Acl> = self
+            .db
+            .find(&pkg.name)
+            .map(|i| {
+                self.db.installed[i]
+                    .dirs
+                    .iter()
+                    .map(|d| (d.path.clone(), d.acl.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ip.dirs.push(DirEntry {
+            path: String::new(),
+            acl: Acl::DIR,
+            files: Vec::new(),
+        });
         dir_index.insert(String::new(), 0);
         loop {
             let e = match r.next_entry() {
@@ -446,7 +549,8 @@ impl<'a> Installer<'a> {
             }
             let name = e.name.trim_end_matches('/').to_string();
             if is_malicious(&e.name) || name.is_empty() {
-                self.out.warning(&format!("{nv}: ignoring malicious file {}", e.name));
+                self.out
+                    .warning(&format!("{nv}: ignoring malicious file {}", e.name));
                 ip.set_broken('f');
                 continue;
             }
@@ -454,11 +558,20 @@ impl<'a> Installer<'a> {
             let uid = self.owners.uid(root, &e.uname, e.uid);
             let gid = self.owners.gid(root, &e.gname, e.gid);
             let xdigest = crate::xattr::digest(&e.xattrs);
-            let acl = Acl { uid, gid, mode: e.mode, xattr: xdigest.clone() };
+            let acl = Acl {
+                uid,
+                gid,
+                mode: e.mode,
+                xattr: xdigest.clone(),
+            };
             if e.kind == Kind::Dir {
                 if !dir_index.contains_key(&name) {
                     dir_index.insert(name.clone(), ip.dirs.len());
-                    ip.dirs.push(DirEntry { path: name.clone(), acl: acl.clone(), files: Vec::new() });
+                    ip.dirs.push(DirEntry {
+                        path: name.clone(),
+                        acl: acl.clone(),
+                        files: Vec::new(),
+                    });
                 }
                 if let Err(err) = self.make_dir(&name, &acl, previous.get(&name)) {
                     self.cleanup(&staged);
@@ -474,9 +587,12 @@ impl<'a> Installer<'a> {
             };
             if let Err(owner) = self.may_overwrite(pkg, &name) {
                 if self.opts.force_overwrite {
-                    self.out.warning(&format!("{nv}: overwriting {name} owned by {owner}."));
+                    self.out
+                        .warning(&format!("{nv}: overwriting {name} owned by {owner}."));
                 } else {
-                    self.error(&format!("{nv}: trying to overwrite {name} owned by {owner}."));
+                    self.error(&format!(
+                        "{nv}: trying to overwrite {name} owned by {owner}."
+                    ));
                     ip.set_broken('f');
                     continue;
                 }
@@ -495,21 +611,34 @@ impl<'a> Installer<'a> {
             let root_path = self.db.root.path.clone();
             let res = (|| -> std::io::Result<()> {
                 let d = fds[dir].as_fd();
-                let _ = nix::unistd::unlinkat(d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+                let _ =
+                    nix::unistd::unlinkat(d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
                 match e.kind {
                     Kind::File => {
                         // Root-owned files are created with their final mode (umask is 0 during the
                         // commit); others are chowned and then chmodded, as chown clears set-id bits.
                         let owned = uid != 0 || gid != 0;
                         let create_mode = if owned { 0o600 } else { e.mode };
-                        let fd = nix::fcntl::openat(d, tmp.as_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FMode::from_bits_truncate(create_mode)).map_err(errno)?;
+                        let fd = nix::fcntl::openat(
+                            d,
+                            tmp.as_str(),
+                            OFlag::O_WRONLY
+                                | OFlag::O_CREAT
+                                | OFlag::O_EXCL
+                                | OFlag::O_NOFOLLOW
+                                | OFlag::O_CLOEXEC,
+                            FMode::from_bits_truncate(create_mode),
+                        )
+                        .map_err(errno)?;
                         let mut f = std::fs::File::from(fd);
                         let mut data = r.data();
                         let n = std::io::copy(&mut data, &mut f)?;
                         *bytes_written += n;
                         if owned {
-                            nix::unistd::fchown(&f, Some(uid.into()), Some(gid.into())).map_err(errno)?;
-                            nix::sys::stat::fchmod(&f, FMode::from_bits_truncate(e.mode)).map_err(errno)?;
+                            nix::unistd::fchown(&f, Some(uid.into()), Some(gid.into()))
+                                .map_err(errno)?;
+                            nix::sys::stat::fchmod(&f, FMode::from_bits_truncate(e.mode))
+                                .map_err(errno)?;
                         }
                         let ts = nix::sys::time::TimeSpec::new(e.mtime as i64, 0);
                         let _ = nix::sys::stat::futimens(&f, &ts, &ts);
@@ -517,7 +646,14 @@ impl<'a> Installer<'a> {
                     Kind::Symlink => {
                         nix::unistd::symlinkat(e.link.as_str(), d, tmp.as_str()).map_err(errno)?;
                         if uid != 0 || gid != 0 {
-                            nix::unistd::fchownat(d, tmp.as_str(), Some(uid.into()), Some(gid.into()), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
+                            nix::unistd::fchownat(
+                                d,
+                                tmp.as_str(),
+                                Some(uid.into()),
+                                Some(gid.into()),
+                                AtFlags::AT_SYMLINK_NOFOLLOW,
+                            )
+                            .map_err(errno)?;
                         }
                         if checksum.is_none() {
                             checksum = Some(Checksum(Sha1::digest(e.link.as_bytes()).to_vec()));
@@ -526,12 +662,23 @@ impl<'a> Installer<'a> {
                     Kind::HardLink => {
                         let target = e.link.trim_start_matches("./");
                         let Some(&ti) = by_path.get(target) else {
-                            return Err(std::io::Error::other(format!("no hard link target ({target}) in archive")));
+                            return Err(std::io::Error::other(format!(
+                                "no hard link target ({target}) in archive"
+                            )));
                         };
                         let t = &staged[ti];
                         let (tdir, _) = split_parent(&t.path);
-                        let tfd = fds.get(tdir).ok_or_else(|| std::io::Error::other("hard link target directory"))?;
-                        nix::unistd::linkat(tfd.as_fd(), t.tmp.as_str(), d, tmp.as_str(), AtFlags::empty()).map_err(errno)?;
+                        let tfd = fds
+                            .get(tdir)
+                            .ok_or_else(|| std::io::Error::other("hard link target directory"))?;
+                        nix::unistd::linkat(
+                            tfd.as_fd(),
+                            t.tmp.as_str(),
+                            d,
+                            tmp.as_str(),
+                            AtFlags::empty(),
+                        )
+                        .map_err(errno)?;
                         checksum = t.checksum.clone();
                     }
                     Kind::CharDev | Kind::BlockDev | Kind::Fifo => {
@@ -541,8 +688,22 @@ impl<'a> Installer<'a> {
                             _ => SFlag::S_IFIFO,
                         };
                         let dev = nix::sys::stat::makedev(e.dev.0 as u64, e.dev.1 as u64);
-                        nix::sys::stat::mknodat(d, tmp.as_str(), kind, FMode::from_bits_truncate(e.mode), dev).map_err(errno)?;
-                        nix::unistd::fchownat(d, tmp.as_str(), Some(uid.into()), Some(gid.into()), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
+                        nix::sys::stat::mknodat(
+                            d,
+                            tmp.as_str(),
+                            kind,
+                            FMode::from_bits_truncate(e.mode),
+                            dev,
+                        )
+                        .map_err(errno)?;
+                        nix::unistd::fchownat(
+                            d,
+                            tmp.as_str(),
+                            Some(uid.into()),
+                            Some(gid.into()),
+                            AtFlags::AT_SYMLINK_NOFOLLOW,
+                        )
+                        .map_err(errno)?;
                         checksum = None;
                     }
                     Kind::Dir => {}
@@ -568,15 +729,29 @@ impl<'a> Installer<'a> {
             if e.kind == Kind::File && checksum.is_none() {
                 ip.set_broken('f');
             }
-            ip.dirs[di].files.push(FileEntry { name: base.to_string(), acl: if e.kind == Kind::Symlink { Acl { mode: 0o777, ..acl } } else { acl }, checksum: checksum.clone() });
+            ip.dirs[di].files.push(FileEntry {
+                name: base.to_string(),
+                acl: if e.kind == Kind::Symlink {
+                    Acl { mode: 0o777, ..acl }
+                } else {
+                    acl
+                },
+                checksum: checksum.clone(),
+            });
             if let Some(&prev) = by_path.get(&name) {
                 // A later entry with the same name replaces the earlier one.
                 staged[prev].tmp = tmp.clone();
             }
             by_path.insert(name.clone(), staged.len());
-            staged.push(Staged { path: name, tmp, kind: e.kind, checksum });
+            staged.push(Staged {
+                path: name,
+                tmp,
+                kind: e.kind,
+                checksum,
+            });
         }
-        ip.dirs.retain(|d| !d.path.is_empty() || !d.files.is_empty());
+        ip.dirs
+            .retain(|d| !d.path.is_empty() || !d.files.is_empty());
         Ok(staged)
     }
 
@@ -588,22 +763,39 @@ impl<'a> Installer<'a> {
         let root = &self.db.root;
         let (parent, name) = split_parent(path);
         let pfd = root.dir(parent)?;
-        let created = match nix::sys::stat::mkdirat(pfd.as_fd(), name, FMode::from_bits_truncate(0o700)) {
-            Ok(()) => true,
-            Err(nix::Error::EEXIST) => false,
-            Err(e) => return Err(errno(e)),
-        };
+        let created =
+            match nix::sys::stat::mkdirat(pfd.as_fd(), name, FMode::from_bits_truncate(0o700)) {
+                Ok(()) => true,
+                Err(nix::Error::EEXIST) => false,
+                Err(e) => return Err(errno(e)),
+            };
         if !created {
             let Some(prev) = previous else { return Ok(()) };
-            let st = nix::sys::stat::fstatat(pfd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
-            let is_dir = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
-            let unchanged = st.st_mode & 0o7777 == prev.mode && st.st_uid == prev.uid && st.st_gid == prev.gid;
+            let st = nix::sys::stat::fstatat(pfd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                .map_err(errno)?;
+            let is_dir =
+                SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
+            let unchanged =
+                st.st_mode & 0o7777 == prev.mode && st.st_uid == prev.uid && st.st_gid == prev.gid;
             if !is_dir || !unchanged || prev == acl {
                 return Ok(());
             }
         }
-        nix::unistd::fchownat(pfd.as_fd(), name, Some(acl.uid.into()), Some(acl.gid.into()), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
-        nix::sys::stat::fchmodat(pfd.as_fd(), name, FMode::from_bits_truncate(acl.mode), nix::sys::stat::FchmodatFlags::FollowSymlink).map_err(errno)?;
+        nix::unistd::fchownat(
+            pfd.as_fd(),
+            name,
+            Some(acl.uid.into()),
+            Some(acl.gid.into()),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(errno)?;
+        nix::sys::stat::fchmodat(
+            pfd.as_fd(),
+            name,
+            FMode::from_bits_truncate(acl.mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(errno)?;
         Ok(())
     }
 
@@ -615,7 +807,13 @@ impl<'a> Installer<'a> {
     }
 
     fn migrate(&mut self, pkg: &Package, staged: &[Staged], old: Option<&InstalledPackage>) {
-        let old_sums: HashMap<String, Option<Checksum>> = old.map(|o| o.files().map(|(d, f)| (join(&d.path, &f.name), f.checksum.clone())).collect()).unwrap_or_default();
+        let old_sums: HashMap<String, Option<Checksum>> = old
+            .map(|o| {
+                o.files()
+                    .map(|(d, f)| (join(&d.path, &f.name), f.checksum.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut moved: HashSet<&str> = HashSet::new();
         let mut dirfds: HashMap<String, OwnedFd> = HashMap::new();
         for s in staged {
@@ -626,7 +824,12 @@ impl<'a> Installer<'a> {
             let (dir, name) = split_parent(&s.path);
             let tmp_rel = join(dir, &s.tmp);
             self.modified_dirs.insert(dir.to_string());
-            if self.opts.overlay.as_ref().is_some_and(|o| o.files.contains(&s.path)) {
+            if self
+                .opts
+                .overlay
+                .as_ref()
+                .is_some_and(|o| o.files.contains(&s.path))
+            {
                 let _ = self.db.root.unlink(&tmp_rel);
                 continue;
             }
@@ -641,9 +844,15 @@ impl<'a> Installer<'a> {
                 if let Ok(meta) = std::fs::symlink_metadata(&host) {
                     let disk = crate::audit::file_checksum(&host, &meta).ok();
                     let db_sum = old_sums.get(&s.path).cloned().flatten().or_else(|| {
-                        self.file_owner.get(&s.path).and_then(|o| self.db.find(o)).and_then(|i| {
-                            self.db.installed[i].files().find(|(d, f)| join(&d.path, &f.name) == s.path).and_then(|(_, f)| f.checksum.clone())
-                        })
+                        self.file_owner
+                            .get(&s.path)
+                            .and_then(|o| self.db.find(o))
+                            .and_then(|i| {
+                                self.db.installed[i]
+                                    .files()
+                                    .find(|(d, f)| join(&d.path, &f.name) == s.path)
+                                    .and_then(|(_, f)| f.checksum.clone())
+                            })
                     });
                     let modified = db_sum.is_none() || disk != db_sum;
                     if modified && !meta.is_dir() {
@@ -652,9 +861,15 @@ impl<'a> Installer<'a> {
                         } else {
                             let new_name = format!("{name}.apk-new");
                             if let Ok(d) = self.db.root.dir(dir) {
-                                let _ = nix::fcntl::renameat(d.as_fd(), s.tmp.as_str(), d.as_fd(), new_name.as_str());
+                                let _ = nix::fcntl::renameat(
+                                    d.as_fd(),
+                                    s.tmp.as_str(),
+                                    d.as_fd(),
+                                    new_name.as_str(),
+                                );
                             }
-                            self.out.msg(&format!("  Installing file to {}.apk-new", s.path));
+                            self.out
+                                .msg(&format!("  Installing file to {}.apk-new", s.path));
                         }
                         continue;
                     }
@@ -671,14 +886,20 @@ impl<'a> Installer<'a> {
                     }
                 }
             }
-            match dirfds.get(dir).ok_or(()) {
-                Ok(d) => {
-                    if let Err(e) = nix::fcntl::renameat(d.as_fd(), s.tmp.as_str(), d.as_fd(), name) {
-                        let _ = nix::unistd::unlinkat(d.as_fd(), s.tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-                        self.error(&format!("{}: failed to rename {}: {}", pkg.name_version(), s.path, errno(e)));
-                    }
+            if let Some(d) = dirfds.get(dir) {
+                if let Err(e) = nix::fcntl::renameat(d.as_fd(), s.tmp.as_str(), d.as_fd(), name) {
+                    let _ = nix::unistd::unlinkat(
+                        d.as_fd(),
+                        s.tmp.as_str(),
+                        nix::unistd::UnlinkatFlags::NoRemoveDir,
+                    );
+                    self.error(&format!(
+                        "{}: failed to rename {}: {}",
+                        pkg.name_version(),
+                        s.path,
+                        errno(e)
+                    ));
                 }
-                Err(()) => {}
             }
             if s.path == "etc/passwd" || s.path == "etc/group" {
                 self.owners.invalidate();
@@ -690,10 +911,23 @@ impl<'a> Installer<'a> {
         if self.opts.no_scripts || self.opts.simulate {
             return;
         }
-        let dirs: BTreeSet<String> = self.db.installed.iter().flat_map(|p| p.dirs.iter().map(|d| d.path.clone())).collect();
+        let dirs: BTreeSet<String> = self
+            .db
+            .installed
+            .iter()
+            .flat_map(|p| p.dirs.iter().map(|d| d.path.clone()))
+            .collect();
         let trig = self.db.triggers.clone();
         for (id, globs) in trig {
-            let Some(ip) = self.db.installed.iter().find(|p| p.pkg.identity == id).cloned() else { continue };
+            let Some(ip) = self
+                .db
+                .installed
+                .iter()
+                .find(|p| p.pkg.identity == id)
+                .cloned()
+            else {
+                continue;
+            };
             let run_all = self.changed_pkgs.contains(&ip.pkg.name);
             let mut args: Vec<String> = Vec::new();
             for d in &dirs {
@@ -701,7 +935,11 @@ impl<'a> Installer<'a> {
                     continue;
                 }
                 let rooted = format!("/{d}");
-                if globs.iter().filter(|g| g.starts_with('/')).any(|g| fnmatch(g, &rooted)) {
+                if globs
+                    .iter()
+                    .filter(|g| g.starts_with('/'))
+                    .any(|g| fnmatch(g, &rooted))
+                {
                     args.push(rooted);
                 }
             }
@@ -736,7 +974,17 @@ fn mount_proc(root: &Root) -> ScriptMounts {
     let proc_dir = root.host_path("proc");
     if root.path != Path::new("/") && !proc_dir.join("self").exists() {
         let _ = root.mkdir_p("proc", 0o755);
-        if nix::mount::mount(Some("proc"), &proc_dir, Some("proc"), nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC, None::<&str>).is_ok() {
+        if nix::mount::mount(
+            Some("proc"),
+            &proc_dir,
+            Some("proc"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .is_ok()
+        {
             m.push(proc_dir);
         }
     }
@@ -753,12 +1001,35 @@ pub(crate) fn mount_dev_for_script(root: &Root) -> ScriptMounts {
         return ScriptMounts(m);
     }
     let _ = root.mkdir_p("dev", 0o755);
-    if nix::mount::mount(Some("apkdev"), &dev_dir, Some("tmpfs"), nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NOEXEC, Some("mode=0755,size=64k")).is_err() {
+    if nix::mount::mount(
+        Some("apkdev"),
+        &dev_dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NOEXEC,
+        Some("mode=0755,size=64k"),
+    )
+    .is_err()
+    {
         return ScriptMounts(m);
     }
-    for (name, major, minor, mode) in [("null", 1, 3, 0o666), ("zero", 1, 5, 0o666), ("full", 1, 7, 0o666), ("random", 1, 8, 0o666), ("urandom", 1, 9, 0o666), ("tty", 5, 0, 0o666)] {
-        let _ = nix::sys::stat::mknod(&dev_dir.join(name), SFlag::S_IFCHR, FMode::from_bits_truncate(mode), nix::sys::stat::makedev(major, minor));
-        let _ = std::fs::set_permissions(dev_dir.join(name), std::os::unix::fs::PermissionsExt::from_mode(mode));
+    for (name, major, minor, mode) in [
+        ("null", 1, 3, 0o666),
+        ("zero", 1, 5, 0o666),
+        ("full", 1, 7, 0o666),
+        ("random", 1, 8, 0o666),
+        ("urandom", 1, 9, 0o666),
+        ("tty", 5, 0, 0o666),
+    ] {
+        let _ = nix::sys::stat::mknod(
+            &dev_dir.join(name),
+            SFlag::S_IFCHR,
+            FMode::from_bits_truncate(mode),
+            nix::sys::stat::makedev(major, minor),
+        );
+        let _ = std::fs::set_permissions(
+            dev_dir.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        );
     }
     let _ = std::os::unix::fs::symlink("/proc/self/fd", dev_dir.join("fd"));
     m.push(dev_dir);
@@ -766,7 +1037,14 @@ pub(crate) fn mount_dev_for_script(root: &Root) -> ScriptMounts {
 }
 
 /// Apply a solution. The world is written as given. Prints apk's lines through `out`.
-pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependency], opts: &CommitOptions, out: &Out) -> CommitReport {
+pub fn commit(
+    db: &mut Database,
+    pool: &Pool,
+    sol: &Solution,
+    world: &[Dependency],
+    opts: &CommitOptions,
+    out: &Out,
+) -> CommitReport {
     let total = sol.changes.len();
     if opts.simulate {
         let mut bytes = db.installed_bytes() as i64;
@@ -782,13 +1060,36 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
                 count += 1;
             }
         }
-        out.msg(&format!("OK: {} in {} packages", output::human_size(bytes.max(0) as u64), count.max(0)));
-        return CommitReport { packages: count.max(0) as usize, installed_bytes: bytes.max(0) as u64, ..Default::default() };
+        out.msg(&format!(
+            "OK: {} in {} packages",
+            output::human_size(bytes.max(0) as u64),
+            count.max(0)
+        ));
+        return CommitReport {
+            packages: count.max(0) as usize,
+            installed_bytes: bytes.max(0) as u64,
+            ..Default::default()
+        };
     }
     let rules = ProtectedPaths::load(&db.root.path);
-    let file_owner: HashMap<String, String> = db.installed.iter().flat_map(|p| p.files().map(move |(d, f)| (join(&d.path, &f.name), p.pkg.name.clone()))).collect();
-    let needs_scripts = !opts.no_scripts && sol.changes.iter().any(|c| c.new.is_some() || c.old.is_some());
-    let _mounts = if needs_scripts && opts.mount_for_scripts { Some(mount_proc(&db.root)) } else { None };
+    let file_owner: HashMap<String, String> = db
+        .installed
+        .iter()
+        .flat_map(|p| {
+            p.files()
+                .map(move |(d, f)| (join(&d.path, &f.name), p.pkg.name.clone()))
+        })
+        .collect();
+    let needs_scripts = !opts.no_scripts
+        && sol
+            .changes
+            .iter()
+            .any(|c| c.new.is_some() || c.old.is_some());
+    let _mounts = if needs_scripts && opts.mount_for_scripts {
+        Some(mount_proc(&db.root))
+    } else {
+        None
+    };
     let mut ins = Installer {
         db,
         pool,
@@ -804,7 +1105,12 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
         changed: 0,
     };
     // Packages to fetch, in order; prepared on a second thread.
-    let to_fetch: Vec<PkgId> = sol.changes.iter().filter_map(|c| c.new).filter(|&n| pool.packages[n].pkg.installed_size > 0).collect();
+    let to_fetch: Vec<PkgId> = sol
+        .changes
+        .iter()
+        .filter_map(|c| c.new)
+        .filter(|&n| pool.packages[n].pkg.installed_size > 0)
+        .collect();
     // Files are created with their final modes; scripts set their own umask (022).
     let old_umask = nix::sys::stat::umask(FMode::empty());
     let fetch = Prefetch::new(to_fetch.len());
@@ -832,7 +1138,11 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
                 (_, Some(n)) => {
                     if pool.packages[n].pkg.installed_size == 0 {
                         // I:0 packages are never opened: no files, no scripts.
-                        let ip = InstalledPackage { pkg: pool.packages[n].pkg.clone(), tag: c.tag.clone(), ..Default::default() };
+                        let ip = InstalledPackage {
+                            pkg: pool.packages[n].pkg.clone(),
+                            tag: c.tag.clone(),
+                            ..Default::default()
+                        };
                         match ins.db.find(&ip.pkg.name) {
                             Some(idx) => ins.db.installed[idx] = ip,
                             None => ins.db.installed.push(ip),
@@ -840,7 +1150,11 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
                         ins.changed += 1;
                         continue;
                     }
-                    let got = if next < to_fetch.len() { Some(fetch.take(next)) } else { None };
+                    let got = if next < to_fetch.len() {
+                        Some(fetch.take(next))
+                    } else {
+                        None
+                    };
                     next += 1;
                     match got {
                         Some((gid, Ok(prep))) if gid == n => {
@@ -855,7 +1169,9 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
                         }
                         _ => {
                             let nv = pool.packages[n].pkg.name_version();
-                            ins.error(&format!("{nv}: internal error: package pipeline out of order"));
+                            ins.error(&format!(
+                                "{nv}: internal error: package pipeline out of order"
+                            ));
                         }
                     }
                 }
@@ -867,7 +1183,9 @@ pub fn commit(db: &mut Database, pool: &Pool, sol: &Solution, world: &[Dependenc
     nix::sys::stat::umask(old_umask);
     ins.fire_triggers();
     ins.db.world = world.to_vec();
-    ins.db.installed.sort_by(|a, b| crate::package::index_order(&a.pkg, &b.pkg));
+    ins.db
+        .installed
+        .sort_by(|a, b| crate::package::index_order(&a.pkg, &b.pkg));
     if let Err(e) = ins.db.write() {
         ins.error(&e.to_string());
     }
@@ -889,14 +1207,25 @@ pub fn summary_line(r: &CommitReport) -> String {
         1 => "1 error;".to_string(),
         n => format!("{n} errors;"),
     };
-    format!("{head} {} in {} packages", output::human_size(r.installed_bytes), r.packages)
+    format!(
+        "{head} {} in {} packages",
+        output::human_size(r.installed_bytes),
+        r.packages
+    )
 }
 
 fn cache_package(pool: &Pool, id: PkgId, buf: &[u8], dir: &Path) {
     let p = &pool.packages[id];
-    let remote = p.repos.iter().all(|&r| pool.repos[r].pkg_dir.is_none() || crate::repo::RepoSpec::parse(&pool.repos[r].url).is_some_and(|s| s.is_remote()));
+    let remote = p.repos.iter().all(|&r| {
+        pool.repos[r].pkg_dir.is_none()
+            || crate::repo::RepoSpec::parse(&pool.repos[r].url).is_some_and(|s| s.is_remote())
+    });
     if p.file.is_some() || p.cached.is_some() || !remote {
         return;
     }
-    let _ = crate::root::atomic_write(&dir.join(crate::repo::cache_package_name(&p.pkg)), buf, 0o644);
+    let _ = crate::root::atomic_write(
+        &dir.join(crate::repo::cache_package_name(&p.pkg)),
+        buf,
+        0o644,
+    );
 }

@@ -143,7 +143,11 @@ fn resolve_under(root: &Path, p: &Path) -> PathBuf {
 impl Context {
     /// Open a session.
     pub fn open(opts: Options, access: Access, out: Out) -> Result<Context, Error> {
-        let root = if opts.root.as_os_str().is_empty() { PathBuf::from("/") } else { opts.root.clone() };
+        let root = if opts.root.as_os_str().is_empty() {
+            PathBuf::from("/")
+        } else {
+            opts.root.clone()
+        };
         let mut opts = opts;
         opts.root = root.clone();
         if opts.diskless_boot {
@@ -156,7 +160,9 @@ impl Context {
             Access::None => None,
             _ => {
                 if opts.initdb && opts.simulate && !root.join("lib/apk/db/installed").exists() {
-                    return Err(Error::Msg("unable to create database under --simulate".into()));
+                    return Err(Error::Msg(
+                        "unable to create database under --simulate".into(),
+                    ));
                 }
                 let o = OpenOptions {
                     writable: access == Access::Writable && !opts.simulate,
@@ -190,7 +196,16 @@ impl Context {
             let c = root.join("etc/apk/cache");
             c.is_dir().then_some(c)
         };
-        let mut ctx = Context { opts, db, repos: Vec::new(), pool: Pool::new(arches), out, keys, cache_dir, repo_warnings: 0 };
+        let mut ctx = Context {
+            opts,
+            db,
+            repos: Vec::new(),
+            pool: Pool::new(arches),
+            out,
+            keys,
+            cache_dir,
+            repo_warnings: 0,
+        };
         if access != Access::None {
             ctx.load_pool()?;
         }
@@ -222,7 +237,12 @@ impl Context {
                 specs.extend(repo::parse_repositories(&t));
             }
         }
-        specs.extend(self.opts.repositories.iter().filter_map(|r| RepoSpec::parse(r)));
+        specs.extend(
+            self.opts
+                .repositories
+                .iter()
+                .filter_map(|r| RepoSpec::parse(r)),
+        );
         specs
     }
 
@@ -264,8 +284,13 @@ impl Context {
     }
 
     fn scan_cache(&mut self, dir: &Path) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
-        let names: std::collections::HashSet<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let names: std::collections::HashSet<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         for id in 0..self.pool.packages.len() {
             let n = repo::cache_package_name(&self.pool.packages[id].pkg);
             if names.contains(&n) {
@@ -284,14 +309,25 @@ impl Context {
         if let Some(v) = self.opts.root_tmpfs {
             return v;
         }
-        nix::sys::statfs::statfs(&self.opts.root).map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC).unwrap_or(false)
+        nix::sys::statfs::statfs(&self.opts.root)
+            .map(|s| s.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+            .unwrap_or(false)
     }
 
     /// Read a package file given on the command line (verified, trusted or `--allow-untrusted`).
     pub fn open_file(&self, path: &Path) -> Result<crate::package::Package, Error> {
-        let buf = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        let mode = archive::Mode::Verify { keys: &self.keys, allow_untrusted: self.opts.allow_untrusted };
-        let opened = archive::open_package(&buf, &mode).map_err(|err| Error::Package { path: path.to_path_buf(), err })?;
+        let buf = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mode = archive::Mode::Verify {
+            keys: &self.keys,
+            allow_untrusted: self.opts.allow_untrusted,
+        };
+        let opened = archive::open_package(&buf, &mode).map_err(|err| Error::Package {
+            path: path.to_path_buf(),
+            err,
+        })?;
         Ok(opened.info)
     }
 }

@@ -56,7 +56,13 @@ pub fn is_valid_package_name(s: &str) -> bool {
 impl Dependency {
     /// A dependency on any version of `name`.
     pub fn any(name: &str) -> Self {
-        Dependency { name: name.to_string(), op: ANY, version: None, tag: None, conflict: false }
+        Dependency {
+            name: name.to_string(),
+            op: ANY,
+            version: None,
+            tag: None,
+            conflict: false,
+        }
     }
 
     /// Parse one token. `allow_tag` is true for world and command line entries.
@@ -66,7 +72,9 @@ impl Dependency {
             Some(r) => (true, r),
             None => (false, token),
         };
-        let name_end = rest.find(|c: char| !is_dep_name_char(c) && c != '@').unwrap_or(rest.len());
+        let name_end = rest
+            .find(|c: char| !is_dep_name_char(c) && c != '@')
+            .unwrap_or(rest.len());
         let (name_tag, ver_part) = rest.split_at(name_end);
         let (name, tag) = match name_tag.split_once('@') {
             Some((n, t)) => {
@@ -80,11 +88,19 @@ impl Dependency {
         if name.is_empty() || !name.chars().all(is_dep_name_char) {
             return Err(bad());
         }
-        let mut dep = Dependency { name: name.to_string(), op: ANY, version: None, tag, conflict };
+        let mut dep = Dependency {
+            name: name.to_string(),
+            op: ANY,
+            version: None,
+            tag,
+            conflict,
+        };
         if ver_part.is_empty() {
             return Ok(dep);
         }
-        let op_len = ver_part.find(|c: char| !matches!(c, '<' | '>' | '=' | '~')).unwrap_or(ver_part.len());
+        let op_len = ver_part
+            .find(|c: char| !matches!(c, '<' | '>' | '=' | '~'))
+            .unwrap_or(ver_part.len());
         let (op_text, ver) = ver_part.split_at(op_len);
         let mut op = 0u8;
         for c in op_text.chars() {
@@ -112,7 +128,9 @@ impl Dependency {
 
     /// Parse a space/newline separated list (e.g. a `D:` line).
     pub fn parse_list(text: &str, allow_tag: bool) -> Result<Vec<Self>, DepError> {
-        text.split_whitespace().map(|t| Self::parse(t, allow_tag)).collect()
+        text.split_whitespace()
+            .map(|t| Self::parse(t, allow_tag))
+            .collect()
     }
 
     /// Whether this is an identity pin (`name><Q1...`).
@@ -162,7 +180,10 @@ impl fmt::Display for Dependency {
 
 /// Format a dependency list the way apk writes `D:` lines and world entries.
 pub fn list_to_string(deps: &[Dependency]) -> String {
-    deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" ")
+    deps.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -172,7 +193,10 @@ mod tests {
     #[test]
     fn parses_forms() {
         let d = Dependency::parse("busybox=1.36.1-r15", false).unwrap();
-        assert_eq!((d.name.as_str(), d.op, d.version.as_deref()), ("busybox", EQUAL, Some("1.36.1-r15")));
+        assert_eq!(
+            (d.name.as_str(), d.op, d.version.as_deref()),
+            ("busybox", EQUAL, Some("1.36.1-r15"))
+        );
         let d = Dependency::parse("so:libc.musl-x86_64.so.1", false).unwrap();
         assert_eq!(d.name, "so:libc.musl-x86_64.so.1");
         assert_eq!(d.op, ANY);
@@ -197,11 +221,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_tokens() {
-        for t in ["foo=", "", "!", "foo@", "@tag", "foo=1.0_post1", "foo>=a", "foo$", "f@t@u"] {
+        for t in [
+            "foo=",
+            "",
+            "!",
+            "foo@",
+            "@tag",
+            "foo=1.0_post1",
+            "foo>=a",
+            "foo$",
+            "f@t@u",
+        ] {
             assert!(Dependency::parse(t, true).is_err(), "{t} should fail");
         }
         assert!(Dependency::parse("foo@tag", false).is_err());
-        assert!(matches!(Dependency::parse("foo>=x.1", false), Err(DepError::Version(_))));
+        assert!(matches!(
+            Dependency::parse("foo>=x.1", false),
+            Err(DepError::Version(_))
+        ));
     }
 
     #[test]

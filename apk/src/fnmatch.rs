@@ -36,13 +36,12 @@ fn matches(p: &[u8], n: &[u8]) -> bool {
                         continue;
                     }
                 }
-                b'\\' if pi + 1 < p.len() => {
-                    if p[pi + 1] == n[ni] {
-                        pi += 2;
-                        ni += 1;
-                        continue;
-                    }
+                b'\\' if pi + 1 < p.len() && p[pi + 1] == n[ni] => {
+                    pi += 2;
+                    ni += 1;
+                    continue;
                 }
+                b'\\' if pi + 1 < p.len() => {}
                 c if c == n[ni] && c != b'?' => {
                     pi += 1;
                     ni += 1;

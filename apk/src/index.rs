@@ -39,7 +39,10 @@ pub fn parse(text: &str) -> Result<Index, IndexError> {
         }
         let b = line.as_bytes();
         if b[1] != b':' {
-            return Err(IndexError { line: i + 1, msg: format!("malformed line '{}'", truncate(line)) });
+            return Err(IndexError {
+                line: i + 1,
+                msg: format!("malformed line '{}'", truncate(line)),
+            });
         }
         let p = cur.get_or_insert_with(Package::default);
         let letter = b[0];
@@ -54,7 +57,12 @@ pub fn parse(text: &str) -> Result<Index, IndexError> {
                     p.broken = true;
                 }
             }
-            Err(e) => return Err(IndexError { line: i + 1, msg: e.0 }),
+            Err(e) => {
+                return Err(IndexError {
+                    line: i + 1,
+                    msg: e.0,
+                })
+            }
         }
     }
     if let Some(p) = cur.take() {
@@ -65,10 +73,16 @@ pub fn parse(text: &str) -> Result<Index, IndexError> {
 
 fn finish(idx: &mut Index, p: Package, line: usize) -> Result<(), IndexError> {
     if p.name.is_empty() || p.version.is_empty() {
-        return Err(IndexError { line, msg: "entry without P: or V:".into() });
+        return Err(IndexError {
+            line,
+            msg: "entry without P: or V:".into(),
+        });
     }
     if !crate::version::is_valid(&p.version) {
-        return Err(IndexError { line, msg: format!("{}: invalid version '{}'", p.name, p.version) });
+        return Err(IndexError {
+            line,
+            msg: format!("{}: invalid version '{}'", p.name, p.version),
+        });
     }
     idx.broken_packages |= p.broken;
     idx.packages.push(p);
@@ -102,7 +116,11 @@ mod tests {
 
     #[test]
     fn parses_and_rewrites_fixture_index_byte_for_byte() {
-        let buf = std::fs::read(format!("{}/../../shared/fixtures/alpine-3.19.1/apks/x86_64/APKINDEX.tar.gz", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let buf = std::fs::read(format!(
+            "{}/../../shared/fixtures/alpine-3.19.1/apks/x86_64/APKINDEX.tar.gz",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
         let f = crate::archive::open_index(&buf, &Default::default(), true).unwrap();
         let idx = parse(&f.text).unwrap();
         assert_eq!(idx.packages.len(), 100);
@@ -112,7 +130,12 @@ mod tests {
 
     #[test]
     fn errors_and_unknown_letters() {
-        assert_eq!(parse("C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\nPx\n").unwrap_err().line, 2);
+        assert_eq!(
+            parse("C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\nPx\n")
+                .unwrap_err()
+                .line,
+            2
+        );
         assert!(parse("P:a\nV:1\nS:abc\n\n").is_err());
         assert!(parse("P:a\n\n").is_err());
         assert!(parse("P:a\nV:1..2\n\n").is_err());

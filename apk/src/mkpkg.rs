@@ -46,12 +46,22 @@ pub enum MkpkgError {
 
 fn walk(base: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), MkpkgError> {
     let dir = base.join(rel);
-    let mut names: Vec<_> = std::fs::read_dir(&dir).map_err(|source| MkpkgError::Io { path: dir.clone(), source })?.flatten().map(|e| e.file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|source| MkpkgError::Io {
+            path: dir.clone(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
     names.sort();
     for n in names {
         let r = rel.join(&n);
         out.push(r.clone());
-        let meta = std::fs::symlink_metadata(base.join(&r)).map_err(|source| MkpkgError::Io { path: base.join(&r), source })?;
+        let meta = std::fs::symlink_metadata(base.join(&r)).map_err(|source| MkpkgError::Io {
+            path: base.join(&r),
+            source,
+        })?;
         if meta.is_dir() {
             walk(base, &r, out)?;
         }
@@ -67,13 +77,20 @@ fn data_tar(dir: Option<&Path>, epoch: u64) -> Result<(Vec<u8>, u64), MkpkgError
     if let Some(dir) = dir {
         let mut paths = Vec::new();
         walk(dir, Path::new(""), &mut paths)?;
-        let mut inodes: std::collections::HashMap<(u64, u64), String> = std::collections::HashMap::new();
+        let mut inodes: std::collections::HashMap<(u64, u64), String> =
+            std::collections::HashMap::new();
         for rel in paths {
             let host = dir.join(&rel);
-            let meta = std::fs::symlink_metadata(&host).map_err(|source| MkpkgError::Io { path: host.clone(), source })?;
+            let meta = std::fs::symlink_metadata(&host).map_err(|source| MkpkgError::Io {
+                path: host.clone(),
+                source,
+            })?;
             let name = rel.to_string_lossy().into_owned();
             let mode = meta.permissions().mode() & 0o7777;
-            let io = |source| MkpkgError::Io { path: host.clone(), source };
+            let io = |source| MkpkgError::Io {
+                path: host.clone(),
+                source,
+            };
             let mut e = Entry::new(&name, Kind::File, mode);
             e.mtime = (meta.mtime().max(0) as u64).min(epoch);
             let ft = meta.file_type();
@@ -104,11 +121,17 @@ fn data_tar(dir: Option<&Path>, epoch: u64) -> Result<(Vec<u8>, u64), MkpkgError
                 size += data.len().div_ceil(4096) as u64 * 4096;
                 w.append(&e, &data).map_err(io)?;
             } else {
-                return Err(MkpkgError::Meta(format!("{}: unsupported file type", host.display())));
+                return Err(MkpkgError::Meta(format!(
+                    "{}: unsupported file type",
+                    host.display()
+                )));
             }
         }
     }
-    let mut buf = w.finish().map_err(|source| MkpkgError::Io { path: PathBuf::from("<data>"), source })?;
+    let mut buf = w.finish().map_err(|source| MkpkgError::Io {
+        path: PathBuf::from("<data>"),
+        source,
+    })?;
     // abuild pads the data tar to a 10240-byte record.
     let rec = buf.len().div_ceil(10240) * 10240;
     buf.resize(rec, 0);
@@ -121,7 +144,12 @@ fn data_tar(dir: Option<&Path>, epoch: u64) -> Result<(Vec<u8>, u64), MkpkgError
 /// Build a package. `key`: sign with it under the public key name `keyname`.
 pub fn build(r: &Recipe, key: Option<(&PrivateKey, &str)>) -> Result<Vec<u8>, MkpkgError> {
     let epoch = r.epoch.unwrap_or_else(archive::build_time);
-    let get = |k: &str| r.info.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        r.info
+            .iter()
+            .find(|(kk, _)| kk == k)
+            .map(|(_, v)| v.clone())
+    };
     let name = get("pkgname").ok_or_else(|| MkpkgError::Meta("missing pkgname".into()))?;
     let ver = get("pkgver").ok_or_else(|| MkpkgError::Meta("missing pkgver".into()))?;
     if !crate::dep::is_valid_package_name(&name) {
@@ -142,19 +170,53 @@ pub fn build(r: &Recipe, key: Option<(&PrivateKey, &str)>) -> Result<Vec<u8>, Mk
     }
     push("builddate", &epoch.to_string());
     push("size", &size.to_string());
-    push("arch", &get("arch").unwrap_or_else(|| crate::db::DEFAULT_ARCH.to_string()));
-    for k in ["origin", "commit", "maintainer", "replaces_priority", "provider_priority"] {
+    push(
+        "arch",
+        &get("arch").unwrap_or_else(|| crate::db::DEFAULT_ARCH.to_string()),
+    );
+    for k in [
+        "origin",
+        "commit",
+        "maintainer",
+        "replaces_priority",
+        "provider_priority",
+    ] {
         if let Some(v) = get(k) {
             push(k, &v);
         }
     }
-    push("license", &get("license").unwrap_or_else(|| "unknown".into()));
+    push(
+        "license",
+        &get("license").unwrap_or_else(|| "unknown".into()),
+    );
     for (k, v) in &r.info {
-        if matches!(k.as_str(), "replaces" | "depend" | "provides" | "install_if" | "triggers") {
+        if matches!(
+            k.as_str(),
+            "replaces" | "depend" | "provides" | "install_if" | "triggers"
+        ) {
             push(k, v);
         }
     }
-    let known = ["pkgname", "pkgver", "pkgdesc", "url", "builddate", "size", "arch", "origin", "commit", "maintainer", "replaces_priority", "provider_priority", "license", "replaces", "depend", "provides", "install_if", "triggers"];
+    let known = [
+        "pkgname",
+        "pkgver",
+        "pkgdesc",
+        "url",
+        "builddate",
+        "size",
+        "arch",
+        "origin",
+        "commit",
+        "maintainer",
+        "replaces_priority",
+        "provider_priority",
+        "license",
+        "replaces",
+        "depend",
+        "provides",
+        "install_if",
+        "triggers",
+    ];
     if let Some((k, _)) = r.info.iter().find(|(k, _)| !known.contains(&k.as_str())) {
         return Err(MkpkgError::Meta(format!("unknown .PKGINFO key '{k}'")));
     }
@@ -165,13 +227,25 @@ pub fn build(r: &Recipe, key: Option<(&PrivateKey, &str)>) -> Result<Vec<u8>, Mk
 /// Put a package together from `.PKGINFO` text (without `datahash`, which is added), scripts and
 /// an uncompressed data tar (which must end with end-of-archive blocks). Exposed so tests can
 /// build hostile packages from hand-made tars.
-pub fn assemble(pkginfo: &str, scripts: &[(String, Vec<u8>)], data_tar: &[u8], epoch: u64, key: Option<(&PrivateKey, &str)>) -> Result<Vec<u8>, MkpkgError> {
+pub fn assemble(
+    pkginfo: &str,
+    scripts: &[(String, Vec<u8>)],
+    data_tar: &[u8],
+    epoch: u64,
+    key: Option<(&PrivateKey, &str)>,
+) -> Result<Vec<u8>, MkpkgError> {
     let data_gz = archive::gzip(data_tar);
     let mut info = pkginfo.to_string();
-    info.push_str(&format!("datahash = {}\n", hex::encode(Sha256::digest(&data_gz))));
+    info.push_str(&format!(
+        "datahash = {}\n",
+        hex::encode(Sha256::digest(&data_gz))
+    ));
     let mut cw = tar::Writer::new(Vec::new(), tar::Magic::Gnu);
     cw.pax_extras = false;
-    let io = |source| MkpkgError::Io { path: PathBuf::from("<control>"), source };
+    let io = |source| MkpkgError::Io {
+        path: PathBuf::from("<control>"),
+        source,
+    };
     let mut e = Entry::new(".PKGINFO", Kind::File, 0o644);
     e.mtime = epoch;
     cw.append(&e, info.as_bytes()).map_err(io)?;
@@ -196,10 +270,22 @@ pub fn assemble(pkginfo: &str, scripts: &[(String, Vec<u8>)], data_tar: &[u8], e
 }
 
 /// Make an index entry for a package file (what `apk index` does for each file).
-pub fn index_entry(buf: &[u8], keys: &crate::trust::Keyring, allow_untrusted: bool) -> Result<crate::package::Package, archive::ArchiveError> {
-    let opened = archive::open_package(buf, &archive::Mode::Verify { keys, allow_untrusted })?;
+pub fn index_entry(
+    buf: &[u8],
+    keys: &crate::trust::Keyring,
+    allow_untrusted: bool,
+) -> Result<crate::package::Package, archive::ArchiveError> {
+    let opened = archive::open_package(
+        buf,
+        &archive::Mode::Verify {
+            keys,
+            allow_untrusted,
+        },
+    )?;
     if opened.info.datahash.is_none() {
-        return Err(archive::ArchiveError::Format("package without datahash".into()));
+        return Err(archive::ArchiveError::Format(
+            "package without datahash".into(),
+        ));
     }
     let mut p = opened.info;
     // Install-time-only fields never go into an index.
@@ -216,7 +302,13 @@ mod tests {
 
     fn recipe(dir: &Path) -> Recipe {
         Recipe {
-            info: vec![("pkgname".into(), "hello".into()), ("pkgver".into(), "1.0-r0".into()), ("pkgdesc".into(), "test".into()), ("depend".into(), "musl".into()), ("replaces".into(), "old".into())],
+            info: vec![
+                ("pkgname".into(), "hello".into()),
+                ("pkgver".into(), "1.0-r0".into()),
+                ("pkgdesc".into(), "test".into()),
+                ("depend".into(), "musl".into()),
+                ("replaces".into(), "old".into()),
+            ],
             scripts: vec![("post-install".into(), b"#!/bin/sh\necho hi\n".to_vec())],
             dir: Some(dir.to_path_buf()),
             epoch: Some(1_700_000_000),
@@ -229,7 +321,11 @@ mod tests {
         let d = t.path().join("root");
         std::fs::create_dir_all(d.join("usr/bin")).unwrap();
         std::fs::write(d.join("usr/bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
-        std::fs::set_permissions(d.join("usr/bin/hello"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            d.join("usr/bin/hello"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("hello", d.join("usr/bin/hi")).unwrap();
         std::fs::hard_link(d.join("usr/bin/hello"), d.join("usr/bin/hello2")).unwrap();
         let key = PrivateKey::generate_ed25519();
@@ -237,12 +333,26 @@ mod tests {
         let b = build(&recipe(&d), None).unwrap();
         let mut ring = crate::trust::Keyring::default();
         ring.insert("k.pub", key.public());
-        let opened = archive::open_package(&a, &archive::Mode::Verify { keys: &ring, allow_untrusted: false }).unwrap();
+        let opened = archive::open_package(
+            &a,
+            &archive::Mode::Verify {
+                keys: &ring,
+                allow_untrusted: false,
+            },
+        )
+        .unwrap();
         assert_eq!(opened.info.name, "hello");
         assert_eq!(opened.info.replaces[0].name, "old");
         assert_eq!(opened.scripts.len(), 1);
         // Unsigned build has the same identity: the signature is not part of it.
-        let opened_b = archive::open_package(&b, &archive::Mode::Verify { keys: &ring, allow_untrusted: true }).unwrap();
+        let opened_b = archive::open_package(
+            &b,
+            &archive::Mode::Verify {
+                keys: &ring,
+                allow_untrusted: true,
+            },
+        )
+        .unwrap();
         assert_eq!(opened.info.identity, opened_b.info.identity);
         assert_eq!(build(&recipe(&d), None).unwrap(), b, "reproducible");
         let mut r = archive::data_reader(&a, opened.data.clone());
@@ -250,7 +360,10 @@ mod tests {
         while let Some(e) = r.next_entry().unwrap() {
             kinds.push((e.name.clone(), e.kind, e.sha1.is_some()));
         }
-        assert!(kinds.contains(&("usr/bin/hello2".into(), Kind::HardLink, false)) || kinds.contains(&("usr/bin/hello".into(), Kind::HardLink, false)));
+        assert!(
+            kinds.contains(&("usr/bin/hello2".into(), Kind::HardLink, false))
+                || kinds.contains(&("usr/bin/hello".into(), Kind::HardLink, false))
+        );
         assert!(kinds.contains(&("usr/bin/hi".into(), Kind::Symlink, true)));
         let idx = index_entry(&a, &ring, false).unwrap();
         assert!(idx.replaces.is_empty());
@@ -259,7 +372,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_metadata() {
-        let mut r = Recipe { info: vec![("pkgname".into(), "x".into())], ..Default::default() };
+        let mut r = Recipe {
+            info: vec![("pkgname".into(), "x".into())],
+            ..Default::default()
+        };
         assert!(build(&r, None).is_err());
         r.info.push(("pkgver".into(), "1..0".into()));
         assert!(build(&r, None).is_err());

@@ -34,7 +34,13 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
     for a in args {
         if looks_like_file(a) {
             let pkg = ctx.open_file(Path::new(a))?;
-            let d = Dependency { name: pkg.name.clone(), op: crate::version::CHECKSUM, version: Some(pkg.identity.to_string()), tag: None, conflict: false };
+            let d = Dependency {
+                name: pkg.name.clone(),
+                op: crate::version::CHECKSUM,
+                version: Some(pkg.identity.to_string()),
+                tag: None,
+                conflict: false,
+            };
             ctx.pool.add_file(pkg, a.into());
             deps.push(d);
             non_repo = true;
@@ -43,9 +49,13 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
         let parse_tag = o.virtual_pkg.is_none();
         let d = Dependency::parse(a, parse_tag).map_err(|_| {
             if parse_tag {
-                Error::Usage(format!("'{a}' is not a valid world dependency, format is name(@tag)([<>~=]version)"))
+                Error::Usage(format!(
+                    "'{a}' is not a valid world dependency, format is name(@tag)([<>~=]version)"
+                ))
             } else {
-                Error::Usage(format!("'{a}' is not a valid package dependency, format is name([<>~=]version)"))
+                Error::Usage(format!(
+                    "'{a}' is not a valid package dependency, format is name([<>~=]version)"
+                ))
             }
         })?;
         if o.upgrade {
@@ -54,7 +64,8 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
         deps.push(d);
     }
     if let Some(spec) = &o.virtual_pkg {
-        let vdep = Dependency::parse(spec, false).map_err(|_| Error::Usage(format!("{spec}: bad package specifier")))?;
+        let vdep = Dependency::parse(spec, false)
+            .map_err(|_| Error::Usage(format!("{spec}: bad package specifier")))?;
         if vdep.conflict || (vdep.version.is_some() && vdep.op != crate::version::EQUAL) {
             return Err(Error::Usage(format!("{spec}: bad package specifier")));
         }
@@ -78,25 +89,44 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
         };
         non_repo |= !vdep.name.starts_with('.');
         ctx.pool.add_virtual(pkg);
-        deps = vec![Dependency { name: vdep.name.clone(), op: crate::version::ANY, version: None, tag: None, conflict: false }];
+        deps = vec![Dependency {
+            name: vdep.name.clone(),
+            op: crate::version::ANY,
+            version: None,
+            tag: None,
+            conflict: false,
+        }];
     }
-    if non_repo && !ctx.opts.force_non_repository && ctx.cache_dir.is_none() && ctx.root_is_tmpfs() {
+    if non_repo && !ctx.opts.force_non_repository && ctx.cache_dir.is_none() && ctx.root_is_tmpfs()
+    {
         return Err(Error::Msg("You tried to add a non-repository package to system, but it would be lost on next reboot. Enable package caching (apk cache --help) or use --force-non-repository if you know what you are doing.".into()));
     }
     for d in deps {
         world.retain(|w| w.name != d.name);
         world.push(d);
     }
-    let sopts = SolverOptions { upgrade, latest: o.latest, ..Default::default() };
+    let sopts = SolverOptions {
+        upgrade,
+        latest: o.latest,
+        ..Default::default()
+    };
     solve_and_commit(ctx, world, &sopts)
 }
 
 fn virtual_version() -> String {
     // UTC YYYYMMDD.HHMMSS, as apk does.
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}{m:02}{d:02}.{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}{m:02}{d:02}.{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
@@ -136,7 +166,12 @@ pub fn del(ctx: &mut Context, names: &[String], rdepends: bool) -> Result<Commit
                 if targets.contains(&ip.pkg.name) {
                     continue;
                 }
-                if ip.pkg.depends.iter().any(|d| !d.conflict && targets.iter().any(|t| provides(ctx, t, &d.name))) {
+                if ip
+                    .pkg
+                    .depends
+                    .iter()
+                    .any(|d| !d.conflict && targets.iter().any(|t| provides(ctx, t, &d.name)))
+                {
                     targets.insert(ip.pkg.name.clone());
                     changed = true;
                 }
@@ -150,14 +185,22 @@ pub fn del(ctx: &mut Context, names: &[String], rdepends: bool) -> Result<Commit
         let mut sorted: Vec<&String> = names.iter().filter(|n| targets.contains(*n)).collect();
         sorted.sort();
         for n in sorted {
-            let still: Vec<usize> = sol.selected.iter().copied().filter(|&id| &ctx.pool.packages[id].pkg.name == n).collect();
+            let still: Vec<usize> = sol
+                .selected
+                .iter()
+                .copied()
+                .filter(|&id| &ctx.pool.packages[id].pkg.name == n)
+                .collect();
             if still.is_empty() {
                 continue;
             }
             let mut why: Vec<String> = Vec::new();
             for &s in &sol.selected {
                 let p = &ctx.pool.packages[s].pkg;
-                if p.depends.iter().any(|d| !d.conflict && provides(ctx, n, &d.name)) {
+                if p.depends
+                    .iter()
+                    .any(|d| !d.conflict && provides(ctx, n, &d.name))
+                {
                     why.push(p.name.clone());
                 }
             }
@@ -169,7 +212,8 @@ pub fn del(ctx: &mut Context, names: &[String], rdepends: bool) -> Result<Commit
             lines.push_str(&solver::indented(&format!("  {n}:"), &why, ctx.out.width));
         }
         if !lines.is_empty() {
-            ctx.out.msg("World updated, but the following packages are not removed due to:");
+            ctx.out
+                .msg("World updated, but the following packages are not removed due to:");
             ctx.out.raw(&lines);
             ctx.out.msg("");
         }
@@ -183,7 +227,13 @@ fn provides(ctx: &Context, pkgname: &str, depname: &str) -> bool {
     if pkgname == depname {
         return true;
     }
-    ctx.pool.by_name(pkgname).iter().any(|&id| ctx.pool.packages[id].pkg.provides.iter().any(|p| p.name == depname))
+    ctx.pool.by_name(pkgname).iter().any(|&id| {
+        ctx.pool.packages[id]
+            .pkg
+            .provides
+            .iter()
+            .any(|p| p.name == depname)
+    })
 }
 
 /// `apk upgrade` flags.
@@ -200,7 +250,11 @@ pub struct UpgradeOptions {
 }
 
 /// `apk upgrade [NAMES]`.
-pub fn upgrade(ctx: &mut Context, names: &[String], o: &UpgradeOptions) -> Result<CommitReport, Error> {
+pub fn upgrade(
+    ctx: &mut Context,
+    names: &[String],
+    o: &UpgradeOptions,
+) -> Result<CommitReport, Error> {
     let mut world = ctx.db().world.clone();
     for n in names {
         if ctx.db().find(n).is_none() {
@@ -208,7 +262,12 @@ pub fn upgrade(ctx: &mut Context, names: &[String], o: &UpgradeOptions) -> Resul
         }
     }
     if o.prune {
-        world.retain(|w| ctx.pool.providers(&w.name).iter().any(|p| ctx.pool.in_repository(p.pkg)));
+        world.retain(|w| {
+            ctx.pool
+                .providers(&w.name)
+                .iter()
+                .any(|p| ctx.pool.in_repository(p.pkg))
+        });
     }
     let sopts = SolverOptions {
         upgrade_all: names.is_empty(),
@@ -226,36 +285,68 @@ pub fn fix(ctx: &mut Context, names: &[String], upgrade: bool) -> Result<CommitR
     let world = ctx.db().world.clone();
     let mut reinstall: HashSet<String> = names.iter().cloned().collect();
     if names.is_empty() {
-        reinstall.extend(ctx.db().installed.iter().filter(|p| !p.broken.is_empty()).map(|p| p.pkg.name.clone()));
+        reinstall.extend(
+            ctx.db()
+                .installed
+                .iter()
+                .filter(|p| !p.broken.is_empty())
+                .map(|p| p.pkg.name.clone()),
+        );
     }
     for n in names {
         if ctx.db().find(n).is_none() {
             return Err(Error::Msg(format!("Package '{n}' not found")));
         }
     }
-    let sopts = SolverOptions { upgrade: if upgrade { reinstall.clone() } else { HashSet::new() }, reinstall, ..Default::default() };
+    let sopts = SolverOptions {
+        upgrade: if upgrade {
+            reinstall.clone()
+        } else {
+            HashSet::new()
+        },
+        reinstall,
+        ..Default::default()
+    };
     solve_and_commit(ctx, world, &sopts)
 }
 
 /// Check world tags, solve, report problems, commit.
-pub fn solve_and_commit(ctx: &mut Context, world: Vec<Dependency>, sopts: &SolverOptions) -> Result<CommitReport, Error> {
+pub fn solve_and_commit(
+    ctx: &mut Context,
+    world: Vec<Dependency>,
+    sopts: &SolverOptions,
+) -> Result<CommitReport, Error> {
     let mut missing_tag = false;
     for d in &world {
         if let Some(t) = &d.tag {
-            if !ctx.pool.repos.iter().any(|r| r.tag.as_deref() == Some(t.as_str())) {
-                ctx.out.warning(&format!("The repository tag for world dependency '{}@{t}' does not exist", d.name));
+            if !ctx
+                .pool
+                .repos
+                .iter()
+                .any(|r| r.tag.as_deref() == Some(t.as_str()))
+            {
+                ctx.out.warning(&format!(
+                    "The repository tag for world dependency '{}@{t}' does not exist",
+                    d.name
+                ));
                 missing_tag = true;
             }
         }
     }
     if missing_tag && !ctx.opts.force_broken_world {
-        return Err(Error::Msg("Not committing changes due to missing repository tags.".into()));
+        return Err(Error::Msg(
+            "Not committing changes due to missing repository tags.".into(),
+        ));
     }
     let sol = solver::solve(&ctx.pool, &world, sopts);
     commit_solution(ctx, world, sol)
 }
 
-fn commit_solution(ctx: &mut Context, world: Vec<Dependency>, mut sol: solver::Solution) -> Result<CommitReport, Error> {
+fn commit_solution(
+    ctx: &mut Context,
+    world: Vec<Dependency>,
+    mut sol: solver::Solution,
+) -> Result<CommitReport, Error> {
     let mut extra_errors = 0;
     if let Some(e) = &sol.errors {
         let report = e.render(ctx.out.width);
@@ -266,7 +357,13 @@ fn commit_solution(ctx: &mut Context, world: Vec<Dependency>, mut sol: solver::S
         eprint!("ERROR: unable to select packages:\n{report}");
         extra_errors += 1;
         let pool = &ctx.pool;
-        sol.changes.retain(|c| c.new.is_none_or(|n| pool.obtainable(n) && pool.packages[n].pkg.arch_ok(&pool.arches) && !pool.packages[n].pkg.broken));
+        sol.changes.retain(|c| {
+            c.new.is_none_or(|n| {
+                pool.obtainable(n)
+                    && pool.packages[n].pkg.arch_ok(&pool.arches)
+                    && !pool.packages[n].pkg.broken
+            })
+        });
     }
     let opts = CommitOptions {
         simulate: ctx.opts.simulate,
@@ -278,7 +375,10 @@ fn commit_solution(ctx: &mut Context, world: Vec<Dependency>, mut sol: solver::S
         cache_dir: ctx.cache_dir.clone(),
         mount_for_scripts: true,
     };
-    let db = ctx.db.as_mut().ok_or_else(|| Error::Msg("database not open".into()))?;
+    let db = ctx
+        .db
+        .as_mut()
+        .ok_or_else(|| Error::Msg("database not open".into()))?;
     let mut r = commit::commit(db, &ctx.pool, &sol, &world, &opts, &ctx.out);
     r.errors += extra_errors;
     Ok(r)

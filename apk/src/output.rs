@@ -48,7 +48,10 @@ pub fn display_name(pool: &Pool, c: &Change) -> String {
 pub fn version_part(pool: &Pool, c: &Change) -> String {
     match (c.old, c.new, c.kind) {
         (Some(o), Some(n), ChangeKind::Upgrade | ChangeKind::Downgrade | ChangeKind::Replace) => {
-            format!("({} -> {})", pool.packages[o].pkg.version, pool.packages[n].pkg.version)
+            format!(
+                "({} -> {})",
+                pool.packages[o].pkg.version, pool.packages[n].pkg.version
+            )
         }
         (_, Some(n), _) => format!("({})", pool.packages[n].pkg.version),
         (Some(o), None, _) => format!("({})", pool.packages[o].pkg.version),
@@ -59,7 +62,12 @@ pub fn version_part(pool: &Pool, c: &Change) -> String {
 /// `( 1/25) Installing name (ver)`: the counter padded to the width of the total.
 pub fn change_line(i: usize, total: usize, pool: &Pool, c: &Change) -> String {
     let w = total.to_string().len();
-    format!("({i:>w$}/{total}) {} {} {}", verb(c.kind), display_name(pool, c), version_part(pool, c))
+    format!(
+        "({i:>w$}/{total}) {} {} {}",
+        verb(c.kind),
+        display_name(pool, c),
+        version_part(pool, c)
+    )
 }
 
 /// Output sink with apk's verbosity levels; every line is flushed.
@@ -73,7 +81,10 @@ pub struct Out {
 
 impl Default for Out {
     fn default() -> Self {
-        Out { verbosity: 1, width: 50 }
+        Out {
+            verbosity: 1,
+            width: 50,
+        }
     }
 }
 

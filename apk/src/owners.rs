@@ -30,8 +30,18 @@ impl Owners {
         self.groups = None;
     }
 
-    fn table<'a>(slot: &'a mut Option<HashMap<String, u32>>, root: &Root, rel: &str) -> &'a HashMap<String, u32> {
-        slot.get_or_insert_with(|| root.read_opt(rel).ok().flatten().map(|b| parse(&String::from_utf8_lossy(&b))).unwrap_or_default())
+    fn table<'a>(
+        slot: &'a mut Option<HashMap<String, u32>>,
+        root: &Root,
+        rel: &str,
+    ) -> &'a HashMap<String, u32> {
+        slot.get_or_insert_with(|| {
+            root.read_opt(rel)
+                .ok()
+                .flatten()
+                .map(|b| parse(&String::from_utf8_lossy(&b)))
+                .unwrap_or_default()
+        })
     }
 
     /// uid for `name`, else `fallback`.
@@ -42,7 +52,10 @@ impl Owners {
         if name.is_empty() {
             return fallback;
         }
-        Self::table(&mut self.users, root, "etc/passwd").get(name).copied().unwrap_or(fallback)
+        Self::table(&mut self.users, root, "etc/passwd")
+            .get(name)
+            .copied()
+            .unwrap_or(fallback)
     }
 
     /// gid for `name`, else `fallback`.
@@ -53,7 +66,10 @@ impl Owners {
         if name.is_empty() {
             return fallback;
         }
-        Self::table(&mut self.groups, root, "etc/group").get(name).copied().unwrap_or(fallback)
+        Self::table(&mut self.groups, root, "etc/group")
+            .get(name)
+            .copied()
+            .unwrap_or(fallback)
     }
 }
 
@@ -65,7 +81,11 @@ mod tests {
     fn resolves_in_target_root() {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir(t.path().join("etc")).unwrap();
-        std::fs::write(t.path().join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nchrony:x:100:101::/var/lib/chrony:/sbin/nologin\n").unwrap();
+        std::fs::write(
+            t.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nchrony:x:100:101::/var/lib/chrony:/sbin/nologin\n",
+        )
+        .unwrap();
         std::fs::write(t.path().join("etc/group"), "root:x:0:\nshadow:x:42:\n").unwrap();
         let r = Root::open(t.path()).unwrap();
         let mut o = Owners::default();

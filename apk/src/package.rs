@@ -117,7 +117,9 @@ impl fmt::Display for MetaError {
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, MetaError> {
-    v.trim().parse().map_err(|_| MetaError(format!("{key}: '{v}' is not a number")))
+    v.trim()
+        .parse()
+        .map_err(|_| MetaError(format!("{key}: '{v}' is not a number")))
 }
 
 impl Package {
@@ -137,9 +139,14 @@ impl Package {
                 return Err(MetaError(format!("line {}: expected 'key = value'", i + 1)));
             };
             let deps = |v: &str| -> Vec<Dependency> {
-                v.split_whitespace().filter_map(|t| Dependency::parse(t, false).ok()).collect()
+                v.split_whitespace()
+                    .filter_map(|t| Dependency::parse(t, false).ok())
+                    .collect()
             };
-            let deps_ok = |v: &str| v.split_whitespace().all(|t| Dependency::parse(t, false).is_ok());
+            let deps_ok = |v: &str| {
+                v.split_whitespace()
+                    .all(|t| Dependency::parse(t, false).is_ok())
+            };
             match k {
                 "pkgname" => p.name = v.to_string(),
                 "pkgver" => p.version = v.to_string(),
@@ -156,7 +163,10 @@ impl Package {
                 "replaces_priority" => p.replaces_priority = Some(parse_num(k, v)?),
                 "depend" | "provides" | "install_if" | "replaces" => {
                     if !deps_ok(v) {
-                        return Err(MetaError(format!("line {}: invalid dependency in '{v}'", i + 1)));
+                        return Err(MetaError(format!(
+                            "line {}: invalid dependency in '{v}'",
+                            i + 1
+                        )));
                     }
                     let list = match k {
                         "depend" => &mut p.depends,
@@ -172,10 +182,16 @@ impl Package {
             }
         }
         if !dep::is_valid_package_name(&p.name) {
-            return Err(MetaError(format!("invalid or missing pkgname '{}'", p.name)));
+            return Err(MetaError(format!(
+                "invalid or missing pkgname '{}'",
+                p.name
+            )));
         }
         if !crate::version::is_valid(&p.version) {
-            return Err(MetaError(format!("invalid or missing pkgver '{}'", p.version)));
+            return Err(MetaError(format!(
+                "invalid or missing pkgver '{}'",
+                p.version
+            )));
         }
         Ok(p)
     }
@@ -190,12 +206,17 @@ impl Package {
                     // An invalid dependency makes the package uninstallable instead of failing
                     // the whole index (apk-format.md §8.1).
                     p.broken = true;
-                    v.split_whitespace().filter_map(|t| Dependency::parse(t, false).ok()).collect()
+                    v.split_whitespace()
+                        .filter_map(|t| Dependency::parse(t, false).ok())
+                        .collect()
                 }
             }
         };
         match letter {
-            b'C' => self.identity = Checksum::parse(v).ok_or_else(|| MetaError(format!("invalid checksum '{v}'")))?,
+            b'C' => {
+                self.identity = Checksum::parse(v)
+                    .ok_or_else(|| MetaError(format!("invalid checksum '{v}'")))?
+            }
             b'P' => self.name = v.to_string(),
             b'V' => self.version = v.to_string(),
             b'A' => self.arch = Some(v.to_string()),
@@ -246,7 +267,11 @@ impl Package {
         if let Some(k) = self.provider_priority {
             let _ = writeln!(out, "k:{k}");
         }
-        for (l, list) in [('D', &self.depends), ('p', &self.provides), ('i', &self.install_if)] {
+        for (l, list) in [
+            ('D', &self.depends),
+            ('p', &self.provides),
+            ('i', &self.install_if),
+        ] {
             if !list.is_empty() {
                 let _ = writeln!(out, "{l}:{}", dep::list_to_string(list));
             }
@@ -316,7 +341,10 @@ depend = so:libc.musl-x86_64.so.1\ndatahash = fda0ec87\n";
     #[test]
     fn checksums() {
         let c = Checksum::parse("Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=").unwrap();
-        assert_eq!(hex::encode(&c.0), "8de44017e12968741298a671b40f5f9ae0fa1eff");
+        assert_eq!(
+            hex::encode(&c.0),
+            "8de44017e12968741298a671b40f5f9ae0fa1eff"
+        );
         assert_eq!(c.to_string(), "Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=");
         let x = Checksum::parse("X18de44017e12968741298a671b40f5f9ae0fa1eff").unwrap();
         assert_eq!(x, c);
@@ -338,7 +366,9 @@ depend = so:libc.musl-x86_64.so.1\ndatahash = fda0ec87\n";
         assert_eq!(q.depends, p.depends);
         assert_eq!(q.provides, p.provides);
         assert_eq!(q.name, p.name);
-        assert!(s.starts_with("C:Q1BwcHBwcHBwcHBwcHBwcHBwcHBwc=\nP:busybox-binsh\nV:1.36.1-r15\nA:x86_64\n"));
+        assert!(s.starts_with(
+            "C:Q1BwcHBwcHBwcHBwcHBwcHBwcHBwc=\nP:busybox-binsh\nV:1.36.1-r15\nA:x86_64\n"
+        ));
     }
 
     #[test]

@@ -70,7 +70,10 @@ pub struct Pool {
 impl Pool {
     /// An empty pool for the given architectures.
     pub fn new(arches: Vec<String>) -> Self {
-        Pool { arches, ..Default::default() }
+        Pool {
+            arches,
+            ..Default::default()
+        }
     }
 
     fn add(&mut self, pkg: Package) -> (PkgId, bool) {
@@ -88,9 +91,21 @@ impl Pool {
             provs.push((p.name.clone(), p.version.clone(), false));
         }
         for (name, version, real) in provs {
-            self.providers.entry(name).or_default().push(Provider { pkg: id, version, real });
+            self.providers.entry(name).or_default().push(Provider {
+                pkg: id,
+                version,
+                real,
+            });
         }
-        self.packages.push(PoolPackage { pkg, repos: Vec::new(), installed: None, file: None, cached: None, installed_tag: None, virtual_pkg: false });
+        self.packages.push(PoolPackage {
+            pkg,
+            repos: Vec::new(),
+            installed: None,
+            file: None,
+            cached: None,
+            installed_tag: None,
+            virtual_pkg: false,
+        });
         (id, true)
     }
 
@@ -105,14 +120,23 @@ impl Pool {
     /// Add a loaded repository and its packages.
     pub fn add_repository(&mut self, repo: &Repository) -> usize {
         let ri = self.repos.len();
-        self.repos.push(RepoInfo { tag: repo.spec.tag.clone(), masked: repo.masked, pkg_dir: repo.pkg_dir.clone(), url: repo.spec.url.clone() });
+        self.repos.push(RepoInfo {
+            tag: repo.spec.tag.clone(),
+            masked: repo.masked,
+            pkg_dir: repo.pkg_dir.clone(),
+            url: repo.spec.url.clone(),
+        });
         for p in &repo.packages {
             let (id, new) = self.add(p.clone());
             if !new && self.packages[id].installed.is_some() && self.packages[id].repos.is_empty() {
                 // Index metadata is authoritative for fields the database may lack.
                 let keep_replaces = self.packages[id].pkg.replaces.clone();
                 let keep_rp = self.packages[id].pkg.replaces_priority;
-                self.packages[id].pkg = Package { replaces: keep_replaces, replaces_priority: keep_rp, ..p.clone() };
+                self.packages[id].pkg = Package {
+                    replaces: keep_replaces,
+                    replaces_priority: keep_rp,
+                    ..p.clone()
+                };
             }
             if !self.packages[id].repos.contains(&ri) {
                 self.packages[id].repos.push(ri);
@@ -157,13 +181,21 @@ impl Pool {
 
     /// All packages with this real name.
     pub fn by_name(&self, name: &str) -> Vec<PkgId> {
-        self.providers(name).iter().filter(|p| p.real).map(|p| p.pkg).collect()
+        self.providers(name)
+            .iter()
+            .filter(|p| p.real)
+            .map(|p| p.pkg)
+            .collect()
     }
 
     /// Whether the package file can be obtained (installed counts: it can stay).
     pub fn obtainable(&self, id: PkgId) -> bool {
         let p = &self.packages[id];
-        p.file.is_some() || p.virtual_pkg || p.cached.is_some() || p.installed.is_some() || p.repos.iter().any(|&r| !self.repos[r].masked)
+        p.file.is_some()
+            || p.virtual_pkg
+            || p.cached.is_some()
+            || p.installed.is_some()
+            || p.repos.iter().any(|&r| !self.repos[r].masked)
     }
 
     /// Whether the package is in some repository at all (masked or not) or a file.
@@ -175,7 +207,11 @@ impl Pool {
     /// Whether a dependency is satisfied by this provider entry.
     pub fn provider_matches(&self, dep: &Dependency, prov: &Provider) -> bool {
         if dep.is_checksum_pin() {
-            return dep.version.as_deref().and_then(Checksum::parse).is_some_and(|c| c == self.packages[prov.pkg].pkg.identity);
+            return dep
+                .version
+                .as_deref()
+                .and_then(Checksum::parse)
+                .is_some_and(|c| c == self.packages[prov.pkg].pkg.identity);
         }
         dep.version_matches(prov.version.as_deref())
     }

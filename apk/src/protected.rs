@@ -109,7 +109,11 @@ impl ProtectedPaths {
             b'!' => (Protect::All, &line[1..]),
             _ => (Protect::Changed, line),
         };
-        let comps: Vec<String> = pat.split('/').filter(|c| !c.is_empty() && *c != ".").map(str::to_string).collect();
+        let comps: Vec<String> = pat
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .map(str::to_string)
+            .collect();
         if !comps.is_empty() {
             self.rules.push(Rule { comps, mode });
         }
@@ -117,13 +121,18 @@ impl ProtectedPaths {
 
     /// The node for the root directory.
     pub fn root(&self) -> Node {
-        Node { mode: Protect::None, rules: self.rules.clone() }
+        Node {
+            mode: Protect::None,
+            rules: self.rules.clone(),
+        }
     }
 
     /// Mode of a path (`is_dir` selects directory or file semantics for the last component).
     pub fn mode_of(&self, path: &str, is_dir: bool) -> Protect {
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        let Some((last, dirs)) = comps.split_last() else { return Protect::None };
+        let Some((last, dirs)) = comps.split_last() else {
+            return Protect::None;
+        };
         let mut node = self.root();
         for d in dirs {
             node = node.child(d);
@@ -146,7 +155,10 @@ impl Node {
                 if r.comps.len() == 1 {
                     mode = r.mode;
                 } else {
-                    rules.push(Rule { comps: r.comps[1..].to_vec(), mode: r.mode });
+                    rules.push(Rule {
+                        comps: r.comps[1..].to_vec(),
+                        mode: r.mode,
+                    });
                 }
             }
         }
@@ -215,7 +227,10 @@ mod tests {
         std::fs::write(d.join("lbu.list"), "+root/.ssh\n").unwrap();
         std::fs::write(d.join("other.txt"), "+usr\n").unwrap();
         let p = ProtectedPaths::load(t.path());
-        assert_eq!(p.mode_of("root/.ssh/authorized_keys", false), Protect::Changed);
+        assert_eq!(
+            p.mode_of("root/.ssh/authorized_keys", false),
+            Protect::Changed
+        );
         assert_eq!(p.mode_of("usr/x", false), Protect::None);
     }
 }

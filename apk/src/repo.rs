@@ -53,7 +53,11 @@ impl RepoSpec {
             tag = Some(t.to_string());
             first = words.next()?;
         }
-        Some(RepoSpec { tag, url: first.to_string(), location: Self::locate(first) })
+        Some(RepoSpec {
+            tag,
+            url: first.to_string(),
+            location: Self::locate(first),
+        })
     }
 
     fn locate(url: &str) -> Location {
@@ -63,7 +67,10 @@ impl RepoSpec {
         if let Some(p) = url.strip_prefix("test:") {
             return Location::Test(PathBuf::from(p));
         }
-        let path = url.strip_prefix("file://").or_else(|| url.strip_prefix("file:")).unwrap_or(url);
+        let path = url
+            .strip_prefix("file://")
+            .or_else(|| url.strip_prefix("file:"))
+            .unwrap_or(url);
         if path.ends_with(".tar.gz") {
             Location::IndexFile(PathBuf::from(path))
         } else {
@@ -90,7 +97,10 @@ impl RepoSpec {
         let url = self.index_url(arch);
         let v2 = hex::encode(&Sha1::digest(url.as_bytes())[..4]);
         let v3 = hex::encode(&Sha256::digest(url.as_bytes())[..4]);
-        [format!("APKINDEX.{v2}.tar.gz"), format!("APKINDEX.{v3}.tar.gz")]
+        [
+            format!("APKINDEX.{v2}.tar.gz"),
+            format!("APKINDEX.{v3}.tar.gz"),
+        ]
     }
 }
 
@@ -148,13 +158,26 @@ pub struct LoadOptions<'a> {
 
 impl Repository {
     /// Load one repository; the error is for a `WARNING: opening ...` line.
-    pub fn load(spec: &RepoSpec, opts: &LoadOptions<'_>) -> Result<Repository, (String, RepoError)> {
+    pub fn load(
+        spec: &RepoSpec,
+        opts: &LoadOptions<'_>,
+    ) -> Result<Repository, (String, RepoError)> {
         let (index_path, pkg_dir, masked) = match &spec.location {
-            Location::Dir(d) => (d.join(opts.arch).join("APKINDEX.tar.gz"), Some(d.join(opts.arch)), false),
-            Location::IndexFile(f) => (f.clone(), Some(f.parent().map(Path::to_path_buf).unwrap_or_default()), false),
+            Location::Dir(d) => (
+                d.join(opts.arch).join("APKINDEX.tar.gz"),
+                Some(d.join(opts.arch)),
+                false,
+            ),
+            Location::IndexFile(f) => (
+                f.clone(),
+                Some(f.parent().map(Path::to_path_buf).unwrap_or_default()),
+                false,
+            ),
             Location::Test(f) => {
                 if opts.no_network {
-                    let cached = opts.cache_dir.and_then(|c| find_cached_index(spec, opts.arch, c));
+                    let cached = opts
+                        .cache_dir
+                        .and_then(|c| find_cached_index(spec, opts.arch, c));
                     match cached {
                         Some(p) => (p, None, true),
                         None => (f.clone(), None, true),
@@ -164,7 +187,9 @@ impl Repository {
                 }
             }
             Location::Remote(_) => {
-                let cached = opts.cache_dir.and_then(|c| find_cached_index(spec, opts.arch, c));
+                let cached = opts
+                    .cache_dir
+                    .and_then(|c| find_cached_index(spec, opts.arch, c));
                 match cached {
                     Some(p) => (p, None, true),
                     None => return Err((spec.index_url(opts.arch), RepoError::NoNetwork)),
@@ -173,14 +198,24 @@ impl Repository {
         };
         let shown = index_path.display().to_string();
         let buf = std::fs::read(&index_path).map_err(|e| (shown.clone(), RepoError::Io(e)))?;
-        let f = archive::open_index(&buf, opts.keys, opts.allow_untrusted).map_err(|e| (shown.clone(), e.into()))?;
+        let f = archive::open_index(&buf, opts.keys, opts.allow_untrusted)
+            .map_err(|e| (shown.clone(), e.into()))?;
         let idx = index::parse(&f.text).map_err(|e| (shown.clone(), e.into()))?;
-        Ok(Repository { spec: spec.clone(), packages: idx.packages, description: f.description, pkg_dir, masked })
+        Ok(Repository {
+            spec: spec.clone(),
+            packages: idx.packages,
+            description: f.description,
+            pkg_dir,
+            masked,
+        })
     }
 }
 
 fn find_cached_index(spec: &RepoSpec, arch: &str, cache: &Path) -> Option<PathBuf> {
-    spec.cache_index_names(arch).into_iter().map(|n| cache.join(n)).find(|p| p.is_file())
+    spec.cache_index_names(arch)
+        .into_iter()
+        .map(|n| cache.join(n))
+        .find(|p| p.is_file())
 }
 
 /// Cache file name of a package: `<name>-<ver>.<8 hex of identity>.apk`.
@@ -200,14 +235,26 @@ mod tests {
         assert_eq!(r[1].tag.as_deref(), Some("testing"));
         assert!(r[1].is_remote());
         assert_eq!(r[2].location, Location::Dir("/srv/repo".into()));
-        assert_eq!(r[3].location, Location::IndexFile("/x/APKINDEX.tar.gz".into()));
+        assert_eq!(
+            r[3].location,
+            Location::IndexFile("/x/APKINDEX.tar.gz".into())
+        );
         assert!(r[4].is_remote());
     }
 
     #[test]
     fn cache_names_match_apk() {
         let spec = RepoSpec::parse("http://example.invalid/alpine/main").unwrap();
-        assert_eq!(spec.index_url("x86_64"), "http://example.invalid/alpine/main/x86_64/APKINDEX.tar.gz");
-        assert_eq!(spec.cache_index_names("x86_64"), ["APKINDEX.53cade54.tar.gz".to_string(), "APKINDEX.0efb8972.tar.gz".to_string()]);
+        assert_eq!(
+            spec.index_url("x86_64"),
+            "http://example.invalid/alpine/main/x86_64/APKINDEX.tar.gz"
+        );
+        assert_eq!(
+            spec.cache_index_names("x86_64"),
+            [
+                "APKINDEX.53cade54.tar.gz".to_string(),
+                "APKINDEX.0efb8972.tar.gz".to_string()
+            ]
+        );
     }
 }

@@ -41,8 +41,16 @@ pub fn split_parent(rel: &str) -> (&str, &str) {
 impl Root {
     /// Open `path` (which must be a directory).
     pub fn open(path: &Path) -> io::Result<Root> {
-        let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(errno)?;
-        Ok(Root { path: path.to_path_buf(), fd })
+        let fd = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno)?;
+        Ok(Root {
+            path: path.to_path_buf(),
+            fd,
+        })
     }
 
     /// The root's own fd.
@@ -69,7 +77,12 @@ impl Root {
     /// Open directory `rel` (empty: the root) as an `O_PATH` handle for `*at` calls.
     pub fn dir(&self, rel: &str) -> io::Result<OwnedFd> {
         let p = if rel.is_empty() { "." } else { rel };
-        openat2(self.fd.as_fd(), p, Self::how(OFlag::O_PATH | OFlag::O_DIRECTORY, 0)).map_err(errno)
+        openat2(
+            self.fd.as_fd(),
+            p,
+            Self::how(OFlag::O_PATH | OFlag::O_DIRECTORY, 0),
+        )
+        .map_err(errno)
     }
 
     /// Open `rel` for reading (symlinks in the last component are followed, within the root).
@@ -105,7 +118,12 @@ impl Root {
     pub fn lstat_opt(&self, rel: &str) -> io::Result<Option<FileStat>> {
         match self.lstat(rel) {
             Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -151,10 +169,18 @@ impl Root {
     /// Remove an empty directory; a non-empty or missing one is left alone.
     pub fn rmdir(&self, rel: &str) -> io::Result<bool> {
         let (parent, name) = split_parent(rel);
-        let Ok(d) = self.dir(parent) else { return Ok(false) };
+        let Ok(d) = self.dir(parent) else {
+            return Ok(false);
+        };
         match nix::unistd::unlinkat(d.as_fd(), name, nix::unistd::UnlinkatFlags::RemoveDir) {
             Ok(()) => Ok(true),
-            Err(nix::Error::ENOTEMPTY | nix::Error::EEXIST | nix::Error::ENOENT | nix::Error::EBUSY | nix::Error::ENOTDIR) => Ok(false),
+            Err(
+                nix::Error::ENOTEMPTY
+                | nix::Error::EEXIST
+                | nix::Error::ENOENT
+                | nix::Error::EBUSY
+                | nix::Error::ENOTDIR,
+            ) => Ok(false),
             Err(e) => Err(errno(e)),
         }
     }
@@ -164,7 +190,13 @@ impl Root {
 pub fn atomic_write_at(dir: BorrowedFd<'_>, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
     use std::io::Write;
     let tmp = format!("{name}.new");
-    let fd = nix::fcntl::openat(dir, tmp.as_str(), OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::from_bits_truncate(mode)).map_err(errno)?;
+    let fd = nix::fcntl::openat(
+        dir,
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    )
+    .map_err(errno)?;
     let mut f = std::fs::File::from(fd);
     let res = f.write_all(data).and_then(|_| f.sync_all());
     if let Err(e) = res {
@@ -174,7 +206,12 @@ pub fn atomic_write_at(dir: BorrowedFd<'_>, name: &str, data: &[u8], mode: u32) 
     drop(f);
     nix::fcntl::renameat(dir, tmp.as_str(), dir, name).map_err(errno)?;
     // fsync the directory so the rename itself is durable.
-    if let Ok(dfd) = nix::fcntl::openat(dir, ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
+    if let Ok(dfd) = nix::fcntl::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
         let _ = nix::unistd::fsync(&dfd);
     }
     Ok(())
@@ -186,9 +223,21 @@ pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let d = nix::fcntl::open(parent, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).map_err(errno)?;
-    atomic_write_at(d.as_fd(), &OsStr::from_bytes(name.as_bytes()).to_string_lossy(), data, mode)
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let d = nix::fcntl::open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(errno)?;
+    atomic_write_at(
+        d.as_fd(),
+        &OsStr::from_bytes(name.as_bytes()).to_string_lossy(),
+        data,
+        mode,
+    )
 }
 
 #[cfg(test)]

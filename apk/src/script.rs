@@ -31,14 +31,21 @@ pub struct Script<'a> {
 /// could not start). Output lines are printed with `prefix` (`"  "` inside the package loop).
 pub fn run(root: &Root, s: &Script<'_>, out: &Out, prefix: &str) -> Result<(), String> {
     out.msg(&format!("{prefix}Executing {}.{}", s.name_version, s.kind));
-    root.mkdir_p(EXEC_DIR, 0o755).map_err(|e| format!("{EXEC_DIR}: {e}"))?;
+    root.mkdir_p(EXEC_DIR, 0o755)
+        .map_err(|e| format!("{EXEC_DIR}: {e}"))?;
     let file = format!("{}.{}", s.name_version, s.kind);
     let rel = format!("{EXEC_DIR}/{file}");
     let host = root.host_path(&rel);
     {
         let _ = std::fs::remove_file(&host);
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&host).map_err(|e| format!("{}: {e}", host.display()))?;
-        f.write_all(s.body).map_err(|e| format!("{}: {e}", host.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&host)
+            .map_err(|e| format!("{}: {e}", host.display()))?;
+        f.write_all(s.body)
+            .map_err(|e| format!("{}: {e}", host.display()))?;
     }
     let result = spawn(root, &format!("/{rel}"), s, out, prefix);
     let _ = std::fs::remove_file(&host);
@@ -46,7 +53,8 @@ pub fn run(root: &Root, s: &Script<'_>, out: &Out, prefix: &str) -> Result<(), S
 }
 
 fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Result<(), String> {
-    let croot = CString::new(root.path.as_os_str().as_bytes()).map_err(|_| "root path contains NUL".to_string())?;
+    let croot = CString::new(root.path.as_os_str().as_bytes())
+        .map_err(|_| "root path contains NUL".to_string())?;
     let mut cmd = Command::new(path);
     cmd.args(s.args)
         .env_clear()
@@ -67,7 +75,9 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| format!("{}.{}: {e}", s.name_version, s.kind))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{}.{}: {e}", s.name_version, s.kind))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let line_prefix = format!("{prefix}* ");
@@ -84,7 +94,10 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
         if let Some(o) = stdout {
             for line in BufReader::new(o).split(b'\n').map_while(Result::ok) {
                 let l = String::from_utf8_lossy(&line);
-                out.msg(&format!("{line_prefix}{}", l.strip_prefix("* ").unwrap_or(&l)));
+                out.msg(&format!(
+                    "{line_prefix}{}",
+                    l.strip_prefix("* ").unwrap_or(&l)
+                ));
             }
         }
     });

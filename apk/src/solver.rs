@@ -9,7 +9,7 @@
 //! ordered as apk orders them (§8.7). What cannot be satisfied is reported in apk's error format.
 
 use crate::dep::Dependency;
-use crate::pool::{Pool, PkgId, Provider};
+use crate::pool::{PkgId, Pool, Provider};
 use crate::version;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -117,11 +117,19 @@ struct Attempt<'a> {
 }
 
 fn pkg_tags(pool: &Pool, id: PkgId) -> Vec<Option<String>> {
-    pool.packages[id].repos.iter().map(|&r| pool.repos[r].tag.clone()).collect()
+    pool.packages[id]
+        .repos
+        .iter()
+        .map(|&r| pool.repos[r].tag.clone())
+        .collect()
 }
 
 impl<'a> Attempt<'a> {
-    fn new(pool: &'a Pool, opts: &'a SolverOptions, learned: &'a HashMap<String, Vec<Dependency>>) -> Self {
+    fn new(
+        pool: &'a Pool,
+        opts: &'a SolverOptions,
+        learned: &'a HashMap<String, Vec<Dependency>>,
+    ) -> Self {
         Attempt {
             pool,
             opts,
@@ -148,15 +156,21 @@ impl<'a> Attempt<'a> {
 
     /// Selected providers of `name`.
     fn selected_providers(&self, name: &str) -> impl Iterator<Item = &'a Provider> + '_ {
-        self.pool.providers(name).iter().filter(move |p| self.is_sel[p.pkg])
+        self.pool
+            .providers(name)
+            .iter()
+            .filter(move |p| self.is_sel[p.pkg])
     }
 
     fn satisfied(&self, dep: &Dependency) -> bool {
-        self.selected_providers(&dep.name).any(|p| self.pool.provider_matches(dep, p))
+        self.selected_providers(&dep.name)
+            .any(|p| self.pool.provider_matches(dep, p))
     }
 
     fn upgrading(&self, name: &str) -> bool {
-        (self.opts.upgrade_all && !self.opts.ignore.contains(name)) || self.opts.upgrade.contains(name) || self.opts.latest
+        (self.opts.upgrade_all && !self.opts.ignore.contains(name))
+            || self.opts.upgrade.contains(name)
+            || self.opts.latest
     }
 
     fn allowed(&self, id: PkgId, pin: &Pin) -> bool {
@@ -174,18 +188,31 @@ impl<'a> Attempt<'a> {
         let tags = pkg_tags(self.pool, id);
         match &pin.preferred {
             Some(t) => tags.iter().any(|x| x.as_deref() == Some(t.as_str())),
-            None => tags.iter().any(Option::is_none) || self.pool.packages[id].installed.is_some() || self.pool.packages[id].file.is_some() || self.pool.packages[id].virtual_pkg,
+            None => {
+                tags.iter().any(Option::is_none)
+                    || self.pool.packages[id].installed.is_some()
+                    || self.pool.packages[id].file.is_some()
+                    || self.pool.packages[id].virtual_pkg
+            }
         }
     }
 
     fn basic_ok(&self, prov: &Provider, dep: &Dependency) -> bool {
         let pp = &self.pool.packages[prov.pkg];
-        if !self.pool.provider_matches(dep, prov) || pp.pkg.broken || !pp.pkg.arch_ok(&self.pool.arches) || !self.pool.obtainable(prov.pkg) {
+        if !self.pool.provider_matches(dep, prov)
+            || pp.pkg.broken
+            || !pp.pkg.arch_ok(&self.pool.arches)
+            || !self.pool.obtainable(prov.pkg)
+        {
             return false;
         }
         // An unversioned provide is a real candidate only with a provider priority, or when the
         // package is explicitly installed already (apk-format.md §8.2).
-        if !prov.real && prov.version.is_none() && pp.pkg.provider_priority.is_none() && !self.is_sel[prov.pkg] {
+        if !prov.real
+            && prov.version.is_none()
+            && pp.pkg.provider_priority.is_none()
+            && !self.is_sel[prov.pkg]
+        {
             return false;
         }
         true
@@ -194,7 +221,11 @@ impl<'a> Attempt<'a> {
     fn names_of(&self, id: PkgId) -> Vec<(String, Option<String>)> {
         let pkg = &self.pool.packages[id].pkg;
         let mut v = vec![(pkg.name.clone(), Some(pkg.version.clone()))];
-        v.extend(pkg.provides.iter().map(|p| (p.name.clone(), p.version.clone())));
+        v.extend(
+            pkg.provides
+                .iter()
+                .map(|p| (p.name.clone(), p.version.clone())),
+        );
         v
     }
 
@@ -213,7 +244,11 @@ impl<'a> Attempt<'a> {
             return false;
         }
         for (name, ver) in self.names_of(id) {
-            let prov = Provider { pkg: id, version: ver.clone(), real: name == pp.pkg.name };
+            let prov = Provider {
+                pkg: id,
+                version: ver.clone(),
+                real: name == pp.pkg.name,
+            };
             if ver.is_some() {
                 if let Some(&o) = self.owners.get(&name) {
                     if o != id {
@@ -221,7 +256,13 @@ impl<'a> Attempt<'a> {
                     }
                 }
             }
-            let reqs = self.reqs.get(&name).into_iter().flatten().filter(|r| self.active(r.from)).map(|r| &r.dep);
+            let reqs = self
+                .reqs
+                .get(&name)
+                .into_iter()
+                .flatten()
+                .filter(|r| self.active(r.from))
+                .map(|r| &r.dep);
             let learned = self.learned.get(&name).into_iter().flatten();
             for d in reqs.chain(learned) {
                 let m = self.pool.provider_matches(d, &prov);
@@ -229,7 +270,11 @@ impl<'a> Attempt<'a> {
                     return false;
                 }
             }
-            for c in self.conflicts.iter().filter(|c| self.active(c.from) && c.dep.name == name) {
+            for c in self
+                .conflicts
+                .iter()
+                .filter(|c| self.active(c.from) && c.dep.name == name)
+            {
                 if c.from != Origin::Pkg(id) && self.pool.provider_matches(&c.dep, &prov) {
                     return false;
                 }
@@ -237,7 +282,10 @@ impl<'a> Attempt<'a> {
         }
         // The package's own conflicts against what is selected.
         for d in pp.pkg.depends.iter().filter(|d| d.conflict) {
-            if self.selected_providers(&d.name).any(|p| p.pkg != id && self.pool.provider_matches(d, p)) {
+            if self
+                .selected_providers(&d.name)
+                .any(|p| p.pkg != id && self.pool.provider_matches(d, p))
+            {
                 return false;
             }
         }
@@ -252,7 +300,9 @@ impl<'a> Attempt<'a> {
         self.preferred(b.pkg, pin)
             .cmp(&self.preferred(a.pkg, pin))
             .then_with(|| {
-                let keep = |p: &crate::pool::PoolPackage| p.installed.is_some() && !self.upgrading(&p.pkg.name);
+                let keep = |p: &crate::pool::PoolPackage| {
+                    p.installed.is_some() && !self.upgrading(&p.pkg.name)
+                };
                 keep(pb).cmp(&keep(pa))
             })
             .then_with(|| match (&b.version, &a.version) {
@@ -268,7 +318,12 @@ impl<'a> Attempt<'a> {
                     Ordering::Equal
                 }
             })
-            .then_with(|| pb.pkg.provider_priority.unwrap_or(0).cmp(&pa.pkg.provider_priority.unwrap_or(0)))
+            .then_with(|| {
+                pb.pkg
+                    .provider_priority
+                    .unwrap_or(0)
+                    .cmp(&pa.pkg.provider_priority.unwrap_or(0))
+            })
             .then_with(|| inst_b.cmp(&inst_a))
             .then_with(|| {
                 let ra = pa.repos.iter().min().copied().unwrap_or(usize::MAX);
@@ -283,24 +338,41 @@ impl<'a> Attempt<'a> {
     }
 
     fn best(&self, name: &str, cands: &[&Provider], pin: &Pin) -> Option<PkgId> {
-        cands.iter().min_by(|a, b| self.compare(name, a, b, pin)).map(|p| p.pkg)
+        cands
+            .iter()
+            .min_by(|a, b| self.compare(name, a, b, pin))
+            .map(|p| p.pkg)
     }
 
     fn resolve(&mut self, dep: &Dependency, from: Origin, pin: &Pin) {
         if dep.conflict {
-            self.conflicts.push(Req { dep: dep.clone(), from });
+            self.conflicts.push(Req {
+                dep: dep.clone(),
+                from,
+            });
             return;
         }
         if !self.reqs.contains_key(&dep.name) {
             self.req_order.push(dep.name.clone());
         }
-        self.reqs.entry(dep.name.clone()).or_default().push(Req { dep: dep.clone(), from });
+        self.reqs.entry(dep.name.clone()).or_default().push(Req {
+            dep: dep.clone(),
+            from,
+        });
         if self.satisfied(dep) {
             return;
         }
         let pool = self.pool;
-        let basic: Vec<&Provider> = pool.providers(&dep.name).iter().filter(|p| self.basic_ok(p, dep)).collect();
-        let strict: Vec<&Provider> = basic.iter().copied().filter(|p| self.consistent(p.pkg, pin)).collect();
+        let basic: Vec<&Provider> = pool
+            .providers(&dep.name)
+            .iter()
+            .filter(|p| self.basic_ok(p, dep))
+            .collect();
+        let strict: Vec<&Provider> = basic
+            .iter()
+            .copied()
+            .filter(|p| self.consistent(p.pkg, pin))
+            .collect();
         let (pick, forced) = match self.best(&dep.name, &strict, pin) {
             Some(p) => (p, false),
             None => {
@@ -309,18 +381,35 @@ impl<'a> Attempt<'a> {
                 let fallback: Vec<&Provider> = pool
                     .providers(&dep.name)
                     .iter()
-                    .filter(|p| p.real || p.version.is_some() || pool.packages[p.pkg].pkg.provider_priority.is_some())
-                    .filter(|p| !self.chosen.get(&pool.packages[p.pkg].pkg.name).is_some_and(|&c| c != p.pkg))
+                    .filter(|p| {
+                        p.real
+                            || p.version.is_some()
+                            || pool.packages[p.pkg].pkg.provider_priority.is_some()
+                    })
+                    .filter(|p| {
+                        self.chosen
+                            .get(&pool.packages[p.pkg].pkg.name)
+                            .is_none_or(|&c| c == p.pkg)
+                    })
                     .collect();
                 let badness = |p: &Provider| {
                     let pp = &pool.packages[p.pkg];
-                    [!pool.provider_matches(dep, p), pp.pkg.broken || !pp.pkg.arch_ok(&pool.arches), !self.allowed(p.pkg, pin), !pool.obtainable(p.pkg)]
-                        .iter()
-                        .filter(|&&b| b)
-                        .count()
+                    [
+                        !pool.provider_matches(dep, p),
+                        pp.pkg.broken || !pp.pkg.arch_ok(&pool.arches),
+                        !self.allowed(p.pkg, pin),
+                        !pool.obtainable(p.pkg),
+                    ]
+                    .iter()
+                    .filter(|&&b| b)
+                    .count()
                 };
                 let least = fallback.iter().map(|p| badness(p)).min();
-                let closest: Vec<&Provider> = fallback.iter().copied().filter(|p| Some(badness(p)) == least).collect();
+                let closest: Vec<&Provider> = fallback
+                    .iter()
+                    .copied()
+                    .filter(|p| Some(badness(p)) == least)
+                    .collect();
                 match self.best(&dep.name, &closest, pin) {
                     Some(p) => (p, true),
                     None => {
@@ -385,7 +474,12 @@ impl<'a> Attempt<'a> {
 
     fn install_if_pass(&mut self) {
         let pool = self.pool;
-        let mut names: Vec<&str> = pool.packages.iter().filter(|p| !p.pkg.install_if.is_empty()).map(|p| p.pkg.name.as_str()).collect();
+        let mut names: Vec<&str> = pool
+            .packages
+            .iter()
+            .filter(|p| !p.pkg.install_if.is_empty())
+            .map(|p| p.pkg.name.as_str())
+            .collect();
         names.sort_unstable();
         names.dedup();
         loop {
@@ -399,8 +493,21 @@ impl<'a> Attempt<'a> {
                     .providers(name)
                     .iter()
                     .filter(|p| p.real && !pool.packages[p.pkg].pkg.install_if.is_empty())
-                    .filter(|p| self.basic_ok(p, &Dependency::any(name)) && self.consistent(p.pkg, &pin))
-                    .filter(|p| pool.packages[p.pkg].pkg.install_if.iter().all(|d| if d.conflict { !self.satisfied(&Dependency { conflict: false, ..d.clone() }) } else { self.satisfied(d) }))
+                    .filter(|p| {
+                        self.basic_ok(p, &Dependency::any(name)) && self.consistent(p.pkg, &pin)
+                    })
+                    .filter(|p| {
+                        pool.packages[p.pkg].pkg.install_if.iter().all(|d| {
+                            if d.conflict {
+                                !self.satisfied(&Dependency {
+                                    conflict: false,
+                                    ..d.clone()
+                                })
+                            } else {
+                                self.satisfied(d)
+                            }
+                        })
+                    })
                     .collect();
                 if let Some(p) = self.best(name, &cands, &pin) {
                     self.select(p, &pin, false, None);
@@ -423,7 +530,10 @@ impl<'a> Attempt<'a> {
             }
         }
         for c in self.conflicts.iter().filter(|c| self.active(c.from)) {
-            if self.selected_providers(&c.dep.name).any(|p| Origin::Pkg(p.pkg) != c.from && self.pool.provider_matches(&c.dep, p)) {
+            if self
+                .selected_providers(&c.dep.name)
+                .any(|p| Origin::Pkg(p.pkg) != c.from && self.pool.provider_matches(&c.dep, p))
+            {
                 return Some((c.dep.name.clone(), c.dep.clone()));
             }
         }
@@ -436,11 +546,19 @@ pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solutio
     let mut learned: HashMap<String, Vec<Dependency>> = HashMap::new();
     let mut sorted_world = world.to_vec();
     crate::db::world::sort(&mut sorted_world);
-    fn run<'a>(pool: &'a Pool, opts: &'a SolverOptions, learned: &'a HashMap<String, Vec<Dependency>>, sorted_world: &[Dependency]) -> Attempt<'a> {
+    fn run<'a>(
+        pool: &'a Pool,
+        opts: &'a SolverOptions,
+        learned: &'a HashMap<String, Vec<Dependency>>,
+        sorted_world: &[Dependency],
+    ) -> Attempt<'a> {
         let mut at = Attempt::new(pool, opts, learned);
         for d in sorted_world {
             let pin = match &d.tag {
-                Some(t) => Pin { allowed: vec![t.clone()], preferred: Some(t.clone()) },
+                Some(t) => Pin {
+                    allowed: vec![t.clone()],
+                    preferred: Some(t.clone()),
+                },
                 None => Pin::default(),
             };
             at.resolve(d, Origin::World, &pin);
@@ -473,27 +591,59 @@ fn finish(pool: &Pool, at: Attempt<'_>, world: &[Dependency], opts: &SolverOptio
         }
     }
     let changes = order_changes(pool, &at, world, opts, &tags);
-    Solution { selected: at.selected.clone(), tags, changes, errors }
+    Solution {
+        selected: at.selected.clone(),
+        tags,
+        changes,
+        errors,
+    }
 }
 
-fn order_changes(pool: &Pool, at: &Attempt<'_>, world: &[Dependency], opts: &SolverOptions, tags: &HashMap<PkgId, String>) -> Vec<Change> {
+fn order_changes(
+    pool: &Pool,
+    at: &Attempt<'_>,
+    world: &[Dependency],
+    opts: &SolverOptions,
+    tags: &HashMap<PkgId, String>,
+) -> Vec<Change> {
     let installed: Vec<PkgId> = {
-        let mut v: Vec<(usize, PkgId)> = pool.packages.iter().enumerate().filter_map(|(i, p)| p.installed.map(|d| (d, i))).collect();
+        let mut v: Vec<(usize, PkgId)> = pool
+            .packages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.installed.map(|d| (d, i)))
+            .collect();
         v.sort();
         v.into_iter().map(|(_, i)| i).collect()
     };
-    let selected_by_name: HashMap<&str, PkgId> = at.selected.iter().map(|&id| (pool.packages[id].pkg.name.as_str(), id)).collect();
+    let selected_by_name: HashMap<&str, PkgId> = at
+        .selected
+        .iter()
+        .map(|&id| (pool.packages[id].pkg.name.as_str(), id))
+        .collect();
     let mut changes = Vec::new();
     // Removals first, dependents before what they depend on (reverse of a dependencies-first
     // walk from the removed packages in name order).
     let removed: Vec<PkgId> = {
-        let mut v: Vec<PkgId> = installed.iter().copied().filter(|&o| !selected_by_name.contains_key(pool.packages[o].pkg.name.as_str())).collect();
-        v.sort_by(|&a, &b| crate::package::name_order(&pool.packages[a].pkg.name, &pool.packages[b].pkg.name));
+        let mut v: Vec<PkgId> = installed
+            .iter()
+            .copied()
+            .filter(|&o| !selected_by_name.contains_key(pool.packages[o].pkg.name.as_str()))
+            .collect();
+        v.sort_by(|&a, &b| {
+            crate::package::name_order(&pool.packages[a].pkg.name, &pool.packages[b].pkg.name)
+        });
         v
     };
     let mut seen: HashSet<PkgId> = HashSet::new();
     let mut deps_first: Vec<PkgId> = Vec::new();
-    fn visit_removed(pool: &Pool, id: PkgId, removed: &[PkgId], seen: &mut HashSet<PkgId>, out: &mut Vec<PkgId>) {
+    fn visit_removed(
+        pool: &Pool,
+        id: PkgId,
+        removed: &[PkgId],
+        seen: &mut HashSet<PkgId>,
+        out: &mut Vec<PkgId>,
+    ) {
         if !seen.insert(id) {
             return;
         }
@@ -510,19 +660,40 @@ fn order_changes(pool: &Pool, at: &Attempt<'_>, world: &[Dependency], opts: &Sol
         visit_removed(pool, r, &removed, &mut seen, &mut deps_first);
     }
     for &old in deps_first.iter().rev() {
-        changes.push(Change { kind: ChangeKind::Purge, old: Some(old), new: None, tag: None });
+        changes.push(Change {
+            kind: ChangeKind::Purge,
+            old: Some(old),
+            new: None,
+            tag: None,
+        });
     }
     let mut emitted = vec![false; pool.packages.len()];
     let mut visiting = vec![false; pool.packages.len()];
     let mut order: Vec<PkgId> = Vec::new();
-    let iif: Vec<PkgId> = at.selected.iter().copied().filter(|&id| !pool.packages[id].pkg.install_if.is_empty()).collect();
+    let iif: Vec<PkgId> = at
+        .selected
+        .iter()
+        .copied()
+        .filter(|&id| !pool.packages[id].pkg.install_if.is_empty())
+        .collect();
     let mut sorted_world = world.to_vec();
     crate::db::world::sort(&mut sorted_world);
     fn provider_of(pool: &Pool, at: &Attempt<'_>, dep: &Dependency) -> Option<PkgId> {
-        at.selected_providers(&dep.name).find(|p| pool.provider_matches(dep, p)).or_else(|| at.selected_providers(&dep.name).next()).map(|p| p.pkg)
+        at.selected_providers(&dep.name)
+            .find(|p| pool.provider_matches(dep, p))
+            .or_else(|| at.selected_providers(&dep.name).next())
+            .map(|p| p.pkg)
     }
     #[allow(clippy::too_many_arguments)]
-    fn visit(pool: &Pool, at: &Attempt<'_>, id: PkgId, emitted: &mut Vec<bool>, visiting: &mut Vec<bool>, order: &mut Vec<PkgId>, iif: &[PkgId]) {
+    fn visit(
+        pool: &Pool,
+        at: &Attempt<'_>,
+        id: PkgId,
+        emitted: &mut Vec<bool>,
+        visiting: &mut Vec<bool>,
+        order: &mut Vec<PkgId>,
+        iif: &[PkgId],
+    ) {
         if emitted[id] || visiting[id] {
             return;
         }
@@ -541,7 +712,12 @@ fn order_changes(pool: &Pool, at: &Attempt<'_>, world: &[Dependency], opts: &Sol
             if emitted[q] || visiting[q] {
                 continue;
             }
-            let ready = pool.packages[q].pkg.install_if.iter().filter(|d| !d.conflict).all(|d| provider_of(pool, at, d).is_some_and(|p| emitted[p]));
+            let ready = pool.packages[q]
+                .pkg
+                .install_if
+                .iter()
+                .filter(|d| !d.conflict)
+                .all(|d| provider_of(pool, at, d).is_some_and(|p| emitted[p]));
             if ready {
                 visit(pool, at, q, emitted, visiting, order, iif);
             }
@@ -558,7 +734,10 @@ fn order_changes(pool: &Pool, at: &Attempt<'_>, world: &[Dependency], opts: &Sol
     for id in order {
         let p = &pool.packages[id];
         let tag = tags.get(&id).cloned();
-        let old = installed.iter().copied().find(|&o| pool.packages[o].pkg.name == p.pkg.name);
+        let old = installed
+            .iter()
+            .copied()
+            .find(|&o| pool.packages[o].pkg.name == p.pkg.name);
         let kind = match old {
             None => ChangeKind::Install,
             Some(o) if o == id => {
@@ -576,16 +755,24 @@ fn order_changes(pool: &Pool, at: &Attempt<'_>, world: &[Dependency], opts: &Sol
                 Ordering::Equal => ChangeKind::Replace,
             },
         };
-        changes.push(Change { kind, old, new: Some(id), tag });
+        changes.push(Change {
+            kind,
+            old,
+            new: Some(id),
+            tag,
+        });
     }
     changes
 }
+
+/// One reason line of an error report: label and items.
+pub type Reason = (String, Vec<String>);
 
 /// The `ERROR: unable to select packages:` report.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ErrorReport {
     /// `(label, [(reason label, items)])` blocks in print order.
-    pub blocks: Vec<(String, Vec<(String, Vec<String>)>)>,
+    pub blocks: Vec<(String, Vec<Reason>)>,
 }
 
 fn world_item(d: &Dependency) -> String {
@@ -593,7 +780,11 @@ fn world_item(d: &Dependency) -> String {
 }
 
 fn pkg_item(pool: &Pool, id: PkgId, d: &Dependency) -> String {
-    format!("{}[{}]", pool.packages[id].pkg.name_version(), d.to_string_no_tag())
+    format!(
+        "{}[{}]",
+        pool.packages[id].pkg.name_version(),
+        d.to_string_no_tag()
+    )
 }
 
 impl ErrorReport {
@@ -604,23 +795,46 @@ impl ErrorReport {
             Origin::Pkg(p) => pkg_item(pool, p, &r.dep),
         };
         let mut reported_names: HashSet<String> = HashSet::new();
-        let missing_block = |name: &str, blocks: &mut Vec<(String, Vec<(String, Vec<String>)>)>| {
-            let required: Vec<String> = at.reqs.get(name).into_iter().flatten().filter(|r| at.active(r.from)).map(&item).collect();
-            let virt: Vec<&Provider> = pool.providers(name).iter().filter(|p| !p.real && p.version.is_none()).collect();
+        let missing_block = |name: &str, blocks: &mut Vec<(String, Vec<Reason>)>| {
+            let required: Vec<String> = at
+                .reqs
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter(|r| at.active(r.from))
+                .map(&item)
+                .collect();
+            let virt: Vec<&Provider> = pool
+                .providers(name)
+                .iter()
+                .filter(|p| !p.real && p.version.is_none())
+                .collect();
             if !virt.is_empty() && pool.by_name(name).is_empty() {
-                let mut provided: Vec<String> = virt.iter().map(|p| pool.packages[p.pkg].pkg.name.clone()).collect();
+                let mut provided: Vec<String> = virt
+                    .iter()
+                    .map(|p| pool.packages[p.pkg].pkg.name.clone())
+                    .collect();
                 provided.sort();
                 provided.dedup();
                 blocks.push((
                     format!("{name} (virtual)"),
                     vec![
-                        ("note:".to_string(), "please select one of the 'provided by' packages explicitly".split(' ').map(str::to_string).collect()),
+                        (
+                            "note:".to_string(),
+                            "please select one of the 'provided by' packages explicitly"
+                                .split(' ')
+                                .map(str::to_string)
+                                .collect(),
+                        ),
                         ("provided by:".to_string(), provided),
                         ("required by:".to_string(), required),
                     ],
                 ));
             } else {
-                blocks.push((format!("{name} (no such package)"), vec![("required by:".to_string(), required)]));
+                blocks.push((
+                    format!("{name} (no such package)"),
+                    vec![("required by:".to_string(), required)],
+                ));
             }
         };
         // Unresolved world names first.
@@ -637,18 +851,31 @@ impl ErrorReport {
             if !pp.pkg.arch_ok(&pool.arches) || pp.pkg.broken {
                 reasons.push(("error:".into(), vec!["uninstallable".into()]));
                 if !pp.pkg.arch_ok(&pool.arches) {
-                    reasons.push(("arch:".into(), vec![pp.pkg.arch.clone().unwrap_or_default()]));
+                    reasons.push((
+                        "arch:".into(),
+                        vec![pp.pkg.arch.clone().unwrap_or_default()],
+                    ));
                 }
             }
             if let Some(pin) = at.pins.get(&id) {
                 if !at.allowed(id, pin) {
-                    let mut tags: Vec<String> = pkg_tags(pool, id).into_iter().flatten().map(|t| format!("@{t}")).collect();
+                    let mut tags: Vec<String> = pkg_tags(pool, id)
+                        .into_iter()
+                        .flatten()
+                        .map(|t| format!("@{t}"))
+                        .collect();
                     tags.dedup();
                     reasons.push(("masked in:".into(), tags));
                 }
             }
             if !pool.obtainable(id) {
-                let masked: Vec<String> = pp.repos.iter().filter(|&&r| pool.repos[r].masked).map(|_| "--no-network".to_string()).take(1).collect();
+                let masked: Vec<String> = pp
+                    .repos
+                    .iter()
+                    .filter(|&&r| pool.repos[r].masked)
+                    .map(|_| "--no-network".to_string())
+                    .take(1)
+                    .collect();
                 if !masked.is_empty() {
                     reasons.push(("masked in:".into(), masked));
                 }
@@ -657,15 +884,27 @@ impl ErrorReport {
             let mut satisfies = Vec::new();
             let mut conflicts = Vec::new();
             for (name, ver) in at.names_of(id) {
-                let prov = Provider { pkg: id, version: ver, real: name == pp.pkg.name };
-                for r in at.reqs.get(&name).into_iter().flatten().filter(|r| at.active(r.from)) {
+                let prov = Provider {
+                    pkg: id,
+                    version: ver,
+                    real: name == pp.pkg.name,
+                };
+                for r in at
+                    .reqs
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| at.active(r.from))
+                {
                     if pool.provider_matches(&r.dep, &prov) {
                         satisfies.push(item(r));
                     } else if at.forced.contains(&id) || !at.satisfied(&r.dep) {
                         breaks.push(item(r));
                     }
                 }
-                for c in at.conflicts.iter().filter(|c| at.active(c.from) && c.dep.name == name && c.from != Origin::Pkg(id)) {
+                for c in at.conflicts.iter().filter(|c| {
+                    at.active(c.from) && c.dep.name == name && c.from != Origin::Pkg(id)
+                }) {
                     if pool.provider_matches(&c.dep, &prov) {
                         breaks.push(item(c));
                     }
@@ -674,7 +913,11 @@ impl ErrorReport {
             for d in pp.pkg.depends.iter().filter(|d| d.conflict) {
                 for p in at.selected_providers(&d.name) {
                     if p.pkg != id && pool.provider_matches(d, p) {
-                        conflicts.push(format!("{}[{}]", pool.packages[p.pkg].pkg.name_version(), d.to_string_no_tag()));
+                        conflicts.push(format!(
+                            "{}[{}]",
+                            pool.packages[p.pkg].pkg.name_version(),
+                            d.to_string_no_tag()
+                        ));
                     }
                 }
             }

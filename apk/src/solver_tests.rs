@@ -31,7 +31,14 @@ struct Case {
 }
 
 fn parse_case(text: &str) -> Case {
-    let mut c = Case { repos: Vec::new(), installed: String::new(), world: String::new(), args: Vec::new(), expect: String::new(), expect_error: false };
+    let mut c = Case {
+        repos: Vec::new(),
+        installed: String::new(),
+        world: String::new(),
+        args: Vec::new(),
+        expect: String::new(),
+        expect_error: false,
+    };
     let mut section = "";
     for line in text.lines() {
         if line.starts_with('#') && section.is_empty() {
@@ -78,8 +85,18 @@ fn run_case(c: &Case) -> String {
         pool.add_installed(p, i, None);
     }
     for (tag, text) in &c.repos {
-        let spec = RepoSpec { tag: tag.clone(), url: "/repo".into(), location: Location::Dir("/repo".into()) };
-        let repo = Repository { spec, packages: packages(text), description: None, pkg_dir: Some("/repo".into()), masked: false };
+        let spec = RepoSpec {
+            tag: tag.clone(),
+            url: "/repo".into(),
+            location: Location::Dir("/repo".into()),
+        };
+        let repo = Repository {
+            spec,
+            packages: packages(text),
+            description: None,
+            pkg_dir: Some("/repo".into()),
+            masked: false,
+        };
         pool.add_repository(&repo);
     }
     let (mut world, err) = crate::db::world::parse(&c.world);
@@ -101,7 +118,11 @@ fn run_case(c: &Case) -> String {
             o => panic!("unknown option {o}"),
         }
         if rest[pos] == "-u" {
-            opts.upgrade.extend(rest.iter().filter(|a| !a.starts_with('-')).map(|a| a.to_string()));
+            opts.upgrade.extend(
+                rest.iter()
+                    .filter(|a| !a.starts_with('-'))
+                    .map(|a| a.to_string()),
+            );
         }
         rest.remove(pos);
     }
@@ -143,7 +164,12 @@ fn run_case(c: &Case) -> String {
 #[test]
 fn solver_cases() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/solver");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "test")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "test"))
+        .collect();
     files.sort();
     assert!(files.len() >= 20);
     let mut failures = Vec::new();
@@ -152,8 +178,19 @@ fn solver_cases() {
         let got = run_case(&c);
         let is_err = got.starts_with("ERROR:");
         if got != c.expect || is_err != c.expect_error {
-            failures.push(format!("== {}\n-- expected:\n{}-- got:\n{}", f.display(), c.expect, got));
+            failures.push(format!(
+                "== {}\n-- expected:\n{}-- got:\n{}",
+                f.display(),
+                c.expect,
+                got
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

@@ -95,7 +95,7 @@ pub enum TarError {
     Eof,
 }
 
-fn field<'a>(h: &'a [u8], off: usize, len: usize) -> &'a [u8] {
+fn field(h: &[u8], off: usize, len: usize) -> &[u8] {
     let f = &h[off..off + len];
     let end = f.iter().position(|&c| c == 0).unwrap_or(len);
     &f[..end]
@@ -108,7 +108,9 @@ fn octal(h: &[u8], off: usize, len: usize, what: &str) -> Result<u64, TarError> 
     for &c in f {
         match c {
             b'0'..=b'7' => {
-                v = v.checked_mul(8).and_then(|v| v.checked_add((c - b'0') as u64))
+                v = v
+                    .checked_mul(8)
+                    .and_then(|v| v.checked_add((c - b'0') as u64))
                     .ok_or_else(|| TarError::Format(format!("tar header: {what} overflows")))?;
                 seen = true;
             }
@@ -121,7 +123,8 @@ fn octal(h: &[u8], off: usize, len: usize, what: &str) -> Result<u64, TarError> 
 }
 
 fn text(b: &[u8], what: &str) -> Result<String, TarError> {
-    String::from_utf8(b.to_vec()).map_err(|_| TarError::Format(format!("tar header: {what} is not UTF-8")))
+    String::from_utf8(b.to_vec())
+        .map_err(|_| TarError::Format(format!("tar header: {what} is not UTF-8")))
 }
 
 /// Read exactly `buf.len()` bytes, or report how many were read before EOF.
@@ -157,13 +160,24 @@ pub struct Reader<R: Read> {
 impl<R: Read> Reader<R> {
     /// A reader over a complete archive (must end with end-of-archive blocks).
     pub fn new(inner: R) -> Self {
-        Reader { inner, remaining: 0, padding: 0, ends_seen: 0, done: false, eof_ok: false, meta_limit: 1 << 20 }
+        Reader {
+            inner,
+            remaining: 0,
+            padding: 0,
+            ends_seen: 0,
+            done: false,
+            eof_ok: false,
+            meta_limit: 1 << 20,
+        }
     }
 
     /// A reader over a section cut by abuild (no end-of-archive blocks expected; EOF at a header
     /// boundary ends it).
     pub fn new_section(inner: R) -> Self {
-        Reader { eof_ok: true, ..Self::new(inner) }
+        Reader {
+            eof_ok: true,
+            ..Self::new(inner)
+        }
     }
 
     /// The underlying reader.
@@ -210,7 +224,10 @@ impl<R: Read> Reader<R> {
     /// Read the whole content of the current entry, refusing more than `limit` bytes.
     pub fn read_all(&mut self, limit: u64) -> Result<Vec<u8>, TarError> {
         if self.remaining > limit {
-            return Err(TarError::Format(format!("tar: entry of {} bytes is too large", self.remaining)));
+            return Err(TarError::Format(format!(
+                "tar: entry of {} bytes is too large",
+                self.remaining
+            )));
         }
         let mut v = Vec::with_capacity(self.remaining as usize);
         self.data().read_to_end(&mut v)?;
@@ -231,7 +248,11 @@ impl<R: Read> Reader<R> {
                 return Ok(None);
             }
             let n = read_full(&mut self.inner, &mut h)?;
-            if n == 0 && (self.eof_ok || self.ends_seen > 0) && pax_path.is_none() && long_name.is_none() {
+            if n == 0
+                && (self.eof_ok || self.ends_seen > 0)
+                && pax_path.is_none()
+                && long_name.is_none()
+            {
                 self.done = true;
                 return Ok(None);
             }
@@ -257,7 +278,13 @@ impl<R: Read> Reader<R> {
             match typeflag {
                 b'x' => {
                     let payload = self.read_payload(size)?;
-                    parse_pax(&payload, &mut pax_path, &mut pax_link, &mut xattrs, &mut sha1)?;
+                    parse_pax(
+                        &payload,
+                        &mut pax_path,
+                        &mut pax_link,
+                        &mut xattrs,
+                        &mut sha1,
+                    )?;
                     continue;
                 }
                 b'g' | b'K' => {
@@ -266,7 +293,10 @@ impl<R: Read> Reader<R> {
                 }
                 b'L' => {
                     let payload = self.read_payload(size)?;
-                    let end = payload.iter().position(|&c| c == 0).unwrap_or(payload.len());
+                    let end = payload
+                        .iter()
+                        .position(|&c| c == 0)
+                        .unwrap_or(payload.len());
                     long_name = Some(text(&payload[..end], "long name")?);
                     continue;
                 }
@@ -328,7 +358,10 @@ impl<R: Read> Reader<R> {
                 size,
                 mtime: octal(&h, 136, 12, "mtime")?,
                 link,
-                dev: (octal(&h, 329, 8, "devmajor")? as u32, octal(&h, 337, 8, "devminor")? as u32),
+                dev: (
+                    octal(&h, 329, 8, "devmajor")? as u32,
+                    octal(&h, 337, 8, "devminor")? as u32,
+                ),
                 xattrs: std::mem::take(&mut xattrs),
                 sha1: sha1.take(),
             }));
@@ -368,7 +401,10 @@ fn parse_pax(
             break;
         }
         let sp = p.iter().position(|&c| c == b' ').ok_or_else(bad)?;
-        let len: usize = std::str::from_utf8(&p[..sp]).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+        let len: usize = std::str::from_utf8(&p[..sp])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(bad)?;
         if len <= sp + 1 || len > p.len() || p[len - 1] != b'\n' {
             return Err(bad());
         }
@@ -406,7 +442,10 @@ impl<R: Read> Read for Data<'_, R> {
         let k = (buf.len() as u64).min(self.r.remaining) as usize;
         let n = self.r.inner.read(&mut buf[..k])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected end of file"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "unexpected end of file",
+            ));
         }
         self.r.remaining -= n as u64;
         Ok(n)
@@ -468,7 +507,12 @@ pub struct Writer<W: Write> {
 impl<W: Write> Writer<W> {
     /// New writer.
     pub fn new(inner: W, magic: Magic) -> Self {
-        Writer { inner, magic, pax_extras: true, written: 0 }
+        Writer {
+            inner,
+            magic,
+            pax_extras: true,
+            written: 0,
+        }
     }
 
     /// Bytes written so far.
@@ -482,7 +526,14 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    fn header(&mut self, e: &Entry, name: &str, link: &str, typeflag: u8, size: u64) -> io::Result<()> {
+    fn header(
+        &mut self,
+        e: &Entry,
+        name: &str,
+        link: &str,
+        typeflag: u8,
+        size: u64,
+    ) -> io::Result<()> {
         let mut h = [0u8; 512];
         put_str(&mut h, 0, 100, name);
         put_octal(&mut h, 100, 8, e.mode as u64);
@@ -533,7 +584,10 @@ impl<W: Write> Writer<W> {
                 pax.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
             }
             if let Some(s) = &e.sha1 {
-                pax.extend(pax_record("APK-TOOLS.checksum.SHA1", hex::encode(s).as_bytes()));
+                pax.extend(pax_record(
+                    "APK-TOOLS.checksum.SHA1",
+                    hex::encode(s).as_bytes(),
+                ));
             }
         }
         let long_name = e.name.len() > 100;
@@ -565,12 +619,21 @@ impl<W: Write> Writer<W> {
         }
         if !pax.is_empty() {
             let pname: String = format!("PaxHeaders/{}", e.name.rsplit('/').next().unwrap_or(""));
-            let pe = Entry { mode: 0o644, ..Entry::new(&pname, Kind::File, 0o644) };
+            let pe = Entry {
+                mode: 0o644,
+                ..Entry::new(&pname, Kind::File, 0o644)
+            };
             self.header(&pe, &truncate(&pname, 100), "", b'x', pax.len() as u64)?;
             self.payload(&pax)?;
         }
         let size = if e.kind == Kind::File { e.size } else { 0 };
-        self.header(e, &truncate(&e.name, 100), &truncate(&e.link, 100), typeflag, size)
+        self.header(
+            e,
+            &truncate(&e.name, 100),
+            &truncate(&e.link, 100),
+            typeflag,
+            size,
+        )
     }
 
     /// Append an entry with in-memory content.
@@ -590,7 +653,10 @@ impl<W: Write> Writer<W> {
     pub fn write_data(&mut self, r: &mut impl Read, size: u64) -> io::Result<()> {
         let n = io::copy(&mut r.take(size), &mut self.inner)?;
         if n != size {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while archiving"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while archiving",
+            ));
         }
         self.written += n;
         let pad = (512 - size % 512) % 512;
@@ -634,7 +700,8 @@ mod tests {
         f.mtime = 1234;
         w.append(&f, b"hello\n").unwrap();
         let long = format!("usr/{}/file", "d".repeat(150));
-        w.append(&Entry::new(&long, Kind::File, 0o600), b"x").unwrap();
+        w.append(&Entry::new(&long, Kind::File, 0o600), b"x")
+            .unwrap();
         let mut l = Entry::new("bin/sh", Kind::Symlink, 0o777);
         l.link = "/bin/busybox".into();
         w.append(&l, b"").unwrap();
@@ -677,12 +744,21 @@ mod tests {
         w.pax_extras = false;
         w.append(&Entry::new("a/", Kind::Dir, 0o755), b"").unwrap();
         let long = format!("a/{}", "n".repeat(120));
-        w.append(&Entry::new(&long, Kind::File, 0o640), b"content").unwrap();
+        w.append(&Entry::new(&long, Kind::File, 0o640), b"content")
+            .unwrap();
         let buf = w.finish().unwrap();
         let path = dir.path().join("t.tar");
         std::fs::write(&path, &buf).unwrap();
-        let out = std::process::Command::new("tar").arg("-tvf").arg(&path).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("tar")
+            .arg("-tvf")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let listing = String::from_utf8_lossy(&out.stdout);
         assert!(listing.contains(&long), "{listing}");
     }
@@ -697,7 +773,8 @@ mod tests {
         assert!(matches!(r.next_entry(), Err(TarError::Eof)));
         // Truncated content.
         let mut w = Writer::new(Vec::new(), Magic::Gnu);
-        w.append(&Entry::new("f", Kind::File, 0o644), &[7u8; 2000]).unwrap();
+        w.append(&Entry::new("f", Kind::File, 0o644), &[7u8; 2000])
+            .unwrap();
         let buf = w.finish().unwrap();
         let mut r = Reader::new(&buf[..1000]);
         let _ = r.next_entry().unwrap().unwrap();
@@ -710,7 +787,8 @@ mod tests {
         w.append(&Entry::new("f", Kind::File, 0o644), b"x").unwrap();
         let mut buf = w.finish().unwrap();
         let mut w2 = Writer::new(Vec::new(), Magic::Gnu);
-        w2.append(&Entry::new("g", Kind::File, 0o644), b"y").unwrap();
+        w2.append(&Entry::new("g", Kind::File, 0o644), b"y")
+            .unwrap();
         buf.extend(w2.into_inner_cut().unwrap());
         let mut r = Reader::new(&buf[..]);
         r.next_entry().unwrap().unwrap();
@@ -720,7 +798,8 @@ mod tests {
     #[test]
     fn section_reader_ends_at_eof() {
         let mut w = Writer::new(Vec::new(), Magic::Gnu);
-        w.append(&Entry::new(".PKGINFO", Kind::File, 0o644), b"pkgname = x\n").unwrap();
+        w.append(&Entry::new(".PKGINFO", Kind::File, 0o644), b"pkgname = x\n")
+            .unwrap();
         let buf = w.into_inner_cut().unwrap();
         let mut r = Reader::new_section(&buf[..]);
         assert_eq!(r.next_entry().unwrap().unwrap().name, ".PKGINFO");

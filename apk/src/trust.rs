@@ -32,9 +32,17 @@ impl Alg {
     /// (DSA is recognised by apk but never verifiable: treated as unknown).
     pub fn parse_entry(name: &str) -> Option<(Alg, &str)> {
         let rest = name.strip_prefix(".SIGN.")?;
-        for (p, a) in [("RSA512", Alg::RsaSha512), ("RSA256", Alg::RsaSha256), ("RSA", Alg::RsaSha1), ("ED25519", Alg::Ed25519)] {
+        for (p, a) in [
+            ("RSA512", Alg::RsaSha512),
+            ("RSA256", Alg::RsaSha256),
+            ("RSA", Alg::RsaSha1),
+            ("ED25519", Alg::Ed25519),
+        ] {
             if let Some(k) = rest.strip_prefix(p) {
-                return k.strip_prefix('.').filter(|k| !k.is_empty()).map(|k| (a, k));
+                return k
+                    .strip_prefix('.')
+                    .filter(|k| !k.is_empty())
+                    .map(|k| (a, k));
             }
         }
         None
@@ -76,7 +84,7 @@ pub enum PrivateKey {
     /// RSA.
     Rsa(Box<RsaPrivateKey>),
     /// ed25519.
-    Ed25519(ed25519_dalek::SigningKey),
+    Ed25519(Box<ed25519_dalek::SigningKey>),
 }
 
 /// Key handling errors.
@@ -107,7 +115,9 @@ impl PublicKey {
         if let Ok(k) = RsaPublicKey::from_pkcs1_pem(pem) {
             return Some(PublicKey::Rsa(k));
         }
-        ed25519_dalek::VerifyingKey::from_public_key_pem(pem).ok().map(PublicKey::Ed25519)
+        ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
+            .ok()
+            .map(PublicKey::Ed25519)
     }
 
     /// Verify `sig` made with `alg` over `data`.
@@ -118,11 +128,19 @@ impl PublicKey {
     /// Verify with a digest already computed by [`Alg::digest`].
     pub fn verify_digest(&self, alg: Alg, digest: &[u8], sig: &[u8]) -> bool {
         match (self, alg) {
-            (PublicKey::Rsa(k), Alg::RsaSha1) => k.verify(Pkcs1v15Sign::new::<Sha1>(), digest, sig).is_ok(),
-            (PublicKey::Rsa(k), Alg::RsaSha256) => k.verify(Pkcs1v15Sign::new::<Sha256>(), digest, sig).is_ok(),
-            (PublicKey::Rsa(k), Alg::RsaSha512) => k.verify(Pkcs1v15Sign::new::<Sha512>(), digest, sig).is_ok(),
+            (PublicKey::Rsa(k), Alg::RsaSha1) => {
+                k.verify(Pkcs1v15Sign::new::<Sha1>(), digest, sig).is_ok()
+            }
+            (PublicKey::Rsa(k), Alg::RsaSha256) => {
+                k.verify(Pkcs1v15Sign::new::<Sha256>(), digest, sig).is_ok()
+            }
+            (PublicKey::Rsa(k), Alg::RsaSha512) => {
+                k.verify(Pkcs1v15Sign::new::<Sha512>(), digest, sig).is_ok()
+            }
             (PublicKey::Ed25519(k), Alg::Ed25519) => {
-                let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else { return false };
+                let Ok(sig) = ed25519_dalek::Signature::from_slice(sig) else {
+                    return false;
+                };
                 let mut msg = ED_DOMAIN.to_vec();
                 msg.extend_from_slice(digest);
                 k.verify_strict(&msg, &sig).is_ok()
@@ -134,8 +152,12 @@ impl PublicKey {
     /// PEM text (SPKI).
     pub fn to_pem(&self) -> String {
         match self {
-            PublicKey::Rsa(k) => k.to_public_key_pem(rsa::pkcs8::LineEnding::LF).unwrap_or_default(),
-            PublicKey::Ed25519(k) => k.to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).unwrap_or_default(),
+            PublicKey::Rsa(k) => k
+                .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                .unwrap_or_default(),
+            PublicKey::Ed25519(k) => k
+                .to_public_key_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                .unwrap_or_default(),
         }
     }
 }
@@ -143,24 +165,33 @@ impl PublicKey {
 impl PrivateKey {
     /// Read a PEM private key (PKCS#8 RSA or ed25519, or PKCS#1 `RSA PRIVATE KEY`).
     pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+        let pem = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.into(),
+            source,
+        })?;
         if let Ok(k) = RsaPrivateKey::from_pkcs8_pem(&pem) {
             return Ok(PrivateKey::Rsa(Box::new(k)));
         }
         if let Ok(k) = RsaPrivateKey::from_pkcs1_pem(&pem) {
             return Ok(PrivateKey::Rsa(Box::new(k)));
         }
-        ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map(PrivateKey::Ed25519).map_err(|_| KeyError::Parse(path.into()))
+        ed25519_dalek::SigningKey::from_pkcs8_pem(&pem)
+            .map(|k| PrivateKey::Ed25519(Box::new(k)))
+            .map_err(|_| KeyError::Parse(path.into()))
     }
 
     /// A fresh ed25519 key.
     pub fn generate_ed25519() -> Self {
-        PrivateKey::Ed25519(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
+        PrivateKey::Ed25519(Box::new(ed25519_dalek::SigningKey::generate(
+            &mut rand_core::OsRng,
+        )))
     }
 
     /// A fresh RSA key.
     pub fn generate_rsa(bits: usize) -> Result<Self, KeyError> {
-        RsaPrivateKey::new(&mut rand_core::OsRng, bits).map(|k| PrivateKey::Rsa(Box::new(k))).map_err(|e| KeyError::Sign(e.to_string()))
+        RsaPrivateKey::new(&mut rand_core::OsRng, bits)
+            .map(|k| PrivateKey::Rsa(Box::new(k)))
+            .map_err(|e| KeyError::Sign(e.to_string()))
     }
 
     /// The algorithm this key signs with (RSA keys use SHA-256, as abuild does today).
@@ -184,7 +215,12 @@ impl PrivateKey {
                 msg.extend_from_slice(&digest);
                 return Ok(k.sign(&msg).to_bytes().to_vec());
             }
-            _ => return Err(KeyError::Sign(format!("{} cannot sign with this key", alg.tag()))),
+            _ => {
+                return Err(KeyError::Sign(format!(
+                    "{} cannot sign with this key",
+                    alg.tag()
+                )))
+            }
         }
         .map_err(|e| KeyError::Sign(e.to_string()))
     }
@@ -200,8 +236,12 @@ impl PrivateKey {
     /// PEM (PKCS#8) text of the private key.
     pub fn to_pem(&self) -> Result<String, KeyError> {
         let s = match self {
-            PrivateKey::Rsa(k) => k.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map(|z| z.to_string()),
-            PrivateKey::Ed25519(k) => k.to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF).map(|z| z.to_string()),
+            PrivateKey::Rsa(k) => k
+                .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+                .map(|z| z.to_string()),
+            PrivateKey::Ed25519(k) => k
+                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                .map(|z| z.to_string()),
         };
         s.map_err(|e| KeyError::Sign(e.to_string()))
     }
@@ -224,7 +264,9 @@ impl Keyring {
 
     /// Add the keys of another directory.
     pub fn add_dir(&mut self, dir: &Path) {
-        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Ok(pem) = std::fs::read_to_string(e.path()) {
@@ -274,10 +316,22 @@ mod tests {
 
     #[test]
     fn alg_parsing() {
-        assert_eq!(Alg::parse_entry(".SIGN.RSA.alpine.rsa.pub"), Some((Alg::RsaSha1, "alpine.rsa.pub")));
-        assert_eq!(Alg::parse_entry(".SIGN.RSA256.k.pub"), Some((Alg::RsaSha256, "k.pub")));
-        assert_eq!(Alg::parse_entry(".SIGN.RSA512.k.pub"), Some((Alg::RsaSha512, "k.pub")));
-        assert_eq!(Alg::parse_entry(".SIGN.ED25519.k.pub"), Some((Alg::Ed25519, "k.pub")));
+        assert_eq!(
+            Alg::parse_entry(".SIGN.RSA.alpine.rsa.pub"),
+            Some((Alg::RsaSha1, "alpine.rsa.pub"))
+        );
+        assert_eq!(
+            Alg::parse_entry(".SIGN.RSA256.k.pub"),
+            Some((Alg::RsaSha256, "k.pub"))
+        );
+        assert_eq!(
+            Alg::parse_entry(".SIGN.RSA512.k.pub"),
+            Some((Alg::RsaSha512, "k.pub"))
+        );
+        assert_eq!(
+            Alg::parse_entry(".SIGN.ED25519.k.pub"),
+            Some((Alg::Ed25519, "k.pub"))
+        );
         assert_eq!(Alg::parse_entry(".SIGN.RSAX.k"), None);
         assert_eq!(Alg::parse_entry(".SIGN.DSA.k"), None);
         assert_eq!(Alg::parse_entry(".PKGINFO"), None);
@@ -314,7 +368,14 @@ mod tests {
     fn loads_alpine_keys() {
         let dir = tempfile::tempdir().unwrap();
         let st = std::process::Command::new("tar")
-            .args(["xzf", &format!("{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz", env!("CARGO_MANIFEST_DIR")), "-C"])
+            .args([
+                "xzf",
+                &format!(
+                    "{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
+                "-C",
+            ])
             .arg(dir.path())
             .arg("./etc/apk/keys")
             .status()
@@ -322,6 +383,9 @@ mod tests {
         assert!(st.success());
         let ring = Keyring::load(&dir.path().join("etc/apk/keys"));
         assert_eq!(ring.len(), 5);
-        assert!(matches!(ring.get("alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"), Some(PublicKey::Rsa(_))));
+        assert!(matches!(
+            ring.get("alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"),
+            Some(PublicKey::Rsa(_))
+        ));
     }
 }

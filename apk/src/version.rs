@@ -35,7 +35,9 @@ enum Tok {
 }
 
 /// Known suffixes in their sort order; the first four are pre-releases.
-const SUFFIXES: [&str; 10] = ["alpha", "beta", "pre", "rc", "", "cvs", "svn", "git", "hg", "p"];
+const SUFFIXES: [&str; 10] = [
+    "alpha", "beta", "pre", "rc", "", "cvs", "svn", "git", "hg", "p",
+];
 const RELEASE: usize = 4;
 
 struct Tokens<'a> {
@@ -46,7 +48,11 @@ struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     fn new(s: &'a str) -> Self {
-        Tokens { s: s.as_bytes(), pos: 0, prev: Tok::End }
+        Tokens {
+            s: s.as_bytes(),
+            pos: 0,
+            prev: Tok::End,
+        }
     }
 
     fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a [u8] {
@@ -70,7 +76,11 @@ impl<'a> Tokens<'a> {
         }
         if self.pos == 0 && self.prev == Tok::End {
             let v = self.take_while(|c| c.is_ascii_digit());
-            return if v.is_empty() { (Tok::Invalid, b"") } else { (Tok::InitialDigit, v) };
+            return if v.is_empty() {
+                (Tok::Invalid, b"")
+            } else {
+                (Tok::InitialDigit, v)
+            };
         }
         if self.pos >= self.s.len() {
             return (Tok::End, b"");
@@ -81,7 +91,11 @@ impl<'a> Tokens<'a> {
             b'.' if matches!(prev, Tok::InitialDigit | Tok::Digit) => {
                 self.pos += 1;
                 let v = self.take_while(|c| c.is_ascii_digit());
-                if v.is_empty() { (Tok::Invalid, b"") } else { (Tok::Digit, v) }
+                if v.is_empty() {
+                    (Tok::Invalid, b"")
+                } else {
+                    (Tok::Digit, v)
+                }
             }
             b'0'..=b'9' if prev == Tok::Suffix => {
                 let v = self.take_while(|c| c.is_ascii_digit());
@@ -94,7 +108,10 @@ impl<'a> Tokens<'a> {
             b'_' if prev <= Tok::SuffixNo => {
                 self.pos += 1;
                 let v = self.take_while(|c| c.is_ascii_lowercase());
-                match SUFFIXES.iter().position(|s| !s.is_empty() && s.as_bytes() == v) {
+                match SUFFIXES
+                    .iter()
+                    .position(|s| !s.is_empty() && s.as_bytes() == v)
+                {
                     Some(_) => (Tok::Suffix, v),
                     None => (Tok::Invalid, b""),
                 }
@@ -102,12 +119,20 @@ impl<'a> Tokens<'a> {
             b'~' if prev < Tok::CommitHash => {
                 self.pos += 1;
                 let v = self.take_while(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
-                if v.is_empty() { (Tok::Invalid, b"") } else { (Tok::CommitHash, v) }
+                if v.is_empty() {
+                    (Tok::Invalid, b"")
+                } else {
+                    (Tok::CommitHash, v)
+                }
             }
             b'-' if prev < Tok::RevisionNo && self.s.get(self.pos + 1) == Some(&b'r') => {
                 self.pos += 2;
                 let v = self.take_while(|c| c.is_ascii_digit());
-                if v.is_empty() { (Tok::Invalid, b"") } else { (Tok::RevisionNo, v) }
+                if v.is_empty() {
+                    (Tok::Invalid, b"")
+                } else {
+                    (Tok::RevisionNo, v)
+                }
             }
             _ => (Tok::Invalid, b""),
         }
@@ -127,7 +152,10 @@ pub fn is_valid(v: &str) -> bool {
 }
 
 fn suffix_rank(v: &[u8]) -> usize {
-    SUFFIXES.iter().position(|s| s.as_bytes() == v).unwrap_or(RELEASE)
+    SUFFIXES
+        .iter()
+        .position(|s| s.as_bytes() == v)
+        .unwrap_or(RELEASE)
 }
 
 /// Numeric comparison of digit strings of any length.
@@ -294,12 +322,41 @@ mod tests {
 
     #[test]
     fn validity() {
-        for v in ["1", "1.2.3", "1.0a", "1.0_rc1", "1.0_alpha_pre2", "0.1_pre2~1234abcd", "1.2-r0",
-            "1.36.1-r15", "1.2.4_git20230717-r4", "6.4_p20231125-r0", "20230506-r0", "2.10-r9"] {
+        for v in [
+            "1",
+            "1.2.3",
+            "1.0a",
+            "1.0_rc1",
+            "1.0_alpha_pre2",
+            "0.1_pre2~1234abcd",
+            "1.2-r0",
+            "1.36.1-r15",
+            "1.2.4_git20230717-r4",
+            "6.4_p20231125-r0",
+            "20230506-r0",
+            "2.10-r9",
+        ] {
             assert!(is_valid(v), "{v} should be valid");
         }
-        for v in ["a", ".1", "0.1a1", "0.1-r", "0.1-r2-r3", "_pre1", "0.1_", "3.6.9_post1", "", "1.",
-            "1..2", "1-r1a", "1~", "1~xyz", "1.0-1", "1 .0", "1.0ab"] {
+        for v in [
+            "a",
+            ".1",
+            "0.1a1",
+            "0.1-r",
+            "0.1-r2-r3",
+            "_pre1",
+            "0.1_",
+            "3.6.9_post1",
+            "",
+            "1.",
+            "1..2",
+            "1-r1a",
+            "1~",
+            "1~xyz",
+            "1.0-1",
+            "1 .0",
+            "1.0ab",
+        ] {
             assert!(!is_valid(v), "{v} should be invalid");
         }
     }
@@ -330,8 +387,14 @@ mod tests {
 
     #[test]
     fn name_version_split() {
-        assert_eq!(split_name_version("busybox-1.36.1-r15"), Some(("busybox", "1.36.1-r15")));
-        assert_eq!(split_name_version("py3-material-color-2.1.0-r1"), Some(("py3-material-color", "2.1.0-r1")));
+        assert_eq!(
+            split_name_version("busybox-1.36.1-r15"),
+            Some(("busybox", "1.36.1-r15"))
+        );
+        assert_eq!(
+            split_name_version("py3-material-color-2.1.0-r1"),
+            Some(("py3-material-color", "2.1.0-r1"))
+        );
         assert_eq!(split_name_version("lib-3d-1.0"), Some(("lib-3d", "1.0")));
         assert_eq!(split_name_version("noversion"), None);
     }

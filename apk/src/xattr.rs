@@ -27,7 +27,8 @@ pub fn digest(attrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
 }
 
 /// Read all xattrs of `path` without following a final symlink.
@@ -54,7 +55,8 @@ pub fn read(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
     names.truncate(n as usize);
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let cname = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad xattr name"))?;
+        let cname = CString::new(name)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad xattr name"))?;
         // SAFETY: size query with a NULL buffer.
         let vn = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
         if vn < 0 {
@@ -62,7 +64,14 @@ pub fn read(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
         }
         let mut val = vec![0u8; vn as usize];
         // SAFETY: the buffer is `val.len()` bytes long and owned by us.
-        let vn = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
+        let vn = unsafe {
+            libc::lgetxattr(
+                c.as_ptr(),
+                cname.as_ptr(),
+                val.as_mut_ptr().cast(),
+                val.len(),
+            )
+        };
         if vn < 0 {
             continue;
         }
@@ -75,9 +84,18 @@ pub fn read(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
 /// Set one xattr on `path` (not following a final symlink).
 pub fn set(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let c = cpath(path)?;
-    let cname = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad xattr name"))?;
+    let cname = CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad xattr name"))?;
     // SAFETY: both strings are valid and the value slice is valid for its length.
-    let r = unsafe { libc::lsetxattr(c.as_ptr(), cname.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            cname.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -90,8 +108,14 @@ mod tests {
 
     #[test]
     fn digest_is_order_independent() {
-        let a = vec![("user.b".to_string(), b"2".to_vec()), ("user.a".to_string(), b"1".to_vec())];
-        let b = vec![("user.a".to_string(), b"1".to_vec()), ("user.b".to_string(), b"2".to_vec())];
+        let a = vec![
+            ("user.b".to_string(), b"2".to_vec()),
+            ("user.a".to_string(), b"1".to_vec()),
+        ];
+        let b = vec![
+            ("user.a".to_string(), b"1".to_vec()),
+            ("user.b".to_string(), b"2".to_vec()),
+        ];
         assert_eq!(digest(&a), digest(&b));
         assert!(digest(&[]).is_none());
     }
@@ -102,7 +126,10 @@ mod tests {
         let f = t.path().join("f");
         std::fs::write(&f, "x").unwrap();
         if set(&f, "user.test", b"val").is_ok() {
-            assert_eq!(read(&f).unwrap(), vec![("user.test".to_string(), b"val".to_vec())]);
+            assert_eq!(
+                read(&f).unwrap(),
+                vec![("user.test".to_string(), b"val".to_vec())]
+            );
         }
     }
 }

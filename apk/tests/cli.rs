@@ -22,7 +22,10 @@ fn help_and_usage() {
     let o = run_apk(&["--help"]);
     assert!(o.status.success());
     assert!(text(&o).0.contains("Add packages to world"));
-    for applet in ["add", "del", "upgrade", "fix", "info", "list", "audit", "index", "verify", "version", "stats", "mkpkg", "keygen", "sign"] {
+    for applet in [
+        "add", "del", "upgrade", "fix", "info", "list", "audit", "index", "verify", "version",
+        "stats", "mkpkg", "keygen", "sign",
+    ] {
         let o = run_apk(&[applet, "--help"]);
         assert!(o.status.success(), "{applet} --help");
         assert!(text(&o).0.contains("Usage"), "{applet} --help");
@@ -38,7 +41,11 @@ fn help_and_usage() {
 
 #[test]
 fn version_applet() {
-    for (a, b, sym) in [("1.0", "1.0-r1", "<"), ("1.0", "1.0", "="), ("8.2.001", "8.2.0", ">")] {
+    for (a, b, sym) in [
+        ("1.0", "1.0-r1", "<"),
+        ("1.0", "1.0", "="),
+        ("8.2.001", "8.2.0", ">"),
+    ] {
         let o = run_apk(&["version", "-t", a, b]);
         assert!(o.status.success());
         assert_eq!(text(&o).0, format!("{sym}\n"));
@@ -57,7 +64,16 @@ fn alpine_base_transcript() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     install_keys(&root);
-    let o = apk_in(&s(&["add", "--root", root.to_str().unwrap(), "--initdb", "--no-network", "--repository", alpine_repo().to_str().unwrap(), "alpine-base"]));
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        root.to_str().unwrap(),
+        "--initdb",
+        "--no-network",
+        "--repository",
+        alpine_repo().to_str().unwrap(),
+        "alpine-base",
+    ]));
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
     let expected = include_str!("data/alpine-base.out");
@@ -70,21 +86,50 @@ fn alpine_base_transcript() {
     assert_eq!(text(&o).0.lines().count(), 25);
     let o = run_apk(&["--root", r, "stats"]);
     let st = text(&o).0;
-    assert!(st.contains("packages: 25\n") && st.contains("dirs: 125\n") && st.contains("files: 353\n") && st.contains("triggers: 1\n"), "{st}");
+    assert!(
+        st.contains("packages: 25\n")
+            && st.contains("dirs: 125\n")
+            && st.contains("files: 353\n")
+            && st.contains("triggers: 1\n"),
+        "{st}"
+    );
     let o = run_apk(&["--root", r, "info", "-e", "busybox", "nosuch"]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(text(&o).0, "busybox\n");
     let o = run_apk(&["--root", r, "list", "-I", "busybox"]);
-    assert_eq!(text(&o).0, "busybox-1.36.1-r15 x86_64 {busybox} (GPL-2.0-only) [installed]\n");
-    assert_eq!(std::fs::read_to_string(root.join("etc/apk/world")).unwrap(), "alpine-base\n");
+    assert_eq!(
+        text(&o).0,
+        "busybox-1.36.1-r15 x86_64 {busybox} (GPL-2.0-only) [installed]\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/apk/world")).unwrap(),
+        "alpine-base\n"
+    );
     // Simulated removal shows the resulting totals and changes nothing.
-    let o = run_apk(&["--root", r, "--no-network", "--simulate", "del", "alpine-base"]);
+    let o = run_apk(&[
+        "--root",
+        r,
+        "--no-network",
+        "--simulate",
+        "del",
+        "alpine-base",
+    ]);
     let out = text(&o).0;
-    assert_eq!(out.lines().filter(|l| l.contains(") Purging ")).count(), 25, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(") Purging ")).count(),
+        25,
+        "{out}"
+    );
     let pos = |n: &str| out.find(&format!("Purging {n} (")).unwrap();
-    assert!(pos("alpine-base") < pos("busybox") && pos("busybox") < pos("musl"), "dependents first: {out}");
+    assert!(
+        pos("alpine-base") < pos("busybox") && pos("busybox") < pos("musl"),
+        "dependents first: {out}"
+    );
     assert!(out.ends_with("OK: 0 B in 0 packages\n"), "{out}");
-    assert_eq!(std::fs::read_to_string(root.join("etc/apk/world")).unwrap(), "alpine-base\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/apk/world")).unwrap(),
+        "alpine-base\n"
+    );
     // Unknown names are reported like apk does.
     let o = run_apk(&["--root", r, "--no-network", "add", "nosuchpkg"]);
     assert_eq!(o.status.code(), Some(1));
@@ -92,13 +137,37 @@ fn alpine_base_transcript() {
     let o = run_apk(&["--root", r, "del", "nosuchpkg"]);
     assert_eq!(text(&o).1, "ERROR: No such package: nosuchpkg\n");
     let o = run_apk(&["--root", r, "add", "foo="]);
-    assert_eq!(text(&o).1, "ERROR: 'foo=' is not a valid world dependency, format is name(@tag)([<>~=]version)\n");
+    assert_eq!(
+        text(&o).1,
+        "ERROR: 'foo=' is not a valid world dependency, format is name(@tag)([<>~=]version)\n"
+    );
     // del of something others need keeps it and says why.
-    let o = run_apk(&["--root", r, "--no-network", "--repository", alpine_repo().to_str().unwrap(), "add", "busybox"]);
+    let o = run_apk(&[
+        "--root",
+        r,
+        "--no-network",
+        "--repository",
+        alpine_repo().to_str().unwrap(),
+        "add",
+        "busybox",
+    ]);
     assert!(o.status.success());
-    let o = run_apk(&["--root", r, "--no-network", "--repository", alpine_repo().to_str().unwrap(), "del", "busybox"]);
+    let o = run_apk(&[
+        "--root",
+        r,
+        "--no-network",
+        "--repository",
+        alpine_repo().to_str().unwrap(),
+        "del",
+        "busybox",
+    ]);
     let out = text(&o).0;
-    assert!(out.starts_with("World updated, but the following packages are not removed due to:\n  busybox:"), "{out}");
+    assert!(
+        out.starts_with(
+            "World updated, but the following packages are not removed due to:\n  busybox:"
+        ),
+        "{out}"
+    );
     assert!(out.contains("alpine-base"), "{out}");
 }
 
@@ -118,11 +187,19 @@ fn pkg(dir: &Path, name: &str, ver: &str, deps: &[&str], files: &[(&str, &str)])
         std::fs::create_dir_all(f.parent().unwrap()).unwrap();
         std::fs::write(&f, c).unwrap();
     }
-    let mut info = vec![("pkgname".to_string(), name.to_string()), ("pkgver".to_string(), ver.to_string())];
+    let mut info = vec![
+        ("pkgname".to_string(), name.to_string()),
+        ("pkgver".to_string(), ver.to_string()),
+    ];
     for d in deps {
         info.push(("depend".into(), d.to_string()));
     }
-    let r = Recipe { info, scripts: vec![], dir: Some(payload.clone()), epoch: Some(1_700_000_000) };
+    let r = Recipe {
+        info,
+        scripts: vec![],
+        dir: Some(payload.clone()),
+        epoch: Some(1_700_000_000),
+    };
     let buf = mkpkg::build(&r, None).unwrap();
     let out = dir.join("x86_64").join(format!("{name}-{ver}.apk"));
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
@@ -134,8 +211,23 @@ fn pkg(dir: &Path, name: &str, ver: &str, deps: &[&str], files: &[(&str, &str)])
 fn make_repo(extra: impl FnOnce(&Path)) -> Repo {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("repo");
-    pkg(&dir, "hello", "1.0-r0", &["libgreet"], &[("usr/bin/hello", "#!/bin/sh\necho hello\n")]);
-    pkg(&dir, "libgreet", "2.1-r0", &[], &[("usr/lib/libgreet.so.2", "ELF-ish"), ("etc/greet.conf", "greeting=hi\n")]);
+    pkg(
+        &dir,
+        "hello",
+        "1.0-r0",
+        &["libgreet"],
+        &[("usr/bin/hello", "#!/bin/sh\necho hello\n")],
+    );
+    pkg(
+        &dir,
+        "libgreet",
+        "2.1-r0",
+        &[],
+        &[
+            ("usr/lib/libgreet.so.2", "ELF-ish"),
+            ("etc/greet.conf", "greeting=hi\n"),
+        ],
+    );
     extra(&dir);
     let keys = t.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -143,23 +235,54 @@ fn make_repo(extra: impl FnOnce(&Path)) -> Repo {
     let o = run_apk(&["keygen", "-o", key.to_str().unwrap()]);
     assert!(o.status.success(), "{:?}", text(&o));
     std::fs::copy(key.with_extension("rsa.pub"), keys.join("test-key.rsa.pub")).unwrap();
-    let mut files: Vec<String> = std::fs::read_dir(dir.join("x86_64")).unwrap().flatten().map(|e| e.path().to_string_lossy().into_owned()).collect();
+    let mut files: Vec<String> = std::fs::read_dir(dir.join("x86_64"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .collect();
     files.sort();
     let idx = dir.join("x86_64/APKINDEX.tar.gz");
-    let mut args = s(&["index", "--allow-untrusted", "-d", "test repo", "-o", idx.to_str().unwrap()]);
+    let mut args = s(&[
+        "index",
+        "--allow-untrusted",
+        "-d",
+        "test repo",
+        "-o",
+        idx.to_str().unwrap(),
+    ]);
     args.extend(files);
     let o = apk_in(&args);
     assert!(o.status.success(), "{:?}", text(&o));
     assert!(text(&o).0.starts_with("Index has "), "{:?}", text(&o));
     let o = run_apk(&["sign", "-k", key.to_str().unwrap(), idx.to_str().unwrap()]);
     assert!(o.status.success(), "{:?}", text(&o));
-    let o = run_apk(&["verify", "--keys-dir", keys.to_str().unwrap(), idx.to_str().unwrap()]);
+    let o = run_apk(&[
+        "verify",
+        "--keys-dir",
+        keys.to_str().unwrap(),
+        idx.to_str().unwrap(),
+    ]);
     assert_eq!(text(&o).0, format!("{}: OK\n", idx.display()));
-    Repo { _t: t, dir, keys, key }
+    Repo {
+        _t: t,
+        dir,
+        keys,
+        key,
+    }
 }
 
 fn add(repo: &Repo, root: &Path, extra: &[&str], pkgs: &[&str]) -> std::process::Output {
-    let mut a = s(&["add", "--root", root.to_str().unwrap(), "--initdb", "--no-network", "--keys-dir", repo.keys.to_str().unwrap(), "--repository", repo.dir.to_str().unwrap()]);
+    let mut a = s(&[
+        "add",
+        "--root",
+        root.to_str().unwrap(),
+        "--initdb",
+        "--no-network",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+    ]);
     a.extend(extra.iter().map(|x| x.to_string()));
     a.extend(pkgs.iter().map(|x| x.to_string()));
     apk_in(&a)
@@ -172,30 +295,89 @@ fn own_repository_install_upgrade_remove() {
     let root = t.path().join("r");
     let o = add(&repo, &root, &[], &["hello"]);
     assert_eq!(text(&o).0, "(1/2) Installing libgreet (2.1-r0)\n(2/2) Installing hello (1.0-r0)\nOK: 12 KiB in 2 packages\n");
-    assert_eq!(std::fs::read_to_string(root.join("usr/bin/hello")).unwrap(), "#!/bin/sh\necho hello\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello\n"
+    );
     // Modified configuration survives an upgrade as .apk-new.
     std::fs::write(root.join("etc/greet.conf"), "greeting=mine\n").unwrap();
-    pkg(&repo.dir, "libgreet", "2.2-r0", &[], &[("usr/lib/libgreet.so.2", "ELF-ish v2"), ("etc/greet.conf", "greeting=hello\n")]);
-    let mut files: Vec<String> = std::fs::read_dir(repo.dir.join("x86_64")).unwrap().flatten().map(|e| e.path().to_string_lossy().into_owned()).filter(|p| p.ends_with(".apk")).collect();
+    pkg(
+        &repo.dir,
+        "libgreet",
+        "2.2-r0",
+        &[],
+        &[
+            ("usr/lib/libgreet.so.2", "ELF-ish v2"),
+            ("etc/greet.conf", "greeting=hello\n"),
+        ],
+    );
+    let mut files: Vec<String> = std::fs::read_dir(repo.dir.join("x86_64"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".apk"))
+        .collect();
     files.sort();
     let idx = repo.dir.join("x86_64/APKINDEX.tar.gz");
     let mut args = s(&["index", "--allow-untrusted", "-o", idx.to_str().unwrap()]);
     args.extend(files);
     assert!(apk_in(&args).status.success());
-    assert!(run_apk(&["sign", "-k", repo.key.to_str().unwrap(), idx.to_str().unwrap()]).status.success());
+    assert!(run_apk(&[
+        "sign",
+        "-k",
+        repo.key.to_str().unwrap(),
+        idx.to_str().unwrap()
+    ])
+    .status
+    .success());
     let r = root.to_str().unwrap();
-    let o = run_apk(&["--root", r, "--no-network", "--keys-dir", repo.keys.to_str().unwrap(), "--repository", repo.dir.to_str().unwrap(), "upgrade"]);
+    let o = run_apk(&[
+        "--root",
+        r,
+        "--no-network",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+        "upgrade",
+    ]);
     assert_eq!(text(&o).0, "(1/1) Upgrading libgreet (2.1-r0 -> 2.2-r0)\n  Installing file to etc/greet.conf.apk-new\nOK: 12 KiB in 2 packages\n");
-    assert_eq!(std::fs::read_to_string(root.join("etc/greet.conf")).unwrap(), "greeting=mine\n");
-    assert_eq!(std::fs::read_to_string(root.join("etc/greet.conf.apk-new")).unwrap(), "greeting=hello\n");
-    assert_eq!(std::fs::read_to_string(root.join("usr/lib/libgreet.so.2")).unwrap(), "ELF-ish v2");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/greet.conf")).unwrap(),
+        "greeting=mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/greet.conf.apk-new")).unwrap(),
+        "greeting=hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/lib/libgreet.so.2")).unwrap(),
+        "ELF-ish v2"
+    );
     let o = run_apk(&["--root", r, "audit"]);
     assert!(text(&o).0.contains("U etc/greet.conf\n"), "{:?}", text(&o));
-    let o = run_apk(&["--root", r, "--no-network", "--keys-dir", repo.keys.to_str().unwrap(), "--repository", repo.dir.to_str().unwrap(), "del", "hello"]);
-    assert_eq!(text(&o).0, "(1/2) Purging hello (1.0-r0)\n(2/2) Purging libgreet (2.2-r0)\nOK: 0 B in 0 packages\n");
+    let o = run_apk(&[
+        "--root",
+        r,
+        "--no-network",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+        "del",
+        "hello",
+    ]);
+    assert_eq!(
+        text(&o).0,
+        "(1/2) Purging hello (1.0-r0)\n(2/2) Purging libgreet (2.2-r0)\nOK: 0 B in 0 packages\n"
+    );
     assert!(!root.join("usr/bin/hello").exists());
     assert!(!root.join("usr/lib/libgreet.so.2").exists());
-    assert_eq!(std::fs::read_to_string(root.join("etc/greet.conf")).unwrap(), "greeting=mine\n", "modified config kept");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/greet.conf")).unwrap(),
+        "greeting=mine\n",
+        "modified config kept"
+    );
 }
 
 #[test]
@@ -205,36 +387,119 @@ fn untrusted_and_forged_indexes() {
     // A different key set: the index is untrusted.
     let other = t.path().join("otherkeys");
     std::fs::create_dir_all(&other).unwrap();
-    let o = apk_in(&s(&["add", "--root", t.path().join("r1").to_str().unwrap(), "--initdb", "--no-network", "--keys-dir", other.to_str().unwrap(), "--repository", repo.dir.to_str().unwrap(), "hello"]));
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        t.path().join("r1").to_str().unwrap(),
+        "--initdb",
+        "--no-network",
+        "--keys-dir",
+        other.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+        "hello",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let (_, err) = text(&o);
-    assert!(err.starts_with(&format!("WARNING: opening {}/x86_64/APKINDEX.tar.gz: UNTRUSTED signature\n", repo.dir.display())), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "WARNING: opening {}/x86_64/APKINDEX.tar.gz: UNTRUSTED signature\n",
+            repo.dir.display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("hello (no such package)"), "{err}");
     // --allow-untrusted accepts a missing key ...
-    let o = apk_in(&s(&["add", "--root", t.path().join("r2").to_str().unwrap(), "--initdb", "--no-network", "--allow-untrusted", "--keys-dir", other.to_str().unwrap(), "--repository", repo.dir.to_str().unwrap(), "hello"]));
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        t.path().join("r2").to_str().unwrap(),
+        "--initdb",
+        "--no-network",
+        "--allow-untrusted",
+        "--keys-dir",
+        other.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+        "hello",
+    ]));
     assert!(o.status.success(), "{:?}", text(&o));
     // ... but never a bad signature: a key with the trusted name but other material.
     let forger = t.path().join("test-key.rsa");
-    assert!(run_apk(&["keygen", "-o", forger.to_str().unwrap()]).status.success());
+    assert!(run_apk(&["keygen", "-o", forger.to_str().unwrap()])
+        .status
+        .success());
     let idx = repo.dir.join("x86_64/APKINDEX.tar.gz");
-    assert!(run_apk(&["sign", "-k", forger.to_str().unwrap(), idx.to_str().unwrap()]).status.success());
-    let o = apk_in(&s(&["add", "--root", t.path().join("r3").to_str().unwrap(), "--initdb", "--no-network", "--allow-untrusted", "--keys-dir", repo.keys.to_str().unwrap(), "--repository", repo.dir.to_str().unwrap(), "hello"]));
+    assert!(run_apk(&[
+        "sign",
+        "-k",
+        forger.to_str().unwrap(),
+        idx.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        t.path().join("r3").to_str().unwrap(),
+        "--initdb",
+        "--no-network",
+        "--allow-untrusted",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+        "hello",
+    ]));
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).1.contains("APKINDEX.tar.gz: BAD signature"), "{:?}", text(&o));
-    let o = run_apk(&["verify", "--keys-dir", repo.keys.to_str().unwrap(), idx.to_str().unwrap()]);
+    assert!(
+        text(&o).1.contains("APKINDEX.tar.gz: BAD signature"),
+        "{:?}",
+        text(&o)
+    );
+    let o = run_apk(&[
+        "verify",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        idx.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(text(&o).0, format!("{}: BAD signature\n", idx.display()));
     // An unsigned index needs --allow-untrusted.
     let unsigned = t.path().join("unsigned");
     std::fs::create_dir_all(unsigned.join("x86_64")).unwrap();
-    for e in std::fs::read_dir(repo.dir.join("x86_64")).unwrap().flatten() {
+    for e in std::fs::read_dir(repo.dir.join("x86_64"))
+        .unwrap()
+        .flatten()
+    {
         std::fs::copy(e.path(), unsigned.join("x86_64").join(e.file_name())).unwrap();
     }
-    let files: Vec<String> = std::fs::read_dir(unsigned.join("x86_64")).unwrap().flatten().map(|e| e.path().to_string_lossy().into_owned()).filter(|p| p.ends_with(".apk")).collect();
-    let mut a = s(&["index", "--allow-untrusted", "-o", unsigned.join("x86_64/APKINDEX.tar.gz").to_str().unwrap()]);
+    let files: Vec<String> = std::fs::read_dir(unsigned.join("x86_64"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().to_string_lossy().into_owned())
+        .filter(|p| p.ends_with(".apk"))
+        .collect();
+    let mut a = s(&[
+        "index",
+        "--allow-untrusted",
+        "-o",
+        unsigned.join("x86_64/APKINDEX.tar.gz").to_str().unwrap(),
+    ]);
     a.extend(files);
     assert!(apk_in(&a).status.success());
-    let o = apk_in(&s(&["add", "--root", t.path().join("r4").to_str().unwrap(), "--initdb", "--no-network", "--keys-dir", repo.keys.to_str().unwrap(), "--repository", unsigned.to_str().unwrap(), "hello"]));
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        t.path().join("r4").to_str().unwrap(),
+        "--initdb",
+        "--no-network",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        unsigned.to_str().unwrap(),
+        "hello",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("APKINDEX.tar.gz: UNTRUSTED signature"));
 }
@@ -247,8 +512,15 @@ fn tampered_and_truncated_packages() {
     let file = repo.dir.join("x86_64/libgreet-2.1-r0.apk");
     let good = std::fs::read(&file).unwrap();
     // Member boundaries: control member then data member (unsigned packages).
-    let control_end = apk::archive::inflate_member(&good, 0, 1 << 20).unwrap().range.end;
-    for (label, pos) in [("control", control_end / 2), ("data", control_end + (good.len() - control_end) / 2), ("data trailer", good.len() - 2)] {
+    let control_end = apk::archive::inflate_member(&good, 0, 1 << 20)
+        .unwrap()
+        .range
+        .end;
+    for (label, pos) in [
+        ("control", control_end / 2),
+        ("data", control_end + (good.len() - control_end) / 2),
+        ("data trailer", good.len() - 2),
+    ] {
         let mut bad = good.clone();
         bad[pos] ^= 0x20;
         std::fs::write(&file, &bad).unwrap();
@@ -256,13 +528,37 @@ fn tampered_and_truncated_packages() {
         let root = t.path().join("r");
         let o = add(&repo, &root, &[], &["libgreet"]);
         let (out, err) = text(&o);
-        assert_ne!(o.status.code(), Some(0), "{label}: accepted a flipped byte\n{out}{err}");
-        assert!(err.starts_with("ERROR: libgreet-2.1-r0: "), "{label}: {err}");
-        assert!(err.contains("integrity error") || err.contains("unexpected end of file") || err.contains("format error"), "{label}: {err}");
-        assert!(out.ends_with("1 error; 0 B in 0 packages\n"), "{label}: {out}");
-        assert!(!root.join("usr/lib/libgreet.so.2").exists() && !root.join("etc/greet.conf").exists(), "{label}: files left");
-        let leftovers: Vec<_> = walk_names(&root).into_iter().filter(|n| n.contains(".apk.")).collect();
-        assert!(leftovers.is_empty(), "{label}: temp files left: {leftovers:?}");
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "{label}: accepted a flipped byte\n{out}{err}"
+        );
+        assert!(
+            err.starts_with("ERROR: libgreet-2.1-r0: "),
+            "{label}: {err}"
+        );
+        assert!(
+            err.contains("integrity error")
+                || err.contains("unexpected end of file")
+                || err.contains("format error"),
+            "{label}: {err}"
+        );
+        assert!(
+            out.ends_with("1 error; 0 B in 0 packages\n"),
+            "{label}: {out}"
+        );
+        assert!(
+            !root.join("usr/lib/libgreet.so.2").exists() && !root.join("etc/greet.conf").exists(),
+            "{label}: files left"
+        );
+        let leftovers: Vec<_> = walk_names(&root)
+            .into_iter()
+            .filter(|n| n.contains(".apk."))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "{label}: temp files left: {leftovers:?}"
+        );
     }
     for cut in [10, control_end - 5, control_end + 20, good.len() - 1] {
         std::fs::write(&file, &good[..cut]).unwrap();
@@ -270,12 +566,29 @@ fn tampered_and_truncated_packages() {
         let root = t.path().join("r");
         let o = add(&repo, &root, &[], &["libgreet"]);
         assert_ne!(o.status.code(), Some(0));
-        assert!(text(&o).1.starts_with("ERROR: libgreet-2.1-r0: "), "{:?}", text(&o));
+        assert!(
+            text(&o).1.starts_with("ERROR: libgreet-2.1-r0: "),
+            "{:?}",
+            text(&o)
+        );
         assert!(!root.join("etc/greet.conf").exists());
         // The same truncated file given directly names the file.
-        let o = apk_in(&s(&["add", "--root", t.path().join("r2").to_str().unwrap(), "--initdb", "--allow-untrusted", file.to_str().unwrap()]));
+        let o = apk_in(&s(&[
+            "add",
+            "--root",
+            t.path().join("r2").to_str().unwrap(),
+            "--initdb",
+            "--allow-untrusted",
+            file.to_str().unwrap(),
+        ]));
         assert_eq!(o.status.code(), Some(1));
-        assert!(text(&o).1.starts_with(&format!("ERROR: {}: ", file.display())), "{:?}", text(&o));
+        assert!(
+            text(&o)
+                .1
+                .starts_with(&format!("ERROR: {}: ", file.display())),
+            "{:?}",
+            text(&o)
+        );
     }
     std::fs::write(&file, &good).unwrap();
 }
@@ -296,27 +609,65 @@ fn malicious_paths_are_refused() {
     w.append(&dir("etc/"), b"").unwrap();
     w.append(&file("etc/good.conf"), b"ok").unwrap();
     w.append(&file("../escape"), b"x").unwrap();
-    w.append(&file(&format!("{}/abs", outside.display())), b"x").unwrap();
+    w.append(&file(&format!("{}/abs", outside.display())), b"x")
+        .unwrap();
     w.append(&file("etc/../../dotdot"), b"x").unwrap();
     let mut l = Entry::new("etc/link", Kind::Symlink, 0o777);
     l.link = outside.to_string_lossy().into_owned();
     w.append(&l, b"").unwrap();
     w.append(&file("etc/link/through"), b"x").unwrap();
     let data = w.finish().unwrap();
-    let buf = mkpkg::assemble("pkgname = evil\npkgver = 1.0-r0\nsize = 4096\narch = x86_64\n", &[], &data, 0, None).unwrap();
+    let buf = mkpkg::assemble(
+        "pkgname = evil\npkgver = 1.0-r0\nsize = 4096\narch = x86_64\n",
+        &[],
+        &data,
+        0,
+        None,
+    )
+    .unwrap();
     let f = t.path().join("evil-1.0-r0.apk");
     std::fs::write(&f, buf).unwrap();
     let root = t.path().join("root");
-    let o = apk_in(&s(&["add", "--root", root.to_str().unwrap(), "--initdb", "--allow-untrusted", "--force-non-repository", f.to_str().unwrap()]));
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        root.to_str().unwrap(),
+        "--initdb",
+        "--allow-untrusted",
+        "--force-non-repository",
+        f.to_str().unwrap(),
+    ]));
     let (out, err) = text(&o);
     assert_ne!(o.status.code(), Some(0), "{out}{err}");
-    assert!(err.contains("WARNING: evil-1.0-r0: ignoring malicious file ../escape\n"), "{err}");
-    assert!(err.contains(&format!("WARNING: evil-1.0-r0: ignoring malicious file {}/abs\n", outside.display())), "{err}");
-    assert!(err.contains("WARNING: evil-1.0-r0: ignoring malicious file etc/../../dotdot\n"), "{err}");
-    assert!(err.contains("ERROR: evil-1.0-r0: etc/link/through: no dirent in archive\n"), "{err}");
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "something escaped the root");
+    assert!(
+        err.contains("WARNING: evil-1.0-r0: ignoring malicious file ../escape\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "WARNING: evil-1.0-r0: ignoring malicious file {}/abs\n",
+            outside.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("WARNING: evil-1.0-r0: ignoring malicious file etc/../../dotdot\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ERROR: evil-1.0-r0: etc/link/through: no dirent in archive\n"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "something escaped the root"
+    );
     assert!(!t.path().join("escape").exists() && !t.path().join("dotdot").exists());
-    assert_eq!(std::fs::read_to_string(root.join("etc/good.conf")).unwrap(), "ok");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/good.conf")).unwrap(),
+        "ok"
+    );
     let db = std::fs::read_to_string(root.join("lib/apk/db/installed")).unwrap();
     assert!(db.contains("f:f\n"), "broken files flag: {db}");
 }
@@ -325,23 +676,62 @@ fn malicious_paths_are_refused() {
 fn malformed_metadata() {
     let t = tempfile::tempdir().unwrap();
     let data = Writer::new(Vec::new(), Magic::Gnu).finish().unwrap();
-    let buf = mkpkg::assemble("pkgname = bad\npkgver = not..a.version\n", &[], &data, 0, None).unwrap();
+    let buf = mkpkg::assemble(
+        "pkgname = bad\npkgver = not..a.version\n",
+        &[],
+        &data,
+        0,
+        None,
+    )
+    .unwrap();
     let f = t.path().join("bad-1.apk");
     std::fs::write(&f, buf).unwrap();
-    let o = apk_in(&s(&["add", "--root", t.path().join("r").to_str().unwrap(), "--initdb", "--allow-untrusted", f.to_str().unwrap()]));
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        t.path().join("r").to_str().unwrap(),
+        "--initdb",
+        "--allow-untrusted",
+        f.to_str().unwrap(),
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(text(&o).1, format!("ERROR: {}: v2 package format error (.PKGINFO: invalid or missing pkgver 'not..a.version')\n", f.display()));
-    let o = apk_in(&s(&["index", "--allow-untrusted", "-o", t.path().join("i.tar.gz").to_str().unwrap(), f.to_str().unwrap()]));
+    let o = apk_in(&s(&[
+        "index",
+        "--allow-untrusted",
+        "-o",
+        t.path().join("i.tar.gz").to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(!t.path().join("i.tar.gz").exists(), "no half-written index");
     // A malformed index line.
     let repo = t.path().join("repo/x86_64");
     std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(repo.join("APKINDEX.tar.gz"), apk::archive::index_body("P:x\nV:1\nthis is not a letter line\n\n", None, 0)).unwrap();
-    let o = apk_in(&s(&["add", "--root", t.path().join("r2").to_str().unwrap(), "--initdb", "--allow-untrusted", "--repository", t.path().join("repo").to_str().unwrap(), "x"]));
+    std::fs::write(
+        repo.join("APKINDEX.tar.gz"),
+        apk::archive::index_body("P:x\nV:1\nthis is not a letter line\n\n", None, 0),
+    )
+    .unwrap();
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        t.path().join("r2").to_str().unwrap(),
+        "--initdb",
+        "--allow-untrusted",
+        "--repository",
+        t.path().join("repo").to_str().unwrap(),
+        "x",
+    ]));
     assert_eq!(o.status.code(), Some(1));
     let err = text(&o).1;
-    assert!(err.starts_with(&format!("WARNING: opening {}/APKINDEX.tar.gz: line 3: malformed line", repo.display())), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "WARNING: opening {}/APKINDEX.tar.gz: line 3: malformed line",
+            repo.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -352,7 +742,19 @@ fn mkpkg_is_reproducible_and_installable() {
     std::fs::write(d.join("tool"), "#!/bin/sh\n").unwrap();
     let build = |out: &Path| {
         std::process::Command::new(apk_bin())
-            .args(["mkpkg", "-o", out.to_str().unwrap(), "-I", "pkgname=tool", "-I", "pkgver=1.2-r0", "-I", "replaces=alpine-conf", "-I", "pkgdesc=A tool"])
+            .args([
+                "mkpkg",
+                "-o",
+                out.to_str().unwrap(),
+                "-I",
+                "pkgname=tool",
+                "-I",
+                "pkgver=1.2-r0",
+                "-I",
+                "replaces=alpine-conf",
+                "-I",
+                "pkgdesc=A tool",
+            ])
             .arg(t.path().join("payload"))
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .output()
@@ -364,7 +766,15 @@ fn mkpkg_is_reproducible_and_installable() {
     assert!(build(&b).status.success());
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     let root = t.path().join("root");
-    let o = apk_in(&s(&["add", "--root", root.to_str().unwrap(), "--initdb", "--allow-untrusted", "--force-non-repository", a.to_str().unwrap()]));
+    let o = apk_in(&s(&[
+        "add",
+        "--root",
+        root.to_str().unwrap(),
+        "--initdb",
+        "--allow-untrusted",
+        "--force-non-repository",
+        a.to_str().unwrap(),
+    ]));
     assert!(o.status.success(), "{:?}", text(&o));
     let world = std::fs::read_to_string(root.join("etc/apk/world")).unwrap();
     assert!(world.starts_with("tool><Q1"), "{world}");

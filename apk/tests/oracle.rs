@@ -24,10 +24,19 @@ use std::sync::{Mutex, OnceLock};
 fn oracle() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        assert!(nix::unistd::geteuid().is_root(), "the oracle tests need root (chroot and mounts)");
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "the oracle tests need root (chroot and mounts)"
+        );
         let d = std::env::temp_dir().join(format!("apk-oracle-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        let st = Command::new("tar").arg("xzf").arg(shared().join("fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz")).arg("-C").arg(&d).status().unwrap();
+        let st = Command::new("tar")
+            .arg("xzf")
+            .arg(shared().join("fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz"))
+            .arg("-C")
+            .arg(&d)
+            .status()
+            .unwrap();
         assert!(st.success());
         d
     })
@@ -47,13 +56,26 @@ impl Drop for Mounts {
 
 fn bind(src: &Path, dst: &Path, mounts: &mut Mounts) {
     std::fs::create_dir_all(dst).unwrap();
-    nix::mount::mount(Some(src), dst, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+    nix::mount::mount(
+        Some(src),
+        dst,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
     mounts.0.push(dst.to_path_buf());
 }
 
 /// Install `pkgs` with both apks. Each repository is `(host dir holding <arch>/APKINDEX.tar.gz or
 /// the index itself, path to give our apk)`. Returns (oracle root, our root).
-fn install_both(name: &str, oracle_repos: &[(&Path, &str)], our_repos: &[String], keys: &[PathBuf], pkgs: &[String]) -> (PathBuf, PathBuf, Mounts) {
+fn install_both(
+    name: &str,
+    oracle_repos: &[(&Path, &str)],
+    our_repos: &[String],
+    keys: &[PathBuf],
+    pkgs: &[String],
+) -> (PathBuf, PathBuf, Mounts) {
     let o = oracle();
     let mut mounts = Mounts(Vec::new());
     let mut orepo_args = Vec::new();
@@ -70,7 +92,10 @@ fn install_both(name: &str, oracle_repos: &[(&Path, &str)], our_repos: &[String]
     let _ = std::fs::remove_dir_all(&ours);
     std::fs::create_dir_all(ours.join("etc/apk/keys")).unwrap();
     for k in keys {
-        for e in std::fs::read_dir(k).map(|r| r.flatten().collect::<Vec<_>>()).unwrap_or_else(|_| vec![]) {
+        for e in std::fs::read_dir(k)
+            .map(|r| r.flatten().collect::<Vec<_>>())
+            .unwrap_or_else(|_| vec![])
+        {
             std::fs::copy(e.path(), oroot.join("etc/apk/keys").join(e.file_name())).unwrap();
             std::fs::copy(e.path(), ours.join("etc/apk/keys").join(e.file_name())).unwrap();
         }
@@ -82,13 +107,32 @@ fn install_both(name: &str, oracle_repos: &[(&Path, &str)], our_repos: &[String]
     }
     let out = Command::new("chroot")
         .arg(o)
-        .args(["apk", "add", "-q", "--root", &format!("/{oroot_rel}"), "--initdb", "--no-network"])
+        .args([
+            "apk",
+            "add",
+            "-q",
+            "--root",
+            &format!("/{oroot_rel}"),
+            "--initdb",
+            "--no-network",
+        ])
         .args(&orepo_args)
         .args(pkgs)
         .output()
         .unwrap();
-    assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
-    let mut args: Vec<String> = vec!["add".into(), "-q".into(), "--root".into(), ours.to_string_lossy().into_owned(), "--initdb".into(), "--no-network".into()];
+    assert!(
+        out.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args: Vec<String> = vec![
+        "add".into(),
+        "-q".into(),
+        "--root".into(),
+        ours.to_string_lossy().into_owned(),
+        "--initdb".into(),
+        "--no-network".into(),
+    ];
     for r in our_repos {
         args.push("--repository".into());
         args.push(r.clone());
@@ -111,28 +155,43 @@ fn db_view(root: &Path) -> BTreeMap<String, (String, String, Vec<String>)> {
             for d in &p.dirs {
                 files.push(format!("D {} {:?}", d.path, d.acl));
                 for f in &d.files {
-                    files.push(format!("F {}/{} {:?} {:?}", d.path, f.name, f.acl, f.checksum));
+                    files.push(format!(
+                        "F {}/{} {:?} {:?}",
+                        d.path, f.name, f.acl, f.checksum
+                    ));
                 }
             }
             files.sort();
-            (p.pkg.name.clone(), (p.pkg.version.clone(), p.pkg.identity.to_string(), files))
+            (
+                p.pkg.name.clone(),
+                (p.pkg.version.clone(), p.pkg.identity.to_string(), files),
+            )
         })
         .collect()
 }
 
 fn scripts_view(root: &Path) -> BTreeMap<(apk::package::Checksum, String), (String, Vec<u8>)> {
     let data = std::fs::read(root.join("lib/apk/db/scripts.tar")).unwrap();
-    apk::db::scripts::parse(&data).unwrap().into_iter().map(|(k, s)| (k, (s.name_version, s.body))).collect()
+    apk::db::scripts::parse(&data)
+        .unwrap()
+        .into_iter()
+        .map(|(k, s)| (k, (s.name_version, s.body)))
+        .collect()
 }
 
 fn compare(oracle_root: &Path, ours: &Path) {
     let mut a = snapshot(oracle_root);
     let mut b = snapshot(ours);
     for dev in ["console", "null", "random", "urandom", "zero"] {
-        let n = a.remove(&format!("dev/{dev}")).unwrap_or_else(|| panic!("v2 --initdb should have made dev/{dev}"));
+        let n = a
+            .remove(&format!("dev/{dev}"))
+            .unwrap_or_else(|| panic!("v2 --initdb should have made dev/{dev}"));
         assert_eq!(n.kind, "chr");
     }
-    assert!(a.remove("lib/apk/db/lock").is_some(), "v2 leaves its lock file");
+    assert!(
+        a.remove("lib/apk/db/lock").is_some(),
+        "v2 leaves its lock file"
+    );
     b.remove("var/log/apk.log");
     for (p, v2, v3) in [("lib/apk/exec", 0o700, 0o755), ("proc", 0o555, 0o755)] {
         if let (Some(x), Some(y)) = (a.get_mut(p), b.get_mut(p)) {
@@ -148,7 +207,9 @@ fn compare(oracle_root: &Path, ours: &Path) {
     for (k, v) in &a {
         match b.get(k) {
             None => diffs.push(format!("only in apk-tools: {k} {v:?}")),
-            Some(w) if w != v => diffs.push(format!("differs: {k}\n  apk-tools: {v:?}\n  ours:      {w:?}")),
+            Some(w) if w != v => diffs.push(format!(
+                "differs: {k}\n  apk-tools: {v:?}\n  ours:      {w:?}"
+            )),
             _ => {}
         }
     }
@@ -157,22 +218,45 @@ fn compare(oracle_root: &Path, ours: &Path) {
             diffs.push(format!("only in ours: {k} {v:?}"));
         }
     }
-    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
     let (da, db) = (db_view(oracle_root), db_view(ours));
-    assert_eq!(da.keys().collect::<Vec<_>>(), db.keys().collect::<Vec<_>>(), "installed package names");
+    assert_eq!(
+        da.keys().collect::<Vec<_>>(),
+        db.keys().collect::<Vec<_>>(),
+        "installed package names"
+    );
     for (name, va) in &da {
         assert_eq!(va, &db[name], "installed database entry of {name}");
     }
-    assert_eq!(scripts_view(oracle_root), scripts_view(ours), "scripts.tar content");
+    assert_eq!(
+        scripts_view(oracle_root),
+        scripts_view(ours),
+        "scripts.tar content"
+    );
     for f in ["lib/apk/db/triggers", "etc/apk/world", "etc/apk/arch"] {
-        assert_eq!(std::fs::read(oracle_root.join(f)).unwrap(), std::fs::read(ours.join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(oracle_root.join(f)).unwrap(),
+            std::fs::read(ours.join(f)).unwrap(),
+            "{f}"
+        );
     }
 }
 
 fn alpine_case(name: &str, pkgs: &[String]) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let repo = alpine_repo();
-    let (o, ours, _m) = install_both(name, &[(&repo, "/media/apks")], &[repo.to_string_lossy().into_owned()], &[alpine_keys()], pkgs);
+    let (o, ours, _m) = install_both(
+        name,
+        &[(&repo, "/media/apks")],
+        &[repo.to_string_lossy().into_owned()],
+        &[alpine_keys()],
+        pkgs,
+    );
     compare(&o, &ours);
     let db = db_view(&ours);
     assert!(db.len() >= pkgs.len());
@@ -188,8 +272,15 @@ fn alpine_base_matches_apk_tools() {
 #[test]
 fn all_96_packages_match_apk_tools() {
     let buf = std::fs::read(alpine_repo().join("x86_64/APKINDEX.tar.gz")).unwrap();
-    let idx = apk::archive::open_index(&buf, &apk::trust::Keyring::load(&alpine_keys()), false).unwrap();
-    let mut names: Vec<String> = apk::index::parse(&idx.text).unwrap().packages.into_iter().map(|p| p.name).filter(|n| !["vlan", "bonding", "bridge", "network-extras"].contains(&n.as_str())).collect();
+    let idx =
+        apk::archive::open_index(&buf, &apk::trust::Keyring::load(&alpine_keys()), false).unwrap();
+    let mut names: Vec<String> = apk::index::parse(&idx.text)
+        .unwrap()
+        .packages
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| !["vlan", "bonding", "bridge", "network-extras"].contains(&n.as_str()))
+        .collect();
     names.sort();
     names.dedup();
     assert_eq!(names.len(), 96);
@@ -202,14 +293,24 @@ fn all_96_packages_match_apk_tools() {
 fn abuild_repository_matches_apk_tools() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ab = abuild_repo();
-    let pkgs: Vec<String> = ["gcompat-musl", "hcxdumptool", "libglvnd"].iter().map(|s| s.to_string()).collect();
+    let pkgs: Vec<String> = ["gcompat-musl", "hcxdumptool", "libglvnd"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     // apk v2 only knows URL/<arch>/APKINDEX.tar.gz and URL/<pkg arch>/<file>: bind the flat
     // repository under both arch names. Our apk takes the index path directly (v3 rule).
     let repo = alpine_repo();
     let (o, ours, _m) = install_both(
         "abuild",
-        &[(&repo, "/media/apks"), (&ab, "/media/abuild/x86_64"), (&ab, "/media/abuild/noarch")],
-        &[repo.to_string_lossy().into_owned(), ab.join("APKINDEX.tar.gz").to_string_lossy().into_owned()],
+        &[
+            (&repo, "/media/apks"),
+            (&ab, "/media/abuild/x86_64"),
+            (&ab, "/media/abuild/noarch"),
+        ],
+        &[
+            repo.to_string_lossy().into_owned(),
+            ab.join("APKINDEX.tar.gz").to_string_lossy().into_owned(),
+        ],
         &[alpine_keys(), ab.join("antkss.rsa.pub")],
         &pkgs,
     );

@@ -23,7 +23,11 @@ pub struct Args {
 impl Args {
     /// Run the applet.
     pub fn run(self, mut ctx: Context) -> super::Outcome {
-        let o = AddOptions { upgrade: self.upgrade, latest: self.latest, virtual_pkg: self.virtual_pkg };
+        let o = AddOptions {
+            upgrade: self.upgrade,
+            latest: self.latest,
+            virtual_pkg: self.virtual_pkg,
+        };
         Ok(ops::add(&mut ctx, &self.packages, &o)?.errors)
     }
 }

@@ -48,7 +48,12 @@ impl Args {
                 rel.to_string_lossy().trim_start_matches('/').to_string()
             })
             .collect();
-        let opts = AuditOptions { mode, recursive: self.recursive, check_permissions: self.check_permissions, paths };
+        let opts = AuditOptions {
+            mode,
+            recursive: self.recursive,
+            check_permissions: self.check_permissions,
+            paths,
+        };
         let rules = ProtectedPaths::load(&root);
         let entries = audit::audit(db, &rules, &opts).map_err(|e| Error::Msg(e.to_string()))?;
         for e in entries {

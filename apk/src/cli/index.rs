@@ -35,25 +35,48 @@ impl Args {
         let mut old: Vec<Package> = Vec::new();
         let mut old_mtime = None;
         if let Some(o) = &self.old_index {
-            let buf = std::fs::read(o).map_err(|source| Error::Io { path: o.clone(), source })?;
-            let f = crate::archive::open_index(&buf, &ctx.keys, true).map_err(|err| Error::Package { path: o.clone(), err })?;
-            old = crate::index::parse(&f.text).map_err(|e| Error::Msg(format!("{}: {e}", o.display())))?.packages;
+            let buf = std::fs::read(o).map_err(|source| Error::Io {
+                path: o.clone(),
+                source,
+            })?;
+            let f = crate::archive::open_index(&buf, &ctx.keys, true).map_err(|err| {
+                Error::Package {
+                    path: o.clone(),
+                    err,
+                }
+            })?;
+            old = crate::index::parse(&f.text)
+                .map_err(|e| Error::Msg(format!("{}: {e}", o.display())))?
+                .packages;
             old_mtime = std::fs::metadata(o).and_then(|m| m.modified()).ok();
         }
         let mut pkgs = Vec::new();
         let mut new = 0;
         let mut errors = 0;
         for f in &self.files {
-            let meta = std::fs::metadata(f).map_err(|source| Error::Io { path: f.clone(), source })?;
-            let stem = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let meta = std::fs::metadata(f).map_err(|source| Error::Io {
+                path: f.clone(),
+                source,
+            })?;
+            let stem = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let reuse = crate::version::split_name_version(&stem).and_then(|(n, v)| {
-                let fresh = old_mtime.zip(meta.modified().ok()).is_some_and(|(o, m)| o >= m);
-                old.iter().find(|p| fresh && p.name == n && p.version == v && p.size == meta.len()).cloned()
+                let fresh = old_mtime
+                    .zip(meta.modified().ok())
+                    .is_some_and(|(o, m)| o >= m);
+                old.iter()
+                    .find(|p| fresh && p.name == n && p.version == v && p.size == meta.len())
+                    .cloned()
             });
             let mut p = match reuse {
                 Some(p) => p,
                 None => {
-                    let buf = std::fs::read(f).map_err(|source| Error::Io { path: f.clone(), source })?;
+                    let buf = std::fs::read(f).map_err(|source| Error::Io {
+                        path: f.clone(),
+                        source,
+                    })?;
                     match mkpkg::index_entry(&buf, &ctx.keys, ctx.opts.allow_untrusted) {
                         Ok(p) => {
                             new += 1;
@@ -79,9 +102,19 @@ impl Args {
             warn_unsatisfiable(&ctx, &pkgs);
         }
         let text = crate::index::write(&pkgs);
-        let body = crate::archive::index_body(&text, self.description.as_deref(), crate::archive::build_time());
-        crate::root::atomic_write(&self.output, &body, 0o644).map_err(|source| Error::Io { path: self.output.clone(), source })?;
-        ctx.out.msg(&format!("Index has {} packages (of which {new} are new)", pkgs.len()));
+        let body = crate::archive::index_body(
+            &text,
+            self.description.as_deref(),
+            crate::archive::build_time(),
+        );
+        crate::root::atomic_write(&self.output, &body, 0o644).map_err(|source| Error::Io {
+            path: self.output.clone(),
+            source,
+        })?;
+        ctx.out.msg(&format!(
+            "Index has {} packages (of which {new} are new)",
+            pkgs.len()
+        ));
         Ok(0)
     }
 }
@@ -94,7 +127,12 @@ fn warn_unsatisfiable(ctx: &Context, pkgs: &[Package]) {
             provided.insert(&pr.name);
         }
     }
-    let mut missing: Vec<String> = pkgs.iter().flat_map(|p| p.depends.iter()).filter(|d| !d.conflict && !provided.contains(d.name.as_str())).map(|d| d.name.clone()).collect();
+    let mut missing: Vec<String> = pkgs
+        .iter()
+        .flat_map(|p| p.depends.iter())
+        .filter(|d| !d.conflict && !provided.contains(d.name.as_str()))
+        .map(|d| d.name.clone())
+        .collect();
     missing.sort();
     missing.dedup();
     if missing.is_empty() {
@@ -104,5 +142,8 @@ fn warn_unsatisfiable(ctx: &Context, pkgs: &[Package]) {
     for m in &missing {
         eprintln!("  {m}");
     }
-    ctx.out.warning(&format!("Total of {} unsatisfiable package names. Your repository may be broken.", missing.len()));
+    ctx.out.warning(&format!(
+        "Total of {} unsatisfiable package names. Your repository may be broken.",
+        missing.len()
+    ));
 }

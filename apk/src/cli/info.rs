@@ -72,7 +72,17 @@ impl Args {
             return Ok(errors);
         }
         if self.packages.is_empty() {
-            let mut names: Vec<String> = db.installed.iter().map(|p| if out.verbosity > 1 { p.pkg.name_version() } else { p.pkg.name.clone() }).collect();
+            let mut names: Vec<String> = db
+                .installed
+                .iter()
+                .map(|p| {
+                    if out.verbosity > 1 {
+                        p.pkg.name_version()
+                    } else {
+                        p.pkg.name.clone()
+                    }
+                })
+                .collect();
             names.sort();
             for n in names {
                 println!("{n}");
@@ -93,7 +103,12 @@ impl Args {
                 Some(ip) => ip.pkg.clone(),
                 None => {
                     let ids = ctx.pool.by_name(name);
-                    match ids.iter().max_by(|&&a, &&b| crate::version::compare(&ctx.pool.packages[a].pkg.version, &ctx.pool.packages[b].pkg.version)) {
+                    match ids.iter().max_by(|&&a, &&b| {
+                        crate::version::compare(
+                            &ctx.pool.packages[a].pkg.version,
+                            &ctx.pool.packages[b].pkg.version,
+                        )
+                    }) {
                         Some(&id) => ctx.pool.packages[id].pkg.clone(),
                         None => {
                             errors += 1;
@@ -103,7 +118,13 @@ impl Args {
                 }
             };
             let nv = pkg.name_version();
-            let plain = !(self.contents || self.depends || self.size || self.description || self.webpage || self.provides || self.rdepends);
+            let plain = !(self.contents
+                || self.depends
+                || self.size
+                || self.description
+                || self.webpage
+                || self.provides
+                || self.rdepends);
             let block = |title: &str, lines: Vec<String>| {
                 if out.verbosity >= 1 {
                     println!("{nv} {title}:");
@@ -125,23 +146,37 @@ impl Args {
                 block("installed size", vec![human_size(pkg.installed_size)]);
             }
             if self.all || self.depends {
-                block("depends on", pkg.depends.iter().map(|d| d.to_string()).collect());
+                block(
+                    "depends on",
+                    pkg.depends.iter().map(|d| d.to_string()).collect(),
+                );
             }
             if self.all || self.provides {
-                block("provides", pkg.provides.iter().map(|d| d.to_string()).collect());
+                block(
+                    "provides",
+                    pkg.provides.iter().map(|d| d.to_string()).collect(),
+                );
             }
             if self.all || self.rdepends {
                 let mut r: Vec<String> = db
                     .installed
                     .iter()
-                    .filter(|p| p.pkg.depends.iter().any(|d| !d.conflict && (d.name == pkg.name || pkg.provides.iter().any(|pp| pp.name == d.name))))
+                    .filter(|p| {
+                        p.pkg.depends.iter().any(|d| {
+                            !d.conflict
+                                && (d.name == pkg.name
+                                    || pkg.provides.iter().any(|pp| pp.name == d.name))
+                        })
+                    })
                     .map(|p| p.pkg.name_version())
                     .collect();
                 r.sort();
                 block("is required by", r);
             }
             if self.all || self.contents {
-                let files: Vec<String> = inst.map(|ip| ip.files().map(|(d, f)| join(&d.path, &f.name)).collect()).unwrap_or_default();
+                let files: Vec<String> = inst
+                    .map(|ip| ip.files().map(|(d, f)| join(&d.path, &f.name)).collect())
+                    .unwrap_or_default();
                 if out.verbosity >= 1 {
                     println!("{nv} contains:");
                 }

@@ -20,15 +20,31 @@ impl Args {
     /// Run the applet.
     pub fn run(self, out: Out) -> super::Outcome {
         let key = match self.rsa {
-            Some(bits) if !(1024..=8192).contains(&bits) => return Err(Error::Usage(format!("--rsa {bits}: use 1024 to 8192 bits"))),
+            Some(bits) if !(1024..=8192).contains(&bits) => {
+                return Err(Error::Usage(format!("--rsa {bits}: use 1024 to 8192 bits")))
+            }
             Some(bits) => PrivateKey::generate_rsa(bits).map_err(|e| Error::Msg(e.to_string()))?,
             None => PrivateKey::generate_ed25519(),
         };
         let pem = key.to_pem().map_err(|e| Error::Msg(e.to_string()))?;
         let pubpath = PathBuf::from(format!("{}.pub", self.output.display()));
-        crate::root::atomic_write(&self.output, pem.as_bytes(), 0o600).map_err(|source| Error::Io { path: self.output.clone(), source })?;
-        crate::root::atomic_write(&pubpath, key.public().to_pem().as_bytes(), 0o644).map_err(|source| Error::Io { path: pubpath.clone(), source })?;
-        out.msg(&format!("Wrote {} and {}", self.output.display(), pubpath.display()));
+        crate::root::atomic_write(&self.output, pem.as_bytes(), 0o600).map_err(|source| {
+            Error::Io {
+                path: self.output.clone(),
+                source,
+            }
+        })?;
+        crate::root::atomic_write(&pubpath, key.public().to_pem().as_bytes(), 0o644).map_err(
+            |source| Error::Io {
+                path: pubpath.clone(),
+                source,
+            },
+        )?;
+        out.msg(&format!(
+            "Wrote {} and {}",
+            self.output.display(),
+            pubpath.display()
+        ));
         Ok(0)
     }
 }

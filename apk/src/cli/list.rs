@@ -29,7 +29,11 @@ impl Args {
         let pool = &ctx.pool;
         let mut rows: Vec<(String, String)> = Vec::new();
         let matches = |name: &str, origin: Option<&str>| {
-            let subject = if self.origin { origin.unwrap_or(name) } else { name };
+            let subject = if self.origin {
+                origin.unwrap_or(name)
+            } else {
+                name
+            };
             self.patterns.is_empty() || self.patterns.iter().any(|p| fnmatch(p, subject))
         };
         let mut best: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -47,7 +51,11 @@ impl Args {
             if self.installed && p.installed.is_none() {
                 continue;
             }
-            if !self.installed && !self.available && best.get(pk.name.as_str()) != Some(&id) && p.installed.is_none() {
+            if !self.installed
+                && !self.available
+                && best.get(pk.name.as_str()) != Some(&id)
+                && p.installed.is_none()
+            {
                 continue;
             }
             let newest = best.get(pk.name.as_str()).copied().unwrap_or(id);
@@ -63,8 +71,17 @@ impl Args {
             } else {
                 String::new()
             };
-            let (nv, shown_status) = if self.upgradable { (pool.packages[newest].pkg.name_version(), status) } else { (pk.name_version(), status) };
-            let line = format!("{nv} {} {{{}}} ({}){shown_status}", pk.arch.as_deref().unwrap_or("noarch"), pk.origin.as_deref().unwrap_or(&pk.name), pk.license);
+            let (nv, shown_status) = if self.upgradable {
+                (pool.packages[newest].pkg.name_version(), status)
+            } else {
+                (pk.name_version(), status)
+            };
+            let line = format!(
+                "{nv} {} {{{}}} ({}){shown_status}",
+                pk.arch.as_deref().unwrap_or("noarch"),
+                pk.origin.as_deref().unwrap_or(&pk.name),
+                pk.license
+            );
             rows.push((pk.name.clone(), line));
         }
         rows.sort();

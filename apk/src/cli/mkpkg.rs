@@ -29,17 +29,26 @@ pub struct Args {
 }
 
 fn kv(s: &str) -> Result<(String, String), Error> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| Error::Usage(format!("'{s}': expected KEY=VALUE")))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| Error::Usage(format!("'{s}': expected KEY=VALUE")))
 }
 
 impl Args {
     /// Run the applet.
     pub fn run(self, out: Out) -> super::Outcome {
-        let info = self.info.iter().map(|s| kv(s)).collect::<Result<Vec<_>, _>>()?;
+        let info = self
+            .info
+            .iter()
+            .map(|s| kv(s))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut scripts = Vec::new();
         for s in &self.scripts {
             let (t, f) = kv(s)?;
-            let body = std::fs::read(&f).map_err(|source| Error::Io { path: f.into(), source })?;
+            let body = std::fs::read(&f).map_err(|source| Error::Io {
+                path: f.into(),
+                source,
+            })?;
             scripts.push((t, body));
         }
         if let Some(d) = &self.dir {
@@ -47,13 +56,25 @@ impl Args {
                 return Err(Error::Msg(format!("{}: not a directory", d.display())));
             }
         }
-        let recipe = Recipe { info, scripts, dir: self.dir.clone(), epoch: None };
+        let recipe = Recipe {
+            info,
+            scripts,
+            dir: self.dir.clone(),
+            epoch: None,
+        };
         let key = match &self.key {
-            Some(k) => Some((PrivateKey::load(k).map_err(|e| Error::Msg(e.to_string()))?, super::sign::key_name(k))),
+            Some(k) => Some((
+                PrivateKey::load(k).map_err(|e| Error::Msg(e.to_string()))?,
+                super::sign::key_name(k),
+            )),
             None => None,
         };
-        let buf = mkpkg::build(&recipe, key.as_ref().map(|(k, n)| (k, n.as_str()))).map_err(|e| Error::Msg(e.to_string()))?;
-        crate::root::atomic_write(&self.output, &buf, 0o644).map_err(|source| Error::Io { path: self.output.clone(), source })?;
+        let buf = mkpkg::build(&recipe, key.as_ref().map(|(k, n)| (k, n.as_str())))
+            .map_err(|e| Error::Msg(e.to_string()))?;
+        crate::root::atomic_write(&self.output, &buf, 0o644).map_err(|source| Error::Io {
+            path: self.output.clone(),
+            source,
+        })?;
         out.debug(&format!("wrote {}", self.output.display()));
         Ok(0)
     }

@@ -24,7 +24,12 @@ mod version;
 
 /// apk-tools compatible package manager (v3 semantics, v2 on-disk formats).
 #[derive(Parser, Debug)]
-#[command(name = "apk", version, disable_help_subcommand = true, arg_required_else_help = true)]
+#[command(
+    name = "apk",
+    version,
+    disable_help_subcommand = true,
+    arg_required_else_help = true
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -165,11 +170,16 @@ impl Global {
             None | Some("auto") => None,
             Some("yes") => Some(true),
             Some("no") => Some(false),
-            Some(o) => return Err(Error::Usage(format!("--root-tmpfs: invalid value '{o}' (auto, yes or no)"))),
+            Some(o) => {
+                return Err(Error::Usage(format!(
+                    "--root-tmpfs: invalid value '{o}' (auto, yes or no)"
+                )))
+            }
         };
         let overlay = if self.overlay_from_stdin {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| Error::Msg(format!("stdin: {e}")))?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| Error::Msg(format!("stdin: {e}")))?;
             Some(crate::commit::OverlayList::parse(&s))
         } else {
             None
@@ -203,8 +213,15 @@ impl Global {
 
     fn out(&self) -> Out {
         let tty = std::io::stdout().is_terminal();
-        let width = if tty { terminal_width().filter(|&w| w > 25).unwrap_or(50) } else { 50 };
-        Out { verbosity: 1 + self.verbose as i32 - self.quiet as i32, width }
+        let width = if tty {
+            terminal_width().filter(|&w| w > 25).unwrap_or(50)
+        } else {
+            50
+        };
+        Out {
+            verbosity: 1 + self.verbose as i32 - self.quiet as i32,
+            width,
+        }
     }
 }
 
@@ -216,7 +233,12 @@ fn terminal_width() -> Option<usize> {
 }
 
 fn unsafe_zeroed_winsize() -> libc::winsize {
-    libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 }
+    libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
 }
 
 /// What a run produced: the applet's error count.
@@ -247,7 +269,13 @@ pub fn main_with_args(argv: Vec<String>) -> i32 {
     };
     let out = cli.global.out();
     if cli.global.print_arch {
-        println!("{}", cli.global.arch.clone().unwrap_or_else(|| crate::db::DEFAULT_ARCH.into()));
+        println!(
+            "{}",
+            cli.global
+                .arch
+                .clone()
+                .unwrap_or_else(|| crate::db::DEFAULT_ARCH.into())
+        );
         return 0;
     }
     match run(cli, out.clone()) {
@@ -281,7 +309,11 @@ fn run(cli: Cli, out: Out) -> Outcome {
         Applet::Index(a) => a.run(open(g, Access::None, out)?),
         Applet::Verify(a) => a.run(open(g, Access::None, out)?),
         Applet::Version(a) => {
-            let access = if a.needs_db() { Access::ReadOnly } else { Access::None };
+            let access = if a.needs_db() {
+                Access::ReadOnly
+            } else {
+                Access::None
+            };
             a.run(open(g, access, out)?)
         }
         Applet::Mkpkg(a) => a.run(out),

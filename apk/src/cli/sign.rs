@@ -19,7 +19,10 @@ pub struct Args {
 
 /// The public key name a signature by `key` carries.
 pub fn key_name(key: &Path) -> String {
-    let base = key.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = key
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!("{base}.pub")
 }
 
@@ -32,8 +35,12 @@ impl Args {
         for f in &self.files {
             let res = std::fs::read(f)
                 .map_err(|e| e.to_string())
-                .and_then(|buf| crate::archive::resign(&buf, &key, &name).map_err(|e| e.to_string()))
-                .and_then(|signed| crate::root::atomic_write(f, &signed, 0o644).map_err(|e| e.to_string()));
+                .and_then(|buf| {
+                    crate::archive::resign(&buf, &key, &name).map_err(|e| e.to_string())
+                })
+                .and_then(|signed| {
+                    crate::root::atomic_write(f, &signed, 0o644).map_err(|e| e.to_string())
+                });
             match res {
                 Ok(()) => out.debug(&format!("{}: signed with {name}", f.display())),
                 Err(e) => {

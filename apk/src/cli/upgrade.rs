@@ -29,7 +29,12 @@ pub struct Args {
 impl Args {
     /// Run the applet.
     pub fn run(self, mut ctx: Context) -> super::Outcome {
-        let o = UpgradeOptions { available: self.available, latest: self.latest, ignore: self.ignore, prune: self.prune };
+        let o = UpgradeOptions {
+            available: self.available,
+            latest: self.latest,
+            ignore: self.ignore,
+            prune: self.prune,
+        };
         Ok(ops::upgrade(&mut ctx, &self.packages, &o)?.errors)
     }
 }

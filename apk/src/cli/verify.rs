@@ -19,11 +19,18 @@ impl Args {
         let mut failures = 0;
         for f in &self.files {
             let res = std::fs::read(f).map_err(|e| e.to_string()).and_then(|buf| {
-                let mode = Mode::Verify { keys: &ctx.keys, allow_untrusted: ctx.opts.allow_untrusted };
+                let mode = Mode::Verify {
+                    keys: &ctx.keys,
+                    allow_untrusted: ctx.opts.allow_untrusted,
+                };
                 match archive::open_package(&buf, &mode) {
                     Ok(_) => Ok(()),
                     // An index is recognised by its content and verified as one.
-                    Err(archive::ArchiveError::Format(m)) if m.contains("data entry") => archive::open_index(&buf, &ctx.keys, ctx.opts.allow_untrusted).map(|_| ()).map_err(|e| e.to_string()),
+                    Err(archive::ArchiveError::Format(m)) if m.contains("data entry") => {
+                        archive::open_index(&buf, &ctx.keys, ctx.opts.allow_untrusted)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
                     Err(e) => Err(e.to_string()),
                 }
             });

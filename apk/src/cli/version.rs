@@ -47,14 +47,23 @@ impl Args {
             }
             return Ok(bad);
         }
-        let db = ctx.db.as_ref().ok_or_else(|| Error::Msg("database not open".into()))?;
-        println!("{:<40} {}", "Installed:", "Available:");
+        let db = ctx
+            .db
+            .as_ref()
+            .ok_or_else(|| Error::Msg("database not open".into()))?;
+        println!("{:<40} Available:", "Installed:");
         let mut rows = Vec::new();
         for ip in &db.installed {
             if !self.args.is_empty() && !self.args.contains(&ip.pkg.name) {
                 continue;
             }
-            let best = ctx.pool.by_name(&ip.pkg.name).into_iter().filter(|&id| ctx.pool.in_repository(id)).map(|id| ctx.pool.packages[id].pkg.version.clone()).max_by(|a, b| version::compare(a, b));
+            let best = ctx
+                .pool
+                .by_name(&ip.pkg.name)
+                .into_iter()
+                .filter(|&id| ctx.pool.in_repository(id))
+                .map(|id| ctx.pool.packages[id].pkg.version.clone())
+                .max_by(|a, b| version::compare(a, b));
             let (sym, avail) = match &best {
                 Some(b) => (
                     match version::compare(&ip.pkg.version, b) {

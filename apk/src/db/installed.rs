@@ -20,9 +20,19 @@ pub struct Acl {
 
 impl Acl {
     /// `0:0:755`, the default for directories.
-    pub const DIR: Acl = Acl { uid: 0, gid: 0, mode: 0o755, xattr: None };
+    pub const DIR: Acl = Acl {
+        uid: 0,
+        gid: 0,
+        mode: 0o755,
+        xattr: None,
+    };
     /// `0:0:644`, the default for files.
-    pub const FILE: Acl = Acl { uid: 0, gid: 0, mode: 0o644, xattr: None };
+    pub const FILE: Acl = Acl {
+        uid: 0,
+        gid: 0,
+        mode: 0o644,
+        xattr: None,
+    };
 
     fn parse(v: &str) -> Option<Acl> {
         let mut f = v.split(':');
@@ -33,7 +43,12 @@ impl Acl {
             Some(x) => Some(Checksum::parse(x)?),
             None => None,
         };
-        Some(Acl { uid, gid, mode, xattr })
+        Some(Acl {
+            uid,
+            gid,
+            mode,
+            xattr,
+        })
     }
 
     fn format(&self) -> String {
@@ -85,7 +100,9 @@ pub struct InstalledPackage {
 impl InstalledPackage {
     /// Every owned file as `(dir path, file)`.
     pub fn files(&self) -> impl Iterator<Item = (&DirEntry, &FileEntry)> {
-        self.dirs.iter().flat_map(|d| d.files.iter().map(move |f| (d, f)))
+        self.dirs
+            .iter()
+            .flat_map(|d| d.files.iter().map(move |f| (d, f)))
     }
 
     /// Number of files.
@@ -120,7 +137,10 @@ pub fn parse(text: &str) -> Result<Vec<InstalledPackage>, FdbError> {
         if line.len() < 2 {
             if let Some(p) = cur.take() {
                 if p.pkg.name.is_empty() {
-                    return Err(FdbError { line: lineno, letter: 'P' });
+                    return Err(FdbError {
+                        line: lineno,
+                        letter: 'P',
+                    });
                 }
                 out.push(p);
             }
@@ -129,22 +149,48 @@ pub fn parse(text: &str) -> Result<Vec<InstalledPackage>, FdbError> {
         let b = line.as_bytes();
         let letter = b[0] as char;
         if b[1] != b':' {
-            return Err(FdbError { line: lineno, letter });
+            return Err(FdbError {
+                line: lineno,
+                letter,
+            });
         }
         let v = &line[2..];
-        let err = || FdbError { line: lineno, letter };
+        let err = || FdbError {
+            line: lineno,
+            letter,
+        };
         let p = cur.get_or_insert_with(InstalledPackage::default);
         match letter {
             'F' => {
                 if p.pkg.name.is_empty() {
                     return Err(err());
                 }
-                p.dirs.push(DirEntry { path: v.to_string(), acl: Acl::DIR, files: Vec::new() });
+                p.dirs.push(DirEntry {
+                    path: v.to_string(),
+                    acl: Acl::DIR,
+                    files: Vec::new(),
+                });
             }
             'M' => p.dirs.last_mut().ok_or_else(err)?.acl = Acl::parse(v).ok_or_else(err)?,
-            'R' => p.dirs.last_mut().ok_or_else(err)?.files.push(FileEntry { name: v.to_string(), acl: Acl::FILE, checksum: None }),
-            'a' => p.dirs.last_mut().and_then(|d| d.files.last_mut()).ok_or_else(err)?.acl = Acl::parse(v).ok_or_else(err)?,
-            'Z' => p.dirs.last_mut().and_then(|d| d.files.last_mut()).ok_or_else(err)?.checksum = Some(Checksum::parse(v).ok_or_else(err)?),
+            'R' => p.dirs.last_mut().ok_or_else(err)?.files.push(FileEntry {
+                name: v.to_string(),
+                acl: Acl::FILE,
+                checksum: None,
+            }),
+            'a' => {
+                p.dirs
+                    .last_mut()
+                    .and_then(|d| d.files.last_mut())
+                    .ok_or_else(err)?
+                    .acl = Acl::parse(v).ok_or_else(err)?
+            }
+            'Z' => {
+                p.dirs
+                    .last_mut()
+                    .and_then(|d| d.files.last_mut())
+                    .ok_or_else(err)?
+                    .checksum = Some(Checksum::parse(v).ok_or_else(err)?)
+            }
             'r' => p.pkg.replaces = Dependency::parse_list(v, false).map_err(|_| err())?,
             'q' => p.pkg.replaces_priority = Some(v.parse().map_err(|_| err())?),
             's' => p.tag = Some(v.to_string()),
@@ -163,7 +209,10 @@ pub fn parse(text: &str) -> Result<Vec<InstalledPackage>, FdbError> {
     }
     if let Some(p) = cur.take() {
         if p.pkg.name.is_empty() {
-            return Err(FdbError { line: text.lines().count(), letter: 'P' });
+            return Err(FdbError {
+                line: text.lines().count(),
+                letter: 'P',
+            });
         }
         out.push(p);
     }
@@ -218,7 +267,14 @@ mod tests {
     fn roundtrips_real_database() {
         let dir = tempfile::tempdir().unwrap();
         let st = std::process::Command::new("tar")
-            .args(["xzf", &format!("{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz", env!("CARGO_MANIFEST_DIR")), "-C"])
+            .args([
+                "xzf",
+                &format!(
+                    "{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz",
+                    env!("CARGO_MANIFEST_DIR")
+                ),
+                "-C",
+            ])
             .arg(dir.path())
             .arg("./lib/apk/db/installed")
             .status()
@@ -227,7 +283,10 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("lib/apk/db/installed")).unwrap();
         let pkgs = parse(&text).unwrap();
         assert_eq!(pkgs.len(), 14);
-        let base = pkgs.iter().find(|p| p.pkg.name == "alpine-baselayout").unwrap();
+        let base = pkgs
+            .iter()
+            .find(|p| p.pkg.name == "alpine-baselayout")
+            .unwrap();
         assert_eq!(base.pkg.replaces_priority, Some(1000));
         let crontabs = base.dirs.iter().find(|d| d.path == "etc/crontabs").unwrap();
         assert_eq!(crontabs.files[0].acl.mode, 0o600);
@@ -236,7 +295,13 @@ mod tests {
 
     #[test]
     fn format_errors() {
-        assert_eq!(parse("F:etc\n").unwrap_err(), FdbError { line: 1, letter: 'F' });
+        assert_eq!(
+            parse("F:etc\n").unwrap_err(),
+            FdbError {
+                line: 1,
+                letter: 'F'
+            }
+        );
         assert!(parse("P:a\nV:1\nR:x\n\n").is_err());
         assert!(parse("P:a\nV:1\nF:etc\nZ:Q1x\n\n").is_err());
         assert!(parse("P:a\nV:1\nF:etc\nR:x\na:0:0\n\n").is_err());

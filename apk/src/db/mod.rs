@@ -110,11 +110,20 @@ impl Database {
     /// Open the database under `root`.
     pub fn open(root_path: &Path, opts: &OpenOptions) -> Result<Database, DbError> {
         if opts.create {
-            std::fs::create_dir_all(root_path).map_err(|source| DbError::Root { path: root_path.into(), source })?;
+            std::fs::create_dir_all(root_path).map_err(|source| DbError::Root {
+                path: root_path.into(),
+                source,
+            })?;
         }
-        let root = Root::open(root_path).map_err(|source| DbError::Root { path: root_path.into(), source })?;
+        let root = Root::open(root_path).map_err(|source| DbError::Root {
+            path: root_path.into(),
+            source,
+        })?;
         let installed_path = format!("{DB_DIR}/installed");
-        let exists = root.lstat_opt(&installed_path).map_err(io_at(root.host_path(&installed_path)))?.is_some();
+        let exists = root
+            .lstat_opt(&installed_path)
+            .map_err(io_at(root.host_path(&installed_path)))?
+            .is_some();
         let mut created = false;
         if !exists {
             if !opts.create {
@@ -123,10 +132,17 @@ impl Database {
             create_layout(&root)?;
             created = true;
         }
-        let lock = if opts.writable { Some(take_lock(&root, opts.lock_wait)?) } else { None };
+        let lock = if opts.writable {
+            Some(take_lock(&root, opts.lock_wait)?)
+        } else {
+            None
+        };
         let arches = read_or_write_arch(&root, opts)?;
         let world_path = "etc/apk/world";
-        let world_text = match root.read_opt(world_path).map_err(io_at(root.host_path(world_path)))? {
+        let world_text = match root
+            .read_opt(world_path)
+            .map_err(io_at(root.host_path(world_path)))?
+        {
             Some(t) => String::from_utf8_lossy(&t).into_owned(),
             None if created || opts.create => String::new(),
             None => return Err(DbError::Missing(root.host_path(world_path))),
@@ -134,19 +150,31 @@ impl Database {
         let (world, world_error) = world::parse(&world_text);
         if let Some(err) = &world_error {
             if !opts.lenient_world {
-                return Err(DbError::World { path: root.host_path(world_path), err: err.clone() });
+                return Err(DbError::World {
+                    path: root.host_path(world_path),
+                    err: err.clone(),
+                });
             }
         }
-        let text = root.read_opt(&installed_path).map_err(io_at(root.host_path(&installed_path)))?.unwrap_or_default();
-        let installed = installed::parse(&String::from_utf8_lossy(&text))
-            .map_err(|err| DbError::Fdb { path: root.host_path(&installed_path), err })?;
+        let text = root
+            .read_opt(&installed_path)
+            .map_err(io_at(root.host_path(&installed_path)))?
+            .unwrap_or_default();
+        let installed =
+            installed::parse(&String::from_utf8_lossy(&text)).map_err(|err| DbError::Fdb {
+                path: root.host_path(&installed_path),
+                err,
+            })?;
         let trig_path = format!("{DB_DIR}/triggers");
-        let triggers = root.read_opt(&trig_path).map_err(io_at(root.host_path(&trig_path)))?
+        let triggers = root
+            .read_opt(&trig_path)
+            .map_err(io_at(root.host_path(&trig_path)))?
             .map(|t| triggers::parse(&String::from_utf8_lossy(&t)))
             .unwrap_or_default();
         let scripts = read_scripts(&root)?;
         let mut install_order: Vec<Checksum> = Vec::new();
-        let mut by_seq: Vec<(&Checksum, usize)> = scripts.iter().map(|((id, _), s)| (id, s.seq)).collect();
+        let mut by_seq: Vec<(&Checksum, usize)> =
+            scripts.iter().map(|((id, _), s)| (id, s.seq)).collect();
         by_seq.sort_by_key(|(_, seq)| *seq);
         for (id, _) in by_seq {
             if !install_order.contains(id) {
@@ -158,34 +186,70 @@ impl Database {
                 install_order.push(id.clone());
             }
         }
-        Ok(Database { root, installed, world, world_error, scripts, triggers, install_order, arches, created, lock })
+        Ok(Database {
+            root,
+            installed,
+            world,
+            world_error,
+            scripts,
+            triggers,
+            install_order,
+            arches,
+            created,
+            lock,
+        })
     }
 
     /// Primary architecture.
     pub fn arch(&self) -> &str {
-        self.arches.first().map(String::as_str).unwrap_or(DEFAULT_ARCH)
+        self.arches
+            .first()
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_ARCH)
     }
 
     /// Write world, installed, scripts and triggers (each atomically).
     pub fn write(&self) -> Result<(), DbError> {
         let root = &self.root;
-        let w = |rel: &str, data: &[u8], mode: u32| root.write_atomic(rel, data, mode).map_err(io_at(root.host_path(rel)));
-        root.mkdir_p(DB_DIR, 0o755).map_err(io_at(root.host_path(DB_DIR)))?;
-        root.mkdir_p("etc/apk", 0o755).map_err(io_at(root.host_path("etc/apk")))?;
+        let w = |rel: &str, data: &[u8], mode: u32| {
+            root.write_atomic(rel, data, mode)
+                .map_err(io_at(root.host_path(rel)))
+        };
+        root.mkdir_p(DB_DIR, 0o755)
+            .map_err(io_at(root.host_path(DB_DIR)))?;
+        root.mkdir_p("etc/apk", 0o755)
+            .map_err(io_at(root.host_path("etc/apk")))?;
         w("etc/apk/world", world::write(&self.world).as_bytes(), 0o644)?;
-        w(&format!("{DB_DIR}/installed"), installed::write(&self.installed).as_bytes(), 0o644)?;
-        let mut order: Vec<Checksum> = self.install_order.iter().filter(|id| self.installed.iter().any(|p| &p.pkg.identity == *id)).cloned().collect();
+        w(
+            &format!("{DB_DIR}/installed"),
+            installed::write(&self.installed).as_bytes(),
+            0o644,
+        )?;
+        let mut order: Vec<Checksum> = self
+            .install_order
+            .iter()
+            .filter(|id| self.installed.iter().any(|p| &p.pkg.identity == *id))
+            .cloned()
+            .collect();
         for p in &self.installed {
             if !order.contains(&p.pkg.identity) {
                 order.push(p.pkg.identity.clone());
             }
         }
-        w(&format!("{DB_DIR}/scripts.tar"), &scripts::write(&self.scripts, &order), 0o644)?;
+        w(
+            &format!("{DB_DIR}/scripts.tar"),
+            &scripts::write(&self.scripts, &order),
+            0o644,
+        )?;
         let trig: Vec<(Checksum, Vec<String>)> = order
             .iter()
             .filter_map(|id| self.triggers.iter().find(|(t, _)| t == id).cloned())
             .collect();
-        w(&format!("{DB_DIR}/triggers"), triggers::write(&trig).as_bytes(), 0o644)?;
+        w(
+            &format!("{DB_DIR}/triggers"),
+            triggers::write(&trig).as_bytes(),
+            0o644,
+        )?;
         Ok(())
     }
 
@@ -234,16 +298,29 @@ pub fn join(dir: &str, name: &str) -> String {
 }
 
 fn create_layout(root: &Root) -> Result<(), DbError> {
-    for (d, mode) in [("tmp", 0o1777), ("dev", 0o755), ("etc/apk", 0o755), (DB_DIR, 0o755), ("var/cache/apk", 0o755), ("var/cache/misc", 0o755)] {
+    for (d, mode) in [
+        ("tmp", 0o1777),
+        ("dev", 0o755),
+        ("etc/apk", 0o755),
+        (DB_DIR, 0o755),
+        ("var/cache/apk", 0o755),
+        ("var/cache/misc", 0o755),
+    ] {
         root.mkdir_p(d, 0o755).map_err(io_at(root.host_path(d)))?;
         if mode != 0o755 {
             let p = root.host_path(d);
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(io_at(p))?;
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .map_err(io_at(p))?;
         }
     }
     for f in ["etc/apk/world", "lib/apk/db/installed"] {
-        if root.lstat_opt(f).map_err(io_at(root.host_path(f)))?.is_none() {
-            root.write_atomic(f, b"", 0o644).map_err(io_at(root.host_path(f)))?;
+        if root
+            .lstat_opt(f)
+            .map_err(io_at(root.host_path(f)))?
+            .is_none()
+        {
+            root.write_atomic(f, b"", 0o644)
+                .map_err(io_at(root.host_path(f)))?;
         }
     }
     Ok(())
@@ -251,12 +328,21 @@ fn create_layout(root: &Root) -> Result<(), DbError> {
 
 fn take_lock(root: &Root, wait: u64) -> Result<std::fs::File, DbError> {
     let rel = format!("{DB_DIR}/lock");
-    root.mkdir_p(DB_DIR, 0o755).map_err(io_at(root.host_path(DB_DIR)))?;
+    root.mkdir_p(DB_DIR, 0o755)
+        .map_err(io_at(root.host_path(DB_DIR)))?;
     let path = root.host_path(&rel);
     let d = root.dir(DB_DIR).map_err(io_at(path.clone()))?;
     use nix::fcntl::OFlag;
-    let fd = nix::fcntl::openat(&d, "lock", OFlag::O_CREAT | OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .map_err(|e| DbError::Io { path: path.clone(), source: io::Error::from_raw_os_error(e as i32) })?;
+    let fd = nix::fcntl::openat(
+        &d,
+        "lock",
+        OFlag::O_CREAT | OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| DbError::Io {
+        path: path.clone(),
+        source: io::Error::from_raw_os_error(e as i32),
+    })?;
     let f = std::fs::File::from(fd);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
     loop {
@@ -275,29 +361,50 @@ fn take_lock(root: &Root, wait: u64) -> Result<std::fs::File, DbError> {
 fn read_or_write_arch(root: &Root, opts: &OpenOptions) -> Result<Vec<String>, DbError> {
     let rel = "etc/apk/arch";
     if let Some(t) = root.read_opt(rel).map_err(io_at(root.host_path(rel)))? {
-        let v: Vec<String> = String::from_utf8_lossy(&t).split_whitespace().map(str::to_string).collect();
+        let v: Vec<String> = String::from_utf8_lossy(&t)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         if !v.is_empty() {
             return Ok(v);
         }
     }
-    let arch = opts.arch.clone().unwrap_or_else(|| DEFAULT_ARCH.to_string());
+    let arch = opts
+        .arch
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ARCH.to_string());
     if opts.writable {
-        root.mkdir_p("etc/apk", 0o755).map_err(io_at(root.host_path("etc/apk")))?;
-        root.write_atomic(rel, format!("{arch}\n").as_bytes(), 0o644).map_err(io_at(root.host_path(rel)))?;
+        root.mkdir_p("etc/apk", 0o755)
+            .map_err(io_at(root.host_path("etc/apk")))?;
+        root.write_atomic(rel, format!("{arch}\n").as_bytes(), 0o644)
+            .map_err(io_at(root.host_path(rel)))?;
     }
     Ok(vec![arch])
 }
 
 fn read_scripts(root: &Root) -> Result<scripts::Scripts, DbError> {
     let tar_rel = format!("{DB_DIR}/scripts.tar");
-    if let Some(data) = root.read_opt(&tar_rel).map_err(io_at(root.host_path(&tar_rel)))? {
-        return scripts::parse(&data).map_err(|e| DbError::Io { path: root.host_path(&tar_rel), source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()) });
+    if let Some(data) = root
+        .read_opt(&tar_rel)
+        .map_err(io_at(root.host_path(&tar_rel)))?
+    {
+        return scripts::parse(&data).map_err(|e| DbError::Io {
+            path: root.host_path(&tar_rel),
+            source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+        });
     }
     let gz_rel = format!("{DB_DIR}/scripts.tar.gz");
-    if let Some(data) = root.read_opt(&gz_rel).map_err(io_at(root.host_path(&gz_rel)))? {
+    if let Some(data) = root
+        .read_opt(&gz_rel)
+        .map_err(io_at(root.host_path(&gz_rel)))?
+    {
         let mut out = Vec::new();
-        io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&data[..]), &mut out).map_err(io_at(root.host_path(&gz_rel)))?;
-        return scripts::parse(&out).map_err(|e| DbError::Io { path: root.host_path(&gz_rel), source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()) });
+        io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&data[..]), &mut out)
+            .map_err(io_at(root.host_path(&gz_rel)))?;
+        return scripts::parse(&out).map_err(|e| DbError::Io {
+            path: root.host_path(&gz_rel),
+            source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+        });
     }
     Ok(scripts::Scripts::new())
 }
@@ -310,10 +417,24 @@ mod tests {
     fn create_open_write() {
         let t = tempfile::tempdir().unwrap();
         let r = t.path().join("r");
-        assert!(matches!(Database::open(&r, &OpenOptions::default()), Err(DbError::Root { .. })));
+        assert!(matches!(
+            Database::open(&r, &OpenOptions::default()),
+            Err(DbError::Root { .. })
+        ));
         std::fs::create_dir(&r).unwrap();
-        assert!(matches!(Database::open(&r, &OpenOptions::default()), Err(DbError::Missing(_))));
-        let mut db = Database::open(&r, &OpenOptions { writable: true, create: true, ..Default::default() }).unwrap();
+        assert!(matches!(
+            Database::open(&r, &OpenOptions::default()),
+            Err(DbError::Missing(_))
+        ));
+        let mut db = Database::open(
+            &r,
+            &OpenOptions {
+                writable: true,
+                create: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(db.created);
         assert_eq!(db.arches, vec!["x86_64"]);
         assert!(r.join("lib/apk/db/lock").exists());
@@ -323,27 +444,58 @@ mod tests {
         assert!(!r.join("lib/apk/db/lock").exists());
         let db = Database::open(&r, &OpenOptions::default()).unwrap();
         assert_eq!(db.world, vec![Dependency::any("alpine-base")]);
-        assert_eq!(std::fs::read_to_string(r.join("etc/apk/world")).unwrap(), "alpine-base\n");
+        assert_eq!(
+            std::fs::read_to_string(r.join("etc/apk/world")).unwrap(),
+            "alpine-base\n"
+        );
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(r.join("tmp")).unwrap().permissions().mode() & 0o7777, 0o1777);
+        assert_eq!(
+            std::fs::metadata(r.join("tmp"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o1777
+        );
     }
 
     #[test]
     fn lock_is_exclusive() {
         let t = tempfile::tempdir().unwrap();
-        let opts = OpenOptions { writable: true, create: true, ..Default::default() };
+        let opts = OpenOptions {
+            writable: true,
+            create: true,
+            ..Default::default()
+        };
         let _a = Database::open(t.path(), &opts).unwrap();
-        assert!(matches!(Database::open(t.path(), &opts), Err(DbError::Lock(_))));
+        assert!(matches!(
+            Database::open(t.path(), &opts),
+            Err(DbError::Lock(_))
+        ));
     }
 
     #[test]
     fn bad_world_token() {
         let t = tempfile::tempdir().unwrap();
-        let opts = OpenOptions { writable: false, create: true, ..Default::default() };
+        let opts = OpenOptions {
+            writable: false,
+            create: true,
+            ..Default::default()
+        };
         drop(Database::open(t.path(), &opts).unwrap());
         std::fs::write(t.path().join("etc/apk/world"), "a b== c\n").unwrap();
-        assert!(matches!(Database::open(t.path(), &OpenOptions::default()), Err(DbError::World { .. })));
-        let db = Database::open(t.path(), &OpenOptions { lenient_world: true, ..Default::default() }).unwrap();
+        assert!(matches!(
+            Database::open(t.path(), &OpenOptions::default()),
+            Err(DbError::World { .. })
+        ));
+        let db = Database::open(
+            t.path(),
+            &OpenOptions {
+                lenient_world: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(db.world.len(), 1);
         assert!(db.world_error.is_some());
     }

@@ -15,7 +15,10 @@ pub fn parse(text: &str) -> Vec<(Checksum, Vec<String>)> {
 
 /// Write the triggers file.
 pub fn write(entries: &[(Checksum, Vec<String>)]) -> String {
-    entries.iter().map(|(id, g)| format!("{id} {}\n", g.join(" "))).collect()
+    entries
+        .iter()
+        .map(|(id, g)| format!("{id} {}\n", g.join(" ")))
+        .collect()
 }
 
 #[cfg(test)]

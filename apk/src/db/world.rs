@@ -18,7 +18,9 @@ pub fn parse(text: &str) -> (Vec<Dependency>, Option<DepError>) {
 
 /// Sort world entries the way apk writes them.
 pub fn sort(world: &mut [Dependency]) {
-    world.sort_by(|a, b| name_order(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string())));
+    world.sort_by(|a, b| {
+        name_order(&a.name, &b.name).then_with(|| a.to_string().cmp(&b.to_string()))
+    });
 }
 
 /// World text: sorted, one per line.

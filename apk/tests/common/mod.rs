@@ -9,7 +9,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 pub fn shared() -> PathBuf {
-    std::env::var_os("SHARED_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+    std::env::var_os("SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
 }
 
 pub fn alpine_repo() -> PathBuf {
@@ -54,11 +56,18 @@ pub fn install_keys(root: &Path) {
 }
 
 pub fn run_apk(args: &[&str]) -> Output {
-    Command::new(apk_bin()).args(args).env_clear().output().unwrap()
+    Command::new(apk_bin())
+        .args(args)
+        .env_clear()
+        .output()
+        .unwrap()
 }
 
 pub fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// One entry of a tree snapshot.
@@ -77,7 +86,11 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<String, Node>) {
         let dir = root.join(rel);
-        let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         names.sort();
         for n in names {
             let r = rel.join(&n);
@@ -87,10 +100,19 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
             let (kind, extra) = if ft.is_dir() {
                 ("dir", String::new())
             } else if ft.is_symlink() {
-                ("symlink", std::fs::read_link(&p).unwrap().to_string_lossy().into_owned())
+                (
+                    "symlink",
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                )
             } else if ft.is_file() {
                 use sha2::Digest;
-                ("file", hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())))
+                (
+                    "file",
+                    hex::encode(sha2::Sha256::digest(std::fs::read(&p).unwrap())),
+                )
             } else if ft.is_char_device() {
                 ("chr", format!("{}", m.rdev()))
             } else if ft.is_block_device() {
@@ -99,9 +121,20 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, Node> {
                 ("other", String::new())
             };
             let key = r.to_string_lossy().into_owned();
-            out.insert(key.clone(), Node { kind, mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid(), extra });
+            out.insert(
+                key.clone(),
+                Node {
+                    kind,
+                    mode: m.mode() & 0o7777,
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    extra,
+                },
+            );
             // Do not descend into mounts (proc, a bind-mounted dev).
-            let same_fs = std::fs::symlink_metadata(root).map(|rm| rm.dev() == m.dev()).unwrap_or(false);
+            let same_fs = std::fs::symlink_metadata(root)
+                .map(|rm| rm.dev() == m.dev())
+                .unwrap_or(false);
             if ft.is_dir() && same_fs {
                 walk(root, &r, out);
             }
