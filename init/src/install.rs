@@ -70,4 +70,3 @@ pub trait PackageInstaller {
         progress: &mut dyn InstallProgress,
     ) -> Result<InstallReport, StepError>;
 }
-

@@ -151,4 +151,3 @@ pub trait OverlayApplier {
         report: &OverlayReport,
     ) -> Result<(), StepError>;
 }
-
