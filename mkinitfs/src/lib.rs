@@ -5,7 +5,9 @@
 //! [`Config::resolve`]), [`build`] (features, ELF closure, kernel modules with softdeps and
 //! firmware, keys) returning an [`Image`], and [`Image::write_to`] (reproducible newc cpio,
 //! compressed in-process, written atomically). The `mkinitfs` binary is glue over this; `mkimage`
-//! calls the same API. What the image must contain for our init is in boot-params.md §6-7.
+//! calls the same API. [`medium`] builds the boot media (`mkimage`): boot repository with the
+//! world's closure and a signed index, kernel, initramfs, boot loader configs, as a directory, a
+//! FAT32 image or an ISO. What the image must contain for our init is in boot-params.md §6-7.
 //!
 //! ```no_run
 //! use mkinitfs::{Config, ConfFile, Overrides};
@@ -30,6 +32,7 @@ pub mod fnmatch;
 mod image;
 pub mod kconfig;
 pub mod kmod;
+pub mod medium;
 pub mod modinfo;
 pub mod root;
 pub mod tree;

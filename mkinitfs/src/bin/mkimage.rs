@@ -1,1 +1,203 @@
-fn main() {}
+//! `mkimage`: command line over [`mkinitfs::medium`].
+//!
+//! Stage one is the clap struct as typed; stage two is [`medium::Options`] with keys loaded,
+//! repositories parsed and the size read. Progress goes to stdout (`-q` silences it); errors are
+//! one line `mkimage: ERROR: <subject>: <why>` on stderr (the solver's block follows it, as apk
+//! prints it), exit code 1, and nothing is left at `-o`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use mkinitfs::medium::{self, Format, MediumError, Options, SignKey};
+
+/// Build a diskless boot medium in Alpine's layout: a boot repository (apks/) holding the
+/// closure of --world copied from local repositories with an index signed by --sign-key, the
+/// kernel and initramfs in boot/ with syslinux, extlinux and grub configurations carrying the
+/// command line, an optional apkovl, and /.alpine-release.
+///
+/// Set SOURCE_DATE_EPOCH for reproducible output: dir and vfat media are then identical, byte for
+/// byte, from run to run. Labels: vfat at most 11 characters, iso at most 32. The medium key's
+/// public half must be in the initramfs (mkinitfs --keys-dir) for the init to trust apks/; the
+/// private key does not belong on the medium.
+#[derive(Debug, Parser)]
+#[command(name = "mkimage", version, disable_version_flag = true)]
+struct Cli {
+    /// Output: a directory (dir) or an image file (vfat, iso), replaced atomically
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    output: PathBuf,
+    /// What to write
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: FormatArg,
+    /// Source repository: a directory with ARCH/APKINDEX.tar.gz, or an APKINDEX.tar.gz (repeatable)
+    #[arg(long = "repository", value_name = "DIR|INDEX")]
+    repositories: Vec<String>,
+    /// Packages whose dependency closure goes to apks/ (space separated, apk world syntax)
+    #[arg(long, value_name = "PKGS")]
+    world: Option<String>,
+    /// Source repository for apks-extra/, a second repository that is not a boot repository
+    /// (repeatable; copied whole unless --world-extra is given)
+    #[arg(long = "extra-repository", value_name = "DIR|INDEX")]
+    extra_repositories: Vec<String>,
+    /// Packages whose closure, minus what apks/ holds, goes to apks-extra/ (for apk add later)
+    #[arg(long = "world-extra", value_name = "PKGS")]
+    world_extra: Option<String>,
+    /// Kernel, copied to /boot/vmlinuz
+    #[arg(long, value_name = "FILE")]
+    kernel: Option<PathBuf>,
+    /// Initramfs, copied to /boot/initramfs
+    #[arg(long, value_name = "FILE")]
+    initramfs: Option<PathBuf>,
+    /// Modloop squashfs, copied to /boot/ under its name (modloop= is added to the command line)
+    #[arg(long, value_name = "FILE")]
+    modloop: Option<PathBuf>,
+    /// Overlay (NAME.apkovl.tar.gz*), copied to the top level with NAME.sig if present beside it
+    #[arg(long, value_name = "FILE")]
+    apkovl: Option<PathBuf>,
+    /// Directory of cached packages, copied to /cache/ (Alpine's local apk cache)
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Private key (RSA or ed25519 PEM) signing the medium's indexes; the signature names it
+    /// <file name>.pub. Required with --world
+    #[arg(long = "sign-key", value_name = "KEY")]
+    sign_key: Option<PathBuf>,
+    /// Volume label (blkid LABEL)
+    #[arg(long, value_name = "LABEL", default_value = medium::DEFAULT_LABEL)]
+    label: String,
+    /// Kernel command line for the boot loader configurations
+    #[arg(long, value_name = "CMDLINE", default_value = medium::DEFAULT_CMDLINE)]
+    cmdline: String,
+    /// Repository architecture [default: the build host's]
+    #[arg(long, value_name = "ARCH")]
+    arch: Option<String>,
+    /// vfat image size, e.g. 256M or 1G [default: content + 25% + 8M, at least 64M]
+    #[arg(long, value_name = "SIZE")]
+    size: Option<String>,
+    /// Directory of public keys trusted for the source indexes (repeatable) [default: /etc/apk/keys]
+    #[arg(long = "keys-dir", value_name = "DIR")]
+    keys_dirs: Vec<PathBuf>,
+    /// Accept source indexes that no trusted key signed
+    #[arg(long = "allow-untrusted")]
+    allow_untrusted: bool,
+    /// Quiet: no progress lines
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    /// A directory tree
+    Dir,
+    /// A FAT32 image file
+    Vfat,
+    /// An ISO 9660 image (needs xorriso)
+    Iso,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mkimage: ERROR: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), MediumError> {
+    let opts = options(&cli)?;
+    let quiet = cli.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            println!("{line}");
+        }
+    };
+    let start = std::time::Instant::now();
+    let report = medium::build(&opts, &mut progress)?;
+    progress(&format!(
+        "{}: {}, {} packages, {} MiB of files, in {:.1} s",
+        opts.output.display(),
+        report.release,
+        report.packages + report.extra_packages,
+        report.content_bytes.div_ceil(1 << 20),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Stage two: the options the library takes.
+fn options(cli: &Cli) -> Result<Options, MediumError> {
+    let format = match cli.format {
+        FormatArg::Dir => Format::Dir,
+        FormatArg::Vfat => Format::Vfat,
+        FormatArg::Iso => Format::Iso,
+    };
+    let mut opts = Options::new(format, cli.output.clone());
+    if let Some(t) = source_date_epoch()? {
+        opts.build_time = t;
+    }
+    if let Some(a) = &cli.arch {
+        opts.arch = a.clone();
+    }
+    opts.repositories = specs(&cli.repositories)?;
+    opts.extra_repositories = specs(&cli.extra_repositories)?;
+    let default_keys = [PathBuf::from("/etc/apk/keys")];
+    let dirs: &[PathBuf] = if cli.keys_dirs.is_empty() {
+        &default_keys
+    } else {
+        &cli.keys_dirs
+    };
+    for dir in dirs {
+        // An explicit directory must exist; the default may be absent on a non-Alpine host.
+        if !cli.keys_dirs.is_empty() && !dir.is_dir() {
+            return Err(MediumError::Input {
+                option: "--keys-dir",
+                path: dir.clone(),
+                reason: "not a directory".into(),
+            });
+        }
+        opts.keys.add_dir(dir);
+    }
+    opts.allow_untrusted = cli.allow_untrusted;
+    if let Some(w) = &cli.world {
+        opts.world = medium::parse_world(w, "--world")?;
+    }
+    if let Some(w) = &cli.world_extra {
+        opts.world_extra = medium::parse_world(w, "--world-extra")?;
+    }
+    opts.kernel = cli.kernel.clone();
+    opts.initramfs = cli.initramfs.clone();
+    opts.modloop = cli.modloop.clone();
+    opts.apkovl = cli.apkovl.clone();
+    opts.cache = cli.cache.clone();
+    opts.sign_key = cli.sign_key.as_deref().map(SignKey::load).transpose()?;
+    opts.label = cli.label.clone();
+    opts.cmdline = cli.cmdline.clone();
+    opts.size = cli
+        .size
+        .as_deref()
+        .map(|s| medium::parse_size(s).map_err(|r| medium_setting("--size", r)))
+        .transpose()?;
+    Ok(opts)
+}
+
+fn specs(values: &[String]) -> Result<Vec<apk::repo::RepoSpec>, MediumError> {
+    values.iter().map(|v| medium::repository_spec(v)).collect()
+}
+
+fn medium_setting(option: &'static str, reason: String) -> MediumError {
+    MediumError::Setting { option, reason }
+}
+
+/// `SOURCE_DATE_EPOCH` as the time stamp of everything on the medium.
+fn source_date_epoch() -> Result<Option<u64>, MediumError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
+            medium_setting(
+                "SOURCE_DATE_EPOCH",
+                format!("\"{v}\" is not a number of seconds"),
+            )
+        }),
+        _ => Ok(None),
+    }
+}

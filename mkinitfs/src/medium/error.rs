@@ -1,0 +1,131 @@
+//! What can make `mkimage` fail, one variant per kind of subject.
+//!
+//! Every message names its subject first (an option and its file, an index, a package, a tool)
+//! and then the reason, so the binary prints it as one line `mkimage: ERROR: <subject>: <why>`.
+//! The only multi-line message is the solver's, which carries apk's `unable to select packages`
+//! block verbatim after the first line, as apk prints it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a medium could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum MediumError {
+    /// Reading or writing `path` failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// A file given on the command line cannot be used (missing, not a regular file, badly named).
+    #[error("{option} {}: {reason}", .path.display())]
+    Input {
+        /// The option that named the file (`--kernel`, `--apkovl`, ...).
+        option: &'static str,
+        /// The file as given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// An option has a value we refuse.
+    #[error("{option}: {reason}")]
+    Setting {
+        /// The option (`--size`, `--label`, ...).
+        option: &'static str,
+        /// Why the value is refused.
+        reason: String,
+    },
+    /// A source repository's index could not be read or is not trusted.
+    #[error("{index}: {reason}")]
+    Repository {
+        /// The index file as apk names it.
+        index: String,
+        /// apk's reason (e.g. `UNTRUSTED signature`), with a hint where one helps.
+        reason: String,
+    },
+    /// The world cannot be resolved; `report` is apk's block (already indented, several lines).
+    #[error("{option}: unable to select packages:\n{}", .report.trim_end())]
+    Unsatisfiable {
+        /// `--world` or `--world-extra`.
+        option: &'static str,
+        /// apk's `unable to select packages` block.
+        report: String,
+    },
+    /// A package file of the closure is missing or does not match its source index.
+    #[error("{}: {reason}", .path.display())]
+    Package {
+        /// The package file in the source repository.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The index signing key cannot be used.
+    #[error("--sign-key {}: {reason}", .path.display())]
+    Key {
+        /// The private key file.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The content does not fit the requested image size.
+    #[error("--size {size}: too small for the content (needs at least {needed})")]
+    TooSmall {
+        /// The requested size, as displayed.
+        size: String,
+        /// The smallest size that would fit, as displayed.
+        needed: String,
+    },
+    /// A host tool is missing or failed.
+    #[error("{tool}: {reason}")]
+    Tool {
+        /// The program (`xorriso`).
+        tool: &'static str,
+        /// Not found, or its exit status and last error line.
+        reason: String,
+    },
+    /// Writing the FAT file system failed (the FAT writer's own error, with the file it was at).
+    #[error("{}: {path}: {reason}", .image.display())]
+    Fat {
+        /// The image being written.
+        image: PathBuf,
+        /// The path inside the image.
+        path: String,
+        /// The FAT writer's reason.
+        reason: String,
+    },
+    /// The output path cannot receive the medium.
+    #[error("-o {}: {reason}", .path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+}
+
+/// Attaches a path to an `io::Error` (`fs::read(&p).at(&p)?`).
+pub(crate) trait IoResultExt<T> {
+    /// Wraps the error into `MediumError::Io` naming `path`.
+    fn at(self, path: &Path) -> Result<T, MediumError>;
+}
+
+impl<T> IoResultExt<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T, MediumError> {
+        self.map_err(|source| MediumError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+impl MediumError {
+    /// Shorthand for a refused option value.
+    pub(crate) fn setting(option: &'static str, reason: impl Into<String>) -> Self {
+        MediumError::Setting {
+            option,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,713 @@
+//! Boot media for diskless systems (`mkimage`): the directory tree, FAT32 image or ISO a user
+//! writes to a USB stick, in Alpine's layout so Alpine's conventions and our init both find it.
+//!
+//! ```text
+//! /.alpine-release                  release id (name, version, build date)
+//! /apks/.boot_repository            marks the boot repository (boot-params.md §3.3)
+//! /apks/<arch>/APKINDEX.tar.gz      index of exactly the packages below, signed with --sign-key
+//! /apks/<arch>/*.apk                the --world closure, byte-identical to the sources
+//! /apks-extra/<arch>/...            optional second repository (no .boot_repository)
+//! /boot/vmlinuz, /boot/initramfs    kernel and initramfs (+ /boot/<modloop name>)
+//! /boot/syslinux/syslinux.cfg, /boot/extlinux/extlinux.conf, /boot/grub/grub.cfg
+//! /cache/                           optional apk cache (--cache)
+//! /NAME.apkovl.tar.gz[.sig]         optional overlay (--apkovl), under its own name
+//! ```
+//!
+//! Planning and writing are separate: [`Medium::plan`] verifies the source indexes with the
+//! trusted keys, lets apk's solver pick the closure, checks every package file against its index
+//! entry and builds a sorted [`Layout`]; [`Medium::write`] writes it as a directory, a FAT32 image
+//! (in-process, no root) or an ISO (xorriso), always under a temporary name renamed into place.
+//! Output is reproducible for `dir` and `vfat`: one time stamp (`SOURCE_DATE_EPOCH`) for every
+//! file, sorted order, no random data. The medium key signs only the index; packages keep their
+//! Alpine signatures (architecture.md, trust model). The key's public half must be in the
+//! initramfs (`mkinitfs --keys-dir`) for the init to trust the boot repository.
+//!
+//! ```no_run
+//! use mkinitfs::medium::{self, Format, Options, SignKey};
+//! use std::path::Path;
+//! let mut opts = Options::new(Format::Vfat, "/tmp/medium.img".into());
+//! opts.repositories = vec![medium::repository_spec("/srv/alpine/apks")?];
+//! opts.keys = apk::trust::Keyring::load(Path::new("/etc/apk/keys"));
+//! opts.world = medium::parse_world("alpine-base", "--world")?;
+//! opts.sign_key = Some(SignKey::load(Path::new("/srv/keys/medium.rsa"))?);
+//! opts.kernel = Some("/boot/vmlinuz-lts".into());
+//! opts.initramfs = Some("/tmp/initramfs".into());
+//! let report = medium::build(&opts, &mut |line| println!("{line}"))?;
+//! # Ok::<(), mkinitfs::medium::MediumError>(())
+//! ```
+
+mod boot;
+mod date;
+mod error;
+mod fat;
+mod iso;
+mod layout;
+mod output;
+mod repository;
+mod size;
+mod vfat;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use apk::dep::Dependency;
+use apk::package::Package;
+use apk::repo::RepoSpec;
+use apk::trust::{Keyring, PrivateKey};
+
+pub use boot::{
+    check_cmdline, grub_cfg, release_id, release_version, syslinux_cfg, with_modloop, BootEntry,
+    DEFAULT_CMDLINE, EXTLINUX_CONF, GRUB_CFG, INITRAMFS, KERNEL, RELEASE_NAME, SYSLINUX_CFG,
+};
+pub use date::Civil;
+pub use error::MediumError;
+pub use layout::{Layout, Node, Source};
+pub use repository::{Closure, Selected};
+pub use size::{default_size, parse_size, MAX_SIZE, MIN_SIZE};
+pub use vfat::default_image_size;
+
+use error::IoResultExt;
+use output::TempPath;
+
+/// The label when none is given (what Alpine's media and our tests use).
+pub const DEFAULT_LABEL: &str = "ALPINE";
+
+/// What kind of medium to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A directory tree (to copy onto a formatted stick, or to inspect).
+    Dir,
+    /// A FAT32 file system image (`dd` it to the stick).
+    Vfat,
+    /// An ISO 9660 image with Rock Ridge and Joliet.
+    Iso,
+}
+
+impl Format {
+    /// `dir`, `vfat` or `iso`.
+    pub fn parse(text: &str) -> Option<Format> {
+        match text {
+            "dir" => Some(Format::Dir),
+            "vfat" => Some(Format::Vfat),
+            "iso" => Some(Format::Iso),
+            _ => None,
+        }
+    }
+
+    /// The name as `--format` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Dir => "dir",
+            Format::Vfat => "vfat",
+            Format::Iso => "iso",
+        }
+    }
+}
+
+/// The private key that signs the medium's indexes, and the name the signature gives it.
+pub struct SignKey {
+    /// The key (RSA or ed25519).
+    pub key: PrivateKey,
+    /// `basename(KEY).pub`: the name its public half must have in `/etc/apk/keys`.
+    pub name: String,
+    /// The key file, for messages.
+    pub path: PathBuf,
+}
+
+impl SignKey {
+    /// Loads a PEM private key; the signature names it `<file name>.pub`, abuild's convention
+    /// (`apk keygen -o KEY` writes `KEY` and `KEY.pub`).
+    pub fn load(path: &Path) -> Result<SignKey, MediumError> {
+        let key = PrivateKey::load(path).map_err(|e| MediumError::Key {
+            path: path.to_path_buf(),
+            reason: match e {
+                apk::trust::KeyError::Io { source, .. } => source.to_string(),
+                apk::trust::KeyError::Parse(_) => "not a PEM RSA or ed25519 private key".into(),
+                e => e.to_string(),
+            },
+        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| format!("{n}.pub"))
+            .ok_or_else(|| MediumError::Key {
+                path: path.to_path_buf(),
+                reason: "the file name must be UTF-8 (it names the key in the signature)".into(),
+            })?;
+        Ok(SignKey {
+            key,
+            name,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Everything [`Medium::plan`] and [`Medium::write`] need, resolved (keys loaded, sizes
+/// parsed). [`Options::new`] gives the defaults the `mkimage` command uses.
+pub struct Options {
+    /// Output format.
+    pub format: Format,
+    /// Where the medium goes (`-o`).
+    pub output: PathBuf,
+    /// Architecture of the repositories (`--arch`).
+    pub arch: String,
+    /// Boot sources (`--repository`).
+    pub repositories: Vec<RepoSpec>,
+    /// Extra sources (`--extra-repository`).
+    pub extra_repositories: Vec<RepoSpec>,
+    /// Keys trusted for the source indexes (`--keys-dir`).
+    pub keys: Keyring,
+    /// Accept source indexes without a trusted signature.
+    pub allow_untrusted: bool,
+    /// Packages for the boot repository (`--world`); their closure is copied.
+    pub world: Vec<Dependency>,
+    /// Packages for `apks-extra/` (`--world-extra`); their closure minus the boot one is copied.
+    pub world_extra: Vec<Dependency>,
+    /// Kernel, copied to `/boot/vmlinuz`.
+    pub kernel: Option<PathBuf>,
+    /// Initramfs, copied to `/boot/initramfs`.
+    pub initramfs: Option<PathBuf>,
+    /// Modloop squashfs, copied to `/boot/<its name>`.
+    pub modloop: Option<PathBuf>,
+    /// apkovl, copied to the top level under its name (with `NAME.sig` when present beside it).
+    pub apkovl: Option<PathBuf>,
+    /// Directory copied to `/cache/`.
+    pub cache: Option<PathBuf>,
+    /// Signs the medium's indexes; required when packages are copied.
+    pub sign_key: Option<SignKey>,
+    /// Volume label (vfat: ≤ 11 characters, iso: ≤ 32).
+    pub label: String,
+    /// Kernel command line for the boot loader configurations.
+    pub cmdline: String,
+    /// vfat image size (`None`: content + 25 % + 8 MiB, at least [`MIN_SIZE`]).
+    pub size: Option<u64>,
+    /// Time stamp of every file and of the release id (`SOURCE_DATE_EPOCH`).
+    pub build_time: u64,
+}
+
+impl Options {
+    /// Defaults: host architecture, label `ALPINE`, Alpine's command line, build time from
+    /// `SOURCE_DATE_EPOCH` (else now), nothing else.
+    pub fn new(format: Format, output: PathBuf) -> Options {
+        Options {
+            format,
+            output,
+            arch: default_arch().to_string(),
+            repositories: Vec::new(),
+            extra_repositories: Vec::new(),
+            keys: Keyring::default(),
+            allow_untrusted: false,
+            world: Vec::new(),
+            world_extra: Vec::new(),
+            kernel: None,
+            initramfs: None,
+            modloop: None,
+            apkovl: None,
+            cache: None,
+            sign_key: None,
+            label: DEFAULT_LABEL.to_string(),
+            cmdline: DEFAULT_CMDLINE.to_string(),
+            size: None,
+            build_time: apk::archive::build_time(),
+        }
+    }
+}
+
+/// The Alpine architecture name of the build host.
+pub fn default_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "arm" => "armv7",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// A `--repository` value: a directory with `<arch>/APKINDEX.tar.gz`, or an index file.
+pub fn repository_spec(text: &str) -> Result<RepoSpec, MediumError> {
+    let spec = RepoSpec::parse(text)
+        .ok_or_else(|| MediumError::setting("--repository", format!("\"{text}\" is empty")))?;
+    if spec.is_remote() {
+        return Err(MediumError::setting(
+            "--repository",
+            format!("{text}: only local repositories can be copied to a medium"),
+        ));
+    }
+    Ok(spec)
+}
+
+/// A `--world` value: space-separated apk dependencies (`name`, `name>=1.2`, `name@tag`).
+pub fn parse_world(text: &str, option: &'static str) -> Result<Vec<Dependency>, MediumError> {
+    text.split_whitespace()
+        .map(|t| {
+            Dependency::parse(t, true).map_err(|e| MediumError::setting(option, e.to_string()))
+        })
+        .collect()
+}
+
+/// Label characters every target reads the same: letters, digits, `_` and `-`.
+fn check_label(label: &str, format: Format) -> Result<(), MediumError> {
+    let max = if format == Format::Vfat { 11 } else { 32 };
+    if label.is_empty() {
+        return Err(MediumError::setting("--label", "must not be empty"));
+    }
+    if !label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(MediumError::setting(
+            "--label",
+            format!("\"{label}\": use letters, digits, '_' and '-' only"),
+        ));
+    }
+    if label.len() > max {
+        return Err(MediumError::setting(
+            "--label",
+            format!(
+                "\"{label}\" is {} characters; {} labels hold at most {max}",
+                label.len(),
+                format.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What a build produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Packages in the boot repository.
+    pub packages: usize,
+    /// Packages in the extra repository.
+    pub extra_packages: usize,
+    /// Bytes of file content.
+    pub content_bytes: u64,
+    /// The vfat image size, for `--format vfat`.
+    pub image_size: Option<u64>,
+    /// The release id written to `/.alpine-release`.
+    pub release: String,
+}
+
+/// A planned medium: the verified, sorted tree and what it holds.
+#[derive(Clone, Debug)]
+pub struct Medium {
+    layout: Layout,
+    closure: Closure,
+    release: String,
+}
+
+impl Medium {
+    /// Checks the options, loads and verifies the sources, resolves the closures and lays out
+    /// every file. Nothing is written.
+    pub fn plan(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Medium, MediumError> {
+        check_label(&opts.label, opts.format)?;
+        check_cmdline(&opts.cmdline).map_err(|r| MediumError::setting("--cmdline", r))?;
+        if opts.size.is_some() && opts.format != Format::Vfat {
+            return Err(MediumError::setting(
+                "--size",
+                format!("only for --format vfat (not {})", opts.format.name()),
+            ));
+        }
+        if let Some(s) = opts.size {
+            if !(MIN_SIZE..=MAX_SIZE).contains(&s) {
+                return Err(MediumError::setting(
+                    "--size",
+                    format!(
+                        "{} is out of range: from 64M to 2T for FAT32",
+                        size::display(s)
+                    ),
+                ));
+            }
+        }
+        let copies_packages = !opts.world.is_empty()
+            || !opts.world_extra.is_empty()
+            || !opts.extra_repositories.is_empty();
+        if copies_packages && opts.sign_key.is_none() {
+            return Err(MediumError::setting(
+                "--sign-key",
+                "required to sign the index of the packages copied to the medium",
+            ));
+        }
+        if copies_packages && opts.repositories.is_empty() && opts.extra_repositories.is_empty() {
+            return Err(MediumError::setting(
+                "--repository",
+                "required to take the --world packages from",
+            ));
+        }
+
+        let mut layout = Layout::default();
+        if let Some(k) = &opts.kernel {
+            layout.add_host_file(KERNEL, k, "--kernel")?;
+        }
+        if let Some(i) = &opts.initramfs {
+            layout.add_host_file(INITRAMFS, i, "--initramfs")?;
+        }
+        let modloop = match &opts.modloop {
+            Some(m) => {
+                let path = format!("boot/{}", file_name(m, "--modloop")?);
+                layout.add_host_file(&path, m, "--modloop")?;
+                Some(path)
+            }
+            None => None,
+        };
+        if let Some(ovl) = &opts.apkovl {
+            add_apkovl(&mut layout, ovl)?;
+        }
+
+        let closure = if copies_packages {
+            let closure = repository::resolve(
+                &repository::Request {
+                    arch: &opts.arch,
+                    repositories: &opts.repositories,
+                    extra_repositories: &opts.extra_repositories,
+                    keys: &opts.keys,
+                    allow_untrusted: opts.allow_untrusted,
+                    world: &opts.world,
+                    world_extra: &opts.world_extra,
+                },
+                progress,
+            )?;
+            closure
+        } else {
+            Closure::default()
+        };
+        let version = closure
+            .boot
+            .iter()
+            .find(|s| s.pkg.name == "alpine-release")
+            .map(|s| s.pkg.version.as_str());
+        let release = release_id(&release_version(version), opts.build_time);
+
+        if let Some(key) = &opts.sign_key {
+            if !opts.world.is_empty() {
+                layout.add_file("apks/.boot_repository", Source::Bytes(Vec::new()), 0)?;
+                add_repository(
+                    &mut layout,
+                    "apks",
+                    &closure.boot,
+                    opts,
+                    key,
+                    &release,
+                    progress,
+                )?;
+            }
+            if !opts.world_extra.is_empty() || !opts.extra_repositories.is_empty() {
+                let description = format!("{release} extra");
+                add_repository(
+                    &mut layout,
+                    "apks-extra",
+                    &closure.extra,
+                    opts,
+                    key,
+                    &description,
+                    progress,
+                )?;
+            }
+        }
+
+        if let Some(cache) = &opts.cache {
+            add_cache(&mut layout, cache)?;
+        }
+        if opts.kernel.is_some() {
+            let entry = BootEntry {
+                kernel: format!("/{KERNEL}"),
+                initramfs: opts.initramfs.as_ref().map(|_| format!("/{INITRAMFS}")),
+                cmdline: with_modloop(&opts.cmdline, modloop.as_deref()),
+            };
+            let syslinux = syslinux_cfg(&entry).into_bytes();
+            let grub = grub_cfg(&entry).into_bytes();
+            for (path, bytes) in [
+                (SYSLINUX_CFG, &syslinux),
+                (EXTLINUX_CONF, &syslinux),
+                (GRUB_CFG, &grub),
+            ] {
+                layout.add_file(path, Source::Bytes(bytes.clone()), bytes.len() as u64)?;
+            }
+        }
+        let text = format!("{release}\n").into_bytes();
+        let len = text.len() as u64;
+        layout.add_file(".alpine-release", Source::Bytes(text), len)?;
+        Ok(Medium {
+            layout,
+            closure,
+            release,
+        })
+    }
+
+    /// The planned tree.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The packages chosen for the boot and extra repositories.
+    pub fn closure(&self) -> &Closure {
+        &self.closure
+    }
+
+    /// The release id.
+    pub fn release(&self) -> &str {
+        &self.release
+    }
+
+    /// Writes the medium at `opts.output` in `opts.format`, atomically.
+    pub fn write(
+        &self,
+        opts: &Options,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Report, MediumError> {
+        let out = &opts.output;
+        output::check_target(out, opts.format == Format::Dir)?;
+        let content = self.layout.content_bytes();
+        let mut image_size = None;
+        match opts.format {
+            Format::Dir => {
+                progress(&format!("Writing directory {}", out.display()));
+                let tmp = TempPath::beside(out, ".tmp")?;
+                self.layout.write_dir(tmp.path(), opts.build_time)?;
+                tmp.commit(out)?;
+            }
+            Format::Vfat => {
+                let len = match opts.size {
+                    Some(s) => s,
+                    None => default_image_size(&self.layout)?,
+                };
+                progress(&format!(
+                    "Writing vfat image {} ({})",
+                    out.display(),
+                    size::display(len)
+                ));
+                let tmp = TempPath::beside(out, ".tmp")?;
+                let file = fs::File::create_new(tmp.path()).at(tmp.path())?;
+                vfat::write_vfat(
+                    &self.layout,
+                    &file,
+                    tmp.path(),
+                    len,
+                    &opts.label,
+                    opts.build_time,
+                )?;
+                drop(file);
+                tmp.commit(out)?;
+                image_size = Some(len);
+            }
+            Format::Iso => {
+                progress(&format!("Writing iso image {}", out.display()));
+                let stage = TempPath::beside(out, ".stage")?;
+                self.layout.write_dir(stage.path(), opts.build_time)?;
+                let tmp = TempPath::beside(out, ".tmp")?;
+                iso::write_iso(stage.path(), tmp.path(), &opts.label, opts.build_time)?;
+                drop(stage);
+                fs::File::open(tmp.path())
+                    .and_then(|f| f.sync_all())
+                    .at(tmp.path())?;
+                tmp.commit(out)?;
+            }
+        }
+        Ok(Report {
+            packages: self.closure.boot.len(),
+            extra_packages: self.closure.extra.len(),
+            content_bytes: content,
+            image_size,
+            release: self.release.clone(),
+        })
+    }
+}
+
+/// Plans and writes a medium.
+pub fn build(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, MediumError> {
+    Medium::plan(opts, progress)?.write(opts, progress)
+}
+
+fn file_name<'a>(path: &'a Path, option: &'static str) -> Result<&'a str, MediumError> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| MediumError::Input {
+            option,
+            path: path.to_path_buf(),
+            reason: "needs a UTF-8 file name".into(),
+        })
+}
+
+/// The overlay goes to the top level under its own name, which must match the init's
+/// `*.apkovl.tar.gz*` rule (boot-params.md §3.3), with its detached signature when present.
+fn add_apkovl(layout: &mut Layout, ovl: &Path) -> Result<(), MediumError> {
+    let name = file_name(ovl, "--apkovl")?;
+    if !name.contains(".apkovl.tar.gz") || name.ends_with(".sig") {
+        return Err(MediumError::Input {
+            option: "--apkovl",
+            path: ovl.to_path_buf(),
+            reason: "the name must match *.apkovl.tar.gz* (e.g. HOSTNAME.apkovl.tar.gz), or the init will not find it".into(),
+        });
+    }
+    layout.add_host_file(name, ovl, "--apkovl")?;
+    let sig = ovl.with_file_name(format!("{name}.sig"));
+    if sig.exists() {
+        layout.add_host_file(&format!("{name}.sig"), &sig, "--apkovl")?;
+    }
+    Ok(())
+}
+
+/// One repository on the medium: the verified package files and their signed index.
+fn add_repository(
+    layout: &mut Layout,
+    dir: &str,
+    packages: &[Selected],
+    opts: &Options,
+    key: &SignKey,
+    description: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), MediumError> {
+    progress(&format!(
+        "Copying {} packages to {dir}/{}",
+        packages.len(),
+        opts.arch
+    ));
+    for sel in packages {
+        let size = repository::verify_package(sel)?;
+        let path = format!(
+            "{dir}/{}/{}",
+            repository::package_dir(&sel.pkg, &opts.arch),
+            repository::package_file_name(&sel.pkg)?
+        );
+        layout.add_file(&path, Source::Path(sel.file.clone()), size)?;
+    }
+    let index_path = format!("{dir}/{}/APKINDEX.tar.gz", opts.arch);
+    progress(&format!("Signing {index_path} with {}", key.path.display()));
+    let entries: Vec<Package> = packages.iter().map(|s| s.pkg.clone()).collect();
+    let index = repository::signed_index(&entries, description, key, opts.build_time)?;
+    let len = index.len() as u64;
+    layout.add_file(&index_path, Source::Bytes(index), len)
+}
+
+/// The cache directory, recursively. Symlinks to files are followed (Alpine's cache is often
+/// reached through one); symlinks to directories are refused, as they can loop.
+fn add_cache(layout: &mut Layout, cache: &Path) -> Result<(), MediumError> {
+    let bad = |path: &Path, reason: String| MediumError::Input {
+        option: "--cache",
+        path: path.to_path_buf(),
+        reason,
+    };
+    if !cache.is_dir() {
+        return Err(bad(cache, "not a directory".into()));
+    }
+    layout.add_dir("cache");
+    let mut stack = vec![(cache.to_path_buf(), "cache".to_string())];
+    while let Some((dir, at)) = stack.pop() {
+        let mut entries: Vec<_> = fs::read_dir(&dir)
+            .at(&dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .at(&dir)?;
+        entries.sort();
+        for path in entries {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| bad(&path, "needs a UTF-8 file name".into()))?;
+            let rel = format!("{at}/{name}");
+            let meta = fs::metadata(&path).map_err(|e| bad(&path, e.to_string()))?;
+            let link = fs::symlink_metadata(&path)
+                .at(&path)?
+                .file_type()
+                .is_symlink();
+            if meta.is_dir() && link {
+                return Err(bad(&path, "a symlink to a directory (not followed)".into()));
+            } else if meta.is_dir() {
+                layout.add_dir(&rel);
+                stack.push((path.clone(), rel));
+            } else if meta.is_file() {
+                layout.add_host_file(&rel, &path, "--cache")?;
+            } else {
+                return Err(bad(&path, "not a regular file or directory".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_checked_per_format() {
+        assert!(check_label("ALPINE", Format::Vfat).is_ok());
+        assert!(check_label("alp-std_3", Format::Vfat).is_ok());
+        assert_eq!(
+            check_label("TWELVE_CHARS", Format::Vfat)
+                .unwrap_err()
+                .to_string(),
+            "--label: \"TWELVE_CHARS\" is 12 characters; vfat labels hold at most 11"
+        );
+        assert!(check_label("TWELVE_CHARS", Format::Iso).is_ok());
+        assert!(check_label("", Format::Iso).is_err());
+        assert!(check_label("a b", Format::Iso)
+            .unwrap_err()
+            .to_string()
+            .contains("letters, digits"));
+        assert!(check_label("a/b", Format::Dir).is_err());
+    }
+
+    #[test]
+    fn world_tokens_are_apk_dependencies() {
+        let w = parse_world(" alpine-base  dhcpcd>=10 ", "--world").unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[1].to_string(), "dhcpcd>=10");
+        assert!(parse_world("bad==", "--world")
+            .unwrap_err()
+            .to_string()
+            .starts_with("--world: "));
+    }
+
+    #[test]
+    fn only_local_repositories() {
+        assert!(repository_spec("/srv/apks").is_ok());
+        assert!(repository_spec("https://dl-cdn.example/alpine/main")
+            .unwrap_err()
+            .to_string()
+            .contains("only local"));
+        assert!(repository_spec("  ").is_err());
+    }
+
+    #[test]
+    fn overlay_names_must_be_found_by_the_init() {
+        let t = tempfile::tempdir().unwrap();
+        let ovl = t.path().join("fw1.apkovl.tar.gz");
+        fs::write(&ovl, b"o").unwrap();
+        fs::write(t.path().join("fw1.apkovl.tar.gz.sig"), b"s").unwrap();
+        let mut l = Layout::default();
+        add_apkovl(&mut l, &ovl).unwrap();
+        assert_eq!(l.list(), ["fw1.apkovl.tar.gz", "fw1.apkovl.tar.gz.sig"]);
+        let other = t.path().join("backup.tar.gz");
+        fs::write(&other, b"o").unwrap();
+        let err = add_apkovl(&mut Layout::default(), &other).unwrap_err();
+        assert!(
+            err.to_string().contains("must match *.apkovl.tar.gz*"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cache_is_copied_recursively_without_directory_links() {
+        let t = tempfile::tempdir().unwrap();
+        let c = t.path().join("cache");
+        fs::create_dir_all(c.join("sub")).unwrap();
+        fs::write(c.join("a-1.0-r0.0123abcd.apk"), b"a").unwrap();
+        fs::write(c.join("sub/x"), b"x").unwrap();
+        std::os::unix::fs::symlink(c.join("sub/x"), c.join("link")).unwrap();
+        let mut l = Layout::default();
+        add_cache(&mut l, &c).unwrap();
+        assert_eq!(
+            l.list(),
+            [
+                "cache/",
+                "cache/a-1.0-r0.0123abcd.apk",
+                "cache/link",
+                "cache/sub/",
+                "cache/sub/x"
+            ]
+        );
+        std::os::unix::fs::symlink(c.join("sub"), c.join("dirlink")).unwrap();
+        let err = add_cache(&mut Layout::default(), &c).unwrap_err();
+        assert!(err.to_string().contains("symlink to a directory"), "{err}");
+    }
+}

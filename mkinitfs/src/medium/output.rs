@@ -1,0 +1,158 @@
+//! Putting the medium at `-o` all at once: it is built under a temporary name next to the target
+//! (`OUT.tmp`, a file or a directory) and renamed into place only when complete, so an error or a
+//! crash never leaves a half-written medium at `-o`. Temporary paths are removed when dropped
+//! unless committed.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use super::error::{IoResultExt, MediumError};
+
+/// A temporary file or directory that is removed on drop unless kept.
+#[derive(Debug)]
+pub struct TempPath {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl TempPath {
+    /// `target` with `suffix` appended to its name; a stale one from an interrupted run is
+    /// removed first.
+    pub fn beside(target: &Path, suffix: &str) -> Result<Self, MediumError> {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        let path = target.with_file_name(name);
+        remove(&path).at(&path)?;
+        Ok(TempPath { path, keep: false })
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames it over `target` (a directory target is replaced as a whole) and syncs the parent
+    /// directory so the rename is durable.
+    pub fn commit(mut self, target: &Path) -> Result<(), MediumError> {
+        let is_dir = fs::symlink_metadata(&self.path).at(&self.path)?.is_dir();
+        if is_dir && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+            // rename(2) does not replace a non-empty directory: move the old one aside first.
+            let old = TempPath::beside(target, ".old")?;
+            fs::rename(target, old.path()).at(target)?;
+            fs::rename(&self.path, target).at(target)?;
+        } else {
+            fs::rename(&self.path, target).at(target)?;
+        }
+        self.keep = true;
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fs::File::open(parent).and_then(|d| d.sync_all()).at(parent)
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = remove(&self.path);
+        }
+    }
+}
+
+fn remove(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks that `target` can receive a medium: its directory exists, and it is absent or of the
+/// kind we write (a directory for `dir`, a regular file for images; never a device: an image is
+/// written to a file and copied to the stick with dd).
+pub fn check_target(target: &Path, want_dir: bool) -> Result<(), MediumError> {
+    let bad = |reason: &str| MediumError::Output {
+        path: target.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    if target.file_name().is_none() {
+        return Err(bad("not a file or directory name"));
+    }
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(bad("its directory does not exist"));
+        }
+    }
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(MediumError::Io {
+            path: target.to_path_buf(),
+            source: e,
+        }),
+        Ok(m) if m.file_type().is_block_device() || m.file_type().is_char_device() => Err(bad(
+            "is a device; write the image to a file and copy it with dd",
+        )),
+        Ok(m) if want_dir && !m.is_dir() => Err(bad("exists and is not a directory")),
+        Ok(m) if !want_dir && m.is_dir() => Err(bad("is a directory")),
+        Ok(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_paths_vanish_unless_committed() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("medium");
+        {
+            let tmp = TempPath::beside(&target, ".tmp").unwrap();
+            fs::create_dir(tmp.path()).unwrap();
+            fs::write(tmp.path().join("f"), b"x").unwrap();
+        }
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
+
+        let tmp = TempPath::beside(&target, ".tmp").unwrap();
+        fs::create_dir(tmp.path()).unwrap();
+        fs::write(tmp.path().join("new"), b"x").unwrap();
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("old"), b"x").unwrap();
+        tmp.commit(&target).unwrap();
+        assert!(target.join("new").exists() && !target.join("old").exists());
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["medium"]);
+    }
+
+    #[test]
+    fn targets_are_checked() {
+        let t = tempfile::tempdir().unwrap();
+        let file = t.path().join("f");
+        fs::write(&file, b"").unwrap();
+        assert!(check_target(&file, false).is_ok());
+        assert!(check_target(&t.path().join("new"), true).is_ok());
+        assert!(check_target(&file, true)
+            .unwrap_err()
+            .to_string()
+            .ends_with("exists and is not a directory"));
+        assert!(check_target(t.path(), false)
+            .unwrap_err()
+            .to_string()
+            .ends_with("is a directory"));
+        assert!(check_target(&t.path().join("no/x"), false)
+            .unwrap_err()
+            .to_string()
+            .ends_with("its directory does not exist"));
+        assert!(check_target(Path::new("/dev/null"), false)
+            .unwrap_err()
+            .to_string()
+            .contains("is a device"));
+    }
+}
