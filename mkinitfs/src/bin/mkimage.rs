@@ -32,16 +32,18 @@ struct Cli {
     /// Source repository: a directory with ARCH/APKINDEX.tar.gz, or an APKINDEX.tar.gz (repeatable)
     #[arg(long = "repository", value_name = "DIR|INDEX")]
     repositories: Vec<String>,
-    /// Packages whose dependency closure goes to apks/ (space separated, apk world syntax)
+    /// Packages whose dependency closure goes to apks/ (space separated, apk world syntax;
+    /// repeatable)
     #[arg(long, value_name = "PKGS")]
-    world: Option<String>,
+    world: Vec<String>,
     /// Source repository for apks-extra/, a second repository that is not a boot repository
     /// (repeatable; copied whole unless --world-extra is given)
     #[arg(long = "extra-repository", value_name = "DIR|INDEX")]
     extra_repositories: Vec<String>,
-    /// Packages whose closure, minus what apks/ holds, goes to apks-extra/ (for apk add later)
+    /// Packages whose closure, minus what apks/ holds, goes to apks-extra/ (for apk add later;
+    /// repeatable)
     #[arg(long = "world-extra", value_name = "PKGS")]
-    world_extra: Option<String>,
+    world_extra: Vec<String>,
     /// Kernel, copied to /boot/vmlinuz
     #[arg(long, value_name = "FILE")]
     kernel: Option<PathBuf>,
@@ -159,12 +161,8 @@ fn options(cli: &Cli) -> Result<Options, MediumError> {
         opts.keys.add_dir(dir);
     }
     opts.allow_untrusted = cli.allow_untrusted;
-    if let Some(w) = &cli.world {
-        opts.world = medium::parse_world(w, "--world")?;
-    }
-    if let Some(w) = &cli.world_extra {
-        opts.world_extra = medium::parse_world(w, "--world-extra")?;
-    }
+    opts.world = medium::parse_world(&cli.world.join(" "), "--world")?;
+    opts.world_extra = medium::parse_world(&cli.world_extra.join(" "), "--world-extra")?;
     opts.kernel = cli.kernel.clone();
     opts.initramfs = cli.initramfs.clone();
     opts.modloop = cli.modloop.clone();

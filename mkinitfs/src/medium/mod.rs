@@ -244,19 +244,32 @@ pub fn parse_world(text: &str, option: &'static str) -> Result<Vec<Dependency>, 
         .collect()
 }
 
-/// Label characters every target reads the same: letters, digits, `_` and `-`.
+/// Label characters every target reads the same: letters, digits, `_` and `-`, and `.` on ISO
+/// (FAT labels cannot hold a dot). No spaces: a label is typed in `LABEL=` on the command line.
 fn check_label(label: &str, format: Format) -> Result<(), MediumError> {
-    let max = if format == Format::Vfat { 11 } else { 32 };
+    let (max, dot) = if format == Format::Vfat {
+        (11, false)
+    } else {
+        (32, true)
+    };
     if label.is_empty() {
         return Err(MediumError::setting("--label", "must not be empty"));
     }
     if !label
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (dot && b == b'.'))
     {
+        let allowed = if dot {
+            "'_', '-' and '.'"
+        } else {
+            "'_' and '-'"
+        };
         return Err(MediumError::setting(
             "--label",
-            format!("\"{label}\": use letters, digits, '_' and '-' only"),
+            format!(
+                "\"{label}\": use letters, digits, {allowed} only for {}",
+                format.name()
+            ),
         ));
     }
     if label.len() > max {
@@ -354,7 +367,7 @@ impl Medium {
         }
 
         let closure = if copies_packages {
-            let closure = repository::resolve(
+            repository::resolve(
                 &repository::Request {
                     arch: &opts.arch,
                     repositories: &opts.repositories,
@@ -365,8 +378,7 @@ impl Medium {
                     world_extra: &opts.world_extra,
                 },
                 progress,
-            )?;
-            closure
+            )?
         } else {
             Closure::default()
         };
@@ -645,6 +657,13 @@ mod tests {
             .to_string()
             .contains("letters, digits"));
         assert!(check_label("a/b", Format::Dir).is_err());
+        assert!(check_label("alp-3.19", Format::Iso).is_ok());
+        assert_eq!(
+            check_label("alp-3.19", Format::Vfat)
+                .unwrap_err()
+                .to_string(),
+            "--label: \"alp-3.19\": use letters, digits, '_' and '-' only for vfat"
+        );
     }
 
     #[test]

@@ -305,7 +305,7 @@ mod tests {
         let idx = archive::open_index(&bytes, &ring, false).unwrap();
         assert_eq!(idx.signed_by.as_deref(), Some("medium.rsa.pub"));
         assert_eq!(idx.description.as_deref(), Some("test"));
-        assert_eq!(idx.text, apk::index::write(&[pkg.clone()]));
+        assert_eq!(idx.text, apk::index::write(std::slice::from_ref(&pkg)));
         let mut other = Keyring::default();
         other.insert(
             "medium.rsa.pub",

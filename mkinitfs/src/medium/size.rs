@@ -56,7 +56,7 @@ pub fn default_size(content: u64) -> u64 {
 /// `bytes` rounded up to whole MiB, in `--size` syntax (`80M`, or `2G` when exact).
 pub fn display(bytes: u64) -> String {
     let mib = bytes.div_ceil(MIB);
-    if mib >= 1024 && mib % 1024 == 0 {
+    if mib >= 1024 && mib.is_multiple_of(1024) {
         format!("{}G", mib / 1024)
     } else {
         format!("{mib}M")

@@ -1,0 +1,824 @@
+//! `mkimage` end to end: the built binary on the Alpine 3.19.1 fixture repository, checked with
+//! the host's own tools (mtools, fsck.fat, blkid, isoinfo) and with apk's index verification.
+//!
+//! Inputs are made here: Alpine's public keys come out of the minirootfs fixture, medium keys are
+//! generated with the apk library, kernels and initramfs are made-up bytes (nothing boots here;
+//! the qemu tests do that).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use apk::trust::{Keyring, PrivateKey};
+
+const EPOCH: &str = "1703680496"; // 2023-12-27 12:34:56 UTC
+
+/// `apk add alpine-base` from the fixture installs these 25 packages (fixtures/README.md).
+const ALPINE_BASE: [&str; 25] = [
+    "alpine-base",
+    "alpine-baselayout",
+    "alpine-baselayout-data",
+    "alpine-conf",
+    "alpine-keys",
+    "alpine-release",
+    "apk-tools",
+    "busybox",
+    "busybox-binsh",
+    "busybox-mdev-openrc",
+    "busybox-openrc",
+    "busybox-suid",
+    "ca-certificates-bundle",
+    "ifupdown-ng",
+    "libc-utils",
+    "libcap2",
+    "libcrypto3",
+    "libssl3",
+    "mdev-conf",
+    "musl",
+    "musl-utils",
+    "openrc",
+    "scanelf",
+    "ssl_client",
+    "zlib",
+];
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+}
+
+fn source_repo() -> PathBuf {
+    fixtures().join("alpine-3.19.1/apks")
+}
+
+fn source_dir() -> PathBuf {
+    source_repo().join("x86_64")
+}
+
+/// A scratch directory with Alpine's keys, a medium key pair and fake boot files.
+struct Env {
+    dir: tempfile::TempDir,
+    alpine_keys: PathBuf,
+    key: PathBuf,
+    medium_keys: Keyring,
+    kernel: PathBuf,
+    initramfs: PathBuf,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env::with_key(PrivateKey::generate_ed25519(), "medium.key")
+    }
+
+    fn with_key(key: PrivateKey, name: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("tar")
+            .arg("xzf")
+            .arg(fixtures().join("alpine-minirootfs-3.20.3-x86_64.tar.gz"))
+            .arg("-C")
+            .arg(dir.path())
+            .arg("./etc/apk/keys")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let path = dir.path().join(name);
+        fs::write(&path, key.to_pem().unwrap()).unwrap();
+        let mut medium_keys = Keyring::default();
+        medium_keys.insert(&format!("{name}.pub"), key.public());
+        let kernel = dir.path().join("vmlinuz-lts");
+        fs::write(&kernel, pattern(3_000_000, 1)).unwrap();
+        let initramfs = dir.path().join("initramfs-lts");
+        fs::write(&initramfs, pattern(1_000_000, 2)).unwrap();
+        Env {
+            alpine_keys: dir.path().join("etc/apk/keys"),
+            dir,
+            key: path,
+            medium_keys,
+            kernel,
+            initramfs,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// mkimage with the fixture repository, Alpine's keys and `--world alpine-base`.
+    fn base(&self, format: &str, out: &Path) -> Command {
+        let mut c = mkimage();
+        c.args(["--format", format, "-o"])
+            .arg(out)
+            .arg("--repository")
+            .arg(source_repo())
+            .arg("--keys-dir")
+            .arg(&self.alpine_keys)
+            .args(["--world", "alpine-base"]);
+        c
+    }
+
+    /// [`Env::base`] with the medium key, the kernel and the initramfs.
+    fn alpine_base(&self, format: &str, out: &Path) -> Command {
+        let mut c = self.base(format, out);
+        c.arg("--sign-key")
+            .arg(&self.key)
+            .arg("--kernel")
+            .arg(&self.kernel)
+            .arg("--initramfs")
+            .arg(&self.initramfs);
+        c
+    }
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+fn mkimage() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mkimage"));
+    c.env("SOURCE_DATE_EPOCH", EPOCH);
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(c: &mut Command) -> String {
+    String::from_utf8(run(c).stdout).unwrap()
+}
+
+/// Runs a failing mkimage and returns its stderr; the exit code must be 1 and stdout free of
+/// errors.
+fn failure(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{c:?}: {out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn blkid(img: &Path, tag: &str) -> String {
+    let out = run(Command::new("blkid")
+        .args(["-p", "-o", "value", "-s", tag])
+        .arg(img));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Every file under `dir` as relative path -> (mode, mtime, content); directories as (mode, mtime).
+fn snapshot(dir: &Path) -> BTreeMap<String, (u32, i64, Option<Vec<u8>>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+            if m.is_dir() {
+                stack.push(p.clone());
+                out.insert(rel, (m.mode(), m.mtime(), None));
+            } else {
+                out.insert(rel, (m.mode(), m.mtime(), Some(fs::read(&p).unwrap())));
+            }
+        }
+    }
+    let m = fs::metadata(dir).unwrap();
+    out.insert(String::new(), (m.mode(), m.mtime(), None));
+    out
+}
+
+fn package_files(names: &[&str]) -> Vec<String> {
+    let mut files: Vec<String> = fs::read_dir(source_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| {
+            names.iter().any(|n| {
+                f.strip_prefix(n).is_some_and(|rest| {
+                    // name-<version>.apk where the version starts with a digit
+                    rest.starts_with('-') && rest[1..].starts_with(|c: char| c.is_ascii_digit())
+                })
+            })
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Index entries of the source repository by name.
+fn source_entries() -> BTreeMap<String, apk::package::Package> {
+    let buf = fs::read(source_dir().join("APKINDEX.tar.gz")).unwrap();
+    let f = apk::archive::open_index(&buf, &Keyring::default(), true).unwrap();
+    apk::index::parse(&f.text)
+        .unwrap()
+        .packages
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect()
+}
+
+/// Checks a repository directory on the medium: exactly `names`, byte-identical packages, an index
+/// listing exactly them with their source entries unchanged, verified by the medium key only.
+fn check_repository(dir: &Path, names: &[&str], env: &Env) {
+    let mut expected = package_files(names);
+    assert_eq!(expected.len(), names.len(), "fixture files for {names:?}");
+    expected.push("APKINDEX.tar.gz".into());
+    expected.sort();
+    let mut found: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert_eq!(found, expected);
+    for f in package_files(names) {
+        assert!(
+            fs::read(dir.join(&f)).unwrap() == fs::read(source_dir().join(&f)).unwrap(),
+            "{f} differs from its source"
+        );
+    }
+    let index = fs::read(dir.join("APKINDEX.tar.gz")).unwrap();
+    let opened = apk::archive::open_index(&index, &env.medium_keys, false).unwrap();
+    let key_name = format!("{}.pub", env.key.file_name().unwrap().to_string_lossy());
+    assert_eq!(opened.signed_by.as_deref(), Some(key_name.as_str()));
+    let source = source_entries();
+    let entries = apk::index::parse(&opened.text).unwrap().packages;
+    let mut listed: Vec<&str> = entries.iter().map(|p| p.name.as_str()).collect();
+    listed.sort();
+    let mut want = names.to_vec();
+    want.sort();
+    assert_eq!(listed, want);
+    for p in &entries {
+        assert_eq!(p, &source[&p.name], "index entry of {}", p.name);
+    }
+    // Alpine's keys do not verify it, nor does another key under the same name.
+    assert_eq!(
+        apk::archive::open_index(&index, &Keyring::load(&env.alpine_keys), false).unwrap_err(),
+        apk::archive::ArchiveError::Untrusted
+    );
+    let mut other = Keyring::default();
+    other.insert(&key_name, PrivateKey::generate_ed25519().public());
+    assert_eq!(
+        apk::archive::open_index(&index, &other, false).unwrap_err(),
+        apk::archive::ArchiveError::BadSignature
+    );
+}
+
+/// Nothing but `keep` in the output's directory: no temporary or half-written files.
+fn assert_only(dir: &Path, keep: &[&str]) {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut keep: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+    keep.sort();
+    assert_eq!(names, keep);
+}
+
+#[test]
+fn vfat_medium_holds_the_alpine_base_closure() {
+    let env = Env::new();
+    let out_dir = env.path("out");
+    fs::create_dir(&out_dir).unwrap();
+    let img = out_dir.join("medium.img");
+    let text = stdout(env.alpine_base("vfat", &img).args([
+        "--label",
+        "ALPTEST",
+        "--cmdline",
+        "console=ttyS0 quiet",
+    ]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..4],
+        [
+            format!("Loaded {} (100 packages)", source_repo().display()),
+            "Copying 25 packages to apks/x86_64".to_string(),
+            format!(
+                "Signing apks/x86_64/APKINDEX.tar.gz with {}",
+                env.key.display()
+            ),
+            format!("Writing vfat image {} (64M)", img.display()),
+        ]
+    );
+    assert!(lines[4].starts_with(&format!(
+        "{}: alpine-diskless-3.19.1 231227, 25 packages, ",
+        img.display()
+    )));
+    assert_eq!(lines.len(), 5);
+    assert_only(&out_dir, &["medium.img"]);
+    assert_eq!(fs::metadata(&img).unwrap().len(), 64 << 20);
+
+    // The host's tools accept it and find it by label.
+    run(Command::new("fsck.fat").arg("-n").arg(&img));
+    assert_eq!(blkid(&img, "TYPE"), "vfat");
+    assert_eq!(blkid(&img, "LABEL"), "ALPTEST");
+    let listing = stdout(
+        Command::new("mdir")
+            .args(["-b", "-i"])
+            .arg(&img)
+            .arg("::/apks/x86_64"),
+    );
+    let mut listed: Vec<&str> = listing
+        .lines()
+        .map(|l| l.trim_start_matches("::/apks/x86_64/"))
+        .collect();
+    listed.sort();
+    let mut expected = package_files(&ALPINE_BASE);
+    expected.push("APKINDEX.tar.gz".into());
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // Copied out with mtools, the tree is what was planned, byte for byte.
+    let ext = env.path("extracted");
+    fs::create_dir(&ext).unwrap();
+    run(Command::new("mcopy")
+        .args(["-s", "-i"])
+        .arg(&img)
+        .args(["::/apks", "::/boot", "::/.alpine-release"])
+        .arg(&ext));
+    check_repository(&ext.join("apks/x86_64"), &ALPINE_BASE, &env);
+    assert_eq!(fs::read(ext.join("apks/.boot_repository")).unwrap(), b"");
+    assert_eq!(
+        fs::read(ext.join("boot/vmlinuz")).unwrap(),
+        fs::read(&env.kernel).unwrap()
+    );
+    assert_eq!(
+        fs::read(ext.join("boot/initramfs")).unwrap(),
+        fs::read(&env.initramfs).unwrap()
+    );
+    assert_eq!(
+        fs::read_to_string(ext.join(".alpine-release")).unwrap(),
+        "alpine-diskless-3.19.1 231227\n"
+    );
+    let syslinux = fs::read_to_string(ext.join("boot/syslinux/syslinux.cfg")).unwrap();
+    assert!(
+        syslinux.contains(
+            "  KERNEL /boot/vmlinuz\n  INITRD /boot/initramfs\n  APPEND console=ttyS0 quiet\n"
+        ),
+        "{syslinux}"
+    );
+    assert_eq!(
+        fs::read_to_string(ext.join("boot/extlinux/extlinux.conf")).unwrap(),
+        syslinux
+    );
+    let grub = fs::read_to_string(ext.join("boot/grub/grub.cfg")).unwrap();
+    assert!(
+        grub.contains("\tlinux /boot/vmlinuz console=ttyS0 quiet\n\tinitrd /boot/initramfs\n"),
+        "{grub}"
+    );
+    // mtools sees the build time on every entry.
+    let boot = stdout(Command::new("mdir").arg("-i").arg(&img).arg("::/boot"));
+    assert!(
+        boot.contains("VMLINUZ        3000000 2023-12-27  12:34  vmlinuz"),
+        "{boot}"
+    );
+}
+
+#[test]
+fn vfat_and_dir_outputs_are_reproducible() {
+    let env = Env::new();
+    let a = env.path("a.img");
+    let b = env.path("b.img");
+    run(env.alpine_base("vfat", &a).arg("-q"));
+    run(env.alpine_base("vfat", &b).arg("-q"));
+    assert!(
+        fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+        "vfat bytes differ"
+    );
+    // A different build time gives a different image (times and serial).
+    run(env
+        .alpine_base("vfat", &b)
+        .arg("-q")
+        .env("SOURCE_DATE_EPOCH", "1703680600"));
+    assert!(fs::read(&a).unwrap() != fs::read(&b).unwrap());
+
+    let d1 = env.path("d1");
+    let d2 = env.path("d2");
+    run(env.alpine_base("dir", &d1).arg("-q"));
+    run(env.alpine_base("dir", &d2).arg("-q"));
+    let s1 = snapshot(&d1);
+    assert_eq!(s1, snapshot(&d2));
+    assert!(s1.values().all(|(_, mtime, _)| *mtime == 1_703_680_496));
+    assert_eq!(s1["apks/x86_64/busybox-1.36.1-r15.apk"].0 & 0o7777, 0o644);
+    assert_eq!(s1["apks"].0 & 0o7777, 0o755);
+    check_repository(&d1.join("apks/x86_64"), &ALPINE_BASE, &env);
+    // Building again over an existing medium replaces it whole, leaving nothing beside it.
+    fs::write(d1.join("stale"), b"x").unwrap();
+    run(env.alpine_base("dir", &d1).arg("-q"));
+    assert_eq!(snapshot(&d1), s1);
+    assert!(!env.path("d1.tmp").exists() && !env.path("d1.old").exists());
+}
+
+#[test]
+fn iso_medium_lists_the_tree_and_label() {
+    let env = Env::new();
+    let iso = env.path("medium.iso");
+    run(env
+        .alpine_base("iso", &iso)
+        .args(["-q", "--label", "alpine-3.19-x86_64"]));
+    assert_eq!(blkid(&iso, "TYPE"), "iso9660");
+    assert_eq!(blkid(&iso, "LABEL"), "alpine-3.19-x86_64");
+    for ext in ["-R", "-J"] {
+        let listing = stdout(Command::new("isoinfo").args([ext, "-f", "-i"]).arg(&iso));
+        let files: Vec<&str> = listing.lines().collect();
+        for f in package_files(&ALPINE_BASE) {
+            let want = format!("/apks/x86_64/{f}");
+            assert!(files.contains(&want.as_str()), "{ext}: {want} missing");
+        }
+        for f in [
+            "/.alpine-release",
+            "/apks/.boot_repository",
+            "/apks/x86_64/APKINDEX.tar.gz",
+            "/boot/vmlinuz",
+            "/boot/initramfs",
+            "/boot/syslinux/syslinux.cfg",
+            "/boot/grub/grub.cfg",
+        ] {
+            assert!(files.contains(&f), "{ext}: {f} missing");
+        }
+        assert_eq!(files.len(), 25 + 14, "{ext}: {listing}");
+    }
+    let busybox = run(Command::new("isoinfo")
+        .args(["-R", "-i"])
+        .arg(&iso)
+        .args(["-x", "/apks/x86_64/busybox-1.36.1-r15.apk"]))
+    .stdout;
+    assert!(busybox == fs::read(source_dir().join("busybox-1.36.1-r15.apk")).unwrap());
+}
+
+#[test]
+fn iso_without_xorriso_is_a_clear_error() {
+    let env = Env::new();
+    let iso = env.path("medium.iso");
+    let err = failure(
+        env.alpine_base("iso", &iso)
+            .arg("-q")
+            .env("PATH", env.path("nothing")),
+    );
+    assert_eq!(err, "mkimage: ERROR: xorriso: not found in PATH (needed for --format iso; Debian and Alpine: install the xorriso package)\n");
+    assert!(
+        !iso.exists()
+            && !env.path("medium.iso.tmp").exists()
+            && !env.path("medium.iso.stage").exists()
+    );
+}
+
+#[test]
+fn untrusted_source_is_refused_unless_allowed() {
+    let env = Env::new();
+    let empty = env.path("no-keys");
+    fs::create_dir(&empty).unwrap();
+    let out = env.path("out");
+    fs::create_dir(&out).unwrap();
+    let img = out.join("medium.img");
+    let mut c = mkimage();
+    c.args(["--format", "vfat", "-o"])
+        .arg(&img)
+        .arg("--repository")
+        .arg(source_repo())
+        .arg("--keys-dir")
+        .arg(&empty)
+        .args(["--world", "alpine-base", "--sign-key"])
+        .arg(&env.key);
+    let err = failure(&mut c);
+    assert_eq!(
+        err,
+        format!(
+            "mkimage: ERROR: {}/x86_64/APKINDEX.tar.gz: UNTRUSTED signature (add its key with --keys-dir, or use --allow-untrusted)\n",
+            source_repo().display()
+        )
+    );
+    assert_only(&out, &[]);
+    run(c.args(["--allow-untrusted", "-q"]));
+    assert_only(&out, &["medium.img"]);
+}
+
+#[test]
+fn unknown_world_package_fails_with_apks_block() {
+    let env = Env::new();
+    let out = env.path("medium");
+    let err = failure(
+        env.alpine_base("dir", &out)
+            .args(["--world", "alpine-base nosuchpkg"]),
+    );
+    assert_eq!(
+        err,
+        "mkimage: ERROR: --world: unable to select packages:\n  nosuchpkg (no such package):\n    required by: world[nosuchpkg]\n"
+    );
+    assert!(!out.exists() && !env.path("medium.tmp").exists());
+    // Conflicts come out in apk's words too.
+    let err = failure(
+        env.alpine_base("dir", &out)
+            .args(["--world", "alpine-base vlan"]),
+    );
+    assert!(err.starts_with("mkimage: ERROR: --world: unable to select packages:\n  ifupdown-ng-0.12.1-r4:\n    conflicts: vlan-2.3-r1[!vlan]\n"), "{err}");
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors_and_leave_nothing() {
+    let env = Env::new();
+    let out_dir = env.path("out");
+    fs::create_dir(&out_dir).unwrap();
+    let img = out_dir.join("medium.img");
+    let garbage = env.path("garbage.key");
+    fs::write(&garbage, b"not a key").unwrap();
+    let huge = env.path("huge-kernel");
+    fs::File::create(&huge).unwrap().set_len(70 << 20).unwrap();
+    let missing = env.path("missing");
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            vec!["--kernel".into(), missing.display().to_string()],
+            format!("--kernel {}: No such file or directory (os error 2)", missing.display()),
+        ),
+        (
+            vec!["--initramfs".into(), out_dir.display().to_string()],
+            format!("--initramfs {}: not a regular file", out_dir.display()),
+        ),
+        (
+            vec!["--sign-key".into(), garbage.display().to_string()],
+            format!("--sign-key {}: not a PEM RSA or ed25519 private key", garbage.display()),
+        ),
+        (
+            vec!["--sign-key".into(), missing.display().to_string()],
+            format!("--sign-key {}: No such file or directory (os error 2)", missing.display()),
+        ),
+        (
+            vec!["--kernel".into(), huge.display().to_string(), "--size".into(), "64M".into()],
+            "--size 64M: too small for the content (needs at least 75M)".into(),
+        ),
+        (
+            vec!["--size".into(), "32M".into()],
+            "--size: 32M is out of range: from 64M to 2T for FAT32".into(),
+        ),
+        (vec!["--size".into(), "1.5G".into()], "--size: \"1.5G\": unknown unit (use K, M, G or T, e.g. 256M)".into()),
+        (
+            vec!["--label".into(), "MUCH_TOO_LONG".into()],
+            "--label: \"MUCH_TOO_LONG\" is 13 characters; vfat labels hold at most 11".into(),
+        ),
+        (
+            vec!["--world".into(), "bad==".into()],
+            "--world: 'bad==' is not a valid dependency".into(),
+        ),
+        (
+            vec!["--keys-dir".into(), missing.display().to_string()],
+            format!("--keys-dir {}: not a directory", missing.display()),
+        ),
+        (
+            vec!["--apkovl".into(), env.kernel.display().to_string()],
+            format!("--apkovl {}: the name must match *.apkovl.tar.gz* (e.g. HOSTNAME.apkovl.tar.gz), or the init will not find it", env.kernel.display()),
+        ),
+        (
+            vec!["--cmdline".into(), "a\nb".into()],
+            "--cmdline: contains the control character '\\n' (one line of words expected)".into(),
+        ),
+    ];
+    for (mut args, want) in cases {
+        if !args.contains(&"--sign-key".to_string()) {
+            args.extend(["--sign-key".to_string(), env.key.display().to_string()]);
+        }
+        let err = failure(env.base("vfat", &img).args(&args));
+        assert_eq!(err, format!("mkimage: ERROR: {want}\n"), "{args:?}");
+        assert_only(&out_dir, &[]);
+    }
+    // --world needs a key to sign the index with.
+    let mut c = mkimage();
+    c.args(["--format", "dir", "-o"])
+        .arg(&img)
+        .arg("--repository")
+        .arg(source_repo())
+        .args(["--world", "alpine-base"]);
+    assert_eq!(
+        failure(&mut c),
+        "mkimage: ERROR: --sign-key: required to sign the index of the packages copied to the medium\n"
+    );
+    // An image is never written over a device.
+    let err = failure(env.alpine_base("vfat", Path::new("/dev/null")).arg("-q"));
+    assert_eq!(err, "mkimage: ERROR: -o /dev/null: is a device; write the image to a file and copy it with dd\n");
+    assert_only(&out_dir, &[]);
+}
+
+#[test]
+fn rsa_key_signs_the_index() {
+    let env = Env::with_key(PrivateKey::generate_rsa(2048).unwrap(), "medium.rsa");
+    let out = env.path("medium");
+    run(env.alpine_base("dir", &out).arg("-q"));
+    check_repository(&out.join("apks/x86_64"), &ALPINE_BASE, &env);
+    // Signed as abuild signs: RSA with SHA-256, named after the key file.
+    let index = fs::read(out.join("apks/x86_64/APKINDEX.tar.gz")).unwrap();
+    let head = flate2_first_member_names(&index);
+    assert_eq!(head, [".SIGN.RSA256.medium.rsa.pub"]);
+}
+
+/// Names in the first gzip member (the signature) of an index, read with the host's tar.
+fn flate2_first_member_names(index: &[u8]) -> Vec<String> {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("i.tar.gz");
+    fs::write(&p, index).unwrap();
+    // tar stops after the first member's end-of-archive (the signature member is cut), so list
+    // with --ignore-zeros to see every member and keep the .SIGN entries.
+    let out = run(Command::new("tar").arg("tzf").arg(&p).arg("--ignore-zeros"));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(".SIGN."))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn extra_repository_holds_what_apk_add_needs_later() {
+    let env = Env::new();
+    let out = env.path("medium");
+    let text = stdout(
+        env.alpine_base("dir", &out)
+            .args(["--world-extra", "dhcpcd"]),
+    );
+    assert!(
+        text.contains("Copying 2 packages to apks-extra/x86_64\n"),
+        "{text}"
+    );
+    check_repository(&out.join("apks/x86_64"), &ALPINE_BASE, &env);
+    // dhcpcd, and dhcpcd-openrc through install_if (dhcpcd + openrc); musl is on apks/ already.
+    check_repository(
+        &out.join("apks-extra/x86_64"),
+        &["dhcpcd", "dhcpcd-openrc"],
+        &env,
+    );
+    assert!(!out.join("apks-extra/.boot_repository").exists());
+}
+
+#[test]
+fn extra_repository_without_world_is_copied_whole_and_checked() {
+    let env = Env::new();
+    let out = env.path("medium");
+    // The abuild fixture's index lists packages whose files are not there: refused, by name.
+    let abuild = fixtures().join("abuild-repo");
+    let mut c = mkimage();
+    c.args(["--format", "dir", "-q", "-o"])
+        .arg(&out)
+        .arg("--extra-repository")
+        .arg(abuild.join("APKINDEX.tar.gz"))
+        .arg("--keys-dir")
+        .arg(&abuild)
+        .arg("--sign-key")
+        .arg(&env.key);
+    let err = failure(&mut c);
+    assert!(
+        err.starts_with(&format!("mkimage: ERROR: {}/", abuild.display()))
+            && err.ends_with(
+                ".apk: missing, but listed by its repository index as 8821cu-src-0-r1\n"
+            ),
+        "{err}"
+    );
+    assert!(!out.exists());
+    // A complete repository is copied whole (minus the boot closure).
+    let mut c = mkimage();
+    c.args(["--format", "dir", "-q", "-o"])
+        .arg(&out)
+        .arg("--repository")
+        .arg(source_repo())
+        .arg("--extra-repository")
+        .arg(source_repo())
+        .arg("--keys-dir")
+        .arg(&env.alpine_keys)
+        .args(["--world", "alpine-base", "--sign-key"])
+        .arg(&env.key);
+    run(&mut c);
+    let all: Vec<String> = source_entries().into_keys().collect();
+    let rest: Vec<&str> = all
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !ALPINE_BASE.contains(n))
+        .collect();
+    assert_eq!(rest.len(), 75);
+    check_repository(&out.join("apks-extra/x86_64"), &rest, &env);
+}
+
+#[test]
+fn overlay_cache_and_modloop_are_copied() {
+    let env = Env::new();
+    let ovl = env.path("fw1.apkovl.tar.gz");
+    fs::write(&ovl, b"overlay").unwrap();
+    fs::write(env.path("fw1.apkovl.tar.gz.sig"), b"signature").unwrap();
+    let modloop = env.path("modloop-lts");
+    fs::write(&modloop, b"squashfs").unwrap();
+    let cache = env.path("cache");
+    fs::create_dir(&cache).unwrap();
+    fs::write(cache.join("dhcpcd-10.0.5-r0.0123abcd.apk"), b"cached").unwrap();
+    fs::write(cache.join("APKINDEX.53cade54.tar.gz"), b"index").unwrap();
+    let out = env.path("medium");
+    run(env
+        .alpine_base("dir", &out)
+        .arg("-q")
+        .arg("--apkovl")
+        .arg(&ovl)
+        .arg("--modloop")
+        .arg(&modloop)
+        .arg("--cache")
+        .arg(&cache));
+    assert_eq!(fs::read(out.join("fw1.apkovl.tar.gz")).unwrap(), b"overlay");
+    assert_eq!(
+        fs::read(out.join("fw1.apkovl.tar.gz.sig")).unwrap(),
+        b"signature"
+    );
+    assert_eq!(fs::read(out.join("boot/modloop-lts")).unwrap(), b"squashfs");
+    assert_eq!(
+        fs::read(out.join("cache/dhcpcd-10.0.5-r0.0123abcd.apk")).unwrap(),
+        b"cached"
+    );
+    assert_eq!(
+        fs::read(out.join("cache/APKINDEX.53cade54.tar.gz")).unwrap(),
+        b"index"
+    );
+    let syslinux = fs::read_to_string(out.join("boot/syslinux/syslinux.cfg")).unwrap();
+    assert!(
+        syslinux.contains(&format!(
+            "  APPEND {} modloop=/boot/modloop-lts\n",
+            mkinitfs::medium::DEFAULT_CMDLINE
+        )),
+        "{syslinux}"
+    );
+}
+
+#[test]
+fn without_world_only_the_given_files() {
+    let env = Env::new();
+    let out = env.path("medium");
+    let mut c = mkimage();
+    c.args(["--format", "dir", "-q", "-o"])
+        .arg(&out)
+        .arg("--kernel")
+        .arg(&env.kernel);
+    run(&mut c);
+    let files: Vec<String> = snapshot(&out).into_keys().collect();
+    assert_eq!(
+        files,
+        [
+            "",
+            ".alpine-release",
+            "boot",
+            "boot/extlinux",
+            "boot/extlinux/extlinux.conf",
+            "boot/grub",
+            "boot/grub/grub.cfg",
+            "boot/syslinux",
+            "boot/syslinux/syslinux.cfg",
+            "boot/vmlinuz"
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(out.join(".alpine-release")).unwrap(),
+        format!("alpine-diskless-{} 231227\n", env!("CARGO_PKG_VERSION"))
+    );
+    let syslinux = fs::read_to_string(out.join("boot/syslinux/syslinux.cfg")).unwrap();
+    assert!(!syslinux.contains("INITRD"));
+}
+
+#[test]
+fn library_builds_the_same_medium_as_the_binary() {
+    use mkinitfs::medium::{self, Format, Options, SignKey};
+    let env = Env::new();
+    let by_binary = env.path("bin");
+    run(env.alpine_base("dir", &by_binary).arg("-q"));
+    let mut opts = Options::new(Format::Dir, env.path("lib"));
+    opts.repositories = vec![medium::repository_spec(&source_repo().to_string_lossy()).unwrap()];
+    opts.keys = Keyring::load(&env.alpine_keys);
+    opts.world = medium::parse_world("alpine-base", "--world").unwrap();
+    opts.sign_key = Some(SignKey::load(&env.key).unwrap());
+    opts.kernel = Some(env.kernel.clone());
+    opts.initramfs = Some(env.initramfs.clone());
+    opts.build_time = EPOCH.parse().unwrap();
+    opts.arch = "x86_64".into();
+    let mut lines = Vec::new();
+    let report = medium::build(&opts, &mut |l| lines.push(l.to_string())).unwrap();
+    assert_eq!(report.packages, 25);
+    assert_eq!(report.release, "alpine-diskless-3.19.1 231227");
+    assert_eq!(lines.len(), 4);
+    assert_eq!(snapshot(&by_binary), snapshot(&env.path("lib")));
+}
+
+#[test]
+fn help_comes_from_the_doc_comments() {
+    let text = stdout(Command::new(env!("CARGO_BIN_EXE_mkimage")).arg("--help"));
+    assert!(text.starts_with("Build a diskless boot medium in Alpine's layout"));
+    for opt in [
+        "--repository <DIR|INDEX>",
+        "--world <PKGS>",
+        "--world-extra <PKGS>",
+        "--extra-repository <DIR|INDEX>",
+        "--sign-key <KEY>",
+        "--size <SIZE>",
+        "--keys-dir <DIR>",
+        "--allow-untrusted",
+        "--cache <DIR>",
+        "-q, --quiet",
+    ] {
+        assert!(text.contains(opt), "{opt} missing from --help");
+    }
+}
