@@ -88,8 +88,11 @@ impl Env {
         medium_keys.insert(&format!("{name}.pub"), key.public());
         let kernel = dir.path().join("vmlinuz-lts");
         fs::write(&kernel, pattern(3_000_000, 1)).unwrap();
-        let initramfs = dir.path().join("initramfs-lts");
-        fs::write(&initramfs, pattern(1_000_000, 2)).unwrap();
+        // A real initramfs from the sibling binary, with the medium key the init will need.
+        let pub_dir = dir.path().join("medium-keys");
+        fs::create_dir(&pub_dir).unwrap();
+        fs::write(pub_dir.join(format!("{name}.pub")), key.public().to_pem()).unwrap();
+        let initramfs = mkinitramfs(dir.path(), &pub_dir);
         Env {
             alpine_keys: dir.path().join("etc/apk/keys"),
             dir,
@@ -128,6 +131,25 @@ impl Env {
             .arg(&self.initramfs);
         c
     }
+}
+
+/// An initramfs without modules whose `etc/apk/keys` holds the keys of `keys_dir`.
+fn mkinitramfs(dir: &Path, keys_dir: &Path) -> PathBuf {
+    let init = dir.join("init-program");
+    fs::write(&init, pattern(100_000, 2)).unwrap();
+    let out = dir.join(format!(
+        "initramfs-{}",
+        keys_dir.file_name().unwrap().to_string_lossy()
+    ));
+    run(Command::new(env!("CARGO_BIN_EXE_mkinitfs"))
+        .args(["-q", "-n", "-F", "base", "-i"])
+        .arg(&init)
+        .arg("--keys-dir")
+        .arg(keys_dir)
+        .arg("-o")
+        .arg(&out)
+        .arg("0.0-none"));
+    out
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -604,6 +626,48 @@ fn bad_inputs_are_one_line_errors_and_leave_nothing() {
 }
 
 #[test]
+fn initramfs_without_the_medium_key_is_warned_about() {
+    let env = Env::new();
+    let other = env.path("other-keys");
+    fs::create_dir(&other).unwrap();
+    fs::write(
+        other.join("medium.key.pub"),
+        PrivateKey::generate_ed25519().public().to_pem(),
+    )
+    .unwrap();
+    let empty = env.path("no-keys");
+    fs::create_dir(&empty).unwrap();
+    let out = env.path("medium");
+    for (keys, why) in [
+        (&empty, "has no etc/apk/keys/medium.key.pub".to_string()),
+        (
+            &other,
+            format!(
+                "etc/apk/keys/medium.key.pub is not the public half of --sign-key {}",
+                env.key.display()
+            ),
+        ),
+    ] {
+        let initramfs = mkinitramfs(env.dir.path(), keys);
+        let output = run(env
+            .base("dir", &out)
+            .arg("-q")
+            .arg("--sign-key")
+            .arg(&env.key)
+            .arg("--initramfs")
+            .arg(&initramfs));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            format!(
+                "mkimage: WARNING: --initramfs {}: {why}: the init will not trust the boot repository (mkinitfs --keys-dir DIR, with the .pub file in DIR)\n",
+                initramfs.display()
+            )
+        );
+    }
+}
+
+#[test]
 fn rsa_key_signs_the_index() {
     let env = Env::with_key(PrivateKey::generate_rsa(2048).unwrap(), "medium.rsa");
     let out = env.path("medium");
@@ -820,5 +884,130 @@ fn help_comes_from_the_doc_comments() {
         "-q, --quiet",
     ] {
         assert!(text.contains(opt), "{opt} missing from --help");
+    }
+}
+
+/// The installed kernel: a `/lib/modules/<kver>` with `modules.dep` and a `/boot/vmlinuz-<kver>`.
+fn host_kernel() -> String {
+    let mut found: Vec<String> = fs::read_dir("/lib/modules")
+        .expect("/lib/modules (install linux-image-amd64: make deps)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|k| {
+            Path::new("/lib/modules")
+                .join(k)
+                .join("modules.dep")
+                .is_file()
+        })
+        .filter(|k| Path::new("/boot").join(format!("vmlinuz-{k}")).is_file())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("no kernel with modules.dep and /boot/vmlinuz-<kver> (make deps)")
+}
+
+/// SHA-256 of every file under `dir`, as `./relative/path` -> hex.
+fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
+    use sha2::{Digest, Sha256};
+    snapshot(dir)
+        .into_iter()
+        .filter_map(|(path, (_, _, data))| {
+            data.map(|d| (format!("./{path}"), hex(&Sha256::digest(&d))))
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn linux_mounts_the_vfat_and_iso_media() {
+    let env = Env::new();
+    let reference = env.path("reference");
+    run(env.alpine_base("dir", &reference).arg("-q"));
+    let img = env.path("medium.img");
+    run(env.alpine_base("vfat", &img).arg("-q"));
+    let iso = env.path("medium.iso");
+    run(env.alpine_base("iso", &iso).arg("-q"));
+
+    // A guest that mounts both media read-only and hashes every file the kernel reads back.
+    let script = env.path("guest-init");
+    fs::write(
+        &script,
+        r#"#!/bin/sh
+b=/bin/busybox
+$b mkdir -p /proc /sys /dev /v /i
+$b mount -t proc proc /proc
+$b mount -t sysfs sys /sys
+$b mount -t devtmpfs dev /dev
+for m in virtio_pci virtio_blk vfat nls_cp437 nls_ascii isofs; do $b modprobe $m; done
+n=0
+while [ ! -b /dev/vdb ] && [ $n -lt 50 ]; do $b sleep 0.1; n=$((n+1)); done
+$b mount -o ro -t vfat /dev/vda /v && echo MOUNTED vfat
+$b mount -o ro -t iso9660 /dev/vdb /i && echo MOUNTED iso9660
+for m in v i; do
+  cd /$m && $b find . -type f | $b sort | while read f; do echo "F $m $($b sha256sum "$f")"; done
+done
+echo GUEST-DONE
+$b poweroff -f
+"#,
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let kver = host_kernel();
+    let initrd = env.path("guest-initrd");
+    run(Command::new(env!("CARGO_BIN_EXE_mkinitfs"))
+        .args(["-q", "-F", "base virtio vfat cdrom rescue", "-i"])
+        .arg(&script)
+        .arg("-o")
+        .arg(&initrd)
+        .arg(&kver));
+    let out = run(Command::new("timeout")
+        .args([
+            "600",
+            "qemu-system-x86_64",
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-nographic",
+            "-no-reboot",
+        ])
+        .arg("-kernel")
+        .arg(format!("/boot/vmlinuz-{kver}"))
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            img.display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            iso.display()
+        )));
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        console.contains("GUEST-DONE"),
+        "guest did not finish:\n{console}"
+    );
+    assert!(
+        console.contains("MOUNTED vfat") && console.contains("MOUNTED iso9660"),
+        "{console}"
+    );
+    let want = tree_hashes(&reference);
+    assert_eq!(want.len(), 25 + 8);
+    for fs_name in ["v", "i"] {
+        let got: BTreeMap<String, String> = console
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("F {fs_name} ")))
+            .filter_map(|l| l.split_once("  "))
+            .map(|(hash, path)| (path.to_string(), hash.to_string()))
+            .collect();
+        assert_eq!(got, want, "files the kernel reads from {fs_name}");
     }
 }

@@ -116,6 +116,9 @@ fn run(cli: Cli) -> Result<(), MediumError> {
     };
     let start = std::time::Instant::now();
     let report = medium::build(&opts, &mut progress)?;
+    for w in &report.warnings {
+        eprintln!("mkimage: WARNING: {w}");
+    }
     progress(&format!(
         "{}: {}, {} packages, {} MiB of files, in {:.1} s",
         opts.output.display(),

@@ -40,6 +40,7 @@ mod boot;
 mod date;
 mod error;
 mod fat;
+mod initramfs;
 mod iso;
 mod layout;
 mod output;
@@ -298,6 +299,8 @@ pub struct Report {
     pub image_size: Option<u64>,
     /// The release id written to `/.alpine-release`.
     pub release: String,
+    /// Problems the user must see (e.g. the initramfs lacks the index key).
+    pub warnings: Vec<String>,
 }
 
 /// A planned medium: the verified, sorted tree and what it holds.
@@ -306,6 +309,7 @@ pub struct Medium {
     layout: Layout,
     closure: Closure,
     release: String,
+    warnings: Vec<String>,
 }
 
 impl Medium {
@@ -438,10 +442,17 @@ impl Medium {
         let text = format!("{release}\n").into_bytes();
         let len = text.len() as u64;
         layout.add_file(".alpine-release", Source::Bytes(text), len)?;
+        let mut warnings = Vec::new();
+        if let (Some(i), Some(key), false) =
+            (&opts.initramfs, &opts.sign_key, opts.world.is_empty())
+        {
+            warnings.extend(initramfs::check_index_key(i, key));
+        }
         Ok(Medium {
             layout,
             closure,
             release,
+            warnings,
         })
     }
 
@@ -458,6 +469,11 @@ impl Medium {
     /// The release id.
     pub fn release(&self) -> &str {
         &self.release
+    }
+
+    /// Problems found while planning that do not stop the build.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// Writes the medium at `opts.output` in `opts.format`, atomically.
@@ -520,6 +536,7 @@ impl Medium {
             content_bytes: content,
             image_size,
             release: self.release.clone(),
+            warnings: self.warnings.clone(),
         })
     }
 }
