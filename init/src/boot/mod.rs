@@ -387,20 +387,29 @@ impl Boot<'_> {
         };
         let report = self.applier.apply(&req, &mut ConsolePassphrase::new())?;
         // Belt and braces: the applier was to refuse before extracting; if it did not, stop here.
-        match req.judge(&report.signature) {
-            Ok(Acceptance::Verified { key }) => log::info!("apkovl signature verified (key {key})"),
-            Ok(Acceptance::UnsignedWarn) => log::warn!(
-                "{}: apkovl is not signed (apkovl_verify=optional)",
-                req.file.display()
-            ),
-            Ok(Acceptance::Unsigned) => log::debug!("apkovl is not signed (apkovl_verify=off)"),
+        let trust = match req.judge(&report.signature) {
+            Ok(Acceptance::Verified { key }) => {
+                log::info!("apkovl signature verified (key {key})");
+                format!("signature verified ({key})")
+            }
+            Ok(Acceptance::UnsignedWarn) => {
+                log::warn!(
+                    "{}: apkovl is not signed (apkovl_verify=optional)",
+                    req.file.display()
+                );
+                "unsigned".to_string()
+            }
+            Ok(Acceptance::Unsigned) => {
+                log::debug!("apkovl is not signed (apkovl_verify=off)");
+                "unsigned".to_string()
+            }
             Err(e) => {
                 return Err(BootError::PolicyIgnored {
                     file: req.file.clone(),
                     refusal: e,
                 })
             }
-        }
+        };
         for w in &report.warnings {
             log::warn!("{}: {w}", req.file.display());
         }
@@ -413,7 +422,7 @@ impl Boot<'_> {
             }
         }
         self.timeline.note(format!(
-            "{} entries, {}",
+            "{} entries, {}, {trust}",
             report.files.len(),
             timeline::human_bytes(report.bytes)
         ));

@@ -1,0 +1,352 @@
+//! Boot assets built with the project's binaries and cached under a hash of their recipe:
+//! signing keys, initramfs images (`mkinitfs`), boot media (`mkimage`).
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+/// Where things are.
+#[derive(Debug)]
+pub struct Env {
+    /// `out/` of the build (binaries in `bin/`, the project repository in `repo/`, keys in `keys/`).
+    pub out: PathBuf,
+    /// `../shared` (fixtures).
+    pub shared: PathBuf,
+    /// The asset cache.
+    pub assets: PathBuf,
+    /// Kernel version (`/lib/modules/<kver>`).
+    pub kver: String,
+    /// `/boot/vmlinuz-<kver>`.
+    pub kernel: PathBuf,
+}
+
+/// Serializes asset builds between test threads.
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn hash_file(h: &mut Sha256, p: &Path) {
+    h.update(p.to_string_lossy().as_bytes());
+    h.update(std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())));
+}
+
+impl Env {
+    /// The environment (checked once).
+    pub fn get() -> &'static Env {
+        static ENV: OnceLock<Env> = OnceLock::new();
+        ENV.get_or_init(|| {
+            let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("workspace")
+                .to_path_buf();
+            let out = std::env::var_os("PROJECT_OUT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| ws.join("out"));
+            let shared = std::env::var_os("SHARED_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| ws.join("../shared"));
+            for b in ["apk", "init", "mkinitfs", "mkimage", "lbu"] {
+                assert!(
+                    out.join("bin").join(b).is_file(),
+                    "{}/bin/{b} is missing: run `make` first (make test does)",
+                    out.display()
+                );
+            }
+            let mut kvers: Vec<String> = std::fs::read_dir("/lib/modules")
+                .expect("/lib/modules (make deps installs linux-image-amd64)")
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|k| Path::new(&format!("/boot/vmlinuz-{k}")).is_file())
+                .collect();
+            kvers.sort();
+            let kver = kvers
+                .pop()
+                .expect("an installed kernel with /boot/vmlinuz-<kver>");
+            let assets = out.join("qemu-assets");
+            std::fs::create_dir_all(&assets).expect("asset dir");
+            Env {
+                kernel: PathBuf::from(format!("/boot/vmlinuz-{kver}")),
+                out,
+                shared,
+                assets,
+                kver,
+            }
+        })
+    }
+
+    /// A binary of the build.
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.out.join("bin").join(name)
+    }
+
+    /// The Alpine 3.19.1 fixture repository.
+    pub fn alpine_repo(&self) -> PathBuf {
+        self.shared.join("fixtures/alpine-3.19.1/apks")
+    }
+
+    /// Alpine's public keys (from the minirootfs fixture).
+    pub fn alpine_keys(&self) -> PathBuf {
+        let dir = self.assets.join("alpine-keys");
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        if !dir.join("etc/apk/keys").is_dir() {
+            std::fs::create_dir_all(&dir).unwrap();
+            run(Command::new("tar")
+                .arg("xzf")
+                .arg(
+                    self.shared
+                        .join("fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz"),
+                )
+                .arg("-C")
+                .arg(&dir)
+                .arg("./etc/apk/keys"));
+        }
+        dir.join("etc/apk/keys")
+    }
+
+    /// The test signing keys: `(medium index key, its public keys dir, overlay key, its public
+    /// keys dir)`. The public dirs are what the initramfs embeds.
+    pub fn keys(&self) -> &'static Keys {
+        static KEYS: OnceLock<Keys> = OnceLock::new();
+        KEYS.get_or_init(|| {
+            let dir = self.assets.join("keys");
+            let k = Keys {
+                index_key: dir.join("medium-test"),
+                index_pub: dir.join("index-pub"),
+                overlay_key: dir.join("overlay-test"),
+                overlay_pub: dir.join("overlay-pub"),
+            };
+            if !k.overlay_pub.join("overlay-test.pub").is_file() {
+                std::fs::create_dir_all(&k.index_pub).unwrap();
+                std::fs::create_dir_all(&k.overlay_pub).unwrap();
+                // The medium index is signed with RSA so that the stock apk-tools of the booted
+                // Alpine system trusts it too (it knows no ed25519); overlays use ed25519.
+                run(Command::new(self.bin("apk"))
+                    .args(["keygen", "--rsa", "2048", "-o"])
+                    .arg(&k.index_key));
+                run(Command::new(self.bin("apk"))
+                    .arg("keygen")
+                    .arg("-o")
+                    .arg(&k.overlay_key));
+                std::fs::copy(
+                    dir.join("medium-test.pub"),
+                    k.index_pub.join("medium-test.pub"),
+                )
+                .unwrap();
+                std::fs::copy(
+                    dir.join("overlay-test.pub"),
+                    k.overlay_pub.join("overlay-test.pub"),
+                )
+                .unwrap();
+            }
+            k
+        })
+    }
+
+    /// Build (or reuse) an initramfs.
+    pub fn initramfs(&self, r: &InitramfsRecipe) -> PathBuf {
+        let keys = self.keys();
+        let mut h = Sha256::new();
+        h.update(format!("{r:?}{}", self.kver).as_bytes());
+        hash_file(&mut h, &self.bin("init"));
+        hash_file(&mut h, &self.bin("mkinitfs"));
+        hash_file(&mut h, &keys.index_pub.join("medium-test.pub"));
+        hash_file(&mut h, &keys.overlay_pub.join("overlay-test.pub"));
+        let out = self
+            .assets
+            .join(format!("initramfs-{}", &hex::encode(h.finalize())[..16]));
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        if !out.is_file() {
+            let mut cmd = Command::new(self.bin("mkinitfs"));
+            cmd.arg("-q")
+                .arg("-F")
+                .arg(&r.features)
+                .arg("--keys-dir")
+                .arg(&keys.index_pub);
+            if r.overlay_keys {
+                cmd.arg("--ovl-keys-dir").arg(&keys.overlay_pub);
+            }
+            cmd.arg("-o")
+                .arg(&out)
+                .arg(&self.kver)
+                .env("SOURCE_DATE_EPOCH", "1700000000");
+            run(&mut cmd);
+        }
+        out
+    }
+
+    /// Build (or reuse) a medium.
+    pub fn medium(&self, r: &MediumRecipe) -> PathBuf {
+        let keys = self.keys();
+        let alpine_keys = self.alpine_keys();
+        let mut h = Sha256::new();
+        h.update(
+            format!(
+                "{:?}|{:?}|{}|{}|{:?}|{:?}",
+                r.format, r.world, r.label, r.cmdline, r.project_repo, r.world_extra
+            )
+            .as_bytes(),
+        );
+        hash_file(&mut h, &self.bin("mkimage"));
+        hash_file(&mut h, &r.initramfs);
+        if r.project_repo {
+            hash_file(&mut h, &self.out.join("repo/x86_64/APKINDEX.tar.gz"));
+        }
+        if let Some((name, bytes, sig)) = &r.overlay {
+            h.update(name.as_bytes());
+            h.update(bytes);
+            h.update(sig.as_deref().unwrap_or("").as_bytes());
+        }
+        let id = &hex::encode(h.finalize())[..16];
+        let ext = match r.format {
+            MediumFormat::Vfat => "img",
+            MediumFormat::Iso => "iso",
+        };
+        let out = self.assets.join(format!("medium-{id}.{ext}"));
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        if out.is_file() {
+            return out;
+        }
+        let stage = self.assets.join(format!("stage-{id}"));
+        let _ = std::fs::remove_dir_all(&stage);
+        std::fs::create_dir_all(&stage).unwrap();
+        let mut cmd = Command::new(self.bin("mkimage"));
+        cmd.arg("-q")
+            .arg("-o")
+            .arg(&out)
+            .arg("--format")
+            .arg(match r.format {
+                MediumFormat::Vfat => "vfat",
+                MediumFormat::Iso => "iso",
+            })
+            .arg("--repository")
+            .arg(self.alpine_repo())
+            .arg("--keys-dir")
+            .arg(&alpine_keys)
+            .arg("--world")
+            .arg(r.world.join(" "))
+            .arg("--kernel")
+            .arg(&self.kernel)
+            .arg("--initramfs")
+            .arg(&r.initramfs)
+            .arg("--sign-key")
+            .arg(&keys.index_key)
+            .arg("--label")
+            .arg(&r.label)
+            .arg("--cmdline")
+            .arg(&r.cmdline)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        if r.project_repo {
+            cmd.arg("--repository")
+                .arg(self.out.join("repo"))
+                .arg("--keys-dir")
+                .arg(self.out.join("keys"));
+        }
+        if !r.world_extra.is_empty() {
+            cmd.arg("--extra-repository")
+                .arg(self.alpine_repo())
+                .arg("--world-extra")
+                .arg(r.world_extra.join(" "));
+        }
+        if let Some((name, bytes, sig)) = &r.overlay {
+            let f = stage.join(name);
+            std::fs::write(&f, bytes).unwrap();
+            if let Some(s) = sig {
+                std::fs::write(stage.join(format!("{name}.sig")), s).unwrap();
+            }
+            cmd.arg("--apkovl").arg(&f);
+        }
+        run(&mut cmd);
+        let _ = std::fs::remove_dir_all(&stage);
+        out
+    }
+
+    /// A private copy of a medium for a VM that writes to it.
+    pub fn copy_medium(&self, medium: &Path, name: &str) -> PathBuf {
+        let dst = self.assets.join(format!(
+            "run-{name}-{}",
+            medium.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::copy(medium, &dst).unwrap();
+        dst
+    }
+
+    /// Sign an overlay with the test overlay key; returns the `.sig` text.
+    pub fn sign_overlay(&self, bytes: &[u8]) -> String {
+        let key = apk::trust::PrivateKey::load(&self.keys().overlay_key).expect("overlay key");
+        overlays::sign(bytes, &key, "overlay-test.pub").expect("signing")
+    }
+}
+
+/// The test signing keys.
+#[derive(Debug)]
+pub struct Keys {
+    /// Private key signing media indexes (RSA, so stock apk-tools can verify it).
+    pub index_key: PathBuf,
+    /// Directory with its public key, named as the signatures name it.
+    pub index_pub: PathBuf,
+    /// Private key signing overlays (ed25519).
+    pub overlay_key: PathBuf,
+    /// Directory with its public key.
+    pub overlay_pub: PathBuf,
+}
+
+/// How to build an initramfs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InitramfsRecipe {
+    /// `-F` features.
+    pub features: String,
+    /// Embed the overlay verification key (then `apkovl_verify` defaults to `required`).
+    pub overlay_keys: bool,
+}
+
+impl InitramfsRecipe {
+    /// The default features plus `network` and `rescue`, overlay keys embedded.
+    pub fn standard() -> Self {
+        InitramfsRecipe {
+            features: "base virtio ata scsi nvme usb mmc cdrom ext4 vfat squashfs network".into(),
+            overlay_keys: true,
+        }
+    }
+}
+
+/// Medium image format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediumFormat {
+    /// FAT32 image (USB stick).
+    Vfat,
+    /// ISO 9660 (CD-ROM).
+    Iso,
+}
+
+/// How to build a medium.
+#[derive(Clone, Debug)]
+pub struct MediumRecipe {
+    /// Image format.
+    pub format: MediumFormat,
+    /// World for the boot repository.
+    pub world: Vec<String>,
+    /// Also take packages from the project's repository (`out/repo`, e.g. `lbu`).
+    pub project_repo: bool,
+    /// Closure for a second, non-boot repository on the medium (`apks-extra/`).
+    pub world_extra: Vec<String>,
+    /// Volume label.
+    pub label: String,
+    /// Command line written to the boot loader configurations.
+    pub cmdline: String,
+    /// The initramfs to put in `boot/`.
+    pub initramfs: PathBuf,
+    /// `(file name, bytes, .sig text)` of an overlay at the top level.
+    pub overlay: Option<(String, Vec<u8>, Option<String>)>,
+}
