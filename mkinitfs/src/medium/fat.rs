@@ -323,8 +323,9 @@ impl ShortNames {
         self.used.insert(short);
     }
 
-    /// The short name for `long`, and whether a long name entry is needed.
-    pub fn assign(&mut self, long: &str) -> ([u8; 11], bool) {
+    /// The short name for `long`, and whether a long name entry is needed; `None` once every
+    /// tail up to `~999999` is taken (far more names than a directory can hold).
+    pub fn assign(&mut self, long: &str) -> Option<([u8; 11], bool)> {
         // Windows ignores leading dots and takes the extension after the last dot.
         let trimmed = long.trim_start_matches('.');
         let (base, ext) = match trimmed.rfind('.') {
@@ -344,7 +345,7 @@ impl ShortNames {
             if self.used.insert(short) {
                 // The long name is only needed to keep lower case.
                 let same = long.bytes().all(|b| !b.is_ascii_lowercase());
-                return (short, !same);
+                return Some((short, !same));
             }
         }
         let base_chars: &[u8] = if base_chars.is_empty() {
@@ -352,7 +353,8 @@ impl ShortNames {
         } else {
             &base_chars
         };
-        for n in 1u32.. {
+        // Tails up to ~999999 leave at least one character of the base name.
+        for n in 1u32..=999_999 {
             let tail = format!("~{n}");
             let keep = base_chars.len().min(8 - tail.len());
             let mut candidate = short;
@@ -360,10 +362,10 @@ impl ShortNames {
             candidate[..keep].copy_from_slice(&base_chars[..keep]);
             candidate[keep..keep + tail.len()].copy_from_slice(tail.as_bytes());
             if self.used.insert(candidate) {
-                return (candidate, true);
+                return Some((candidate, true));
             }
         }
-        unreachable!("u32 tails cannot all be taken in one directory of at most 65536 entries")
+        None
     }
 }
 
@@ -428,28 +430,31 @@ mod tests {
     #[test]
     fn short_names_like_windows() {
         let mut n = ShortNames::default();
-        assert_eq!(n.assign("BOOT"), (*b"BOOT       ", false));
-        assert_eq!(n.assign("grub.cfg"), (*b"GRUB    CFG", true));
-        assert_eq!(s(&n.assign(".alpine-release").0), "ALPINE~1   ");
+        assert_eq!(n.assign("BOOT"), Some((*b"BOOT       ", false)));
+        assert_eq!(n.assign("grub.cfg"), Some((*b"GRUB    CFG", true)));
+        assert_eq!(s(&n.assign(".alpine-release").unwrap().0), "ALPINE~1   ");
         // Short names are unique as 11 bytes: a different extension does not collide.
-        assert_eq!(s(&n.assign("alpine-base-3.19.1-r0.apk").0), "ALPINE~1APK");
-        assert_eq!(s(&n.assign("APKINDEX.tar.gz").0), "APKIND~1GZ ");
-        assert_eq!(s(&n.assign("g++-13.apk").0), "G__-13~1APK");
         assert_eq!(
-            s(&n.assign("Grub.cfg").0),
+            s(&n.assign("alpine-base-3.19.1-r0.apk").unwrap().0),
+            "ALPINE~1APK"
+        );
+        assert_eq!(s(&n.assign("APKINDEX.tar.gz").unwrap().0), "APKIND~1GZ ");
+        assert_eq!(s(&n.assign("g++-13.apk").unwrap().0), "G__-13~1APK");
+        assert_eq!(
+            s(&n.assign("Grub.cfg").unwrap().0),
             "GRUB~1  CFG",
             "case-only twin gets a tail"
         );
-        assert_eq!(n.assign("alpine-x.apk"), (*b"ALPINE-XAPK", true));
-        assert_eq!(s(&n.assign("ALPINE-X.apk").0), "ALPINE~2APK");
+        assert_eq!(n.assign("alpine-x.apk"), Some((*b"ALPINE-XAPK", true)));
+        assert_eq!(s(&n.assign("ALPINE-X.apk").unwrap().0), "ALPINE~2APK");
         for i in 3..10 {
             assert_eq!(
-                s(&n.assign(&format!("alpine-{i}-long.apk")).0),
+                s(&n.assign(&format!("alpine-{i}-long.apk")).unwrap().0),
                 format!("ALPINE~{i}APK")
             );
         }
-        assert_eq!(s(&n.assign("alpine-y-long.apk").0), "ALPIN~10APK");
-        assert_eq!(s(&n.assign("...").0), "_~1        ");
+        assert_eq!(s(&n.assign("alpine-y-long.apk").unwrap().0), "ALPIN~10APK");
+        assert_eq!(s(&n.assign("...").unwrap().0), "_~1        ");
     }
 
     #[test]
@@ -464,7 +469,7 @@ mod tests {
     #[test]
     fn directory_entries_with_long_names() {
         let mut names = ShortNames::default();
-        let (short, needs) = names.assign(".boot_repository");
+        let (short, needs) = names.assign(".boot_repository").unwrap();
         assert!(needs);
         let e = Entry {
             long: Some(".boot_repository".into()),

@@ -496,7 +496,7 @@ impl Medium {
             Format::Vfat => {
                 let len = match opts.size {
                     Some(s) => s,
-                    None => default_image_size(&self.layout)?,
+                    None => default_image_size(&self.layout, out)?,
                 };
                 progress(&format!(
                     "Writing vfat image {} ({})",

@@ -74,6 +74,14 @@ impl<'a> Plan<'a> {
         let mut dirs = Vec::new();
         let mut dir_index = HashMap::new();
         for dir in order {
+            let count = children.get(dir).map_or(0, Vec::len);
+            // Checked before names are given out: short-name tails stay below 8 characters.
+            if count + 2 > fat::MAX_DIR_ENTRIES {
+                return Err(bad(
+                    dir,
+                    format!("more than {} directory entries", fat::MAX_DIR_ENTRIES),
+                ));
+            }
             let mut names = ShortNames::default();
             let mut entries = Vec::new();
             let mut kids = Vec::new();
@@ -99,7 +107,9 @@ impl<'a> Plan<'a> {
                         format!("same name as {other} on FAT (names ignore case)"),
                     ));
                 }
-                let (short, long) = names.assign(name);
+                let (short, long) = names
+                    .assign(name)
+                    .ok_or_else(|| bad(child, "no short name left in its directory".into()))?;
                 let (attr, size) = match layout.get(child) {
                     Some(Node::File { size, .. }) => {
                         let size = u32::try_from(*size).map_err(|_| {
@@ -182,9 +192,10 @@ impl<'a> Plan<'a> {
 }
 
 /// The size `--format vfat` uses without `--size`: content + 25 % + 8 MiB (at least 64 MiB), or
-/// more if the volume's own overhead needs it.
-pub fn default_image_size(layout: &Layout) -> Result<u64, MediumError> {
-    let plan = Plan::new(layout, &label_bytes(""), Path::new("<image>"))?;
+/// more if the volume's own overhead needs it. `image` names the output in errors (a name FAT
+/// cannot store is found here first).
+pub fn default_image_size(layout: &Layout, image: &Path) -> Result<u64, MediumError> {
+    let plan = Plan::new(layout, &label_bytes(""), image)?;
     let len = size::default_size(layout.content_bytes()).max(plan.smallest_size());
     if len > size::MAX_SIZE {
         return Err(MediumError::setting(
@@ -495,7 +506,7 @@ mod tests {
             err.to_string(),
             "--size 64M: too small for the content (needs at least 72M)"
         );
-        assert!(default_image_size(&l).unwrap() >= 72 << 20);
+        assert!(default_image_size(&l, Path::new("img")).unwrap() >= 72 << 20);
         let mut l = Layout::default();
         l.add_file("A", Source::Bytes(vec![1]), 1).unwrap();
         l.add_file("a", Source::Bytes(vec![2]), 1).unwrap();
@@ -515,9 +526,23 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_past_fats_entry_limit_is_refused() {
+        let mut l = Layout::default();
+        for i in 0..fat::MAX_DIR_ENTRIES - 1 {
+            l.add_file(&format!("d/{i}"), Source::Bytes(Vec::new()), 0)
+                .unwrap();
+        }
+        let err = default_image_size(&l, Path::new("img")).err().unwrap();
+        assert_eq!(err.to_string(), "img: d: more than 65536 directory entries");
+    }
+
+    #[test]
     fn default_size_covers_the_content() {
         let mut l = Layout::default();
         l.add_file("x", Source::Bytes(vec![1; 1000]), 1000).unwrap();
-        assert_eq!(default_image_size(&l).unwrap(), size::MIN_SIZE);
+        assert_eq!(
+            default_image_size(&l, Path::new("img")).unwrap(),
+            size::MIN_SIZE
+        );
     }
 }
