@@ -60,7 +60,7 @@ struct Cli {
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
     /// Private key (RSA or ed25519 PEM) signing the medium's indexes; the signature names it
-    /// <file name>.pub. Required with --world
+    /// after its file name plus .pub. Required with --world
     #[arg(long = "sign-key", value_name = "KEY")]
     sign_key: Option<PathBuf>,
     /// Volume label (blkid LABEL)

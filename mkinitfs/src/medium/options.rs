@@ -1,0 +1,281 @@
+//! Options for building a medium, resolved from the command line or set by a library caller:
+//! output format, sources and trusted keys, world, boot files, the signing key, label, command
+//! line, size and build time. Parsing helpers turn the `mkimage` arguments into these values; the
+//! checks that only depend on one value (label, world tokens, repository kind) live here too.
+
+use std::path::{Path, PathBuf};
+
+use apk::dep::Dependency;
+use apk::repo::RepoSpec;
+use apk::trust::{Keyring, PrivateKey};
+
+use super::boot::DEFAULT_CMDLINE;
+use super::error::MediumError;
+
+/// The label when none is given (what Alpine's media and our tests use).
+pub const DEFAULT_LABEL: &str = "ALPINE";
+
+/// What kind of medium to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A directory tree (to copy onto a formatted stick, or to inspect).
+    Dir,
+    /// A FAT32 file system image (`dd` it to the stick).
+    Vfat,
+    /// An ISO 9660 image with Rock Ridge and Joliet.
+    Iso,
+}
+
+impl Format {
+    /// `dir`, `vfat` or `iso`.
+    pub fn parse(text: &str) -> Option<Format> {
+        match text {
+            "dir" => Some(Format::Dir),
+            "vfat" => Some(Format::Vfat),
+            "iso" => Some(Format::Iso),
+            _ => None,
+        }
+    }
+
+    /// The name as `--format` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Dir => "dir",
+            Format::Vfat => "vfat",
+            Format::Iso => "iso",
+        }
+    }
+}
+
+/// The private key that signs the medium's indexes, and the name the signature gives it.
+pub struct SignKey {
+    /// The key (RSA or ed25519).
+    pub key: PrivateKey,
+    /// `basename(KEY).pub`: the name its public half must have in `/etc/apk/keys`.
+    pub name: String,
+    /// The key file, for messages.
+    pub path: PathBuf,
+}
+
+impl SignKey {
+    /// Loads a PEM private key; the signature names it `<file name>.pub`, abuild's convention
+    /// (`apk keygen -o KEY` writes `KEY` and `KEY.pub`).
+    pub fn load(path: &Path) -> Result<SignKey, MediumError> {
+        let key = PrivateKey::load(path).map_err(|e| MediumError::Key {
+            path: path.to_path_buf(),
+            reason: match e {
+                apk::trust::KeyError::Io { source, .. } => source.to_string(),
+                apk::trust::KeyError::Parse(_) => "not a PEM RSA or ed25519 private key".into(),
+                e => e.to_string(),
+            },
+        })?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| format!("{n}.pub"))
+            .ok_or_else(|| MediumError::Key {
+                path: path.to_path_buf(),
+                reason: "the file name must be UTF-8 (it names the key in the signature)".into(),
+            })?;
+        Ok(SignKey {
+            key,
+            name,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Everything [`super::Medium::plan`] and [`super::Medium::write`] need, resolved (keys loaded, sizes
+/// parsed). [`Options::new`] gives the defaults the `mkimage` command uses.
+pub struct Options {
+    /// Output format.
+    pub format: Format,
+    /// Where the medium goes (`-o`).
+    pub output: PathBuf,
+    /// Architecture of the repositories (`--arch`).
+    pub arch: String,
+    /// Boot sources (`--repository`).
+    pub repositories: Vec<RepoSpec>,
+    /// Extra sources (`--extra-repository`).
+    pub extra_repositories: Vec<RepoSpec>,
+    /// Keys trusted for the source indexes (`--keys-dir`).
+    pub keys: Keyring,
+    /// Accept source indexes without a trusted signature.
+    pub allow_untrusted: bool,
+    /// Packages for the boot repository (`--world`); their closure is copied.
+    pub world: Vec<Dependency>,
+    /// Packages for `apks-extra/` (`--world-extra`); their closure minus the boot one is copied.
+    pub world_extra: Vec<Dependency>,
+    /// Kernel, copied to `/boot/vmlinuz`.
+    pub kernel: Option<PathBuf>,
+    /// Initramfs, copied to `/boot/initramfs`.
+    pub initramfs: Option<PathBuf>,
+    /// Modloop squashfs, copied to `/boot/<its name>`.
+    pub modloop: Option<PathBuf>,
+    /// apkovl, copied to the top level under its name (with `NAME.sig` when present beside it).
+    pub apkovl: Option<PathBuf>,
+    /// Directory copied to `/cache/`.
+    pub cache: Option<PathBuf>,
+    /// Signs the medium's indexes; required when packages are copied.
+    pub sign_key: Option<SignKey>,
+    /// Volume label (vfat: ≤ 11 characters, iso: ≤ 32).
+    pub label: String,
+    /// Kernel command line for the boot loader configurations.
+    pub cmdline: String,
+    /// vfat image size (`None`: content + 25 % + 8 MiB, at least [`super::MIN_SIZE`]).
+    pub size: Option<u64>,
+    /// Time stamp of every file and of the release id (`SOURCE_DATE_EPOCH`).
+    pub build_time: u64,
+}
+
+impl Options {
+    /// Defaults: host architecture, label `ALPINE`, Alpine's command line, build time from
+    /// `SOURCE_DATE_EPOCH` (else now), nothing else.
+    pub fn new(format: Format, output: PathBuf) -> Options {
+        Options {
+            format,
+            output,
+            arch: default_arch().to_string(),
+            repositories: Vec::new(),
+            extra_repositories: Vec::new(),
+            keys: Keyring::default(),
+            allow_untrusted: false,
+            world: Vec::new(),
+            world_extra: Vec::new(),
+            kernel: None,
+            initramfs: None,
+            modloop: None,
+            apkovl: None,
+            cache: None,
+            sign_key: None,
+            label: DEFAULT_LABEL.to_string(),
+            cmdline: DEFAULT_CMDLINE.to_string(),
+            size: None,
+            build_time: apk::archive::build_time(),
+        }
+    }
+}
+
+/// The Alpine architecture name of the build host.
+pub fn default_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "arm" => "armv7",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// A `--repository` value: a directory with `<arch>/APKINDEX.tar.gz`, or an index file.
+pub fn repository_spec(text: &str) -> Result<RepoSpec, MediumError> {
+    let spec = RepoSpec::parse(text)
+        .ok_or_else(|| MediumError::setting("--repository", format!("\"{text}\" is empty")))?;
+    if spec.is_remote() {
+        return Err(MediumError::setting(
+            "--repository",
+            format!("{text}: only local repositories can be copied to a medium"),
+        ));
+    }
+    Ok(spec)
+}
+
+/// A `--world` value: space-separated apk dependencies (`name`, `name>=1.2`, `name@tag`).
+pub fn parse_world(text: &str, option: &'static str) -> Result<Vec<Dependency>, MediumError> {
+    text.split_whitespace()
+        .map(|t| {
+            Dependency::parse(t, true).map_err(|e| MediumError::setting(option, e.to_string()))
+        })
+        .collect()
+}
+
+/// Label characters every target reads the same: letters, digits, `_` and `-`, and `.` on ISO
+/// (FAT labels cannot hold a dot). No spaces: a label is typed in `LABEL=` on the command line.
+pub(crate) fn check_label(label: &str, format: Format) -> Result<(), MediumError> {
+    let (max, dot) = if format == Format::Vfat {
+        (11, false)
+    } else {
+        (32, true)
+    };
+    if label.is_empty() {
+        return Err(MediumError::setting("--label", "must not be empty"));
+    }
+    if !label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || (dot && b == b'.'))
+    {
+        let allowed = if dot {
+            "'_', '-' and '.'"
+        } else {
+            "'_' and '-'"
+        };
+        return Err(MediumError::setting(
+            "--label",
+            format!(
+                "\"{label}\": use letters, digits, {allowed} only for {}",
+                format.name()
+            ),
+        ));
+    }
+    if label.len() > max {
+        return Err(MediumError::setting(
+            "--label",
+            format!(
+                "\"{label}\" is {} characters; {} labels hold at most {max}",
+                label.len(),
+                format.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_checked_per_format() {
+        assert!(check_label("ALPINE", Format::Vfat).is_ok());
+        assert!(check_label("alp-std_3", Format::Vfat).is_ok());
+        assert_eq!(
+            check_label("TWELVE_CHARS", Format::Vfat)
+                .unwrap_err()
+                .to_string(),
+            "--label: \"TWELVE_CHARS\" is 12 characters; vfat labels hold at most 11"
+        );
+        assert!(check_label("TWELVE_CHARS", Format::Iso).is_ok());
+        assert!(check_label("", Format::Iso).is_err());
+        assert!(check_label("a b", Format::Iso)
+            .unwrap_err()
+            .to_string()
+            .contains("letters, digits"));
+        assert!(check_label("a/b", Format::Dir).is_err());
+        assert!(check_label("alp-3.19", Format::Iso).is_ok());
+        assert_eq!(
+            check_label("alp-3.19", Format::Vfat)
+                .unwrap_err()
+                .to_string(),
+            "--label: \"alp-3.19\": use letters, digits, '_' and '-' only for vfat"
+        );
+    }
+
+    #[test]
+    fn world_tokens_are_apk_dependencies() {
+        let w = parse_world(" alpine-base  dhcpcd>=10 ", "--world").unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[1].to_string(), "dhcpcd>=10");
+        assert!(parse_world("bad==", "--world")
+            .unwrap_err()
+            .to_string()
+            .starts_with("--world: "));
+    }
+
+    #[test]
+    fn only_local_repositories() {
+        assert!(repository_spec("/srv/apks").is_ok());
+        assert!(repository_spec("https://dl-cdn.example/alpine/main")
+            .unwrap_err()
+            .to_string()
+            .contains("only local"));
+        assert!(repository_spec("  ").is_err());
+    }
+}
