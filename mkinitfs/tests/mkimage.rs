@@ -608,6 +608,15 @@ fn bad_inputs_are_one_line_errors_and_leave_nothing() {
         assert_eq!(err, format!("mkimage: ERROR: {want}\n"), "{args:?}");
         assert_only(&out_dir, &[]);
     }
+    // A malformed SOURCE_DATE_EPOCH is refused rather than ignored.
+    let err = failure(
+        env.alpine_base("vfat", &img)
+            .env("SOURCE_DATE_EPOCH", "yesterday"),
+    );
+    assert_eq!(
+        err,
+        "mkimage: ERROR: SOURCE_DATE_EPOCH: \"yesterday\" is not a number of seconds\n"
+    );
     // --world needs a key to sign the index with.
     let mut c = mkimage();
     c.args(["--format", "dir", "-o"])

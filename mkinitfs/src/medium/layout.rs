@@ -148,9 +148,19 @@ impl Layout {
     }
 
     /// Writes the tree under `dir` (which must not exist yet): directories 0755, files 0644,
-    /// every time stamp `mtime`, every file fsynced. Permissions and times are set explicitly so
-    /// the result does not depend on the umask or the sources' metadata.
+    /// every time stamp `mtime`, every file and directory fsynced. Permissions and times are set
+    /// explicitly so the result does not depend on the umask or the sources' metadata.
     pub fn write_dir(&self, dir: &Path, mtime: u64) -> Result<(), MediumError> {
+        self.write_tree(dir, mtime, true)
+    }
+
+    /// [`Layout::write_dir`] without the fsyncs, for a scratch copy that another tool reads and
+    /// that is removed afterwards (the ISO staging tree).
+    pub fn stage_dir(&self, dir: &Path, mtime: u64) -> Result<(), MediumError> {
+        self.write_tree(dir, mtime, false)
+    }
+
+    fn write_tree(&self, dir: &Path, mtime: u64, sync: bool) -> Result<(), MediumError> {
         fs::create_dir(dir).at(dir)?;
         for (path, node) in self.iter() {
             let target = dir.join(path);
@@ -163,7 +173,9 @@ impl Layout {
                     out.set_permissions(fs::Permissions::from_mode(0o644))
                         .at(&target)?;
                     out.set_modified(stamp(mtime)).at(&target)?;
-                    out.sync_all().at(&target)?;
+                    if sync {
+                        out.sync_all().at(&target)?;
+                    }
                 }
             }
         }
@@ -179,7 +191,9 @@ impl Layout {
             fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).at(&d)?;
             let handle = fs::File::open(&d).at(&d)?;
             handle.set_modified(stamp(mtime)).at(&d)?;
-            handle.sync_all().at(&d)?;
+            if sync {
+                handle.sync_all().at(&d)?;
+            }
         }
         Ok(())
     }

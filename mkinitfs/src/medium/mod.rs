@@ -306,7 +306,7 @@ impl Medium {
             Format::Iso => {
                 progress(&format!("Writing iso image {}", out.display()));
                 let stage = TempPath::beside(out, ".stage")?;
-                self.layout.write_dir(stage.path(), opts.build_time)?;
+                self.layout.stage_dir(stage.path(), opts.build_time)?;
                 let tmp = TempPath::beside(out, ".tmp")?;
                 iso::write_iso(stage.path(), tmp.path(), &opts.label, opts.build_time)?;
                 drop(stage);
