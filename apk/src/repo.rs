@@ -92,15 +92,21 @@ impl RepoSpec {
         }
     }
 
-    /// Cache file names of the index: v2 (SHA-1 of the URL) and v3 (SHA-256).
-    pub fn cache_index_names(&self, arch: &str) -> [String; 2] {
+    /// Cache file names the index may have. apk-tools 2.14 (Alpine <= 3.22) names it after the
+    /// SHA-1 of the repository URL as configured (checked against a real 2.14 cache:
+    /// `http://10.0.2.2:33287/apks` -> `APKINDEX.672dffd9.tar.gz`); apk-format.md §5 describes the
+    /// SHA-1 (v2) and SHA-256 (v3) of the full index URL. All are looked for, the 2.14 name first.
+    pub fn cache_index_names(&self, arch: &str) -> Vec<String> {
         let url = self.index_url(arch);
-        let v2 = hex::encode(&Sha1::digest(url.as_bytes())[..4]);
-        let v3 = hex::encode(&Sha256::digest(url.as_bytes())[..4]);
-        [
-            format!("APKINDEX.{v2}.tar.gz"),
-            format!("APKINDEX.{v3}.tar.gz"),
-        ]
+        let short = |d: &[u8]| format!("APKINDEX.{}.tar.gz", hex::encode(&d[..4]));
+        let mut v = vec![
+            short(&Sha1::digest(self.url.as_bytes())),
+            short(&Sha1::digest(url.as_bytes())),
+            short(&Sha256::digest(url.as_bytes())),
+            short(&Sha256::digest(self.url.as_bytes())),
+        ];
+        v.dedup();
+        v
     }
 }
 
@@ -245,16 +251,13 @@ mod tests {
     #[test]
     fn cache_names_match_apk() {
         let spec = RepoSpec::parse("http://example.invalid/alpine/main").unwrap();
-        assert_eq!(
-            spec.index_url("x86_64"),
-            "http://example.invalid/alpine/main/x86_64/APKINDEX.tar.gz"
-        );
-        assert_eq!(
-            spec.cache_index_names("x86_64"),
-            [
-                "APKINDEX.53cade54.tar.gz".to_string(),
-                "APKINDEX.0efb8972.tar.gz".to_string()
-            ]
-        );
+        assert_eq!(spec.index_url("x86_64"), "http://example.invalid/alpine/main/x86_64/APKINDEX.tar.gz");
+        let names = spec.cache_index_names("x86_64");
+        // apk-format.md §5 worked example (full index URL, v2 and v3).
+        assert!(names.contains(&"APKINDEX.53cade54.tar.gz".to_string()));
+        assert!(names.contains(&"APKINDEX.0efb8972.tar.gz".to_string()));
+        // What apk-tools 2.14 really wrote into a cache (repository URL), tried first.
+        let real = RepoSpec::parse("http://10.0.2.2:33287/apks").unwrap();
+        assert_eq!(real.cache_index_names("x86_64")[0], "APKINDEX.672dffd9.tar.gz");
     }
 }

@@ -166,6 +166,7 @@ impl Env {
         let out = self
             .assets
             .join(format!("initramfs-{}", &hex::encode(h.finalize())[..16]));
+        let alpine_keys = self.alpine_keys();
         let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         if !out.is_file() {
             let mut cmd = Command::new(self.bin("mkinitfs"));
@@ -174,6 +175,11 @@ impl Env {
                 .arg(&r.features)
                 .arg("--keys-dir")
                 .arg(&keys.index_pub);
+            if r.alpine_keys {
+                // Alpine's own keys too, as Alpine's initramfs has them: indexes Alpine signed
+                // (in the medium's cache) stay trusted at boot.
+                cmd.arg("--keys-dir").arg(&alpine_keys);
+            }
             if r.overlay_keys {
                 cmd.arg("--ovl-keys-dir").arg(&keys.overlay_pub);
             }
@@ -309,14 +315,17 @@ pub struct InitramfsRecipe {
     pub features: String,
     /// Embed the overlay verification key (then `apkovl_verify` defaults to `required`).
     pub overlay_keys: bool,
+    /// Embed Alpine's index keys besides the medium key.
+    pub alpine_keys: bool,
 }
 
 impl InitramfsRecipe {
-    /// The default features plus `network` and `rescue`, overlay keys embedded.
+    /// The default features plus `network`; the medium, overlay and Alpine keys embedded.
     pub fn standard() -> Self {
         InitramfsRecipe {
             features: "base virtio ata scsi nvme usb mmc cdrom ext4 vfat squashfs network".into(),
             overlay_keys: true,
+            alpine_keys: true,
         }
     }
 }

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod assets;
+pub mod http;
 pub mod overlay;
 pub mod vm;
 

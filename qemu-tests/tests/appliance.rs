@@ -1,0 +1,325 @@
+//! The appliance, end to end (issue: appliance): boot, configure, `lbu commit`, reboot; power
+//! cuts during commits; tampered overlays and packages; ISO and USB media; an encrypted overlay
+//! opened on the serial console; an overlay made the way Alpine's own lbu makes it.
+
+use qemu_tests::http::Server;
+use qemu_tests::{Disk, Env, InitramfsRecipe, MediumFormat, MediumRecipe, Overlay, Vm};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn recipe(world: &[&str], overlay: Option<(String, Vec<u8>, Option<String>)>) -> MediumRecipe {
+    let env = Env::get();
+    MediumRecipe {
+        format: MediumFormat::Vfat,
+        world: world.iter().map(|s| s.to_string()).collect(),
+        project_repo: world.contains(&"lbu"),
+        world_extra: vec![],
+        label: "ALPINE".into(),
+        cmdline: "modloop=none".into(),
+        initramfs: env.initramfs(&InitramfsRecipe::standard()),
+        overlay,
+    }
+}
+
+fn signed(name: &str, ovl: &Overlay) -> Option<(String, Vec<u8>, Option<String>)> {
+    let bytes = ovl.tar_gz();
+    let sig = Env::get().sign_overlay(&bytes);
+    Some((name.to_string(), bytes, Some(sig)))
+}
+
+fn boot(name: &str, disks: &[Disk], cmdline: &str, extra: &[&str]) -> Vm {
+    let env = Env::get();
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    Vm::boot(name, &env.kernel, &initramfs, &format!("modloop=none {cmdline}"), disks, extra)
+}
+
+/// The lbu configuration of the test appliances: commits go to the boot medium, signed with the
+/// overlay key. (The key travels in the overlay here only because this is a test: a signing key
+/// stored on the medium protects nothing, see the README.)
+fn lbu_setup(ovl: Overlay) -> Overlay {
+    let key = std::fs::read(&Env::get().keys().overlay_key).expect("overlay key");
+    ovl.file("etc/lbu/lbu.conf", "LBU_MEDIA=usb\nSIGNING_KEY=/etc/lbu/qemutest.key\nBACKUP_LIMIT=2\n")
+        .file_mode("etc/lbu/qemutest.key", key, 0o600)
+        // lbu saves only symlinks under etc/init.d (`@etc/init.d`): the test service must be
+        // included explicitly to survive a commit, as a user would with `lbu include`.
+        .file("etc/apk/protected_paths.d/lbu.list", "+etc/init.d/qemutest\n")
+}
+
+fn mtools(args: &[&str], image: &Path) {
+    let out = Command::new(args[0]).args(&args[1..]).arg("-i").arg(image).output().expect("mtools (make deps)");
+    let _ = out;
+}
+
+/// Copy a file out of a vfat image, let `f` change it, copy it back.
+fn edit_in_image(image: &Path, path: &str, f: impl FnOnce(&mut Vec<u8>)) {
+    let tmp = image.with_extension("edit");
+    let st = Command::new("mcopy").arg("-n").arg("-i").arg(image).arg(format!("::/{path}")).arg(&tmp).status().unwrap();
+    assert!(st.success(), "mcopy out {path}");
+    let mut data = std::fs::read(&tmp).unwrap();
+    f(&mut data);
+    std::fs::write(&tmp, &data).unwrap();
+    let st = Command::new("mcopy").arg("-o").arg("-i").arg(image).arg(&tmp).arg(format!("::/{path}")).status().unwrap();
+    assert!(st.success(), "mcopy in {path}");
+    let _ = std::fs::remove_file(tmp);
+}
+
+/// A port on 127.0.0.1 that is free now and, usually, the same from run to run (the overlay that
+/// names it is then cached with its medium).
+fn http_server(root: &Path) -> Server {
+    Server::start(root)
+}
+
+/// Scenario 1: boot 1 configures the appliance, installs dhcpcd from a remote repository (which
+/// Alpine's apk keeps in the medium's cache), and commits; boot 2 finds every change, the deletion
+/// too, gets dhcpcd from the cache without any network, and the overlay signature verified.
+#[test]
+fn appliance_life_cycle() {
+    let env = Env::get();
+    let server = http_server(&env.shared.join("fixtures/alpine-3.19.1"));
+    let url = format!("http://10.0.2.2:{}/apks", server.port);
+    let script = r#"
+if [ ! -f /etc/qemutest-boot1 ]; then
+    echo LIFECYCLE-BOOT1
+    ip link set eth0 up
+    udhcpc -i eth0 -n -q -t 20 >/dev/null 2>&1 || echo DHCP-FAILED
+    mount -o remount,rw /media/usb
+    mkdir -p /media/usb/cache
+    echo appliance > /etc/hostname
+    printf 'auto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n' > /etc/network/interfaces
+    adduser -D -g "Test User" tester && echo USER-ADDED
+    echo "Welcome to the test appliance" > /etc/motd
+    rm -f /etc/issue
+    apk add dhcpcd && echo APK-ADD-OK
+    ls /media/usb/cache | sed 's/^/CACHE:/'
+    touch /etc/qemutest-boot1
+    lbu commit && echo LBU-COMMIT-OK
+    ls /media/usb | sed 's/^/MEDIA:/'
+else
+    echo LIFECYCLE-BOOT2
+    echo "HOSTNAME=$(hostname)"
+    sed 's/^/IF:/' /etc/network/interfaces
+    grep -q '^tester:' /etc/passwd && echo USER-OK
+    echo "MOTD=$(cat /etc/motd)"
+    if [ -e /etc/issue ]; then echo ISSUE-BACK; else echo ISSUE-GONE; fi
+    apk info -e dhcpcd >/dev/null && echo DHCPCD-INSTALLED
+    ls /sbin/dhcpcd >/dev/null && echo DHCPCD-BINARY
+fi
+echo QEMUTEST-DONE
+sync
+poweroff -f
+"#;
+    let ovl = lbu_setup(Overlay::new())
+        .file("etc/hostname", "qemutest\n")
+        .world(&["alpine-base", "chrony", "lbu", "openssh"])
+        .file("etc/apk/repositories", format!("/media/usb/apks\n{url}\n"))
+        .symlink("etc/apk/cache", "/media/usb/cache")
+        .scenario(script);
+    let medium = env.medium(&recipe(&["alpine-base", "openssh", "chrony", "lbu"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let disk = env.copy_medium(&medium, "life-cycle");
+
+    let mut vm = boot("life-cycle-1", &[Disk::Virtio(disk.clone())], "", &["-nic", "user,model=virtio-net-pci"]);
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect("Installing lbu (");
+    vm.expect("LIFECYCLE-BOOT1");
+    vm.expect("USER-ADDED");
+    vm.expect("APK-ADD-OK");
+    vm.expect("CACHE:dhcpcd-10.0.5-r0.");
+    vm.expect("LBU-COMMIT-OK");
+    vm.expect("MEDIA:qemutest.apkovl.tar.gz.sig");
+    vm.expect("QEMUTEST-DONE");
+    vm.wait_poweroff();
+    drop(server);
+
+    // Boot 2: same disk, no network at all.
+    let mut vm = boot("life-cycle-2", &[Disk::Virtio(disk)], "", &[]);
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect("Installing dhcpcd (10.0.5-r0)");
+    vm.expect("boot timeline");
+    let tl = vm.timeline().unwrap_or_default();
+    assert!(tl.contains("signature verified"), "timeline:\n{tl}");
+    vm.expect("LIFECYCLE-BOOT2");
+    vm.expect("HOSTNAME=appliance");
+    vm.expect("IF:iface eth0 inet dhcp");
+    vm.expect("USER-OK");
+    vm.expect("MOTD=Welcome to the test appliance");
+    vm.expect("ISSUE-GONE");
+    vm.expect("DHCPCD-INSTALLED");
+    vm.expect("DHCPCD-BINARY");
+    vm.expect("QEMUTEST-DONE");
+    vm.wait_poweroff();
+}
+
+/// Scenario 2: power cuts at many points of a loop of `lbu commit`s. Every following boot must
+/// find a complete overlay whose signature verifies (the old one or the new one), never none.
+#[test]
+fn power_cut_during_commit() {
+    let env = Env::get();
+    let script = r#"
+echo "COUNTER=$(cat /etc/counter 2>/dev/null || echo none)"
+echo COMMIT-LOOP
+i=0
+while true; do
+    i=$((i+1))
+    echo "$i" > /etc/counter
+    lbu commit && echo "COMMITTED-$i"
+done
+"#;
+    let ovl = lbu_setup(Overlay::new()).file("etc/hostname", "qemutest\n").world(&["alpine-base", "lbu"]).scenario(script);
+    let medium = env.medium(&recipe(&["alpine-base", "lbu"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let disk = env.copy_medium(&medium, "power-cut");
+    // Cut times after the loop started: spread over the first few commits.
+    let cuts_ms = [30u64, 180, 420, 650, 900, 1300, 1700, 2300, 2900, 3600, 4400];
+    let mut commits_seen = 0;
+    for (k, cut) in cuts_ms.iter().enumerate() {
+        let mut vm = boot(&format!("power-cut-{k}"), &[Disk::Virtio(disk.clone())], "", &[]);
+        vm.expect("apkovl signature verified (key overlay-test.pub)");
+        vm.expect("COMMIT-LOOP");
+        std::thread::sleep(Duration::from_millis(*cut));
+        vm.power_cut();
+        commits_seen += vm.text().matches("COMMITTED-").count();
+    }
+    let mut vm = boot("power-cut-final", &[Disk::Virtio(disk)], "", &[]);
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect("COUNTER=");
+    vm.expect("COMMIT-LOOP");
+    vm.power_cut();
+    assert!(commits_seen > 0, "no commit completed before the cuts: the cuts did not interrupt commits");
+}
+
+/// Scenario 3a: a flipped byte in the overlay on the medium is refused before anything of it is
+/// used; without a rescue shell the boot follows `panic=`.
+#[test]
+fn tampered_overlay_is_refused() {
+    let env = Env::get();
+    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo SHOULD-NOT-RUN; poweroff -f");
+    let medium = env.medium(&recipe(&["alpine-base"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let disk = env.copy_medium(&medium, "tampered-overlay");
+    edit_in_image(&disk, "qemutest.apkovl.tar.gz", |d| {
+        let n = d.len();
+        d[n / 2] ^= 0x01;
+    });
+    let mut vm = boot("tampered-overlay", &[Disk::Virtio(disk)], "panic=1", &[]);
+    vm.expect("ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed");
+    vm.expect("boot timeline");
+    vm.expect("rebooting in 1 s (panic=1)");
+    vm.wait_poweroff();
+    vm.refute("SHOULD-NOT-RUN");
+    vm.refute("Installing");
+}
+
+/// Scenario 3b: a flipped byte in a package: the install refuses that package and names it.
+#[test]
+fn tampered_package_is_refused() {
+    let env = Env::get();
+    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo SHOULD-NOT-RUN; poweroff -f");
+    let medium = env.medium(&recipe(&["alpine-base"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let disk = env.copy_medium(&medium, "tampered-package");
+    edit_in_image(&disk, "apks/x86_64/busybox-1.36.1-r15.apk", |d| {
+        let n = d.len();
+        d[n - 100] ^= 0x01;
+    });
+    let mut vm = boot("tampered-package", &[Disk::Virtio(disk)], "panic=1", &[]);
+    vm.expect("ERROR: busybox-1.36.1-r15: v2 package integrity error");
+    vm.expect("ERROR: packages: install");
+    vm.expect("rebooting in 1 s (panic=1)");
+    vm.wait_poweroff();
+    vm.refute("SHOULD-NOT-RUN");
+}
+
+/// Scenario 4a: the same system from an ISO 9660 image on a CD-ROM drive.
+#[test]
+fn boots_from_iso() {
+    let env = Env::get();
+    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo QEMUTEST-UP; mount | grep /media/cdrom | sed 's/^/MNT:/'; poweroff -f");
+    let mut r = recipe(&["alpine-base"], signed("qemutest.apkovl.tar.gz", &ovl));
+    r.format = MediumFormat::Iso;
+    let iso = env.medium(&r);
+    let mut vm = boot("iso", &[Disk::Cdrom(iso)], "", &[]);
+    vm.expect("sr0: iso9660 LABEL=ALPINE");
+    vm.expect("apkovl signature verified");
+    vm.expect("OK: 10.2 MiB in 25 packages");
+    vm.expect("QEMUTEST-UP");
+    vm.expect("MNT:");
+    vm.expect("/media/cdrom");
+    vm.wait_poweroff();
+}
+
+/// Scenario 4b: `alpine_dev=LABEL=...` picks the stick by its label even when another medium with
+/// a boot repository and an overlay is attached first.
+#[test]
+fn usb_stick_found_by_label() {
+    let env = Env::get();
+    let decoy_ovl = Overlay::new().world(&["alpine-base"]).scenario("echo DECOY-BOOTED; poweroff -f");
+    let decoy = env.medium(&recipe(&["alpine-base"], signed("decoy.apkovl.tar.gz", &decoy_ovl)));
+    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo STICK-BOOTED; poweroff -f");
+    let mut r = recipe(&["alpine-base"], signed("stick.apkovl.tar.gz", &ovl));
+    r.label = "APPLIANCE".into();
+    let stick = env.medium(&r);
+    let (d1, d2) = (env.copy_medium(&decoy, "label-decoy"), env.copy_medium(&stick, "label-stick"));
+    let mut vm = boot("usb-label", &[Disk::Virtio(d1), Disk::Virtio(d2)], "alpine_dev=LABEL=APPLIANCE", &[]);
+    vm.expect("LABEL=APPLIANCE");
+    vm.expect("STICK-BOOTED");
+    vm.wait_poweroff();
+    vm.refute("DECOY-BOOTED");
+}
+
+/// Scenario 5: an age-encrypted overlay; the passphrase is typed on the serial console (a wrong
+/// one first).
+#[test]
+fn encrypted_overlay_with_console_passphrase() {
+    let env = Env::get();
+    let ovl = Overlay::new().world(&["alpine-base"]).file("etc/secret.conf", "only with the passphrase\n").scenario("echo \"SECRET=$(cat /etc/secret.conf)\"; poweroff -f");
+    let plain = ovl.tar_gz();
+    let enc = overlays::encrypt_age(&plain, &overlays::AgeKey::Passphrase { passphrase: "correct horse", work_factor: Some(10) }).expect("age");
+    let sig = env.sign_overlay(&enc);
+    let medium = env.medium(&recipe(&["alpine-base"], Some(("qemutest.apkovl.tar.gz.age".into(), enc, Some(sig)))));
+    let disk = env.copy_medium(&medium, "age");
+    let mut vm = boot("age", &[Disk::Virtio(disk)], "", &[]);
+    vm.expect("Enter passphrase for");
+    vm.send("wrong horse");
+    vm.expect("Enter passphrase for");
+    vm.send("correct horse");
+    vm.expect("apkovl signature verified");
+    vm.expect("SECRET=only with the passphrase");
+    vm.wait_poweroff();
+}
+
+/// Scenario 6: an apkovl made the way Alpine's lbu makes it (busybox tar, gzip, no signature),
+/// booted with `apkovl_verify=off`.
+#[test]
+fn alpine_made_overlay_restores() {
+    let env = Env::get();
+    let stage = env.assets.join("alpine-made-overlay");
+    let _ = std::fs::remove_dir_all(&stage);
+    for d in ["etc/init.d", "etc/runlevels/default", "etc/apk"] {
+        std::fs::create_dir_all(stage.join(d)).unwrap();
+    }
+    std::fs::write(stage.join("etc/hostname"), "alpinemade\n").unwrap();
+    std::fs::write(stage.join("etc/apk/world"), "alpine-base\n").unwrap();
+    std::fs::write(stage.join("etc/.default_boot_services"), "").unwrap();
+    let svc = "#!/sbin/openrc-run\ndepend() {\n\tafter *\n}\nstart() {\n\techo \"HOST=$(hostname)\" >/dev/console\n\tpoweroff -f\n}\n";
+    std::fs::write(stage.join("etc/init.d/qemutest"), svc).unwrap();
+    Command::new("chmod").arg("755").arg(stage.join("etc/init.d/qemutest")).status().unwrap();
+    std::os::unix::fs::symlink("/etc/init.d/qemutest", stage.join("etc/runlevels/default/qemutest")).unwrap();
+    // lbu: `tar -c -f - <list>` from /, busybox tar, gzip -9 (lbu.md §5, §9).
+    let out = env.assets.join("alpine-made.apkovl.tar.gz");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cd {} && /bin/busybox tar -c -f - etc/hostname etc/apk/world etc/.default_boot_services etc/init.d/qemutest etc/runlevels/default/qemutest | gzip -9 > {}",
+            stage.display(),
+            out.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let bytes = std::fs::read(&out).unwrap();
+    let medium = env.medium(&recipe(&["alpine-base"], Some(("alpinemade.apkovl.tar.gz".into(), bytes, None))));
+    let disk = env.copy_medium(&medium, "alpine-made");
+    let mut vm = boot("alpine-made", &[Disk::Virtio(disk)], "apkovl_verify=off", &[]);
+    vm.expect("Loading user settings from /media/vda/alpinemade.apkovl.tar.gz (apkovl_verify=off)");
+    vm.expect("HOST=alpinemade");
+    vm.wait_poweroff();
+    let _ = mtools;
+}
