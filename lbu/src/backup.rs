@@ -48,11 +48,14 @@ pub fn write_temp(dir: &Path, data: &[u8]) -> Result<(PathBuf, u64), Error> {
     Ok((path, id))
 }
 
-/// Rename a finished temporary file to `dir/name` and fsync the directory.
+/// Rename a finished temporary file to `dir/name`, then fsync the renamed file and the
+/// directory. The file fsync matters on FAT, where the directory slot of a renamed file is only
+/// written with the file's own metadata (fsyncing the directory does not write it).
 pub fn install(tmp: &Path, id: u64, dir: &Path, name: &str) -> Result<(), Error> {
     let dst = dir.join(name);
     std::fs::rename(tmp, &dst).at(&dst)?;
     cleanup::forget(id);
+    std::fs::File::open(&dst).and_then(|f| f.sync_all()).at(&dst)?;
     fsync_dir(dir)
 }
 

@@ -127,7 +127,13 @@ pub fn open(
         dir: dir.clone(),
         restore: Some(id),
     };
-    if ro && writable && (!mount(&["-o", "remount,rw"], &dir) || current_state(&dir) != Some(false))
+    // dirsync: on FAT a rename only updates the directory slot when the renamed inode is written
+    // back, while the replaced file's clusters are freed at once; synchronous directory updates
+    // keep that order on disk, so a power cut never leaves the overlay's name pointing at freed
+    // clusters (found by the qemu power-cut test).
+    if ro
+        && writable
+        && (!mount(&["-o", "remount,rw,dirsync"], &dir) || current_state(&dir) != Some(false))
     {
         return Err(Error::Mount(dir));
     }
