@@ -9,7 +9,7 @@ BINS     := apk lbu init mkinitfs mkimage
 export PROJECT_OUT := $(OUT)
 export SHARED_DIR  := $(abspath $(CURDIR)/../shared)
 
-.PHONY: all build repo deps test unit-test qemu-test bench fuzz demo clean
+.PHONY: all build repo deps test bench fuzz demo appliance clean
 
 all: build repo
 
@@ -34,6 +34,10 @@ bench: deps all
 
 fuzz:
 	scripts/fuzz.sh
+
+# The example appliance (appliances/jumphost) as a bootable vfat image in out/appliance/.
+appliance: deps all
+	scripts/build-appliance.sh jumphost
 
 demo: deps all
 	scripts/demo.sh

@@ -49,7 +49,11 @@ impl Drop for Server {
     }
 }
 
-fn serve(mut conn: TcpStream, root: &Path, log: &std::sync::Mutex<Vec<String>>) -> std::io::Result<()> {
+fn serve(
+    mut conn: TcpStream,
+    root: &Path,
+    log: &std::sync::Mutex<Vec<String>>,
+) -> std::io::Result<()> {
     conn.set_nonblocking(false)?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
@@ -64,7 +68,9 @@ fn serve(mut conn: TcpStream, root: &Path, log: &std::sync::Mutex<Vec<String>>) 
     let mut parts = line.split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
     let path = target.split('?').next().unwrap_or("/");
-    log.lock().unwrap_or_else(|e| e.into_inner()).push(path.to_string());
+    log.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(path.to_string());
     let rel = Path::new(path.trim_start_matches('/'));
     let safe = rel.components().all(|c| matches!(c, Component::Normal(_)));
     let file: Option<PathBuf> = safe.then(|| root.join(rel)).filter(|p| p.is_file());
@@ -76,7 +82,10 @@ fn serve(mut conn: TcpStream, root: &Path, log: &std::sync::Mutex<Vec<String>>) 
             }
         }
         None => {
-            write!(conn, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            write!(
+                conn,
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )?;
         }
     }
     conn.flush()

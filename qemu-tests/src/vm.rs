@@ -31,6 +31,7 @@ pub struct Vm {
     child: Child,
     stdin: Option<ChildStdin>,
     log: Arc<Mutex<Vec<u8>>>,
+    echo: Arc<std::sync::atomic::AtomicBool>,
     cursor: usize,
     deadline: Instant,
     /// Name used for the saved serial log.
@@ -90,6 +91,7 @@ impl Vm {
             .spawn()
             .expect("qemu-system-x86_64 (make deps installs qemu-system-x86)");
         let log = Arc::new(Mutex::new(Vec::new()));
+        let echo = Arc::new(std::sync::atomic::AtomicBool::new(false));
         for stream in [
             child
                 .stdout
@@ -103,7 +105,7 @@ impl Vm {
         .into_iter()
         .flatten()
         {
-            let log = log.clone();
+            let (log, echo) = (log.clone(), echo.clone());
             std::thread::spawn(move || {
                 let mut s = stream;
                 let mut buf = [0u8; 4096];
@@ -114,6 +116,11 @@ impl Vm {
                     log.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .extend_from_slice(&buf[..n]);
+                    if echo.load(std::sync::atomic::Ordering::Relaxed) {
+                        let mut o = std::io::stdout().lock();
+                        let _ = o.write_all(&buf[..n]);
+                        let _ = o.flush();
+                    }
                 }
             });
         }
@@ -122,11 +129,17 @@ impl Vm {
             child,
             stdin,
             log,
+            echo,
             cursor: 0,
             deadline: Instant::now() + BOOT_TIMEOUT,
             name: name.to_string(),
             log_dir: env.assets.clone(),
         }
+    }
+
+    /// Copy the console to this process's stdout as it arrives (the demo).
+    pub fn set_echo(&self, on: bool) {
+        self.echo.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The whole serial log so far (carriage returns dropped: the serial line sends CRLF).

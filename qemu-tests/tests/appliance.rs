@@ -31,7 +31,14 @@ fn signed(name: &str, ovl: &Overlay) -> Option<(String, Vec<u8>, Option<String>)
 fn boot(name: &str, disks: &[Disk], cmdline: &str, extra: &[&str]) -> Vm {
     let env = Env::get();
     let initramfs = env.initramfs(&InitramfsRecipe::standard());
-    Vm::boot(name, &env.kernel, &initramfs, &format!("modloop=none {cmdline}"), disks, extra)
+    Vm::boot(
+        name,
+        &env.kernel,
+        &initramfs,
+        &format!("modloop=none {cmdline}"),
+        disks,
+        extra,
+    )
 }
 
 /// The lbu configuration of the test appliances: commits go to the boot medium, signed with the
@@ -39,27 +46,52 @@ fn boot(name: &str, disks: &[Disk], cmdline: &str, extra: &[&str]) -> Vm {
 /// stored on the medium protects nothing, see the README.)
 fn lbu_setup(ovl: Overlay) -> Overlay {
     let key = std::fs::read(&Env::get().keys().overlay_key).expect("overlay key");
-    ovl.file("etc/lbu/lbu.conf", "LBU_MEDIA=usb\nSIGNING_KEY=/etc/lbu/qemutest.key\nBACKUP_LIMIT=2\n")
-        .file_mode("etc/lbu/qemutest.key", key, 0o600)
-        // lbu saves only symlinks under etc/init.d (`@etc/init.d`): the test service must be
-        // included explicitly to survive a commit, as a user would with `lbu include`.
-        .file("etc/apk/protected_paths.d/lbu.list", "+etc/init.d/qemutest\n")
+    ovl.file(
+        "etc/lbu/lbu.conf",
+        "LBU_MEDIA=usb\nSIGNING_KEY=/etc/lbu/qemutest.key\nBACKUP_LIMIT=2\n",
+    )
+    .file_mode("etc/lbu/qemutest.key", key, 0o600)
+    // lbu saves only symlinks under etc/init.d (`@etc/init.d`): the test service must be
+    // included explicitly to survive a commit, as a user would with `lbu include`.
+    .file(
+        "etc/apk/protected_paths.d/lbu.list",
+        "+etc/init.d/qemutest\n",
+    )
 }
 
 fn mtools(args: &[&str], image: &Path) {
-    let out = Command::new(args[0]).args(&args[1..]).arg("-i").arg(image).output().expect("mtools (make deps)");
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .arg("-i")
+        .arg(image)
+        .output()
+        .expect("mtools (make deps)");
     let _ = out;
 }
 
 /// Copy a file out of a vfat image, let `f` change it, copy it back.
 fn edit_in_image(image: &Path, path: &str, f: impl FnOnce(&mut Vec<u8>)) {
     let tmp = image.with_extension("edit");
-    let st = Command::new("mcopy").arg("-n").arg("-i").arg(image).arg(format!("::/{path}")).arg(&tmp).status().unwrap();
+    let st = Command::new("mcopy")
+        .arg("-n")
+        .arg("-i")
+        .arg(image)
+        .arg(format!("::/{path}"))
+        .arg(&tmp)
+        .status()
+        .unwrap();
     assert!(st.success(), "mcopy out {path}");
     let mut data = std::fs::read(&tmp).unwrap();
     f(&mut data);
     std::fs::write(&tmp, &data).unwrap();
-    let st = Command::new("mcopy").arg("-o").arg("-i").arg(image).arg(&tmp).arg(format!("::/{path}")).status().unwrap();
+    let st = Command::new("mcopy")
+        .arg("-o")
+        .arg("-i")
+        .arg(image)
+        .arg(&tmp)
+        .arg(format!("::/{path}"))
+        .status()
+        .unwrap();
     assert!(st.success(), "mcopy in {path}");
     let _ = std::fs::remove_file(tmp);
 }
@@ -115,10 +147,18 @@ poweroff -f
         .file("etc/apk/repositories", format!("/media/usb/apks\n{url}\n"))
         .symlink("etc/apk/cache", "/media/usb/cache")
         .scenario(script);
-    let medium = env.medium(&recipe(&["alpine-base", "openssh", "chrony", "lbu"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let medium = env.medium(&recipe(
+        &["alpine-base", "openssh", "chrony", "lbu"],
+        signed("qemutest.apkovl.tar.gz", &ovl),
+    ));
     let disk = env.copy_medium(&medium, "life-cycle");
 
-    let mut vm = boot("life-cycle-1", &[Disk::Virtio(disk.clone())], "", &["-nic", "user,model=virtio-net-pci"]);
+    let mut vm = boot(
+        "life-cycle-1",
+        &[Disk::Virtio(disk.clone())],
+        "",
+        &["-nic", "user,model=virtio-net-pci"],
+    );
     vm.expect("apkovl signature verified (key overlay-test.pub)");
     vm.expect("Installing lbu (");
     vm.expect("LIFECYCLE-BOOT1");
@@ -170,27 +210,47 @@ done
     let ovl = lbu_setup(Overlay::new())
         .file("etc/hostname", "qemutest\n")
         .world(&["alpine-base", "lbu"])
-        .file_mode("etc/qemutest-init", "#!/bin/sh\nhostname -F /etc/hostname\nexec /etc/qemutest.sh\n", 0o755)
+        .file_mode(
+            "etc/qemutest-init",
+            "#!/bin/sh\nhostname -F /etc/hostname\nexec /etc/qemutest.sh\n",
+            0o755,
+        )
         .file_mode("etc/qemutest.sh", format!("#!/bin/sh\n{script}\n"), 0o755);
-    let medium = env.medium(&recipe(&["alpine-base", "lbu"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let medium = env.medium(&recipe(
+        &["alpine-base", "lbu"],
+        signed("qemutest.apkovl.tar.gz", &ovl),
+    ));
     let disk = env.copy_medium(&medium, "power-cut");
     // Cut times after the loop started: spread over the first few commits.
     let cuts_ms = [30u64, 200, 450, 700, 1000, 1400, 1900, 2500, 3200, 4000];
     let mut commits_seen = 0;
     for (k, cut) in cuts_ms.iter().enumerate() {
-        let mut vm = boot(&format!("power-cut-{k}"), &[Disk::Virtio(disk.clone())], "init=/etc/qemutest-init", &[]);
+        let mut vm = boot(
+            &format!("power-cut-{k}"),
+            &[Disk::Virtio(disk.clone())],
+            "init=/etc/qemutest-init",
+            &[],
+        );
         vm.expect("apkovl signature verified (key overlay-test.pub)");
         vm.expect("COMMIT-LOOP");
         std::thread::sleep(Duration::from_millis(*cut));
         vm.power_cut();
         commits_seen += vm.text().matches("COMMITTED-").count();
     }
-    let mut vm = boot("power-cut-final", &[Disk::Virtio(disk)], "init=/etc/qemutest-init", &[]);
+    let mut vm = boot(
+        "power-cut-final",
+        &[Disk::Virtio(disk)],
+        "init=/etc/qemutest-init",
+        &[],
+    );
     vm.expect("apkovl signature verified (key overlay-test.pub)");
     vm.expect("COUNTER=");
     vm.expect("COMMIT-LOOP");
     vm.power_cut();
-    assert!(commits_seen > 0, "no commit completed before the cuts: the cuts did not interrupt commits");
+    assert!(
+        commits_seen > 0,
+        "no commit completed before the cuts: the cuts did not interrupt commits"
+    );
 }
 
 /// Scenario 3a: a flipped byte in the overlay on the medium is refused before anything of it is
@@ -198,8 +258,13 @@ done
 #[test]
 fn tampered_overlay_is_refused() {
     let env = Env::get();
-    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo SHOULD-NOT-RUN; poweroff -f");
-    let medium = env.medium(&recipe(&["alpine-base"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let ovl = Overlay::new()
+        .world(&["alpine-base"])
+        .scenario("echo SHOULD-NOT-RUN; poweroff -f");
+    let medium = env.medium(&recipe(
+        &["alpine-base"],
+        signed("qemutest.apkovl.tar.gz", &ovl),
+    ));
     let disk = env.copy_medium(&medium, "tampered-overlay");
     edit_in_image(&disk, "qemutest.apkovl.tar.gz", |d| {
         let n = d.len();
@@ -218,8 +283,13 @@ fn tampered_overlay_is_refused() {
 #[test]
 fn tampered_package_is_refused() {
     let env = Env::get();
-    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo SHOULD-NOT-RUN; poweroff -f");
-    let medium = env.medium(&recipe(&["alpine-base"], signed("qemutest.apkovl.tar.gz", &ovl)));
+    let ovl = Overlay::new()
+        .world(&["alpine-base"])
+        .scenario("echo SHOULD-NOT-RUN; poweroff -f");
+    let medium = env.medium(&recipe(
+        &["alpine-base"],
+        signed("qemutest.apkovl.tar.gz", &ovl),
+    ));
     let disk = env.copy_medium(&medium, "tampered-package");
     edit_in_image(&disk, "apks/x86_64/busybox-1.36.1-r15.apk", |d| {
         let n = d.len();
@@ -237,7 +307,9 @@ fn tampered_package_is_refused() {
 #[test]
 fn boots_from_iso() {
     let env = Env::get();
-    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo QEMUTEST-UP; mount | grep /media/cdrom | sed 's/^/MNT:/'; poweroff -f");
+    let ovl = Overlay::new()
+        .world(&["alpine-base"])
+        .scenario("echo QEMUTEST-UP; mount | grep /media/cdrom | sed 's/^/MNT:/'; poweroff -f");
     let mut r = recipe(&["alpine-base"], signed("qemutest.apkovl.tar.gz", &ovl));
     r.format = MediumFormat::Iso;
     let iso = env.medium(&r);
@@ -256,14 +328,29 @@ fn boots_from_iso() {
 #[test]
 fn usb_stick_found_by_label() {
     let env = Env::get();
-    let decoy_ovl = Overlay::new().world(&["alpine-base"]).scenario("echo DECOY-BOOTED; poweroff -f");
-    let decoy = env.medium(&recipe(&["alpine-base"], signed("decoy.apkovl.tar.gz", &decoy_ovl)));
-    let ovl = Overlay::new().world(&["alpine-base"]).scenario("echo STICK-BOOTED; poweroff -f");
+    let decoy_ovl = Overlay::new()
+        .world(&["alpine-base"])
+        .scenario("echo DECOY-BOOTED; poweroff -f");
+    let decoy = env.medium(&recipe(
+        &["alpine-base"],
+        signed("decoy.apkovl.tar.gz", &decoy_ovl),
+    ));
+    let ovl = Overlay::new()
+        .world(&["alpine-base"])
+        .scenario("echo STICK-BOOTED; poweroff -f");
     let mut r = recipe(&["alpine-base"], signed("stick.apkovl.tar.gz", &ovl));
     r.label = "APPLIANCE".into();
     let stick = env.medium(&r);
-    let (d1, d2) = (env.copy_medium(&decoy, "label-decoy"), env.copy_medium(&stick, "label-stick"));
-    let mut vm = boot("usb-label", &[Disk::Virtio(d1), Disk::Virtio(d2)], "alpine_dev=LABEL=APPLIANCE", &[]);
+    let (d1, d2) = (
+        env.copy_medium(&decoy, "label-decoy"),
+        env.copy_medium(&stick, "label-stick"),
+    );
+    let mut vm = boot(
+        "usb-label",
+        &[Disk::Virtio(d1), Disk::Virtio(d2)],
+        "alpine_dev=LABEL=APPLIANCE",
+        &[],
+    );
     vm.expect("LABEL=APPLIANCE");
     vm.expect("STICK-BOOTED");
     vm.wait_poweroff();
@@ -275,11 +362,24 @@ fn usb_stick_found_by_label() {
 #[test]
 fn encrypted_overlay_with_console_passphrase() {
     let env = Env::get();
-    let ovl = Overlay::new().world(&["alpine-base"]).file("etc/secret.conf", "only with the passphrase\n").scenario("echo \"SECRET=$(cat /etc/secret.conf)\"; poweroff -f");
+    let ovl = Overlay::new()
+        .world(&["alpine-base"])
+        .file("etc/secret.conf", "only with the passphrase\n")
+        .scenario("echo \"SECRET=$(cat /etc/secret.conf)\"; poweroff -f");
     let plain = ovl.tar_gz();
-    let enc = overlays::encrypt_age(&plain, &overlays::AgeKey::Passphrase { passphrase: "correct horse", work_factor: Some(10) }).expect("age");
+    let enc = overlays::encrypt_age(
+        &plain,
+        &overlays::AgeKey::Passphrase {
+            passphrase: "correct horse",
+            work_factor: Some(10),
+        },
+    )
+    .expect("age");
     let sig = env.sign_overlay(&enc);
-    let medium = env.medium(&recipe(&["alpine-base"], Some(("qemutest.apkovl.tar.gz.age".into(), enc, Some(sig)))));
+    let medium = env.medium(&recipe(
+        &["alpine-base"],
+        Some(("qemutest.apkovl.tar.gz.age".into(), enc, Some(sig))),
+    ));
     let disk = env.copy_medium(&medium, "age");
     let mut vm = boot("age", &[Disk::Virtio(disk)], "", &[]);
     vm.expect("Enter passphrase for");
@@ -306,8 +406,16 @@ fn alpine_made_overlay_restores() {
     std::fs::write(stage.join("etc/.default_boot_services"), "").unwrap();
     let svc = "#!/sbin/openrc-run\ndepend() {\n\tafter *\n}\nstart() {\n\techo \"HOST=$(hostname)\" >/dev/console\n\tpoweroff -f\n}\n";
     std::fs::write(stage.join("etc/init.d/qemutest"), svc).unwrap();
-    Command::new("chmod").arg("755").arg(stage.join("etc/init.d/qemutest")).status().unwrap();
-    std::os::unix::fs::symlink("/etc/init.d/qemutest", stage.join("etc/runlevels/default/qemutest")).unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(stage.join("etc/init.d/qemutest"))
+        .status()
+        .unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/init.d/qemutest",
+        stage.join("etc/runlevels/default/qemutest"),
+    )
+    .unwrap();
     // lbu: `tar -c -f - <list>` from /, busybox tar, gzip -9 (lbu.md §5, §9).
     let out = env.assets.join("alpine-made.apkovl.tar.gz");
     let st = Command::new("sh")
@@ -321,9 +429,17 @@ fn alpine_made_overlay_restores() {
         .unwrap();
     assert!(st.success());
     let bytes = std::fs::read(&out).unwrap();
-    let medium = env.medium(&recipe(&["alpine-base"], Some(("alpinemade.apkovl.tar.gz".into(), bytes, None))));
+    let medium = env.medium(&recipe(
+        &["alpine-base"],
+        Some(("alpinemade.apkovl.tar.gz".into(), bytes, None)),
+    ));
     let disk = env.copy_medium(&medium, "alpine-made");
-    let mut vm = boot("alpine-made", &[Disk::Virtio(disk)], "apkovl_verify=off", &[]);
+    let mut vm = boot(
+        "alpine-made",
+        &[Disk::Virtio(disk)],
+        "apkovl_verify=off",
+        &[],
+    );
     vm.expect("Loading user settings from /media/vda/alpinemade.apkovl.tar.gz (apkovl_verify=off)");
     vm.expect("HOST=alpinemade");
     vm.wait_poweroff();
