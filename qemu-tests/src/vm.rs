@@ -264,10 +264,10 @@ impl Vm {
     pub fn timeline(&self) -> Option<String> {
         let t = self.text();
         let i = t.rfind("boot timeline")?;
-        let block: Vec<&str> = t[i..]
-            .lines()
-            .take_while(|l| !l.trim().is_empty())
-            .collect();
+        // The header, then the indented phase lines (kernel messages may follow on the console).
+        let mut lines = t[i..].lines();
+        let mut block: Vec<&str> = lines.next().into_iter().collect();
+        block.extend(lines.take_while(|l| l.starts_with("  ")));
         Some(block.join("\n"))
     }
 }
