@@ -620,32 +620,7 @@ mod tests {
     use super::*;
     use crate::trust::PublicKey;
 
-    fn fixture(rel: &str) -> Vec<u8> {
-        std::fs::read(format!(
-            "{}/../../shared/fixtures/{rel}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
-    fn alpine_keys() -> Keyring {
-        let dir = tempfile::tempdir().unwrap();
-        let st = std::process::Command::new("tar")
-            .args([
-                "xzf",
-                &format!(
-                    "{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz",
-                    env!("CARGO_MANIFEST_DIR")
-                ),
-                "-C",
-            ])
-            .arg(dir.path())
-            .arg("./etc/apk/keys")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        Keyring::load(&dir.path().join("etc/apk/keys"))
-    }
+    use crate::testutil::{alpine_keys, fixture};
 
     #[test]
     fn worked_example_busybox_binsh() {

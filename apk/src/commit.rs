@@ -91,6 +91,10 @@ pub struct CommitReport {
     pub changed: usize,
     /// Bytes of file content written.
     pub bytes_written: u64,
+    /// Directories the installed packages own (with the root).
+    pub dirs: usize,
+    /// Files the installed packages own.
+    pub files: usize,
 }
 
 /// Where a package file is.
@@ -1060,16 +1064,17 @@ pub fn commit(
                 count += 1;
             }
         }
-        out.msg(&format!(
-            "OK: {} in {} packages",
-            output::human_size(bytes.max(0) as u64),
-            count.max(0)
-        ));
-        return CommitReport {
+        // The resulting totals; directories and files are the current ones (apk-format.md §9.3).
+        let (dirs, files) = db.counts();
+        let report = CommitReport {
             packages: count.max(0) as usize,
             installed_bytes: bytes.max(0) as u64,
+            dirs,
+            files,
             ..Default::default()
         };
+        out.msg(&summary_line(&report, out.verbosity >= 2));
+        return report;
     }
     let rules = ProtectedPaths::load(&db.root.path);
     let file_owner: HashMap<String, String> = db
@@ -1121,8 +1126,18 @@ pub fn commit(
             sc.spawn(move || fetch.work(|i| (to_fetch[i], prepare(pool, to_fetch[i]))));
         }
         let mut next = 0usize;
+        let weight = |c: &crate::solver::Change| {
+            c.new
+                .or(c.old)
+                .map(|id| pool.packages[id].pkg.installed_size.max(1))
+                .unwrap_or(1)
+        };
+        let total_weight: u64 = sol.changes.iter().map(weight).sum();
+        let mut done_weight = 0u64;
         for (i, c) in sol.changes.iter().enumerate() {
             out.msg(&output::change_line(i + 1, total, pool, c));
+            out.progress(done_weight, total_weight, "installing");
+            done_weight += weight(c);
             match (c.kind, c.new) {
                 (ChangeKind::Purge, _) => {
                     if let Some(idx) = c.old.and_then(|o| ins.db.find(&pool.packages[o].pkg.name)) {
@@ -1179,6 +1194,8 @@ pub fn commit(
             }
         }
         fetch.cancel();
+        out.progress(total_weight, total_weight, "installing");
+        out.progress_done();
     });
     nix::sys::stat::umask(old_umask);
     ins.fire_triggers();
@@ -1189,29 +1206,37 @@ pub fn commit(
     if let Err(e) = ins.db.write() {
         ins.error(&e.to_string());
     }
+    let (dirs, files) = ins.db.counts();
     let report = CommitReport {
         errors: ins.errors,
         packages: ins.db.installed.len(),
         installed_bytes: ins.db.installed_bytes(),
         changed: ins.changed,
         bytes_written: ins.bytes_written,
+        dirs,
+        files,
     };
-    out.msg(&summary_line(&report));
+    out.msg(&summary_line(&report, out.verbosity >= 2));
     report
 }
 
-/// `OK: 10.2 MiB in 25 packages` (or `N errors; ...`).
-pub fn summary_line(r: &CommitReport) -> String {
+/// `OK: 10.2 MiB in 25 packages` (or `N errors; ...`); with `-v`
+/// `OK: 25 packages, 125 dirs, 353 files, 10.2 MiB`.
+pub fn summary_line(r: &CommitReport, verbose: bool) -> String {
     let head = match r.errors {
         0 => "OK:".to_string(),
         1 => "1 error;".to_string(),
         n => format!("{n} errors;"),
     };
-    format!(
-        "{head} {} in {} packages",
-        output::human_size(r.installed_bytes),
-        r.packages
-    )
+    let size = output::human_size(r.installed_bytes);
+    if verbose {
+        format!(
+            "{head} {} packages, {} dirs, {} files, {size}",
+            r.packages, r.dirs, r.files
+        )
+    } else {
+        format!("{head} {size} in {} packages", r.packages)
+    }
 }
 
 fn cache_package(pool: &Pool, id: PkgId, buf: &[u8], dir: &Path) {

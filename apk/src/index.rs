@@ -116,11 +116,7 @@ mod tests {
 
     #[test]
     fn parses_and_rewrites_fixture_index_byte_for_byte() {
-        let buf = std::fs::read(format!(
-            "{}/../../shared/fixtures/alpine-3.19.1/apks/x86_64/APKINDEX.tar.gz",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let buf = crate::testutil::fixture("alpine-3.19.1/apks/x86_64/APKINDEX.tar.gz");
         let f = crate::archive::open_index(&buf, &Default::default(), true).unwrap();
         let idx = parse(&f.text).unwrap();
         assert_eq!(idx.packages.len(), 100);

@@ -27,6 +27,8 @@ pub mod root;
 pub mod script;
 pub mod solver;
 pub mod tar;
+#[cfg(test)]
+mod testutil;
 pub mod trust;
 pub mod version;
 pub mod xattr;

@@ -365,6 +365,9 @@ fn commit_solution(
             })
         });
     }
+    if ctx.out.verbosity >= 2 {
+        ctx.out.raw(&plan_listing(&ctx.pool, &sol, &ctx.out));
+    }
     let opts = CommitOptions {
         simulate: ctx.opts.simulate,
         no_scripts: ctx.opts.no_scripts,
@@ -382,6 +385,98 @@ fn commit_solution(
     let mut r = commit::commit(db, &ctx.pool, &sol, &world, &opts, &ctx.out);
     r.errors += extra_errors;
     Ok(r)
+}
+
+/// The listing `apk -v` prints before the change lines (apk-format.md §9.5): packages no
+/// repository has, then what will be removed and downgraded; when either was listed (or with
+/// `-vv`) also the new, upgraded and reinstalled packages and the disk space balance.
+pub fn plan_listing(
+    pool: &crate::pool::Pool,
+    sol: &solver::Solution,
+    out: &crate::output::Out,
+) -> String {
+    use crate::output::{display_name, human_size, version_part};
+    use crate::solver::ChangeKind;
+    let mut text = String::new();
+    let mut orphans: Vec<String> = sol
+        .selected
+        .iter()
+        .filter(|&&id| !pool.in_repository(id))
+        .map(|&id| pool.packages[id].pkg.name.clone())
+        .collect();
+    orphans.sort_by(|a, b| crate::package::name_order(a, b));
+    if !orphans.is_empty() {
+        text.push_str("NOTE: Consider running apk upgrade with --prune and/or --available.\n");
+        text.push_str("The following packages are no longer available from a repository:\n");
+        text.push_str(&solver::indented(" ", &orphans, out.width));
+    }
+    let list = |kinds: &[ChangeKind]| -> Vec<String> {
+        let mut v: Vec<(String, String)> = sol
+            .changes
+            .iter()
+            .filter(|c| kinds.contains(&c.kind))
+            .map(|c| {
+                (
+                    pool.packages[c.new.or(c.old).unwrap_or_default()]
+                        .pkg
+                        .name
+                        .clone(),
+                    format!("  {} {}", display_name(pool, c), version_part(pool, c)),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| crate::package::name_order(&a.0, &b.0));
+        v.into_iter().map(|(_, l)| l).collect()
+    };
+    let removed = list(&[ChangeKind::Purge]);
+    let downgraded = list(&[ChangeKind::Downgrade]);
+    let mut section = |title: &str, items: &[String]| {
+        if !items.is_empty() {
+            text.push_str(title);
+            text.push('\n');
+            for i in items {
+                text.push_str(i);
+                text.push('\n');
+            }
+        }
+    };
+    section("The following packages will be REMOVED:", &removed);
+    section("The following packages will be DOWNGRADED:", &downgraded);
+    if !removed.is_empty() || !downgraded.is_empty() || out.verbosity >= 3 {
+        section(
+            "The following NEW packages will be installed:",
+            &list(&[ChangeKind::Install]),
+        );
+        section(
+            "The following packages will be upgraded:",
+            &list(&[ChangeKind::Upgrade, ChangeKind::Replace]),
+        );
+        section(
+            "The following packages will be reinstalled:",
+            &list(&[ChangeKind::Reinstall]),
+        );
+        let mut delta: i64 = 0;
+        for c in &sol.changes {
+            if let Some(o) = c.old {
+                delta -= pool.packages[o].pkg.installed_size as i64;
+            }
+            if let Some(n) = c.new {
+                delta += pool.packages[n].pkg.installed_size as i64;
+            }
+        }
+        if delta >= 0 {
+            text.push_str(&format!(
+                "After this operation, {} of additional disk space will be used.\n",
+                human_size(delta as u64)
+            ));
+        } else {
+            text.push_str(&format!(
+                "After this operation, {} of disk space will be freed.\n",
+                human_size((-delta) as u64)
+            ));
+        }
+    }
+    text
 }
 
 #[cfg(test)]

@@ -77,6 +77,20 @@ pub struct Out {
     pub verbosity: i32,
     /// Wrap width for indented lists.
     pub width: usize,
+    /// How progress is shown.
+    pub progress: Progress,
+}
+
+/// Progress display (`--progress`, `--progress-fd`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing (default when stdout is not a terminal).
+    #[default]
+    None,
+    /// apk's bar on stdout, drawn with this character.
+    Bar(String),
+    /// `<done>/<total> <stage>` lines to this file descriptor.
+    Fd(i32),
 }
 
 impl Default for Out {
@@ -84,7 +98,18 @@ impl Default for Out {
         Out {
             verbosity: 1,
             width: 50,
+            progress: Progress::None,
         }
+    }
+}
+
+/// A bar is on screen: the next output first restores the cursor and clears it (apk draws the bar
+/// after a message and wipes it before the next one).
+static BAR_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn clear_bar(o: &mut impl Write) {
+    if BAR_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        let _ = o.write_all(b"\x1b8\x1b[0K");
     }
 }
 
@@ -93,15 +118,55 @@ impl Out {
     pub fn msg(&self, line: &str) {
         if self.verbosity >= 1 {
             let mut o = std::io::stdout().lock();
+            clear_bar(&mut o);
             let _ = writeln!(o, "{line}");
             let _ = o.flush();
         }
+    }
+
+    /// Report progress: `done` of `total` units in `stage`.
+    pub fn progress(&self, done: u64, total: u64, stage: &str) {
+        match &self.progress {
+            Progress::None => {}
+            Progress::Fd(fd) => {
+                let line = format!("{done}/{total} {stage}\n");
+                // SAFETY: writing a buffer we own to a descriptor the user handed us; a bad fd
+                // only makes write fail.
+                let _ = unsafe { libc::write(*fd, line.as_ptr().cast(), line.len()) };
+            }
+            Progress::Bar(ch) => {
+                if self.verbosity < 1 || total == 0 {
+                    return;
+                }
+                let bar_width = self.width.saturating_sub(6);
+                let filled = (bar_width as u64 * done.min(total) / total) as usize;
+                let pct = 100 * done.min(total) / total;
+                let mut o = std::io::stdout().lock();
+                clear_bar(&mut o);
+                let _ = write!(
+                    o,
+                    "\x1b7{pct:>3}% {}{}",
+                    ch.repeat(filled),
+                    " ".repeat(bar_width - filled)
+                );
+                let _ = o.flush();
+                BAR_SHOWN.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Remove a bar left on screen (end of the transaction).
+    pub fn progress_done(&self) {
+        let mut o = std::io::stdout().lock();
+        clear_bar(&mut o);
+        let _ = o.flush();
     }
 
     /// Raw text on stdout at verbosity >= 1 (already newline-terminated).
     pub fn raw(&self, text: &str) {
         if self.verbosity >= 1 && !text.is_empty() {
             let mut o = std::io::stdout().lock();
+            clear_bar(&mut o);
             let _ = o.write_all(text.as_bytes());
             let _ = o.flush();
         }

@@ -251,13 +251,19 @@ mod tests {
     #[test]
     fn cache_names_match_apk() {
         let spec = RepoSpec::parse("http://example.invalid/alpine/main").unwrap();
-        assert_eq!(spec.index_url("x86_64"), "http://example.invalid/alpine/main/x86_64/APKINDEX.tar.gz");
+        assert_eq!(
+            spec.index_url("x86_64"),
+            "http://example.invalid/alpine/main/x86_64/APKINDEX.tar.gz"
+        );
         let names = spec.cache_index_names("x86_64");
         // apk-format.md §5 worked example (full index URL, v2 and v3).
         assert!(names.contains(&"APKINDEX.53cade54.tar.gz".to_string()));
         assert!(names.contains(&"APKINDEX.0efb8972.tar.gz".to_string()));
         // What apk-tools 2.14 really wrote into a cache (repository URL), tried first.
         let real = RepoSpec::parse("http://10.0.2.2:33287/apks").unwrap();
-        assert_eq!(real.cache_index_names("x86_64")[0], "APKINDEX.672dffd9.tar.gz");
+        assert_eq!(
+            real.cache_index_names("x86_64")[0],
+            "APKINDEX.672dffd9.tar.gz"
+        );
     }
 }

@@ -366,22 +366,7 @@ mod tests {
 
     #[test]
     fn loads_alpine_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let st = std::process::Command::new("tar")
-            .args([
-                "xzf",
-                &format!(
-                    "{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz",
-                    env!("CARGO_MANIFEST_DIR")
-                ),
-                "-C",
-            ])
-            .arg(dir.path())
-            .arg("./etc/apk/keys")
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let ring = Keyring::load(&dir.path().join("etc/apk/keys"));
+        let ring = crate::testutil::alpine_keys();
         assert_eq!(ring.len(), 5);
         assert!(matches!(
             ring.get("alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub"),

@@ -781,3 +781,187 @@ fn mkpkg_is_reproducible_and_installable() {
     let db = std::fs::read_to_string(root.join("lib/apk/db/installed")).unwrap();
     assert!(db.contains("r:alpine-conf\n"), "{db}");
 }
+
+/// `add -t NAME deps`: a virtual package in world; `del NAME` takes its dependencies away again.
+#[test]
+fn virtual_packages() {
+    let repo = make_repo(|_| {});
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("r");
+    let o = add(
+        &repo,
+        &root,
+        &["-t", ".build-deps=20240101.000000"],
+        &["hello"],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert_eq!(out, "(1/3) Installing libgreet (2.1-r0)\n(2/3) Installing hello (1.0-r0)\n(3/3) Installing .build-deps (20240101.000000)\nOK: 12 KiB in 3 packages\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/apk/world")).unwrap(),
+        ".build-deps\n"
+    );
+    let db = std::fs::read_to_string(root.join("lib/apk/db/installed")).unwrap();
+    assert!(
+        db.contains("P:.build-deps\nV:20240101.000000\nA:noarch\n"),
+        "{db}"
+    );
+    let r = root.to_str().unwrap();
+    let o = run_apk(&[
+        "--root",
+        r,
+        "--no-network",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+        "del",
+        ".build-deps",
+    ]);
+    assert_eq!(text(&o).0, "(1/3) Purging .build-deps (20240101.000000)\n(2/3) Purging hello (1.0-r0)\n(3/3) Purging libgreet (2.1-r0)\nOK: 0 B in 0 packages\n");
+    // Bad specifiers are refused with apk's wording.
+    let o = add(&repo, &t.path().join("r2"), &["-t", ".v>1"], &["hello"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(text(&o).1, "ERROR: .v>1: bad package specifier\n");
+    let o = add(&repo, &t.path().join("r3"), &["-t", ".empty"], &[]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(text(&o).1, "WARNING: creating empty virtual package\n");
+    let o = add(&repo, &t.path().join("r4"), &[], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "add without packages is a usage error"
+    );
+}
+
+/// `--no-scripts` installs without running anything; `-v` lists the plan before removing.
+#[test]
+fn no_scripts_and_verbose_plan() {
+    let repo = make_repo(|dir| {
+        let payload = dir.join("payload-scripted");
+        std::fs::create_dir_all(payload.join("etc")).unwrap();
+        std::fs::write(payload.join("etc/scripted.conf"), "x\n").unwrap();
+        let r = Recipe {
+            info: vec![
+                ("pkgname".into(), "scripted".into()),
+                ("pkgver".into(), "1-r0".into()),
+            ],
+            scripts: vec![(
+                "post-install".into(),
+                b"#!/bin/sh\necho ran > /script-ran\n".to_vec(),
+            )],
+            dir: Some(payload.clone()),
+            epoch: Some(1_700_000_000),
+        };
+        std::fs::write(
+            dir.join("x86_64/scripted-1-r0.apk"),
+            mkpkg::build(&r, None).unwrap(),
+        )
+        .unwrap();
+        std::fs::remove_dir_all(payload).unwrap();
+    });
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("r");
+    let o = add(&repo, &root, &["--no-scripts"], &["scripted"]);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!text(&o).0.contains("Executing"), "{:?}", text(&o));
+    assert!(root.join("etc/scripted.conf").exists());
+    assert!(
+        !root.join("script-ran").exists(),
+        "--no-scripts ran a script"
+    );
+    let r = root.to_str().unwrap();
+    let o = run_apk(&[
+        "--root",
+        r,
+        "-v",
+        "--no-network",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+        "del",
+        "scripted",
+    ]);
+    let out = text(&o).0;
+    assert_eq!(out, "The following packages will be REMOVED:\n  scripted (1-r0)\nAfter this operation, 4096 B of disk space will be freed.\n(1/1) Purging scripted (1-r0)\nOK: 0 packages, 0 dirs, 0 files, 0 B\n");
+}
+
+/// `upgrade --prune` drops world entries no repository provides; an environment (APK_CONFIG and
+/// friends) never changes what apk does.
+#[test]
+fn upgrade_prune_and_environment() {
+    let repo = make_repo(|_| {});
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("r");
+    assert!(add(&repo, &root, &[], &["hello"]).status.success());
+    let r = root.to_str().unwrap();
+    // A world entry for something that was installed from a file and is in no repository.
+    let mut world = std::fs::read_to_string(root.join("etc/apk/world")).unwrap();
+    world.push_str("gone\n");
+    std::fs::write(root.join("etc/apk/world"), world).unwrap();
+    let base = [
+        "--root",
+        r,
+        "--no-network",
+        "--keys-dir",
+        repo.keys.to_str().unwrap(),
+        "--repository",
+        repo.dir.to_str().unwrap(),
+    ];
+    let mut a: Vec<&str> = base.to_vec();
+    a.extend(["upgrade", "--prune"]);
+    let o = run_apk(&a);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/apk/world")).unwrap(),
+        "hello\n"
+    );
+    let mut a: Vec<&str> = base.to_vec();
+    a.extend(["--simulate", "del", "hello"]);
+    let plain = run_apk(&a);
+    let with_env = std::process::Command::new(apk_bin())
+        .args(&a)
+        .env("APK_CONFIG", "/nonexistent/config")
+        .env("LANG", "de_DE.UTF-8")
+        .env("APK_PROGRESS_CHAR", "*")
+        .output()
+        .unwrap();
+    assert_eq!(plain.stdout, with_env.stdout);
+    assert_eq!(plain.stderr, with_env.stderr);
+    assert_eq!(plain.status.code(), with_env.status.code());
+}
+
+/// `--progress-fd N` writes `done/total stage` lines; without a terminal there is no bar.
+#[test]
+fn progress_fd_lines() {
+    let repo = make_repo(|_| {});
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("r");
+    let fdfile = t.path().join("progress");
+    let cmd = format!(
+        "{} add --root {} --initdb --no-network --keys-dir {} --repository {} --progress-fd 3 hello 3>{}",
+        apk_bin().display(),
+        root.display(),
+        repo.keys.display(),
+        repo.dir.display(),
+        fdfile.display()
+    );
+    let o = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!text(&o).0.contains('\x1b'), "no bar on a pipe");
+    let lines = std::fs::read_to_string(&fdfile).unwrap();
+    let v: Vec<&str> = lines.lines().collect();
+    assert!(v.len() >= 3, "{lines}");
+    assert!(
+        v[0].starts_with("0/") && v[0].ends_with(" installing"),
+        "{lines}"
+    );
+    let last = v.last().unwrap();
+    let (done, total) = last.split_once(' ').unwrap().0.split_once('/').unwrap();
+    assert_eq!(done, total, "{lines}");
+}

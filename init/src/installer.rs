@@ -50,6 +50,7 @@ impl PackageInstaller for ApkInstaller {
         let out = Out {
             verbosity: if req.quiet { 0 } else { 1 },
             width: 80,
+            ..Default::default()
         };
         let fail = |reason: String| StepError::Failed {
             subject: format!("install {}", req.packages.join(" ")),

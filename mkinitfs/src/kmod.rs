@@ -17,8 +17,8 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::fnmatch::fnmatch;
 use crate::root::Root;
+use apk::fnmatch::fnmatch_noflags as fnmatch;
 
 /// Module file suffixes we accept, longest first.
 const SUFFIXES: &[&str] = &[".ko.zst", ".ko.gz", ".ko.xz", ".ko"];

@@ -28,7 +28,6 @@ pub mod elf;
 mod error;
 pub mod features;
 pub mod firmware;
-pub mod fnmatch;
 mod image;
 pub mod kconfig;
 pub mod kmod;

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(short = 'l', long)]
     latest: bool,
     /// Packages (name, name@tag, name>=version, or ./file.apk)
-    #[arg(required = true, value_name = "PACKAGE")]
+    #[arg(required_unless_present = "virtual_pkg", value_name = "PACKAGE")]
     packages: Vec<String>,
 }
 

@@ -2,7 +2,7 @@
 //! applet. Arguments are parsed by clap "as typed", then turned into [`crate::context::Options`].
 
 use crate::context::{Access, Context, Error, Options};
-use crate::output::Out;
+use crate::output::{Out, Progress};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -218,9 +218,28 @@ impl Global {
         } else {
             50
         };
+        // The bar: only on a terminal (or --progress), never with TERM=dumb; its character from
+        // APK_PROGRESS_CHAR, else a block when the locale is UTF-8 (cosmetic, terminal only).
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        let progress = if let Some(fd) = self.progress_fd {
+            Progress::Fd(fd)
+        } else if (self.progress || tty) && !dumb && !self.no_progress {
+            let utf8 = ["LC_ALL", "LC_CTYPE", "LANG"]
+                .iter()
+                .filter_map(|v| std::env::var(v).ok())
+                .any(|v| v.to_ascii_uppercase().contains("UTF-8"));
+            let ch = std::env::var("APK_PROGRESS_CHAR")
+                .ok()
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| if utf8 { "\u{2588}".into() } else { "#".into() });
+            Progress::Bar(ch)
+        } else {
+            Progress::None
+        };
         Out {
             verbosity: 1 + self.verbose as i32 - self.quiet as i32,
             width,
+            progress,
         }
     }
 }

@@ -10,16 +10,7 @@ impl Args {
     /// Run the applet.
     pub fn run(self, ctx: Context) -> super::Outcome {
         let db = ctx.db();
-        // The root directory counts, as in apk.
-        let mut dirs: std::collections::HashSet<&str> = db
-            .installed
-            .iter()
-            .flat_map(|p| p.dirs.iter().map(|d| d.path.as_str()))
-            .collect();
-        if !db.installed.is_empty() {
-            dirs.insert("");
-        }
-        let files: usize = db.installed.iter().map(|p| p.file_count()).sum();
+        let (dirs, files) = db.counts();
         let names: std::collections::HashSet<&str> = ctx
             .pool
             .packages
@@ -28,7 +19,7 @@ impl Args {
             .collect();
         println!("installed:");
         println!("  packages: {}", db.installed.len());
-        println!("  dirs: {}", dirs.len());
+        println!("  dirs: {dirs}");
         println!("  files: {files}");
         println!("  bytes: {}", db.installed_bytes());
         println!("  triggers: {}", db.triggers.len());

@@ -265,21 +265,7 @@ mod tests {
 
     #[test]
     fn roundtrips_real_database() {
-        let dir = tempfile::tempdir().unwrap();
-        let st = std::process::Command::new("tar")
-            .args([
-                "xzf",
-                &format!(
-                    "{}/../../shared/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz",
-                    env!("CARGO_MANIFEST_DIR")
-                ),
-                "-C",
-            ])
-            .arg(dir.path())
-            .arg("./lib/apk/db/installed")
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let dir = crate::testutil::minirootfs(&["./lib/apk/db/installed"]);
         let text = std::fs::read_to_string(dir.path().join("lib/apk/db/installed")).unwrap();
         let pkgs = parse(&text).unwrap();
         assert_eq!(pkgs.len(), 14);

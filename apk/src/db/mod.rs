@@ -269,6 +269,22 @@ impl Database {
         m
     }
 
+    /// Directories (with the root, as apk counts it) and files the installed packages own.
+    pub fn counts(&self) -> (usize, usize) {
+        let mut dirs: std::collections::HashSet<&str> = self
+            .installed
+            .iter()
+            .flat_map(|p| p.dirs.iter().map(|d| d.path.as_str()))
+            .collect();
+        if !self.installed.is_empty() {
+            dirs.insert("");
+        }
+        (
+            dirs.len(),
+            self.installed.iter().map(|p| p.file_count()).sum(),
+        )
+    }
+
     /// Sum of installed sizes.
     pub fn installed_bytes(&self) -> u64 {
         self.installed.iter().map(|p| p.pkg.installed_size).sum()

@@ -148,7 +148,7 @@ pub fn package_list(cfg: &BootConfig, inputs: PackageInputs<'_>) -> PackagePlan 
 
 /// Whether an initramfs file name is a modloop verification key (§3.9.5).
 pub fn is_modloop_key(name: &str) -> bool {
-    crate::modules::fnmatch("*modloop*.SIGN.RSA.*.pub", name)
+    apk::fnmatch::fnmatch_noflags("*modloop*.SIGN.RSA.*.pub", name)
 }
 
 #[cfg(test)]
