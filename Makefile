@@ -17,6 +17,8 @@ build:
 	$(CARGO) build --release --target $(TARGET) --workspace --bins
 	mkdir -p $(OUT)/bin
 	for b in $(BINS); do install -m 0755 $(REL)/$$b $(OUT)/bin/$$b; done
+	$(CARGO) build --profile initramfs --target $(TARGET) -p init
+	install -m 0755 target/$(TARGET)/initramfs/init $(OUT)/bin/init
 	mkdir -p $(OUT)/share/mkinitfs && rm -rf $(OUT)/share/mkinitfs/features.d && cp -r mkinitfs/features.d $(OUT)/share/mkinitfs/
 
 # The project's own repository: the lbu package, signed with the build key in out/keys/.

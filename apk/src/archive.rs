@@ -151,6 +151,18 @@ pub fn inflate_raw(
 /// buffer sized from the member's trailer; its compressed bytes were already verified against
 /// `datahash` or the identity, so speed is all that is at stake here.
 pub fn inflate_data(buf: &[u8], range: Range<usize>) -> Result<Vec<u8>, ArchiveError> {
+    let mut out = Vec::new();
+    inflate_data_into(buf, range, &mut out)?;
+    Ok(out)
+}
+
+/// [`inflate_data`] into a caller's buffer, so an install can reuse its buffers instead of
+/// faulting in fresh memory for every package.
+pub fn inflate_data_into(
+    buf: &[u8],
+    range: Range<usize>,
+    out: &mut Vec<u8>,
+) -> Result<(), ArchiveError> {
     let member = &buf[range.clone()];
     let n = member.len();
     if n < 18 {
@@ -160,11 +172,13 @@ pub fn inflate_data(buf: &[u8], range: Range<usize>) -> Result<Vec<u8>, ArchiveE
     let isize =
         u32::from_le_bytes([member[n - 4], member[n - 3], member[n - 2], member[n - 1]]) as usize;
     if isize <= 1 << 30 {
-        if let Some((used, out)) = libdeflate_gunzip(member, isize) {
+        out.clear();
+        out.resize(isize, 0);
+        if let Some(used) = libdeflate_gunzip(member, out) {
             if used != n {
                 return Err(ArchiveError::Format("more than one data member".into()));
             }
-            return Ok(out);
+            return Ok(());
         }
     }
     // Sizes over 1 GiB, or a member libdeflate rejects: the streaming inflater decides.
@@ -172,13 +186,13 @@ pub fn inflate_data(buf: &[u8], range: Range<usize>) -> Result<Vec<u8>, ArchiveE
     if m.range.end != range.end {
         return Err(ArchiveError::Format("more than one data member".into()));
     }
-    Ok(m.data)
+    *out = m.data;
+    Ok(())
 }
 
-/// One gzip member into exactly `size` bytes: `(compressed bytes consumed, data)`.
-fn libdeflate_gunzip(member: &[u8], size: usize) -> Option<(usize, Vec<u8>)> {
+/// One gzip member into exactly `out.len()` bytes; returns the compressed bytes consumed.
+fn libdeflate_gunzip(member: &[u8], out: &mut [u8]) -> Option<usize> {
     use libdeflate_sys as ld;
-    let mut out = vec![0u8; size];
     // SAFETY: the decompressor is allocated here and freed below on every path; `member` and `out`
     // are valid for the lengths passed; libdeflate writes at most `out.len()` bytes.
     unsafe {
@@ -198,7 +212,7 @@ fn libdeflate_gunzip(member: &[u8], size: usize) -> Option<(usize, Vec<u8>)> {
             &mut got,
         );
         ld::libdeflate_free_decompressor(d);
-        (r == ld::libdeflate_result_LIBDEFLATE_SUCCESS && got == size).then_some((used, out))
+        (r == ld::libdeflate_result_LIBDEFLATE_SUCCESS && got == out.len()).then_some(used)
     }
 }
 

@@ -130,16 +130,46 @@ struct Prepared {
     tar: Vec<u8>,
 }
 
-fn prepare(pool: &Pool, id: PkgId) -> Result<Prepared, String> {
+fn prepare(pool: &Pool, id: PkgId, buffers: &Buffers) -> Result<Prepared, String> {
     let p = &pool.packages[id];
     let path = package_path(pool, id).ok_or_else(|| "package file is not available".to_string())?;
-    let buf = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buf = buffers.take();
+    std::fs::File::open(&path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut buf))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mode = Mode::Identity(&p.pkg.identity);
     let opened = archive::open_package(&buf, &mode).map_err(|e| e.to_string())?;
     // The compressed bytes were just checked against datahash/identity, so the gzip CRC is
     // redundant; a second data member is refused (apk v3).
-    let tar = archive::inflate_data(&buf, opened.data.clone()).map_err(|e| e.to_string())?;
+    let mut tar = buffers.take();
+    archive::inflate_data_into(&buf, opened.data.clone(), &mut tar).map_err(|e| e.to_string())?;
     Ok(Prepared { buf, opened, tar })
+}
+
+/// Buffers handed back after a package was written, reused for the next ones: fresh large
+/// allocations would be page-faulted in (and unmapped) for every package.
+#[derive(Default)]
+struct Buffers(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Buffers {
+    fn take(&self) -> Vec<u8> {
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        v.clear();
+        v
+    }
+
+    fn give(&self, v: Vec<u8>) {
+        let mut pool = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Keep a handful: enough for the workers and the writer, no more.
+        if pool.len() < 8 {
+            pool.push(v);
+        }
+    }
 }
 
 /// Results of package preparation delivered in order, computed by several workers at most
@@ -419,7 +449,7 @@ impl<'a> Installer<'a> {
     }
 
     /// Install or upgrade one package from its prepared archive.
-    fn install(&mut self, id: PkgId, prep: Prepared, tag: Option<String>) {
+    fn install(&mut self, id: PkgId, prep: &Prepared, tag: Option<String>) {
         let pool = self.pool;
         let pp = &pool.packages[id];
         // Index metadata wins; `.PKGINFO` adds what indexes never carry.
@@ -459,7 +489,7 @@ impl<'a> Installer<'a> {
             tag,
             ..Default::default()
         };
-        let staged = match self.extract(&pkg, &prep, &mut ip) {
+        let staged = match self.extract(&pkg, prep, &mut ip) {
             Ok(s) => s,
             Err(e) => {
                 self.error(&format!("{nv}: {e}"));
@@ -635,9 +665,14 @@ impl<'a> Installer<'a> {
                         )
                         .map_err(errno)?;
                         let mut f = std::fs::File::from(fd);
-                        let mut data = r.data();
-                        let n = std::io::copy(&mut data, &mut f)?;
-                        *bytes_written += n;
+                        let data = r.content().map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "unexpected end of file",
+                            )
+                        })?;
+                        std::io::Write::write_all(&mut f, data)?;
+                        *bytes_written += data.len() as u64;
                         if owned {
                             nix::unistd::fchown(&f, Some(uid.into()), Some(gid.into()))
                                 .map_err(errno)?;
@@ -1119,11 +1154,12 @@ pub fn commit(
     // Files are created with their final modes; scripts set their own umask (022).
     let old_umask = nix::sys::stat::umask(FMode::empty());
     let fetch = Prefetch::new(to_fetch.len());
+    let buffers = Buffers::default();
     std::thread::scope(|sc| {
         // Two workers read, verify and inflate packages ahead of the writer, in order.
         for _ in 0..2 {
-            let (fetch, to_fetch) = (&fetch, &to_fetch);
-            sc.spawn(move || fetch.work(|i| (to_fetch[i], prepare(pool, to_fetch[i]))));
+            let (fetch, to_fetch, buffers) = (&fetch, &to_fetch, &buffers);
+            sc.spawn(move || fetch.work(|i| (to_fetch[i], prepare(pool, to_fetch[i], buffers))));
         }
         let mut next = 0usize;
         let weight = |c: &crate::solver::Change| {
@@ -1176,7 +1212,9 @@ pub fn commit(
                             if let Some(dir) = &opts.cache_dir {
                                 cache_package(pool, n, &prep.buf, dir);
                             }
-                            ins.install(n, prep, c.tag.clone());
+                            ins.install(n, &prep, c.tag.clone());
+                            buffers.give(prep.buf);
+                            buffers.give(prep.tar);
                         }
                         Some((_, Err(e))) => {
                             let nv = pool.packages[n].pkg.name_version();

@@ -429,6 +429,21 @@ fn parse_pax(
     Ok(())
 }
 
+impl<'a> Reader<&'a [u8]> {
+    /// The whole content of the current entry as a slice of the in-memory archive (no copy, so a
+    /// file can be written with one system call).
+    pub fn content(&mut self) -> Result<&'a [u8], TarError> {
+        let n = usize::try_from(self.remaining).map_err(|_| TarError::Eof)?;
+        if self.inner.len() < n {
+            return Err(TarError::Eof);
+        }
+        let (data, rest) = self.inner.split_at(n);
+        self.inner = rest;
+        self.remaining = 0;
+        Ok(data)
+    }
+}
+
 /// Content of the current entry.
 pub struct Data<'a, R: Read> {
     r: &'a mut Reader<R>,
@@ -793,6 +808,25 @@ mod tests {
         let mut r = Reader::new(&buf[..]);
         r.next_entry().unwrap().unwrap();
         assert!(r.next_entry().is_err());
+    }
+
+    #[test]
+    fn content_slices_without_copy() {
+        let mut w = Writer::new(Vec::new(), Magic::Gnu);
+        w.append(&Entry::new("a", Kind::File, 0o644), &[1u8; 700])
+            .unwrap();
+        w.append(&Entry::new("b", Kind::File, 0o644), b"xyz")
+            .unwrap();
+        let buf = w.finish().unwrap();
+        let mut r = Reader::new(&buf[..]);
+        assert_eq!(r.next_entry().unwrap().unwrap().name, "a");
+        assert_eq!(r.content().unwrap(), &[1u8; 700][..]);
+        assert_eq!(r.next_entry().unwrap().unwrap().name, "b");
+        assert_eq!(r.content().unwrap(), b"xyz");
+        assert!(r.next_entry().unwrap().is_none());
+        let mut short = Reader::new(&buf[..600]);
+        short.next_entry().unwrap().unwrap();
+        assert!(short.content().is_err());
     }
 
     #[test]

@@ -55,7 +55,9 @@ pub fn install(tmp: &Path, id: u64, dir: &Path, name: &str) -> Result<(), Error>
     let dst = dir.join(name);
     std::fs::rename(tmp, &dst).at(&dst)?;
     cleanup::forget(id);
-    std::fs::File::open(&dst).and_then(|f| f.sync_all()).at(&dst)?;
+    std::fs::File::open(&dst)
+        .and_then(|f| f.sync_all())
+        .at(&dst)?;
     fsync_dir(dir)
 }
 
