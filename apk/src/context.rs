@@ -220,15 +220,9 @@ impl Context {
             Some(f) => vec![resolve_under(root, f)],
             None => {
                 let mut v = vec![root.join("etc/apk/repositories")];
-                let mut d: Vec<PathBuf> = std::fs::read_dir(root.join("etc/apk/repositories.d"))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|e| e == "list"))
-                    .collect();
-                d.sort();
-                v.extend(d);
+                v.extend(crate::root::list_files(
+                    &root.join("etc/apk/repositories.d"),
+                ));
                 v
             }
         };

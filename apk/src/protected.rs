@@ -72,16 +72,7 @@ impl ProtectedPaths {
     /// Built-in rules plus `ROOT/etc/apk/protected_paths.d/*.list` (in name order).
     pub fn load(root: &Path) -> Self {
         let mut p = Self::builtin();
-        let dir = root.join("etc/apk/protected_paths.d");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "list"))
-            .collect();
-        files.sort();
-        for f in files {
+        for f in crate::root::list_files(&root.join("etc/apk/protected_paths.d")) {
             if let Ok(text) = std::fs::read_to_string(&f) {
                 p.add_text(&text);
             }

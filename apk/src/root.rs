@@ -30,6 +30,20 @@ pub fn io_message(e: &io::Error) -> String {
     }
 }
 
+/// The `*.list` files of a configuration directory (`repositories.d`, `protected_paths.d`), in
+/// name order; a missing directory has none.
+pub fn list_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "list"))
+        .collect();
+    v.sort();
+    v
+}
+
 /// Split `a/b/c` into (`a/b`, `c`); a name without `/` has parent "".
 pub fn split_parent(rel: &str) -> (&str, &str) {
     match rel.rfind('/') {

@@ -263,7 +263,11 @@ impl Vm {
     /// Text between the last `boot timeline` header and the end of its block.
     pub fn timeline(&self) -> Option<String> {
         let t = self.text();
-        let i = t.rfind("boot timeline")?;
+        // The init's own block starts a line (a scenario may echo a copy with a prefix).
+        let i = t
+            .rfind("\nboot timeline")
+            .map(|i| i + 1)
+            .or_else(|| t.starts_with("boot timeline").then_some(0))?;
         // The header, then the indented phase lines (kernel messages may follow on the console).
         let mut lines = t[i..].lines();
         let mut block: Vec<&str> = lines.next().into_iter().collect();

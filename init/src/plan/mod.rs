@@ -291,25 +291,7 @@ pub fn check_found(
 mod tests {
     use super::*;
 
-    fn medium(
-        name: &str,
-        fstype: &str,
-        label: Option<&str>,
-        repos: &[&str],
-        ovls: &[&str],
-    ) -> Medium {
-        let mp = PathBuf::from("/media").join(name);
-        Medium {
-            name: name.into(),
-            fstype: fstype.into(),
-            label: label.map(str::to_string),
-            uuid: Some("AB12-CD34".into()),
-            mount_point: mp.clone(),
-            repositories: repos.iter().map(|r| mp.join(r)).collect(),
-            overlays: ovls.iter().map(|o| mp.join(o)).collect(),
-            cache: None,
-        }
-    }
+    use crate::media::sample_medium as medium;
 
     fn files(paths: &'static [&'static str]) -> impl Fn(&Path) -> Option<Kind> {
         move |p: &Path| {
