@@ -217,6 +217,28 @@ impl Found {
     }
 }
 
+/// A medium mounted under `/media/<name>` for unit tests of the decisions built on media.
+#[cfg(test)]
+pub(crate) fn sample_medium(
+    name: &str,
+    fstype: &str,
+    label: Option<&str>,
+    repos: &[&str],
+    ovls: &[&str],
+) -> Medium {
+    let mp = std::path::PathBuf::from("/media").join(name);
+    Medium {
+        name: name.into(),
+        fstype: fstype.into(),
+        label: label.map(str::to_string),
+        uuid: Some("AB12-CD34".into()),
+        mount_point: mp.clone(),
+        repositories: repos.iter().map(|r| mp.join(r)).collect(),
+        overlays: ovls.iter().map(|o| mp.join(o)).collect(),
+        cache: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,27 +353,5 @@ mod tests {
             "  sda: dos partition table (its partitions are scanned)\n  sr0: empty (no medium)\n"
         );
         assert_eq!(Found::default().report(), "  (no block devices)\n");
-    }
-}
-
-/// A medium mounted under `/media/<name>` for unit tests of the decisions built on media.
-#[cfg(test)]
-pub(crate) fn sample_medium(
-    name: &str,
-    fstype: &str,
-    label: Option<&str>,
-    repos: &[&str],
-    ovls: &[&str],
-) -> Medium {
-    let mp = std::path::PathBuf::from("/media").join(name);
-    Medium {
-        name: name.into(),
-        fstype: fstype.into(),
-        label: label.map(str::to_string),
-        uuid: Some("AB12-CD34".into()),
-        mount_point: mp.clone(),
-        repositories: repos.iter().map(|r| mp.join(r)).collect(),
-        overlays: ovls.iter().map(|o| mp.join(o)).collect(),
-        cache: None,
     }
 }
