@@ -9,7 +9,7 @@ BINS     := apk lbu init mkinitfs mkimage
 export PROJECT_OUT := $(OUT)
 export SHARED_DIR  := $(abspath $(CURDIR)/../shared)
 
-.PHONY: all build repo deps test bench fuzz demo appliance clean
+.PHONY: all build repo deps test lint bench fuzz demo appliance clean
 
 all: build repo
 
@@ -30,6 +30,11 @@ deps:
 
 test: deps all
 	$(CARGO) test --release --target $(TARGET) --workspace
+
+# Formatting and clippy, as the code is kept (not part of `make test`, to keep CI short).
+lint:
+	cargo fmt --all --check
+	$(CARGO) clippy --release --target $(TARGET) --workspace --all-targets -- -D warnings
 
 bench: deps all
 	scripts/bench.sh
