@@ -62,24 +62,24 @@ pub fn check_cmdline(cmdline: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The command line with `modloop=/boot/NAME` appended when a modloop is on the medium and the
-/// line does not choose one itself (the `modloop` service would otherwise search every mount for
-/// `modloop-<flavor>`, and our kernel's flavor need not match the file name).
+/// The command line with `modloop=` appended when the line does not choose one itself:
+/// `modloop=/boot/NAME` when a modloop is on the medium (the `modloop` service would otherwise
+/// search every mount for `modloop-<flavor>`, and our kernel's flavor need not match the file
+/// name), else `modloop=none`, so that OpenRC's `modloop` service does nothing instead of failing
+/// at every boot on a medium that carries none (the initramfs loaded the boot drivers already).
 pub fn with_modloop(cmdline: &str, modloop: Option<&str>) -> String {
     let cmdline = cmdline.trim();
-    match modloop {
-        Some(m)
-            if !cmdline
-                .split_whitespace()
-                .any(|w| w.starts_with("modloop=")) =>
-        {
-            if cmdline.is_empty() {
-                format!("modloop=/{m}")
-            } else {
-                format!("{cmdline} modloop=/{m}")
-            }
-        }
-        _ => cmdline.to_string(),
+    if cmdline.split_whitespace().any(|w| w.starts_with("modloop=")) {
+        return cmdline.to_string();
+    }
+    let word = match modloop {
+        Some(m) => format!("modloop=/{m}"),
+        None => "modloop=none".to_string(),
+    };
+    if cmdline.is_empty() {
+        word
+    } else {
+        format!("{cmdline} {word}")
     }
 }
 
@@ -238,7 +238,8 @@ mod tests {
             with_modloop("modloop=none quiet", Some("boot/modloop-lts")),
             "modloop=none quiet"
         );
-        assert_eq!(with_modloop(" quiet ", None), "quiet");
+        assert_eq!(with_modloop(" quiet ", None), "quiet modloop=none");
+        assert_eq!(with_modloop("modloop=/x quiet", None), "modloop=/x quiet");
     }
 
     #[test]
