@@ -381,7 +381,7 @@ fn vfat_medium_holds_the_alpine_base_closure() {
     let syslinux = fs::read_to_string(ext.join("boot/syslinux/syslinux.cfg")).unwrap();
     assert!(
         syslinux.contains(
-            "  KERNEL /boot/vmlinuz\n  INITRD /boot/initramfs\n  APPEND console=ttyS0 quiet\n"
+            "  KERNEL /boot/vmlinuz\n  INITRD /boot/initramfs\n  APPEND console=ttyS0 quiet modloop=none\n"
         ),
         "{syslinux}"
     );
@@ -391,7 +391,7 @@ fn vfat_medium_holds_the_alpine_base_closure() {
     );
     let grub = fs::read_to_string(ext.join("boot/grub/grub.cfg")).unwrap();
     assert!(
-        grub.contains("\tlinux /boot/vmlinuz console=ttyS0 quiet\n\tinitrd /boot/initramfs\n"),
+        grub.contains("\tlinux /boot/vmlinuz console=ttyS0 quiet modloop=none\n\tinitrd /boot/initramfs\n"),
         "{grub}"
     );
     // mtools sees the build time on every entry.
