@@ -300,12 +300,23 @@ impl Applier<'_> {
         }
     }
 
-    /// Put `tmp` (already complete) in place of `name`, or remove it on failure.
-    fn commit(&self, d: &OwnedFd, tmp: &str, name: &str) -> Result<(), String> {
-        nix::fcntl::renameat(d, tmp, d, name).map_err(|e| {
+    /// Put `tmp` in place of `name` once it is `prepared` (owner, mode, times);
+    /// if preparing or the rename failed, remove `tmp` so nothing half-made stays.
+    fn commit(
+        &self,
+        d: &OwnedFd,
+        tmp: &str,
+        name: &str,
+        prepared: Result<(), String>,
+    ) -> Result<(), String> {
+        let res = prepared.and_then(|_| {
+            nix::fcntl::renameat(d, tmp, d, name)
+                .map_err(|e| format!("cannot replace existing entry: {}", errno(e)))
+        });
+        if res.is_err() {
             let _ = nix::unistd::unlinkat(d, tmp, nix::unistd::UnlinkatFlags::NoRemoveDir);
-            format!("cannot replace existing entry: {}", errno(e))
-        })
+        }
+        res
     }
 
     fn file(&mut self, m: &Member, rel: &str) -> Result<(), String> {
@@ -331,12 +342,7 @@ impl Applier<'_> {
                 .map_err(|e| format!("cannot set mode: {}", errno(e)))?;
             set_times_fd(f.as_fd(), m.mtime)
         })();
-        if let Err(e) = res {
-            let _ =
-                nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-            return Err(e);
-        }
-        self.commit(&d, &tmp, &name)
+        self.commit(&d, &tmp, &name, res)
     }
 
     fn symlink(&mut self, m: &Member, rel: &str) -> Result<(), String> {
@@ -353,12 +359,7 @@ impl Applier<'_> {
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             ))
             .and_then(|_| set_times_at(&d, &tmp, m.mtime));
-        if let Err(e) = res {
-            let _ =
-                nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-            return Err(e);
-        }
-        self.commit(&d, &tmp, &name)?;
+        self.commit(&d, &tmp, &name, res)?;
         self.links.insert(rel.to_string());
         Ok(())
     }
@@ -383,7 +384,7 @@ impl Applier<'_> {
         // No AT_SYMLINK_FOLLOW: linking a symlink links the symlink itself.
         nix::unistd::linkat(&td, tname, &d, tmp.as_str(), AtFlags::empty())
             .map_err(|e| format!("hard link to {target}: {}", errno(e)))?;
-        self.commit(&d, &tmp, &name)
+        self.commit(&d, &tmp, &name, Ok(()))
     }
 
     fn special(&mut self, m: &Member, rel: &str) -> Result<(), String> {
@@ -415,12 +416,7 @@ impl Applier<'_> {
                 .map_err(|e| format!("cannot set mode: {}", errno(e)))
             })
             .and_then(|_| set_times_at(&d, &tmp, m.mtime));
-        if let Err(e) = res {
-            let _ =
-                nix::unistd::unlinkat(&d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-            return Err(e);
-        }
-        self.commit(&d, &tmp, &name)
+        self.commit(&d, &tmp, &name, res)
     }
 
     fn dir(&mut self, m: &Member, rel: &str) -> Result<(), String> {
