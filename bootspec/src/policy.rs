@@ -8,6 +8,7 @@
 //! ```text
 //! # Boot policy of this initramfs (written by mkinitfs).
 //! apkovl_require=signed
+//! apkovl_legacy_sig=no
 //! sealed=no
 //! ```
 //!
@@ -84,6 +85,11 @@ impl fmt::Display for OverlayRequirement {
 pub struct BootPolicy {
     /// What every overlay must be (`apkovl_require=`).
     pub apkovl_require: OverlayRequirement,
+    /// Also accept round-1 overlay signatures (`apkovl_legacy_sig=`): a detached signature over the
+    /// overlay's bytes only, which binds it to no host and no generation, so an old or another
+    /// host's overlay signed that way can be replayed. Off by default; a compatibility switch for
+    /// media committed by older `lbu` versions until they are committed again.
+    pub apkovl_legacy_sig: bool,
     /// The kernel command line and this initramfs are covered by one signature that the firmware
     /// checks (a Secure Boot unified kernel image, `mkimage --uki`). The init then trusts no
     /// boot parameter from anywhere but that command line and offers no rescue shell unless the
@@ -146,12 +152,12 @@ impl BootPolicy {
                         bad("expected any, signed, encrypted or signed,encrypted")
                     })?;
                 }
+                "apkovl_legacy_sig" => {
+                    policy.apkovl_legacy_sig =
+                        yes_no(value).ok_or_else(|| bad("expected yes or no"))?
+                }
                 "sealed" => {
-                    policy.sealed = match value {
-                        "yes" => true,
-                        "no" => false,
-                        _ => return Err(bad("expected yes or no")),
-                    };
+                    policy.sealed = yes_no(value).ok_or_else(|| bad("expected yes or no"))?
                 }
                 _ => {
                     return Err(PolicyError::UnknownKey {
@@ -170,10 +176,28 @@ impl BootPolicy {
             "# Boot policy of this initramfs (written by mkinitfs). The kernel command line\n\
              # may tighten it, never loosen it.\n\
              apkovl_require={}\n\
+             apkovl_legacy_sig={}\n\
              sealed={}\n",
             self.apkovl_require,
-            if self.sealed { "yes" } else { "no" },
+            yes_no_word(self.apkovl_legacy_sig),
+            yes_no_word(self.sealed),
         )
+    }
+}
+
+fn yes_no(value: &str) -> Option<bool> {
+    match value {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+fn yes_no_word(value: bool) -> &'static str {
+    if value {
+        "yes"
+    } else {
+        "no"
     }
 }
 
@@ -189,6 +213,7 @@ mod tests {
             OverlayRequirement::ANY
         );
         assert!(!BootPolicy::default().sealed);
+        assert!(!BootPolicy::default().apkovl_legacy_sig);
     }
 
     #[test]
@@ -196,11 +221,14 @@ mod tests {
         for signed in [false, true] {
             for encrypted in [false, true] {
                 for sealed in [false, true] {
-                    let p = BootPolicy {
-                        apkovl_require: OverlayRequirement { signed, encrypted },
-                        sealed,
-                    };
-                    assert_eq!(BootPolicy::parse(&p.render()).unwrap(), p);
+                    for apkovl_legacy_sig in [false, true] {
+                        let p = BootPolicy {
+                            apkovl_require: OverlayRequirement { signed, encrypted },
+                            apkovl_legacy_sig,
+                            sealed,
+                        };
+                        assert_eq!(BootPolicy::parse(&p.render()).unwrap(), p);
+                    }
                 }
             }
         }
