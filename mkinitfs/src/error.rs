@@ -83,9 +83,6 @@ pub enum Error {
         /// Why it cannot be archived.
         reason: String,
     },
-    /// Building a boot medium failed (`mkimage`; the medium module's own error).
-    #[error(transparent)]
-    Medium(#[from] crate::medium::MediumError),
 }
 
 impl Error {

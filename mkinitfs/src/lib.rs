@@ -4,10 +4,9 @@
 //! The library owns the whole build: [`Config`] (command line over config file over defaults,
 //! [`Config::resolve`]), [`build`] (features, ELF closure, kernel modules with softdeps and
 //! firmware, keys) returning an [`Image`], and [`Image::write_to`] (reproducible newc cpio,
-//! compressed in-process, written atomically). The `mkinitfs` binary is glue over this; `mkimage`
-//! calls the same API. [`medium`] builds the boot media (`mkimage`): boot repository with the
-//! world's closure and a signed index, kernel, initramfs, boot loader configs, as a directory, a
-//! FAT32 image or an ISO. What the image must contain for our init is in boot-params.md §6-7.
+//! compressed in-process, written atomically). The `mkinitfs` binary is glue over this. [`cpio`]
+//! is the workspace's one newc reader and writer (the `mkimage` crate reads initramfs files with
+//! it). What the image must contain for our init is in boot-params.md §6-7.
 //!
 //! ```no_run
 //! use mkinitfs::{Config, ConfFile, Overrides};
@@ -31,7 +30,6 @@ pub mod firmware;
 mod image;
 pub mod kconfig;
 pub mod kmod;
-pub mod medium;
 pub mod modinfo;
 pub mod root;
 pub mod tree;

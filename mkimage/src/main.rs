@@ -1,6 +1,6 @@
-//! `mkimage`: command line over [`mkinitfs::medium`].
+//! `mkimage`: command line over the `mkimage` library.
 //!
-//! Stage one is the clap struct as typed; stage two is [`medium::Options`] with keys loaded,
+//! Stage one is the clap struct as typed; stage two is [`mkimage::Options`] with keys loaded,
 //! repositories parsed and the size read. Progress goes to stdout (`-q` silences it); errors are
 //! one line `mkimage: ERROR: <subject>: <why>` on stderr (the solver's block follows it, as apk
 //! prints it), exit code 1, and nothing is left at `-o`.
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use mkinitfs::medium::{self, Format, MediumError, Options, SignKey};
+use mkimage::{Error, Format, Options, SignKey};
 
 /// Build a diskless boot medium in Alpine's layout: a boot repository (apks/) holding the
 /// closure of --world copied from local repositories with an index signed by --sign-key, the
@@ -64,10 +64,10 @@ struct Cli {
     #[arg(long = "sign-key", value_name = "KEY")]
     sign_key: Option<PathBuf>,
     /// Volume label (blkid LABEL)
-    #[arg(long, value_name = "LABEL", default_value = medium::DEFAULT_LABEL)]
+    #[arg(long, value_name = "LABEL", default_value = mkimage::DEFAULT_LABEL)]
     label: String,
     /// Kernel command line for the boot loader configurations
-    #[arg(long, value_name = "CMDLINE", default_value = medium::DEFAULT_CMDLINE)]
+    #[arg(long, value_name = "CMDLINE", default_value = mkimage::DEFAULT_CMDLINE)]
     cmdline: String,
     /// Repository architecture [default: the build host's]
     #[arg(long, value_name = "ARCH")]
@@ -106,7 +106,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), MediumError> {
+fn run(cli: Cli) -> Result<(), Error> {
     let opts = options(&cli)?;
     let quiet = cli.quiet;
     let mut progress = |line: &str| {
@@ -115,7 +115,7 @@ fn run(cli: Cli) -> Result<(), MediumError> {
         }
     };
     let start = std::time::Instant::now();
-    let report = medium::build(&opts, &mut progress)?;
+    let report = mkimage::build(&opts, &mut progress)?;
     for w in &report.warnings {
         eprintln!("mkimage: WARNING: {w}");
     }
@@ -131,7 +131,7 @@ fn run(cli: Cli) -> Result<(), MediumError> {
 }
 
 /// Stage two: the options the library takes.
-fn options(cli: &Cli) -> Result<Options, MediumError> {
+fn options(cli: &Cli) -> Result<Options, Error> {
     let format = match cli.format {
         FormatArg::Dir => Format::Dir,
         FormatArg::Vfat => Format::Vfat,
@@ -155,7 +155,7 @@ fn options(cli: &Cli) -> Result<Options, MediumError> {
     for dir in dirs {
         // An explicit directory must exist; the default may be absent on a non-Alpine host.
         if !cli.keys_dirs.is_empty() && !dir.is_dir() {
-            return Err(MediumError::Input {
+            return Err(Error::Input {
                 option: "--keys-dir",
                 path: dir.clone(),
                 reason: "not a directory".into(),
@@ -164,8 +164,8 @@ fn options(cli: &Cli) -> Result<Options, MediumError> {
         opts.keys.add_dir(dir);
     }
     opts.allow_untrusted = cli.allow_untrusted;
-    opts.world = medium::parse_world(&cli.world.join(" "), "--world")?;
-    opts.world_extra = medium::parse_world(&cli.world_extra.join(" "), "--world-extra")?;
+    opts.world = mkimage::parse_world(&cli.world.join(" "), "--world")?;
+    opts.world_extra = mkimage::parse_world(&cli.world_extra.join(" "), "--world-extra")?;
     opts.kernel = cli.kernel.clone();
     opts.initramfs = cli.initramfs.clone();
     opts.modloop = cli.modloop.clone();
@@ -177,21 +177,21 @@ fn options(cli: &Cli) -> Result<Options, MediumError> {
     opts.size = cli
         .size
         .as_deref()
-        .map(|s| medium::parse_size(s).map_err(|r| medium_setting("--size", r)))
+        .map(|s| mkimage::parse_size(s).map_err(|r| medium_setting("--size", r)))
         .transpose()?;
     Ok(opts)
 }
 
-fn specs(values: &[String]) -> Result<Vec<apk::repo::RepoSpec>, MediumError> {
-    values.iter().map(|v| medium::repository_spec(v)).collect()
+fn specs(values: &[String]) -> Result<Vec<apk::repo::RepoSpec>, Error> {
+    values.iter().map(|v| mkimage::repository_spec(v)).collect()
 }
 
-fn medium_setting(option: &'static str, reason: String) -> MediumError {
-    MediumError::Setting { option, reason }
+fn medium_setting(option: &'static str, reason: String) -> Error {
+    Error::Setting { option, reason }
 }
 
 /// `SOURCE_DATE_EPOCH` as the time stamp of everything on the medium.
-fn source_date_epoch() -> Result<Option<u64>, MediumError> {
+fn source_date_epoch() -> Result<Option<u64>, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse().map(Some).map_err(|_| {
             medium_setting(

@@ -1,5 +1,8 @@
-//! Boot media for diskless systems (`mkimage`): the directory tree, FAT32 image or ISO a user
+//! mkimage: boot media for diskless systems, the directory tree, FAT32 image or ISO a user
 //! writes to a USB stick, in Alpine's layout so Alpine's conventions and our init both find it.
+//! The library owns planning and writing; the `mkimage` binary is glue over [`build`]. It uses
+//! the `apk` crate for repositories, the solver and signatures, and `mkinitfs` for reading the
+//! initramfs it copies (one newc reader for the workspace).
 //!
 //! ```text
 //! /.alpine-release                  release id (name, version, build date)
@@ -23,18 +26,20 @@
 //! initramfs (`mkinitfs --keys-dir`) for the init to trust the boot repository.
 //!
 //! ```no_run
-//! use mkinitfs::medium::{self, Format, Options, SignKey};
+//! use mkimage::{Format, Options, SignKey};
 //! use std::path::Path;
 //! let mut opts = Options::new(Format::Vfat, "/tmp/medium.img".into());
-//! opts.repositories = vec![medium::repository_spec("/srv/alpine/apks")?];
+//! opts.repositories = vec![mkimage::repository_spec("/srv/alpine/apks")?];
 //! opts.keys = apk::trust::Keyring::load(Path::new("/etc/apk/keys"));
-//! opts.world = medium::parse_world("alpine-base", "--world")?;
+//! opts.world = mkimage::parse_world("alpine-base", "--world")?;
 //! opts.sign_key = Some(SignKey::load(Path::new("/srv/keys/medium.rsa"))?);
 //! opts.kernel = Some("/boot/vmlinuz-lts".into());
 //! opts.initramfs = Some("/tmp/initramfs".into());
-//! let report = medium::build(&opts, &mut |line| println!("{line}"))?;
-//! # Ok::<(), mkinitfs::medium::MediumError>(())
+//! let report = mkimage::build(&opts, &mut |line| println!("{line}"))?;
+//! # Ok::<(), mkimage::Error>(())
 //! ```
+
+#![deny(missing_docs)]
 
 mod boot;
 mod date;
@@ -59,7 +64,7 @@ pub use boot::{
     DEFAULT_CMDLINE, EXTLINUX_CONF, GRUB_CFG, INITRAMFS, KERNEL, RELEASE_NAME, SYSLINUX_CFG,
 };
 pub use date::Civil;
-pub use error::MediumError;
+pub use error::Error;
 pub use layout::{Layout, Node, Source};
 pub use options::{
     default_arch, parse_world, repository_spec, Format, Options, SignKey, DEFAULT_LABEL,
@@ -101,18 +106,18 @@ pub struct Medium {
 impl Medium {
     /// Checks the options, loads and verifies the sources, resolves the closures and lays out
     /// every file. Nothing is written.
-    pub fn plan(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Medium, MediumError> {
+    pub fn plan(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Medium, Error> {
         check_label(&opts.label, opts.format)?;
-        check_cmdline(&opts.cmdline).map_err(|r| MediumError::setting("--cmdline", r))?;
+        check_cmdline(&opts.cmdline).map_err(|r| Error::setting("--cmdline", r))?;
         if opts.size.is_some() && opts.format != Format::Vfat {
-            return Err(MediumError::setting(
+            return Err(Error::setting(
                 "--size",
                 format!("only for --format vfat (not {})", opts.format.name()),
             ));
         }
         if let Some(s) = opts.size {
             if !(MIN_SIZE..=MAX_SIZE).contains(&s) {
-                return Err(MediumError::setting(
+                return Err(Error::setting(
                     "--size",
                     format!(
                         "{} is out of range: from 64M to 2T for FAT32",
@@ -125,13 +130,13 @@ impl Medium {
             || !opts.world_extra.is_empty()
             || !opts.extra_repositories.is_empty();
         if copies_packages && opts.sign_key.is_none() {
-            return Err(MediumError::setting(
+            return Err(Error::setting(
                 "--sign-key",
                 "required to sign the index of the packages copied to the medium",
             ));
         }
         if copies_packages && opts.repositories.is_empty() && opts.extra_repositories.is_empty() {
-            return Err(MediumError::setting(
+            return Err(Error::setting(
                 "--repository",
                 "required to take the --world packages from",
             ));
@@ -263,11 +268,7 @@ impl Medium {
     }
 
     /// Writes the medium at `opts.output` in `opts.format`, atomically.
-    pub fn write(
-        &self,
-        opts: &Options,
-        progress: &mut dyn FnMut(&str),
-    ) -> Result<Report, MediumError> {
+    pub fn write(&self, opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, Error> {
         let out = &opts.output;
         output::check_target(out, opts.format == Format::Dir)?;
         let content = self.layout.content_bytes();
@@ -328,14 +329,14 @@ impl Medium {
 }
 
 /// Plans and writes a medium.
-pub fn build(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, MediumError> {
+pub fn build(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, Error> {
     Medium::plan(opts, progress)?.write(opts, progress)
 }
 
-fn file_name<'a>(path: &'a Path, option: &'static str) -> Result<&'a str, MediumError> {
+fn file_name<'a>(path: &'a Path, option: &'static str) -> Result<&'a str, Error> {
     path.file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| MediumError::Input {
+        .ok_or_else(|| Error::Input {
             option,
             path: path.to_path_buf(),
             reason: "needs a UTF-8 file name".into(),
@@ -344,10 +345,10 @@ fn file_name<'a>(path: &'a Path, option: &'static str) -> Result<&'a str, Medium
 
 /// The overlay goes to the top level under its own name, which must match the init's
 /// `*.apkovl.tar.gz*` rule (boot-params.md §3.3), with its detached signature when present.
-fn add_apkovl(layout: &mut Layout, ovl: &Path) -> Result<(), MediumError> {
+fn add_apkovl(layout: &mut Layout, ovl: &Path) -> Result<(), Error> {
     let name = file_name(ovl, "--apkovl")?;
     if !name.contains(".apkovl.tar.gz") || name.ends_with(".sig") {
-        return Err(MediumError::Input {
+        return Err(Error::Input {
             option: "--apkovl",
             path: ovl.to_path_buf(),
             reason: "the name must match *.apkovl.tar.gz* (e.g. HOSTNAME.apkovl.tar.gz), or the init will not find it".into(),
@@ -370,7 +371,7 @@ fn add_repository(
     key: &SignKey,
     description: &str,
     progress: &mut dyn FnMut(&str),
-) -> Result<(), MediumError> {
+) -> Result<(), Error> {
     progress(&format!(
         "Copying {} packages to {dir}/{}",
         packages.len(),
@@ -395,8 +396,8 @@ fn add_repository(
 
 /// The cache directory, recursively. Symlinks to files are followed (Alpine's cache is often
 /// reached through one); symlinks to directories are refused, as they can loop.
-fn add_cache(layout: &mut Layout, cache: &Path) -> Result<(), MediumError> {
-    let bad = |path: &Path, reason: String| MediumError::Input {
+fn add_cache(layout: &mut Layout, cache: &Path) -> Result<(), Error> {
+    let bad = |path: &Path, reason: String| Error::Input {
         option: "--cache",
         path: path.to_path_buf(),
         reason,

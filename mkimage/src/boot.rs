@@ -11,7 +11,7 @@
 //! the `alpine-release` package when the boot closure has one (else mkimage's own version), and
 //! the build date as `YYMMDD` from `SOURCE_DATE_EPOCH`.
 
-use super::date::Civil;
+use crate::date::Civil;
 
 /// Alpine's default for its media: the modules needed to find a USB stick, and a quiet boot.
 pub const DEFAULT_CMDLINE: &str = "modules=loop,squashfs,sd-mod,usb-storage quiet";
@@ -69,7 +69,10 @@ pub fn check_cmdline(cmdline: &str) -> Result<(), String> {
 /// at every boot on a medium that carries none (the initramfs loaded the boot drivers already).
 pub fn with_modloop(cmdline: &str, modloop: Option<&str>) -> String {
     let cmdline = cmdline.trim();
-    if cmdline.split_whitespace().any(|w| w.starts_with("modloop=")) {
+    if cmdline
+        .split_whitespace()
+        .any(|w| w.starts_with("modloop="))
+    {
         return cmdline.to_string();
     }
     let word = match modloop {

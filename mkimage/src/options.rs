@@ -9,8 +9,8 @@ use apk::dep::Dependency;
 use apk::repo::RepoSpec;
 use apk::trust::{Keyring, PrivateKey};
 
-use super::boot::DEFAULT_CMDLINE;
-use super::error::MediumError;
+use crate::boot::DEFAULT_CMDLINE;
+use crate::error::Error;
 
 /// The label when none is given (what Alpine's media and our tests use).
 pub const DEFAULT_LABEL: &str = "ALPINE";
@@ -60,8 +60,8 @@ pub struct SignKey {
 impl SignKey {
     /// Loads a PEM private key; the signature names it `<file name>.pub`, abuild's convention
     /// (`apk keygen -o KEY` writes `KEY` and `KEY.pub`).
-    pub fn load(path: &Path) -> Result<SignKey, MediumError> {
-        let key = PrivateKey::load(path).map_err(|e| MediumError::Key {
+    pub fn load(path: &Path) -> Result<SignKey, Error> {
+        let key = PrivateKey::load(path).map_err(|e| Error::Key {
             path: path.to_path_buf(),
             reason: match e {
                 apk::trust::KeyError::Io { source, .. } => source.to_string(),
@@ -73,7 +73,7 @@ impl SignKey {
             .file_name()
             .and_then(|n| n.to_str())
             .map(|n| format!("{n}.pub"))
-            .ok_or_else(|| MediumError::Key {
+            .ok_or_else(|| Error::Key {
                 path: path.to_path_buf(),
                 reason: "the file name must be UTF-8 (it names the key in the signature)".into(),
             })?;
@@ -85,7 +85,7 @@ impl SignKey {
     }
 }
 
-/// Everything [`super::Medium::plan`] and [`super::Medium::write`] need, resolved (keys loaded, sizes
+/// Everything [`crate::Medium::plan`] and [`crate::Medium::write`] need, resolved (keys loaded, sizes
 /// parsed). [`Options::new`] gives the defaults the `mkimage` command uses.
 pub struct Options {
     /// Output format.
@@ -122,7 +122,7 @@ pub struct Options {
     pub label: String,
     /// Kernel command line for the boot loader configurations.
     pub cmdline: String,
-    /// vfat image size (`None`: content + 25 % + 8 MiB, at least [`super::MIN_SIZE`]).
+    /// vfat image size (`None`: content + 25 % + 8 MiB, at least [`crate::MIN_SIZE`]).
     pub size: Option<u64>,
     /// Time stamp of every file and of the release id (`SOURCE_DATE_EPOCH`).
     pub build_time: u64,
@@ -166,11 +166,11 @@ pub fn default_arch() -> &'static str {
 }
 
 /// A `--repository` value: a directory with `<arch>/APKINDEX.tar.gz`, or an index file.
-pub fn repository_spec(text: &str) -> Result<RepoSpec, MediumError> {
+pub fn repository_spec(text: &str) -> Result<RepoSpec, Error> {
     let spec = RepoSpec::parse(text)
-        .ok_or_else(|| MediumError::setting("--repository", format!("\"{text}\" is empty")))?;
+        .ok_or_else(|| Error::setting("--repository", format!("\"{text}\" is empty")))?;
     if spec.is_remote() {
-        return Err(MediumError::setting(
+        return Err(Error::setting(
             "--repository",
             format!("{text}: only local repositories can be copied to a medium"),
         ));
@@ -179,24 +179,22 @@ pub fn repository_spec(text: &str) -> Result<RepoSpec, MediumError> {
 }
 
 /// A `--world` value: space-separated apk dependencies (`name`, `name>=1.2`, `name@tag`).
-pub fn parse_world(text: &str, option: &'static str) -> Result<Vec<Dependency>, MediumError> {
+pub fn parse_world(text: &str, option: &'static str) -> Result<Vec<Dependency>, Error> {
     text.split_whitespace()
-        .map(|t| {
-            Dependency::parse(t, true).map_err(|e| MediumError::setting(option, e.to_string()))
-        })
+        .map(|t| Dependency::parse(t, true).map_err(|e| Error::setting(option, e.to_string())))
         .collect()
 }
 
 /// Label characters every target reads the same: letters, digits, `_` and `-`, and `.` on ISO
 /// (FAT labels cannot hold a dot). No spaces: a label is typed in `LABEL=` on the command line.
-pub(crate) fn check_label(label: &str, format: Format) -> Result<(), MediumError> {
+pub(crate) fn check_label(label: &str, format: Format) -> Result<(), Error> {
     let (max, dot) = if format == Format::Vfat {
         (11, false)
     } else {
         (32, true)
     };
     if label.is_empty() {
-        return Err(MediumError::setting("--label", "must not be empty"));
+        return Err(Error::setting("--label", "must not be empty"));
     }
     if !label
         .bytes()
@@ -207,7 +205,7 @@ pub(crate) fn check_label(label: &str, format: Format) -> Result<(), MediumError
         } else {
             "'_' and '-'"
         };
-        return Err(MediumError::setting(
+        return Err(Error::setting(
             "--label",
             format!(
                 "\"{label}\": use letters, digits, {allowed} only for {}",
@@ -216,7 +214,7 @@ pub(crate) fn check_label(label: &str, format: Format) -> Result<(), MediumError
         ));
     }
     if label.len() > max {
-        return Err(MediumError::setting(
+        return Err(Error::setting(
             "--label",
             format!(
                 "\"{label}\" is {} characters; {} labels hold at most {max}",

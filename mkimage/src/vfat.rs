@@ -18,10 +18,10 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::error::{IoResultExt, MediumError};
-use super::fat::{self, Entry, Geometry, ShortNames, Stamp};
-use super::layout::{check_size, copy, Layout, Node};
-use super::size;
+use crate::error::{Error, IoResultExt};
+use crate::fat::{self, Entry, Geometry, ShortNames, Stamp};
+use crate::layout::{check_size, copy, Layout, Node};
+use crate::size;
 
 const MIB: u64 = 1 << 20;
 
@@ -56,8 +56,8 @@ struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    fn new(layout: &'a Layout, label: &[u8; 11], image: &Path) -> Result<Plan<'a>, MediumError> {
-        let bad = |path: &str, reason: String| MediumError::Fat {
+    fn new(layout: &'a Layout, label: &[u8; 11], image: &Path) -> Result<Plan<'a>, Error> {
+        let bad = |path: &str, reason: String| Error::Fat {
             image: image.to_path_buf(),
             path: path.to_string(),
             reason,
@@ -194,11 +194,11 @@ impl<'a> Plan<'a> {
 /// The size `--format vfat` uses without `--size`: content + 25 % + 8 MiB (at least 64 MiB), or
 /// more if the volume's own overhead needs it. `image` names the output in errors (a name FAT
 /// cannot store is found here first).
-pub fn default_image_size(layout: &Layout, image: &Path) -> Result<u64, MediumError> {
+pub fn default_image_size(layout: &Layout, image: &Path) -> Result<u64, Error> {
     let plan = Plan::new(layout, &label_bytes(""), image)?;
     let len = size::default_size(layout.content_bytes()).max(plan.smallest_size());
     if len > size::MAX_SIZE {
-        return Err(MediumError::setting(
+        return Err(Error::setting(
             "--size",
             "the content does not fit FAT32's 2 TiB",
         ));
@@ -214,10 +214,10 @@ pub fn write_vfat(
     len: u64,
     label: &str,
     mtime: u64,
-) -> Result<(), MediumError> {
+) -> Result<(), Error> {
     let label = label_bytes(label);
     let mut plan = Plan::new(layout, &label, image)?;
-    let too_small = |plan: &Plan| MediumError::TooSmall {
+    let too_small = |plan: &Plan| Error::TooSmall {
         size: size::display(len),
         needed: size::display(plan.smallest_size()),
     };
@@ -368,7 +368,7 @@ impl Write for Hashing<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::medium::layout::Source;
+    use crate::layout::Source;
     use std::io::Read;
 
     fn build(l: &Layout, len: u64) -> (tempfile::TempDir, std::path::PathBuf) {

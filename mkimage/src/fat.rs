@@ -2,7 +2,7 @@
 //! volume geometry, boot sector, FSInfo sector, FAT time stamps, and directory entries with long
 //! names and generated short names.
 //!
-//! Pure functions from values to bytes; [`super::vfat`] decides what goes where. We write FAT32
+//! Pure functions from values to bytes; [`crate::vfat`] decides what goes where. We write FAT32
 //! ourselves because the whole tree is known before the first byte is written: every file and
 //! directory gets one contiguous cluster run in sorted path order, so the layout is reproducible
 //! by construction. (The `fatfs` crate's last release writes `.`/`..` entries that fsck.fat
@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use super::date::Civil;
+use crate::date::Civil;
 
 /// Bytes per sector; the only size every tool and firmware handles.
 pub const SECTOR: u64 = 512;

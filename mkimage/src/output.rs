@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use super::error::{IoResultExt, MediumError};
+use crate::error::{Error, IoResultExt};
 
 /// A temporary file or directory that is removed on drop unless kept.
 #[derive(Debug)]
@@ -20,7 +20,7 @@ pub struct TempPath {
 impl TempPath {
     /// `target` with `suffix` appended to its name; a stale one from an interrupted run is
     /// removed first.
-    pub fn beside(target: &Path, suffix: &str) -> Result<Self, MediumError> {
+    pub fn beside(target: &Path, suffix: &str) -> Result<Self, Error> {
         let mut name = target.file_name().unwrap_or_default().to_os_string();
         name.push(suffix);
         let path = target.with_file_name(name);
@@ -35,7 +35,7 @@ impl TempPath {
 
     /// Renames it over `target` (a directory target is replaced as a whole) and syncs the parent
     /// directory so the rename is durable.
-    pub fn commit(mut self, target: &Path) -> Result<(), MediumError> {
+    pub fn commit(mut self, target: &Path) -> Result<(), Error> {
         let is_dir = fs::symlink_metadata(&self.path).at(&self.path)?.is_dir();
         if is_dir && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
             // rename(2) does not replace a non-empty directory: move the old one aside first.
@@ -74,8 +74,8 @@ fn remove(path: &Path) -> io::Result<()> {
 /// Checks that `target` can receive a medium: its directory exists, and it is absent or of the
 /// kind we write (a directory for `dir`, a regular file for images; never a device: an image is
 /// written to a file and copied to the stick with dd).
-pub fn check_target(target: &Path, want_dir: bool) -> Result<(), MediumError> {
-    let bad = |reason: &str| MediumError::Output {
+pub fn check_target(target: &Path, want_dir: bool) -> Result<(), Error> {
+    let bad = |reason: &str| Error::Output {
         path: target.to_path_buf(),
         reason: reason.to_string(),
     };
@@ -89,7 +89,7 @@ pub fn check_target(target: &Path, want_dir: bool) -> Result<(), MediumError> {
     }
     match fs::symlink_metadata(target) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(MediumError::Io {
+        Err(e) => Err(Error::Io {
             path: target.to_path_buf(),
             source: e,
         }),

@@ -141,15 +141,32 @@ fn mkinitramfs(dir: &Path, keys_dir: &Path) -> PathBuf {
         "initramfs-{}",
         keys_dir.file_name().unwrap().to_string_lossy()
     ));
-    run(Command::new(env!("CARGO_BIN_EXE_mkinitfs"))
-        .args(["-q", "-n", "-F", "base", "-i"])
-        .arg(&init)
-        .arg("--keys-dir")
-        .arg(keys_dir)
-        .arg("-o")
-        .arg(&out)
-        .arg("0.0-none"));
+    initramfs(&init, "base", Some(keys_dir), "0.0-none", &out);
     out
+}
+
+/// `mkinitfs -b / -n? -F FEATURES -i INIT [--keys-dir DIR] -o OUT KVER` through the library
+/// (the sibling crate's binary is not built for this one's tests); `-n` when `kver` has no
+/// modules directory.
+fn initramfs(init: &Path, features: &str, keys_dir: Option<&Path>, kver: &str, out: &Path) {
+    let overrides = mkinitfs::Overrides {
+        basedir: Some("/".into()),
+        features: Some(features.split_whitespace().map(str::to_string).collect()),
+        init: Some(init.to_path_buf()),
+        no_modules: !Path::new("/lib/modules").join(kver).is_dir(),
+        keys_dirs: keys_dir.into_iter().map(Path::to_path_buf).collect(),
+        kernel_version: Some(kver.to_string()),
+        ..Default::default()
+    };
+    let features_d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mkinitfs/features.d");
+    let config = mkinitfs::Config::resolve(
+        &mkinitfs::ConfFile::default(),
+        &overrides,
+        None,
+        vec![features_d],
+    )
+    .unwrap();
+    mkinitfs::build(&config).unwrap().write_to(out).unwrap();
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -391,7 +408,9 @@ fn vfat_medium_holds_the_alpine_base_closure() {
     );
     let grub = fs::read_to_string(ext.join("boot/grub/grub.cfg")).unwrap();
     assert!(
-        grub.contains("\tlinux /boot/vmlinuz console=ttyS0 quiet modloop=none\n\tinitrd /boot/initramfs\n"),
+        grub.contains(
+            "\tlinux /boot/vmlinuz console=ttyS0 quiet modloop=none\n\tinitrd /boot/initramfs\n"
+        ),
         "{grub}"
     );
     // mtools sees the build time on every entry.
@@ -813,7 +832,7 @@ fn overlay_cache_and_modloop_are_copied() {
     assert!(
         syslinux.contains(&format!(
             "  APPEND {} modloop=/boot/modloop-lts\n",
-            mkinitfs::medium::DEFAULT_CMDLINE
+            mkimage::DEFAULT_CMDLINE
         )),
         "{syslinux}"
     );
@@ -855,21 +874,21 @@ fn without_world_only_the_given_files() {
 
 #[test]
 fn library_builds_the_same_medium_as_the_binary() {
-    use mkinitfs::medium::{self, Format, Options, SignKey};
+    use mkimage::{Format, Options, SignKey};
     let env = Env::new();
     let by_binary = env.path("bin");
     run(env.alpine_base("dir", &by_binary).arg("-q"));
     let mut opts = Options::new(Format::Dir, env.path("lib"));
-    opts.repositories = vec![medium::repository_spec(&source_repo().to_string_lossy()).unwrap()];
+    opts.repositories = vec![mkimage::repository_spec(&source_repo().to_string_lossy()).unwrap()];
     opts.keys = Keyring::load(&env.alpine_keys);
-    opts.world = medium::parse_world("alpine-base", "--world").unwrap();
+    opts.world = mkimage::parse_world("alpine-base", "--world").unwrap();
     opts.sign_key = Some(SignKey::load(&env.key).unwrap());
     opts.kernel = Some(env.kernel.clone());
     opts.initramfs = Some(env.initramfs.clone());
     opts.build_time = EPOCH.parse().unwrap();
     opts.arch = "x86_64".into();
     let mut lines = Vec::new();
-    let report = medium::build(&opts, &mut |l| lines.push(l.to_string())).unwrap();
+    let report = mkimage::build(&opts, &mut |l| lines.push(l.to_string())).unwrap();
     assert_eq!(report.packages, 25);
     assert_eq!(report.release, "alpine-diskless-3.19.1 231227");
     assert_eq!(lines.len(), 4);
@@ -967,12 +986,13 @@ $b poweroff -f
     fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let kver = host_kernel();
     let initrd = env.path("guest-initrd");
-    run(Command::new(env!("CARGO_BIN_EXE_mkinitfs"))
-        .args(["-q", "-F", "base virtio vfat cdrom rescue", "-i"])
-        .arg(&script)
-        .arg("-o")
-        .arg(&initrd)
-        .arg(&kver));
+    initramfs(
+        &script,
+        "base virtio vfat cdrom rescue",
+        None,
+        &kver,
+        &initrd,
+    );
     let out = run(Command::new("timeout")
         .args([
             "600",

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::error::{IoResultExt, MediumError};
+use crate::error::{Error, IoResultExt};
 
 /// Where a file's bytes come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub enum Source {
 
 impl Source {
     /// A reader over the content.
-    pub fn open(&self) -> Result<Box<dyn Read + '_>, MediumError> {
+    pub fn open(&self) -> Result<Box<dyn Read + '_>, Error> {
         Ok(match self {
             Source::Path(p) => Box::new(fs::File::open(p).at(p)?),
             Source::Bytes(b) => Box::new(&b[..]),
@@ -77,12 +77,12 @@ impl Layout {
 
     /// Adds a file (and its parent directories). Adding a path twice is a planning bug that would
     /// silently drop a file, so it is refused.
-    pub fn add_file(&mut self, path: &str, source: Source, size: u64) -> Result<(), MediumError> {
+    pub fn add_file(&mut self, path: &str, source: Source, size: u64) -> Result<(), Error> {
         if let Some((parent, _)) = path.rsplit_once('/') {
             self.add_dir(parent);
         }
         if self.nodes.contains_key(path) {
-            return Err(MediumError::Output {
+            return Err(Error::Output {
                 path: PathBuf::from(path),
                 reason: format!(
                     "two files would be written at the same path (second: {})",
@@ -101,14 +101,14 @@ impl Layout {
         path: &str,
         from: &Path,
         option: &'static str,
-    ) -> Result<(), MediumError> {
-        let meta = fs::metadata(from).map_err(|e| MediumError::Input {
+    ) -> Result<(), Error> {
+        let meta = fs::metadata(from).map_err(|e| Error::Input {
             option,
             path: from.to_path_buf(),
             reason: e.to_string(),
         })?;
         if !meta.is_file() {
-            return Err(MediumError::Input {
+            return Err(Error::Input {
                 option,
                 path: from.to_path_buf(),
                 reason: "not a regular file".into(),
@@ -150,17 +150,17 @@ impl Layout {
     /// Writes the tree under `dir` (which must not exist yet): directories 0755, files 0644,
     /// every time stamp `mtime`, every file and directory fsynced. Permissions and times are set
     /// explicitly so the result does not depend on the umask or the sources' metadata.
-    pub fn write_dir(&self, dir: &Path, mtime: u64) -> Result<(), MediumError> {
+    pub fn write_dir(&self, dir: &Path, mtime: u64) -> Result<(), Error> {
         self.write_tree(dir, mtime, true)
     }
 
     /// [`Layout::write_dir`] without the fsyncs, for a scratch copy that another tool reads and
     /// that is removed afterwards (the ISO staging tree).
-    pub fn stage_dir(&self, dir: &Path, mtime: u64) -> Result<(), MediumError> {
+    pub fn stage_dir(&self, dir: &Path, mtime: u64) -> Result<(), Error> {
         self.write_tree(dir, mtime, false)
     }
 
-    fn write_tree(&self, dir: &Path, mtime: u64, sync: bool) -> Result<(), MediumError> {
+    fn write_tree(&self, dir: &Path, mtime: u64, sync: bool) -> Result<(), Error> {
         fs::create_dir(dir).at(dir)?;
         for (path, node) in self.iter() {
             let target = dir.join(path);
@@ -204,11 +204,7 @@ fn stamp(mtime: u64) -> SystemTime {
 }
 
 /// Copies a source into `out`, returning the byte count; errors name the side that failed.
-pub(crate) fn copy(
-    source: &Source,
-    out: &mut dyn io::Write,
-    target: &Path,
-) -> Result<u64, MediumError> {
+pub(crate) fn copy(source: &Source, out: &mut dyn io::Write, target: &Path) -> Result<u64, Error> {
     let mut reader = source.open()?;
     let mut buf = vec![0u8; 256 << 10];
     let mut total = 0u64;
@@ -218,7 +214,7 @@ pub(crate) fn copy(
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(MediumError::Io {
+                return Err(Error::Io {
                     path: PathBuf::from(source.describe()),
                     source: e,
                 })
@@ -231,11 +227,11 @@ pub(crate) fn copy(
 
 /// A host file that changed size between planning and copying would make the medium disagree
 /// with its index or the image size computed for it.
-pub(crate) fn check_size(source: &Source, planned: u64, copied: u64) -> Result<(), MediumError> {
+pub(crate) fn check_size(source: &Source, planned: u64, copied: u64) -> Result<(), Error> {
     if planned == copied {
         return Ok(());
     }
-    Err(MediumError::Io {
+    Err(Error::Io {
         path: PathBuf::from(source.describe()),
         source: io::Error::other(format!(
             "changed while building: {planned} bytes planned, {copied} copied"

@@ -11,10 +11,10 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 
-use super::error::MediumError;
+use crate::error::Error;
 
 /// Packs the staged tree `stage` into the ISO image `out`.
-pub fn write_iso(stage: &Path, out: &Path, label: &str, mtime: u64) -> Result<(), MediumError> {
+pub fn write_iso(stage: &Path, out: &Path, label: &str, mtime: u64) -> Result<(), Error> {
     let result = Command::new("xorriso")
         .args([
             "-as",
@@ -36,12 +36,12 @@ pub fn write_iso(stage: &Path, out: &Path, label: &str, mtime: u64) -> Result<()
     let output = match result {
         Ok(o) => o,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(MediumError::Tool {
+            return Err(Error::Tool {
                 tool: "xorriso",
                 reason: "not found in PATH (needed for --format iso; Debian and Alpine: install the xorriso package)".into(),
             })
         }
-        Err(e) => return Err(MediumError::Tool { tool: "xorriso", reason: e.to_string() }),
+        Err(e) => return Err(Error::Tool { tool: "xorriso", reason: e.to_string() }),
     };
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -50,7 +50,7 @@ pub fn write_iso(stage: &Path, out: &Path, label: &str, mtime: u64) -> Result<()
             .rev()
             .find(|l| !l.trim().is_empty())
             .unwrap_or("no message");
-        return Err(MediumError::Tool {
+        return Err(Error::Tool {
             tool: "xorriso",
             reason: format!("{}: {}", output.status, last.trim()),
         });

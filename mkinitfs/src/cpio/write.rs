@@ -1,5 +1,5 @@
-//! A reproducible newc ("070701") cpio writer, following what the kernel's `init/initramfs.c`
-//! expects.
+//! The writer: a reproducible newc archive of a [`Tree`], following what the kernel's
+//! `init/initramfs.c` expects.
 //!
 //! Entries come from the sorted [`Tree`], so parents precede children. uid/gid are 0, every mtime
 //! is the configured one (`SOURCE_DATE_EPOCH` or 0), inode numbers are assigned in archive order.
@@ -9,7 +9,7 @@
 //! `O_TRUNC`, so the data may come on any link. Every write is checked, and a host file is copied
 //! with exactly the size declared in its header (a file that changes size while we read it is an
 //! error, not a corrupt archive). Written by hand because the `cpio` crate loses short writes and
-//! renumbers inodes (field-notes §5).
+//! renumbers inodes.
 
 use std::collections::HashMap;
 use std::fs;
@@ -18,10 +18,7 @@ use std::io::{self, Read, Write};
 use crate::error::{Error, IoResultExt};
 use crate::tree::{Content, Node, Tree};
 
-const S_IFDIR: u32 = 0o040000;
-const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
-const S_IFCHR: u32 = 0o020000;
+use super::{MAGIC, S_IFCHR, S_IFDIR, S_IFLNK, S_IFREG, TRAILER};
 
 /// One newc header's fields.
 struct Header<'a> {
@@ -58,7 +55,7 @@ impl<W: Write> Counting<W> {
     fn header(&mut self, h: &Header) -> io::Result<()> {
         let namesize = h.name.len() + 1;
         let text = format!(
-            "070701{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
+            "{MAGIC}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}{:08X}",
             h.ino, h.mode, 0, 0, h.nlink, h.mtime, h.size, 0, 0, h.rdev.0, h.rdev.1, namesize, 0
         );
         self.put(text.as_bytes())?;
@@ -186,7 +183,7 @@ pub fn write_tree<W: Write>(
         }
     }
     let trailer = Header {
-        name: "TRAILER!!!",
+        name: TRAILER,
         ino: 0,
         mode: 0,
         nlink: 1,
@@ -198,86 +195,10 @@ pub fn write_tree<W: Write>(
     Ok(w.inner)
 }
 
-/// A parsed newc entry, for tests and self-checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedEntry {
-    /// Name as stored.
-    pub name: String,
-    /// Inode number.
-    pub ino: u32,
-    /// Full mode (type and permissions).
-    pub mode: u32,
-    /// Link count.
-    pub nlink: u32,
-    /// Modification time.
-    pub mtime: u32,
-    /// uid.
-    pub uid: u32,
-    /// gid.
-    pub gid: u32,
-    /// Device numbers for device nodes.
-    pub rdev: (u32, u32),
-    /// Data (file contents or link target).
-    pub data: Vec<u8>,
-}
-
-/// Parses a newc archive up to the trailer (for tests and `Image` checks).
-pub fn parse(mut bytes: &[u8]) -> Result<Vec<ParsedEntry>, String> {
-    let total = bytes.len();
-    let mut out = Vec::new();
-    loop {
-        let offset = total - bytes.len();
-        if bytes.len() < 110 {
-            return Err(format!("truncated header at {offset}"));
-        }
-        if &bytes[..6] != b"070701" {
-            return Err(format!("bad magic at {offset}"));
-        }
-        let field = |i: usize| -> Result<u32, String> {
-            let s =
-                std::str::from_utf8(&bytes[6 + i * 8..14 + i * 8]).map_err(|e| e.to_string())?;
-            u32::from_str_radix(s, 16).map_err(|e| e.to_string())
-        };
-        let (ino, mode, uid, gid, nlink, mtime, size) = (
-            field(0)?,
-            field(1)?,
-            field(2)?,
-            field(3)?,
-            field(4)?,
-            field(5)?,
-            field(6)?,
-        );
-        let rdev = (field(9)?, field(10)?);
-        let namesize = field(11)? as usize;
-        let name_end = 110 + namesize;
-        let data_start = (name_end + 3) & !3;
-        let data_end = data_start + size as usize;
-        let next = (data_end + 3) & !3;
-        if bytes.len() < data_end || namesize == 0 {
-            return Err(format!("truncated entry at {offset}"));
-        }
-        let name = String::from_utf8_lossy(&bytes[110..name_end - 1]).into_owned();
-        if name == "TRAILER!!!" {
-            return Ok(out);
-        }
-        out.push(ParsedEntry {
-            name,
-            ino,
-            mode,
-            nlink,
-            mtime,
-            uid,
-            gid,
-            rdev,
-            data: bytes[data_start..data_end].to_vec(),
-        });
-        bytes = &bytes[next.min(bytes.len())..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpio::parse;
     use std::path::Path;
 
     struct ShortWriter {

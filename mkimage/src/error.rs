@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// Why a medium could not be built.
 #[derive(Debug, thiserror::Error)]
-pub enum MediumError {
+pub enum Error {
     /// Reading or writing `path` failed.
     #[error("{}: {source}", .path.display())]
     Io {
@@ -107,23 +107,23 @@ pub enum MediumError {
 
 /// Attaches a path to an `io::Error` (`fs::read(&p).at(&p)?`).
 pub(crate) trait IoResultExt<T> {
-    /// Wraps the error into `MediumError::Io` naming `path`.
-    fn at(self, path: &Path) -> Result<T, MediumError>;
+    /// Wraps the error into `Error::Io` naming `path`.
+    fn at(self, path: &Path) -> Result<T, Error>;
 }
 
 impl<T> IoResultExt<T> for io::Result<T> {
-    fn at(self, path: &Path) -> Result<T, MediumError> {
-        self.map_err(|source| MediumError::Io {
+    fn at(self, path: &Path) -> Result<T, Error> {
+        self.map_err(|source| Error::Io {
             path: path.to_path_buf(),
             source,
         })
     }
 }
 
-impl MediumError {
+impl Error {
     /// Shorthand for a refused option value.
     pub(crate) fn setting(option: &'static str, reason: impl Into<String>) -> Self {
-        MediumError::Setting {
+        Error::Setting {
             option,
             reason: reason.into(),
         }

@@ -19,8 +19,8 @@ use apk::repo::{LoadOptions, RepoError, RepoSpec, Repository};
 use apk::solver::{self, SolverOptions};
 use apk::trust::Keyring;
 
-use super::error::MediumError;
-use super::SignKey;
+use crate::error::Error;
+use crate::SignKey;
 
 /// A package chosen for the medium and the verified file it is copied from.
 #[derive(Clone, Debug)]
@@ -64,7 +64,7 @@ pub fn load(
     arch: &str,
     keys: &Keyring,
     allow_untrusted: bool,
-) -> Result<Repository, MediumError> {
+) -> Result<Repository, Error> {
     let opts = LoadOptions {
         arch,
         keys,
@@ -83,12 +83,12 @@ pub fn load(
             }
             e => e.to_string(),
         };
-        MediumError::Repository { index, reason }
+        Error::Repository { index, reason }
     })
 }
 
 /// Resolves the closures. `progress` gets one line per loaded repository.
-pub fn resolve(req: &Request<'_>, progress: &mut dyn FnMut(&str)) -> Result<Closure, MediumError> {
+pub fn resolve(req: &Request<'_>, progress: &mut dyn FnMut(&str)) -> Result<Closure, Error> {
     let mut pool = Pool::new(vec![req.arch.to_string()]);
     for spec in req.repositories {
         let repo = load(spec, req.arch, req.keys, req.allow_untrusted)?;
@@ -125,7 +125,7 @@ pub fn resolve(req: &Request<'_>, progress: &mut dyn FnMut(&str)) -> Result<Clos
             let p = &pool.packages[id].pkg;
             let pin =
                 Dependency::parse(&format!("{}={}", p.name, p.version), false).map_err(|e| {
-                    MediumError::Repository {
+                    Error::Repository {
                         index: p.name_version(),
                         reason: e.to_string(),
                     }
@@ -154,15 +154,11 @@ pub fn resolve(req: &Request<'_>, progress: &mut dyn FnMut(&str)) -> Result<Clos
     })
 }
 
-fn solve(
-    pool: &Pool,
-    world: &[Dependency],
-    option: &'static str,
-) -> Result<Vec<PkgId>, MediumError> {
+fn solve(pool: &Pool, world: &[Dependency], option: &'static str) -> Result<Vec<PkgId>, Error> {
     let solution = solver::solve(pool, world, &SolverOptions::default());
     if let Some(report) = solution.errors {
         // apk-tools wraps its error block at 50 columns when not on a terminal.
-        return Err(MediumError::Unsatisfiable {
+        return Err(Error::Unsatisfiable {
             option,
             report: report.render(50),
         });
@@ -170,11 +166,11 @@ fn solve(
     Ok(solution.selected)
 }
 
-fn selected(pool: &Pool, ids: &[PkgId]) -> Result<Vec<Selected>, MediumError> {
+fn selected(pool: &Pool, ids: &[PkgId]) -> Result<Vec<Selected>, Error> {
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
         let pp = &pool.packages[id];
-        let file = apk::commit::package_path(pool, id).ok_or_else(|| MediumError::Repository {
+        let file = apk::commit::package_path(pool, id).ok_or_else(|| Error::Repository {
             index: pp.pkg.name_version(),
             reason: "no local repository holds this package".into(),
         })?;
@@ -189,8 +185,8 @@ fn selected(pool: &Pool, ids: &[PkgId]) -> Result<Vec<Selected>, MediumError> {
 
 /// Checks a package file against its verified index entry (size, `C:` identity over the control
 /// member, `datahash` over the data) and returns its size.
-pub fn verify_package(sel: &Selected) -> Result<u64, MediumError> {
-    let bad = |reason: String| MediumError::Package {
+pub fn verify_package(sel: &Selected) -> Result<u64, Error> {
+    let bad = |reason: String| Error::Package {
         path: sel.file.clone(),
         reason,
     };
@@ -226,10 +222,10 @@ pub fn signed_index(
     description: &str,
     key: &SignKey,
     mtime: u64,
-) -> Result<Vec<u8>, MediumError> {
+) -> Result<Vec<u8>, Error> {
     let text = apk::index::write(packages);
     let body = archive::index_body(&text, Some(description), mtime);
-    let key_error = |reason: String| MediumError::Key {
+    let key_error = |reason: String| Error::Key {
         path: key.path.clone(),
         reason,
     };
@@ -253,10 +249,10 @@ pub fn package_dir<'a>(pkg: &'a Package, arch: &'a str) -> &'a str {
 }
 
 /// `<name>-<version>.apk`, refusing names that would leave the directory.
-pub fn package_file_name(pkg: &Package) -> Result<String, MediumError> {
+pub fn package_file_name(pkg: &Package) -> Result<String, Error> {
     let name = format!("{}.apk", pkg.name_version());
     if name.contains('/') || name.starts_with('.') {
-        return Err(MediumError::Repository {
+        return Err(Error::Repository {
             index: pkg.name_version(),
             reason: "not a usable file name".into(),
         });
