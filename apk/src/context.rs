@@ -1,9 +1,10 @@
 //! An apk session: options resolved against the root, the database opened once, repositories
 //! loaded and verified, the package pool built. The CLI applets and the boot init both start here.
 
-use crate::archive::{self, ArchiveError};
+use crate::archive;
 use crate::commit::OverlayList;
-use crate::db::{Database, DbError, OpenOptions};
+use crate::db::{Database, OpenOptions};
+pub use crate::error::Error;
 use crate::output::Out;
 use crate::pool::Pool;
 use crate::repo::{self, LoadOptions, RepoSpec, Repository};
@@ -72,46 +73,6 @@ pub enum Access {
     Writable,
 }
 
-/// Errors of the apk core, each naming its subject.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Database problem.
-    #[error("{0}")]
-    Db(#[from] DbError),
-    /// A file could not be read or written.
-    #[error("{}: {source}", .path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// A package file failed verification.
-    #[error("{}: {err}", .path.display())]
-    Package {
-        /// The file.
-        path: PathBuf,
-        /// Cause.
-        err: ArchiveError,
-    },
-    /// The solver found no valid selection (the report follows on stderr).
-    #[error("unable to select packages:\n{0}")]
-    Unsatisfiable(String),
-    /// Bad arguments.
-    #[error("{0}")]
-    Usage(String),
-    /// Anything else, already worded for the user.
-    #[error("{0}")]
-    Msg(String),
-}
-
-impl Error {
-    /// Process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
-        1
-    }
-}
-
 /// An open session.
 pub struct Context {
     /// Options.
@@ -160,9 +121,7 @@ impl Context {
             Access::None => None,
             _ => {
                 if opts.initdb && opts.simulate && !root.join("lib/apk/db/installed").exists() {
-                    return Err(Error::Msg(
-                        "unable to create database under --simulate".into(),
-                    ));
+                    return Err(Error::SimulateInitdb);
                 }
                 let o = OpenOptions {
                     writable: access == Access::Writable && !opts.simulate,

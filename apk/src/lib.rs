@@ -8,11 +8,11 @@
 
 pub mod archive;
 pub mod audit;
-pub mod cli;
 pub mod commit;
 pub mod context;
 pub mod db;
 pub mod dep;
+pub mod error;
 pub mod fnmatch;
 pub mod index;
 pub mod mkpkg;
@@ -31,4 +31,6 @@ pub mod tar;
 mod testutil;
 pub mod trust;
 pub mod version;
+
+pub use error::Error;
 pub mod xattr;

@@ -1,5 +1,10 @@
-//! `apk`: thin glue over the `apk` library's CLI.
+//! `apk`: the command line over the `apk` library. Parsing and the applets live in [`cli`]; the
+//! library never sees clap, so programs that link it (the boot init) carry no argument parser.
 
-fn main() {
-    std::process::exit(apk::cli::main_with_args(std::env::args().collect()));
+#![deny(unsafe_code)]
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main(std::env::args_os())
 }

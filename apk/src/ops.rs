@@ -49,13 +49,9 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
         let parse_tag = o.virtual_pkg.is_none();
         let d = Dependency::parse(a, parse_tag).map_err(|_| {
             if parse_tag {
-                Error::Usage(format!(
-                    "'{a}' is not a valid world dependency, format is name(@tag)([<>~=]version)"
-                ))
+                Error::BadWorldDependency(a.clone())
             } else {
-                Error::Usage(format!(
-                    "'{a}' is not a valid package dependency, format is name([<>~=]version)"
-                ))
+                Error::BadDependency(a.clone())
             }
         })?;
         if o.upgrade {
@@ -64,10 +60,10 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
         deps.push(d);
     }
     if let Some(spec) = &o.virtual_pkg {
-        let vdep = Dependency::parse(spec, false)
-            .map_err(|_| Error::Usage(format!("{spec}: bad package specifier")))?;
+        let vdep =
+            Dependency::parse(spec, false).map_err(|_| Error::BadVirtualPackage(spec.clone()))?;
         if vdep.conflict || (vdep.version.is_some() && vdep.op != crate::version::EQUAL) {
-            return Err(Error::Usage(format!("{spec}: bad package specifier")));
+            return Err(Error::BadVirtualPackage(spec.clone()));
         }
         if deps.is_empty() {
             ctx.out.warning("creating empty virtual package");
@@ -99,7 +95,7 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
     }
     if non_repo && !ctx.opts.force_non_repository && ctx.cache_dir.is_none() && ctx.root_is_tmpfs()
     {
-        return Err(Error::Msg("You tried to add a non-repository package to system, but it would be lost on next reboot. Enable package caching (apk cache --help) or use --force-non-repository if you know what you are doing.".into()));
+        return Err(Error::NonRepositoryOnTmpfs);
     }
     for d in deps {
         world.retain(|w| w.name != d.name);
@@ -258,7 +254,7 @@ pub fn upgrade(
     let mut world = ctx.db().world.clone();
     for n in names {
         if ctx.db().find(n).is_none() {
-            return Err(Error::Msg(format!("Package '{n}' not found")));
+            return Err(Error::PackageNotFound(n.clone()));
         }
     }
     if o.prune {
@@ -295,7 +291,7 @@ pub fn fix(ctx: &mut Context, names: &[String], upgrade: bool) -> Result<CommitR
     }
     for n in names {
         if ctx.db().find(n).is_none() {
-            return Err(Error::Msg(format!("Package '{n}' not found")));
+            return Err(Error::PackageNotFound(n.clone()));
         }
     }
     let sopts = SolverOptions {
@@ -334,9 +330,7 @@ pub fn solve_and_commit(
         }
     }
     if missing_tag && !ctx.opts.force_broken_world {
-        return Err(Error::Msg(
-            "Not committing changes due to missing repository tags.".into(),
-        ));
+        return Err(Error::MissingRepositoryTags);
     }
     let sol = solver::solve(&ctx.pool, &world, sopts);
     commit_solution(ctx, world, sol)
@@ -378,10 +372,7 @@ fn commit_solution(
         cache_dir: ctx.cache_dir.clone(),
         mount_for_scripts: true,
     };
-    let db = ctx
-        .db
-        .as_mut()
-        .ok_or_else(|| Error::Msg("database not open".into()))?;
+    let db = ctx.db.as_mut().ok_or(Error::NoDatabase)?;
     let mut r = commit::commit(db, &ctx.pool, &sol, &world, &opts, &ctx.out);
     r.errors += extra_errors;
     Ok(r)

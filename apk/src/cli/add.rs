@@ -1,7 +1,7 @@
 //! `apk add`.
 
-use crate::context::Context;
-use crate::ops::{self, AddOptions};
+use apk::context::Context;
+use apk::ops::{self, AddOptions};
 
 /// `apk add [-t NAME] [-u] [--latest] PACKAGE...`
 #[derive(clap::Args, Debug)]

@@ -1,8 +1,8 @@
 //! `apk audit`.
 
-use crate::audit::{self, AuditMode, AuditOptions};
-use crate::context::{Context, Error};
-use crate::protected::ProtectedPaths;
+use apk::audit::{self, AuditMode, AuditOptions};
+use apk::context::Context;
+use apk::protected::ProtectedPaths;
 
 /// `apk audit [--backup|--system|--full] [--check-permissions] [--recursive] [PATH...]`
 #[derive(clap::Args, Debug)]
@@ -55,7 +55,7 @@ impl Args {
             paths,
         };
         let rules = ProtectedPaths::load(&root);
-        let entries = audit::audit(db, &rules, &opts).map_err(|e| Error::Msg(e.to_string()))?;
+        let entries = audit::audit(db, &rules, &opts).map_err(apk::Error::from)?;
         for e in entries {
             if ctx.out.verbosity < 1 {
                 println!("{}", e.path);

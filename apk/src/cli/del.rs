@@ -1,6 +1,6 @@
 //! `apk del`.
 
-use crate::context::Context;
+use apk::context::Context;
 
 /// `apk del [-r] PACKAGE...`
 #[derive(clap::Args, Debug)]
@@ -16,6 +16,6 @@ pub struct Args {
 impl Args {
     /// Run the applet.
     pub fn run(self, mut ctx: Context) -> super::Outcome {
-        Ok(crate::ops::del(&mut ctx, &self.packages, self.rdepends)?.errors)
+        Ok(apk::ops::del(&mut ctx, &self.packages, self.rdepends)?.errors)
     }
 }

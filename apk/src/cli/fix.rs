@@ -1,6 +1,6 @@
 //! `apk fix`.
 
-use crate::context::Context;
+use apk::context::Context;
 
 /// `apk fix [-u] [PACKAGE...]`: reinstall packages (all broken ones when none are named).
 #[derive(clap::Args, Debug)]
@@ -22,6 +22,6 @@ pub struct Args {
 impl Args {
     /// Run the applet.
     pub fn run(self, mut ctx: Context) -> super::Outcome {
-        Ok(crate::ops::fix(&mut ctx, &self.packages, self.upgrade)?.errors)
+        Ok(apk::ops::fix(&mut ctx, &self.packages, self.upgrade)?.errors)
     }
 }

@@ -1,8 +1,9 @@
 //! `apk index`: build an `APKINDEX.tar.gz` from package files (unsigned; sign with `apk sign`).
 
-use crate::context::{Context, Error};
-use crate::mkpkg;
-use crate::package::Package;
+use apk::context::Context;
+use apk::mkpkg;
+use apk::package::Package;
+use apk::Error;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -39,14 +40,16 @@ impl Args {
                 path: o.clone(),
                 source,
             })?;
-            let f = crate::archive::open_index(&buf, &ctx.keys, true).map_err(|err| {
-                Error::Package {
+            let f =
+                apk::archive::open_index(&buf, &ctx.keys, true).map_err(|err| Error::Package {
                     path: o.clone(),
                     err,
-                }
-            })?;
-            old = crate::index::parse(&f.text)
-                .map_err(|e| Error::Msg(format!("{}: {e}", o.display())))?
+                })?;
+            old = apk::index::parse(&f.text)
+                .map_err(|err| Error::Index {
+                    path: o.clone(),
+                    err,
+                })?
                 .packages;
             old_mtime = std::fs::metadata(o).and_then(|m| m.modified()).ok();
         }
@@ -62,7 +65,7 @@ impl Args {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let reuse = crate::version::split_name_version(&stem).and_then(|(n, v)| {
+            let reuse = apk::version::split_name_version(&stem).and_then(|(n, v)| {
                 let fresh = old_mtime
                     .zip(meta.modified().ok())
                     .is_some_and(|(o, m)| o >= m);
@@ -101,13 +104,13 @@ impl Args {
         if !self.no_warnings {
             warn_unsatisfiable(&ctx, &pkgs);
         }
-        let text = crate::index::write(&pkgs);
-        let body = crate::archive::index_body(
+        let text = apk::index::write(&pkgs);
+        let body = apk::archive::index_body(
             &text,
             self.description.as_deref(),
-            crate::archive::build_time(),
+            apk::archive::build_time(),
         );
-        crate::root::atomic_write(&self.output, &body, 0o644).map_err(|source| Error::Io {
+        apk::root::atomic_write(&self.output, &body, 0o644).map_err(|source| Error::Io {
             path: self.output.clone(),
             source,
         })?;

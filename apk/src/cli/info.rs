@@ -1,8 +1,8 @@
 //! `apk info`.
 
-use crate::context::Context;
-use crate::db::join;
-use crate::output::human_size;
+use apk::context::Context;
+use apk::db::join;
+use apk::output::human_size;
 
 /// `apk info [-L|-W|-e|-a|-R|-s|-d|-w|-P|-r] [PACKAGE...]`
 #[derive(clap::Args, Debug)]
@@ -104,7 +104,7 @@ impl Args {
                 None => {
                     let ids = ctx.pool.by_name(name);
                     match ids.iter().max_by(|&&a, &&b| {
-                        crate::version::compare(
+                        apk::version::compare(
                             &ctx.pool.packages[a].pkg.version,
                             &ctx.pool.packages[b].pkg.version,
                         )

@@ -1,8 +1,9 @@
 //! `apk keygen`: make a signing key pair (project applet).
 
-use crate::context::Error;
-use crate::output::Out;
-use crate::trust::PrivateKey;
+use super::CliError;
+use apk::output::Out;
+use apk::trust::PrivateKey;
+use apk::Error;
 use std::path::PathBuf;
 
 /// `apk keygen [--rsa BITS] -o KEY`: writes KEY (private, 0600) and KEY.pub; ed25519 by default.
@@ -20,21 +21,19 @@ impl Args {
     /// Run the applet.
     pub fn run(self, out: Out) -> super::Outcome {
         let key = match self.rsa {
-            Some(bits) if !(1024..=8192).contains(&bits) => {
-                return Err(Error::Usage(format!("--rsa {bits}: use 1024 to 8192 bits")))
-            }
-            Some(bits) => PrivateKey::generate_rsa(bits).map_err(|e| Error::Msg(e.to_string()))?,
+            Some(bits) if !(1024..=8192).contains(&bits) => return Err(CliError::RsaBits(bits)),
+            Some(bits) => PrivateKey::generate_rsa(bits)?,
             None => PrivateKey::generate_ed25519(),
         };
-        let pem = key.to_pem().map_err(|e| Error::Msg(e.to_string()))?;
+        let pem = key.to_pem()?;
         let pubpath = PathBuf::from(format!("{}.pub", self.output.display()));
-        crate::root::atomic_write(&self.output, pem.as_bytes(), 0o600).map_err(|source| {
+        apk::root::atomic_write(&self.output, pem.as_bytes(), 0o600).map_err(|source| {
             Error::Io {
                 path: self.output.clone(),
                 source,
             }
         })?;
-        crate::root::atomic_write(&pubpath, key.public().to_pem().as_bytes(), 0o644).map_err(
+        apk::root::atomic_write(&pubpath, key.public().to_pem().as_bytes(), 0o644).map_err(
             |source| Error::Io {
                 path: pubpath.clone(),
                 source,

@@ -1,7 +1,7 @@
 //! `apk list`.
 
-use crate::context::Context;
-use crate::fnmatch::fnmatch;
+use apk::context::Context;
+use apk::fnmatch::fnmatch;
 
 /// `apk list [-I|-a|-u|-o] [PATTERN...]`
 #[derive(clap::Args, Debug)]
@@ -39,7 +39,7 @@ impl Args {
         let mut best: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (id, p) in pool.packages.iter().enumerate() {
             let e = best.entry(p.pkg.name.as_str()).or_insert(id);
-            if crate::version::compare(&p.pkg.version, &pool.packages[*e].pkg.version).is_gt() {
+            if apk::version::compare(&p.pkg.version, &pool.packages[*e].pkg.version).is_gt() {
                 *e = id;
             }
         }

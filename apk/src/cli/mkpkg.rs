@@ -1,9 +1,10 @@
 //! `apk mkpkg`: build a v2 package from a directory and metadata (project applet).
 
-use crate::context::Error;
-use crate::mkpkg::{self, Recipe};
-use crate::output::Out;
-use crate::trust::PrivateKey;
+use super::CliError;
+use apk::mkpkg::{self, Recipe};
+use apk::output::Out;
+use apk::trust::PrivateKey;
+use apk::Error;
 use std::path::PathBuf;
 
 /// `apk mkpkg -o OUT -I KEY=VALUE... [--script TYPE=FILE]... [-k KEY] [DIR]`
@@ -28,10 +29,10 @@ pub struct Args {
     dir: Option<PathBuf>,
 }
 
-fn kv(s: &str) -> Result<(String, String), Error> {
+fn kv(s: &str) -> Result<(String, String), CliError> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| Error::Usage(format!("'{s}': expected KEY=VALUE")))
+        .ok_or_else(|| CliError::KeyValue(s.to_string()))
 }
 
 impl Args {
@@ -53,7 +54,7 @@ impl Args {
         }
         if let Some(d) = &self.dir {
             if !d.is_dir() {
-                return Err(Error::Msg(format!("{}: not a directory", d.display())));
+                return Err(Error::NotADirectory(d.clone()).into());
             }
         }
         let recipe = Recipe {
@@ -63,15 +64,12 @@ impl Args {
             epoch: None,
         };
         let key = match &self.key {
-            Some(k) => Some((
-                PrivateKey::load(k).map_err(|e| Error::Msg(e.to_string()))?,
-                super::sign::key_name(k),
-            )),
+            Some(k) => Some((PrivateKey::load(k)?, super::sign::key_name(k))),
             None => None,
         };
         let buf = mkpkg::build(&recipe, key.as_ref().map(|(k, n)| (k, n.as_str())))
-            .map_err(|e| Error::Msg(e.to_string()))?;
-        crate::root::atomic_write(&self.output, &buf, 0o644).map_err(|source| Error::Io {
+            .map_err(Error::from)?;
+        apk::root::atomic_write(&self.output, &buf, 0o644).map_err(|source| Error::Io {
             path: self.output.clone(),
             source,
         })?;

@@ -1,11 +1,15 @@
 //! The `apk` command line: global options (accepted before or after the applet), one module per
-//! applet. Arguments are parsed by clap "as typed", then turned into [`crate::context::Options`].
+//! applet. Arguments are parsed by clap "as typed", then turned into [`apk::context::Options`].
+//! What a run ends with (an applet's error count, or an error) becomes the exit code in one place,
+//! [`exit_code`].
 
-use crate::context::{Access, Context, Error, Options};
-use crate::output::{Out, Progress};
+use apk::context::{Access, Context, Options};
+use apk::output::{Out, Progress};
 use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 mod add;
 mod audit;
@@ -164,23 +168,52 @@ enum Applet {
     Sign(sign::Args),
 }
 
+/// Why the command line could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// From the apk core (each error names its subject).
+    #[error(transparent)]
+    Apk(#[from] apk::Error),
+    /// `--root-tmpfs` with a value other than auto, yes or no.
+    #[error("--root-tmpfs: invalid value '{0}' (auto, yes or no)")]
+    RootTmpfs(String),
+    /// `apk mkpkg -I`/`--script` without `=`.
+    #[error("'{0}': expected KEY=VALUE")]
+    KeyValue(String),
+    /// `apk keygen --rsa BITS` outside the supported sizes.
+    #[error("--rsa {0}: use 1024 to 8192 bits")]
+    RsaBits(usize),
+}
+
+impl From<apk::db::DbError> for CliError {
+    fn from(e: apk::db::DbError) -> Self {
+        CliError::Apk(e.into())
+    }
+}
+
+impl From<apk::trust::KeyError> for CliError {
+    fn from(e: apk::trust::KeyError) -> Self {
+        CliError::Apk(e.into())
+    }
+}
+
 impl Global {
-    fn options(&self) -> Result<Options, Error> {
+    fn options(&self) -> Result<Options, CliError> {
         let root_tmpfs = match self.root_tmpfs.as_deref() {
             None | Some("auto") => None,
             Some("yes") => Some(true),
             Some("no") => Some(false),
-            Some(o) => {
-                return Err(Error::Usage(format!(
-                    "--root-tmpfs: invalid value '{o}' (auto, yes or no)"
-                )))
-            }
+            Some(o) => return Err(CliError::RootTmpfs(o.to_string())),
         };
         let overlay = if self.overlay_from_stdin {
             let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .map_err(|e| Error::Msg(format!("stdin: {e}")))?;
-            Some(crate::commit::OverlayList::parse(&s))
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|source| {
+                apk::Error::Io {
+                    path: "stdin".into(),
+                    source,
+                }
+            })?;
+            Some(apk::commit::OverlayList::parse(&s))
         } else {
             None
         };
@@ -245,23 +278,12 @@ impl Global {
 }
 
 fn terminal_width() -> Option<usize> {
-    let mut ws: libc::winsize = unsafe_zeroed_winsize();
-    // SAFETY: TIOCGWINSZ writes a winsize into the struct we own.
-    let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_col > 0).then_some(ws.ws_col as usize)
-}
-
-fn unsafe_zeroed_winsize() -> libc::winsize {
-    libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    }
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    (ws.ws_col > 0).then_some(ws.ws_col as usize)
 }
 
 /// What a run produced: the applet's error count.
-pub type Outcome = Result<usize, Error>;
+pub type Outcome = Result<usize, CliError>;
 
 /// apk's applet-local `-s` (info: size) clashes with the global `--simulate`; rewrite it before
 /// clap sees it, as apk-tools lets applet options win.
@@ -276,14 +298,17 @@ fn preprocess(mut argv: Vec<String>) -> Vec<String> {
     argv
 }
 
-/// Parse the command line and run. Returns the process exit code.
-pub fn main_with_args(argv: Vec<String>) -> i32 {
+/// Parse the command line, run the applet, report, and return the exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let argv: Vec<String> = args
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let cli = match Cli::try_parse_from(preprocess(argv)) {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
             let _ = e.print();
-            return code;
+            return exit_code(&Err(Stop::Usage(e.use_stderr())));
         }
     };
     let out = cli.global.out();
@@ -293,25 +318,42 @@ pub fn main_with_args(argv: Vec<String>) -> i32 {
             cli.global
                 .arch
                 .clone()
-                .unwrap_or_else(|| crate::db::DEFAULT_ARCH.into())
+                .unwrap_or_else(|| apk::db::DEFAULT_ARCH.into())
         );
-        return 0;
+        return exit_code(&Ok(0));
     }
-    match run(cli, out.clone()) {
-        Ok(errors) => errors.min(99) as i32,
-        Err(Error::Unsatisfiable(report)) => {
-            eprint!("ERROR: unable to select packages:\n{report}");
-            1
+    let outcome = run(cli, out.clone());
+    match &outcome {
+        Err(CliError::Apk(apk::Error::Unsatisfiable(report))) => {
+            eprint!("ERROR: unable to select packages:\n{report}")
         }
-        Err(e) => {
-            out.error(&e.to_string());
-            e.exit_code()
-        }
+        Err(e) => out.error(&e.to_string()),
+        Ok(_) => {}
     }
+    exit_code(&outcome.map_err(|_| Stop::Failed))
 }
 
-fn open(g: &Global, access: Access, out: Out) -> Result<Context, Error> {
-    Context::open(g.options()?, access, out)
+/// How a run stopped early.
+enum Stop {
+    /// clap refused the arguments (`true`) or printed help or the version (`false`).
+    Usage(bool),
+    /// The applet failed (the error is already reported).
+    Failed,
+}
+
+/// The exit code of a run, as apk-tools sets it: the applet's error count (at most 99), 1 for an
+/// error that stopped it, 1 for bad arguments, 0 after `--help` or `--version`.
+fn exit_code(outcome: &Result<usize, Stop>) -> ExitCode {
+    let code = match outcome {
+        Ok(errors) => (*errors).min(99) as u8,
+        Err(Stop::Usage(refused)) => u8::from(*refused),
+        Err(Stop::Failed) => 1,
+    };
+    ExitCode::from(code)
+}
+
+fn open(g: &Global, access: Access, out: Out) -> Result<Context, CliError> {
+    Ok(Context::open(g.options()?, access, out)?)
 }
 
 fn run(cli: Cli, out: Out) -> Outcome {

@@ -1,8 +1,7 @@
 //! `apk sign`: sign indexes or packages in place (project applet).
 
-use crate::context::Error;
-use crate::output::Out;
-use crate::trust::PrivateKey;
+use apk::output::Out;
+use apk::trust::PrivateKey;
 use std::path::{Path, PathBuf};
 
 /// `apk sign -k KEY FILE...`: replaces the files' signatures with one by KEY, naming the public
@@ -29,17 +28,15 @@ pub fn key_name(key: &Path) -> String {
 impl Args {
     /// Run the applet.
     pub fn run(self, out: Out) -> super::Outcome {
-        let key = PrivateKey::load(&self.key).map_err(|e| Error::Msg(e.to_string()))?;
+        let key = PrivateKey::load(&self.key)?;
         let name = key_name(&self.key);
         let mut errors = 0;
         for f in &self.files {
             let res = std::fs::read(f)
                 .map_err(|e| e.to_string())
-                .and_then(|buf| {
-                    crate::archive::resign(&buf, &key, &name).map_err(|e| e.to_string())
-                })
+                .and_then(|buf| apk::archive::resign(&buf, &key, &name).map_err(|e| e.to_string()))
                 .and_then(|signed| {
-                    crate::root::atomic_write(f, &signed, 0o644).map_err(|e| e.to_string())
+                    apk::root::atomic_write(f, &signed, 0o644).map_err(|e| e.to_string())
                 });
             match res {
                 Ok(()) => out.debug(&format!("{}: signed with {name}", f.display())),

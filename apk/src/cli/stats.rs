@@ -1,6 +1,6 @@
 //! `apk stats`.
 
-use crate::context::Context;
+use apk::context::Context;
 
 /// `apk stats`: counts of the installed database and the available packages.
 #[derive(clap::Args, Debug)]

@@ -1,7 +1,7 @@
 //! `apk upgrade`.
 
-use crate::context::Context;
-use crate::ops::{self, UpgradeOptions};
+use apk::context::Context;
+use apk::ops::{self, UpgradeOptions};
 
 /// `apk upgrade [-a] [--latest] [--ignore NAME] [--prune] [PACKAGE...]`
 #[derive(clap::Args, Debug)]

@@ -1,7 +1,7 @@
 //! `apk verify`: check signatures and integrity of package (or index) files.
 
-use crate::archive::{self, Mode};
-use crate::context::Context;
+use apk::archive::{self, Mode};
+use apk::context::Context;
 use std::path::PathBuf;
 
 /// `apk verify FILE...`: prints `FILE: OK` or `FILE: <error>`; the exit status is the number of

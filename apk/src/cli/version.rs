@@ -1,7 +1,8 @@
 //! `apk version`.
 
-use crate::context::{Context, Error};
-use crate::version;
+use apk::context::Context;
+use apk::version;
+use apk::Error;
 
 /// `apk version [-t A B] [-c VERSION...] [PACKAGE...]`
 #[derive(clap::Args, Debug)]
@@ -47,10 +48,7 @@ impl Args {
             }
             return Ok(bad);
         }
-        let db = ctx
-            .db
-            .as_ref()
-            .ok_or_else(|| Error::Msg("database not open".into()))?;
+        let db = ctx.db.as_ref().ok_or(Error::NoDatabase)?;
         println!("{:<40} Available:", "Installed:");
         let mut rows = Vec::new();
         for ip in &db.installed {

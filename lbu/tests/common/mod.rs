@@ -32,7 +32,7 @@ pub struct Bed {
 }
 
 /// Install alpine-base from the Alpine 3.19.1 fixture repository into `root` with the project's
-/// apk (library entry point of the `apk` CLI), trusting the keys shipped in the minirootfs.
+/// apk (the library operation behind `apk add`), trusting the keys shipped in the minirootfs.
 pub fn alpine_base(root: &Path, scratch: &Path) {
     let keys = scratch.join("alpine-keys");
     std::fs::create_dir_all(&keys).unwrap();
@@ -45,22 +45,23 @@ pub fn alpine_base(root: &Path, scratch: &Path) {
         .status()
         .unwrap();
     assert!(st.success());
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    let argv = vec![
-        "apk".to_string(),
-        "add".into(),
-        "--quiet".into(),
-        "--root".into(),
-        s(root),
-        "--initdb".into(),
-        "--no-network".into(),
-        "--repository".into(),
-        s(&fixture("alpine-3.19.1/apks")),
-        "--keys-dir".into(),
-        s(&keys),
-        "alpine-base".into(),
-    ];
-    assert_eq!(apk::cli::main_with_args(argv), 0, "apk add alpine-base");
+    let opts = apk::context::Options {
+        root: root.to_path_buf(),
+        initdb: true,
+        no_network: true,
+        repositories: vec![fixture("alpine-3.19.1/apks").to_string_lossy().into_owned()],
+        keys_dir: Some(keys),
+        ..Default::default()
+    };
+    let quiet = apk::output::Out {
+        verbosity: 0,
+        ..Default::default()
+    };
+    let mut ctx = apk::context::Context::open(opts, apk::context::Access::Writable, quiet)
+        .expect("opening the root for apk add");
+    let report = apk::ops::add(&mut ctx, &["alpine-base".to_string()], &Default::default())
+        .expect("apk add alpine-base");
+    assert_eq!(report.errors, 0, "apk add alpine-base");
 }
 
 impl Bed {
