@@ -1,0 +1,156 @@
+//! The solver: (world, installed, available packages) -> the package set and the ordered
+//! [`Change`]s that get there. No I/O: it works on a [`Pool`].
+//!
+//! apk-tools v3 semantics, approximated by a deterministic search: world dependencies are resolved
+//! depth-first, each name picking the preferred provider (apk-format.md §8.6: pinning, keeping what
+//! is installed unless upgrading, highest provided version, provider priority, repository order);
+//! when a later constraint or conflict invalidates an earlier choice the constraint is learned and
+//! the search restarts; `install_if` packages are added once their conditions hold. The changes are
+//! ordered as apk orders them (§8.7). What cannot be satisfied is reported in apk's error format.
+//!
+//! The work is split by phase: [`search`] picks the packages, [`order`] turns the selection into
+//! ordered changes, [`report`] words what cannot be satisfied.
+
+use crate::dep::Dependency;
+use crate::pool::{PkgId, Pool};
+use std::collections::{HashMap, HashSet};
+
+mod order;
+mod report;
+mod search;
+
+use order::order_changes;
+pub use report::{indented, ErrorReport, Reason};
+use search::{Attempt, Pin};
+
+/// Solver flags.
+#[derive(Clone, Debug, Default)]
+pub struct SolverOptions {
+    /// `apk upgrade`: prefer the newest version of every name.
+    pub upgrade_all: bool,
+    /// Names to upgrade (`apk add -u NAME`, `apk upgrade NAME`).
+    pub upgrade: HashSet<String>,
+    /// Names to reinstall (`apk fix`).
+    pub reinstall: HashSet<String>,
+    /// `--latest`: always the newest version.
+    pub latest: bool,
+    /// `--available`: drop packages that no repository has.
+    pub available: bool,
+    /// `--ignore NAME`: keep these as they are during an upgrade.
+    pub ignore: HashSet<String>,
+}
+
+/// Who asked for a dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// The world file / command line.
+    World,
+    /// A selected package.
+    Pkg(PkgId),
+}
+
+/// What kind of change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// New package.
+    Install,
+    /// Removal.
+    Purge,
+    /// Newer version.
+    Upgrade,
+    /// Older version.
+    Downgrade,
+    /// Same version, different identity.
+    Replace,
+    /// Same package again.
+    Reinstall,
+    /// Same package, tag changed.
+    Pinning,
+}
+
+/// One change of the transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    /// Kind.
+    pub kind: ChangeKind,
+    /// Package being replaced or removed.
+    pub old: Option<PkgId>,
+    /// Package being installed.
+    pub new: Option<PkgId>,
+    /// Tag the new package is pinned to.
+    pub tag: Option<String>,
+}
+
+/// The result of a solve.
+#[derive(Clone, Debug, Default)]
+pub struct Solution {
+    /// Selected packages (the future installed set).
+    pub selected: Vec<PkgId>,
+    /// Tags of pinned selected packages.
+    pub tags: HashMap<PkgId, String>,
+    /// Ordered changes.
+    pub changes: Vec<Change>,
+    /// Problems; non-empty means the transaction must not be committed.
+    pub errors: Option<ErrorReport>,
+}
+
+/// Solve for `world` (dependencies, possibly with `@tag`s).
+pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solution {
+    let mut learned: HashMap<String, Vec<Dependency>> = HashMap::new();
+    let mut sorted_world = world.to_vec();
+    crate::db::world::sort(&mut sorted_world);
+    fn run<'a>(
+        pool: &'a Pool,
+        opts: &'a SolverOptions,
+        learned: &'a HashMap<String, Vec<Dependency>>,
+        sorted_world: &[Dependency],
+    ) -> Attempt<'a> {
+        let mut at = Attempt::new(pool, opts, learned);
+        for d in sorted_world {
+            let pin = match &d.tag {
+                Some(t) => Pin {
+                    allowed: vec![t.clone()],
+                    preferred: Some(t.clone()),
+                },
+                None => Pin::default(),
+            };
+            at.resolve(d, Origin::World, &pin);
+        }
+        at.install_if_pass();
+        at
+    }
+    // Learn violated constraints and search again; each round adds a constraint, so this ends.
+    for _ in 0..200 {
+        let violation = run(pool, opts, &learned, &sorted_world).violation();
+        let Some((name, dep)) = violation else { break };
+        let l = learned.entry(name).or_default();
+        if l.contains(&dep) {
+            break;
+        }
+        l.push(dep);
+    }
+    let at = run(pool, opts, &learned, &sorted_world);
+    finish(pool, at, world, opts)
+}
+
+fn finish(pool: &Pool, at: Attempt<'_>, world: &[Dependency], opts: &SolverOptions) -> Solution {
+    let errors = ErrorReport::build(pool, &at, world);
+    let mut tags = HashMap::new();
+    for &id in &at.selected {
+        if let Some(pin) = at.pins.get(&id) {
+            if let Some(t) = at.tag_for(id, pin) {
+                tags.insert(id, t);
+            }
+        }
+    }
+    let changes = order_changes(pool, &at, world, opts, &tags);
+    Solution {
+        selected: at.selected.clone(),
+        tags,
+        changes,
+        errors,
+    }
+}
+
+#[cfg(test)]
+mod tests;
