@@ -2,16 +2,15 @@
 //! three verification modes of apk-tools (apk-format.md §1.3-1.7, §2).
 //!
 //! Packages are read into memory (they are small next to the RAM they are installed into) so the
-//! digests over the raw *compressed* bytes can be checked before a single file is written. The data
-//! member is then inflated as a stream straight into the tar reader.
+//! digests over the raw *compressed* bytes can be checked before a single file is written. The
+//! gzip members themselves are found and inflated by [`crate::gzip`].
 
+use crate::gzip::{self, inflate_member, DataStream, GzipError, Member};
 use crate::package::{Checksum, Package};
 use crate::tar::{self, Entry, Kind};
 use crate::trust::{Alg, Keyring, PrivateKey};
-use flate2::{Decompress, FlushDecompress, Status};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
 use std::ops::Range;
 
 /// Why a package or index was rejected (strings are apk-tools v3's, apk-format.md §1.7).
@@ -37,6 +36,15 @@ pub enum ArchiveError {
     Eof,
 }
 
+impl From<GzipError> for ArchiveError {
+    fn from(e: GzipError) -> Self {
+        match e {
+            GzipError::Truncated => ArchiveError::Eof,
+            GzipError::TooLarge | GzipError::TrailingMember => ArchiveError::Format(e.to_string()),
+        }
+    }
+}
+
 impl From<tar::TarError> for ArchiveError {
     fn from(e: tar::TarError) -> Self {
         match e {
@@ -46,173 +54,6 @@ impl From<tar::TarError> for ArchiveError {
             }
             other => ArchiveError::Format(other.to_string()),
         }
-    }
-}
-
-/// One gzip member: its compressed byte range and inflated content.
-pub struct Member {
-    /// Compressed bytes, header to trailer.
-    pub range: Range<usize>,
-    /// Inflated content.
-    pub data: Vec<u8>,
-}
-
-/// Offset of the deflate stream after the gzip header at `start`.
-fn gzip_header(buf: &[u8], start: usize) -> Result<usize, ArchiveError> {
-    let h = buf.get(start..start + 10).ok_or(ArchiveError::Eof)?;
-    if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 {
-        return Err(ArchiveError::Eof);
-    }
-    let flags = h[3];
-    let mut p = start + 10;
-    if flags & 4 != 0 {
-        let x = buf.get(p..p + 2).ok_or(ArchiveError::Eof)?;
-        p += 2 + u16::from_le_bytes([x[0], x[1]]) as usize;
-    }
-    for bit in [8u8, 16] {
-        if flags & bit != 0 {
-            let z = buf
-                .get(p..)
-                .ok_or(ArchiveError::Eof)?
-                .iter()
-                .position(|&c| c == 0)
-                .ok_or(ArchiveError::Eof)?;
-            p += z + 1;
-        }
-    }
-    if flags & 2 != 0 {
-        p += 2;
-    }
-    if p > buf.len() {
-        return Err(ArchiveError::Eof);
-    }
-    Ok(p)
-}
-
-/// Inflate the gzip member starting at `start`, refusing more than `limit` inflated bytes, and
-/// check its CRC-32 and size trailer.
-pub fn inflate_member(buf: &[u8], start: usize, limit: usize) -> Result<Member, ArchiveError> {
-    let m = inflate_raw(buf, start, limit, 16 * 1024)?;
-    let end = m.range.end - 8;
-    let trailer = &buf[end..end + 8];
-    let crc = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-    let mut c = flate2::Crc::new();
-    c.update(&m.data);
-    if c.sum() != crc || isize != m.data.len() as u32 {
-        return Err(ArchiveError::Eof);
-    }
-    Ok(m)
-}
-
-/// Inflate one gzip member without checking its CRC: for data whose compressed bytes are already
-/// covered by a verified digest (`datahash`, identity), where the CRC would only cost time.
-pub fn inflate_raw(
-    buf: &[u8],
-    start: usize,
-    limit: usize,
-    capacity: usize,
-) -> Result<Member, ArchiveError> {
-    let body = gzip_header(buf, start)?;
-    let mut d = Decompress::new(false);
-    let mut out: Vec<u8> = Vec::with_capacity(capacity.clamp(4096, limit.max(4096)));
-    loop {
-        if out.len() == out.capacity() {
-            if out.len() >= limit {
-                return Err(ArchiveError::Format("member too large".into()));
-            }
-            out.reserve(out.len().max(16 * 1024));
-        }
-        let inp = &buf[body + d.total_in() as usize..];
-        let before_in = d.total_in();
-        let before_out = d.total_out();
-        let st = d
-            .decompress_vec(inp, &mut out, FlushDecompress::None)
-            .map_err(|_| ArchiveError::Eof)?;
-        if st == Status::StreamEnd {
-            break;
-        }
-        if d.total_in() == before_in && d.total_out() == before_out && out.len() < out.capacity() {
-            return Err(ArchiveError::Eof);
-        }
-    }
-    let end = body + d.total_in() as usize;
-    if buf.len() < end + 8 {
-        return Err(ArchiveError::Eof);
-    }
-    Ok(Member {
-        range: start..end + 8,
-        data: out,
-    })
-}
-
-/// Inflate a package's data section, which must be exactly one gzip member running to the end
-/// of the file (apk v3 refuses a second data member). libdeflate inflates it in one call into a
-/// buffer sized from the member's trailer; its compressed bytes were already verified against
-/// `datahash` or the identity, so speed is all that is at stake here.
-pub fn inflate_data(buf: &[u8], range: Range<usize>) -> Result<Vec<u8>, ArchiveError> {
-    let mut out = Vec::new();
-    inflate_data_into(buf, range, &mut out)?;
-    Ok(out)
-}
-
-/// [`inflate_data`] into a caller's buffer, so an install can reuse its buffers instead of
-/// faulting in fresh memory for every package.
-pub fn inflate_data_into(
-    buf: &[u8],
-    range: Range<usize>,
-    out: &mut Vec<u8>,
-) -> Result<(), ArchiveError> {
-    let member = &buf[range.clone()];
-    let n = member.len();
-    if n < 18 {
-        return Err(ArchiveError::Eof);
-    }
-    // ISIZE is the size modulo 2^32, read from the file: a hint for a bounded allocation only.
-    let isize =
-        u32::from_le_bytes([member[n - 4], member[n - 3], member[n - 2], member[n - 1]]) as usize;
-    if isize <= 1 << 30 {
-        out.clear();
-        out.resize(isize, 0);
-        if let Some(used) = libdeflate_gunzip(member, out) {
-            if used != n {
-                return Err(ArchiveError::Format("more than one data member".into()));
-            }
-            return Ok(());
-        }
-    }
-    // Sizes over 1 GiB, or a member libdeflate rejects: the streaming inflater decides.
-    let m = inflate_raw(buf, range.start, 4 << 30, 1 << 20)?;
-    if m.range.end != range.end {
-        return Err(ArchiveError::Format("more than one data member".into()));
-    }
-    *out = m.data;
-    Ok(())
-}
-
-/// One gzip member into exactly `out.len()` bytes; returns the compressed bytes consumed.
-fn libdeflate_gunzip(member: &[u8], out: &mut [u8]) -> Option<usize> {
-    use libdeflate_sys as ld;
-    // SAFETY: the decompressor is allocated here and freed below on every path; `member` and `out`
-    // are valid for the lengths passed; libdeflate writes at most `out.len()` bytes.
-    unsafe {
-        let d = ld::libdeflate_alloc_decompressor();
-        if d.is_null() {
-            return None;
-        }
-        let mut used: usize = 0;
-        let mut got: usize = 0;
-        let r = ld::libdeflate_gzip_decompress_ex(
-            d,
-            member.as_ptr().cast(),
-            member.len(),
-            out.as_mut_ptr().cast(),
-            out.len(),
-            &mut used,
-            &mut got,
-        );
-        ld::libdeflate_free_decompressor(d);
-        (r == ld::libdeflate_result_LIBDEFLATE_SUCCESS && got == out.len()).then_some(used)
     }
 }
 
@@ -425,40 +266,7 @@ pub fn open_package(buf: &[u8], mode: &Mode<'_>) -> Result<OpenedPackage, Archiv
 
 /// Iterate the data section of an opened package.
 pub fn data_reader(buf: &[u8], range: Range<usize>) -> tar::Reader<DataStream<'_>> {
-    tar::Reader::new(DataStream {
-        inner: Some(flate2::bufread::GzDecoder::new(&buf[range])),
-        done: false,
-    })
-}
-
-/// Inflated data member; refuses a second member (v3: more than one data part is an error).
-pub struct DataStream<'a> {
-    inner: Option<flate2::bufread::GzDecoder<&'a [u8]>>,
-    done: bool,
-}
-
-impl Read for DataStream<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.done {
-            return Ok(0);
-        }
-        let Some(d) = self.inner.as_mut() else {
-            return Ok(0);
-        };
-        let n = d.read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            self.done = true;
-            if let Some(d) = self.inner.take() {
-                if !d.into_inner().is_empty() {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "more than one data member",
-                    ));
-                }
-            }
-        }
-        Ok(n)
-    }
+    tar::Reader::new(DataStream::new(&buf[range]))
 }
 
 /// A verified `APKINDEX.tar.gz`.
@@ -528,16 +336,6 @@ pub fn open_index(
     })
 }
 
-/// gzip as `gzip -n -9` writes it (no name, mtime 0, OS 3).
-pub fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::GzBuilder::new()
-        .operating_system(3)
-        .write(Vec::new(), flate2::Compression::best());
-    // Writing to a Vec cannot fail.
-    let _ = e.write_all(data);
-    e.finish().unwrap_or_default()
-}
-
 /// A signature member for `signed` bytes: tar with one `.SIGN.<ALG>.<keyname>` entry, cut.
 pub fn signature_member(
     key: &PrivateKey,
@@ -557,7 +355,7 @@ pub fn signature_member(
     w.pax_extras = false;
     w.append(&e, &sig)
         .map_err(|e| crate::trust::KeyError::Sign(e.to_string()))?;
-    Ok(gzip(&w.into_inner_cut().map_err(|e| {
+    Ok(gzip::compress(&w.into_inner_cut().map_err(|e| {
         crate::trust::KeyError::Sign(e.to_string())
     })?))
 }
@@ -588,7 +386,7 @@ pub fn index_body(text: &str, description: Option<&str>, mtime: u64) -> Vec<u8> 
         push("DESCRIPTION", d.as_bytes());
     }
     push("APKINDEX", text.as_bytes());
-    gzip(&w.finish().unwrap_or_default())
+    gzip::compress(&w.finish().unwrap_or_default())
 }
 
 /// Re-sign an index or package: drop its signature members and prepend a new one. For packages

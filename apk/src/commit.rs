@@ -142,7 +142,8 @@ fn prepare(pool: &Pool, id: PkgId, buffers: &Buffers) -> Result<Prepared, String
     // The compressed bytes were just checked against datahash/identity, so the gzip CRC is
     // redundant; a second data member is refused (apk v3).
     let mut tar = buffers.take();
-    archive::inflate_data_into(&buf, opened.data.clone(), &mut tar).map_err(|e| e.to_string())?;
+    crate::gzip::inflate_data_into(&buf, opened.data.clone(), &mut tar)
+        .map_err(|e| archive::ArchiveError::from(e).to_string())?;
     Ok(Prepared { buf, opened, tar })
 }
 

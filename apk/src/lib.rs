@@ -14,6 +14,7 @@ pub mod db;
 pub mod dep;
 pub mod error;
 pub mod fnmatch;
+pub mod gzip;
 pub mod index;
 pub mod mkpkg;
 pub mod ops;

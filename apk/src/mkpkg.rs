@@ -234,7 +234,7 @@ pub fn assemble(
     epoch: u64,
     key: Option<(&PrivateKey, &str)>,
 ) -> Result<Vec<u8>, MkpkgError> {
-    let data_gz = archive::gzip(data_tar);
+    let data_gz = crate::gzip::compress(data_tar);
     let mut info = pkginfo.to_string();
     info.push_str(&format!(
         "datahash = {}\n",
@@ -259,7 +259,7 @@ pub fn assemble(
         e.mtime = epoch;
         cw.append(&e, body).map_err(io)?;
     }
-    let control_gz = archive::gzip(&cw.into_inner_cut().map_err(io)?);
+    let control_gz = crate::gzip::compress(&cw.into_inner_cut().map_err(io)?);
     let mut out = Vec::new();
     if let Some((k, keyname)) = key {
         out.extend(archive::signature_member(k, keyname, &control_gz, epoch)?);

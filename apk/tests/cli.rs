@@ -512,7 +512,7 @@ fn tampered_and_truncated_packages() {
     let file = repo.dir.join("x86_64/libgreet-2.1-r0.apk");
     let good = std::fs::read(&file).unwrap();
     // Member boundaries: control member then data member (unsigned packages).
-    let control_end = apk::archive::inflate_member(&good, 0, 1 << 20)
+    let control_end = apk::gzip::inflate_member(&good, 0, 1 << 20)
         .unwrap()
         .range
         .end;

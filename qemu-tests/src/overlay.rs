@@ -121,6 +121,6 @@ impl Overlay {
             };
             w.append(&e, data).expect("writing to memory");
         }
-        apk::archive::gzip(&w.finish().expect("writing to memory"))
+        apk::gzip::compress(&w.finish().expect("writing to memory"))
     }
 }
