@@ -2,9 +2,9 @@
 //! loaded and verified, the package pool built. The CLI applets and the boot init both start here.
 
 use crate::archive;
-use crate::commit::OverlayList;
 use crate::db::{Database, OpenOptions};
 pub use crate::error::Error;
+use crate::extract::OverlayList;
 use crate::output::Out;
 use crate::pool::Pool;
 use crate::repo::{self, LoadOptions, RepoSpec, Repository};

@@ -5,6 +5,9 @@
 //! directly; nothing here forks an external apk.
 
 #![deny(missing_docs)]
+// Unsafe code is allowed in two modules only: `output` (writing to a descriptor number the user
+// gave, `--progress-fd`) and `script` (chroot between fork and exec).
+#![deny(unsafe_code)]
 
 pub mod archive;
 pub mod audit;
@@ -13,18 +16,22 @@ pub mod context;
 pub mod db;
 pub mod dep;
 pub mod error;
+pub mod extract;
 pub mod fnmatch;
 pub mod gzip;
 pub mod index;
 pub mod mkpkg;
 pub mod ops;
+#[allow(unsafe_code)]
 pub mod output;
 pub mod owners;
 pub mod package;
 pub mod pool;
+pub mod prefetch;
 pub mod protected;
 pub mod repo;
 pub mod root;
+#[allow(unsafe_code)]
 pub mod script;
 pub mod solver;
 pub mod tar;

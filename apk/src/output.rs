@@ -113,6 +113,15 @@ fn clear_bar(o: &mut impl Write) {
     }
 }
 
+/// Write to a descriptor the user named (`--progress-fd`), which this process does not own and
+/// must not close; a bad descriptor only makes the write fail, and progress is best effort.
+fn write_to_fd(fd: i32, bytes: &[u8]) {
+    // SAFETY: the borrowed descriptor lives only for this call and is never closed here; if `fd`
+    // is not open, write(2) fails with EBADF and nothing else happens.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let _ = rustix::io::write(fd, bytes);
+}
+
 impl Out {
     /// A message (verbosity >= 1) on stdout.
     pub fn msg(&self, line: &str) {
@@ -130,9 +139,7 @@ impl Out {
             Progress::None => {}
             Progress::Fd(fd) => {
                 let line = format!("{done}/{total} {stage}\n");
-                // SAFETY: writing a buffer we own to a descriptor the user handed us; a bad fd
-                // only makes write fail.
-                let _ = unsafe { libc::write(*fd, line.as_ptr().cast(), line.len()) };
+                write_to_fd(*fd, line.as_bytes());
             }
             Progress::Bar(ch) => {
                 if self.verbosity < 1 || total == 0 {

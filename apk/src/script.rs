@@ -3,11 +3,13 @@
 
 use crate::output::Out;
 use crate::root::Root;
+use nix::sys::stat::{Mode as FMode, SFlag};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Where script bodies are written inside the root (apk v3 uses 0755 for this directory).
@@ -108,4 +110,83 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
         (None, Some(sig)) => Err(format!("killed by signal {sig}")),
         _ => Err("failed".into()),
     }
+}
+
+/// Mounts made for scripts, undone on drop.
+pub(crate) struct ScriptMounts(Vec<PathBuf>);
+
+impl Drop for ScriptMounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// `/proc` for the whole commit when the root has none (scripts and triggers read it).
+pub(crate) fn mount_proc(root: &Root) -> ScriptMounts {
+    let mut m = Vec::new();
+    let proc_dir = root.host_path("proc");
+    if root.path != Path::new("/") && !proc_dir.join("self").exists() {
+        let _ = root.mkdir_p("proc", 0o755);
+        if nix::mount::mount(
+            Some("proc"),
+            &proc_dir,
+            Some("proc"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .is_ok()
+        {
+            m.push(proc_dir);
+        }
+    }
+    ScriptMounts(m)
+}
+
+/// A private `/dev` with the basic nodes, mounted over the root's `dev` only while a script runs
+/// when the root has no `dev/null`. (Never bind the host's /dev there: packages extract into `dev/`,
+/// and their files must land in the root, not on the host.)
+pub(crate) fn mount_dev_for_script(root: &Root) -> ScriptMounts {
+    let mut m = Vec::new();
+    let dev_dir = root.host_path("dev");
+    if root.path == Path::new("/") || dev_dir.join("null").exists() {
+        return ScriptMounts(m);
+    }
+    let _ = root.mkdir_p("dev", 0o755);
+    if nix::mount::mount(
+        Some("apkdev"),
+        &dev_dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NOEXEC,
+        Some("mode=0755,size=64k"),
+    )
+    .is_err()
+    {
+        return ScriptMounts(m);
+    }
+    for (name, major, minor, mode) in [
+        ("null", 1, 3, 0o666),
+        ("zero", 1, 5, 0o666),
+        ("full", 1, 7, 0o666),
+        ("random", 1, 8, 0o666),
+        ("urandom", 1, 9, 0o666),
+        ("tty", 5, 0, 0o666),
+    ] {
+        let _ = nix::sys::stat::mknod(
+            &dev_dir.join(name),
+            SFlag::S_IFCHR,
+            FMode::from_bits_truncate(mode),
+            nix::sys::stat::makedev(major, minor),
+        );
+        let _ = std::fs::set_permissions(
+            dev_dir.join(name),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        );
+    }
+    let _ = std::os::unix::fs::symlink("/proc/self/fd", dev_dir.join("fd"));
+    m.push(dev_dir);
+    ScriptMounts(m)
 }

@@ -4,9 +4,7 @@
 
 use crate::package::Checksum;
 use sha1::{Digest, Sha1};
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 /// Digest of a set of xattrs; `None` when there are none.
@@ -26,56 +24,31 @@ pub fn digest(attrs: &[(String, Vec<u8>)]) -> Option<Checksum> {
     Some(Checksum(h.finalize().to_vec()))
 }
 
-fn cpath(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-}
-
-/// Read all xattrs of `path` without following a final symlink.
+/// Read all xattrs of `path` without following a final symlink (none where the file system has
+/// no xattr support).
 pub fn read(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
-    let c = cpath(path)?;
-    // SAFETY: a NULL buffer with size 0 asks for the needed size; `c` is a valid C string.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), std::ptr::null_mut(), 0) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTSUP) => Ok(Vec::new()),
-            _ => Err(e),
-        };
-    }
+    let n = match rustix::fs::llistxattr_query(path) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
     if n == 0 {
         return Ok(Vec::new());
     }
-    let mut names = vec![0u8; n as usize];
-    // SAFETY: the buffer is `names.len()` bytes long and owned by us.
-    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    names.truncate(n as usize);
+    let mut names = vec![0u8; n];
+    let n = rustix::fs::llistxattr(path, &mut names[..])?;
+    names.truncate(n);
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let cname = CString::new(name)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad xattr name"))?;
-        // SAFETY: size query with a NULL buffer.
-        let vn = unsafe { libc::lgetxattr(c.as_ptr(), cname.as_ptr(), std::ptr::null_mut(), 0) };
-        if vn < 0 {
+        // An attribute removed between the calls, or grown past the size just asked, is skipped.
+        let Ok(vn) = rustix::fs::lgetxattr_query(path, name) else {
             continue;
-        }
-        let mut val = vec![0u8; vn as usize];
-        // SAFETY: the buffer is `val.len()` bytes long and owned by us.
-        let vn = unsafe {
-            libc::lgetxattr(
-                c.as_ptr(),
-                cname.as_ptr(),
-                val.as_mut_ptr().cast(),
-                val.len(),
-            )
         };
-        if vn < 0 {
+        let mut val = vec![0u8; vn];
+        let Ok(vn) = rustix::fs::lgetxattr(path, name, &mut val[..]) else {
             continue;
-        }
-        val.truncate(vn as usize);
+        };
+        val.truncate(vn);
         out.push((String::from_utf8_lossy(name).into_owned(), val));
     }
     Ok(out)
@@ -83,22 +56,7 @@ pub fn read(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
 
 /// Set one xattr on `path` (not following a final symlink).
 pub fn set(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let c = cpath(path)?;
-    let cname = CString::new(name)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad xattr name"))?;
-    // SAFETY: both strings are valid and the value slice is valid for its length.
-    let r = unsafe {
-        libc::lsetxattr(
-            c.as_ptr(),
-            cname.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty())?;
     Ok(())
 }
 

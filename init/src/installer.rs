@@ -6,7 +6,7 @@
 
 use crate::install::{InstallProgress, InstallReport, InstallRequest, PackageInstaller};
 use crate::step::StepError;
-use apk::commit::OverlayList;
+use apk::extract::OverlayList;
 use apk::context::{Access, Context, Options};
 use apk::output::Out;
 

@@ -170,7 +170,7 @@ fn selected(pool: &Pool, ids: &[PkgId]) -> Result<Vec<Selected>, Error> {
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
         let pp = &pool.packages[id];
-        let file = apk::commit::package_path(pool, id).ok_or_else(|| Error::Repository {
+        let file = apk::prefetch::package_path(pool, id).ok_or_else(|| Error::Repository {
             index: pp.pkg.name_version(),
             reason: "no local repository holds this package".into(),
         })?;

@@ -213,7 +213,7 @@ impl Global {
                     source,
                 }
             })?;
-            Some(apk::commit::OverlayList::parse(&s))
+            Some(apk::extract::OverlayList::parse(&s))
         } else {
             None
         };

@@ -12,7 +12,6 @@ use crate::root::Root;
 pub use installed::{Acl, DirEntry, FileEntry, InstalledPackage};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Default architecture of this build.
@@ -362,9 +361,7 @@ fn take_lock(root: &Root, wait: u64) -> Result<std::fs::File, DbError> {
     let f = std::fs::File::from(fd);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
     loop {
-        // SAFETY: flock on an fd we own for the duration of the call.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
+        if rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
             return Ok(f);
         }
         if std::time::Instant::now() >= deadline {
