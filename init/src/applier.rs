@@ -42,7 +42,7 @@ impl OverlaysApplier {
         }
         Ok(
             match overlays::sign::verify(bytes, sig.as_deref(), &req.trusted_keys_dir) {
-                Verification::Verified { key } => SignatureCheck::Verified { key },
+                Verification::Verified { key, .. } => SignatureCheck::Verified { key },
                 Verification::Unsigned => SignatureCheck::Unsigned,
                 Verification::Bad { reason } => SignatureCheck::Bad { reason },
             },

@@ -1,7 +1,8 @@
-//! Applying an apkovl to a root, safely (boot-params.md §3.6, §8 #3).
+//! Applying an apkovl to a root, safely (overlays/README.md, "Reading and applying").
 //!
-//! The whole archive is decompressed and parsed first (bounded by [`ApplyPolicy::max_unpacked`]),
-//! so a truncated or corrupt overlay is rejected before anything is written. Then each member is
+//! The whole archive is decompressed and parsed first ([`crate::archive`], bounded by
+//! [`ApplyPolicy::max_unpacked`] and at most [`crate::MAX_UNPACKED_BYTES`]), so a truncated,
+//! corrupt or oversized overlay is rejected before anything is written. Then each member is
 //! placed beneath a root handle opened once: parents are resolved with `openat2(RESOLVE_IN_ROOT)`
 //! (an existing absolute symlink such as usr-merge's `bin -> usr/bin` is followed, but inside the
 //! root), and the last component is created under a temporary name and renamed over the target,
@@ -10,19 +11,20 @@
 //!
 //! Refused, with a reason, and skipped (the rest still applies): absolute names, names with `..`,
 //! names through a symlink this same overlay created (the classic "symlink, then a member
-//! through it" escape), device nodes and setuid/setgid files unless the policy allows them,
-//! unknown member types and non-UTF-8 names. The deletion manifest ([`crate::deleted`]) is parsed
-//! instead of extracted. Like Alpine's init, `root/` is made mode 0700 afterwards.
+//! through it" escape), device nodes and setuid/setgid files unless the policy allows them. The
+//! deletion manifest ([`crate::deleted`]) is parsed instead of extracted. Like Alpine's init,
+//! `root/` is made mode 0700 afterwards.
 
+use crate::archive::{self, Links, RawMember};
 use crate::deleted::{self, MANIFEST};
-use crate::{Error, IoResultExt};
+use crate::{Error, IoResultExt, MAX_OVERLAY_BYTES, MAX_UNPACKED_BYTES};
 use apk::root::{split_parent, Root};
+use apk::tar::Kind;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid};
 use std::collections::HashSet;
-use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -33,7 +35,8 @@ pub struct ApplyPolicy {
     pub allow_devices: bool,
     /// Keep setuid/setgid bits on files (setgid directories are always fine).
     pub allow_setid: bool,
-    /// Refuse archives that decompress to more than this many bytes.
+    /// Refuse archives that decompress to more than this many bytes (capped at
+    /// [`MAX_UNPACKED_BYTES`]).
     pub max_unpacked: u64,
 }
 
@@ -42,7 +45,7 @@ impl Default for ApplyPolicy {
         ApplyPolicy {
             allow_devices: false,
             allow_setid: false,
-            max_unpacked: 1 << 30,
+            max_unpacked: MAX_UNPACKED_BYTES,
         }
     }
 }
@@ -74,90 +77,11 @@ pub struct ApplyReport {
     pub deletions: Vec<String>,
 }
 
-/// One parsed member.
-pub(crate) struct Member {
-    pub(crate) name: Vec<u8>,
-    pub(crate) kind: tar::EntryType,
-    pub(crate) mode: u32,
-    pub(crate) uid: u32,
-    pub(crate) gid: u32,
-    pub(crate) mtime: u64,
-    pub(crate) link: Vec<u8>,
-    pub(crate) dev: (u32, u32),
-    pub(crate) data: Vec<u8>,
-}
-
-/// Decompress a gzip stream, refusing more than `limit` bytes.
-pub fn gunzip(gz: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(gz).take(limit + 1);
-    dec.read_to_end(&mut out)
-        .map_err(|e| Error::Gzip(e.to_string()))?;
-    if out.len() as u64 > limit {
-        return Err(Error::TooLarge(limit));
-    }
-    Ok(out)
-}
-
-pub(crate) fn parse(tarball: &[u8]) -> Result<Vec<Member>, Error> {
-    let terr = |e: std::io::Error| Error::Tar(e.to_string());
-    let mut ar = tar::Archive::new(tarball);
-    let mut out = Vec::new();
-    for e in ar.entries().map_err(terr)? {
-        let mut e = e.map_err(terr)?;
-        let h = e.header().clone();
-        let name = e.path_bytes().into_owned();
-        let link = e
-            .link_name_bytes()
-            .map(|l| l.into_owned())
-            .unwrap_or_default();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).map_err(terr)?;
-        out.push(Member {
-            name,
-            kind: h.entry_type(),
-            mode: h.mode().map_err(terr)? & 0o7777,
-            uid: h.uid().map_err(terr)? as u32,
-            gid: h.gid().map_err(terr)? as u32,
-            mtime: h.mtime().map_err(terr)?,
-            link,
-            dev: (
-                h.device_major().ok().flatten().unwrap_or(0),
-                h.device_minor().ok().flatten().unwrap_or(0),
-            ),
-            data,
-        });
-    }
-    Ok(out)
-}
-
-/// A member name made relative and checked: `./` prefixes and repeated `/` dropped; absolute
-/// names and `..` refused. Returns the components and whether it names a directory.
-fn clean_name(raw: &[u8]) -> Result<Option<(Vec<String>, bool)>, String> {
-    let name = std::str::from_utf8(raw).map_err(|_| "name is not UTF-8".to_string())?;
-    if name.starts_with('/') {
-        return Err("absolute path".into());
-    }
-    let comps: Vec<String> = name
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_string)
-        .collect();
-    if comps.iter().any(|c| c == "..") {
-        return Err("path contains `..`".into());
-    }
-    if comps.is_empty() {
-        // `./`: the root itself; an overlay does not get to change the root's mode.
-        return Ok(None);
-    }
-    Ok(Some((comps, name.ends_with('/'))))
-}
-
 struct Applier<'a> {
     root: Root,
     policy: &'a ApplyPolicy,
     /// Symlinks this overlay created: later members must not pass through them.
-    links: HashSet<String>,
+    links: Links,
     /// Directories to stamp with their mtime once all members are in.
     dir_times: Vec<(String, u64)>,
     counter: u64,
@@ -168,15 +92,20 @@ fn errno(e: nix::Error) -> String {
     e.desc().to_string()
 }
 
-/// Apply an overlay (gzip tar bytes) to `root`.
+/// Apply an overlay (gzip tar bytes, at most [`MAX_OVERLAY_BYTES`]) to `root`.
 pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyReport, Error> {
-    let tarball = gunzip(overlay, policy.max_unpacked)?;
-    let members = parse(&tarball)?;
+    if overlay.len() as u64 > MAX_OVERLAY_BYTES {
+        return Err(Error::OverlayTooLarge {
+            size: overlay.len() as u64,
+        });
+    }
+    let tarball = archive::gunzip(overlay, policy.max_unpacked)?;
+    let members = archive::parse(&tarball)?;
     let r = Root::open(root).at(root)?;
     let mut a = Applier {
         root: r,
         policy,
-        links: HashSet::new(),
+        links: Links::default(),
         dir_times: Vec::new(),
         counter: 0,
         is_root: nix::unistd::geteuid().is_root(),
@@ -184,14 +113,13 @@ pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyR
     let mut rep = ApplyReport::default();
     let mut seen = HashSet::new();
     for m in &members {
-        let shown = String::from_utf8_lossy(&m.name).into_owned();
         let refuse = |rep: &mut ApplyReport, reason: String| {
             rep.refused.push(Refused {
-                name: shown.clone(),
+                name: m.entry.name.clone(),
                 reason,
             })
         };
-        let (comps, slash) = match clean_name(&m.name) {
+        let (comps, slash) = match a.links.check(&m.entry.name) {
             Ok(Some(c)) => c,
             Ok(None) => continue,
             Err(why) => {
@@ -200,16 +128,8 @@ pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyR
             }
         };
         let rel = comps.join("/");
-        if let Some(l) = a.through_link(&comps) {
-            refuse(
-                &mut rep,
-                format!("path goes through symlink {l} from this overlay"),
-            );
-            continue;
-        }
-        if rel == MANIFEST && matches!(m.kind, tar::EntryType::Regular | tar::EntryType::Continuous)
-        {
-            match std::str::from_utf8(&m.data)
+        if rel == MANIFEST && m.entry.kind == Kind::File {
+            match std::str::from_utf8(m.data)
                 .map_err(|_| Error::Manifest("not UTF-8".into()))
                 .and_then(deleted::parse)
             {
@@ -219,7 +139,7 @@ pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyR
             continue;
         }
         let listed = match a.member(m, &rel, slash) {
-            Ok(()) if m.kind == tar::EntryType::Directory || slash => format!("{rel}/"),
+            Ok(()) if m.entry.kind == Kind::Dir || slash => format!("{rel}/"),
             Ok(()) => rel,
             Err(why) => {
                 refuse(&mut rep, why);
@@ -235,20 +155,6 @@ pub fn apply(overlay: &[u8], root: &Path, policy: &ApplyPolicy) -> Result<ApplyR
 }
 
 impl Applier<'_> {
-    fn through_link(&self, comps: &[String]) -> Option<String> {
-        let mut cur = String::new();
-        for c in &comps[..comps.len() - 1] {
-            if !cur.is_empty() {
-                cur.push('/');
-            }
-            cur.push_str(c);
-            if self.links.contains(&cur) {
-                return Some(cur);
-            }
-        }
-        None
-    }
-
     fn tmp_name(&mut self) -> String {
         self.counter += 1;
         format!(".apkovl-tmp.{}.{}", std::process::id(), self.counter)
@@ -274,29 +180,23 @@ impl Applier<'_> {
         }
     }
 
-    fn member(&mut self, m: &Member, rel: &str, slash: bool) -> Result<(), String> {
-        use tar::EntryType as T;
-        let setid = m.mode & 0o6000 != 0;
-        match m.kind {
-            T::Directory => self.dir(m, rel),
+    fn member(&mut self, m: &RawMember<'_>, rel: &str, slash: bool) -> Result<(), String> {
+        use Kind as T;
+        let setid = m.entry.mode & 0o6000 != 0;
+        match m.entry.kind {
+            T::Dir => self.dir(m, rel),
             // Old (V7) archives mark directories only by the trailing `/`, as tar readers know.
-            T::Regular | T::Continuous if slash && m.data.is_empty() => self.dir(m, rel),
-            T::Regular | T::Continuous | T::Symlink | T::Link | T::Fifo
-                if setid && !self.policy.allow_setid && m.kind != T::Symlink =>
-            {
+            T::File if slash && m.data.is_empty() => self.dir(m, rel),
+            T::File | T::HardLink | T::Fifo if setid && !self.policy.allow_setid => {
                 Err("setuid/setgid file (not allowed by policy)".into())
             }
-            T::Regular | T::Continuous => self.file(m, rel),
+            T::File => self.file(m, rel),
             T::Symlink => self.symlink(m, rel),
-            T::Link => self.hardlink(m, rel),
-            T::Char | T::Block if !self.policy.allow_devices => {
+            T::HardLink => self.hardlink(m, rel),
+            T::CharDev | T::BlockDev if !self.policy.allow_devices => {
                 Err("device node (not allowed by policy)".into())
             }
-            T::Char | T::Block | T::Fifo => self.special(m, rel),
-            other => Err(format!(
-                "unsupported member type {:?}",
-                other.as_byte() as char
-            )),
+            T::CharDev | T::BlockDev | T::Fifo => self.special(m, rel),
         }
     }
 
@@ -319,7 +219,7 @@ impl Applier<'_> {
         res
     }
 
-    fn file(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+    fn file(&mut self, m: &RawMember<'_>, rel: &str) -> Result<(), String> {
         let (d, name) = self.parent(rel)?;
         let tmp = self.tmp_name();
         let fd = nix::fcntl::openat(
@@ -331,48 +231,41 @@ impl Applier<'_> {
         .map_err(|e| format!("cannot create: {}", errno(e)))?;
         let res = (|| {
             let mut f = std::fs::File::from(fd);
-            std::io::Write::write_all(&mut f, &m.data).map_err(|e| format!("cannot write: {e}"))?;
+            std::io::Write::write_all(&mut f, m.data).map_err(|e| format!("cannot write: {e}"))?;
             self.chown(nix::unistd::fchown(
                 f.as_fd(),
-                Some(Uid::from_raw(m.uid)),
-                Some(Gid::from_raw(m.gid)),
+                Some(Uid::from_raw(m.entry.uid)),
+                Some(Gid::from_raw(m.entry.gid)),
             ))?;
             // After chown, which clears setuid/setgid.
-            nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(m.mode))
+            nix::sys::stat::fchmod(f.as_fd(), Mode::from_bits_truncate(m.entry.mode))
                 .map_err(|e| format!("cannot set mode: {}", errno(e)))?;
-            set_times_fd(f.as_fd(), m.mtime)
+            set_times_fd(f.as_fd(), m.entry.mtime)
         })();
         self.commit(&d, &tmp, &name, res)
     }
 
-    fn symlink(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+    fn symlink(&mut self, m: &RawMember<'_>, rel: &str) -> Result<(), String> {
         let (d, name) = self.parent(rel)?;
         let tmp = self.tmp_name();
-        nix::unistd::symlinkat(m.link.as_slice(), &d, tmp.as_str())
+        nix::unistd::symlinkat(m.entry.link.as_str(), &d, tmp.as_str())
             .map_err(|e| format!("cannot create symlink: {}", errno(e)))?;
         let res = self
             .chown(nix::unistd::fchownat(
                 &d,
                 tmp.as_str(),
-                Some(Uid::from_raw(m.uid)),
-                Some(Gid::from_raw(m.gid)),
+                Some(Uid::from_raw(m.entry.uid)),
+                Some(Gid::from_raw(m.entry.gid)),
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             ))
-            .and_then(|_| set_times_at(&d, &tmp, m.mtime));
+            .and_then(|_| set_times_at(&d, &tmp, m.entry.mtime));
         self.commit(&d, &tmp, &name, res)?;
-        self.links.insert(rel.to_string());
+        self.links.add(rel);
         Ok(())
     }
 
-    fn hardlink(&mut self, m: &Member, rel: &str) -> Result<(), String> {
-        let (tcomps, _) = clean_name(&m.link)
-            .map_err(|why| format!("hard link target: {why}"))?
-            .ok_or("hard link to the root")?;
-        if let Some(l) = self.through_link(&tcomps) {
-            return Err(format!(
-                "hard link target goes through symlink {l} from this overlay"
-            ));
-        }
+    fn hardlink(&mut self, m: &RawMember<'_>, rel: &str) -> Result<(), String> {
+        let tcomps = self.links.check_link_target(&m.entry.link)?;
         let target = tcomps.join("/");
         let (tparent, tname) = split_parent(&target);
         let td = self
@@ -387,44 +280,44 @@ impl Applier<'_> {
         self.commit(&d, &tmp, &name, Ok(()))
     }
 
-    fn special(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+    fn special(&mut self, m: &RawMember<'_>, rel: &str) -> Result<(), String> {
         let (d, name) = self.parent(rel)?;
         let tmp = self.tmp_name();
-        let kind = match m.kind {
-            tar::EntryType::Char => SFlag::S_IFCHR,
-            tar::EntryType::Block => SFlag::S_IFBLK,
+        let kind = match m.entry.kind {
+            Kind::CharDev => SFlag::S_IFCHR,
+            Kind::BlockDev => SFlag::S_IFBLK,
             _ => SFlag::S_IFIFO,
         };
-        let dev = libc::makedev(m.dev.0, m.dev.1);
+        let dev = nix::sys::stat::makedev(m.entry.dev.0.into(), m.entry.dev.1.into());
         nix::sys::stat::mknodat(&d, tmp.as_str(), kind, Mode::from_bits_truncate(0o600), dev)
             .map_err(|e| format!("cannot create node: {}", errno(e)))?;
         let res = self
             .chown(nix::unistd::fchownat(
                 &d,
                 tmp.as_str(),
-                Some(Uid::from_raw(m.uid)),
-                Some(Gid::from_raw(m.gid)),
+                Some(Uid::from_raw(m.entry.uid)),
+                Some(Gid::from_raw(m.entry.gid)),
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             ))
             .and_then(|_| {
                 nix::sys::stat::fchmodat(
                     &d,
                     tmp.as_str(),
-                    Mode::from_bits_truncate(m.mode),
+                    Mode::from_bits_truncate(m.entry.mode),
                     nix::sys::stat::FchmodatFlags::FollowSymlink,
                 )
                 .map_err(|e| format!("cannot set mode: {}", errno(e)))
             })
-            .and_then(|_| set_times_at(&d, &tmp, m.mtime));
+            .and_then(|_| set_times_at(&d, &tmp, m.entry.mtime));
         self.commit(&d, &tmp, &name, res)
     }
 
-    fn dir(&mut self, m: &Member, rel: &str) -> Result<(), String> {
+    fn dir(&mut self, m: &RawMember<'_>, rel: &str) -> Result<(), String> {
         let (d, name) = self.parent(rel)?;
         match nix::sys::stat::fstatat(&d, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {}
+            Ok(st) if file_type(st.st_mode) == SFlag::S_IFDIR => {}
             // An existing symlink (usr-merge `bin -> usr/bin`) stays; its target keeps its metadata.
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => return Ok(()),
+            Ok(st) if file_type(st.st_mode) == SFlag::S_IFLNK => return Ok(()),
             Ok(_) => {
                 nix::unistd::unlinkat(&d, name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
                     .map_err(|e| format!("cannot replace file by directory: {}", errno(e)))?;
@@ -446,12 +339,12 @@ impl Applier<'_> {
         .map_err(|e| format!("cannot open directory: {}", errno(e)))?;
         self.chown(nix::unistd::fchown(
             &fd,
-            Some(Uid::from_raw(m.uid)),
-            Some(Gid::from_raw(m.gid)),
+            Some(Uid::from_raw(m.entry.uid)),
+            Some(Gid::from_raw(m.entry.gid)),
         ))?;
-        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(m.mode))
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(m.entry.mode))
             .map_err(|e| format!("cannot set mode: {}", errno(e)))?;
-        self.dir_times.push((rel.to_string(), m.mtime));
+        self.dir_times.push((rel.to_string(), m.entry.mtime));
         Ok(())
     }
 
@@ -464,7 +357,7 @@ impl Applier<'_> {
             }
         }
         // Parent directories are not stored in overlays, so /root would get a default mode
-        // (boot-params.md §3.6 step 3).
+        // (overlays/README.md, "Reading and applying").
         if let Ok(fd) = nix::fcntl::openat(
             self.root.fd(),
             "root",
@@ -474,6 +367,11 @@ impl Applier<'_> {
             let _ = nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o700));
         }
     }
+}
+
+/// The file type bits of an `st_mode`.
+pub(crate) fn file_type(mode: nix::libc::mode_t) -> SFlag {
+    SFlag::from_bits_truncate(mode) & SFlag::S_IFMT
 }
 
 fn set_times_fd(fd: BorrowedFd<'_>, mtime: u64) -> Result<(), String> {

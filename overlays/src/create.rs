@@ -1,4 +1,5 @@
-//! Writing an apkovl the way Alpine's lbu does with busybox (lbu.md §9): old-GNU tar headers,
+//! Writing an apkovl the way Alpine's lbu does with busybox (overlays/README.md, "Archive format"):
+//! old-GNU tar headers,
 //! exactly the selected names in selection order (no implied parents), directories with a
 //! trailing `/`, symlink targets verbatim, later names of an already archived inode as tar hard
 //! links, numeric owners plus the names from the root's own `etc/passwd`/`etc/group`, original
@@ -146,7 +147,10 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
             }
             Kind::CharDev | Kind::BlockDev => {
                 let rdev = meta.rdev();
-                e.dev = (libc::major(rdev), libc::minor(rdev));
+                e.dev = (
+                    nix::sys::stat::major(rdev) as u32,
+                    nix::sys::stat::minor(rdev) as u32,
+                );
                 w.append_header(&e).map_err(out)?;
             }
             Kind::File if meta.nlink() > 1 && inodes.contains_key(&(meta.dev(), meta.ino())) => {
@@ -162,7 +166,7 @@ pub fn write_overlay(root: &Path, sel: &Selection, opts: &CreateOptions) -> Resu
                 // symlink swapped in since then points to.
                 let mut f = std::fs::OpenOptions::new()
                     .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
+                    .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
                     .open(&path)
                     .at(&path)?;
                 e.size = meta.len();

@@ -1,22 +1,27 @@
-//! Encrypted overlays.
+//! Encrypted overlays (overlays/README.md, "Encryption").
 //!
 //! - Legacy (read for compatibility, write only on explicit request): Alpine's
-//!   `openssl enc -<cipher> -salt` files (lbu.md §7): `Salted__`, 8 salt bytes, then CBC with
+//!   `openssl enc -<cipher> -salt` files: `Salted__`, 8 salt bytes, then CBC with
 //!   PKCS#7 padding under a key and IV from one-iteration `EVP_BytesToKey`, SHA-256 (OpenSSL
 //!   1.1.0 and later) with an MD5 fallback (older OpenSSL, LibreSSL). There is no MAC: a wrong password
 //!   shows up as bad padding or, rarely, as garbage, so the result must also start like gzip.
 //! - `age` (what the project writes): scrypt passphrase or X25519 recipients; authenticated, so
 //!   a wrong passphrase and a flipped byte are both clear errors.
 //!
-//! Everything works on in-memory bytes; no process is spawned (the init links this).
+//! Everything works on in-memory bytes; no process is spawned (the init links this). Input is
+//! bounded by [`MAX_OVERLAY_BYTES`] and the scrypt work factor of a passphrase file by
+//! [`MAX_SCRYPT_WORK_FACTOR`], so a hostile file gives an error, not an out-of-memory abort of
+//! PID 1. Keys, IVs and passphrase copies made here are zeroed when dropped; the caller keeps its
+//! own passphrase in a zeroizing buffer (`zeroize::Zeroizing<String>`).
 
 use crate::kind::OverlayKind;
-use crate::Error;
+use crate::{Error, MAX_OVERLAY_BYTES, MAX_SCRYPT_WORK_FACTOR};
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
 use age::secrecy::SecretString;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
+use zeroize::Zeroizing;
 
 /// `openssl enc` ciphers we can read and write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,8 +63,9 @@ impl Cipher {
     }
 }
 
-/// The secret that opens an encrypted overlay.
-#[derive(Clone, Copy, Debug)]
+/// The secret that opens an encrypted overlay. It borrows the caller's buffer (which the caller
+/// keeps in a `zeroize::Zeroizing<String>`); every copy made from it here is zeroed on drop.
+#[derive(Clone, Copy)]
 pub enum Secret<'a> {
     /// A password (legacy files and age scrypt files).
     Passphrase(&'a str),
@@ -67,10 +73,21 @@ pub enum Secret<'a> {
     AgeIdentity(&'a str),
 }
 
+impl std::fmt::Debug for Secret<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret itself (it could end up in a log).
+        f.write_str(match self {
+            Secret::Passphrase(_) => "Secret::Passphrase(..)",
+            Secret::AgeIdentity(_) => "Secret::AgeIdentity(..)",
+        })
+    }
+}
+
 /// How to encrypt with age.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum AgeKey<'a> {
-    /// scrypt passphrase; `work_factor` is log2(N) (default: age's ~1 s calibration).
+    /// scrypt passphrase; `work_factor` is log2(N), at most [`MAX_SCRYPT_WORK_FACTOR`] (the
+    /// largest the init accepts); `None` takes that maximum.
     Passphrase {
         /// The passphrase.
         passphrase: &'a str,
@@ -83,24 +100,36 @@ pub enum AgeKey<'a> {
 
 const MAGIC: &[u8] = b"Salted__";
 
+/// A key and an IV, zeroed when dropped.
+type KeyIv = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+
 /// A key derivation: (password, salt, key length) -> (key, IV).
-type KeyDerivation = fn(&[u8], &[u8], usize) -> (Vec<u8>, Vec<u8>);
+type KeyDerivation = fn(&[u8], &[u8], usize) -> KeyIv;
 
 /// `EVP_BytesToKey(md, salt, password, count = 1)`, key then IV.
-fn bytes_to_key<D: Digest>(password: &[u8], salt: &[u8], key_len: usize) -> (Vec<u8>, Vec<u8>) {
-    let mut out = Vec::new();
-    let mut prev: Vec<u8> = Vec::new();
+fn bytes_to_key<D: Digest>(password: &[u8], salt: &[u8], key_len: usize) -> KeyIv {
+    let mut out = Zeroizing::new(Vec::with_capacity(key_len + 16 + 64));
+    let mut prev = Zeroizing::new(Vec::new());
     while out.len() < key_len + 16 {
         let mut h = D::new();
-        h.update(&prev);
+        h.update(prev.as_slice());
         h.update(password);
         h.update(salt);
-        prev = h.finalize().to_vec();
+        *prev = h.finalize().to_vec();
         out.extend_from_slice(&prev);
     }
-    let iv = out[key_len..key_len + 16].to_vec();
+    let iv = Zeroizing::new(out[key_len..key_len + 16].to_vec());
     out.truncate(key_len);
     (out, iv)
+}
+
+fn check_size(data: &[u8]) -> Result<(), Error> {
+    if data.len() as u64 > MAX_OVERLAY_BYTES {
+        return Err(Error::OverlayTooLarge {
+            size: data.len() as u64,
+        });
+    }
+    Ok(())
 }
 
 fn cbc_decrypt(cipher: Cipher, key: &[u8], iv: &[u8], ct: &[u8]) -> Option<Vec<u8>> {
@@ -137,6 +166,7 @@ fn cbc_encrypt(cipher: Cipher, key: &[u8], iv: &[u8], pt: &[u8]) -> Result<Vec<u
 
 /// Decrypt an `openssl enc` file (SHA-256 key derivation first, then MD5).
 pub fn decrypt_legacy(data: &[u8], cipher: Cipher, password: &str) -> Result<Vec<u8>, Error> {
+    check_size(data)?;
     if data.len() < 16 || &data[..8] != MAGIC {
         return Err(Error::Decrypt(format!(
             "not an openssl {} file (no Salted__ header)",
@@ -164,6 +194,9 @@ pub fn decrypt_legacy(data: &[u8], cipher: Cipher, password: &str) -> Result<Vec
 
 /// Encrypt like `openssl enc -<cipher> -salt -md sha256` (for interoperability only).
 pub fn encrypt_legacy(data: &[u8], cipher: Cipher, password: &str) -> Result<Vec<u8>, Error> {
+    if password.is_empty() {
+        return Err(Error::Encrypt("empty passphrase".into()));
+    }
     let mut salt = [0u8; 8];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
     let (key, iv) = bytes_to_key::<Sha256>(password.as_bytes(), &salt, cipher.key_len());
@@ -179,9 +212,9 @@ fn age_error(e: age::DecryptError) -> Error {
         age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
             "wrong passphrase".to_string()
         }
-        age::DecryptError::ExcessiveWork { required, .. } => {
-            format!("scrypt work factor 2^{required} is too large")
-        }
+        age::DecryptError::ExcessiveWork { required, .. } => format!(
+            "scrypt work factor 2^{required} is above the limit of 2^{MAX_SCRYPT_WORK_FACTOR}"
+        ),
         age::DecryptError::InvalidHeader => "not an age file (invalid header)".into(),
         age::DecryptError::InvalidMac => "age header was modified (bad MAC)".into(),
         age::DecryptError::Io(e) => e.to_string(),
@@ -190,19 +223,36 @@ fn age_error(e: age::DecryptError) -> Error {
     })
 }
 
-/// Decrypt an age file with a passphrase or an identity file's text.
+/// Whether an age file is encrypted with a passphrase (scrypt) rather than to recipient keys:
+/// which of [`Secret::Passphrase`] and [`Secret::AgeIdentity`] can open it.
+pub fn age_is_passphrase(data: &[u8]) -> Result<bool, Error> {
+    Ok(age::Decryptor::new_buffered(data)
+        .map_err(age_error)?
+        .is_scrypt())
+}
+
+/// Decrypt an age file (at most [`MAX_OVERLAY_BYTES`]) with a passphrase (scrypt work factor
+/// at most [`MAX_SCRYPT_WORK_FACTOR`]) or an identity file's text (`AGE-SECRET-KEY-1...` lines,
+/// `#` comments as `age-keygen` writes them).
 pub fn decrypt_age(data: &[u8], secret: &Secret<'_>) -> Result<Vec<u8>, Error> {
+    check_size(data)?;
     let dec = age::Decryptor::new_buffered(data).map_err(age_error)?;
-    let mut reader = match secret {
+    let reader = match secret {
         Secret::Passphrase(p) => {
             if !dec.is_scrypt() {
                 return Err(Error::Decrypt(
                     "file is encrypted to a key, not a passphrase".into(),
                 ));
             }
-            let id = age::scrypt::Identity::new(SecretString::from(p.to_string()));
+            let mut id = age::scrypt::Identity::new(SecretString::from(p.to_string()));
+            id.set_max_work_factor(MAX_SCRYPT_WORK_FACTOR);
             dec.decrypt(std::iter::once(&id as &dyn age::Identity))
                 .map_err(age_error)?
+        }
+        Secret::AgeIdentity(_) if dec.is_scrypt() => {
+            return Err(Error::Decrypt(
+                "file is encrypted with a passphrase, not to a key".into(),
+            ));
         }
         Secret::AgeIdentity(text) => {
             let ids = age::IdentityFile::from_buffer(text.as_bytes())
@@ -213,8 +263,10 @@ pub fn decrypt_age(data: &[u8], secret: &Secret<'_>) -> Result<Vec<u8>, Error> {
                 .map_err(age_error)?
         }
     };
-    let mut out = Vec::new();
+    // The plaintext is never longer than the ciphertext.
+    let mut out = Vec::with_capacity(data.len());
     reader
+        .take(MAX_OVERLAY_BYTES)
         .read_to_end(&mut out)
         .map_err(|_| Error::Decrypt("ciphertext was modified or truncated".into()))?;
     Ok(out)
@@ -230,10 +282,14 @@ pub fn encrypt_age(data: &[u8], key: &AgeKey<'_>) -> Result<Vec<u8>, Error> {
             if passphrase.is_empty() {
                 return Err(Error::Encrypt("empty passphrase".into()));
             }
-            let mut r = age::scrypt::Recipient::new(SecretString::from(passphrase.to_string()));
-            if let Some(n) = work_factor.filter(|n| (1..64).contains(n)) {
-                r.set_work_factor(n);
+            let n = work_factor.unwrap_or(MAX_SCRYPT_WORK_FACTOR);
+            if !(1..=MAX_SCRYPT_WORK_FACTOR).contains(&n) {
+                return Err(Error::Encrypt(format!(
+                    "scrypt work factor 2^{n} is outside 2^1..2^{MAX_SCRYPT_WORK_FACTOR} (the init refuses more)"
+                )));
             }
+            let mut r = age::scrypt::Recipient::new(SecretString::from(passphrase.to_string()));
+            r.set_work_factor(n);
             age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
                 .map_err(|e| Error::Encrypt(format!("{e:?}")))?
         }
@@ -264,9 +320,13 @@ pub fn encrypt_age(data: &[u8], key: &AgeKey<'_>) -> Result<Vec<u8>, Error> {
 }
 
 /// The gzip bytes of an overlay of the given kind (plain overlays are returned as they are).
+/// Input is bounded by [`MAX_OVERLAY_BYTES`].
 pub fn decrypt(data: &[u8], kind: &OverlayKind, secret: &Secret<'_>) -> Result<Vec<u8>, Error> {
     match kind {
-        OverlayKind::Plain => Ok(data.to_vec()),
+        OverlayKind::Plain => {
+            check_size(data)?;
+            Ok(data.to_vec())
+        }
         OverlayKind::Age => decrypt_age(data, secret),
         OverlayKind::Legacy(c) => match secret {
             Secret::Passphrase(p) => decrypt_legacy(data, *c, p),
@@ -351,5 +411,96 @@ mod tests {
             .expose_secret()
             .to_string();
         assert!(decrypt(&enc, &OverlayKind::Age, &Secret::AgeIdentity(&other)).is_err());
+    }
+
+    /// Issue 13 item 12: a passphrase file asking for a huge scrypt work factor is refused
+    /// before any scrypt work (PID 1 would otherwise allocate 2^(N+10) bytes).
+    #[test]
+    fn scrypt_work_factor_is_bounded() {
+        let data = gz(b"x");
+        // Written with 2^10, then the header edited to ask for 2^22 (4 GiB): running scrypt
+        // that large here would prove the point the hard way.
+        let small = encrypt_age(
+            &data,
+            &AgeKey::Passphrase {
+                passphrase: "pw",
+                work_factor: Some(10),
+            },
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&small[..small.len().min(120)]).into_owned();
+        let line = text.lines().nth(1).unwrap().to_string();
+        assert!(
+            line.starts_with("-> scrypt ") && line.ends_with(" 10"),
+            "{line}"
+        );
+        let mut enc = line.as_bytes()[..line.len() - 2].to_vec();
+        enc.extend_from_slice(b"22");
+        let at = small
+            .windows(line.len())
+            .position(|w| w == line.as_bytes())
+            .unwrap();
+        let enc = [&small[..at], &enc[..], &small[at + line.len()..]].concat();
+        assert!(age_is_passphrase(&enc).unwrap());
+        let e = decrypt(&enc, &OverlayKind::Age, &Secret::Passphrase("pw")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "overlay: decryption failed: scrypt work factor 2^22 is above the limit of 2^18"
+        );
+        // We never write what the init would refuse.
+        let e = encrypt_age(
+            &data,
+            &AgeKey::Passphrase {
+                passphrase: "pw",
+                work_factor: Some(MAX_SCRYPT_WORK_FACTOR + 1),
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("the init refuses more"), "{e}");
+        assert!(matches!(
+            decrypt(
+                &vec![0; MAX_OVERLAY_BYTES as usize + 1],
+                &OverlayKind::Age,
+                &Secret::Passphrase("pw")
+            ),
+            Err(Error::OverlayTooLarge { .. })
+        ));
+    }
+
+    /// Issue 13 item 4: the identity the init embeds is an `age-keygen` file (comments and all).
+    #[test]
+    fn identity_files_as_age_keygen_writes_them() {
+        use age::secrecy::ExposeSecret;
+        let data = gz(b"to a key");
+        let id = age::x25519::Identity::generate();
+        let enc = encrypt_age(&data, &AgeKey::Recipients(&[id.to_public().to_string()])).unwrap();
+        assert!(!age_is_passphrase(&enc).unwrap());
+        let file = format!(
+            "# created: 2026-01-01T00:00:00Z\n# public key: {}\n{}\n",
+            id.to_public(),
+            id.to_string().expose_secret()
+        );
+        assert_eq!(
+            decrypt(&enc, &OverlayKind::Age, &Secret::AgeIdentity(&file)).unwrap(),
+            data
+        );
+        let pw = encrypt_age(
+            &data,
+            &AgeKey::Passphrase {
+                passphrase: "pw",
+                work_factor: Some(2),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            decrypt(&pw, &OverlayKind::Age, &Secret::AgeIdentity(&file))
+                .unwrap_err()
+                .to_string(),
+            "overlay: decryption failed: file is encrypted with a passphrase, not to a key"
+        );
+        assert_eq!(
+            format!("{:?}", Secret::Passphrase("pw")),
+            "Secret::Passphrase(..)"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! The deletion manifest: package-owned configuration files the user deleted (`rm /etc/motd`),
-//! which Alpine's apkovl cannot express (lbu.md §10.1 #7). It is an ordinary member,
+//! which Alpine's apkovl cannot express (overlays/README.md, "Deletion manifest"). It is an ordinary member,
 //! [`MANIFEST`], so Alpine's init just extracts it as a harmless file; the project's init reads
 //! it instead of extracting it and deletes the listed files after the package install, with
 //! [`apply_deletions`]. Overlays without it apply as before.
@@ -118,7 +118,7 @@ pub fn apply_deletions(root: &Path, paths: &[String]) -> Result<DeletionReport, 
                 refuse(&mut rep, e.desc().to_string());
                 continue;
             }
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+            Ok(st) if crate::apply::file_type(st.st_mode) == nix::sys::stat::SFlag::S_IFDIR => {
                 refuse(&mut rep, "is a directory".into());
                 continue;
             }

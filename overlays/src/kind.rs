@@ -1,6 +1,7 @@
-//! Overlay file names: which files are apkovls and how they are wrapped. The boot side considers
-//! any `*.apkovl.tar.gz*` at the top of a medium (boot-params.md §3.5); the text after the last
-//! `.` decides how to open it (`gz` plain, `age` ours, anything else an `openssl enc` cipher).
+//! Overlay file names: which files are apkovls, whose they are and how they are wrapped. The boot
+//! side considers any `*.apkovl.tar.gz*` at the top of a medium (overlays/README.md, "File
+//! names"); the text after the last `.` decides how to open it (`gz` plain, `age` ours, anything
+//! else an `openssl enc` cipher), and the text before `.apkovl.` is the host the overlay is for.
 //! Detached signatures (`.sig`) share the prefix and are not overlays.
 
 use crate::crypt::Cipher;
@@ -44,6 +45,16 @@ pub fn kind_of(name: &str) -> Option<OverlayKind> {
     })
 }
 
+/// The host an overlay file is for: the stem `HOST` of `HOST.apkovl.tar.gz[.suffix]` (a path is
+/// fine: only the last component counts); `None` when the name is not an overlay or the stem is
+/// empty.
+pub fn host_of(name: &str) -> Option<&str> {
+    kind_of(name)?;
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let host = &base[..base.find(".apkovl.tar.gz")?];
+    (!host.is_empty()).then_some(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +79,21 @@ mod tests {
         assert_eq!(kind_of("host.20261122012641.tar.gz"), None);
         assert_eq!(kind_of("host.apkovl.tar.gzip"), None);
         assert_eq!(kind_of("notes.txt"), None);
+        assert_eq!(kind_of("host.apkovl.generation"), None);
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            host_of("/media/usb/fw1.lan.apkovl.tar.gz.age"),
+            Some("fw1.lan")
+        );
+        assert_eq!(
+            host_of("52-54-00-12-34-56.apkovl.tar.gz"),
+            Some("52-54-00-12-34-56")
+        );
+        assert_eq!(host_of(".apkovl.tar.gz"), None);
+        assert_eq!(host_of("fw1.apkovl.tar.gz.sig"), None);
+        assert_eq!(host_of("fw1.20261122012641.tar.gz"), None);
     }
 }

@@ -1,28 +1,47 @@
-//! apkovl configuration overlays: the archive `lbu` commits and the boot init applies.
+//! apkovl configuration overlays: the archive `lbu` commits and the boot init applies
+//! (overlays/README.md is the reference for the format, signatures, trust and bounds).
 //!
 //! This crate owns the apkovl file itself: which files of a root go into it ([`select`], through
 //! the apk core's `apk audit --backup` semantics), writing it as Alpine's busybox would
-//! ([`create`]: old-GNU tar, busybox-like gzip), applying it under a root without ever leaving it
-//! ([`apply`]), the deletion manifest the project adds ([`deleted`]), detached ed25519 signatures
-//! ([`sign`]) and encryption ([`crypt`]: Alpine's legacy `openssl enc` files and `age`). Mounting
-//! media, choosing a file and asking for passwords are left to the callers (`lbu`, the init); no
-//! function here spawns a process, so the static PID 1 can link everything.
+//! ([`create`]: old-GNU tar, busybox-like gzip), reading it with one reader ([`archive`]) that
+//! refuses hostile member names everywhere, applying it under a root without ever leaving it
+//! ([`apply`]), listing it ([`members`]), the deletion manifest the project adds ([`deleted`]),
+//! file names ([`kind`]), detached ed25519 signatures over a signed statement ([`sign`],
+//! [`statement`]), the generation file beside the overlay ([`generation`]) and encryption
+//! ([`crypt`]: Alpine's legacy `openssl enc` files and `age`). Mounting media, choosing a file
+//! and asking for passwords are left to the callers (`lbu`, the init); no function here spawns a
+//! process, so the static PID 1 can link everything.
 //!
-//! What the boot init does with an overlay file, in order:
+//! Input is bounded ([`MAX_OVERLAY_BYTES`], [`MAX_UNPACKED_BYTES`], [`MAX_SCRYPT_WORK_FACTOR`],
+//! [`sign::MAX_SIGNATURE_BYTES`], [`generation::MAX_BYTES`]), so a hostile medium gives an error,
+//! never an out-of-memory abort of PID 1.
+//!
+//! What the boot init does with an overlay file `DIR/HOST.apkovl.tar.gz[.age]`, in order:
 //! ```no_run
 //! use overlays::{ApplyPolicy, OverlayKind, Secret, Verification};
 //! use std::path::Path;
-//! # fn main() -> Result<(), overlays::Error> {
-//! let file = Path::new("/media/usb/host.apkovl.tar.gz.age");
-//! let kind = overlays::kind_of(&file.to_string_lossy()).expect("an overlay name");
-//! let data = std::fs::read(file).map_err(|source| overlays::Error::Io { path: file.into(), source })?;
-//! let sig = std::fs::read(format!("{}.sig", file.display())).ok();
-//! match overlays::verify(&data, sig.as_deref(), Path::new("/etc/apkovl/keys")) {
-//!     Verification::Verified { key } => println!("overlay signed by {key}"),
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = Path::new("/media/usb");
+//! let name = "fw1.apkovl.tar.gz.age";
+//! let kind = overlays::kind_of(name).expect("an overlay name");
+//! let host = overlays::host_of(name).expect("an overlay name");
+//! let data = overlays::read_file(&dir.join(name))?; // bounded by MAX_OVERLAY_BYTES
+//! let sig = overlays::read_signature(&dir.join(format!("{name}.sig")))?; // None: no .sig
+//! let v = overlays::verify(&data, sig.as_deref(), Path::new("/etc/apkovl/keys"));
+//! match &v {
+//!     Verification::Verified { key, .. } => println!("overlay signed by {key}"),
 //!     Verification::Unsigned => { /* policy: refuse or accept */ }
-//!     Verification::Bad { reason } => panic!("overlay: signature check failed: {reason}"),
+//!     Verification::Bad { reason } => return Err(format!("signature check failed: {reason}").into()),
 //! }
-//! let gz = overlays::decrypt(&data, &kind, &Secret::Passphrase("asked on the console"))?;
+//! // The medium's record of the newest generation committed for this host.
+//! let min_generation = overlays::generation::read(dir, host)?;
+//! overlays::check_binding(&v, host, min_generation, /* accept_legacy: */ false)?;
+//! let gz = if overlays::crypt::age_is_passphrase(&data)? {
+//!     overlays::decrypt(&data, &kind, &Secret::Passphrase("asked on the console"))?
+//! } else {
+//!     let identity = std::fs::read_to_string("/etc/apkovl/identity")?;
+//!     overlays::decrypt(&data, &kind, &Secret::AgeIdentity(&identity))?
+//! };
 //! let report = overlays::apply(&gz, Path::new("/sysroot"), &ApplyPolicy::default())?;
 //! for r in &report.refused {
 //!     eprintln!("overlay: refused {r}");
@@ -37,22 +56,38 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod archive;
 pub mod create;
 pub mod crypt;
 pub mod deleted;
+pub mod generation;
 pub mod kind;
 pub mod members;
 pub mod select;
 pub mod sign;
+pub mod statement;
 
 pub use apply::{apply, ApplyPolicy, ApplyReport, Refused};
 pub use create::{create, CreateOptions, Overlay};
 pub use crypt::{decrypt, encrypt_age, encrypt_legacy, AgeKey, Cipher, Secret};
 pub use deleted::{apply_deletions, DeletionReport, MANIFEST};
-pub use kind::{kind_of, OverlayKind};
-pub use members::{read_members, Member, MemberKind};
+pub use kind::{host_of, kind_of, OverlayKind};
+pub use members::{read_contents, read_members, Member, MemberKind};
 pub use select::{selection, Selection};
-pub use sign::{sign, verify, Verification};
+pub use sign::{sign, sign_statement, verify, verify_with, Verification};
+pub use statement::{check_binding, BindingError, Statement};
+
+/// Largest overlay file accepted (as stored: compressed, and encrypted for `.age` and legacy
+/// ciphers). Configuration overlays are kilobytes; this leaves room for a generous `/root`.
+pub const MAX_OVERLAY_BYTES: u64 = 32 << 20;
+
+/// Largest decompressed archive accepted by [`apply`], [`read_members`] and [`read_contents`].
+pub const MAX_UNPACKED_BYTES: u64 = 128 << 20;
+
+/// Largest age scrypt work factor (log2 N) accepted when decrypting, and the one `lbu` writes by
+/// default: 2^18 needs 256 MiB and about a second on a small x86 box; more would let a hostile
+/// medium make PID 1 allocate gigabytes.
+pub const MAX_SCRYPT_WORK_FACTOR: u8 = 18;
 
 use std::path::PathBuf;
 
@@ -91,6 +126,29 @@ pub enum Error {
     /// The decompressed archive exceeds the configured limit.
     #[error("overlay: archive larger than the limit of {0} bytes")]
     TooLarge(u64),
+    /// The overlay file (as stored) is larger than [`MAX_OVERLAY_BYTES`].
+    #[error("overlay: file of {size} bytes is larger than the limit of {MAX_OVERLAY_BYTES} bytes")]
+    OverlayTooLarge {
+        /// Its size.
+        size: u64,
+    },
+    /// A file read with a bound is larger than it.
+    #[error("{}: larger than the limit of {limit} bytes", .path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bound.
+        limit: u64,
+    },
+    /// A member name that would leave the tree (absolute, `..`, through a symlink of the same
+    /// overlay): the reader refuses the whole overlay.
+    #[error("overlay: member {name}: {reason}")]
+    UnsafeMember {
+        /// The name as stored.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// Decryption failed: wrong password or key, or the file was modified.
     #[error("overlay: decryption failed: {0}")]
     Decrypt(String),
@@ -103,6 +161,17 @@ pub enum Error {
     /// A signature file could not be parsed.
     #[error("signature: {0}")]
     SignatureFormat(String),
+    /// A statement cannot be made (a host name that cannot be a file stem).
+    #[error("statement: {0}")]
+    Statement(String),
+    /// A generation file does not hold a number.
+    #[error("{subject}: {reason}")]
+    Generation {
+        /// The file (or "generation file" when parsing bytes).
+        subject: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A key could not be used.
     #[error("{0}")]
     Key(#[from] apk::trust::KeyError),
@@ -123,5 +192,34 @@ impl<T> IoResultExt<T> for std::io::Result<T> {
             path: path.into(),
             source,
         })
+    }
+}
+
+/// Read a file of at most `limit` bytes (never more into memory).
+pub(crate) fn read_bounded(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).at(path)?;
+    let mut out = Vec::new();
+    f.take(limit + 1).read_to_end(&mut out).at(path)?;
+    if out.len() as u64 > limit {
+        return Err(Error::FileTooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    Ok(out)
+}
+
+/// Read an overlay file, refusing more than [`MAX_OVERLAY_BYTES`] (never read further).
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    read_bounded(path, MAX_OVERLAY_BYTES)
+}
+
+/// Read a `.sig` file, refusing more than [`sign::MAX_SIGNATURE_BYTES`]; `None` when there is
+/// none.
+pub fn read_signature(path: &std::path::Path) -> Result<Option<Vec<u8>>, Error> {
+    match read_bounded(path, sign::MAX_SIGNATURE_BYTES as u64) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        other => other.map(Some),
     }
 }

@@ -1,4 +1,4 @@
-//! Which files of a root go into an apkovl (lbu.md §4.1): `apk audit --backup --recursive
+//! Which files of a root go into an apkovl (overlays/README.md, "Archive format"): `apk audit --backup --recursive
 //! --check-permissions` through the apk core (built-in rules `+etc`, `@etc/init.d`, `!etc/apk`,
 //! then every `etc/apk/protected_paths.d/*.list`), plus the root-level includes of `lbu.list`
 //! that apk cannot match (alpine-conf 3.22, step 2), duplicates removed keeping the first.
@@ -53,7 +53,7 @@ pub fn selection(root: &Path) -> Result<Selection, Error> {
     Ok(Selection { names, deletions })
 }
 
-/// `+X` entries of `lbu.list` naming a symlink or a non-directory that exists (lbu.md §4.1 step 2).
+/// `+X` entries of `lbu.list` naming a symlink or a non-directory that exists (overlays/README.md, "Archive format").
 /// Globs are left to apk's matching: the shell test upstream does not expand them either.
 pub fn root_level_includes(root: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read(root.join(LBU_LIST)) else {

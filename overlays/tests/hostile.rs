@@ -207,3 +207,131 @@ fn broken_streams_are_errors_before_anything_is_written() {
     let e = apply(&gz.finish().unwrap(), &root, &ApplyPolicy::default()).unwrap_err();
     assert!(matches!(e, Error::Tar(_)), "{e}");
 }
+
+/// Issue 13 item 9: `lbu diff` printed the host's `/etc/shadow` for a member named
+/// `../../etc/shadow` or `/etc/shadow`. Every reader of members refuses such names.
+#[test]
+fn readers_refuse_members_outside_the_tree() {
+    type Members<'a> = Vec<(Entry, &'a [u8])>;
+    let cases: Vec<(Members, &str)> = vec![
+        (
+            vec![(file("../../etc/shadow", 0o600), b"x")],
+            "overlay: member ../../etc/shadow: path contains `..`",
+        ),
+        (
+            vec![(file("/etc/shadow", 0o600), b"x")],
+            "overlay: member /etc/shadow: absolute path",
+        ),
+        (
+            vec![
+                (link("etc/up", Kind::Symlink, "/"), b""),
+                (file("etc/up/etc/shadow", 0o600), b"x"),
+            ],
+            "overlay: member etc/up/etc/shadow: path goes through symlink etc/up from this overlay",
+        ),
+        (
+            vec![(link("etc/hl", Kind::HardLink, "/etc/shadow"), b"")],
+            "overlay: member etc/hl: hard link target: absolute path",
+        ),
+    ];
+    for (entries, want) in cases {
+        let bytes = overlay(&entries);
+        let e = overlays::read_members(&bytes).unwrap_err();
+        assert!(matches!(e, Error::UnsafeMember { .. }), "{e}");
+        assert_eq!(e.to_string(), want);
+        let e = overlays::read_contents(&bytes, &["etc/shadow"]).unwrap_err();
+        assert_eq!(e.to_string(), want);
+    }
+    // Names are listed cleaned; contents follow hard links and later members win.
+    let bytes = overlay(&[
+        (file("./etc//a.conf", 0o644), b"one"),
+        (link("etc/b.conf", Kind::HardLink, "./etc/a.conf"), b""),
+        (file("etc/a.conf", 0o644), b"two"),
+        (link("etc/s", Kind::Symlink, "./a.conf"), b""),
+        (file("./", 0o755), b""),
+    ]);
+    let (members, _) = overlays::read_members(&bytes).unwrap();
+    let names: Vec<(&str, &str)> = members
+        .iter()
+        .map(|m| (m.name.as_str(), m.link.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("etc/a.conf", ""),
+            ("etc/b.conf", "etc/a.conf"),
+            ("etc/a.conf", ""),
+            ("etc/s", "a.conf")
+        ]
+    );
+    let c = overlays::read_contents(&bytes, &["etc/a.conf", "etc/b.conf", "etc/s"]).unwrap();
+    assert_eq!(c.len(), 2);
+    assert_eq!(c["etc/a.conf"], b"two");
+    assert_eq!(c["etc/b.conf"], b"one");
+}
+
+/// Issue 13 item 12: an overlay may not make its reader allocate without bound: the file as
+/// stored and the decompressed archive are capped whatever the caller's policy says.
+#[test]
+fn overlays_are_bounded_whatever_the_policy() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let unlimited = ApplyPolicy {
+        max_unpacked: u64::MAX,
+        ..Default::default()
+    };
+    let big = vec![0u8; overlays::MAX_OVERLAY_BYTES as usize + 1];
+    let e = apply(&big, &root, &unlimited).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "overlay: file of {} bytes is larger than the limit of {} bytes",
+            big.len(),
+            overlays::MAX_OVERLAY_BYTES
+        )
+    );
+    assert!(matches!(
+        overlays::read_members(&big),
+        Err(Error::OverlayTooLarge { .. })
+    ));
+    // A small gzip bomb: a member of MAX_UNPACKED_BYTES zeros in a valid tar.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut e = file("etc/bomb", 0o644);
+    e.size = overlays::MAX_UNPACKED_BYTES;
+    let mut w = Writer::new(&mut gz, Magic::Gnu);
+    w.append_header(&e).unwrap();
+    let mut zeros = std::io::Read::take(std::io::repeat(0), e.size);
+    w.write_data(&mut zeros, e.size).unwrap();
+    w.finish().unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!((bomb.len() as u64) < overlays::MAX_OVERLAY_BYTES);
+    let want = format!(
+        "overlay: archive larger than the limit of {} bytes",
+        overlays::MAX_UNPACKED_BYTES
+    );
+    assert_eq!(
+        apply(&bomb, &root, &unlimited).unwrap_err().to_string(),
+        want
+    );
+    assert_eq!(overlays::read_members(&bomb).unwrap_err().to_string(), want);
+    assert!(std::fs::read_dir(&root).unwrap().next().is_none());
+    // Files are read with the same bound, never further.
+    let p = t.path().join("h.apkovl.tar.gz");
+    std::fs::File::create(&p)
+        .unwrap()
+        .set_len(overlays::MAX_OVERLAY_BYTES + 1)
+        .unwrap();
+    assert_eq!(
+        overlays::read_file(&p).unwrap_err().to_string(),
+        format!(
+            "{}: larger than the limit of {} bytes",
+            p.display(),
+            overlays::MAX_OVERLAY_BYTES
+        )
+    );
+    assert_eq!(
+        overlays::read_signature(&t.path().join("none.sig")).unwrap(),
+        None
+    );
+}

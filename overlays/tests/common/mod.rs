@@ -63,7 +63,7 @@ pub fn describe(root: &Path, rel: &str) -> String {
     )
 }
 
-/// Edit a root the way an administrator would (the lbu.md §4.2 table).
+/// Edit a root the way an administrator would (every kind of change lbu must save or not).
 pub fn edit(root: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let w = |rel: &str, s: &str| std::fs::write(root.join(rel), s).unwrap();
