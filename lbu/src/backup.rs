@@ -1,5 +1,4 @@
-//! Backups of replaced overlays and the durable file operations behind them (lbu.md §6 step 5,
-//! §8.3-8.4, §10.1 #2, #5, #9, #10).
+//! Backups of replaced overlays (lbu/README.md, "Backups").
 //!
 //! A backup is `HOST.<UTC mtime YYYYmmddHHMMSS>.tar.gz[.<cipher>]`, made as a hard link to the
 //! current overlay (or a copy where the filesystem has none, e.g. FAT) *before* the new overlay
@@ -8,85 +7,33 @@
 //! `BACKUP_LIMIT` backups of this host and runs only after a durable commit. Signatures travel
 //! with their overlay (`NAME.sig`).
 
-use crate::cli::RevertArgs;
 use crate::config::Config;
-use crate::{cleanup, hostname, media, Error, IoResultExt};
+use crate::{durable, media, Error, IoResultExt};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// `fsync` a directory so renames and new names in it are durable.
-pub fn fsync_dir(dir: &Path) -> Result<(), Error> {
-    let f = std::fs::File::open(dir).at(dir)?;
-    match f.sync_all() {
-        // Some filesystems (and FUSE) cannot fsync directories; nothing more can be done there.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-        r => r.at(dir),
-    }
+/// The signature file beside `path` (`NAME.sig`).
+pub fn sig_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
 }
 
-/// Write `data` to a new temporary file in `dir` (a name that never matches the boot's
-/// `*.apkovl.tar.gz*` glob), fsynced; removed by [`cleanup`] unless forgotten.
-pub fn write_temp(dir: &Path, data: &[u8]) -> Result<(PathBuf, u64), Error> {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = dir.join(format!(".lbu-{}-{n}.tmp", std::process::id()));
-    let id = cleanup::register(cleanup::Action::RemoveFile(path.clone()));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = res {
-        cleanup::run(id);
-        return Err(Error::Io { path, source: e });
-    }
-    Ok((path, id))
-}
-
-/// Rename a finished temporary file to `dir/name`, then fsync the renamed file and the
-/// directory. The file fsync matters on FAT, where the directory slot of a renamed file is only
-/// written with the file's own metadata (fsyncing the directory does not write it).
-pub fn install(tmp: &Path, id: u64, dir: &Path, name: &str) -> Result<(), Error> {
-    let dst = dir.join(name);
-    std::fs::rename(tmp, &dst).at(&dst)?;
-    cleanup::forget(id);
-    std::fs::File::open(&dst)
-        .and_then(|f| f.sync_all())
-        .at(&dst)?;
-    fsync_dir(dir)
-}
-
-/// Copy `src` to `dir/name` durably (temp, fsync, rename, fsync the directory).
-pub fn durable_copy(src: &Path, dir: &Path, name: &str) -> Result<(), Error> {
-    let data = std::fs::read(src).at(src)?;
-    let (tmp, id) = write_temp(dir, &data)?;
-    install(&tmp, id, dir, name)
-}
-
-/// `YYYYmmddHHMMSS` (UTC) of a Unix time.
+/// `YYYYmmddHHMMSS` (UTC) of a Unix time (times outside the calendar clamp to its ends).
 pub fn timestamp(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let t = time::OffsetDateTime::from_unix_timestamp(secs).unwrap_or(if secs < 0 {
+        time::OffsetDateTime::UNIX_EPOCH
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    });
     format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
@@ -115,7 +62,8 @@ pub fn is_backup_of(name: &str, host: &str) -> bool {
     !digits.is_empty() && is_backup(name) && rest[digits.len()..].starts_with(".tar.gz")
 }
 
-fn names_in(dir: &Path) -> Result<Vec<String>, Error> {
+/// The file names of `dir`, sorted.
+pub fn names_in(dir: &Path) -> Result<Vec<String>, Error> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .at(dir)?
         .flatten()
@@ -143,20 +91,18 @@ pub fn make_backup(
             })
         }
     };
-    let mtime = std::os::unix::fs::MetadataExt::mtime(&meta);
-    let stamp = timestamp(mtime);
-    let mut name = format!("{host}.{stamp}.tar.gz{suffix}");
-    let mut seq = 1;
-    while dir.join(&name).exists() || dir.join(format!("{name}.sig")).exists() {
-        name = format!("{host}.{stamp}{seq:02}.tar.gz{suffix}");
-        seq += 1;
-    }
+    let name = fresh_name(
+        dir,
+        host,
+        std::os::unix::fs::MetadataExt::mtime(&meta),
+        suffix,
+    );
     link_or_copy(&cur, dir, &name)?;
     let sig = dir.join(format!("{current}.sig"));
     if sig.exists() {
         link_or_copy(&sig, dir, &format!("{name}.sig"))?;
     }
-    fsync_dir(dir)?;
+    durable::fsync_dir(dir)?;
     Ok(Some(name))
 }
 
@@ -164,8 +110,20 @@ fn link_or_copy(src: &Path, dir: &Path, name: &str) -> Result<(), Error> {
     match std::fs::hard_link(src, dir.join(name)) {
         Ok(()) => Ok(()),
         // FAT and some FUSE filesystems have no hard links.
-        Err(_) => durable_copy(src, dir, name),
+        Err(_) => durable::copy(src, dir, name),
     }
+}
+
+/// A fresh backup name for `host` at `mtime` (never one that exists, nor its `.sig`).
+pub fn fresh_name(dir: &Path, host: &str, mtime: i64, suffix: &str) -> String {
+    let stamp = timestamp(mtime);
+    let mut name = format!("{host}.{stamp}.tar.gz{suffix}");
+    let mut seq = 1;
+    while dir.join(&name).exists() || dir.join(format!("{name}.sig")).exists() {
+        name = format!("{host}.{stamp}{seq:02}.tar.gz{suffix}");
+        seq += 1;
+    }
+    name
 }
 
 /// Delete all but the newest `limit` backups of `host` (and their signatures).
@@ -183,7 +141,7 @@ pub fn rotate(dir: &Path, host: &str, limit: usize) -> Result<Vec<String>, Error
         removed.push(n.clone());
     }
     if !removed.is_empty() {
-        fsync_dir(dir)?;
+        durable::fsync_dir(dir)?;
     }
     Ok(removed)
 }
@@ -198,53 +156,6 @@ pub fn list_backup(cfg: &Config, media: Option<&str>, out: &mut dyn Write) -> Re
     Ok(())
 }
 
-/// `revert REVISION [MEDIA]`: copy a backup over the current overlay (after backing that up);
-/// the backup stays in the history.
-pub fn revert(cfg: &Config, a: &RevertArgs) -> Result<(), Error> {
-    let rev = &a.revision;
-    if rev.is_empty() || rev.contains('/') || rev.starts_with('.') {
-        return Err(Error::BadRevision(rev.clone()));
-    }
-    let m = a.media.clone().or_else(|| cfg.media.clone());
-    let target = media::open(cfg.backupdir.as_deref(), m.as_deref(), true)?;
-    let dir = &target.dir;
-    let src = dir.join(rev);
-    if !src.is_file() {
-        return Err(Error::NotFound(src));
-    }
-    let host = hostname();
-    let suffix = match rev.find(".tar.gz") {
-        Some(p) if is_backup(rev) => rev[p + ".tar.gz".len()..].to_string(),
-        _ => return Err(Error::BadRevision(rev.clone())),
-    };
-    let current = format!("{host}.apkovl.tar.gz{suffix}");
-    let data = std::fs::read(&src).at(&src)?;
-    if suffix.is_empty() {
-        overlays::read_members(&data, 1 << 30).map_err(|e| Error::Verify {
-            path: src.clone(),
-            reason: e.to_string(),
-        })?;
-    }
-    if let Some(b) = make_backup(dir, &host, &current, &suffix)? {
-        if a.verbose {
-            eprintln!("Creating backup {}", dir.join(b).display());
-        }
-    }
-    if a.verbose {
-        eprintln!("Reverting to {rev}");
-    }
-    let sig = dir.join(format!("{rev}.sig"));
-    durable_copy(&src, dir, &current)?;
-    if sig.is_file() {
-        durable_copy(&sig, dir, &format!("{current}.sig"))?;
-    } else if dir.join(format!("{current}.sig")).exists() {
-        let p = dir.join(format!("{current}.sig"));
-        std::fs::remove_file(&p).at(&p)?;
-        fsync_dir(dir)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +165,9 @@ mod tests {
         assert_eq!(timestamp(0), "19700101000000");
         assert_eq!(timestamp(1_795_397_201), "20261123012641");
         assert_eq!(timestamp(951_782_400), "20000229000000");
+        assert_eq!(timestamp(-1), "19691231235959");
+        assert_eq!(timestamp(i64::MIN), "19700101000000");
+        assert_eq!(timestamp(i64::MAX), "99991231235959");
         assert!(is_backup("h.20261122012641.tar.gz"));
         assert!(is_backup("h.2026112201264101.tar.gz.age"));
         assert!(!is_backup("h.20261122012641.tar.gz.sig"));

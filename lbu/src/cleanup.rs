@@ -1,5 +1,5 @@
 //! Undo actions that must run however lbu ends: normally (guards' `Drop`), on an error, and on
-//! `SIGINT`/`SIGTERM` (lbu.md §1.2: clean up, then exit 1). Registered actions are kept in one
+//! `SIGINT`/`SIGTERM` (as Alpine's lbu: clean up, then exit 1). Registered actions are kept in one
 //! process-wide list; a dedicated thread waits for the signals (they are blocked everywhere else)
 //! and runs the list before exiting.
 
@@ -15,12 +15,12 @@ pub enum Action {
     RemoveDir(PathBuf),
     /// Turn terminal echo back on (a signal while a password is being typed).
     RestoreEcho,
-    /// Put a medium back as it was: remount read-only and/or unmount.
+    /// Put a medium back as it was: remount with its previous options and/or unmount.
     RestoreMount {
         /// Mount point.
         dir: PathBuf,
-        /// It was read-only before we remounted it.
-        remount_ro: bool,
+        /// `mount -o` options that restore it (`remount,ro,async`, ...), when we remounted it.
+        options: Option<String>,
         /// We mounted it.
         unmount: bool,
     },
@@ -92,14 +92,14 @@ fn perform(a: &Action) {
         }
         Action::RestoreMount {
             dir,
-            remount_ro,
+            options,
             unmount,
         } => {
             if *unmount {
                 let _ = std::process::Command::new("umount").arg(dir).status();
-            } else if *remount_ro {
+            } else if let Some(o) = options {
                 let _ = std::process::Command::new("mount")
-                    .args(["-o", "remount,ro"])
+                    .args(["-o", o])
                     .arg(dir)
                     .status();
             }

@@ -1,4 +1,4 @@
-//! `lbu.conf` and the environment, read as data (lbu.md §2, §10.2 #14).
+//! `lbu.conf` and the environment, read as data (lbu/README.md, "Configuration").
 //!
 //! Alpine sources `$ROOT/etc/lbu/lbu.conf` as shell after setting defaults, so a value in the file
 //! beats the same variable from the environment, and the command line beats both. We keep that
@@ -22,10 +22,12 @@ pub const ENV_VARS: &[&str] = &[
     "PASSWORD",
     "PASSWORD_FILE",
     "SIGNING_KEY",
+    "AGE_RECIPIENTS",
+    "AGE_IDENTITY",
 ];
 
 /// The effective configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Config {
     /// System whose files are archived (`--root`, else `$ROOT`, else `/`).
     pub root: PathBuf,
@@ -41,15 +43,18 @@ pub struct Config {
     /// `aes-256-cbc`, which then counts as an explicit request for the legacy format).
     pub default_cipher: String,
     /// Encryption password (discouraged: prefer `PASSWORD_FILE` or the terminal).
-    pub password: Option<String>,
+    pub password: Option<crate::password::Password>,
     /// Root-only file holding the password.
     pub password_file: Option<PathBuf>,
     /// ed25519 private key (PEM) that signs overlays.
     pub signing_key: Option<PathBuf>,
     /// File of age recipients (`age1...`): encrypt without a passphrase on the box.
     pub age_recipients: Option<PathBuf>,
-    /// age identity file used to read overlays encrypted to recipients (status, diff).
+    /// age identity file used to read overlays encrypted to recipients (status, diff, revert).
     pub age_identity: Option<PathBuf>,
+    /// `SOURCE_DATE_EPOCH` from the environment: the commit time `package` signs (reproducible
+    /// builds); `None` signs the current time.
+    pub source_date_epoch: Option<u64>,
 }
 
 /// Parse `lbu.conf` text into variables, in order, expanding references.
@@ -191,11 +196,14 @@ impl Config {
                 .unwrap_or(0),
             encryption: nonempty(vars.get("ENCRYPTION")),
             default_cipher: nonempty(vars.get("DEFAULT_CIPHER")).unwrap_or_else(|| "age".into()),
-            password: nonempty(vars.get("PASSWORD")),
+            password: nonempty(vars.get("PASSWORD")).map(zeroize::Zeroizing::new),
             password_file: path("PASSWORD_FILE"),
             signing_key: path("SIGNING_KEY"),
             age_recipients: path("AGE_RECIPIENTS"),
             age_identity: path("AGE_IDENTITY"),
+            source_date_epoch: env
+                .get("SOURCE_DATE_EPOCH")
+                .and_then(|v| v.trim().parse().ok()),
         }
     }
 

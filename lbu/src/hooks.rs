@@ -1,6 +1,9 @@
-//! `pre-package.d` / `post-package.d` hooks, run as `run-parts` would (lbu.md §5): executables
-//! whose names are letters, digits, `_` and `-`, in lexical order, stdout sent to stderr so a
-//! hook can never corrupt `lbu package -`.
+//! `pre-package.d` / `post-package.d` hooks (lbu/README.md, "Hooks"), run as `run-parts` would:
+//! executables whose names are letters, digits, `_` and `-`, in lexical order, stdout sent to
+//! stderr so a hook can never corrupt `lbu package -`. Only `commit` and `package` run them, as
+//! Alpine does. A hook belongs to the system being saved: with `--root DIR` it runs chrooted
+//! into `DIR` (through `chroot(8)`, so its interpreter and every path it touches are the
+//! root's), never on the host.
 
 use crate::Error;
 use std::os::unix::fs::PermissionsExt;
@@ -27,6 +30,7 @@ pub fn run(root: &Path, dir: &str) -> Result<(), Error> {
         })
         .collect();
     names.sort();
+    let chrooted = root != Path::new("/");
     for n in names {
         let p = d.join(&n);
         let Ok(m) = std::fs::metadata(&p) else {
@@ -42,7 +46,14 @@ pub fn run(root: &Path, dir: &str) -> Result<(), Error> {
             Err(_) => std::process::Stdio::null(),
         };
         drop(stderr);
-        let status = std::process::Command::new(&p).stdout(out).status();
+        let mut cmd = if chrooted {
+            let mut c = std::process::Command::new("chroot");
+            c.arg(root).arg(format!("/{dir}/{n}"));
+            c
+        } else {
+            std::process::Command::new(&p)
+        };
+        let status = cmd.current_dir("/").stdout(out).status();
         match status {
             Ok(s) if s.success() => {}
             Ok(s) => {

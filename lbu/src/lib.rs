@@ -1,24 +1,35 @@
-//! `lbu`, Alpine's local backup utility, rebuilt on the `overlays` crate (lbu.md).
+//! `lbu`, Alpine's local backup utility, rebuilt on the `overlays` crate (lbu/README.md is the
+//! user's reference: commands, configuration, crash safety, trust, differences from Alpine).
 //!
 //! Same commands, files, selection and archive format as alpine-conf's lbu, without its data-loss
-//! bugs (lbu.md §10): commits are crash-safe (temp file, fsync, verify, backup by hardlink or
-//! copy, rename, fsync the directory), `-d` deletes only after the new overlay is durable,
-//! `lbu.conf` is data, passwords stay off the command line when possible, `status` compares
-//! content and metadata, and overlays can be signed (ed25519) and encrypted with age. This crate
-//! owns the command-line behaviour and the medium; selecting, writing, reading and signing the
-//! archive are the `overlays` crate's.
+//! bugs: commits are crash-safe ([`publish`]: temp file, fsync, verify, backup by hardlink or
+//! copy, rename, fsync the directory, synchronous updates on the medium), `-d` and `revert`
+//! never leave two overlays visible to the boot, `lbu.conf` is data, lbu's own keys and
+//! passwords are never saved ([`secrets`]), passwords stay off the command line when possible
+//! and are zeroed after use, `status` compares content and metadata, `diff` never reads outside
+//! the overlay, hooks run chrooted into the saved system and only for `commit`/`package`, and
+//! overlays can be signed (a statement binding host and generation) and encrypted with age.
+//! This crate owns the command behaviour and the medium; selecting, writing, reading and signing
+//! the archive are the `overlays` crate's. The library takes option structs ([`Invocation`]);
+//! only the binary parses arguments.
 
 #![deny(missing_docs)]
 
+pub mod advice;
 pub mod backup;
+pub mod build;
 pub mod cleanup;
-pub mod cli;
 pub mod commit;
 pub mod config;
+pub mod diff;
+pub mod durable;
 pub mod hooks;
 pub mod list;
 pub mod media;
-pub mod secret;
+pub mod password;
+pub mod publish;
+pub mod revert;
+pub mod secrets;
 pub mod status;
 pub mod wrap;
 
@@ -41,6 +52,9 @@ pub enum Error {
     /// Neither a medium nor `LBU_BACKUPDIR` is configured.
     #[error("no medium: give MEDIA, or set LBU_MEDIA or LBU_BACKUPDIR in lbu.conf")]
     NoMedia,
+    /// The system booted from the network: there is no boot medium to commit to.
+    #[error("no medium: this system booted from the network and has no boot medium to commit to; run `lbu package -` (or `lbu package DIR`) and put the overlay on the boot server, or set LBU_BACKUPDIR")]
+    Netbooted,
     /// `/media/<name>` is not a directory.
     #[error("/media/{0}: not a directory (no such medium)")]
     BadMedia(String),
@@ -92,6 +106,9 @@ pub enum Error {
     /// `diff` could not run.
     #[error("diff: {0}")]
     Diff(String),
+    /// `revert` refuses a backup (signature, signing key).
+    #[error("revert: {0}")]
+    Revert(String),
 }
 
 /// Wrap an `io::Error` with its path.
@@ -116,43 +133,85 @@ pub fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// Run a parsed command line; returns the exit status.
-pub fn run(cli: cli::Cli) -> Result<u8, Error> {
-    use cli::Cmd;
+/// What to do.
+pub enum Command {
+    /// `include PATH...` (`-r` removes).
+    Include(list::EditOptions),
+    /// `exclude PATH...` (`-r` removes).
+    Exclude(list::EditOptions),
+    /// `include -l`.
+    ShowIncludes {
+        /// Print the heading.
+        verbose: bool,
+    },
+    /// `exclude -l`.
+    ShowExcludes {
+        /// Print the heading.
+        verbose: bool,
+    },
+    /// `list`.
+    List,
+    /// `package`.
+    Package(commit::PackageOptions),
+    /// `commit`.
+    Commit(commit::CommitOptions),
+    /// `status`.
+    Status(status::StatusOptions),
+    /// `diff`.
+    Diff(diff::DiffOptions),
+    /// `list-backup [MEDIA]`.
+    ListBackup {
+        /// Medium name under `/media`.
+        media: Option<String>,
+    },
+    /// `revert`.
+    Revert(revert::RevertOptions),
+}
+
+/// A command and the system it works on.
+pub struct Invocation {
+    /// `--root DIR` (else `$ROOT`, else `/`).
+    pub root: Option<PathBuf>,
+    /// The command.
+    pub command: Command,
+}
+
+/// Abort the process at a named point of a commit when `LBU_FAULT` says so (fault-injection
+/// tests; compiled only with the `fault-injection` feature).
+#[cfg(feature = "fault-injection")]
+pub(crate) fn fault(point: &str) {
+    if std::env::var("LBU_FAULT").is_ok_and(|v| v == point) {
+        std::process::abort();
+    }
+}
+
+/// Without the `fault-injection` feature (the shipped binary) there is no such switch.
+#[cfg(not(feature = "fault-injection"))]
+pub(crate) fn fault(_point: &str) {}
+
+/// Run a command; returns the exit status.
+pub fn run(inv: Invocation) -> Result<u8, Error> {
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
-    let root = cli
+    let root = inv
         .root
-        .clone()
         .or_else(|| env.get("ROOT").filter(|r| !r.is_empty()).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/"));
     let root = std::path::absolute(&root).unwrap_or(root);
     let cfg = config::Config::load(&root, &env);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match cli.cmd {
-        Cmd::Include(ref a) | Cmd::Exclude(ref a) if a.list => {
-            let sign = if matches!(cli.cmd, Cmd::Include(_)) {
-                b'+'
-            } else {
-                b'-'
-            };
-            list::show(&root, sign, a.verbose, &mut out)?;
-        }
-        Cmd::Include(ref a) => list::edit(&root, b'+', &a.paths, a.remove, a.verbose, &mut out)?,
-        Cmd::Exclude(ref a) => list::edit(&root, b'-', &a.paths, a.remove, a.verbose, &mut out)?,
-        Cmd::List(_) => {
-            let sel = overlays::selection(&root)?;
-            for n in sel.names {
-                use std::io::Write;
-                writeln!(out, "{n}").at("stdout")?;
-            }
-        }
-        Cmd::Package(a) => commit::package(&cfg, &a, &mut out)?,
-        Cmd::Commit(a) => commit::commit(&cfg, &a, &mut out)?,
-        Cmd::Status(a) => status::status(&cfg, &a, &mut out)?,
-        Cmd::Diff(a) => return status::diff(&cfg, &a),
-        Cmd::ListBackup(a) => backup::list_backup(&cfg, a.media.as_deref(), &mut out)?,
-        Cmd::Revert(a) => backup::revert(&cfg, &a)?,
+    match inv.command {
+        Command::ShowIncludes { verbose } => list::show(&root, b'+', verbose, &mut out)?,
+        Command::ShowExcludes { verbose } => list::show(&root, b'-', verbose, &mut out)?,
+        Command::Include(e) => list::edit(&root, b'+', &e, &mut out)?,
+        Command::Exclude(e) => list::edit(&root, b'-', &e, &mut out)?,
+        Command::List => list::list(&cfg, &mut out)?,
+        Command::Package(o) => commit::package(&cfg, &o, &mut out)?,
+        Command::Commit(o) => commit::commit(&cfg, &o, &mut out)?,
+        Command::Status(o) => status::status(&cfg, &o, &mut out)?,
+        Command::Diff(o) => return diff::diff(&cfg, &o),
+        Command::ListBackup { media } => backup::list_backup(&cfg, media.as_deref(), &mut out)?,
+        Command::Revert(o) => revert::revert(&cfg, &o)?,
     }
     Ok(0)
 }

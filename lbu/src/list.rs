@@ -1,4 +1,5 @@
-//! The include/exclude list `etc/apk/protected_paths.d/lbu.list` (lbu.md §3): `+path` includes,
+//! The include/exclude list `etc/apk/protected_paths.d/lbu.list` (lbu/README.md, "Selection"),
+//! and `lbu list`: `+path` includes,
 //! `-path` excludes, paths stored without leading `/` and otherwise verbatim. It is an apk
 //! protected-paths file, so apk's rules give it meaning; here we only edit it. Lines are compared
 //! as exact bytes (upstream's shell `read` loop mangled backslashes and blanks), and rewrites are
@@ -50,16 +51,33 @@ fn strip(p: &OsString) -> Vec<u8> {
     b[start..].to_vec()
 }
 
+/// `include PATH...` / `exclude PATH...`.
+#[derive(Default)]
+pub struct EditOptions {
+    /// Remove the entries instead of adding them (`-r`).
+    pub remove: bool,
+    /// Say what changed (`-v`).
+    pub verbose: bool,
+    /// Files or directories (or globs, stored verbatim).
+    pub paths: Vec<OsString>,
+}
+
+/// `list`: the files a commit would save (lbu's own secrets left out, and named on stderr).
+pub fn list(cfg: &crate::config::Config, out: &mut dyn Write) -> Result<(), Error> {
+    let mut sel = overlays::selection(&cfg.root)?;
+    for e in crate::secrets::exclude(cfg, &mut sel) {
+        eprintln!("excluded: {e}");
+    }
+    for n in sel.names {
+        writeln!(out, "{n}").at("stdout")?;
+    }
+    Ok(())
+}
+
 /// `include`/`exclude`: add `sign`+path for each path (unless `remove`), then drop the opposite
 /// entry; with `remove`, only drop `sign`+path. Messages go to `out` when `verbose`.
-pub fn edit(
-    root: &Path,
-    sign: u8,
-    paths: &[OsString],
-    remove: bool,
-    verbose: bool,
-    out: &mut dyn Write,
-) -> Result<(), Error> {
+pub fn edit(root: &Path, sign: u8, o: &EditOptions, out: &mut dyn Write) -> Result<(), Error> {
+    let (paths, remove, verbose) = (&o.paths, o.remove, o.verbose);
     let path = list_path(root);
     let shown = path.display().to_string();
     let mut lines = read_lines(&path)?;

@@ -1,12 +1,16 @@
-//! Passwords for encrypted overlays (lbu.md §10.2 #13). Sources, first wins: `-p` (kept for
-//! compatibility; visible in `ps`), `PASSWORD` (environment or lbu.conf), `PASSWORD_FILE` (a
-//! regular file owned by root and not readable by group or others), then the terminal
-//! (`/dev/tty`, echo off; asked twice when encrypting).
+//! Passwords for encrypted overlays (lbu/README.md, "Encryption"). Sources, first wins: `-p`
+//! (kept for compatibility; visible in `ps`), `PASSWORD` (environment or lbu.conf), then
+//! `PASSWORD_FILE` (a regular file owned by root and not readable by group or others), then the
+//! terminal (`/dev/tty`, echo off through `rpassword`; asked twice when encrypting). Every buffer
+//! that holds a password is zeroed when dropped.
 
 use crate::config::Config;
 use crate::Error;
-use std::io::{BufRead, Write};
 use std::os::unix::fs::MetadataExt;
+use zeroize::Zeroizing;
+
+/// A password, zeroed when dropped.
+pub type Password = Zeroizing<String>;
 
 /// Why the password is needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,39 +22,18 @@ pub enum Purpose {
 }
 
 /// Get the password.
-pub fn password(cfg: &Config, cli: Option<&str>, purpose: Purpose) -> Result<String, Error> {
+pub fn password(cfg: &Config, cli: Option<&str>, purpose: Purpose) -> Result<Password, Error> {
     if let Some(p) = cli.filter(|p| !p.is_empty()) {
-        return Ok(p.to_string());
+        return Ok(Zeroizing::new(p.to_string()));
     }
     if let Some(p) = &cfg.password {
         return Ok(p.clone());
     }
     if let Some(f) = &cfg.password_file {
-        let m = std::fs::metadata(f).map_err(|source| Error::Io {
-            path: f.clone(),
-            source,
-        })?;
-        if !m.is_file()
-            || m.uid() != 0 && m.uid() != nix::unistd::geteuid().as_raw()
-            || m.mode() & 0o077 != 0
-        {
-            return Err(Error::Password(format!(
-                "{}: must be a regular file owned by root with mode 0600 or stricter",
-                f.display()
-            )));
-        }
-        let text = std::fs::read_to_string(f).map_err(|source| Error::Io {
-            path: f.clone(),
-            source,
-        })?;
-        let p = text.lines().next().unwrap_or("").to_string();
-        if p.is_empty() {
-            return Err(Error::Password(format!("{}: empty password", f.display())));
-        }
-        return Ok(p);
+        return from_file(f);
     }
     let p = ask("Password: ")?;
-    if purpose == Purpose::Encrypt && ask("Verifying - Password: ")? != p {
+    if purpose == Purpose::Encrypt && *ask("Verifying - Password: ")? != *p {
         return Err(Error::Password("passwords do not match".into()));
     }
     if p.is_empty() {
@@ -59,32 +42,48 @@ pub fn password(cfg: &Config, cli: Option<&str>, purpose: Purpose) -> Result<Str
     Ok(p)
 }
 
-fn ask(prompt: &str) -> Result<String, Error> {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
-    let tty = std::fs::OpenOptions::new()
+/// The first line of `PASSWORD_FILE`, which must be private to root (or to the user running
+/// lbu).
+fn from_file(f: &std::path::Path) -> Result<Password, Error> {
+    let m = std::fs::metadata(f).map_err(|source| Error::Io {
+        path: f.to_path_buf(),
+        source,
+    })?;
+    if !m.is_file()
+        || m.uid() != 0 && m.uid() != nix::unistd::geteuid().as_raw()
+        || m.mode() & 0o077 != 0
+    {
+        return Err(Error::Password(format!(
+            "{}: must be a regular file owned by root with mode 0600 or stricter",
+            f.display()
+        )));
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|source| Error::Io {
+        path: f.to_path_buf(),
+        source,
+    })?);
+    let p = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
+    if p.is_empty() {
+        return Err(Error::Password(format!("{}: empty password", f.display())));
+    }
+    Ok(p)
+}
+
+/// Ask on the terminal with echo off. A signal meanwhile turns echo back on ([`crate::cleanup`]).
+fn ask(prompt: &str) -> Result<Password, Error> {
+    if std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| {
-            Error::Password("no terminal to ask on: set PASSWORD_FILE in lbu.conf".into())
-        })?;
-    let saved = tcgetattr(&tty).ok();
+        .is_err()
+    {
+        return Err(Error::Password(
+            "no terminal to ask on: set PASSWORD_FILE in lbu.conf".into(),
+        ));
+    }
     let echo = crate::cleanup::register(crate::cleanup::Action::RestoreEcho);
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        let _ = tcsetattr(&tty, SetArg::TCSANOW, &quiet);
-    }
-    let mut w = &tty;
-    let _ = write!(w, "{prompt}");
-    let _ = w.flush();
-    let mut line = String::new();
-    let res = std::io::BufReader::new(&tty).read_line(&mut line);
-    if let Some(t) = &saved {
-        let _ = tcsetattr(&tty, SetArg::TCSANOW, t);
-    }
-    let _ = writeln!(w);
+    let res = rpassword::prompt_password(prompt);
     crate::cleanup::forget(echo);
-    res.map_err(|e| Error::Password(format!("/dev/tty: {e}")))?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    res.map(Zeroizing::new)
+        .map_err(|e| Error::Password(format!("/dev/tty: {e}")))
 }

@@ -1,20 +1,33 @@
-//! `status` and `diff` (lbu.md §8.2, §10.3): compare the committed overlay with what a commit
-//! would save now. Unlike upstream (regular files only, strictly newer mtime), every member is
-//! compared by type, content digest, link target, mode and owner:
-//! `D` gone (listed first, including package files deleted since), `A` new, `U` content, type or
-//! link target changed, `M` only mode or owner changed. Mtimes alone mean nothing.
-//! `diff` unpacks both overlays into a private (0700) temporary directory, removed on exit, and
-//! prints `diff -u` output per changed file (paths `a/...`, `b/...`) plus one line per symlink or
-//! metadata change.
+//! `status` (lbu/README.md, "status and diff"): compare the committed overlay with what a
+//! commit would save now. Unlike upstream (regular files only, strictly newer mtime), every
+//! member is compared by type, content digest, link target, mode and owner: `D` gone (listed
+//! first, including package files deleted since), `A` new, `U` content, type or link target
+//! changed, `M` only mode or owner changed. Mtimes alone mean nothing. Files lbu never saves
+//! (its own secrets) are named on stderr with the reason. Neither `status` nor `diff` runs the
+//! pre-package hooks: they belong to `commit` and `package`, as in Alpine.
 
-use crate::cli::{DiffArgs, StatusArgs};
+use crate::build::snapshot;
 use crate::config::Config;
+use crate::password::Password;
 use crate::wrap::{self, Wrap};
-use crate::{cleanup, hostname, media, Error, IoResultExt};
+use crate::{hostname, media, Error, IoResultExt};
 use overlays::{CreateOptions, Member, MemberKind};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
+
+/// `status [-a] [-p PASSWORD] [-v] [MEDIA]`.
+#[derive(Default)]
+pub struct StatusOptions {
+    /// Raw `apk audit --backup` output (`-a`).
+    pub audit: bool,
+    /// Password for an encrypted overlay (`-p`).
+    pub password: Option<Password>,
+    /// Verbose (`-v`): notes about files that are never saved.
+    pub verbose: bool,
+    /// Medium name under `/media` (default `LBU_MEDIA`).
+    pub media: Option<String>,
+}
 
 /// One change line.
 pub type Change = (char, String);
@@ -72,43 +85,53 @@ pub fn changes(
 }
 
 /// The committed overlay's gzip bytes, or `None` when there is none.
-fn committed(
+pub(crate) fn committed(
     cfg: &Config,
     dir: &Path,
     cli_password: Option<&str>,
 ) -> Result<Option<Vec<u8>>, Error> {
     let wrap = Wrap::resolve(cfg, false)?;
     let path = dir.join(format!("{}.apkovl.tar.gz{}", hostname(), wrap.suffix()));
-    let data = match std::fs::read(&path) {
+    let data = match overlays::read_file(&path) {
         Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Io { path, source: e }),
+        Err(overlays::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e.into()),
     };
     let mut pw = None;
     wrap::open_bytes(cfg, &path, &data, &mut pw, cli_password).map(Some)
 }
 
-fn target_media(cfg: &Config, media: Option<&str>) -> Result<media::Target, Error> {
+/// The medium to read (`MEDIA`, `LBU_MEDIA` or `LBU_BACKUPDIR`), never remounted.
+pub(crate) fn target_media(cfg: &Config, media: Option<&str>) -> Result<media::Target, Error> {
     let m = media.map(str::to_string).or_else(|| cfg.media.clone());
     if cfg.backupdir.is_none() && m.is_none() {
-        return Err(Error::NoMedia);
+        return Err(media::no_medium());
     }
     media::open(cfg.backupdir.as_deref(), m.as_deref(), false)
 }
 
-fn current(cfg: &Config) -> Result<overlays::Overlay, Error> {
-    crate::hooks::run(&cfg.root, crate::hooks::PRE)?;
-    Ok(overlays::create(
-        &cfg.root,
+/// What a commit would save now (without running hooks), naming on stderr the secrets it
+/// leaves out.
+pub(crate) fn current(cfg: &Config) -> Result<overlays::Overlay, Error> {
+    let (ov, excluded) = snapshot(
+        cfg,
         &CreateOptions {
             allow_empty: true,
             ..Default::default()
         },
-    )?)
+    )?;
+    for e in excluded {
+        eprintln!("excluded: {e}");
+    }
+    Ok(ov)
 }
 
-/// `status [-a] [-v] [MEDIA]`.
-pub fn status(cfg: &Config, a: &StatusArgs, out: &mut dyn Write) -> Result<(), Error> {
+/// `status`.
+pub fn status(cfg: &Config, a: &StatusOptions, out: &mut dyn Write) -> Result<(), Error> {
     if a.audit {
         let db = apk::db::Database::open(&cfg.root, &apk::db::OpenOptions::default())
             .map_err(overlays::Error::from)?;
@@ -121,12 +144,13 @@ pub fn status(cfg: &Config, a: &StatusArgs, out: &mut dyn Write) -> Result<(), E
         return Ok(());
     }
     let target = target_media(cfg, a.media.as_deref())?;
-    let (old, old_del) = match committed(cfg, &target.dir, a.password.as_deref())? {
-        Some(gz) => overlays::read_members(&gz, 1 << 32)?,
-        None => (Vec::new(), Vec::new()),
-    };
+    let (old, old_del) =
+        match committed(cfg, &target.dir, a.password.as_deref().map(String::as_str))? {
+            Some(gz) => overlays::read_members(&gz)?,
+            None => (Vec::new(), Vec::new()),
+        };
     let now = current(cfg)?;
-    let (new, new_del) = overlays::read_members(&now.bytes, 1 << 32)?;
+    let (new, new_del) = overlays::read_members(&now.bytes)?;
     for (l, p) in changes(&old, &old_del, &new, &new_del) {
         writeln!(out, "{l} {p}").at("stdout")?;
     }
@@ -136,7 +160,7 @@ pub fn status(cfg: &Config, a: &StatusArgs, out: &mut dyn Write) -> Result<(), E
     Ok(())
 }
 
-/// Things a user should know that upstream kept silent about (lbu.md §10.3).
+/// Things a user should know that upstream kept silent about.
 fn notes(cfg: &Config) {
     if cfg.backup_limit == 0 {
         eprintln!("note: BACKUP_LIMIT is 0: a commit keeps no previous overlay (set BACKUP_LIMIT=3 in lbu.conf)");
@@ -161,113 +185,6 @@ fn notes(cfg: &Config) {
             );
         }
     }
-}
-
-/// `diff [MEDIA]`: returns diff's exit status.
-pub fn diff(cfg: &Config, a: &DiffArgs) -> Result<u8, Error> {
-    let target = target_media(cfg, a.media.as_deref())?;
-    let old = committed(cfg, &target.dir, a.password.as_deref())?;
-    let now = current(cfg)?;
-    let tmp = tempfile::Builder::new()
-        .prefix("lbu.")
-        .tempdir()
-        .at(std::env::temp_dir())?;
-    let id = cleanup::register(cleanup::Action::RemoveDir(tmp.path().to_path_buf()));
-    let policy = overlays::ApplyPolicy {
-        allow_devices: true,
-        allow_setid: true,
-        ..Default::default()
-    };
-    for (sub, gz) in [("a", old.as_deref()), ("b", Some(now.bytes.as_slice()))] {
-        let d = tmp.path().join(sub);
-        std::fs::create_dir(&d).at(&d)?;
-        if let Some(gz) = gz {
-            overlays::apply(gz, &d, &policy)?;
-        }
-    }
-    let (old_m, _) = match &old {
-        Some(gz) => overlays::read_members(gz, 1 << 32)?,
-        None => (Vec::new(), Vec::new()),
-    };
-    let (new_m, _) = overlays::read_members(&now.bytes, 1 << 32)?;
-    let code = diff_trees(tmp.path(), &old_m, &new_m)?;
-    cleanup::run(id);
-    drop(target);
-    Ok(code)
-}
-
-/// Unified diff of the unpacked trees `dir/a` and `dir/b`, member by member: `diff -u` for file
-/// contents (GNU `diff -ruN` fails on a symlink present on one side only), one line for symlink
-/// and metadata changes. Returns 0 (same), 1 (different) or 2 (trouble), as diff does.
-fn diff_trees(dir: &Path, old: &[Member], new: &[Member]) -> Result<u8, Error> {
-    let oldmap: HashMap<&str, &Member> = old.iter().map(|m| (m.name.as_str(), m)).collect();
-    let newmap: HashMap<&str, &Member> = new.iter().map(|m| (m.name.as_str(), m)).collect();
-    let mut names: Vec<&str> = oldmap.keys().chain(newmap.keys()).copied().collect();
-    names.sort_unstable();
-    names.dedup();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let mut code = 0u8;
-    let content = |m: Option<&&Member>| {
-        m.is_some_and(|m| matches!(m.kind, MemberKind::File | MemberKind::HardLink))
-    };
-    for n in names {
-        let (o, w) = (oldmap.get(n), newmap.get(n));
-        let describe = |m: Option<&&Member>| match m {
-            None => "(absent)".to_string(),
-            Some(m) if m.kind == MemberKind::Symlink => format!("symlink -> {}", m.link),
-            Some(m) => format!("mode {:o} owner {}:{}", m.mode, m.uid, m.gid),
-        };
-        let same_content = match (o, w) {
-            (Some(a), Some(b)) => a.kind == b.kind && a.sha256 == b.sha256 && a.link == b.link,
-            _ => false,
-        };
-        if (content(o) || content(w))
-            && !same_content
-            && o.is_none_or(|m| m.kind != MemberKind::Symlink)
-            && w.is_none_or(|m| m.kind != MemberKind::Symlink)
-        {
-            let path = |side: &str, m: Option<&&Member>| {
-                if content(m) {
-                    dir.join(side).join(n)
-                } else {
-                    "/dev/null".into()
-                }
-            };
-            out.flush().at("stdout")?;
-            let st = std::process::Command::new("diff")
-                .arg("-u")
-                .arg("--label")
-                .arg(format!("a/{n}"))
-                .arg("--label")
-                .arg(format!("b/{n}"))
-                .arg(path("a", o))
-                .arg(path("b", w))
-                .status()
-                .map_err(|e| Error::Diff(e.to_string()))?;
-            match st.code() {
-                Some(0) => {}
-                Some(1) => code = code.max(1),
-                _ => code = 2,
-            }
-        } else if !same_content || describe(o) != describe(w) {
-            if o.is_some_and(|m| m.kind == MemberKind::Dir)
-                && w.is_some_and(|m| m.kind == MemberKind::Dir)
-                && describe(o) == describe(w)
-            {
-                continue;
-            }
-            writeln!(
-                out,
-                "Changed a/{n} ({}) -> b/{n} ({})",
-                describe(o),
-                describe(w)
-            )
-            .at("stdout")?;
-            code = code.max(1);
-        }
-    }
-    Ok(code)
 }
 
 #[cfg(test)]

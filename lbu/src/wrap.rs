@@ -1,13 +1,14 @@
 //! How an overlay is wrapped on the medium: plain gzip, age (ours), or Alpine's `openssl enc`
 //! format (written only when configured explicitly, e.g. `DEFAULT_CIPHER=aes-256-cbc` from
-//! Alpine's shipped lbu.conf; lbu.md §10.2 #12). Also opening an existing overlay for
-//! status/diff, decrypting by its file-name suffix.
+//! Alpine's shipped lbu.conf; lbu/README.md, "Encryption"). Also opening an existing overlay
+//! for status, diff and revert, decrypting by its file-name suffix.
 
 use crate::config::Config;
-use crate::secret::{self, Purpose};
+use crate::password::{self, Password, Purpose};
 use crate::{Error, IoResultExt};
 use overlays::{AgeKey, Cipher, OverlayKind, Secret};
 use std::path::Path;
+use zeroize::Zeroizing;
 
 /// The wrapping of a new overlay.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +37,25 @@ impl Wrap {
             .ok_or(Error::Overlay(overlays::Error::UnsupportedCipher(name)))
     }
 
+    /// The wrapping an overlay file name says (`HOST.apkovl.tar.gz[.suffix]`).
+    pub fn of_name(name: &str) -> Result<Wrap, Error> {
+        match overlays::kind_of(name) {
+            Some(OverlayKind::Plain) | None => Ok(Wrap::Plain),
+            Some(OverlayKind::Age) => Ok(Wrap::Age),
+            Some(OverlayKind::Legacy(c)) => Ok(Wrap::Legacy(c)),
+            Some(OverlayKind::Unsupported(c)) => Err(overlays::Error::UnsupportedCipher(c).into()),
+        }
+    }
+
+    /// The overlay kind of this wrapping.
+    pub fn kind(&self) -> OverlayKind {
+        match self {
+            Wrap::Plain => OverlayKind::Plain,
+            Wrap::Age => OverlayKind::Age,
+            Wrap::Legacy(c) => OverlayKind::Legacy(*c),
+        }
+    }
+
     /// File-name suffix after `.apkovl.tar.gz`.
     pub fn suffix(&self) -> String {
         match self {
@@ -46,11 +66,11 @@ impl Wrap {
     }
 
     /// The secret needed to encrypt (`None`: plain, or age to recipients).
-    pub fn password(&self, cfg: &Config, cli: Option<&str>) -> Result<Option<String>, Error> {
+    pub fn password(&self, cfg: &Config, cli: Option<&str>) -> Result<Option<Password>, Error> {
         match self {
             Wrap::Plain => Ok(None),
             Wrap::Age if cfg.age_recipients.is_some() => Ok(None),
-            _ => secret::password(cfg, cli, Purpose::Encrypt).map(Some),
+            _ => password::password(cfg, cli, Purpose::Encrypt).map(Some),
         }
     }
 
@@ -88,45 +108,33 @@ pub fn open_bytes(
     cfg: &Config,
     name: &Path,
     data: &[u8],
-    password: &mut Option<String>,
+    password: &mut Option<Password>,
     cli: Option<&str>,
 ) -> Result<Vec<u8>, Error> {
+    let unpack = |source| Error::Unpack {
+        path: name.into(),
+        source,
+    };
     let kind = overlays::kind_of(&name.to_string_lossy()).unwrap_or(OverlayKind::Plain);
     match kind {
         OverlayKind::Plain => Ok(data.to_vec()),
         OverlayKind::Unsupported(c) => Err(overlays::Error::UnsupportedCipher(c).into()),
-        OverlayKind::Age if is_age_to_recipients(data) => {
+        OverlayKind::Age if !overlays::crypt::age_is_passphrase(data).map_err(unpack)? => {
             let f = cfg.age_identity.as_ref().ok_or_else(|| {
                 Error::Password(format!(
                     "{}: encrypted to a key; set AGE_IDENTITY to read it",
                     name.display()
                 ))
             })?;
-            let text = std::fs::read_to_string(f).at(f)?;
-            Ok(overlays::decrypt(
-                data,
-                &OverlayKind::Age,
-                &Secret::AgeIdentity(&text),
-            )?)
+            let text = Zeroizing::new(std::fs::read_to_string(f).at(f)?);
+            overlays::decrypt(data, &OverlayKind::Age, &Secret::AgeIdentity(&text)).map_err(unpack)
         }
         kind => {
             if password.is_none() {
-                *password = Some(secret::password(cfg, cli, Purpose::Decrypt)?);
+                *password = Some(password::password(cfg, cli, Purpose::Decrypt)?);
             }
-            let p = password.as_deref().unwrap_or_default();
-            overlays::decrypt(data, &kind, &Secret::Passphrase(p)).map_err(|source| Error::Unpack {
-                path: name.into(),
-                source,
-            })
+            let p = password.as_deref().map(String::as_str).unwrap_or_default();
+            overlays::decrypt(data, &kind, &Secret::Passphrase(p)).map_err(unpack)
         }
     }
-}
-
-/// Whether an age file's first stanza is not scrypt (it is then encrypted to recipients).
-fn is_age_to_recipients(data: &[u8]) -> bool {
-    let head = &data[..data.len().min(200)];
-    let text = String::from_utf8_lossy(head);
-    text.lines()
-        .nth(1)
-        .is_some_and(|l| l.starts_with("-> ") && !l.starts_with("-> scrypt "))
 }

@@ -1,5 +1,5 @@
 //! CLI behaviour compared exactly: usage errors (stderr, exit 1), help (stdout, exit 0), and the
-//! include/exclude messages of lbu.md §3.
+//! include/exclude messages of Alpine's lbu (lbu/README.md, "Commands").
 
 mod common;
 use common::*;

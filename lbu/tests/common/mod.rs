@@ -151,8 +151,8 @@ pub fn stdout(o: &Output) -> String {
 /// A complete, valid overlay: decompresses and lists.
 pub fn valid_overlay(path: &Path) -> Vec<String> {
     let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let (m, _) = overlays::read_members(&data, 1 << 30)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (m, _) =
+        overlays::read_members(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     m.into_iter().map(|m| m.name).collect()
 }
 
@@ -172,4 +172,45 @@ pub fn watchdog(pid: u32) {
             nix::sys::signal::Signal::SIGKILL,
         );
     });
+}
+
+/// An ed25519 signing key for a test bed: `(private key file, directory with its public half)`,
+/// the public half named `basename(KEY).pub` as lbu names it in signatures.
+pub fn signing_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = apk::trust::PrivateKey::generate_ed25519();
+    let keyfile = dir.join(name);
+    std::fs::write(&keyfile, key.to_pem().unwrap()).unwrap();
+    std::fs::set_permissions(
+        &keyfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let keys = dir.join(format!("{name}-keys"));
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(keys.join(format!("{name}.pub")), key.public().to_pem()).unwrap();
+    (keyfile, keys)
+}
+
+/// The statement of a `.sig` that verifies `overlay` with the keys in `keys` (panics otherwise).
+pub fn statement(overlay: &Path, keys: &Path) -> overlays::Statement {
+    let data = std::fs::read(overlay).unwrap();
+    let sig = std::fs::read(format!("{}.sig", overlay.display()))
+        .unwrap_or_else(|e| panic!("{}.sig: {e}", overlay.display()));
+    match overlays::verify(&data, Some(&sig), keys) {
+        overlays::Verification::Verified {
+            statement: Some(s), ..
+        } => s,
+        other => panic!("{}: {other:?}", overlay.display()),
+    }
+}
+
+/// The overlays on a medium directory (names the boot would consider).
+pub fn boot_overlays(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| overlays::kind_of(n).is_some())
+        .collect();
+    v.sort();
+    v
 }

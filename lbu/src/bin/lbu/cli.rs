@@ -1,7 +1,8 @@
-//! Command line as typed (lbu.md §1). The subcommand comes first, as upstream; combined short
-//! flags (`-rv`) work; every subcommand has `-h`. A program name `lbu_<cmd>` selects the
-//! subcommand (the `lbu_commit`-style links). Options that do not belong to a subcommand are
-//! usage errors (exit 1), unlike upstream's "usage on stdout, exit 0".
+//! Command line as typed (lbu/README.md, "Commands"), turned into the library's
+//! [`lbu::Invocation`]. The subcommand comes first, as upstream; combined short flags (`-rv`)
+//! work; every subcommand has `-h`. A program name `lbu_<cmd>` selects the subcommand (the
+//! `lbu_commit`-style links). Options that do not belong to a subcommand are usage errors
+//! (exit 1), unlike upstream's "usage on stdout, exit 0".
 
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -60,7 +61,7 @@ pub enum Cmd {
     /// List the backups on the medium.
     #[command(name = "list-backup", visible_alias = "lb", help_template = TEMPLATE)]
     ListBackup(MediaArgs),
-    /// Make a backup the current overlay (the backup is kept).
+    /// Make a backup's content the current overlay again, as a new commit (the backup is kept).
     #[command(help_template = TEMPLATE)]
     Revert(RevertArgs),
 }
@@ -106,7 +107,7 @@ pub struct PackageArgs {
     /// Verbose.
     #[arg(short = 'v')]
     pub verbose: bool,
-    /// Output directory, file, or - for stdout (never encrypted).
+    /// Output directory, file, or - for stdout (never encrypted nor signed).
     #[arg(value_name = "DIR|FILE|-")]
     pub target: Option<OsString>,
 }
@@ -173,6 +174,9 @@ pub struct MediaArgs {
 /// revert.
 #[derive(Debug, Args)]
 pub struct RevertArgs {
+    /// Password for an encrypted backup.
+    #[arg(short = 'p', value_name = "PASSWORD")]
+    pub password: Option<String>,
     /// Verbose.
     #[arg(short = 'v')]
     pub verbose: bool,
@@ -201,4 +205,67 @@ pub fn args_from_program_name(mut args: Vec<OsString>) -> Vec<OsString> {
         }
     }
     args
+}
+
+fn password(p: Option<String>) -> Option<lbu::password::Password> {
+    p.map(zeroize::Zeroizing::new)
+}
+
+impl Cli {
+    /// The library's view of this command line.
+    pub fn invocation(self) -> lbu::Invocation {
+        use lbu::Command as C;
+        let command = match self.cmd {
+            Cmd::Include(a) if a.list => C::ShowIncludes { verbose: a.verbose },
+            Cmd::Exclude(a) if a.list => C::ShowExcludes { verbose: a.verbose },
+            Cmd::Include(a) => C::Include(a.edit()),
+            Cmd::Exclude(a) => C::Exclude(a.edit()),
+            Cmd::List(_) => C::List,
+            Cmd::Package(a) => C::Package(lbu::commit::PackageOptions {
+                encrypt: a.encrypt,
+                password: password(a.password),
+                verbose: a.verbose,
+                target: a.target,
+            }),
+            Cmd::Commit(a) => C::Commit(lbu::commit::CommitOptions {
+                delete_old: a.delete_old,
+                encrypt: a.encrypt,
+                dry_run: a.dry_run,
+                password: password(a.password),
+                verbose: a.verbose,
+                media: a.media,
+            }),
+            Cmd::Status(a) => C::Status(lbu::status::StatusOptions {
+                audit: a.audit,
+                password: password(a.password),
+                verbose: a.verbose,
+                media: a.media,
+            }),
+            Cmd::Diff(a) => C::Diff(lbu::diff::DiffOptions {
+                password: password(a.password),
+                media: a.media,
+            }),
+            Cmd::ListBackup(a) => C::ListBackup { media: a.media },
+            Cmd::Revert(a) => C::Revert(lbu::revert::RevertOptions {
+                verbose: a.verbose,
+                revision: a.revision,
+                media: a.media,
+                password: password(a.password),
+            }),
+        };
+        lbu::Invocation {
+            root: self.root,
+            command,
+        }
+    }
+}
+
+impl ListArgs {
+    fn edit(self) -> lbu::list::EditOptions {
+        lbu::list::EditOptions {
+            remove: self.remove,
+            verbose: self.verbose,
+            paths: self.paths,
+        }
+    }
 }

@@ -1,12 +1,14 @@
-//! `lbu`: parse, run, print one error line, exit (lbu.md §1).
+//! `lbu`: parse, run, print one error line, exit (lbu/README.md, "Commands").
+
+mod cli;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     lbu::cleanup::install_signal_handler();
-    let args = lbu::cli::args_from_program_name(std::env::args_os().collect());
-    let cli = match lbu::cli::Cli::try_parse_from(args) {
+    let args = cli::args_from_program_name(std::env::args_os().collect());
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -20,7 +22,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = match lbu::run(cli) {
+    let code = match lbu::run(cli.invocation()) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("ERROR: {err}");
