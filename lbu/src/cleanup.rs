@@ -13,8 +13,9 @@ pub enum Action {
     RemoveFile(PathBuf),
     /// Remove a temporary directory tree (plaintext copies for status/diff).
     RemoveDir(PathBuf),
-    /// Turn terminal echo back on (a signal while a password is being typed).
-    RestoreEcho,
+    /// Put the terminal back as it was before a password prompt (a signal while a password is
+    /// being typed): these settings, or at least echo, canonical input and signals on.
+    RestoreTerminal(Option<nix::sys::termios::Termios>),
     /// Put a medium back as it was: remount with its previous options and/or unmount.
     RestoreMount {
         /// Mount point.
@@ -77,15 +78,22 @@ fn perform(a: &Action) {
         Action::RemoveDir(p) => {
             let _ = std::fs::remove_dir_all(p);
         }
-        Action::RestoreEcho => {
+        Action::RestoreTerminal(saved) => {
             use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
             if let Ok(tty) = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open("/dev/tty")
             {
-                if let Ok(mut t) = tcgetattr(&tty) {
-                    t.local_flags.insert(LocalFlags::ECHO);
+                let t = match saved {
+                    Some(t) => Some(t.clone()),
+                    None => tcgetattr(&tty).ok().map(|mut t| {
+                        t.local_flags
+                            .insert(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG);
+                        t
+                    }),
+                };
+                if let Some(t) = t {
                     let _ = tcsetattr(&tty, SetArg::TCSANOW, &t);
                 }
             }

@@ -69,21 +69,34 @@ fn from_file(f: &std::path::Path) -> Result<Password, Error> {
     Ok(p)
 }
 
-/// Ask on the terminal with echo off. A signal meanwhile turns echo back on ([`crate::cleanup`]).
+/// Ask on the terminal with echo off. Echo goes off *before* the prompt appears (an answer typed
+/// as soon as the prompt shows is never echoed); `rpassword` then reads the line. A signal
+/// meanwhile puts the terminal back ([`crate::cleanup`]).
 fn ask(prompt: &str) -> Result<Password, Error> {
-    if std::fs::OpenOptions::new()
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    use std::io::Write;
+    let tty = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .is_err()
-    {
-        return Err(Error::Password(
-            "no terminal to ask on: set PASSWORD_FILE in lbu.conf".into(),
-        ));
+        .map_err(|_| {
+            Error::Password("no terminal to ask on: set PASSWORD_FILE in lbu.conf".into())
+        })?;
+    let saved = tcgetattr(&tty).ok();
+    let restore = crate::cleanup::register(crate::cleanup::Action::RestoreTerminal(saved.clone()));
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&tty, SetArg::TCSANOW, &quiet);
     }
-    let echo = crate::cleanup::register(crate::cleanup::Action::RestoreEcho);
-    let res = rpassword::prompt_password(prompt);
-    crate::cleanup::forget(echo);
+    let mut w = &tty;
+    let res = write!(w, "{prompt}")
+        .and_then(|_| w.flush())
+        .and_then(|_| rpassword::read_password());
+    if let Some(t) = &saved {
+        let _ = tcsetattr(&tty, SetArg::TCSANOW, t);
+    }
+    crate::cleanup::forget(restore);
     res.map(Zeroizing::new)
         .map_err(|e| Error::Password(format!("/dev/tty: {e}")))
 }

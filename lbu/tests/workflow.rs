@@ -415,5 +415,10 @@ fn signal_at_the_password_prompt_restores_echo() {
         words.contains(&"echo") && !words.contains(&"-echo"),
         "{text}"
     );
+    // The whole terminal is back, not only echo (the password is read in raw mode).
+    assert!(
+        words.contains(&"icanon") && !words.contains(&"-icanon"),
+        "{text}"
+    );
     assert!(bed.files().is_empty());
 }
