@@ -13,7 +13,12 @@ seed() { mkdir -p "corpus/$1"; cp -f "${@:2}" "corpus/$1/" 2>/dev/null || true; 
 fx=../../shared/fixtures
 seed package $fx/alpine-3.19.1/apks/x86_64/busybox-binsh-*.apk $fx/abuild-repo/libglvnd-0-r1.apk
 seed index $fx/abuild-repo/APKINDEX.tar.gz
-mkdir -p corpus/version corpus/dependency corpus/pkginfo corpus/installed_db
+mkdir -p corpus/version corpus/dependency corpus/pkginfo corpus/installed_db corpus/overlay_text corpus/overlay_signature
+mkdir -p corpus/overlay_archive seedroot/etc/apk && printf 'hi\n' > seedroot/etc/motd && ln -sf motd seedroot/etc/issue \
+    && printf 'alpine-base\n' > seedroot/etc/apk/world && tar --format=gnu -C seedroot -czf corpus/overlay_archive/seed etc && rm -rf seedroot
+printf '42\n' > corpus/overlay_text/seed
+printf '# apkovl-deleted v1\netc/motd\netc/we\\\\ird\\nname\n' > corpus/overlay_text/manifest
+printf 'overlay\0apkovl-signature v2\nkey-name: fuzz.pub\nkey-id: 00\nsha256: 00\nhost: fw1\ntime: 1\ngeneration: 2\nsignature: AA==\n' > corpus/overlay_signature/seed
 printf '1.2.3_rc1-r4\n1.2.3' > corpus/version/seed
 printf 'so:libc.musl-x86_64.so.1 busybox>=1.36 !vlan foo@edge~2' > corpus/dependency/seed
 printf 'pkgname = x\npkgver = 1.0-r0\ndepend = a b>=2\nprovides = so:x=1\n' > corpus/pkginfo/seed
