@@ -319,7 +319,12 @@ pub fn open_index(
                 let t = r
                     .read_all(256 << 20)
                     .map_err(|e| ArchiveError::IndexFormat(e.to_string()))?;
-                text = Some(String::from_utf8(t).map_err(|_| fmt("APKINDEX is not UTF-8"))?);
+                // apk-tools reads bytes: a stray non-UTF-8 byte (say, in a description) must not
+                // cost the whole index. Replaced bytes make at worst that one entry unusable.
+                text = Some(match String::from_utf8(t) {
+                    Ok(t) => t,
+                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+                });
             }
             n if n.starts_with('.') => dotfiles = true,
             _ => {}

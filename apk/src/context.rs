@@ -217,6 +217,14 @@ impl Context {
             };
             match Repository::load(&spec, &lo) {
                 Ok(r) => {
+                    for e in &r.skipped {
+                        self.out.warning(&format!(
+                            "{}: skipped the entry at line {}: {}",
+                            r.index.display(),
+                            e.line,
+                            e.msg
+                        ));
+                    }
                     self.pool.add_repository(&r);
                     self.repos.push(r);
                 }
@@ -232,6 +240,15 @@ impl Context {
         }
         if let Some(c) = self.cache_dir.clone() {
             self.scan_cache(&c);
+        }
+        if self.repos.iter().any(|r| r.unknown_letters) {
+            let what = if self.repos.iter().any(|r| r.unknown_uppercase) {
+                "are not installable"
+            } else {
+                "might not function properly"
+            };
+            self.out
+                .warning(&format!("This apk-tools is OLD! Some packages {what}."));
         }
         Ok(())
     }

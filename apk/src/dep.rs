@@ -118,7 +118,7 @@ impl Dependency {
             if op != CHECKSUM || ver.len() < 3 {
                 return Err(bad());
             }
-        } else if !version::is_valid(ver) {
+        } else if !version::is_loadable(ver) {
             return Err(DepError::Version(token.to_string()));
         }
         dep.op = op;

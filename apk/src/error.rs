@@ -5,7 +5,6 @@
 use crate::archive::ArchiveError;
 use crate::audit::AuditError;
 use crate::db::DbError;
-use crate::index::IndexError;
 use crate::mkpkg::MkpkgError;
 use crate::trust::KeyError;
 use std::path::PathBuf;
@@ -31,14 +30,6 @@ pub enum Error {
         path: PathBuf,
         /// Cause.
         err: ArchiveError,
-    },
-    /// An index's text could not be parsed.
-    #[error("{}: {err}", .path.display())]
-    Index {
-        /// The index file.
-        path: PathBuf,
-        /// Cause (with the line).
-        err: IndexError,
     },
     /// A key could not be loaded, generated or used (the error names the key file).
     #[error("{0}")]

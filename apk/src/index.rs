@@ -1,4 +1,11 @@
-//! `APKINDEX` text: package entries in letter format (apk-format.md §2-3).
+//! `APKINDEX` text: package entries in letter format (docs/apk.md, "Indexes" and "Entry letters").
+//!
+//! Reading is as lenient as apk-tools': one entry that cannot be used never costs the rest of the
+//! index. Such an entry (a line that is not `X:value`, no `P:` or `V:`, a version apk-tools cannot
+//! read, an identity or number that does not parse) is skipped and reported once in
+//! [`Index::skipped`] with its line; an invalid dependency or an unknown uppercase letter makes the
+//! package uninstallable instead (it stays visible, as in apk-tools); unknown lowercase letters are
+//! ignored.
 
 use crate::package::{self, Package};
 
@@ -7,13 +14,17 @@ use crate::package::{self, Package};
 pub struct Index {
     /// Packages in file order.
     pub packages: Vec<Package>,
+    /// Entries that were skipped, each with the line that made it unusable.
+    pub skipped: Vec<IndexError>,
     /// Whether some entry used a letter this apk does not know (apk prints a warning).
     pub unknown_letters: bool,
+    /// Whether one of those letters was uppercase (its package is not installable).
+    pub unknown_uppercase: bool,
     /// Whether some package is broken (invalid dependency, unknown uppercase letter).
     pub broken_packages: bool,
 }
 
-/// An `APKINDEX` syntax error.
+/// Why an `APKINDEX` entry was skipped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {msg}")]
 pub struct IndexError {
@@ -26,67 +37,96 @@ pub struct IndexError {
 /// Letters that belong to the installed database only; ignored in an index.
 const INSTALLED_ONLY: &[u8] = b"FMRZrqasfg";
 
-/// Parse index text.
-pub fn parse(text: &str) -> Result<Index, IndexError> {
+/// One entry being read: the package so far, or why it is skipped.
+struct Entry {
+    pkg: Package,
+    /// Line of the entry's first letter (for an entry without `P:`/`V:`).
+    first_line: usize,
+    skip: Option<IndexError>,
+}
+
+/// Parse index text. Never fails as a whole: unusable entries are listed in [`Index::skipped`].
+pub fn parse(text: &str) -> Index {
     let mut idx = Index::default();
-    let mut cur: Option<Package> = None;
+    let mut cur: Option<Entry> = None;
     for (i, line) in text.split('\n').enumerate() {
+        let lineno = i + 1;
         if line.len() < 2 {
-            if let Some(p) = cur.take() {
-                finish(&mut idx, p, i + 1)?;
+            if let Some(e) = cur.take() {
+                finish(&mut idx, e);
+            }
+            continue;
+        }
+        let e = cur.get_or_insert_with(|| Entry {
+            pkg: Package::default(),
+            first_line: lineno,
+            skip: None,
+        });
+        if e.skip.is_some() {
+            // Only the name is still of interest, for the warning.
+            if let Some(name) = line.strip_prefix("P:") {
+                e.pkg.name = name.to_string();
             }
             continue;
         }
         let b = line.as_bytes();
         if b[1] != b':' {
-            return Err(IndexError {
-                line: i + 1,
+            e.skip = Some(IndexError {
+                line: lineno,
                 msg: format!("malformed line '{}'", truncate(line)),
             });
+            continue;
         }
-        let p = cur.get_or_insert_with(Package::default);
         let letter = b[0];
         if INSTALLED_ONLY.contains(&letter) {
             continue;
         }
-        match p.apply_letter(letter, &line[2..]) {
+        match e.pkg.apply_letter(letter, &line[2..]) {
             Ok(true) => {}
             Ok(false) => {
                 idx.unknown_letters = true;
                 if letter.is_ascii_uppercase() {
-                    p.broken = true;
+                    idx.unknown_uppercase = true;
+                    e.pkg.broken = true;
                 }
             }
-            Err(e) => {
-                return Err(IndexError {
-                    line: i + 1,
-                    msg: e.0,
+            Err(err) => {
+                e.skip = Some(IndexError {
+                    line: lineno,
+                    msg: err.0,
                 })
             }
         }
+        if letter == b'V' && !crate::version::is_loadable(&e.pkg.version) {
+            e.skip = Some(IndexError {
+                line: lineno,
+                msg: format!("invalid version '{}'", truncate(&e.pkg.version)),
+            });
+        }
     }
-    if let Some(p) = cur.take() {
-        finish(&mut idx, p, text.lines().count())?;
+    if let Some(e) = cur.take() {
+        finish(&mut idx, e);
     }
-    Ok(idx)
+    idx
 }
 
-fn finish(idx: &mut Index, p: Package, line: usize) -> Result<(), IndexError> {
-    if p.name.is_empty() || p.version.is_empty() {
-        return Err(IndexError {
-            line,
+fn finish(idx: &mut Index, e: Entry) {
+    let p = e.pkg;
+    let skip = e.skip.or_else(|| {
+        (p.name.is_empty() || p.version.is_empty()).then(|| IndexError {
+            line: e.first_line,
             msg: "entry without P: or V:".into(),
-        });
-    }
-    if !crate::version::is_valid(&p.version) {
-        return Err(IndexError {
-            line,
-            msg: format!("{}: invalid version '{}'", p.name, p.version),
-        });
+        })
+    });
+    if let Some(mut err) = skip {
+        if !p.name.is_empty() {
+            err.msg = format!("{}: {}", p.name, err.msg);
+        }
+        idx.skipped.push(err);
+        return;
     }
     idx.broken_packages |= p.broken;
     idx.packages.push(p);
-    Ok(())
 }
 
 fn truncate(s: &str) -> &str {
@@ -118,29 +158,70 @@ mod tests {
     fn parses_and_rewrites_fixture_index_byte_for_byte() {
         let buf = crate::testutil::fixture("alpine-3.19.1/apks/x86_64/APKINDEX.tar.gz");
         let f = crate::archive::open_index(&buf, &Default::default(), true).unwrap();
-        let idx = parse(&f.text).unwrap();
+        let idx = parse(&f.text);
         assert_eq!(idx.packages.len(), 100);
+        assert!(idx.skipped.is_empty());
         assert!(!idx.unknown_letters);
         assert_eq!(write(&idx.packages), f.text);
     }
 
+    /// Each kind of unusable entry is skipped with its line; the entries around it load.
     #[test]
-    fn errors_and_unknown_letters() {
+    fn unusable_entries_are_skipped_one_by_one() {
+        let text = "P:a\nV:1\n\n\
+                    C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\nPx\nP:b\nV:1\n\n\
+                    P:c\nV:1..2\n\n\
+                    P:d\nV:1\nS:abc\n\n\
+                    P:e\nC:Q1short\nV:1\n\n\
+                    T:no name\n\n\
+                    P:f\nV:1\n\n";
+        let idx = parse(text);
+        let names: Vec<&str> = idx.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "f"]);
+        let skipped: Vec<String> = idx.skipped.iter().map(|e| e.to_string()).collect();
         assert_eq!(
-            parse("C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\nPx\n")
-                .unwrap_err()
-                .line,
-            2
+            skipped,
+            [
+                "line 5: b: malformed line 'Px'",
+                "line 10: c: invalid version '1..2'",
+                "line 14: d: S: 'abc' is not a number",
+                "line 17: e: invalid checksum 'Q1short'",
+                "line 20: entry without P: or V:",
+            ]
         );
-        assert!(parse("P:a\nV:1\nS:abc\n\n").is_err());
-        assert!(parse("P:a\n\n").is_err());
-        assert!(parse("P:a\nV:1..2\n\n").is_err());
-        let idx = parse("P:a\nV:1\nY:new\n\nP:b\nV:1\ny:x\nR:ignored\n\n").unwrap();
-        assert!(idx.unknown_letters);
+    }
+
+    #[test]
+    fn lenient_versions_and_identities_load() {
+        let idx = parse(
+            "C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv9=\nP:aspell-ru\nV:0.99f7-r2\n\n\
+             P:librasterlite2-dev\nV:1.1.0b1-r7\nD:librasterlite2=1.1.0b1-r7 pkgconfig\n\n",
+        );
+        assert!(idx.skipped.is_empty(), "{:?}", idx.skipped);
+        assert_eq!(idx.packages.len(), 2);
+        assert_eq!(
+            idx.packages[0].identity.to_string(),
+            "Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8="
+        );
+        assert!(!idx.packages[1].broken);
+        assert_eq!(
+            idx.packages[1].depends[0].version.as_deref(),
+            Some("1.1.0b1-r7")
+        );
+    }
+
+    #[test]
+    fn unknown_letters_and_bad_dependencies() {
+        let idx = parse("P:a\nV:1\nY:new\n\nP:b\nV:1\ny:x\nR:ignored\n\n");
+        assert!(idx.unknown_letters && idx.unknown_uppercase);
         assert!(idx.packages[0].broken);
         assert!(!idx.packages[1].broken);
-        let idx = parse("P:a\nV:1\nD:ok bad==\n\n").unwrap();
+        let idx = parse("P:a\nV:1\nD:ok bad==\n\n");
         assert!(idx.packages[0].broken);
         assert!(idx.broken_packages);
+        assert!(!idx.unknown_letters);
+        assert!(idx.skipped.is_empty());
+        let idx = parse("P:a\nV:1\ny:x\n\n");
+        assert!(idx.unknown_letters && !idx.unknown_uppercase);
     }
 }

@@ -11,8 +11,15 @@ pub struct Checksum(pub Vec<u8>);
 
 impl Checksum {
     /// Parse `Q1...`/`Q2...` (base64), `X1...`/`X2...` (hex) or a legacy 32-hex MD5.
+    ///
+    /// The base64 decoder is apk-tools': the bits of the last character beyond the digest's length
+    /// are ignored, so `Q1` values written by other tools with non-zero trailing bits load (the
+    /// identity is the decoded bytes; it prints back canonically).
     pub fn parse(s: &str) -> Option<Self> {
-        let b64 = base64::engine::general_purpose::STANDARD;
+        let b64 = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+        );
         let bytes = if let Some(r) = s.strip_prefix("Q1").or_else(|| s.strip_prefix("Q2")) {
             b64.decode(r).ok()?
         } else if let Some(r) = s.strip_prefix("X1").or_else(|| s.strip_prefix("X2")) {
@@ -187,7 +194,7 @@ impl Package {
                 p.name
             )));
         }
-        if !crate::version::is_valid(&p.version) {
+        if !crate::version::is_loadable(&p.version) {
             return Err(MetaError(format!(
                 "invalid or missing pkgver '{}'",
                 p.version
@@ -348,6 +355,11 @@ depend = so:libc.musl-x86_64.so.1\ndatahash = fda0ec87\n";
         assert_eq!(c.to_string(), "Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=");
         let x = Checksum::parse("X18de44017e12968741298a671b40f5f9ae0fa1eff").unwrap();
         assert_eq!(x, c);
+        // Non-zero bits after the digest in the last character: ignored, as apk-tools does.
+        let t = Checksum::parse("Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv9=").unwrap();
+        assert_eq!(t, c);
+        assert_eq!(t.to_string(), "Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=");
+        assert!(Checksum::parse("Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8").is_none());
         assert!(Checksum::parse("Q1short").is_none());
         assert!(Checksum::parse("").is_none());
         assert_eq!(c.short_hex(), "8de44017");

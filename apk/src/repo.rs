@@ -128,6 +128,14 @@ pub struct Repository {
     pub pkg_dir: Option<PathBuf>,
     /// Masked (remote under `--no-network`): packages only from the cache.
     pub masked: bool,
+    /// The index file that was read.
+    pub index: PathBuf,
+    /// Index entries that could not be used (each reported once when the repository is opened).
+    pub skipped: Vec<index::IndexError>,
+    /// Whether the index uses letters this apk does not know.
+    pub unknown_letters: bool,
+    /// Whether one of those letters was uppercase (its package is not installable).
+    pub unknown_uppercase: bool,
 }
 
 /// Why a repository could not be loaded (reported as `WARNING: opening X: why`).
@@ -139,9 +147,6 @@ pub enum RepoError {
     /// Signature/format problem.
     #[error("{0}")]
     Archive(#[from] ArchiveError),
-    /// `APKINDEX` text problem.
-    #[error("{0}")]
-    Index(#[from] index::IndexError),
     /// A remote repository with nothing in the cache.
     #[error("network support is not available in this build (no cached index)")]
     NoNetwork,
@@ -206,13 +211,17 @@ impl Repository {
         let buf = std::fs::read(&index_path).map_err(|e| (shown.clone(), RepoError::Io(e)))?;
         let f = archive::open_index(&buf, opts.keys, opts.allow_untrusted)
             .map_err(|e| (shown.clone(), e.into()))?;
-        let idx = index::parse(&f.text).map_err(|e| (shown.clone(), e.into()))?;
+        let idx = index::parse(&f.text);
         Ok(Repository {
             spec: spec.clone(),
             packages: idx.packages,
             description: f.description,
             pkg_dir,
             masked,
+            index: index_path,
+            skipped: idx.skipped,
+            unknown_letters: idx.unknown_letters,
+            unknown_uppercase: idx.unknown_uppercase,
         })
     }
 }

@@ -1,9 +1,16 @@
 //! apk version strings: validation and ordering, following apk-tools v3 (`src/version.c`).
 //!
 //! Grammar: `N{.N}[a-z]{_suffix[N]}[~hex][-rN]`. Comparison walks both strings token by token; the
-//! first differing token decides, and when the token *types* differ the rules of
-//! apk-format.md §7.2 apply (pre-release suffixes sort before the release, a shorter version sorts
+//! first differing token decides, and when the token *types* differ the rules of docs/apk.md
+//! ("Versions") apply (pre-release suffixes sort before the release, a shorter version sorts
 //! before a longer one, leading zeros compare byte-wise).
+//!
+//! Real indexes carry a few versions outside that grammar which apk-tools still loads: digits
+//! right after the letter (`0.99f7-r2`, `1.1.0b1-r7`, upstream's own numbering). apk-tools 2.14
+//! reads them as letter, then number; we do the same: the letter token carries the digits that
+//! follow it and orders by letter, then by that number (`0.99f < 0.99f7 < 0.99f10 < 0.99g`), as
+//! the 2.14.4 oracle does. Such versions are [loadable](is_loadable) but not [valid](is_valid):
+//! `apk version -c` still reports them, as v3 does.
 
 use std::cmp::Ordering;
 
@@ -44,6 +51,8 @@ struct Tokens<'a> {
     s: &'a [u8],
     pos: usize,
     prev: Tok,
+    /// Digits after the letter belong to it (apk-tools 2.x); v3's grammar refuses them.
+    letter_digits: bool,
 }
 
 impl<'a> Tokens<'a> {
@@ -52,6 +61,14 @@ impl<'a> Tokens<'a> {
             s: s.as_bytes(),
             pos: 0,
             prev: Tok::End,
+            letter_digits: true,
+        }
+    }
+
+    fn strict(s: &'a str) -> Self {
+        Tokens {
+            letter_digits: false,
+            ..Tokens::new(s)
         }
     }
 
@@ -102,8 +119,12 @@ impl<'a> Tokens<'a> {
                 (Tok::SuffixNo, v)
             }
             b'a'..=b'z' if matches!(prev, Tok::InitialDigit | Tok::Digit) => {
+                let start = self.pos;
                 self.pos += 1;
-                (Tok::Letter, &self.s[self.pos - 1..self.pos])
+                if self.letter_digits {
+                    self.take_while(|c| c.is_ascii_digit());
+                }
+                (Tok::Letter, &self.s[start..self.pos])
             }
             b'_' if prev <= Tok::SuffixNo => {
                 self.pos += 1;
@@ -139,9 +160,18 @@ impl<'a> Tokens<'a> {
     }
 }
 
-/// Whether `v` is a valid apk v3 version string.
+/// Whether `v` is a valid apk v3 version string (`apk version -c`).
 pub fn is_valid(v: &str) -> bool {
-    let mut t = Tokens::new(v);
+    ends_well(Tokens::strict(v))
+}
+
+/// Whether `v` is a version apk-tools loads from an index or accepts in a dependency: a valid one,
+/// or one with digits after its letter (`0.99f7-r2`).
+pub fn is_loadable(v: &str) -> bool {
+    ends_well(Tokens::new(v))
+}
+
+fn ends_well(mut t: Tokens<'_>) -> bool {
     loop {
         match t.next().0 {
             Tok::End => return true,
@@ -149,6 +179,13 @@ pub fn is_valid(v: &str) -> bool {
             _ => {}
         }
     }
+}
+
+/// The letter token: the letter, then whether digits follow it, then their number.
+fn cmp_letter(a: &[u8], b: &[u8]) -> Ordering {
+    a[0].cmp(&b[0])
+        .then_with(|| (a.len() > 1).cmp(&(b.len() > 1)))
+        .then_with(|| cmp_numeric(&a[1..], &b[1..]))
 }
 
 fn suffix_rank(v: &[u8]) -> usize {
@@ -194,7 +231,7 @@ pub fn compare_fuzzy(a: &str, b: &str, fuzzy: bool) -> u8 {
                     cmp_numeric(va, vb)
                 }
             }
-            Tok::Letter => va.cmp(vb),
+            Tok::Letter => cmp_letter(va, vb),
             Tok::Suffix => suffix_rank(va).cmp(&suffix_rank(vb)),
             Tok::CommitHash => cmp_bytes(va, vb),
             Tok::End | Tok::Invalid => Ordering::Equal,
@@ -267,7 +304,7 @@ pub fn op_str(op: u8) -> &'static str {
 }
 
 /// Split `name-version` (a file stem such as `busybox-1.36.1-r15`) at the last `-` followed by a
-/// digit, where the rest is a valid version.
+/// digit, where the rest is a loadable version.
 pub fn split_name_version(s: &str) -> Option<(&str, &str)> {
     let bytes = s.as_bytes();
     let mut i = bytes.len();
@@ -275,7 +312,7 @@ pub fn split_name_version(s: &str) -> Option<(&str, &str)> {
         i -= 1;
         if bytes[i] == b'-' && bytes.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
             let (n, v) = (&s[..i], &s[i + 1..]);
-            if !n.is_empty() && is_valid(v) {
+            if !n.is_empty() && is_loadable(v) {
                 return Some((n, v));
             }
         }
@@ -359,6 +396,23 @@ mod tests {
         ] {
             assert!(!is_valid(v), "{v} should be invalid");
         }
+    }
+
+    /// Versions real indexes carry outside v3's grammar (Alpine 3.19: aspell-ru, librasterlite2)
+    /// load and order as apk-tools 2.14.4 orders them (`apk version -t` in the oracle).
+    #[test]
+    fn digits_after_the_letter_load_and_order_as_apk_tools() {
+        for v in ["0.99f7-r2", "1.1.0b1-r7", "1.0a01", "2b10"] {
+            assert!(is_loadable(v), "{v} should load");
+            assert!(!is_valid(v), "{v} is outside v3's grammar");
+        }
+        for v in ["1.0ab", "1.0a1b2", "1.0a1.2", "1A", "0.99f7-r", "", "a1"] {
+            assert!(!is_loadable(v), "{v} should not load");
+        }
+        assert_eq!(
+            split_name_version("aspell-ru-0.99f7-r2"),
+            Some(("aspell-ru", "0.99f7-r2"))
+        );
     }
 
     #[test]

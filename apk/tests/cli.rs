@@ -705,33 +705,44 @@ fn malformed_metadata() {
     ]));
     assert_eq!(o.status.code(), Some(1));
     assert!(!t.path().join("i.tar.gz").exists(), "no half-written index");
-    // A malformed index line.
+    // A malformed index line costs its entry, not the index (the rest is
+    // tests/index_loading.rs).
     let repo = t.path().join("repo/x86_64");
     std::fs::create_dir_all(&repo).unwrap();
     std::fs::write(
         repo.join("APKINDEX.tar.gz"),
-        apk::archive::index_body("P:x\nV:1\nthis is not a letter line\n\n", None, 0),
+        apk::archive::index_body(
+            "P:x\nV:1\nthis is not a letter line\n\nP:y\nV:1\n\n",
+            None,
+            0,
+        ),
     )
     .unwrap();
-    let o = apk_in(&s(&[
-        "add",
-        "--root",
-        t.path().join("r2").to_str().unwrap(),
-        "--initdb",
-        "--allow-untrusted",
-        "--repository",
-        t.path().join("repo").to_str().unwrap(),
-        "x",
-    ]));
-    assert_eq!(o.status.code(), Some(1));
-    let err = text(&o).1;
-    assert!(
-        err.starts_with(&format!(
-            "WARNING: opening {}/APKINDEX.tar.gz: line 3: malformed line",
-            repo.display()
-        )),
-        "{err}"
+    let add = |pkg: &str, root: &str| {
+        apk_in(&s(&[
+            "add",
+            "--root",
+            t.path().join(root).to_str().unwrap(),
+            "--initdb",
+            "--allow-untrusted",
+            "--repository",
+            t.path().join("repo").to_str().unwrap(),
+            pkg,
+        ]))
+    };
+    let warning = format!(
+        "WARNING: {}/APKINDEX.tar.gz: skipped the entry at line 3: x: malformed line 'this is not a letter line'\n",
+        repo.display()
     );
+    let o = add("x", "r2");
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o).1,
+        format!("{warning}ERROR: unable to select packages:\n  x (no such package):\n    required by: world[x]\n")
+    );
+    let o = add("y", "r3");
+    assert_eq!(text(&o).1, warning);
+    assert_eq!(o.status.code(), Some(0));
 }
 
 #[test]

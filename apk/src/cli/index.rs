@@ -45,12 +45,16 @@ impl Args {
                     path: o.clone(),
                     err,
                 })?;
-            old = apk::index::parse(&f.text)
-                .map_err(|err| Error::Index {
-                    path: o.clone(),
-                    err,
-                })?
-                .packages;
+            let idx = apk::index::parse(&f.text);
+            for e in &idx.skipped {
+                ctx.out.warning(&format!(
+                    "{}: skipped the entry at line {}: {}",
+                    o.display(),
+                    e.line,
+                    e.msg
+                ));
+            }
+            old = idx.packages;
             old_mtime = std::fs::metadata(o).and_then(|m| m.modified()).ok();
         }
         let mut pkgs = Vec::new();

@@ -9,7 +9,8 @@ use crate::repo::{Location, RepoSpec, Repository};
 use sha1::{Digest, Sha1};
 
 fn packages(text: &str) -> Vec<Package> {
-    let idx = crate::index::parse(text).expect("index text");
+    let idx = crate::index::parse(text);
+    assert!(idx.skipped.is_empty(), "index text: {:?}", idx.skipped);
     idx.packages
         .into_iter()
         .map(|mut p| {
@@ -96,6 +97,10 @@ fn run_case(c: &Case) -> String {
             description: None,
             pkg_dir: Some("/repo".into()),
             masked: false,
+            index: "/repo/x86_64/APKINDEX.tar.gz".into(),
+            skipped: Vec::new(),
+            unknown_letters: false,
+            unknown_uppercase: false,
         };
         pool.add_repository(&repo);
     }
