@@ -148,7 +148,8 @@ pub enum Mode<'a> {
         allow_untrusted: bool,
     },
     /// Installing a package known from an index or the database: signatures are skipped, the
-    /// control member must hash to the expected identity.
+    /// control member must hash to the expected identity, of whichever kind it is
+    /// ([`Checksum::identifies`]); an empty identity identifies nothing.
     Identity(&'a Checksum),
 }
 
@@ -236,8 +237,7 @@ pub fn open_package(buf: &[u8], mode: &Mode<'_>) -> Result<OpenedPackage, Archiv
     };
     let signed_by = match mode {
         Mode::Identity(expected) => {
-            let got = Checksum(Sha1::digest(covered).to_vec());
-            if expected.0.len() == 20 && got != **expected {
+            if !expected.identifies(covered) {
                 return Err(ArchiveError::Integrity);
             }
             None

@@ -11,11 +11,12 @@ use crate::output::{self, Out};
 use crate::owners::Owners;
 use crate::package::{Checksum, Package};
 use crate::pool::{PkgId, Pool};
-use crate::prefetch::{prepare, Buffers, Prefetch, Prepared};
+use crate::prefetch::{prepare, Buffers, Prefetch, Prepared, Trust};
 use crate::protected::ProtectedPaths;
 use crate::root::Root;
 use crate::script::{self, Script};
 use crate::solver::{ChangeKind, Solution};
+use crate::trust::Keyring;
 use nix::sys::stat::Mode as FMode;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -41,6 +42,10 @@ pub struct CommitOptions {
     pub cache_dir: Option<PathBuf>,
     /// Mount `/proc` and `/dev` into the root for scripts when they are missing.
     pub mount_for_scripts: bool,
+    /// Trusted keys: a package whose index entry has no identity must be signed by one of them.
+    pub keys: Keyring,
+    /// `--allow-untrusted`: install such a package even unsigned.
+    pub allow_untrusted: bool,
 }
 
 /// What a commit did.
@@ -492,9 +497,15 @@ pub fn commit(
     let buffers = Buffers::default();
     std::thread::scope(|sc| {
         // Two workers read, verify and inflate packages ahead of the writer, in order.
+        let trust = Trust {
+            keys: &opts.keys,
+            allow_untrusted: opts.allow_untrusted,
+        };
         for _ in 0..2 {
             let (fetch, to_fetch, buffers) = (&fetch, &to_fetch, &buffers);
-            sc.spawn(move || fetch.work(|i| (to_fetch[i], prepare(pool, to_fetch[i], buffers))));
+            sc.spawn(move || {
+                fetch.work(|i| (to_fetch[i], prepare(pool, to_fetch[i], buffers, trust)))
+            });
         }
         let mut next = 0usize;
         let weight = |c: &crate::solver::Change| {

@@ -371,6 +371,8 @@ fn commit_solution(
         purge: ctx.opts.purge,
         cache_dir: ctx.cache_dir.clone(),
         mount_for_scripts: true,
+        keys: ctx.keys.clone(),
+        allow_untrusted: ctx.opts.allow_untrusted,
     };
     let db = ctx.db.as_mut().ok_or(Error::NoDatabase)?;
     let mut r = commit::commit(db, &ctx.pool, &sol, &world, &opts, &ctx.out);

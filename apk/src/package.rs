@@ -35,6 +35,21 @@ impl Checksum {
         }
     }
 
+    /// Whether this identity names the package whose signed bytes (the control member, or control
+    /// and data for packages without a `datahash`) are `covered`, for every kind apk-tools knows:
+    /// `Q1`/`X1` the SHA-1 of those bytes, `Q2`/`X2` their SHA-256 (apk v3), and a legacy 32-hex
+    /// value the first 16 bytes of their SHA-1 (what apk-tools 2.14 compares it with; an MD5 is
+    /// refused there too). An empty identity identifies nothing (docs/apk.md, "Trust").
+    pub fn identifies(&self, covered: &[u8]) -> bool {
+        use sha1::{Digest, Sha1};
+        match self.0.len() {
+            20 => Sha1::digest(covered)[..] == self.0[..],
+            32 => sha2::Sha256::digest(covered)[..] == self.0[..],
+            16 => Sha1::digest(covered)[..16] == self.0[..],
+            _ => false,
+        }
+    }
+
     /// Whether it holds anything.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

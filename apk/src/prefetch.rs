@@ -5,6 +5,7 @@
 
 use crate::archive::{self, ArchiveError, Mode, OpenedPackage};
 use crate::pool::{PkgId, Pool};
+use crate::trust::Keyring;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -25,6 +26,18 @@ pub enum FetchError {
     /// It does not match the index or is malformed.
     #[error("{0}")]
     Archive(#[from] ArchiveError),
+    /// Its index entry has no identity (`C:`) and it carries no trusted signature of its own.
+    #[error("no identity (C:) in the index and no trusted signature (--allow-untrusted installs it anyway)")]
+    NoIdentity,
+}
+
+/// What packages without an identity are checked with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Trust<'a> {
+    /// Trusted keys.
+    pub keys: &'a Keyring,
+    /// `--allow-untrusted`.
+    pub allow_untrusted: bool,
 }
 
 /// Where a package file is.
@@ -65,16 +78,32 @@ pub(crate) struct Prepared {
 }
 
 /// Read package `id`, check it against the identity the index (or database) gives, and inflate its
-/// data section.
-pub(crate) fn prepare(pool: &Pool, id: PkgId, buffers: &Buffers) -> Result<Prepared, FetchError> {
+/// data section. A package whose entry has no identity is trusted only through its own signature
+/// by a trusted key, or with `--allow-untrusted` (docs/apk.md, "Trust").
+pub(crate) fn prepare(
+    pool: &Pool,
+    id: PkgId,
+    buffers: &Buffers,
+    trust: Trust<'_>,
+) -> Result<Prepared, FetchError> {
     let p = &pool.packages[id];
     let path = package_path(pool, id).ok_or(FetchError::NotAvailable)?;
     let mut buf = buffers.take();
     std::fs::File::open(&path)
         .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut buf))
         .map_err(|source| FetchError::Io { path, source })?;
-    let mode = Mode::Identity(&p.pkg.identity);
-    let opened = archive::open_package(&buf, &mode)?;
+    let opened = if p.pkg.identity.is_empty() {
+        let mode = Mode::Verify {
+            keys: trust.keys,
+            allow_untrusted: trust.allow_untrusted,
+        };
+        archive::open_package(&buf, &mode).map_err(|e| match e {
+            ArchiveError::Untrusted => FetchError::NoIdentity,
+            e => e.into(),
+        })?
+    } else {
+        archive::open_package(&buf, &Mode::Identity(&p.pkg.identity))?
+    };
     // The compressed bytes were just checked against datahash/identity, so the gzip CRC is
     // redundant; a second data member is refused (apk v3).
     let mut tar = buffers.take();
