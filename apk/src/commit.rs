@@ -5,7 +5,7 @@
 
 use crate::db::{join, Acl, Database, DirEntry, InstalledPackage};
 use crate::dep::Dependency;
-use crate::extract::Extractor;
+use crate::extract::{Extractor, Takeover};
 use crate::fnmatch::fnmatch;
 use crate::output::{self, Out};
 use crate::owners::Owners;
@@ -83,31 +83,37 @@ struct Installer<'a> {
     changed: usize,
 }
 
-/// The installed package (`name-version`) that owns `path` and may not be overwritten by `new`:
-/// none when the path is unowned or owned by `new` itself, by a package of the same origin, or by
-/// one that `new` replaces.
-fn collision(
+/// Whether `new` may take over `path`, which an installed package may own (apk-tools'
+/// `apk_pkg_replaces_file`, docs/apk.md "Installing"): yes when nobody else owns it, when the owner
+/// is an older `new` or shares its origin, or when `new` replaces the owner; the owner keeps it
+/// when it replaces `new` with a higher `replaces_priority`; otherwise the two conflict.
+fn takeover(
     db: &Database,
     file_owner: &HashMap<String, String>,
     new: &Package,
     path: &str,
-) -> Option<String> {
-    let owner = file_owner.get(path)?;
-    if owner == &new.name {
-        return None;
-    }
-    let old = &db.installed[db.find(owner)?].pkg;
+) -> Takeover {
+    let Some(owner) = file_owner.get(path) else {
+        return Takeover::Yes;
+    };
+    let Some(i) = db.find(owner).filter(|_| owner != &new.name) else {
+        return Takeover::Yes;
+    };
+    let old = &db.installed[i].pkg;
     if old.origin.is_some() && old.origin == new.origin {
-        return None;
+        return Takeover::Yes;
     }
-    if new
-        .replaces
-        .iter()
-        .any(|r| r.name == old.name && r.version_matches(Some(&old.version)))
-    {
-        return None;
+    let replaces = |a: &Package, b: &Package| {
+        a.replaces
+            .iter()
+            .any(|r| !r.conflict && r.name == b.name && r.version_matches(Some(&b.version)))
+            .then(|| a.replaces_priority.unwrap_or(0))
+    };
+    match (replaces(old, new), replaces(new, old)) {
+        (Some(o), n) if n.is_none_or(|n| o > n) => Takeover::Keep,
+        (_, Some(_)) => Takeover::Yes,
+        _ => Takeover::Conflict(old.name_version()),
     }
-    Some(format!("{}-{}", old.name, old.version))
 }
 
 impl<'a> Installer<'a> {
@@ -299,7 +305,7 @@ impl<'a> Installer<'a> {
             bytes_written: 0,
         };
         let extracted = ex.extract(&pkg, &prep.tar, &mut ip, &previous, &|path| {
-            collision(db, file_owner, &pkg, path)
+            takeover(db, file_owner, &pkg, path)
         });
         if let Ok(staged) = &extracted {
             // The checksum the database has for a path: the old version's, else its owner's.
@@ -328,8 +334,15 @@ impl<'a> Installer<'a> {
             self.db.scripts.retain(|(sid, _), _| sid != &o.pkg.identity);
             self.db.triggers.retain(|(sid, _)| sid != &o.pkg.identity);
         }
+        // A file taken over from another package is that package's no more (apk-tools moves it).
         for s in &staged {
-            self.file_owner.insert(s.path.clone(), pkg.name.clone());
+            if let Some(prev) = self.file_owner.insert(s.path.clone(), pkg.name.clone()) {
+                if prev != pkg.name {
+                    if let Some(i) = self.db.find(&prev) {
+                        self.db.installed[i].disown(&s.path);
+                    }
+                }
+            }
         }
         let build_time = pkg.build_time.unwrap_or(0);
         for (seq, (kind, body)) in prep.opened.scripts.iter().enumerate() {

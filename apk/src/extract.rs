@@ -66,6 +66,16 @@ impl OverlayList {
     }
 }
 
+/// Whether a package may write a path that another installed package owns.
+pub(crate) enum Takeover {
+    /// Yes (nobody else owns it, or the package replaces the owner).
+    Yes,
+    /// No, and silently: the owner replaces this package.
+    Keep,
+    /// No: this `name-version` owns it (`--force-overwrite` writes it anyway).
+    Conflict(String),
+}
+
 /// A file extracted under a temporary name, waiting for migration.
 pub(crate) struct Staged {
     /// Final path, relative to the root.
@@ -146,7 +156,7 @@ impl Extractor<'_> {
 
     /// Extract the tar stream `tar` of `pkg` under temporary names, recording its directories and
     /// files in `ip`. `previous` holds the directory permissions the installed version gave;
-    /// `collision` names the package that owns a path another package may not overwrite. Problems
+    /// `takeover` says whether a path another package owns may be written. Problems
     /// with single entries are reported and counted ([`Extractor::errors`]) and mark the package
     /// broken; an error that stops the extraction removes everything staged so far.
     pub fn extract(
@@ -155,7 +165,7 @@ impl Extractor<'_> {
         tar: &[u8],
         ip: &mut InstalledPackage,
         previous: &HashMap<String, Acl>,
-        collision: &dyn Fn(&str) -> Option<String>,
+        takeover: &dyn Fn(&str) -> Takeover,
     ) -> Result<Vec<Staged>, ExtractError> {
         let nv = pkg.name_version();
         let mut r = tar::Reader::new(tar);
@@ -222,16 +232,21 @@ impl Extractor<'_> {
                 ip.set_broken('f');
                 continue;
             };
-            if let Some(owner) = collision(&name) {
-                if self.force_overwrite {
-                    self.out
-                        .warning(&format!("{nv}: overwriting {name} owned by {owner}."));
-                } else {
-                    self.error(&format!(
-                        "{nv}: trying to overwrite {name} owned by {owner}."
-                    ));
-                    ip.set_broken('f');
-                    continue;
+            match takeover(&name) {
+                Takeover::Yes => {}
+                // The owner replaces this package: its file stays, and stays its own.
+                Takeover::Keep => continue,
+                Takeover::Conflict(owner) => {
+                    if self.force_overwrite {
+                        self.out
+                            .warning(&format!("{nv}: overwriting {name} owned by {owner}."));
+                    } else {
+                        self.error(&format!(
+                            "{nv}: trying to overwrite {name} owned by {owner}."
+                        ));
+                        ip.set_broken('f');
+                        continue;
+                    }
                 }
             }
             let tmp = temp_name(&pkg.name, &name);

@@ -414,3 +414,64 @@ fn real_indexes_alpine_base_matches_apk_tools() {
     assert_eq!(theirs.len(), 25, "{theirs:?}");
     assert_eq!(ours, theirs);
 }
+
+/// The project's own repository (`make repo`): `$PROJECT_OUT/repo`, default `<workspace>/out/repo`.
+fn project_repo() -> PathBuf {
+    std::env::var_os("PROJECT_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../out"))
+        .join("repo")
+}
+
+/// Regression: a file replaced by another package stayed listed under both (the booted system's
+/// apk said `/sbin/lbu is owned by alpine-conf` although the project's `lbu`, which replaces
+/// alpine-conf, had installed it). apk-tools moves the file to the replacing package.
+#[test]
+fn replaced_file_moves_to_the_replacing_package_as_in_apk_tools() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let project = project_repo();
+    assert!(
+        project.join("x86_64/APKINDEX.tar.gz").is_file(),
+        "{} missing: run `make repo` first",
+        project.display()
+    );
+    let build_key = project.join("../keys/project-build.rsa.pub");
+    let repo = alpine_repo();
+    let pkgs = ["alpine-base".to_string(), "lbu".to_string()];
+    let (o, ours, _m) = install_both(
+        "replaces",
+        &[(&repo, "/media/apks"), (&project, "/media/project")],
+        &[
+            repo.to_string_lossy().into_owned(),
+            project.to_string_lossy().into_owned(),
+        ],
+        &[alpine_keys(), build_key],
+        &pkgs,
+    );
+    compare(&o, &ours);
+    let theirs = Command::new("chroot")
+        .arg(oracle())
+        .args([
+            "apk",
+            "--root",
+            "/roots/replaces",
+            "info",
+            "-W",
+            "/sbin/lbu",
+        ])
+        .output()
+        .unwrap();
+    let mine = run_apk(&["--root", ours.to_str().unwrap(), "info", "-W", "/sbin/lbu"]);
+    let said = String::from_utf8_lossy(&theirs.stdout).into_owned();
+    assert!(said.starts_with("/sbin/lbu is owned by lbu-"), "{said}");
+    assert_eq!(text(&mine).0, said);
+    let db = db_view(&ours);
+    assert!(
+        !db["alpine-conf"]
+            .2
+            .iter()
+            .any(|f| f.starts_with("F sbin/lbu ")),
+        "alpine-conf still lists sbin/lbu"
+    );
+    let _ = std::fs::remove_dir_all(&ours);
+}

@@ -105,6 +105,14 @@ impl InstalledPackage {
             .flat_map(|d| d.files.iter().map(move |f| (d, f)))
     }
 
+    /// Forget `path` (another package took it over); its directory stays.
+    pub fn disown(&mut self, path: &str) {
+        let (dir, name) = crate::root::split_parent(path);
+        if let Some(d) = self.dirs.iter_mut().find(|d| d.path == dir) {
+            d.files.retain(|f| f.name != name);
+        }
+    }
+
     /// Number of files.
     pub fn file_count(&self) -> usize {
         self.dirs.iter().map(|d| d.files.len()).sum()
