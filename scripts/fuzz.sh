@@ -13,7 +13,8 @@ seed() { mkdir -p "corpus/$1"; cp -f "${@:2}" "corpus/$1/" 2>/dev/null || true; 
 fx=../../shared/fixtures
 seed package $fx/alpine-3.19.1/apks/x86_64/busybox-binsh-*.apk $fx/abuild-repo/libglvnd-0-r1.apk
 seed index $fx/abuild-repo/APKINDEX.tar.gz
-mkdir -p corpus/version corpus/dependency corpus/pkginfo corpus/installed_db corpus/overlay_text corpus/overlay_signature
+mkdir -p corpus/version corpus/dependency corpus/pkginfo corpus/installed_db corpus/overlay_text corpus/overlay_signature \
+    corpus/kmod_metadata corpus/initramfs
 mkdir -p corpus/overlay_archive seedroot/etc/apk && printf 'hi\n' > seedroot/etc/motd && ln -sf motd seedroot/etc/issue \
     && printf 'alpine-base\n' > seedroot/etc/apk/world && tar --format=gnu -C seedroot -czf corpus/overlay_archive/seed etc && rm -rf seedroot
 printf '42\n' > corpus/overlay_text/seed
@@ -23,6 +24,9 @@ printf '1.2.3_rc1-r4\n1.2.3' > corpus/version/seed
 printf 'so:libc.musl-x86_64.so.1 busybox>=1.36 !vlan foo@edge~2' > corpus/dependency/seed
 printf 'pkgname = x\npkgver = 1.0-r0\ndepend = a b>=2\nprovides = so:x=1\n' > corpus/pkginfo/seed
 printf 'C:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\nP:x\nV:1\nF:etc\nR:f\na:0:0:600\nZ:Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=\n\n' > corpus/installed_db/seed
+printf 'kernel/fs/fat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/fs/fat/fat.ko:\n\0alias fs-vfat vfat\n\0softdep vfat pre: nls_cp437\n\0kernel/fs/ext4/ext4.ko\n\0fs-vfat' > corpus/kmod_metadata/seed
+newc() { printf '070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X' "$@"; }
+{ newc 1 0x81A4 0 0 1 0 2 0 0 0 0 2 0; printf 'a\0xy\0\0'; newc 0 0 0 0 1 0 0 0 0 0 0 11 0; printf 'TRAILER!!!\0\0\0\0'; } > corpus/initramfs/seed
 status=0
 for t in $(cargo fuzz list); do
     echo "== fuzz $t (${secs}s)"

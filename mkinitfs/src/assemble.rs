@@ -19,9 +19,11 @@ use crate::features::{self, Feature};
 use crate::firmware;
 use crate::image::Image;
 use crate::kconfig;
-use crate::kmod::{ModuleDb, SoftDep};
+use crate::modules::ModuleDb;
 use crate::root::{self, Root};
 use crate::tree::{Content, Entry, Node, Tree};
+use apk::fnmatch::fnmatch;
+use kmod::SoftDep;
 
 /// Directories every image has (Alpine's base tree plus `tmp`, `sysroot` and `media/*`).
 const BASE_DIRS: &[&str] = &[
@@ -480,9 +482,11 @@ impl Builder<'_> {
                 .add_bytes(&format!("{base}/modules.builtin.modinfo"), bytes, 0o644)?;
         }
         if !config.boot_modules.is_empty() {
-            let mut text = config.boot_modules.join("\n");
-            text.push('\n');
-            self.tree.add_bytes("etc/modules", text, 0o644)?;
+            self.tree.add_bytes(
+                bootspec::initramfs::MODULES_LIST,
+                kmod::modules_list::render(&config.boot_modules),
+                0o644,
+            )?;
         }
         self.firmware(&db, &set)?;
         self.timed("firmware", start);
@@ -558,7 +562,8 @@ fn id_of(meta: &fs::Metadata) -> (u64, u64) {
 }
 
 /// Expands a `.files` line inside the root: glob characters are matched under the base
-/// directory (sorted), plain paths are returned as they are.
+/// directory (sorted; `fnmatch(3)` per path component, a leading dot only matched literally),
+/// plain paths are returned as they are.
 fn expand_glob(root: &Root, line: &str) -> Result<Vec<String>, Error> {
     let rel = line.trim_start_matches('/');
     if !rel.contains(['*', '?', '[']) {
@@ -569,10 +574,6 @@ fn expand_glob(root: &Root, line: &str) -> Result<Vec<String>, Error> {
     let mut current: Vec<String> = vec![String::new()];
     for comp in root::components(rel) {
         let mut next = Vec::new();
-        let pattern = glob::Pattern::new(comp).map_err(|e| Error::Setting {
-            key: line.to_string(),
-            reason: format!("bad glob: {e}"),
-        })?;
         let is_glob = comp.contains(['*', '?', '[']);
         for prefix in &current {
             if !is_glob {
@@ -590,15 +591,8 @@ fn expand_glob(root: &Root, line: &str) -> Result<Vec<String>, Error> {
                 .at(&host)?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    pattern.matches_with(
-                        n,
-                        glob::MatchOptions {
-                            require_literal_leading_dot: true,
-                            ..Default::default()
-                        },
-                    )
-                })
+                // A leading dot must be matched literally, as the shell does.
+                .filter(|n| (!n.starts_with('.') || comp.starts_with('.')) && fnmatch(comp, n))
                 .collect();
             names.sort();
             next.extend(names.into_iter().map(|n| root::join(prefix, &n)));

@@ -29,8 +29,8 @@ pub mod features;
 pub mod firmware;
 mod image;
 pub mod kconfig;
-pub mod kmod;
 pub mod modinfo;
+pub mod modules;
 pub mod root;
 pub mod tree;
 

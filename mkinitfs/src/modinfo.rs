@@ -1,11 +1,10 @@
 //! The `.modinfo` section of a kernel module, read statically (no `modinfo` binary, so a foreign
 //! or chroot base directory never consults the build host's kmod).
 //!
-//! Compressed modules (`.ko.gz`, `.ko.xz`, `.ko.zst`) are decompressed in memory for reading only;
-//! the image stores them as they are. We only need the `firmware=` entries, which name files
+//! Compressed modules (`.ko.gz`, `.ko.xz`, `.ko.zst`) are decompressed in memory (by the `kmod`
+//! crate, bounded) for reading only; the image stores them as they are. We only need the `firmware=` entries, which name files
 //! under `/lib/firmware` the driver may request at probe time.
 
-use std::io::Read;
 use std::path::Path;
 
 use goblin::container::{Container, Ctx, Endian};
@@ -13,64 +12,10 @@ use goblin::elf::{header::Header, section_header::SectionHeader, Elf};
 
 use crate::error::Error;
 
-/// Largest decompressed module we accept: real modules are a few MiB; this stops a hostile
-/// compressed file from exhausting memory.
-const MAX_MODULE: u64 = 256 << 20;
-
 fn elf_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Elf {
         path: path.to_path_buf(),
         reason: reason.into(),
-    }
-}
-
-/// Returns the uncompressed module bytes for `path` given its on-disk `bytes`.
-pub fn decompress(path: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
-    let name = path.to_string_lossy();
-    let mut out = Vec::new();
-    let limit = |r: &mut dyn Read, out: &mut Vec<u8>| -> Result<(), Error> {
-        r.take(MAX_MODULE + 1)
-            .read_to_end(out)
-            .map_err(|e| elf_err(path, format!("cannot decompress: {e}")))?;
-        if out.len() as u64 > MAX_MODULE {
-            return Err(elf_err(path, "decompressed module is larger than 256 MiB"));
-        }
-        Ok(())
-    };
-    if name.ends_with(".gz") {
-        limit(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)?;
-    } else if name.ends_with(".zst") {
-        let mut dec = zstd::stream::read::Decoder::new(&bytes[..])
-            .map_err(|e| elf_err(path, format!("cannot decompress: {e}")))?;
-        limit(&mut dec, &mut out)?;
-    } else if name.ends_with(".xz") {
-        let mut input = &bytes[..];
-        let mut sink = LimitedVec { buf: &mut out };
-        lzma_rs::xz_decompress(&mut input, &mut sink)
-            .map_err(|e| elf_err(path, format!("cannot decompress: {e}")))?;
-    } else {
-        return Ok(bytes);
-    }
-    Ok(out)
-}
-
-/// A `Write` into a Vec that refuses to grow past [`MAX_MODULE`].
-struct LimitedVec<'a> {
-    buf: &'a mut Vec<u8>,
-}
-
-impl std::io::Write for LimitedVec<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if (self.buf.len() + data.len()) as u64 > MAX_MODULE {
-            return Err(std::io::Error::other(
-                "decompressed module is larger than 256 MiB",
-            ));
-        }
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 
@@ -154,7 +99,7 @@ pub fn firmware_of_file(path: &Path) -> Result<Vec<String>, Error> {
     let file = std::fs::File::open(path).map_err(io_err)?;
     let len = file.metadata().map_err(io_err)?.len();
     let read_at = |offset: u64, size: u64| -> Result<Vec<u8>, Error> {
-        if offset.checked_add(size).is_none_or(|end| end > len) || size > MAX_MODULE {
+        if offset.checked_add(size).is_none_or(|end| end > len) || size > kmod::MAX_MODULE {
             return Err(elf_err(path, "section extends past the end of the file"));
         }
         let mut buf = vec![0u8; size as usize];
@@ -199,7 +144,8 @@ fn firmware_entries(info: &[u8]) -> Vec<String> {
 
 /// `firmware=` values of a module file (any supported compression), in file order.
 pub fn firmware(path: &Path, on_disk: Vec<u8>) -> Result<Vec<String>, Error> {
-    let elf = decompress(path, on_disk)?;
+    let compression = kmod::Compression::of(&path.to_string_lossy());
+    let elf = kmod::decompress(&on_disk, compression).map_err(|e| elf_err(path, e.to_string()))?;
     Ok(firmware_entries(modinfo_section(path, &elf)?))
 }
 
