@@ -64,24 +64,15 @@ impl Env {
                     out.display()
                 );
             }
-            let mut kvers: Vec<String> = std::fs::read_dir("/lib/modules")
-                .expect("/lib/modules (make deps installs linux-image-amd64)")
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|k| Path::new(&format!("/boot/vmlinuz-{k}")).is_file())
-                .collect();
-            kvers.sort();
-            let kver = kvers
-                .pop()
-                .expect("an installed kernel with /boot/vmlinuz-<kver>");
+            let kernel = crate::Kernel::host();
             let assets = out.join("qemu-assets");
             std::fs::create_dir_all(&assets).expect("asset dir");
             Env {
-                kernel: PathBuf::from(format!("/boot/vmlinuz-{kver}")),
+                kernel: kernel.image.clone(),
                 out,
                 shared,
                 assets,
-                kver,
+                kver: kernel.kver.clone(),
             }
         })
     }
@@ -278,6 +269,68 @@ impl Env {
         out
     }
 
+    /// `initramfs` with `files` added (`(path, bytes, mode)`, paths relative to the root): an
+    /// uncompressed newc archive appended after it, which the kernel unpacks after the first one,
+    /// so the files are added or replace what the image holds. For what mkinitfs would not
+    /// write (a malformed policy file) or before it can. Cached like the other assets.
+    pub fn initramfs_with(&self, initramfs: &Path, files: &[(&str, &[u8], u32)]) -> PathBuf {
+        let mut h = Sha256::new();
+        hash_file(&mut h, initramfs);
+        for (path, data, mode) in files {
+            h.update(format!("{path}|{mode:o}|{}|", data.len()).as_bytes());
+            h.update(data);
+        }
+        let out = self.assets.join(format!(
+            "initramfs-plus-{}",
+            &hex::encode(h.finalize())[..16]
+        ));
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        if out.is_file() {
+            return out;
+        }
+        let stage = tempfile::tempdir_in(&self.assets).expect("staging directory");
+        let mut names = Vec::new();
+        for (path, data, mode) in files {
+            let p = stage.path().join(path);
+            let parent = p.parent().expect("a relative path");
+            std::fs::create_dir_all(parent).unwrap();
+            std::fs::write(&p, data).unwrap();
+            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(*mode))
+                .unwrap();
+            // Parents first, as the kernel does not create missing directories.
+            let mut anc: Vec<String> = Path::new(path)
+                .ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .map(|a| a.display().to_string())
+                .collect();
+            anc.reverse();
+            for a in anc {
+                if !names.contains(&a) {
+                    names.push(a);
+                }
+            }
+            names.push(path.to_string());
+        }
+        let list = stage.path().join(".list");
+        std::fs::write(&list, names.join("\n") + "\n").unwrap();
+        let cpio = stage.path().join(".cpio");
+        run(Command::new("sh").arg("-c").arg(format!(
+            "cd '{}' && cpio -o -H newc -R 0:0 --quiet < .list > .cpio",
+            stage.path().display()
+        )));
+        let mut bytes = std::fs::read(initramfs).unwrap();
+        // Archives start on a 4-byte boundary.
+        while !bytes.len().is_multiple_of(4) {
+            bytes.push(0);
+        }
+        bytes.extend(std::fs::read(&cpio).unwrap());
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &out).unwrap();
+        out
+    }
+
     /// A private copy of a medium for a VM that writes to it.
     pub fn copy_medium(&self, medium: &Path, name: &str) -> PathBuf {
         let dst = self.assets.join(format!(
@@ -286,6 +339,27 @@ impl Env {
         ));
         std::fs::copy(medium, &dst).unwrap();
         dst
+    }
+
+    /// The test age identity (`AGE-SECRET-KEY-1...` text, what `mkinitfs --ovl-identity` embeds)
+    /// and its recipient (`age1...`, what lbu's `AGE_RECIPIENTS` names). Made once and kept
+    /// with the assets, so the images that embed it stay cached.
+    pub fn age_identity(&self) -> (String, String) {
+        let path = self.assets.join("keys/age-identity.txt");
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(_) => {
+                use age::secrecy::ExposeSecret;
+                let id = age::x25519::Identity::generate();
+                let text = format!("{}\n", id.to_string().expose_secret());
+                std::fs::create_dir_all(path.parent().expect("keys dir")).unwrap();
+                std::fs::write(&path, &text).unwrap();
+                text
+            }
+        };
+        let id: age::x25519::Identity = text.trim().parse().expect("the stored age identity");
+        (text, id.to_public().to_string())
     }
 
     /// Sign an overlay with the test overlay key; returns the `.sig` text.

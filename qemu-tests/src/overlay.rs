@@ -81,6 +81,13 @@ impl Overlay {
         self
     }
 
+    /// The deletion manifest (`etc/lbu/deleted`): files the boot deletes after the package
+    /// install (package-owned configuration the user removed).
+    pub fn deleted(self, paths: &[&str]) -> Self {
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        self.file(overlays::MANIFEST, overlays::deleted::format(&paths))
+    }
+
     /// `etc/apk/world` with these packages (one per line, sorted as apk writes it).
     pub fn world(self, pkgs: &[&str]) -> Self {
         let mut v: Vec<&str> = pkgs.to_vec();

@@ -1,14 +1,17 @@
-//! A virtual machine on the serial console: boot, wait for markers, type, cut the power.
-
+//! A running VM on its serial console: boot, wait for markers, type, cut the power, talk to the
+//! monitor. A failed expectation kills qemu, saves the whole serial log and fails the test with
+//! the tail of the console, the init's boot timeline (if it printed one) and the run's own
+//! timeline (when each marker appeared), so a failure explains itself without a rerun.
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long one boot may take under TCG before the test gives up (no timing assertion: a
-/// bound against hangs).
-pub const BOOT_TIMEOUT: Duration = Duration::from_secs(300);
+use crate::image::Image;
+use crate::machine::{qemu_args, Firmware, Opts, RunFiles};
+use crate::monitor::Monitor;
 
 /// Console lines after which nothing more will come.
 const FATAL: [&str; 3] = [
@@ -17,81 +20,57 @@ const FATAL: [&str; 3] = [
     "end Kernel panic",
 ];
 
-/// A disk attached to the VM.
-#[derive(Clone, Debug)]
-pub enum Disk {
-    /// A raw image on virtio-blk (a USB stick stand-in): `/dev/vda`, ...
-    Virtio(PathBuf),
-    /// An ISO image as an IDE CD-ROM: `/dev/sr0`.
-    Cdrom(PathBuf),
-}
-
 /// A running VM.
 pub struct Vm {
     child: Child,
     stdin: Option<ChildStdin>,
     log: Arc<Mutex<Vec<u8>>>,
-    echo: Arc<std::sync::atomic::AtomicBool>,
+    echo: Arc<AtomicBool>,
     cursor: usize,
+    started: Instant,
     deadline: Instant,
+    /// What happened when (`seen "marker"`), for the failure report.
+    events: Vec<(Duration, String)>,
+    monitor: Option<Monitor>,
+    run_files: RunFiles,
+    _run_dir: tempfile::TempDir,
     /// Name used for the saved serial log.
     pub name: String,
     log_dir: PathBuf,
 }
 
+/// Where logs go when [`Opts::log_dir`] is not set.
+fn default_log_dir() -> PathBuf {
+    match std::env::var_os("PROJECT_OUT") {
+        Some(out) => PathBuf::from(out).join("qemu-logs"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/qemu-logs"),
+    }
+}
+
 impl Vm {
-    /// Boot `kernel` + `initramfs` with `cmdline` (the console is added) and the disks.
-    pub fn boot(
-        name: &str,
-        kernel: &Path,
-        initramfs: &Path,
-        cmdline: &str,
-        disks: &[Disk],
-        extra: &[&str],
-    ) -> Vm {
-        let env = crate::Env::get();
-        let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args([
-            "-accel",
-            "tcg",
-            "-m",
-            "1024",
-            "-smp",
-            "1",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
-            "stdio",
-            "-no-reboot",
-        ])
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initramfs)
-        .arg("-append")
-        .arg(format!("console=ttyS0 {cmdline}"));
-        for d in disks {
-            match d {
-                Disk::Virtio(p) => cmd
-                    .arg("-drive")
-                    .arg(format!("file={},format=raw,if=virtio", p.display())),
-                Disk::Cdrom(p) => cmd.arg("-drive").arg(format!(
-                    "file={},format=raw,if=ide,media=cdrom,readonly=on",
-                    p.display()
-                )),
-            };
+    /// Starts qemu (TCG) with `image` under `opts`. Panics when qemu cannot be started.
+    pub fn boot(image: &Image, opts: Opts) -> Vm {
+        let run_dir = tempfile::Builder::new()
+            .prefix("qemu-vm-")
+            .tempdir()
+            .expect("a temporary directory for the VM");
+        let run_files = RunFiles::in_dir(run_dir.path());
+        if let Firmware::Ovmf { vars, .. } = &opts.firmware {
+            std::fs::copy(vars, &run_files.ovmf_vars)
+                .unwrap_or_else(|e| panic!("{}: {e} (make deps installs ovmf)", vars.display()));
         }
-        cmd.args(extra);
-        cmd.stdin(Stdio::piped())
+        let log_dir = opts.log_dir.clone().unwrap_or_else(default_log_dir);
+        let _ = std::fs::create_dir_all(&log_dir);
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args(qemu_args(image, &opts, &run_files))
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .expect("qemu-system-x86_64 (make deps installs qemu-system-x86)");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let echo = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let echo = Arc::new(AtomicBool::new(opts.echo));
         for stream in [
             child
                 .stdout
@@ -116,7 +95,7 @@ impl Vm {
                     log.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .extend_from_slice(&buf[..n]);
-                    if echo.load(std::sync::atomic::Ordering::Relaxed) {
+                    if echo.load(Ordering::Relaxed) {
                         let mut o = std::io::stdout().lock();
                         let _ = o.write_all(&buf[..n]);
                         let _ = o.flush();
@@ -125,21 +104,27 @@ impl Vm {
             });
         }
         let stdin = child.stdin.take();
+        let started = Instant::now();
         Vm {
             child,
             stdin,
             log,
             echo,
             cursor: 0,
-            deadline: Instant::now() + BOOT_TIMEOUT,
-            name: name.to_string(),
-            log_dir: env.assets.clone(),
+            started,
+            deadline: started + opts.timeout,
+            events: vec![(Duration::ZERO, "qemu started".into())],
+            monitor: None,
+            run_files,
+            _run_dir: run_dir,
+            name: opts.name,
+            log_dir,
         }
     }
 
     /// Copy the console to this process's stdout as it arrives (the demo).
     pub fn set_echo(&self, on: bool) {
-        self.echo.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.echo.store(on, Ordering::Relaxed);
     }
 
     /// The whole serial log so far (carriage returns dropped: the serial line sends CRLF).
@@ -148,11 +133,24 @@ impl Vm {
             .replace('\r', "")
     }
 
-    /// Save the log and fail the test with its tail.
+    fn event(&mut self, what: String) {
+        self.events.push((self.started.elapsed(), what));
+    }
+
+    /// The run's own timeline: when qemu started and when each expectation was met.
+    pub fn events(&self) -> String {
+        self.events
+            .iter()
+            .map(|(t, what)| format!("  {:>7.1} s  {what}\n", t.as_secs_f64()))
+            .collect()
+    }
+
+    /// Save the log and fail the test with its tail and both timelines.
     pub fn fail(&mut self, why: &str) -> ! {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::thread::sleep(Duration::from_millis(200));
+        self.event(format!("failed: {why}"));
         let log = self.text();
         let path = self.log_dir.join(format!("{}.serial.log", self.name));
         let _ = std::fs::write(&path, &log);
@@ -164,21 +162,48 @@ impl Vm {
             .into_iter()
             .rev()
             .collect();
-        panic!("{why}\nserial log saved to {}\n----- serial console (tail) -----\n{tail}\n---------------------------------", path.display());
+        let timeline = self
+            .timeline()
+            .unwrap_or_else(|| "(the init printed no boot timeline)".into());
+        panic!(
+            "{}: {why}\nserial log saved to {}\n----- serial console (tail) -----\n{tail}\n\
+             ----- init boot timeline -----\n{timeline}\n----- this run -----\n{}\
+             ---------------------------------",
+            self.name,
+            path.display(),
+            self.events()
+        );
     }
 
     fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
-    /// Wait until `marker` appears after the previous expectation.
+    /// Wait until `marker` appears after the previous expectation (bounded by the run's timeout).
     pub fn expect(&mut self, marker: &str) {
         let _ = self.expect_one(&[marker]);
+    }
+
+    /// Wait at most `limit` (and never past the run's timeout) for `marker`. A bound for a step
+    /// that must not hang, not a timing assertion.
+    pub fn expect_within(&mut self, marker: &str, limit: Duration) {
+        let saved = self.deadline;
+        self.deadline = self.deadline.min(Instant::now() + limit);
+        let _ = self.expect_one(&[marker]);
+        self.deadline = saved;
     }
 
     /// Wait until one of `markers` appears; returns its index. A halted or panicking machine
     /// fails at once instead of running into the timeout.
     pub fn expect_one(&mut self, markers: &[&str]) -> usize {
+        let find = |text: &str, cursor: usize| {
+            let rest = text.get(cursor..).unwrap_or("");
+            markers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| rest.find(m).map(|p| (p, i, m.len())))
+                .min()
+        };
         loop {
             let text = self.text();
             let rest = text.get(self.cursor..).unwrap_or("");
@@ -193,26 +218,18 @@ impl Vm {
                     ));
                 }
             }
-            let hit = markers
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| rest.find(m).map(|p| (p, i, m.len())))
-                .min();
-            if let Some((p, i, len)) = hit {
+            if let Some((p, i, len)) = find(&text, self.cursor) {
                 self.cursor += p + len;
+                self.event(format!("seen {:?}", markers[i]));
                 return i;
             }
             if self.exited() {
+                // The reader threads may still be draining.
                 std::thread::sleep(Duration::from_millis(300));
                 let text = self.text();
-                let rest = text.get(self.cursor..).unwrap_or("");
-                if let Some((p, i, len)) = markers
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, m)| rest.find(m).map(|p| (p, i, m.len())))
-                    .min()
-                {
+                if let Some((p, i, len)) = find(&text, self.cursor) {
                     self.cursor += p + len;
+                    self.event(format!("seen {:?}", markers[i]));
                     return i;
                 }
                 self.fail(&format!("qemu exited before {markers:?} appeared"));
@@ -224,15 +241,16 @@ impl Vm {
         }
     }
 
-    /// Assert that `marker` did not appear anywhere so far.
+    /// Fail if `marker` appeared anywhere so far.
     pub fn refute(&mut self, marker: &str) {
         if self.text().contains(marker) {
             self.fail(&format!("unexpected {marker:?} on the console"));
         }
     }
 
-    /// Type a line on the serial console.
+    /// Type a line on the serial console (a newline is added).
     pub fn send(&mut self, line: &str) {
+        self.event(format!("sent {line:?}"));
         if let Some(s) = self.stdin.as_mut() {
             let _ = s.write_all(line.as_bytes());
             let _ = s.write_all(b"\n");
@@ -240,10 +258,11 @@ impl Vm {
         }
     }
 
-    /// Wait for the VM to power off by itself.
+    /// Wait for the VM to power off (or reboot, which ends qemu under `-no-reboot`) by itself.
     pub fn wait_poweroff(&mut self) {
         loop {
             if self.exited() {
+                self.event("powered off".into());
                 return;
             }
             if Instant::now() > self.deadline {
@@ -256,11 +275,34 @@ impl Vm {
     /// Cut the power (SIGKILL qemu): what the guest wrote to its disks stays, its page cache is
     /// lost, as after a real power cut.
     pub fn power_cut(&mut self) {
+        self.event("power cut".into());
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    /// Text between the last `boot timeline` header and the end of its block.
+    /// One command on qemu's human monitor (needs [`Opts::monitor`]); returns its output
+    /// (`info status`, `device_add e1000,netdev=hot,id=nic1`, `cont`, ...).
+    pub fn monitor(&mut self, command: &str) -> String {
+        self.event(format!("monitor {command:?}"));
+        if self.monitor.is_none() {
+            let path = self.run_files.monitor.clone();
+            match Monitor::connect(&path, Duration::from_secs(30)) {
+                Ok(m) => self.monitor = Some(m),
+                Err(e) => self.fail(&format!(
+                    "monitor {}: {e} (Opts::monitor must be set)",
+                    path.display()
+                )),
+            }
+        }
+        let result = self.monitor.as_mut().map(|m| m.command(command));
+        match result {
+            Some(Ok(out)) => out,
+            Some(Err(e)) => self.fail(&format!("monitor command {command:?}: {e}")),
+            None => unreachable!("connected above"),
+        }
+    }
+
+    /// Text between the last `boot timeline` header the init printed and the end of its block.
     pub fn timeline(&self) -> Option<String> {
         let t = self.text();
         // The init's own block starts a line (a scenario may echo a copy with a prefix).
@@ -280,5 +322,13 @@ impl Drop for Vm {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            return;
+        }
+        // A passing run keeps its log too: the timelines are worth reading afterwards.
+        let _ = std::fs::write(
+            self.log_dir.join(format!("{}.serial.log", self.name)),
+            self.text(),
+        );
     }
 }

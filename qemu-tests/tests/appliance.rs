@@ -3,7 +3,9 @@
 //! opened on the serial console; an overlay made the way Alpine's own lbu makes it.
 
 use qemu_tests::http::Server;
-use qemu_tests::{Disk, Env, InitramfsRecipe, MediumFormat, MediumRecipe, Overlay, Vm};
+use qemu_tests::{
+    Disk, Env, Image, InitramfsRecipe, MediumFormat, MediumRecipe, Net, Opts, Overlay, Vm,
+};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -28,17 +30,17 @@ fn signed(name: &str, ovl: &Overlay) -> Option<(String, Vec<u8>, Option<String>)
     Some((name.to_string(), bytes, Some(sig)))
 }
 
-fn boot(name: &str, disks: &[Disk], cmdline: &str, extra: &[&str]) -> Vm {
+fn boot(name: &str, disks: &[Disk], cmdline: &str, nets: &[Net]) -> Vm {
     let env = Env::get();
     let initramfs = env.initramfs(&InitramfsRecipe::standard());
-    Vm::boot(
-        name,
-        &env.kernel,
-        &initramfs,
-        &format!("modloop=none {cmdline}"),
-        disks,
-        extra,
-    )
+    let mut image =
+        Image::kernel(&env.kernel, &initramfs).cmdline(&format!("modloop=none {cmdline}"));
+    for d in disks {
+        image = image.disk(d.clone());
+    }
+    let mut opts = Opts::named(name);
+    opts.nets = nets.to_vec();
+    Vm::boot(&image, opts)
 }
 
 /// The lbu configuration of the test appliances: commits go to the boot medium, signed with the
@@ -155,9 +157,9 @@ poweroff -f
 
     let mut vm = boot(
         "life-cycle-1",
-        &[Disk::Virtio(disk.clone())],
+        &[Disk::virtio(disk.clone())],
         "",
-        &["-nic", "user,model=virtio-net-pci"],
+        &[Net::user()],
     );
     vm.expect("apkovl signature verified (key overlay-test.pub)");
     vm.expect("Installing lbu (");
@@ -172,7 +174,7 @@ poweroff -f
     drop(server);
 
     // Boot 2: same disk, no network at all.
-    let mut vm = boot("life-cycle-2", &[Disk::Virtio(disk)], "", &[]);
+    let mut vm = boot("life-cycle-2", &[Disk::virtio(disk)], "", &[]);
     vm.expect("apkovl signature verified (key overlay-test.pub)");
     vm.expect("Installing dhcpcd (10.0.5-r0)");
     vm.expect("boot timeline");
@@ -227,7 +229,7 @@ done
     for (k, cut) in cuts_ms.iter().enumerate() {
         let mut vm = boot(
             &format!("power-cut-{k}"),
-            &[Disk::Virtio(disk.clone())],
+            &[Disk::virtio(disk.clone())],
             "init=/etc/qemutest-init",
             &[],
         );
@@ -239,7 +241,7 @@ done
     }
     let mut vm = boot(
         "power-cut-final",
-        &[Disk::Virtio(disk)],
+        &[Disk::virtio(disk)],
         "init=/etc/qemutest-init",
         &[],
     );
@@ -270,7 +272,7 @@ fn tampered_overlay_is_refused() {
         let n = d.len();
         d[n / 2] ^= 0x01;
     });
-    let mut vm = boot("tampered-overlay", &[Disk::Virtio(disk)], "panic=1", &[]);
+    let mut vm = boot("tampered-overlay", &[Disk::virtio(disk)], "panic=1", &[]);
     vm.expect("ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed");
     vm.expect("boot timeline");
     vm.expect("rebooting in 1 s (panic=1)");
@@ -295,7 +297,7 @@ fn tampered_package_is_refused() {
         let n = d.len();
         d[n - 100] ^= 0x01;
     });
-    let mut vm = boot("tampered-package", &[Disk::Virtio(disk)], "panic=1", &[]);
+    let mut vm = boot("tampered-package", &[Disk::virtio(disk)], "panic=1", &[]);
     vm.expect("ERROR: busybox-1.36.1-r15: v2 package integrity error");
     vm.expect("ERROR: packages: install");
     vm.expect("rebooting in 1 s (panic=1)");
@@ -313,7 +315,7 @@ fn boots_from_iso() {
     let mut r = recipe(&["alpine-base"], signed("qemutest.apkovl.tar.gz", &ovl));
     r.format = MediumFormat::Iso;
     let iso = env.medium(&r);
-    let mut vm = boot("iso", &[Disk::Cdrom(iso)], "", &[]);
+    let mut vm = boot("iso", &[Disk::cdrom(iso)], "", &[]);
     vm.expect("sr0: iso9660 LABEL=ALPINE");
     vm.expect("apkovl signature verified");
     vm.expect("OK: 10.2 MiB in 25 packages");
@@ -347,7 +349,7 @@ fn usb_stick_found_by_label() {
     );
     let mut vm = boot(
         "usb-label",
-        &[Disk::Virtio(d1), Disk::Virtio(d2)],
+        &[Disk::virtio(d1), Disk::virtio(d2)],
         "alpine_dev=LABEL=APPLIANCE",
         &[],
     );
@@ -381,7 +383,7 @@ fn encrypted_overlay_with_console_passphrase() {
         Some(("qemutest.apkovl.tar.gz.age".into(), enc, Some(sig))),
     ));
     let disk = env.copy_medium(&medium, "age");
-    let mut vm = boot("age", &[Disk::Virtio(disk)], "", &[]);
+    let mut vm = boot("age", &[Disk::virtio(disk)], "", &[]);
     vm.expect("Enter passphrase for");
     vm.send("wrong horse");
     vm.expect("Enter passphrase for");
@@ -436,7 +438,7 @@ fn alpine_made_overlay_restores() {
     let disk = env.copy_medium(&medium, "alpine-made");
     let mut vm = boot(
         "alpine-made",
-        &[Disk::Virtio(disk)],
+        &[Disk::virtio(disk)],
         "apkovl_verify=off",
         &[],
     );

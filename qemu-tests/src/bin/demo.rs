@@ -2,7 +2,7 @@
 //! `scripts/build-appliance.sh`) in qemu, show its console until it is up, log in on the serial
 //! console, show what it runs, print the boot timeline and where the image is, and power it off.
 
-use qemu_tests::{Disk, Env, Vm};
+use qemu_tests::{Disk, Env, Image, Net, Opts, Vm};
 use std::path::PathBuf;
 
 fn main() {
@@ -44,15 +44,17 @@ fn main() {
         kernel.display(),
         img.display()
     );
+    let image = Image::kernel(&kernel, &initramfs)
+        .cmdline(&cmdline)
+        .disk(Disk::virtio(&disk));
     let mut vm = Vm::boot(
-        "demo",
-        &kernel,
-        &initramfs,
-        &cmdline,
-        &[Disk::Virtio(disk.clone())],
-        &["-nic", "user,model=virtio-net-pci"],
+        &image,
+        Opts {
+            echo: true,
+            ..Opts::named("demo")
+        }
+        .net(Net::user()),
     );
-    vm.set_echo(true);
     vm.expect("login:");
     std::thread::sleep(std::time::Duration::from_millis(500));
     vm.send("root");
@@ -89,14 +91,10 @@ fn timeline(args: &[String]) {
         .get(2)
         .cloned()
         .unwrap_or_else(|| "modloop=none".into());
-    let mut vm = Vm::boot(
-        "bench",
-        &env.kernel,
-        std::path::Path::new(initramfs),
-        &cmdline,
-        &[Disk::Virtio(disk.clone())],
-        &[],
-    );
+    let image = Image::kernel(&env.kernel, initramfs)
+        .cmdline(&cmdline)
+        .disk(Disk::virtio(&disk));
+    let mut vm = Vm::boot(&image, Opts::named("bench"));
     vm.expect("switch_root");
     vm.expect("login:");
     vm.power_cut();

@@ -1,0 +1,85 @@
+//! Editing files on a FAT medium image in place with mtools (no root, no loop device): what an
+//! attacker with the stick, or a user with a card reader, does between two boots.
+use std::path::Path;
+use std::process::Command;
+
+fn mtools(program: &str, image: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(program)
+        .arg("-i")
+        .arg(image)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (make deps installs mtools)"));
+    assert!(
+        out.status.success(),
+        "{program} -i {} {args:?}: {}",
+        image.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The bytes of `path` (relative to the top level) on the image.
+pub fn read(image: &Path, path: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let tmp = dir.path().join("file");
+    mtools(
+        "mcopy",
+        image,
+        &["-n", &format!("::/{path}"), &tmp.to_string_lossy()],
+    );
+    std::fs::read(&tmp).expect("the copied file")
+}
+
+/// Writes `path` on the image (replacing it).
+pub fn write(image: &Path, path: &str, data: &[u8]) {
+    let tmp = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(tmp.path(), data).expect("writing a temporary file");
+    mtools(
+        "mcopy",
+        image,
+        &["-o", &tmp.path().to_string_lossy(), &format!("::/{path}")],
+    );
+}
+
+/// Lets `f` change `path` on the image.
+pub fn edit(image: &Path, path: &str, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut data = read(image, path);
+    f(&mut data);
+    write(image, path, &data);
+}
+
+/// Renames (or moves over) `from` to `to` on the image.
+pub fn rename(image: &Path, from: &str, to: &str) {
+    if exists(image, to) {
+        remove(image, to);
+    }
+    mtools("mren", image, &[&format!("::/{from}"), &format!("::/{to}")]);
+}
+
+/// Deletes `path` from the image.
+pub fn remove(image: &Path, path: &str) {
+    mtools("mdel", image, &[&format!("::/{path}")]);
+}
+
+/// Whether `path` exists on the image.
+pub fn exists(image: &Path, path: &str) -> bool {
+    Command::new("mdir")
+        .arg("-i")
+        .arg(image)
+        .arg("-b")
+        .arg(format!("::/{path}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Names at the top level of the image.
+pub fn list(image: &Path) -> Vec<String> {
+    let out = mtools("mdir", image, &["-b", "::/"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("::/").to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
