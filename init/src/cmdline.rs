@@ -3,8 +3,8 @@
 //! Words are split exactly as the kernel's `next_arg()` does (lib/cmdline.c): whitespace separates
 //! words except inside double quotes; a value that starts with `"` loses that quote and a trailing
 //! one, and so does a word that starts with `"`. So `ssh_key="ssh-ed25519 AAAA… me@host"` carries a
-//! literal key, which upstream's whitespace-only split cannot (boot-params.md §8.15).
-//! Then Alpine's rules (§1): for a known option `X`, `X=V` sets V (everything after the first `=`),
+//! literal key, which upstream's whitespace-only split cannot (docs/boot.md, "Kernel command line").
+//! Then Alpine's rules: for a known option `X`, `X=V` sets V (everything after the first `=`),
 //! bare `X` sets `yes`, `noX` sets `no`; later words win; unknown words are ignored (they belong to
 //! the kernel or to other programs); `s`, `single`, `1` mean single mode; every `console=` is kept
 //! in order and the last one is the switch_root console. Options come from `/proc/cmdline` only,
@@ -12,6 +12,8 @@
 //! warning in [`BootConfig::warnings`] and the documented fallback.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+use bootspec::OverlayRequirement;
 use std::time::Duration;
 
 /// One kernel command-line word: `name` or `name=value` (quotes already removed).
@@ -139,7 +141,7 @@ impl std::fmt::Display for DeviceSpec {
     }
 }
 
-/// Where `apkovl=` says the overlay is (boot-params.md §3.5).
+/// Where `apkovl=` says the overlay is (docs/boot.md, "Overlay: choice").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApkovlSpec {
     /// `http(s)://`, `ftp://`: out of scope (no network at boot), reported as an error.
@@ -187,7 +189,8 @@ impl ApkovlSpec {
     }
 }
 
-/// `apkovl_verify=`: what an overlay signature must look like (architecture.md trust model).
+/// `apkovl_verify=`: what the command line asks of an overlay signature (docs/boot.md, "Overlay:
+/// trust"); it can only tighten the image's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyPolicy {
     /// A valid signature by a key in `/etc/apkovl/keys/` is required.
@@ -286,7 +289,7 @@ pub const DEFAULT_UEVENT_BUF_SIZE: usize = 4 * 1024 * 1024;
 /// The boot options, typed. Built only by [`BootConfig::from_cmdline`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootConfig {
-    /// `alpine_dev=`: only this device is used as boot medium (pins discovery, §8.6).
+    /// `alpine_dev=`: only this device is used as boot medium (pins discovery, docs/boot.md "Media").
     pub alpine_dev: Option<DeviceSpec>,
     /// `modules=`: extra modules to load early.
     pub modules: Vec<String>,
@@ -325,7 +328,11 @@ pub struct BootConfig {
     /// Every `console=`, in order; the last one is the switch_root console.
     pub consoles: Vec<ConsoleSpec>,
     /// `apkovl_verify=`; `None` = default (required when overlay keys are embedded, else off).
+    /// It can only tighten the image's policy ([`crate::plan::overlay_policy`]).
     pub apkovl_verify: Option<VerifyPolicy>,
+    /// `apkovl_require=any|signed|encrypted|signed,encrypted`: added to the image's
+    /// requirement (never removes from it).
+    pub apkovl_require: Option<OverlayRequirement>,
     /// `uevent_buf_size=` in bytes.
     pub uevent_buf_size: usize,
     /// `root=`: root-device mode, which this init does not implement (reported as an error).
@@ -357,6 +364,7 @@ impl Default for BootConfig {
             panic: PanicPolicy::default(),
             consoles: Vec::new(),
             apkovl_verify: None,
+            apkovl_require: None,
             uevent_buf_size: DEFAULT_UEVENT_BUF_SIZE,
             root: None,
             warnings: Vec::new(),
@@ -370,6 +378,7 @@ const KNOWN: &[&str] = &[
     "alpine_dev",
     "alpine_repo",
     "apkovl",
+    "apkovl_require",
     "apkovl_verify",
     "blacklist",
     "debug_init",
@@ -493,6 +502,16 @@ impl BootConfig {
                         }
                     })
                 }
+                "apkovl_require" => {
+                    self.apkovl_require = Some(OverlayRequirement::parse(v).unwrap_or_else(|| {
+                        // Fail closed: a typo must not weaken what was asked for.
+                        self.warn(format!(
+                            "apkovl_require={v}: expected any|signed|encrypted|signed,encrypted, \
+                             using signed,encrypted"
+                        ));
+                        OverlayRequirement::SIGNED.union(OverlayRequirement::ENCRYPTED)
+                    }))
+                }
                 "blacklist" => self.blacklist = list(v),
                 "debug_init" => self.debug_init = yes(v),
                 "hostname" => {
@@ -583,6 +602,12 @@ impl BootConfig {
             "apkovl_verify",
             self.apkovl_verify
                 .map(|v| v.to_string())
+                .unwrap_or_else(|| "default".into()),
+        );
+        line(
+            "apkovl_require",
+            self.apkovl_require
+                .map(|r| r.to_string())
                 .unwrap_or_else(|| "default".into()),
         );
         line("modules", self.modules.join(","));
@@ -884,6 +909,34 @@ mod tests {
         assert_eq!(
             c.apkovl_verify,
             Some(VerifyPolicy::Required),
+            "a typo fails closed"
+        );
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn require_values() {
+        let p = |s: &str| BootConfig::from_cmdline(s).apkovl_require;
+        assert_eq!(p(""), None);
+        assert_eq!(
+            p("apkovl_require=encrypted"),
+            Some(OverlayRequirement::ENCRYPTED)
+        );
+        assert_eq!(
+            p("apkovl_require=encrypted,signed"),
+            Some(OverlayRequirement {
+                signed: true,
+                encrypted: true
+            })
+        );
+        assert_eq!(p("apkovl_require=any"), Some(OverlayRequirement::ANY));
+        let c = BootConfig::from_cmdline("apkovl_require=encrytped");
+        assert_eq!(
+            c.apkovl_require,
+            Some(OverlayRequirement {
+                signed: true,
+                encrypted: true
+            }),
             "a typo fails closed"
         );
         assert_eq!(c.warnings.len(), 1);

@@ -1,5 +1,5 @@
-//! Console output: the logger (console + `/dev/kmsg`), step lines, the passphrase prompt and the
-//! installer's progress display.
+//! Console output and input: the logger (console + `/dev/kmsg`), step lines and the passphrase
+//! prompt. The installer prints its own apk-style lines.
 //!
 //! Levels: `quiet` shows only warnings and errors on the console; the default adds info lines
 //! (` * Mounting boot media`); `debug_init` adds debug lines (every module, every device). kmsg
@@ -7,12 +7,11 @@
 //! `<7>init: ` (see [`format_kmsg`] for why the priority is always 7). Errors are printed `ERROR: <what>: <why>`, warnings
 //! `WARNING: ...`, the way Alpine's init and apk print them.
 use std::fs::File;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
-use crate::install::InstallProgress;
-use crate::overlay::{PassphrasePrompt, Secret};
+use zeroize::Zeroizing;
 
 /// The process-wide logger (the `log` crate wants a `&'static`).
 static LOGGER: ConsoleLogger = ConsoleLogger {
@@ -127,104 +126,42 @@ pub fn print(text: &str) {
     }
 }
 
-/// Asks for the overlay passphrase on the console, echo off, up to `attempts` times.
-pub struct ConsolePassphrase {
-    attempts_left: u32,
-}
+/// Longest passphrase read from the console (bytes); a longer line is refused, not truncated.
+pub const MAX_PASSPHRASE: usize = 1024;
 
-impl ConsolePassphrase {
-    /// Up to 3 attempts, as upstream gives `openssl enc`.
-    pub fn new() -> Self {
-        Self { attempts_left: 3 }
-    }
-}
-
-impl Default for ConsolePassphrase {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl PassphrasePrompt for ConsolePassphrase {
-    fn ask(&mut self, what: &str) -> Option<Secret> {
-        if self.attempts_left == 0 {
-            return None;
-        }
-        self.attempts_left -= 1;
-        let _echo = crate::sys::NoEcho::new();
-        let stdin = io::stdin();
-        read_passphrase(&mut stdin.lock(), &mut io::stderr(), what)
-    }
-}
-
-/// Prompts on `out` and reads one line from `input` (newline stripped); `None` at end of input.
-pub fn read_passphrase(input: &mut dyn BufRead, out: &mut dyn Write, what: &str) -> Option<Secret> {
-    let _ = write!(out, "\x07Enter passphrase for {what}: ");
-    let _ = out.flush();
-    let mut line = String::new();
-    match input.read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => {
-            let _ = writeln!(out);
-            let trimmed = line.trim_end_matches(['\n', '\r']).to_string();
-            line.clear();
-            Some(Secret::new(trimmed))
+/// Asks for a passphrase on the console with echo off: prints `prompt` as given (it already says
+/// what for) and reads one line. `None` at end of input, when there is no console to read, or
+/// when the line is longer than [`MAX_PASSPHRASE`] (reported). Every buffer that held the
+/// passphrase is zeroed when dropped.
+pub fn ask_passphrase(prompt: &str) -> Option<Zeroizing<String>> {
+    let _echo = crate::sys::NoEcho::new();
+    let mut err = io::stderr();
+    let _ = write!(err, "\x07{prompt}");
+    let _ = err.flush();
+    let line = crate::sys::read_console_line(MAX_PASSPHRASE);
+    let _ = writeln!(err);
+    match line {
+        Ok(line) => passphrase_from_line(line?),
+        Err(e) => {
+            log::error!("{e}");
+            None
         }
     }
 }
 
-/// Shows the installer's apk-style lines and a percentage on the console.
-pub struct ConsoleProgress {
-    quiet: bool,
-    last_percent: Option<u64>,
-}
-
-impl ConsoleProgress {
-    /// A display honouring `quiet` (lines go to kmsg only).
-    pub fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            last_percent: None,
-        }
+/// The passphrase in a console line (without its `\r`), moved into a zeroizing string; `None`
+/// for a line that is not UTF-8 (reported).
+pub fn passphrase_from_line(mut line: Zeroizing<Vec<u8>>) -> Option<Zeroizing<String>> {
+    if line.last() == Some(&b'\r') {
+        line.pop();
     }
-}
-
-/// `[####      ]  40%` for the progress line.
-pub fn progress_bar(done: u64, total: u64) -> (u64, String) {
-    let pct = (done.min(total) * 100).checked_div(total).unwrap_or(100);
-    let filled = (pct / 5) as usize;
-    (
-        pct,
-        format!(
-            "[{}{}] {pct:>3}%",
-            "#".repeat(filled),
-            " ".repeat(20 - filled)
-        ),
-    )
-}
-
-impl InstallProgress for ConsoleProgress {
-    fn line(&mut self, text: &str) {
-        if self.last_percent.take().is_some() {
-            let _ = io::stderr().write_all(b"\r\x1b[K");
-        }
-        if self.quiet {
-            if let Some(mut k) = KMSG.get() {
-                let _ = k.write_all(format_kmsg(log::Level::Info, text).as_bytes());
-            }
-        } else {
-            print(&format!("{text}\n"));
-        }
-    }
-
-    fn progress(&mut self, done: u64, total: u64) {
-        if self.quiet {
-            return;
-        }
-        let (pct, bar) = progress_bar(done, total);
-        if self.last_percent != Some(pct) {
-            self.last_percent = Some(pct);
-            let _ = io::stderr().write_all(format!("\r{bar}").as_bytes());
+    let bytes = std::mem::take(&mut *line);
+    match String::from_utf8(bytes) {
+        Ok(s) => Some(Zeroizing::new(s)),
+        Err(e) => {
+            zeroize::Zeroize::zeroize(&mut e.into_bytes());
+            log::error!("passphrase: not valid UTF-8");
+            None
         }
     }
 }
@@ -250,42 +187,16 @@ mod tests {
     }
 
     #[test]
-    fn passphrase_is_read_without_newline() {
-        let mut input = io::Cursor::new(b"s3cret pass\r\nnext\n".to_vec());
-        let mut out = Vec::new();
-        let s = read_passphrase(&mut input, &mut out, "/media/usb/h.apkovl.tar.gz.age").unwrap();
-        assert_eq!(s.expose(), "s3cret pass");
+    fn passphrase_line_is_moved_not_copied() {
+        let line = Zeroizing::new(b"s3cret pass\r".to_vec());
+        let s = passphrase_from_line(line).unwrap();
+        assert_eq!(s.as_str(), "s3cret pass");
+        assert!(passphrase_from_line(Zeroizing::new(vec![0xff, 0xfe])).is_none());
         assert_eq!(
-            String::from_utf8(out).unwrap(),
-            "\x07Enter passphrase for /media/usb/h.apkovl.tar.gz.age: \n"
-        );
-        assert_eq!(
-            read_passphrase(&mut input, &mut Vec::new(), "x")
+            passphrase_from_line(Zeroizing::new(Vec::new()))
                 .unwrap()
-                .expose(),
-            "next"
+                .as_str(),
+            ""
         );
-        assert!(read_passphrase(&mut input, &mut Vec::new(), "x").is_none());
-    }
-
-    #[test]
-    fn prompt_gives_up_after_three_attempts() {
-        let mut p = ConsolePassphrase { attempts_left: 0 };
-        assert!(p.ask("x").is_none());
-        assert_eq!(ConsolePassphrase::new().attempts_left, 3);
-    }
-
-    #[test]
-    fn progress_bar_shape() {
-        assert_eq!(
-            progress_bar(0, 100),
-            (0, format!("[{}]   0%", " ".repeat(20)))
-        );
-        assert_eq!(
-            progress_bar(50, 100).1,
-            format!("[{}{}]  50%", "#".repeat(10), " ".repeat(10))
-        );
-        assert_eq!(progress_bar(7, 0).0, 100);
-        assert_eq!(progress_bar(200, 100).0, 100);
     }
 }

@@ -1,5 +1,4 @@
-//! The `init` binary: PID 1 of the initramfs. All logic is in the library; this links the real
-//! overlay applier (`overlays` crate) and package installer (embedded `apk` core).
+//! The `init` binary: PID 1 of the initramfs. All logic is in the library.
 
 const HELP: &str = "\
 usage: init   (as PID 1 of the initramfs; configured by the kernel command line)
@@ -20,7 +19,5 @@ fn main() -> ! {
         println!("{HELP}");
         std::process::exit(0);
     }
-    let mut applier = init::applier::OverlaysApplier;
-    let mut installer = init::installer::ApkInstaller;
-    init::run(&mut applier, &mut installer)
+    init::run()
 }

@@ -7,7 +7,7 @@
 //!   retried from the start** (boot drivers, media discovery, ...), after unmounting what the
 //!   failed attempt mounted under `/sysroot` and `/media`; so one can plug the right stick, load a
 //!   module or fix a file, then `exit`. (Upstream continues after the failure point, which mostly
-//!   leads to the next failure, boot-params.md §8.14.)
+//!   leads to the next failure; docs/boot.md, "Failures".)
 //! - Otherwise the kernel's `panic=` convention is followed: `panic=N` (N > 0) reboots after N
 //!   seconds, a negative N reboots at once, `panic=0` or no `panic=` halts (the init waits forever,
 //!   still reaping children). Any `panic=` value other than `no` also disables the shell, as in

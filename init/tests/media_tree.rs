@@ -63,7 +63,7 @@ fn kind(p: &Path) -> Option<Kind> {
         .map(|m| if m.is_file() { Kind::File } else { Kind::Other })
 }
 
-/// What mkimage writes (architecture.md "Medium layout").
+/// What mkimage writes (`bootspec::medium`, docs/boot.md "Media").
 const ALPINE_MEDIUM: &[&str] = &[
     ".alpine-release",
     "apks/.boot_repository",
@@ -115,7 +115,7 @@ fn repository_on_cdrom_overlay_on_usb() {
         .unwrap()
         .unwrap();
     assert_eq!(choice.file, m.root("sdb1").join("host.apkovl.tar.gz.age"));
-    assert_eq!(choice.encryption, init::overlay::Encryption::Age);
+    assert_eq!(choice.kind, Some(overlays::OverlayKind::Age));
     // Final mount points: the USB stick becomes /media/usb, the CD /media/cdrom.
     let moves = plan::media_moves(&m.media, None);
     let to: Vec<_> = moves

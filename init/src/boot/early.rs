@@ -1,4 +1,4 @@
-//! Early setup (boot-params §3.1): the pseudo filesystems, the console on fds 0-2, kmsg, and the
+//! Early setup (docs/boot.md, "Boot phases"): the pseudo filesystems, the console on fds 0-2, kmsg, and the
 //! command line. Runs once before the first boot attempt; idempotent, so a retry can call it.
 use std::path::Path;
 
@@ -27,7 +27,7 @@ const NOSUID_NODEV: MountFlags = MountFlags {
     noexec: false,
 };
 
-/// The early mounts of boot-params §3.1, in order: (source, target, type, flags, data).
+/// The early mounts, in order: (source, target, type, flags, data).
 const EARLY_MOUNTS: &[(&str, &str, &str, MountFlags, Option<&str>)] = &[
     ("proc", "/proc", "proc", MountFlags::PSEUDO, None),
     ("sysfs", "/sys", "sysfs", MountFlags::PSEUDO, None),

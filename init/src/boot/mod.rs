@@ -5,37 +5,44 @@
 //! relocation → packages → finish → switch_root. [`run`] is `main`: it never returns; a failure
 //! goes through [`crate::rescue`] (report, shell or `panic=`), and a Rust panic is sent down the
 //! same path by the panic hook.
+mod drivers;
 mod early;
-mod newroot;
+mod finish;
+mod overlay;
+mod packages;
+mod relocate;
+
+pub use overlay::{OverlayError, MAX_IDENTITY_BYTES, MAX_OVERLAY_BYTES, MAX_SIGNATURE_BYTES};
+pub use packages::{apk_options, InstallError};
 
 use early::{early_setup, mount_early};
+use overlay::Applied;
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bootspec::{BootPolicy, PolicyError};
+
 use crate::cmdline::{BootConfig, PanicPolicy};
-use crate::console::{self, ConsolePassphrase};
-use crate::install::PackageInstaller;
+use crate::console;
 use crate::media::{self, Medium};
-use crate::modules::{self, Loader, ModuleDb};
-use crate::overlay::{OverlayApplier, OverlayReport, OverlayRequest};
-use crate::plan::{self, Acceptance, Kind, PlanError};
+use crate::modules::Loader;
+use crate::plan::{self, OverlayPolicy, PlanError};
 use crate::rescue;
-use crate::step::StepError;
 use crate::sys::{self, rootdir::RootDir, MountFlags, SwitchRootError, SysError};
 use crate::timeline::{self, Outcome, Timeline};
 
 /// The new root.
 pub const SYSROOT: &str = "/sysroot";
-/// Index keys in the initramfs (copied into the new root).
-pub const APK_KEYS: &str = "/etc/apk/keys";
-/// Trusted overlay keys in the initramfs.
-pub const APKOVL_KEYS: &str = "/etc/apkovl/keys";
 /// Userspace kmsg rate limit switch.
 const PRINTK_DEVKMSG: &str = "/proc/sys/kernel/printk_devkmsg";
 /// Overlay marker asking for the default services.
 pub const DEFAULT_SERVICES_MARKER: &str = "etc/.default_boot_services";
+/// Largest configuration file the init reads from the new root (`etc/fstab`, `etc/apk/world`,
+/// `etc/inittab`, `etc/securetty`: they may come from an overlay) or from the initramfs
+/// (`etc/boot-policy`, `etc/modules`).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Why the boot stopped. The phase is added by the report.
 #[derive(Debug, thiserror::Error)]
@@ -46,23 +53,27 @@ pub enum BootError {
     /// A boot decision refused to go on.
     #[error("{0}")]
     Plan(#[from] PlanError),
-    /// The overlay or install step failed.
+    /// The initramfs's boot policy (`etc/boot-policy`) does not parse: the boot stops rather
+    /// than guess a weaker policy.
+    #[error("{path}: {source}")]
+    Policy {
+        /// The policy file.
+        path: String,
+        /// Which line and why.
+        source: PolicyError,
+    },
+    /// The overlay phase refused or failed.
     #[error("{0}")]
-    Step(#[from] StepError),
+    Overlay(#[from] OverlayError),
+    /// The package install failed.
+    #[error("{0}")]
+    Install(#[from] InstallError),
     /// `switch_root` failed.
     #[error("{0}")]
     SwitchRoot(#[from] SwitchRootError),
     /// The new root has no runnable init.
     #[error("{0} not found in new root (not an executable file)")]
     InitMissing(String),
-    /// An applier returned an overlay the policy refuses (it should have stopped before extracting).
-    #[error("{}: overlay applier ignored the signature policy: {refusal}", file.display())]
-    PolicyIgnored {
-        /// The overlay.
-        file: PathBuf,
-        /// The policy's verdict.
-        refusal: StepError,
-    },
 }
 
 /// A failure with the phase it happened in.
@@ -107,7 +118,7 @@ fn install_panic_hook() {
 }
 
 /// `main`: early setup, then boot attempts until one reaches `/sbin/init`. Never returns.
-pub fn run(applier: &mut dyn OverlayApplier, installer: &mut dyn PackageInstaller) -> ! {
+pub fn run() -> ! {
     if !sys::is_pid1() {
         eprintln!(
             "init: this is the initramfs init; it must run as PID 1 (it deletes / at switch_root)"
@@ -143,8 +154,7 @@ pub fn run(applier: &mut dyn OverlayApplier, installer: &mut dyn PackageInstalle
     let mut boot = Boot {
         cfg,
         timeline,
-        applier,
-        installer,
+        overlay_policy: plan::overlay_policy(&BootPolicy::default(), false, &BootConfig::default()),
         loader: None,
         attempt: 0,
     };
@@ -177,19 +187,16 @@ fn report(f: &Failure, timeline: &mut Timeline) {
     console::print(&timeline.render(now));
 }
 
-struct Boot<'a> {
+/// The executor's state across attempts. Each phase is one method (in the module of its name),
+/// each decision one call into [`crate::plan`].
+struct Boot {
     cfg: BootConfig,
     timeline: Timeline,
-    applier: &'a mut dyn OverlayApplier,
-    installer: &'a mut dyn PackageInstaller,
+    /// The effective overlay policy (boot options phase, re-read at every attempt: the rescue
+    /// shell may have fixed the policy file).
+    overlay_policy: OverlayPolicy,
     loader: Option<Loader>,
     attempt: u32,
-}
-
-/// An applied overlay: what was asked and what the applier did.
-struct Applied {
-    req: OverlayRequest,
-    report: OverlayReport,
 }
 
 /// The state carried from one phase to the next within an attempt.
@@ -202,11 +209,11 @@ struct Prepared {
 impl Prepared {
     /// The overlay file list (`None`: no overlay was applied).
     fn overlay_files(&self) -> Option<&[String]> {
-        self.overlay.as_ref().map(|a| a.report.files.as_slice())
+        self.overlay.as_ref().map(|a| a.files.as_slice())
     }
 }
 
-impl Boot<'_> {
+impl Boot {
     fn phase(&mut self, name: &str) {
         self.timeline.begin(name, sys::boottime());
         update_hook(&self.timeline, self.cfg.panic);
@@ -230,12 +237,11 @@ impl Boot<'_> {
         if self.attempt > 1 {
             log::info!("retrying the boot (attempt {})", self.attempt);
         }
-        if let Err(e) = plan::check_supported(&self.cfg) {
-            return Err(Failure {
-                phase: "boot options".into(),
-                error: e.into(),
-            });
+        self.phase("boot options");
+        if let Err(e) = self.boot_options() {
+            return self.fail(e);
         }
+
         self.phase("boot drivers");
         self.load_boot_drivers();
 
@@ -311,176 +317,32 @@ impl Boot<'_> {
         self.fail(err)
     }
 
-    fn load_boot_drivers(&mut self) {
-        if self.loader.is_none() {
-            let Some(kver) = sys::kernel_release() else {
-                log::warn!("uname: no kernel release; only built-in drivers");
-                return;
-            };
-            let dir = Path::new("/lib/modules").join(&kver);
-            match ModuleDb::load(&dir) {
-                Ok(mut db) => {
-                    db.add_modprobe_dir(Path::new("/etc/modprobe.d"));
-                    self.loader = Some(Loader::new(db, &self.cfg.blacklist));
-                }
-                Err(e) => {
-                    log::warn!("{e}; only built-in drivers are available");
-                    return;
-                }
+    /// The boot options phase: what this init cannot honour, and the effective overlay policy
+    /// from the initramfs's `etc/boot-policy` (absent: the default; unreadable or malformed:
+    /// the boot stops, fail closed), its overlay keys and the command line.
+    fn boot_options(&mut self) -> Result<(), BootError> {
+        plan::check_supported(&self.cfg)?;
+        let path = bootspec::initramfs::absolute(bootspec::initramfs::POLICY);
+        let image = match sys::read_file(Path::new(&path), MAX_CONFIG_BYTES)? {
+            None => BootPolicy::default(),
+            Some(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                BootPolicy::parse(&text).map_err(|source| BootError::Policy {
+                    path: path.clone(),
+                    source,
+                })?
             }
-        }
-        let Some(loader) = self.loader.as_mut() else {
-            return;
         };
-        log::info!("Loading boot drivers");
-        let before = loader.loaded().len();
-        for m in &self.cfg.modules {
-            if let modules::Loaded::NoMatch = loader.load_name(m, "") {
-                log::warn!("modules={m}: no such module");
-            }
-        }
-        // Upstream always asks for these (modloop needs loop + squashfs; simpledrm gives a console).
-        for m in ["loop", "squashfs", "simpledrm"] {
-            loader.load_quietly(m);
-        }
-        if let Ok(text) = std::fs::read_to_string("/etc/modules") {
-            for (m, params) in modules::parse_etc_modules(&text) {
-                loader.load_name(&m, &params);
-            }
-        }
-        let n = loader.loaded().len().saturating_sub(before);
-        self.timeline.note(format!("{n} module(s)"));
-    }
-
-    /// Chooses, verifies and applies the overlay (`None`: there is none).
-    fn apply_overlay(
-        &mut self,
-        media: &[Medium],
-        root: &RootDir,
-    ) -> Result<Option<Applied>, BootError> {
-        let kind = |p: &Path| match std::fs::metadata(p) {
-            Ok(m) if m.is_file() => Some(Kind::File),
-            Ok(_) => Some(Kind::Other),
-            Err(_) => None,
-        };
-        let Some(choice) = plan::choose_overlay(self.cfg.apkovl.as_ref(), media, &kind)? else {
-            log::info!("no apkovl found: default configuration");
-            self.timeline.note("none");
-            return Ok(None);
-        };
-        let keys_present = std::fs::read_dir(APKOVL_KEYS)
+        let keys_dir = bootspec::initramfs::absolute(bootspec::initramfs::APKOVL_KEYS);
+        let keys = std::fs::read_dir(&keys_dir)
             .map(|mut d| d.next().is_some())
             .unwrap_or(false);
-        let policy = plan::effective_verify_policy(self.cfg.apkovl_verify, keys_present);
-        log::info!(
-            "Loading user settings from {} (apkovl_verify={policy})",
-            choice.file.display()
-        );
-        let req = OverlayRequest {
-            file: choice.file.clone(),
-            signature: choice.signature.clone(),
-            encryption: choice.encryption.clone(),
-            root: PathBuf::from(SYSROOT),
-            trusted_keys_dir: PathBuf::from(APKOVL_KEYS),
-            policy,
-            quiet: self.cfg.quiet,
-        };
-        let report = self.applier.apply(&req, &mut ConsolePassphrase::new())?;
-        // Belt and braces: the applier was to refuse before extracting; if it did not, stop here.
-        let trust = match req.judge(&report.signature) {
-            Ok(Acceptance::Verified { key }) => {
-                log::info!("apkovl signature verified (key {key})");
-                format!("signature verified ({key})")
-            }
-            Ok(Acceptance::UnsignedWarn) => {
-                log::warn!(
-                    "{}: apkovl is not signed (apkovl_verify=optional)",
-                    req.file.display()
-                );
-                "unsigned".to_string()
-            }
-            Ok(Acceptance::Unsigned) => {
-                log::debug!("apkovl is not signed (apkovl_verify=off)");
-                "unsigned".to_string()
-            }
-            Err(e) => {
-                return Err(BootError::PolicyIgnored {
-                    file: req.file.clone(),
-                    refusal: e,
-                })
-            }
-        };
-        for w in &report.warnings {
-            log::warn!("{}: {w}", req.file.display());
+        self.overlay_policy = plan::overlay_policy(&image, keys, &self.cfg);
+        for w in &self.overlay_policy.ignored {
+            log::warn!("{w}");
         }
-        // Overlays do not store parent directories; /root must not be world-readable (§3.6).
-        root.chmod_dir("root", 0o700)?;
-        if let Some(fstab) = root.read_string("etc/fstab")? {
-            if let Some(opts) = plan::root_remount_options(&fstab) {
-                log::info!("remounting {SYSROOT} with the overlay's fstab options {opts}");
-                sys::remount(Path::new(SYSROOT), &opts)?;
-            }
-        }
-        self.timeline.note(format!(
-            "{} entries, {}, {trust}",
-            report.files.len(),
-            timeline::human_bytes(report.bytes)
-        ));
-        Ok(Some(Applied { req, report }))
-    }
-
-    /// Moves media to their final `/media/<name>` and resolves the repositories there.
-    fn relocate_media(
-        &mut self,
-        media: Vec<Medium>,
-        overlay: Option<Applied>,
-        root: &RootDir,
-    ) -> Result<Prepared, BootError> {
-        let overlay_fstab = if overlay.is_some() {
-            root.read_string("etc/fstab")?
-        } else {
-            None
-        };
-        let moves = plan::media_moves(&media, overlay_fstab.as_deref());
-        for mv in moves.iter().filter(|m| m.from != m.to) {
-            sys::make_dirs(&mv.to)?;
-            sys::move_mount(&mv.from, &mv.to)?;
-            let _ = std::fs::remove_dir(&mv.from);
-            log::debug!("media: {} moved to {}", mv.from.display(), mv.to.display());
-        }
-        let media: Vec<Medium> = media
-            .into_iter()
-            .map(|mut m| {
-                m.mount_point = plan::relocate(&m.mount_point, &moves);
-                m.repositories = m
-                    .repositories
-                    .iter()
-                    .map(|r| plan::relocate(r, &moves))
-                    .collect();
-                m.overlays = m
-                    .overlays
-                    .iter()
-                    .map(|o| plan::relocate(o, &moves))
-                    .collect();
-                m.cache = m.cache.as_ref().map(|c| plan::relocate(c, &moves));
-                m
-            })
-            .collect();
-        let mut cfg = self.cfg.clone();
-        cfg.alpine_repo = cfg
-            .alpine_repo
-            .iter()
-            .map(|r| plan::relocate(Path::new(r), &moves).display().to_string())
-            .collect();
-        let repositories = plan::repositories(&cfg, &media, &|p: &Path| p.is_dir())?;
-        for r in &repositories {
-            log::info!("boot repository {}", r.display());
-        }
-        Ok(Prepared {
-            media,
-            overlay,
-            repositories,
-        })
+        log::debug!("effective boot policy:\n{}", self.overlay_policy);
+        Ok(())
     }
 
     /// Undoes the mounts of a failed attempt so the next one starts clean.

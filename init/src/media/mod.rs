@@ -91,24 +91,13 @@ impl Contents {
     }
 }
 
-/// Whether a top-level file name is an overlay: `NAME.apkovl.tar.gz` or `NAME.apkovl.tar.gz.X`
-/// with one more suffix `X` (`age`, an `openssl enc` cipher), as the `overlays` crate names them.
-/// Not overlays: a detached signature (`.sig`), longer suffixes (`.age.sig`, copies such as
-/// `.gz.1.bak`), and hidden names (temporary files of an interrupted commit). nlplug-findfs's
-/// glob `*.apkovl.tar.gz*` took all of these.
+/// Whether a top-level file name is an overlay: what the `overlays` crate calls one
+/// ([`overlays::kind_of`]: `NAME.apkovl.tar.gz` or with one more suffix, `age` or an
+/// `openssl enc` cipher; not a `.sig`, a generation file or a copy such as `.gz.1.bak`), except
+/// hidden names (temporary files of an interrupted commit). nlplug-findfs's glob
+/// `*.apkovl.tar.gz*` took all of these.
 pub fn is_overlay_name(name: &str) -> bool {
-    if name.starts_with('.') {
-        return false;
-    }
-    let Some(pos) = name.find(".apkovl.tar.gz") else {
-        return false;
-    };
-    match &name[pos + ".apkovl.tar.gz".len()..] {
-        "" => true,
-        rest => rest
-            .strip_prefix('.')
-            .is_some_and(|x| !x.is_empty() && !x.contains('.') && x != "sig"),
-    }
+    !name.starts_with('.') && overlays::kind_of(name).is_some()
 }
 
 /// Examines the top level of `root` (a mounted medium).
@@ -119,14 +108,14 @@ pub fn scan_top_level(root: &Path) -> std::io::Result<Contents> {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
-            let marker = entry.path().join(".boot_repository");
+            let marker = entry.path().join(bootspec::medium::BOOT_REPOSITORY_MARKER);
             if std::fs::symlink_metadata(&marker)
                 .map(|m| m.is_file())
                 .unwrap_or(false)
             {
                 c.repositories.push(name.clone());
             }
-            if name == "cache" {
+            if name == bootspec::medium::CACHE_DIR {
                 c.cache = true;
             }
         } else if is_overlay_name(&name) {

@@ -37,7 +37,7 @@ struct Scanner<'a> {
 }
 
 /// Modules the kernel's FAT defaults name (Debian: codepage 437, iocharset ascii); a vfat mount
-/// fails without them (field-notes §7). Missing ones are skipped.
+/// fails without them. Missing ones are skipped.
 const NLS_MODULES: [&str; 4] = ["nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1"];
 
 impl Scanner<'_> {
@@ -373,7 +373,7 @@ fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, dis
             }
             Ok(None) => break,
             Err(sys::netlink::NetlinkError::Overflow(size)) => {
-                // Events were lost: rebuild the picture from /sys instead of failing (§8.9).
+                // Events were lost: rebuild the picture from /sys instead of failing (docs/boot.md, "Media").
                 log::warn!(
                     "uevent buffer overflow (size {size} bytes): re-running coldplug; \
                      raise uevent_buf_size= if this repeats"

@@ -1,17 +1,18 @@
-//! What the init writes into the new root after the install: runlevel links (§3.7), the media's
-//! final mount points and fstab lines (§3.8), repositories (§3.11), serial gettys, hostname and
-//! the `ssh_key` (boot-params.md). Pure: file contents in, file contents out.
+//! What the init writes into the new root after the install: runlevel links, the media's final
+//! mount points and fstab lines, repositories, serial gettys, hostname and the `ssh_key`
+//! (docs/boot.md, "The new root" and "Media: final mount points"). Pure: file contents in, file
+//! contents out.
 use std::path::{Component, Path, PathBuf};
 
 use crate::cmdline::{BootConfig, ConsoleSpec, DeviceSpec};
 use crate::media::Medium;
 
-/// Default services apply when there is no overlay or it holds `etc/.default_boot_services` (§3.7).
+/// Default services apply when there is no overlay or it holds `etc/.default_boot_services`.
 pub fn default_services_apply(overlay_applied: bool, marker_present: bool) -> bool {
     !overlay_applied || marker_present
 }
 
-/// Alpine's default runlevels (§3.7).
+/// Alpine's default runlevels.
 pub const DEFAULT_SERVICES: &[(&str, &[&str])] = &[
     (
         "sysinit",
@@ -96,7 +97,7 @@ pub fn parse_fstab(text: &str) -> Vec<FstabEntry> {
         .collect()
 }
 
-/// The overlay's fstab may size the RAM root: options of its `/` tmpfs line (§3.8).
+/// The overlay's fstab may size the RAM root: options of its `/` tmpfs line.
 pub fn root_remount_options(fstab: &str) -> Option<String> {
     parse_fstab(fstab)
         .into_iter()
@@ -120,7 +121,7 @@ pub struct MediaMove {
     pub to: PathBuf,
 }
 
-/// Final mount points for the media (§3.8, so `lbu` and the repositories file see stable names):
+/// Final mount points for the media (so `lbu` and the repositories file see stable names):
 /// the mount point of a line in the overlay's fstab that names the medium (a single name under
 /// `/media`), else `usb` for vfat, `cdrom` for iso9660, else the kernel name; a name already
 /// taken falls back to the kernel name.
@@ -237,7 +238,7 @@ pub fn update_fstab(existing: &str, media: &[(&Medium, &Path)]) -> Option<String
     })
 }
 
-/// `/etc/apk/repositories` content for the boot repositories (written when absent, §3.11).
+/// `/etc/apk/repositories` content for the boot repositories (written when absent).
 pub fn repositories_file(repos: &[PathBuf]) -> String {
     repos.iter().map(|r| format!("{}\n", r.display())).collect()
 }
@@ -263,7 +264,7 @@ pub fn getty_consoles(consoles: &[ConsoleSpec]) -> Vec<String> {
     out
 }
 
-/// Lines to append to `etc/inittab` for serial consoles without a `^<tty>:` line (§3.11).
+/// Lines to append to `etc/inittab` for serial consoles without a `^<tty>:` line.
 pub fn inittab_additions(existing: &str, consoles: &[ConsoleSpec]) -> String {
     let mut out = String::new();
     for tty in getty_consoles(consoles) {

@@ -1,6 +1,7 @@
-//! The install list: `pkgs=`, the overlay's world, and what Alpine appends (boot-params.md §3.10),
-//! with world tokens checked against apk's dependency syntax (apk-format.md §8.1) so that one bad
-//! token is reported and skipped instead of leaving an empty root (apk-format.md §4.4).
+//! The install list: `pkgs=`, the overlay's world, and what Alpine appends (docs/boot.md,
+//! "Packages"), with world tokens checked against apk's dependency syntax
+//! (`[!]name[@tag][<op>version]`) so that one bad token is reported and skipped: apk refuses a
+//! whole world with one bad token, which would leave an empty root.
 use crate::cmdline::BootConfig;
 
 /// A world or `pkgs=` token that was left out, with where it came from and why.
@@ -28,7 +29,9 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "+._-,:/[]".contains(c)
 }
 
-/// Checks `[!]name[@tag][<op>version]` (apk-format.md §8.1).
+/// Checks `[!]name[@tag][<op>version]`: a name of letters, digits and `+._-,:/[]`, an optional
+/// `@tag`, an optional operator (`<`, `<=`, `=`, `>=`, `>`, `~`, `=~`, `~=`, or `><` with a
+/// checksum) and a version starting with a digit.
 pub fn check_world_token(token: &str) -> Result<(), &'static str> {
     let t = token.strip_prefix('!').unwrap_or(token);
     let name_len = t.find(|c: char| !is_name_char(c)).unwrap_or(t.len());
@@ -112,15 +115,15 @@ pub struct PackagePlan {
 pub struct PackageInputs<'a> {
     /// The overlay's `etc/apk/world`, if an overlay provided one.
     pub world: Option<&'a str>,
-    /// Whether default services apply (§3.7): `openssh` comes with `ssh_key=` only then.
+    /// Whether default services apply: `openssh` comes with `ssh_key=` only then.
     pub default_services: bool,
-    /// Whether modloop verification keys are embedded (§3.9.5): adds `openssl`.
+    /// Whether modloop verification keys are embedded: adds `openssl`.
     pub modloop_keys: bool,
 }
 
-/// The install list (§3.10): `pkgs=`, the overlay's world, `openssh` (ssh_key, default services),
+/// The install list: `pkgs=`, the overlay's world, `openssh` (ssh_key, default services),
 /// `alpine-base` (always), `openssl` (modloop keys). Bad tokens are left out and reported;
-/// one bad token must not leave the machine with an empty root (apk-format.md §4.4).
+/// one bad token must not leave the machine with an empty root.
 pub fn package_list(cfg: &BootConfig, inputs: PackageInputs<'_>) -> PackagePlan {
     let mut plan = PackagePlan::default();
     let (pkgs, bad) = parse_world(&cfg.pkgs.join(" "), "pkgs=");
@@ -146,7 +149,8 @@ pub fn package_list(cfg: &BootConfig, inputs: PackageInputs<'_>) -> PackagePlan 
     plan
 }
 
-/// Whether an initramfs file name is a modloop verification key (§3.9.5).
+/// Whether an initramfs file name is a modloop verification key
+/// (`*modloop*.SIGN.RSA.*.pub`, Alpine's name).
 pub fn is_modloop_key(name: &str) -> bool {
     apk::fnmatch::fnmatch_noflags("*modloop*.SIGN.RSA.*.pub", name)
 }

@@ -1,13 +1,15 @@
 //! Every syscall the init makes, one function per boot step, each with a typed error carrying its path.
 //!
-//! This module (with its submodules) is the only place that calls `nix` or `libc` and the only one
-//! allowed to use `unsafe`; everything above it deals in paths, values and these small functions.
-//! Submodules: [`rootdir`] (files inside the new root, resolved beneath it with `openat2`),
-//! [`netlink`] (the kernel uevent socket) and [`switch`] (the `switch_root` sequence).
-//! Where `nix` has a safe wrapper we use it; the one `unsafe` block (making the console the
-//! controlling terminal of the rescue shell) carries its `// SAFETY:` argument.
+//! This module (with its submodules) is the only place that calls `nix` or `rustix` and the only
+//! one allowed to use `unsafe`; everything above it deals in paths, values and these small
+//! functions. Submodules: [`mount`] (mounts, including those into the new root), [`rootdir`]
+//! (files inside the new root, resolved beneath it with `openat2`), [`netlink`] (the kernel uevent
+//! socket) and [`switch`] (the `switch_root` sequence). Where `nix` or `rustix` has a safe
+//! wrapper we use it (no raw `libc`); the one `unsafe` block (the rescue shell's `pre_exec`, which
+//! makes the console its controlling terminal) carries its `// SAFETY:` argument.
 #![allow(unsafe_code)]
 
+pub mod mount;
 pub mod netlink;
 pub mod rootdir;
 pub mod switch;
@@ -16,7 +18,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,11 +25,15 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+use zeroize::Zeroizing;
 
+pub use mount::{
+    bind_into, is_mount_point, mount_fs, mount_points, move_into, move_mount, parse_mountinfo,
+    remount, unmount, unmount_detach, MountFlags, MountPoint,
+};
 pub use netlink::UeventSocket;
 pub use rootdir::RootDir;
 pub use switch::{switch_root, SwitchRootError};
@@ -110,6 +115,21 @@ pub enum SysError {
         /// Cause.
         errno: Errno,
     },
+    /// A file is larger than the init reads (bad input must not exhaust PID 1's memory).
+    #[error("{}: larger than {limit} bytes, refusing to read it", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bound.
+        limit: u64,
+    },
+    /// A mount point in the new root is reached through a symbolic link (planted by the overlay
+    /// or a package): the mount would land elsewhere, possibly outside the new root.
+    #[error("{}: a symbolic link in the path; refusing to mount through it", path.display())]
+    SymlinkMountPoint {
+        /// The mount point in the new root.
+        path: PathBuf,
+    },
     /// A path contains a NUL byte and cannot be passed to the kernel.
     #[error("{0:?}: contains a NUL byte")]
     Nul(String),
@@ -121,6 +141,16 @@ pub enum SysError {
         /// Cause.
         source: io::Error,
     },
+}
+
+impl SysError {
+    /// A file that should exist does not.
+    pub fn missing(path: &Path) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        }
+    }
 }
 
 fn errno_at(path: &Path) -> impl FnOnce(Errno) -> SysError + '_ {
@@ -157,171 +187,49 @@ pub fn kernel_release() -> Option<String> {
         .map(|u| u.release().to_string_lossy().into_owned())
 }
 
-/// Options for the pseudo and media mounts, kept free of `nix` types for the callers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MountFlags {
-    /// `ro`
-    pub read_only: bool,
-    /// `nosuid`
-    pub nosuid: bool,
-    /// `nodev`
-    pub nodev: bool,
-    /// `noexec`
-    pub noexec: bool,
-}
-
-impl MountFlags {
-    /// `nosuid,nodev,noexec`, what `/proc` and `/sys` get.
-    pub const PSEUDO: Self = Self {
-        read_only: false,
-        nosuid: true,
-        nodev: true,
-        noexec: true,
-    };
-    /// `ro,nosuid,nodev`, what boot media get.
-    pub const MEDIA: Self = Self {
-        read_only: true,
-        nosuid: true,
-        nodev: true,
-        noexec: false,
-    };
-
-    fn bits(self) -> MsFlags {
-        let mut f = MsFlags::empty();
-        f.set(MsFlags::MS_RDONLY, self.read_only);
-        f.set(MsFlags::MS_NOSUID, self.nosuid);
-        f.set(MsFlags::MS_NODEV, self.nodev);
-        f.set(MsFlags::MS_NOEXEC, self.noexec);
-        f
-    }
-}
-
-/// `mount -t FSTYPE -o FLAGS,DATA SOURCE TARGET`.
-pub fn mount_fs(
-    source: &str,
-    target: &Path,
-    fstype: &str,
-    flags: MountFlags,
-    data: Option<&str>,
-) -> Result<(), SysError> {
-    mount(Some(source), target, Some(fstype), flags.bits(), data).map_err(|errno| SysError::Mount {
-        fstype: fstype.to_string(),
-        source_dev: source.to_string(),
-        target: target.to_path_buf(),
-        errno,
-    })
-}
-
-/// `mount -o remount,OPTIONS TARGET` (the overlay's fstab may resize the tmpfs root).
-pub fn remount(target: &Path, options: &str) -> Result<(), SysError> {
-    mount(
-        None::<&str>,
-        target,
-        None::<&str>,
-        MsFlags::MS_REMOUNT,
-        Some(options),
-    )
-    .map_err(|errno| SysError::Remount {
-        target: target.to_path_buf(),
-        options: options.to_string(),
-        errno,
-    })
-}
-
-/// `mount --bind FROM TO` (the new root's `/proc`, `/sys`, `/dev` while package scripts run).
-pub fn bind_mount(from: &Path, to: &Path) -> Result<(), SysError> {
-    mount(
-        Some(from),
-        to,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .map_err(|errno| SysError::BindMount {
-        from: from.to_path_buf(),
-        to: to.to_path_buf(),
-        errno,
-    })
-}
-
-/// `mount --move FROM TO`.
-pub fn move_mount(from: &Path, to: &Path) -> Result<(), SysError> {
-    mount(Some(from), to, None::<&str>, MsFlags::MS_MOVE, None::<&str>).map_err(|errno| {
-        SysError::MoveMount {
-            from: from.to_path_buf(),
-            to: to.to_path_buf(),
-            errno,
-        }
-    })
-}
-
-/// `umount TARGET`.
-pub fn unmount(target: &Path) -> Result<(), SysError> {
-    umount2(target, MntFlags::empty()).map_err(|errno| SysError::Unmount {
-        target: target.to_path_buf(),
-        errno,
-    })
-}
-
-/// `umount -l TARGET`: used when retrying a boot, where a busy mount must not block the retry.
-pub fn unmount_detach(target: &Path) -> Result<(), SysError> {
-    umount2(target, MntFlags::MNT_DETACH).map_err(|errno| SysError::Unmount {
-        target: target.to_path_buf(),
-        errno,
-    })
-}
-
-/// Whether `path` is the root of a mount: its device differs from its parent's (the early
-/// mounts are all different filesystems from the rootfs, so this suffices and needs no `/proc`).
-pub fn is_mount_point(path: &Path) -> bool {
-    let Ok(me) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
-    let Some(parent) = path.parent() else {
-        return me.is_dir(); // "/" is the root of the rootfs mount
-    };
-    match std::fs::symlink_metadata(parent) {
-        Ok(up) => me.is_dir() && (me.dev() != up.dev() || me.ino() == up.ino()),
-        Err(_) => false,
-    }
-}
-
-/// Mount points from `/proc/self/mountinfo`, in mount order (field 5, octal escapes decoded).
-pub fn mount_points() -> Result<Vec<PathBuf>, SysError> {
-    let path = Path::new("/proc/self/mountinfo");
-    let text = std::fs::read_to_string(path).map_err(|source| SysError::Io {
+/// Reads a whole file of at most `limit` bytes; `None` when it does not exist. A larger file is
+/// an error before it is read (and if it grows meanwhile, after `limit + 1` bytes).
+pub fn read_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, SysError> {
+    let io_err = |source| SysError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    Ok(parse_mountinfo(&text))
+    };
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    read_bounded(file, path, limit).map(Some)
 }
 
-/// Parses the mount points out of a mountinfo text.
-pub fn parse_mountinfo(text: &str) -> Vec<PathBuf> {
-    text.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape_octal(field)))
-        .collect()
-}
-
-/// Decodes the `\040`-style escapes the kernel uses in mountinfo fields.
-fn unescape_octal(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
-            let oct = &bytes[i + 1..i + 4];
-            if oct.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                out.push((oct[0] - b'0') * 64 + (oct[1] - b'0') * 8 + (oct[2] - b'0'));
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
+/// Reads an open file of at most `limit` bytes (see [`read_file`]).
+pub fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, SysError> {
+    use std::io::Read;
+    let too_large = || SysError::TooLarge {
+        path: path.to_path_buf(),
+        limit,
+    };
+    let size = file
+        .metadata()
+        .map_err(|source| SysError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .len();
+    if size > limit {
+        return Err(too_large());
     }
-    String::from_utf8_lossy(&out).into_owned()
+    let mut buf = Vec::with_capacity(size as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|source| SysError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
 }
 
 /// `mkdir -p PATH` with mode 0755.
@@ -442,6 +350,43 @@ impl Drop for NoEcho {
     }
 }
 
+/// Reads one line from the console (fd 0) without buffering it anywhere else (the passphrase
+/// prompt): at most `max` bytes, newline removed; `None` at end of input. A longer line is read
+/// to its end and refused. The buffers are zeroed when dropped.
+pub fn read_console_line(max: usize) -> Result<Option<Zeroizing<Vec<u8>>>, SysError> {
+    let console = Path::new("/dev/console");
+    // Capacity for the whole bound: the vector never reallocates, so no copy is left behind.
+    let mut line = Zeroizing::new(Vec::with_capacity(max));
+    let mut chunk = Zeroizing::new([0u8; 256]);
+    let mut too_long = false;
+    loop {
+        let n = match nix::unistd::read(io::stdin().as_fd(), &mut chunk[..]) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(errno_at(console)(errno)),
+        };
+        if n == 0 {
+            return Ok((!line.is_empty() && !too_long).then_some(line));
+        }
+        for &b in &chunk[..n] {
+            if b == b'\n' {
+                if too_long {
+                    return Err(SysError::TooLarge {
+                        path: console.to_path_buf(),
+                        limit: max as u64,
+                    });
+                }
+                return Ok(Some(line));
+            }
+            if line.len() < max {
+                line.push(b);
+            } else {
+                too_long = true;
+            }
+        }
+    }
+}
+
 /// Whether `path` is an executable regular file (following symlinks).
 pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
@@ -470,13 +415,15 @@ pub fn run_on_console(
         .stdin(Stdio::inherit())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    // SAFETY: the closure runs in the forked child before exec and calls only setsid(2) and
-    // ioctl(2), both async-signal-safe; it touches no memory shared with the parent. fd 0 is the
-    // console (inherited), which TIOCSCTTY makes the new session's controlling terminal.
+    // SAFETY: the closure runs in the forked child before exec and makes two raw syscalls,
+    // setsid(2) and ioctl(TIOCSCTTY), both async-signal-safe; it allocates nothing and touches no
+    // memory shared with the parent. fd 0 is the console (inherited), which TIOCSCTTY makes the
+    // new session's controlling terminal. Failures are ignored: the shell still runs, only
+    // without job control.
     unsafe {
         cmd.pre_exec(|| {
-            libc::setsid();
-            libc::ioctl(0, libc::TIOCSCTTY, 1);
+            let _ = rustix::process::setsid();
+            let _ = rustix::process::ioctl_tiocsctty(rustix::stdio::stdin());
             Ok(())
         });
     }
@@ -554,36 +501,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mountinfo_points_are_decoded() {
-        let text = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
-                    30 22 8:1 / /media/my\\040stick ro - vfat /dev/sda1 ro\n";
-        assert_eq!(
-            parse_mountinfo(text),
-            vec![PathBuf::from("/proc"), PathBuf::from("/media/my stick")]
-        );
-    }
-
-    #[test]
-    fn unescape_keeps_lone_backslashes() {
-        assert_eq!(unescape_octal("a\\b"), "a\\b");
-        assert_eq!(unescape_octal("a\\04"), "a\\04");
-        assert_eq!(unescape_octal("x\\134y"), "x\\y");
-    }
-
-    #[test]
     fn boottime_moves_forward() {
         let a = boottime();
         let b = boottime();
         assert!(b >= a);
         assert!(a > Duration::ZERO);
-    }
-
-    #[test]
-    fn root_of_filesystem_is_a_mount_point() {
-        assert!(is_mount_point(Path::new("/")));
-        let dir = tempfile::tempdir().unwrap();
-        let sub = dir.path().join("sub");
-        std::fs::create_dir(&sub).unwrap();
-        assert!(!is_mount_point(&sub));
     }
 }

@@ -3,7 +3,7 @@
 //! Opened before coldplug so no hotplug event is lost in between. The receive buffer is forced to
 //! `uevent_buf_size` (default 4 MiB, as nlplug-findfs after its overflow bugs); an overflow shows
 //! up as `ENOBUFS`, which the caller answers by re-running coldplug instead of failing
-//! (boot-params.md §8.9). Only messages from the kernel (sender port id 0) are returned.
+//! (docs/boot.md, "Media"). Only messages from the kernel (sender port id 0) are returned.
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 

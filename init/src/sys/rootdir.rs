@@ -6,7 +6,7 @@
 //! as if the new root were `/`, exactly as they will resolve after `switch_root`. Writes are atomic
 //! (temp file in the same directory, fsync, rename, fsync the directory).
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -123,29 +123,76 @@ impl RootDir {
         }
     }
 
-    /// Reads `rel`, or `None` when it does not exist.
-    pub fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, SysError> {
+    /// Reads `rel` (at most `limit` bytes: the new root holds files from an overlay), or `None`
+    /// when it does not exist.
+    pub fn read(&self, rel: &str, limit: u64) -> Result<Option<Vec<u8>>, SysError> {
         match self.resolve(rel, OFlag::O_RDONLY, 0) {
-            Ok(fd) => {
-                let mut buf = Vec::new();
-                File::from(fd)
-                    .read_to_end(&mut buf)
-                    .map_err(|source| SysError::Io {
-                        path: self.display(rel),
-                        source,
-                    })?;
-                Ok(Some(buf))
-            }
+            Ok(fd) => super::read_bounded(File::from(fd), &self.display(rel), limit).map(Some),
             Err(Errno::ENOENT) => Ok(None),
             Err(errno) => Err(self.err(rel, errno)),
         }
     }
 
-    /// Reads `rel` as text (lossy), or `None` when it does not exist.
-    pub fn read_string(&self, rel: &str) -> Result<Option<String>, SysError> {
+    /// Reads `rel` as text (lossy, at most `limit` bytes), or `None` when it does not exist.
+    pub fn read_string(&self, rel: &str, limit: u64) -> Result<Option<String>, SysError> {
         Ok(self
-            .read(rel)?
+            .read(rel, limit)?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// The directory `rel` of the root as a mount point, created (mode 0755) where missing. Every
+    /// component is resolved beneath the root without following any symbolic link
+    /// (`RESOLVE_NO_SYMLINKS`): a mount through a link the overlay or a package planted
+    /// (`proc -> /`, `media -> /`) would land elsewhere, possibly outside the root, so such a
+    /// path is an error instead.
+    pub fn mount_point(&self, rel: &str) -> Result<super::MountPoint, SysError> {
+        let strict = |sub: &str| -> Result<OwnedFd, Errno> {
+            let how = OpenHow::new()
+                .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+                .resolve(
+                    ResolveFlag::RESOLVE_IN_ROOT
+                        | ResolveFlag::RESOLVE_NO_SYMLINKS
+                        | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+                );
+            loop {
+                match openat2(self.fd.as_fd(), if sub.is_empty() { "." } else { sub }, how) {
+                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                    other => return other,
+                }
+            }
+        };
+        let refuse = |sub: &str, errno: Errno| match errno {
+            Errno::ELOOP => SysError::SymlinkMountPoint {
+                path: self.display(sub),
+            },
+            errno => self.err(sub, errno),
+        };
+        let mut fd = strict("").map_err(|e| refuse("", e))?;
+        let mut so_far = String::new();
+        for name in strip(rel).split('/').filter(|c| !c.is_empty() && *c != ".") {
+            if name == ".." {
+                return Err(self.err(rel, Errno::EINVAL));
+            }
+            if !so_far.is_empty() {
+                so_far.push('/');
+            }
+            so_far.push_str(name);
+            fd = match strict(&so_far) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => {
+                    match mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o755)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(errno) => return Err(self.err(&so_far, errno)),
+                    }
+                    strict(&so_far).map_err(|e| refuse(&so_far, e))?
+                }
+                Err(errno) => return Err(refuse(&so_far, errno)),
+            };
+        }
+        Ok(super::MountPoint {
+            fd,
+            path: self.display(rel),
+        })
     }
 
     /// `mkdir -p rel` with `mode` for created directories; returns a handle on the directory.
@@ -232,8 +279,9 @@ impl RootDir {
     }
 
     /// Appends `text` to `rel` (atomically: read, extend, rewrite), keeping the file's mode.
-    pub fn append(&self, rel: &str, text: &str) -> Result<(), SysError> {
-        let mut data = self.read(rel)?.unwrap_or_default();
+    /// `rel` is read with the bound `limit`.
+    pub fn append(&self, rel: &str, text: &str, limit: u64) -> Result<(), SysError> {
+        let mut data = self.read(rel, limit)?.unwrap_or_default();
         if !data.is_empty() && !data.ends_with(b"\n") {
             data.push(b'\n');
         }
@@ -279,14 +327,16 @@ impl RootDir {
         }
     }
 
-    /// Copies the host file `src` (in the initramfs) to `rel`, keeping its permission bits.
-    pub fn copy_in(&self, src: &Path, rel: &str) -> Result<(), SysError> {
+    /// Copies the host file `src` (in the initramfs, at most `limit` bytes) to `rel`, keeping
+    /// its permission bits.
+    pub fn copy_in(&self, src: &Path, rel: &str, limit: u64) -> Result<(), SysError> {
         let io_err = |source| SysError::Io {
             path: src.to_path_buf(),
             source,
         };
-        let data = std::fs::read(src).map_err(io_err)?;
-        let mode = std::fs::metadata(src).map_err(io_err)?.permissions().mode() & 0o7777;
+        let file = File::open(src).map_err(io_err)?;
+        let mode = file.metadata().map_err(io_err)?.permissions().mode() & 0o7777;
+        let data = super::read_bounded(file, src, limit)?;
         self.write_atomic(rel, &data, mode)
     }
 
@@ -379,7 +429,7 @@ mod tests {
     #[test]
     fn read_kind_exec_symlink_remove() {
         let (dir, root) = root();
-        assert_eq!(root.read("nope").unwrap(), None);
+        assert_eq!(root.read("nope", 10).unwrap(), None);
         assert_eq!(root.kind("nope"), None);
         std::fs::create_dir_all(dir.path().join("bin")).unwrap();
         std::fs::write(dir.path().join("bin/busybox"), b"#!").unwrap();
@@ -419,7 +469,7 @@ mod tests {
             std::fs::Permissions::from_mode(0o640),
         )
         .unwrap();
-        root.append("fstab", "b\n").unwrap();
+        root.append("fstab", "b\n", 1 << 20).unwrap();
         assert_eq!(std::fs::read(dir.path().join("fstab")).unwrap(), b"a\nb\n");
         assert_eq!(root.mode("fstab"), Some(0o640));
     }
@@ -433,8 +483,70 @@ mod tests {
         assert_eq!(root.mode("root"), Some(0o700));
         let src = dir.path().join("src.pub");
         std::fs::write(&src, b"key").unwrap();
-        root.copy_in(&src, "etc/apk/keys/src.pub").unwrap();
-        assert_eq!(root.read("etc/apk/keys/src.pub").unwrap().unwrap(), b"key");
+        root.copy_in(&src, "etc/apk/keys/src.pub", 1024).unwrap();
+        assert_eq!(
+            root.read("etc/apk/keys/src.pub", 1024).unwrap().unwrap(),
+            b"key"
+        );
+        assert!(matches!(
+            root.copy_in(&src, "etc/apk/keys/big.pub", 2),
+            Err(SysError::TooLarge { limit: 2, .. })
+        ));
         assert!(root.write_atomic("etc/..", b"x", 0o644).is_err());
+    }
+
+    #[test]
+    fn reads_are_bounded() {
+        let (dir, root) = root();
+        std::fs::write(dir.path().join("world"), b"0123456789").unwrap();
+        assert_eq!(root.read("world", 10).unwrap().unwrap(), b"0123456789");
+        let err = root.read("world", 9).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: larger than 9 bytes, refusing to read it",
+                dir.path().join("world").display()
+            )
+        );
+    }
+
+    /// Issue 13 item 10: an overlay that plants `proc -> /` or `media -> /` made the init mount
+    /// over the initramfs's own directories (the host path `/sysroot/proc` follows the link).
+    #[test]
+    fn mount_points_refuse_symlinks_and_stay_beneath() {
+        let (dir, root) = root();
+        let mp = root.mount_point("/media/usb").unwrap();
+        assert!(dir.path().join("media/usb").is_dir());
+        assert_eq!(mp.path, dir.path().join("media/usb"));
+        assert!(
+            root.mount_point("media/usb").is_ok(),
+            "existing dirs are fine"
+        );
+        symlink("/", dir.path().join("proc")).unwrap();
+        let err = root.mount_point("proc").unwrap_err();
+        assert!(matches!(err, SysError::SymlinkMountPoint { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: a symbolic link in the path; refusing to mount through it",
+                dir.path().join("proc").display()
+            )
+        );
+        std::fs::remove_dir_all(dir.path().join("media")).unwrap();
+        symlink("/", dir.path().join("media")).unwrap();
+        let err = root.mount_point("media/usb").unwrap_err();
+        assert!(matches!(err, SysError::SymlinkMountPoint { .. }), "{err}");
+        // Nothing was created through the link, neither in the root nor outside it.
+        assert!(!dir.path().join("usb").exists());
+        // A relative link is refused the same way.
+        symlink("media", dir.path().join("run")).unwrap();
+        assert!(matches!(
+            root.mount_point("run"),
+            Err(SysError::SymlinkMountPoint { .. })
+        ));
+        assert!(root.mount_point("../etc").is_err());
+        // A plain file where a directory is expected.
+        std::fs::write(dir.path().join("sys"), b"").unwrap();
+        assert!(root.mount_point("sys").is_err());
     }
 }

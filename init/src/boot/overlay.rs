@@ -1,0 +1,267 @@
+//! The overlay phase (docs/boot.md, "Overlay"): choose the file ([`plan::choose_overlay`]), read
+//! it once (bounded), verify its signature as stored ([`overlays::verify`]), ask the one verdict
+//! ([`plan::judge`]) before anything is decrypted or extracted, decrypt (the initramfs's age
+//! identity, else a passphrase asked on the console), apply it beneath the new root
+//! ([`overlays::apply`]); after the package install, the overlay's deletion manifest
+//! ([`overlays::apply_deletions`]).
+use std::path::{Path, PathBuf};
+
+use overlays::{OverlayKind, Secret, Verification};
+use zeroize::Zeroizing;
+
+use super::{Boot, BootError, SYSROOT};
+use crate::console;
+use crate::media::Medium;
+use crate::plan::{self, Acceptance, Kind, OverlayChoice, Refusal};
+use crate::sys::{self, rootdir::RootDir};
+use crate::timeline;
+
+/// Largest overlay file read from a medium (compressed and possibly encrypted).
+pub const MAX_OVERLAY_BYTES: u64 = 64 << 20;
+/// Largest `.sig` file (a few signature blocks of a few hundred bytes each).
+pub const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
+/// Largest age identity file in the initramfs.
+pub const MAX_IDENTITY_BYTES: u64 = 64 << 10;
+/// How many passphrases are asked before giving up (Alpine: 3).
+const ATTEMPTS: usize = 3;
+
+/// Why the overlay phase stopped. Each names the overlay file first.
+#[derive(Debug, thiserror::Error)]
+pub enum OverlayError {
+    /// The verdict refused the overlay (nothing of it was used).
+    #[error("{}: {refusal}", file.display())]
+    Refused {
+        /// The overlay.
+        file: PathBuf,
+        /// Which rule refused it.
+        refusal: Refusal,
+    },
+    /// No secret opened the encrypted overlay.
+    #[error("{}: could not decrypt: {reason}", file.display())]
+    Decrypt {
+        /// The overlay.
+        file: PathBuf,
+        /// Why (the last attempt's error, no console, no identity).
+        reason: String,
+    },
+    /// The decrypted archive could not be applied (broken gzip/tar, too large, I/O).
+    #[error("{}: {source}", file.display())]
+    Apply {
+        /// The overlay.
+        file: PathBuf,
+        /// The `overlays` crate's error.
+        source: overlays::Error,
+    },
+    /// A path of the deletion manifest could not be deleted.
+    #[error("overlay deletion {name}: {reason}")]
+    Deletion {
+        /// The path, relative to the new root.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the overlay phase leaves for the later phases.
+pub(super) struct Applied {
+    /// The overlay file.
+    pub file: PathBuf,
+    /// Extracted names relative to the root (apk's overlay file list: these win over packages).
+    pub files: Vec<String>,
+    /// Paths to delete after the package install.
+    pub deletions: Vec<String>,
+}
+
+impl Boot {
+    /// Chooses, verifies and applies the overlay (`None`: there is none).
+    pub(super) fn apply_overlay(
+        &mut self,
+        media: &[Medium],
+        root: &RootDir,
+    ) -> Result<Option<Applied>, BootError> {
+        let kind = |p: &Path| match std::fs::metadata(p) {
+            Ok(m) if m.is_file() => Some(Kind::File),
+            Ok(_) => Some(Kind::Other),
+            Err(_) => None,
+        };
+        let Some(choice) = plan::choose_overlay(self.cfg.apkovl.as_ref(), media, &kind)? else {
+            log::info!("no apkovl found: default configuration");
+            self.timeline.note("none");
+            return Ok(None);
+        };
+        log::info!("Loading user settings from {}", choice.file.display());
+        let data = sys::read_file(&choice.file, MAX_OVERLAY_BYTES)?
+            .ok_or_else(|| sys::SysError::missing(&choice.file))?;
+        let verification = self.verify(&choice, &data)?;
+        let acceptance = plan::judge(&self.overlay_policy, choice.kind.as_ref(), &verification)
+            .map_err(|refusal| OverlayError::Refused {
+                file: choice.file.clone(),
+                refusal,
+            })?;
+        match &acceptance {
+            Acceptance::Verified { key } => log::info!("apkovl signature verified (key {key})"),
+            Acceptance::UnsignedWarn => log::warn!(
+                "{}: apkovl is not signed (apkovl_verify=optional)",
+                choice.file.display()
+            ),
+            Acceptance::Unsigned => log::debug!("apkovl is not signed"),
+        }
+        let gz = decrypt(&choice, data)?;
+        let report = overlays::apply(&gz, Path::new(SYSROOT), &overlays::ApplyPolicy::default())
+            .map_err(|source| OverlayError::Apply {
+                file: choice.file.clone(),
+                source,
+            })?;
+        for r in &report.refused {
+            log::warn!("{}: refused {r}", choice.file.display());
+        }
+        if let Some(fstab) = root.read_string("etc/fstab", super::MAX_CONFIG_BYTES)? {
+            if let Some(opts) = plan::root_remount_options(&fstab) {
+                log::info!("remounting {SYSROOT} with the overlay's fstab options {opts}");
+                sys::remount(Path::new(SYSROOT), &opts)?;
+            }
+        }
+        self.timeline.note(format!(
+            "{} entries, {}, {}",
+            report.extracted.len(),
+            timeline::human_bytes(gz.len() as u64),
+            acceptance.note()
+        ));
+        Ok(Some(Applied {
+            file: choice.file,
+            files: report.extracted,
+            deletions: report.deletions,
+        }))
+    }
+
+    /// The signature check of the file as stored. Without overlay keys in the initramfs there is
+    /// nothing to check a signature against: the overlay counts as unsigned (the policy then
+    /// refuses it exactly when a signature is required).
+    fn verify(&self, choice: &OverlayChoice, data: &[u8]) -> Result<Verification, BootError> {
+        if !self.overlay_policy.keys {
+            if choice.signature.is_some() {
+                log::debug!("no overlay keys in the initramfs: signature not checked");
+            }
+            return Ok(Verification::Unsigned);
+        }
+        let sig = match &choice.signature {
+            Some(p) => sys::read_file(p, MAX_SIGNATURE_BYTES)?,
+            None => None,
+        };
+        Ok(overlays::verify(
+            data,
+            sig.as_deref(),
+            Path::new(&bootspec::initramfs::absolute(
+                bootspec::initramfs::APKOVL_KEYS,
+            )),
+        ))
+    }
+
+    /// Applies the overlay's deletion manifest once the packages are installed, so that files
+    /// the user deleted stay deleted even when a package ships them.
+    pub(super) fn apply_deletions(&self, applied: &Applied) -> Result<(), BootError> {
+        if applied.deletions.is_empty() {
+            return Ok(());
+        }
+        let rep = overlays::apply_deletions(Path::new(SYSROOT), &applied.deletions).map_err(
+            |source| OverlayError::Apply {
+                file: applied.file.clone(),
+                source,
+            },
+        )?;
+        if let Some(r) = rep.refused.first() {
+            return Err(OverlayError::Deletion {
+                name: r.name.clone(),
+                reason: r.reason.clone(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The gzip bytes of the overlay: plain ones as they are; age ones with the initramfs's identity
+/// when there is one and the file is encrypted to recipients, else with a passphrase; Alpine's
+/// `openssl enc` ones with a passphrase.
+fn decrypt(choice: &OverlayChoice, data: Vec<u8>) -> Result<Vec<u8>, OverlayError> {
+    let fail = |reason: String| OverlayError::Decrypt {
+        file: choice.file.clone(),
+        reason,
+    };
+    let Some(kind) = choice.kind.as_ref().filter(|k| **k != OverlayKind::Plain) else {
+        return Ok(data);
+    };
+    let wrapping = (*kind == OverlayKind::Age).then(|| age_wrapping(&data));
+    if wrapping == Some(AgeWrapping::Unreadable) {
+        // The header is read before any secret is used: the error names what is wrong.
+        return overlays::decrypt(&data, kind, &Secret::Passphrase(""))
+            .map_err(|e| fail(e.to_string()));
+    }
+    if wrapping == Some(AgeWrapping::Recipients) {
+        let identity = identity().map_err(fail)?;
+        let Some(identity) = identity else {
+            return Err(fail(format!(
+                "encrypted to an age recipient, and the initramfs holds no identity ({}; \
+                 mkinitfs --ovl-identity)",
+                bootspec::initramfs::APKOVL_IDENTITY
+            )));
+        };
+        log::info!("decrypting with the initramfs's age identity");
+        return overlays::decrypt(&data, kind, &Secret::AgeIdentity(&identity))
+            .map_err(|e| fail(e.to_string()));
+    }
+    let prompt = format!("Enter passphrase for {}: ", choice.file.display());
+    let mut last = String::from("no passphrase given (no console to ask on)");
+    for _ in 0..ATTEMPTS {
+        let Some(passphrase) = console::ask_passphrase(&prompt) else {
+            break;
+        };
+        match overlays::decrypt(&data, kind, &Secret::Passphrase(&passphrase)) {
+            Ok(plain) => return Ok(plain),
+            Err(e) => {
+                last = e.to_string();
+                log::warn!("{last}");
+            }
+        }
+    }
+    Err(fail(last))
+}
+
+/// How an age file's key is wrapped (its header says it; age's own parser reads it).
+#[derive(Debug, PartialEq, Eq)]
+enum AgeWrapping {
+    /// A passphrase (scrypt): ask on the console.
+    Passphrase,
+    /// X25519 recipients: the initramfs's identity opens it.
+    Recipients,
+    /// Not an age header: the decryption reports why.
+    Unreadable,
+}
+
+fn age_wrapping(data: &[u8]) -> AgeWrapping {
+    match age::Decryptor::new_buffered(data) {
+        Ok(d) if d.is_scrypt() => AgeWrapping::Passphrase,
+        Ok(_) => AgeWrapping::Recipients,
+        Err(_) => AgeWrapping::Unreadable,
+    }
+}
+
+/// The embedded age identity, if any, zeroed when dropped.
+fn identity() -> Result<Option<Zeroizing<String>>, String> {
+    let path = PathBuf::from(bootspec::initramfs::absolute(
+        bootspec::initramfs::APKOVL_IDENTITY,
+    ));
+    let Some(bytes) = sys::read_file(&path, MAX_IDENTITY_BYTES).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(Zeroizing::new(text))),
+        Err(e) => {
+            zeroize::Zeroize::zeroize(&mut e.into_bytes());
+            Err(format!(
+                "{}: not an age identity (not UTF-8)",
+                path.display()
+            ))
+        }
+    }
+}

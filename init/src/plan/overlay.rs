@@ -1,0 +1,223 @@
+//! Which overlay file the boot uses (docs/boot.md, "Overlay: choice"): the one `apkovl=` names,
+//! else the single one found on the media. Several without a selector is an error (upstream
+//! takes the first one it finds, which depends on device order), and so is an explicit overlay
+//! that is not a regular file (upstream boots without it, silently).
+use std::path::{Component, Path, PathBuf};
+
+use overlays::OverlayKind;
+
+use super::PlanError;
+use crate::cmdline::ApkovlSpec;
+use crate::media::Medium;
+
+/// The chosen overlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayChoice {
+    /// The file.
+    pub file: PathBuf,
+    /// `<file>.sig`, when it exists.
+    pub signature: Option<PathBuf>,
+    /// How it is wrapped, from its name (`overlays::kind_of`); `None` for a name that is not an
+    /// overlay name (an explicit `apkovl=` may name any file), which is read as a plain gzip tar
+    /// as Alpine does.
+    pub kind: Option<OverlayKind>,
+}
+
+/// What a path is, for decisions that depend on the filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Anything else that exists.
+    Other,
+}
+
+/// Picks the overlay (docs/boot.md, "Overlay: choice"): `apkovl=DEV:PATH` → PATH on that medium;
+/// `apkovl=PATH` → that path; nothing → the single overlay found on the media, none when there is
+/// none, an error when there are several. An explicit overlay that is not a regular file is an
+/// error (upstream boots without it, silently).
+pub fn choose_overlay(
+    spec: Option<&ApkovlSpec>,
+    media: &[Medium],
+    kind: &dyn Fn(&Path) -> Option<Kind>,
+) -> Result<Option<OverlayChoice>, PlanError> {
+    let file = match spec {
+        Some(ApkovlSpec::Url(u)) => return Err(PlanError::UrlOverlay(u.clone())),
+        Some(ApkovlSpec::OnDevice { dev, path, .. }) => {
+            let medium = media
+                .iter()
+                .find(|m| m.matches(dev))
+                .ok_or_else(|| PlanError::OverlayDeviceMissing(dev.to_string()))?;
+            let rel = Path::new(path.trim_start_matches('/'));
+            if rel.components().any(|c| !matches!(c, Component::Normal(_)))
+                || rel.as_os_str().is_empty()
+            {
+                return Err(PlanError::OverlayPathEscapes(path.clone()));
+            }
+            medium.mount_point.join(rel)
+        }
+        Some(ApkovlSpec::Path(p)) => p.clone(),
+        None => {
+            let all: Vec<PathBuf> = media
+                .iter()
+                .flat_map(|m| m.overlays.iter().cloned())
+                .collect();
+            match all.len() {
+                0 => return Ok(None),
+                1 => all[0].clone(),
+                _ => return Err(PlanError::AmbiguousOverlay(all)),
+            }
+        }
+    };
+    if kind(&file) != Some(Kind::File) {
+        return Err(PlanError::OverlayNotAFile(file));
+    }
+    let mut sig = file.clone().into_os_string();
+    sig.push(".sig");
+    let sig = PathBuf::from(sig);
+    let signature = (kind(&sig) == Some(Kind::File)).then_some(sig);
+    let kind = overlays::kind_of(&file.to_string_lossy());
+    Ok(Some(OverlayChoice {
+        file,
+        signature,
+        kind,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::media::sample_medium as medium;
+
+    fn files(paths: &'static [&'static str]) -> impl Fn(&Path) -> Option<Kind> {
+        move |p: &Path| {
+            paths
+                .iter()
+                .any(|x| Path::new(x) == p)
+                .then_some(Kind::File)
+        }
+    }
+
+    #[test]
+    fn overlay_found_on_media() {
+        let media = [medium(
+            "vda",
+            "vfat",
+            Some("A"),
+            &["apks"],
+            &["h.apkovl.tar.gz"],
+        )];
+        let kind = files(&[
+            "/media/vda/h.apkovl.tar.gz",
+            "/media/vda/h.apkovl.tar.gz.sig",
+        ]);
+        let c = choose_overlay(None, &media, &kind).unwrap().unwrap();
+        assert_eq!(c.file, PathBuf::from("/media/vda/h.apkovl.tar.gz"));
+        assert_eq!(
+            c.signature,
+            Some(PathBuf::from("/media/vda/h.apkovl.tar.gz.sig"))
+        );
+        assert_eq!(c.kind, Some(OverlayKind::Plain));
+        let kind = files(&["/media/vda/h.apkovl.tar.gz"]);
+        assert_eq!(
+            choose_overlay(None, &media, &kind)
+                .unwrap()
+                .unwrap()
+                .signature,
+            None
+        );
+    }
+
+    #[test]
+    fn no_overlay_anywhere_is_fine() {
+        let media = [medium("vda", "vfat", None, &["apks"], &[])];
+        assert_eq!(choose_overlay(None, &media, &files(&[])), Ok(None));
+    }
+
+    #[test]
+    fn several_overlays_without_selector_are_ambiguous() {
+        let media = [
+            medium("vda", "vfat", None, &["apks"], &["a.apkovl.tar.gz"]),
+            medium("vdb", "ext4", None, &[], &["b.apkovl.tar.gz"]),
+        ];
+        let err = choose_overlay(None, &media, &files(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "ambiguous apkovl: 2 found (/media/vda/a.apkovl.tar.gz, /media/vdb/b.apkovl.tar.gz); select one with apkovl="
+        );
+        // A selector resolves it.
+        let spec = ApkovlSpec::parse("/media/vdb/b.apkovl.tar.gz");
+        let c = choose_overlay(Some(&spec), &media, &files(&["/media/vdb/b.apkovl.tar.gz"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.file, PathBuf::from("/media/vdb/b.apkovl.tar.gz"));
+    }
+
+    #[test]
+    fn overlay_on_named_device() {
+        let media = [
+            medium("vda", "vfat", Some("BOOT"), &["apks"], &[]),
+            medium("vdb", "ext4", Some("CFG"), &[], &[]),
+        ];
+        let spec = ApkovlSpec::parse("LABEL=CFG:/cfg/h.apkovl.tar.gz.age");
+        let c = choose_overlay(
+            Some(&spec),
+            &media,
+            &files(&["/media/vdb/cfg/h.apkovl.tar.gz.age"]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.file, PathBuf::from("/media/vdb/cfg/h.apkovl.tar.gz.age"));
+        assert_eq!(c.kind, Some(OverlayKind::Age));
+        let missing = ApkovlSpec::parse("LABEL=NOPE:h.apkovl.tar.gz");
+        assert_eq!(
+            choose_overlay(Some(&missing), &media, &files(&[])),
+            Err(PlanError::OverlayDeviceMissing("LABEL=NOPE".into()))
+        );
+        let escape = ApkovlSpec::parse("/dev/vdb:../../etc/shadow");
+        assert!(matches!(
+            choose_overlay(Some(&escape), &media, &files(&[])),
+            Err(PlanError::OverlayPathEscapes(_))
+        ));
+    }
+
+    #[test]
+    fn explicit_overlay_must_be_a_regular_file() {
+        let spec = ApkovlSpec::parse("/media/vda/missing.apkovl.tar.gz");
+        assert_eq!(
+            choose_overlay(Some(&spec), &[], &files(&[])),
+            Err(PlanError::OverlayNotAFile(
+                "/media/vda/missing.apkovl.tar.gz".into()
+            ))
+        );
+        let dir = |_: &Path| Some(Kind::Other);
+        assert!(matches!(
+            choose_overlay(Some(&spec), &[], &dir),
+            Err(PlanError::OverlayNotAFile(_))
+        ));
+    }
+
+    #[test]
+    fn kind_comes_from_the_overlays_crate() {
+        let media = [medium(
+            "vda",
+            "vfat",
+            None,
+            &[],
+            &["h.apkovl.tar.gz.aes-256-cbc"],
+        )];
+        let kind = files(&["/media/vda/h.apkovl.tar.gz.aes-256-cbc"]);
+        let c = choose_overlay(None, &media, &kind).unwrap().unwrap();
+        assert_eq!(
+            c.kind,
+            Some(OverlayKind::Legacy(overlays::Cipher::Aes256Cbc))
+        );
+        // An explicit file with another name is read as a plain overlay.
+        let spec = ApkovlSpec::parse("/media/vda/config.tgz");
+        let c = choose_overlay(Some(&spec), &media, &files(&["/media/vda/config.tgz"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.kind, None);
+    }
+}

@@ -1,0 +1,460 @@
+//! The overlay trust policy and the one verdict on an overlay (docs/boot.md "Overlay trust").
+//!
+//! Three sources decide what an overlay must be before it is applied, and the command line may
+//! only tighten what the image implies (whoever can edit the command line of an unsigned medium
+//! must not be able to switch a check off):
+//! 1. the image: the initramfs's boot policy (`etc/boot-policy`, [`BootPolicy`], written by
+//!    `mkinitfs --ovl-require`), and overlay keys embedded in the initramfs, which imply that a
+//!    signature is required;
+//! 2. the command line: `apkovl_require=signed|encrypted|signed,encrypted` and
+//!    `apkovl_verify=required` tighten; `apkovl_verify=optional|off` only choose how an unsigned
+//!    overlay is treated when nothing requires a signature (warning or silence), and are reported
+//!    and ignored where the image requires one;
+//! 3. the default: without keys and without a policy, Alpine's behaviour (any overlay applies).
+//!
+//! The verdict ([`judge`]) takes the `overlays` crate's [`Verification`] of the file as stored
+//! and the overlay's kind (from its name): a bad signature is refused whatever the policy (it
+//! means tampering or a wrong key), an overlay that is not age-encrypted is refused where
+//! encryption is required (Alpine's `openssl enc` files carry no authentication), an unsigned one
+//! where a signature is required.
+use std::fmt;
+
+use bootspec::{BootPolicy, OverlayRequirement};
+use overlays::{OverlayKind, Verification};
+
+use crate::cmdline::{BootConfig, VerifyPolicy};
+
+/// How an unsigned overlay is treated when no signature is required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsigned {
+    /// Refused (a signature is required).
+    Refuse,
+    /// Applied with a warning (`apkovl_verify=optional`).
+    Warn,
+    /// Applied silently (`apkovl_verify=off`, or nothing asks for signatures: Alpine's default).
+    Accept,
+}
+
+/// The effective overlay policy of this boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayPolicy {
+    /// What every overlay must be.
+    pub require: OverlayRequirement,
+    /// Why a signature is required (the first source that asked), when it is.
+    pub signed_because: Option<String>,
+    /// Why encryption is required, when it is.
+    pub encrypted_because: Option<String>,
+    /// How an unsigned overlay is treated (`Refuse` exactly when `require.signed`).
+    pub unsigned: Unsigned,
+    /// Round-1 signatures (over the bytes only, bound to no host) are accepted (image only).
+    pub legacy_sig: bool,
+    /// The initramfs holds overlay keys (`etc/apkovl/keys`): signatures can be checked.
+    pub keys: bool,
+    /// The image seals the command line (a signed UKI): recorded for the later phases.
+    pub sealed: bool,
+    /// Command-line words that tried to loosen the image's policy, reported as warnings.
+    pub ignored: Vec<String>,
+}
+
+/// The effective policy from the image (`etc/boot-policy`, embedded keys) and the command line.
+pub fn overlay_policy(image: &BootPolicy, keys: bool, cfg: &BootConfig) -> OverlayPolicy {
+    let mut p = OverlayPolicy {
+        require: OverlayRequirement::ANY,
+        signed_because: None,
+        encrypted_because: None,
+        unsigned: Unsigned::Accept,
+        legacy_sig: image.apkovl_legacy_sig,
+        keys,
+        sealed: image.sealed,
+        ignored: Vec::new(),
+    };
+    let demand = |p: &mut OverlayPolicy, req: OverlayRequirement, because: &str| {
+        if req.signed && !p.require.signed {
+            p.signed_because = Some(because.to_string());
+        }
+        if req.encrypted && !p.require.encrypted {
+            p.encrypted_because = Some(because.to_string());
+        }
+        p.require = p.require.union(req);
+    };
+    let policy_file = format!(
+        "{} apkovl_require={}",
+        bootspec::initramfs::POLICY,
+        image.apkovl_require
+    );
+    demand(&mut p, image.apkovl_require, &policy_file);
+    if keys {
+        demand(
+            &mut p,
+            OverlayRequirement::SIGNED,
+            &format!(
+                "overlay keys in the initramfs ({})",
+                bootspec::initramfs::APKOVL_KEYS
+            ),
+        );
+    }
+    if let Some(req) = cfg.apkovl_require {
+        demand(
+            &mut p,
+            req,
+            &format!("apkovl_require={req} on the command line"),
+        );
+    }
+    match cfg.apkovl_verify {
+        Some(VerifyPolicy::Required) => demand(
+            &mut p,
+            OverlayRequirement::SIGNED,
+            "apkovl_verify=required on the command line",
+        ),
+        Some(loose @ (VerifyPolicy::Optional | VerifyPolicy::Off)) => {
+            if p.require.signed {
+                let because = p.signed_because.clone().unwrap_or_default();
+                p.ignored.push(format!(
+                    "apkovl_verify={loose} ignored: the command line cannot loosen the overlay \
+                     policy (a signature is required by {because})"
+                ));
+            } else if loose == VerifyPolicy::Optional {
+                p.unsigned = Unsigned::Warn;
+            }
+        }
+        None => {}
+    }
+    if p.require.signed {
+        p.unsigned = Unsigned::Refuse;
+    }
+    p
+}
+
+impl fmt::Display for OverlayPolicy {
+    /// The effective policy, one `key=value (why)` line each, as `debug_init` prints it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  apkovl_require={}", self.require)?;
+        for (demand, because) in [
+            ("signed", &self.signed_because),
+            ("encrypted", &self.encrypted_because),
+        ] {
+            if let Some(because) = because {
+                writeln!(f, "    {demand}: required by {because}")?;
+            }
+        }
+        let unsigned = match self.unsigned {
+            Unsigned::Refuse => "refused",
+            Unsigned::Warn => "applied with a warning",
+            Unsigned::Accept => "applied",
+        };
+        writeln!(f, "  unsigned overlays: {unsigned}")?;
+        writeln!(f, "  overlay keys: {}", yes_no(self.keys))?;
+        writeln!(f, "  apkovl_legacy_sig={}", yes_no(self.legacy_sig))?;
+        writeln!(f, "  sealed={}", yes_no(self.sealed))
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Why an overlay was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Signed by a trusted key.
+    Verified {
+        /// The key's file name.
+        key: String,
+    },
+    /// Unsigned, applied with a warning (`apkovl_verify=optional`).
+    UnsignedWarn,
+    /// Unsigned, applied (nothing asks for a signature).
+    Unsigned,
+}
+
+impl Acceptance {
+    /// The timeline's note on the overlay's signature.
+    pub fn note(&self) -> String {
+        match self {
+            Self::Verified { key } => format!("signature verified ({key})"),
+            Self::UnsignedWarn | Self::Unsigned => "unsigned".to_string(),
+        }
+    }
+}
+
+/// Why an overlay was refused. Each names the rule and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The signature is present and does not verify.
+    #[error("signature check failed: bad signature: {reason}")]
+    BadSignature {
+        /// The `overlays` crate's reason.
+        reason: String,
+    },
+    /// Unsigned where a signature is required.
+    #[error("signature check failed: unsigned, and a signature is required by {because}{}",
+        if *.keys { "" } else { "; the initramfs holds no overlay keys to check one (mkinitfs --ovl-keys-dir)" })]
+    Unsigned {
+        /// The source that requires it.
+        because: String,
+        /// Whether the initramfs could check a signature at all.
+        keys: bool,
+    },
+    /// Not age-encrypted where encryption is required.
+    #[error("refused: {what}, but encryption is required by {because} (age, authenticated)")]
+    NotEncrypted {
+        /// What the overlay is.
+        what: &'static str,
+        /// The source that requires encryption.
+        because: String,
+    },
+}
+
+/// The verdict on an overlay: `kind` from its file name (`None`: not an overlay name, treated as
+/// a plain gzip tar as Alpine does), `verification` of its bytes as stored.
+pub fn judge(
+    policy: &OverlayPolicy,
+    kind: Option<&OverlayKind>,
+    verification: &Verification,
+) -> Result<Acceptance, Refusal> {
+    if let Verification::Bad { reason } = verification {
+        return Err(Refusal::BadSignature {
+            reason: reason.clone(),
+        });
+    }
+    if policy.require.encrypted {
+        let what = match kind {
+            Some(OverlayKind::Age) => None,
+            Some(OverlayKind::Legacy(_)) | Some(OverlayKind::Unsupported(_)) => {
+                Some("an openssl enc overlay is not authenticated")
+            }
+            Some(OverlayKind::Plain) | None => Some("a plain overlay"),
+        };
+        if let Some(what) = what {
+            return Err(Refusal::NotEncrypted {
+                what,
+                because: policy.encrypted_because.clone().unwrap_or_default(),
+            });
+        }
+    }
+    match (verification, policy.unsigned) {
+        (Verification::Verified { key, .. }, _) => Ok(Acceptance::Verified { key: key.clone() }),
+        (_, Unsigned::Refuse) => Err(Refusal::Unsigned {
+            because: policy.signed_because.clone().unwrap_or_default(),
+            keys: policy.keys,
+        }),
+        (_, Unsigned::Warn) => Ok(Acceptance::UnsignedWarn),
+        (_, Unsigned::Accept) => Ok(Acceptance::Unsigned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use overlays::Cipher;
+
+    fn policy(image: &str, keys: bool, cmdline: &str) -> OverlayPolicy {
+        overlay_policy(
+            &BootPolicy::parse(image).unwrap(),
+            keys,
+            &BootConfig::from_cmdline(cmdline),
+        )
+    }
+
+    fn verified() -> Verification {
+        Verification::Verified {
+            key: "admin.pub".into(),
+        }
+    }
+
+    fn bad() -> Verification {
+        Verification::Bad {
+            reason: "wrong key".into(),
+        }
+    }
+
+    #[test]
+    fn default_is_alpines_no_checks() {
+        let p = policy("", false, "");
+        assert_eq!(p.require, OverlayRequirement::ANY);
+        assert_eq!(p.unsigned, Unsigned::Accept);
+        assert!(p.ignored.is_empty());
+        assert_eq!(
+            judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned),
+            Ok(Acceptance::Unsigned)
+        );
+    }
+
+    #[test]
+    fn embedded_keys_require_a_signature() {
+        let p = policy("", true, "");
+        assert_eq!(p.require, OverlayRequirement::SIGNED);
+        assert_eq!(p.unsigned, Unsigned::Refuse);
+        let err = judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "signature check failed: unsigned, and a signature is required by overlay keys in \
+             the initramfs (etc/apkovl/keys)"
+        );
+        assert_eq!(
+            judge(&p, Some(&OverlayKind::Plain), &verified()),
+            Ok(Acceptance::Verified {
+                key: "admin.pub".into()
+            })
+        );
+    }
+
+    /// Issue 13 item 6: `apkovl_verify=off|optional` on the command line overrode the `required`
+    /// that embedded keys imply, so whoever could edit the command line booted any overlay.
+    #[test]
+    fn command_line_cannot_loosen_what_the_image_implies() {
+        for word in ["off", "optional", "no"] {
+            let p = policy("", true, &format!("apkovl_verify={word}"));
+            assert_eq!(p.unsigned, Unsigned::Refuse, "{word}");
+            assert_eq!(p.require, OverlayRequirement::SIGNED, "{word}");
+            assert_eq!(p.ignored.len(), 1, "{word}");
+            assert!(
+                p.ignored[0].contains("cannot loosen"),
+                "{word}: {:?}",
+                p.ignored
+            );
+            assert!(judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned).is_err());
+        }
+        // The image's policy file requires it too.
+        let p = policy("apkovl_require=signed", false, "apkovl_verify=off");
+        assert_eq!(p.unsigned, Unsigned::Refuse);
+        let err = judge(&p, None, &Verification::Unsigned).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("etc/boot-policy apkovl_require=signed")
+                && err.to_string().contains("holds no overlay keys"),
+            "{err}"
+        );
+        // apkovl_require=any on the command line does not loosen either.
+        let p = policy(
+            "apkovl_require=signed,encrypted",
+            true,
+            "apkovl_require=any",
+        );
+        assert_eq!(
+            p.require,
+            OverlayRequirement {
+                signed: true,
+                encrypted: true
+            }
+        );
+    }
+
+    #[test]
+    fn command_line_tightens() {
+        let p = policy("", false, "apkovl_verify=required");
+        assert_eq!(p.unsigned, Unsigned::Refuse);
+        assert_eq!(
+            p.signed_because.as_deref(),
+            Some("apkovl_verify=required on the command line")
+        );
+        let p = policy("", false, "apkovl_require=signed");
+        assert_eq!(p.unsigned, Unsigned::Refuse);
+        let p = policy("", false, "apkovl_verify=optional");
+        assert_eq!(p.unsigned, Unsigned::Warn);
+        assert_eq!(
+            judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned),
+            Ok(Acceptance::UnsignedWarn)
+        );
+        let p = policy("apkovl_require=signed", true, "apkovl_require=encrypted");
+        assert_eq!(
+            p.require,
+            OverlayRequirement {
+                signed: true,
+                encrypted: true
+            }
+        );
+        assert_eq!(
+            p.signed_because.as_deref(),
+            Some("etc/boot-policy apkovl_require=signed")
+        );
+        assert_eq!(
+            p.encrypted_because.as_deref(),
+            Some("apkovl_require=encrypted on the command line")
+        );
+    }
+
+    #[test]
+    fn bad_signature_is_refused_whatever_the_policy() {
+        for (image, keys, cmdline) in [
+            ("", false, "apkovl_verify=off"),
+            ("", false, "apkovl_verify=optional"),
+            ("", true, ""),
+        ] {
+            let p = policy(image, keys, cmdline);
+            assert_eq!(
+                judge(&p, Some(&OverlayKind::Plain), &bad())
+                    .unwrap_err()
+                    .to_string(),
+                "signature check failed: bad signature: wrong key"
+            );
+        }
+    }
+
+    /// Issue 13 item 3: replacing `HOST.apkovl.tar.gz.age` by a plain `HOST.apkovl.tar.gz` got it
+    /// applied without any prompt; where encryption is required, it stops the boot.
+    #[test]
+    fn encryption_required_refuses_plain_and_openssl_overlays() {
+        let p = policy("apkovl_require=encrypted", false, "");
+        for (kind, what) in [
+            (Some(OverlayKind::Plain), "a plain overlay"),
+            (None, "a plain overlay"),
+            (
+                Some(OverlayKind::Legacy(Cipher::Aes256Cbc)),
+                "an openssl enc overlay is not authenticated",
+            ),
+        ] {
+            let err = judge(&p, kind.as_ref(), &Verification::Unsigned).unwrap_err();
+            assert_eq!(
+                err,
+                Refusal::NotEncrypted {
+                    what,
+                    because: "etc/boot-policy apkovl_require=encrypted".into()
+                }
+            );
+        }
+        // Signed is not enough.
+        assert!(judge(&p, Some(&OverlayKind::Plain), &verified()).is_err());
+        assert_eq!(
+            judge(&p, Some(&OverlayKind::Age), &Verification::Unsigned),
+            Ok(Acceptance::Unsigned)
+        );
+        // From the command line too.
+        let p = policy("", false, "apkovl_require=encrypted");
+        let err = judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused: a plain overlay, but encryption is required by apkovl_require=encrypted on \
+             the command line (age, authenticated)"
+        );
+    }
+
+    #[test]
+    fn effective_policy_is_printable() {
+        let p = policy("apkovl_legacy_sig=yes", true, "apkovl_require=encrypted");
+        let text = p.to_string();
+        assert!(
+            text.contains("  apkovl_require=signed,encrypted\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "    signed: required by overlay keys in the initramfs (etc/apkovl/keys)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "    encrypted: required by apkovl_require=encrypted on the command line\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("  unsigned overlays: refused\n"), "{text}");
+        assert!(text.contains("  apkovl_legacy_sig=yes\n"), "{text}");
+        assert!(text.contains("  sealed=no\n"), "{text}");
+    }
+}

@@ -1,0 +1,246 @@
+//! The init's side of the trust model (issue 13), each on the real boot: an initramfs made by
+//! mkinitfs (with the boot policy or the age identity added to it where mkinitfs cannot yet or
+//! would not write them), a medium made by mkimage, overlays made and signed with the overlays
+//! crate. Each scenario fails in the overlay, packages or switch_root phase, so a boot costs the
+//! kernel start and media discovery, plus the install where it gets that far.
+
+use qemu_tests::{
+    vfat, Disk, Env, Image, InitramfsRecipe, MediumFormat, MediumRecipe, Opts, Overlay, Vm,
+};
+use std::path::{Path, PathBuf};
+
+/// A script that replaces `/sbin/init` in the new root: prints a marker and the overlay's secret,
+/// powers off (no OpenRC: the boot costs only the install).
+const MARKER_INIT: &str =
+    "#!/bin/sh\necho \"NEWROOT secret=$(cat /etc/secret.conf)\"\nsync\npoweroff -f\n";
+
+fn sample_overlay() -> Overlay {
+    Overlay::new()
+        .world(&["alpine-base"])
+        .file("etc/secret.conf", "from the overlay\n")
+        .file_mode("etc/qemutest-init", MARKER_INIT, 0o755)
+}
+
+/// A private copy of a medium whose top level holds the overlay `name` (bytes and `.sig`).
+fn medium(run: &str, name: &str, bytes: Vec<u8>, sig: Option<String>) -> PathBuf {
+    let env = Env::get();
+    let medium = env.medium(&MediumRecipe {
+        format: MediumFormat::Vfat,
+        world: vec!["alpine-base".into()],
+        project_repo: false,
+        world_extra: vec![],
+        label: "ALPINE".into(),
+        cmdline: "modloop=none".into(),
+        initramfs: env.initramfs(&InitramfsRecipe::standard()),
+        overlay: Some((name.to_string(), bytes, sig)),
+    });
+    env.copy_medium(&medium, run)
+}
+
+fn boot(name: &str, initramfs: &Path, disk: &Path, cmdline: &str) -> Vm {
+    let env = Env::get();
+    let image = Image::kernel(&env.kernel, initramfs)
+        .cmdline(&format!(
+            "modloop=none panic=1 init=/etc/qemutest-init {cmdline}"
+        ))
+        .disk(Disk::virtio(disk));
+    Vm::boot(&image, Opts::named(name))
+}
+
+/// The standard initramfs (medium, overlay and Alpine keys) with `etc/boot-policy` added.
+fn with_policy(policy: &str) -> PathBuf {
+    let env = Env::get();
+    let base = env.initramfs(&InitramfsRecipe::standard());
+    env.initramfs_with(
+        &base,
+        &[(bootspec::initramfs::POLICY, policy.as_bytes(), 0o644)],
+    )
+}
+
+fn signed_plain(run: &str) -> PathBuf {
+    let bytes = sample_overlay().tar_gz();
+    let sig = Env::get().sign_overlay(&bytes);
+    medium(run, "qemutest.apkovl.tar.gz", bytes, Some(sig))
+}
+
+/// Ends a boot that must have stopped: the timeline, `panic=1`, and nothing of the overlay ran.
+fn stopped(vm: &mut Vm) {
+    vm.expect("boot timeline");
+    vm.expect("rebooting in 1 s (panic=1)");
+    vm.wait_poweroff();
+    vm.refute("NEWROOT secret=");
+}
+
+/// Issue 13 item 3 (image side): `mkinitfs --ovl-require encrypted` records the policy in the
+/// initramfs; a plain overlay (here even validly signed) put where the encrypted one was stops
+/// the boot. Also: the policy file is read at boot and `debug_init` prints the effective policy.
+#[test]
+fn policy_requiring_encryption_refuses_a_plain_overlay() {
+    let initramfs = with_policy("apkovl_require=encrypted\n");
+    let disk = signed_plain("policy-encrypted");
+    let mut vm = boot("policy-encrypted", &initramfs, &disk, "debug_init");
+    vm.expect("effective boot policy:");
+    vm.expect("apkovl_require=signed,encrypted");
+    vm.expect("encrypted: required by etc/boot-policy apkovl_require=encrypted");
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: refused: a plain overlay, but \
+         encryption is required by etc/boot-policy apkovl_require=encrypted",
+    );
+    stopped(&mut vm);
+    vm.refute("Installing");
+}
+
+/// Issue 13 item 3 (command line): `apkovl_require=encrypted` tightens a permissive image.
+#[test]
+fn command_line_requiring_encryption_refuses_a_plain_overlay() {
+    let env = Env::get();
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    let disk = signed_plain("cmdline-encrypted");
+    let mut vm = boot(
+        "cmdline-encrypted",
+        &initramfs,
+        &disk,
+        "apkovl_require=encrypted",
+    );
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: refused: a plain overlay, but \
+         encryption is required by apkovl_require=encrypted on the command line",
+    );
+    stopped(&mut vm);
+}
+
+/// A policy file that does not parse stops the boot (fail closed) before any medium is touched.
+#[test]
+fn malformed_policy_stops_the_boot() {
+    let env = Env::get();
+    let initramfs = with_policy("apkovl_require=maybe\n");
+    let image = Image::kernel(&env.kernel, &initramfs).cmdline("panic=1");
+    let mut vm = Vm::boot(&image, Opts::named("policy-malformed"));
+    vm.expect(
+        "ERROR: boot options: /etc/boot-policy: line 1: apkovl_require=maybe: expected any, \
+         signed, encrypted or signed,encrypted",
+    );
+    vm.expect("rebooting in 1 s (panic=1)");
+    vm.wait_poweroff();
+    vm.refute("Mounting boot media");
+}
+
+/// Issue 13 item 6: `apkovl_verify=off` on the command line overrode the `required` that the
+/// embedded overlay keys imply, so an unsigned overlay was applied. It is reported and ignored.
+#[test]
+fn command_line_cannot_loosen_the_signature_requirement() {
+    let env = Env::get();
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    let disk = medium(
+        "verify-off",
+        "qemutest.apkovl.tar.gz",
+        sample_overlay().tar_gz(),
+        None,
+    );
+    let mut vm = boot("verify-off", &initramfs, &disk, "apkovl_verify=off");
+    vm.expect(
+        "WARNING: apkovl_verify=off ignored: the command line cannot loosen the overlay policy",
+    );
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: unsigned, \
+         and a signature is required by overlay keys in the initramfs (etc/apkovl/keys)",
+    );
+    stopped(&mut vm);
+}
+
+/// Issue 13 item 4: an overlay lbu encrypted to an age recipient (`AGE_RECIPIENTS`) boots with
+/// the identity `mkinitfs --ovl-identity` embeds, without a prompt; without the identity the
+/// boot says what is missing instead of asking three times for a passphrase that cannot work.
+#[test]
+fn overlay_encrypted_to_a_recipient_opens_with_the_embedded_identity() {
+    let env = Env::get();
+    let (identity, recipient) = env.age_identity();
+    let enc = overlays::encrypt_age(
+        &sample_overlay().tar_gz(),
+        &overlays::AgeKey::Recipients(&[recipient]),
+    )
+    .expect("age");
+    let sig = env.sign_overlay(&enc);
+    let disk = medium(
+        "age-recipient",
+        "qemutest.apkovl.tar.gz.age",
+        enc,
+        Some(sig),
+    );
+    let base = env.initramfs(&InitramfsRecipe::standard());
+    let initramfs = env.initramfs_with(
+        &base,
+        &[(
+            bootspec::initramfs::APKOVL_IDENTITY,
+            identity.as_bytes(),
+            0o600,
+        )],
+    );
+    let mut vm = boot("age-recipient", &initramfs, &disk, "");
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect("decrypting with the initramfs's age identity");
+    vm.expect("NEWROOT secret=from the overlay");
+    vm.wait_poweroff();
+    vm.refute("Enter passphrase");
+
+    let disk = env.copy_medium(&disk, "age-recipient-no-identity");
+    let mut vm = boot("age-recipient-no-identity", &base, &disk, "");
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz.age: could not decrypt: encrypted to \
+         an age recipient, and the initramfs holds no identity (etc/apkovl/identity; mkinitfs \
+         --ovl-identity)",
+    );
+    stopped(&mut vm);
+    vm.refute("Enter passphrase");
+}
+
+/// Issue 13 item 10: the bind mounts for package scripts went to the host path
+/// `/sysroot/proc`, so an overlay planting `proc -> /` made the init mount over the initramfs's
+/// own root. The mount point is now opened beneath the new root without following links.
+#[test]
+fn overlay_symlink_cannot_steer_the_bind_mounts() {
+    let bytes = sample_overlay().symlink("proc", "/").tar_gz();
+    let sig = Env::get().sign_overlay(&bytes);
+    let disk = medium("planted-proc", "qemutest.apkovl.tar.gz", bytes, Some(sig));
+    let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("planted-proc", &initramfs, &disk, "");
+    vm.expect(
+        "ERROR: packages: /sysroot/proc: a symbolic link in the path; refusing to mount through it",
+    );
+    stopped(&mut vm);
+}
+
+/// Issue 13 item 10: the same for the moves at switch_root: `media -> /` would have sent the
+/// boot medium's mount to the initramfs's `/usb`, which switch_root then deletes from under it.
+#[test]
+fn overlay_symlink_cannot_steer_the_moves_at_switch_root() {
+    let bytes = sample_overlay().symlink("media", "/").tar_gz();
+    let sig = Env::get().sign_overlay(&bytes);
+    let disk = medium("planted-media", "qemutest.apkovl.tar.gz", bytes, Some(sig));
+    let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("planted-media", &initramfs, &disk, "");
+    vm.expect(
+        "ERROR: switch_root: /sysroot/media: a symbolic link in the path; refusing to mount \
+         through it",
+    );
+    stopped(&mut vm);
+}
+
+/// Issue 13 item 12 (init side): what PID 1 reads from the medium is bounded; an oversized
+/// detached signature is one clear error, not a read of whatever size the medium offers.
+#[test]
+fn oversized_signature_is_refused_before_it_is_read() {
+    let disk = signed_plain("sig-oversized");
+    vfat::write(
+        &disk,
+        "qemutest.apkovl.tar.gz.sig",
+        &vec![b'#'; (64 << 10) + 1],
+    );
+    let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("sig-oversized", &initramfs, &disk, "");
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz.sig: larger than 65536 bytes, \
+         refusing to read it",
+    );
+    stopped(&mut vm);
+}
