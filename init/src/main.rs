@@ -6,10 +6,9 @@ usage: init   (as PID 1 of the initramfs; configured by the kernel command line)
 The diskless initramfs init: mounts /proc /sys /dev /run, loads modules (modules=, coldplug,
 hotplug), finds the boot media (alpine_dev=, LABEL=, UUID=), mounts a tmpfs root, verifies,
 decrypts and applies the apkovl (apkovl=; the initramfs's /etc/boot-policy and overlay keys
-decide what it must be; apkovl_require=signed|encrypted and apkovl_verify=required can only
-tighten that), installs pkgs=,
-the overlay's world and alpine-base from the boot repositories with the embedded apk core, sets
-up the new root, prints the boot timeline (kept in /var/log/boot-timeline.txt) and
+decide what it must be, apkovl_require=signed|encrypted and apkovl_verify=required can only
+tighten that), installs pkgs=, the overlay's world and alpine-base from the boot repositories
+with the embedded apk core, sets up the new root, prints the boot timeline (kept in /var/log/boot-timeline.txt) and
 switch_roots to /sbin/init (init=, init_args=). On failure: one clear line, the timeline, a
 rescue shell when /bin/sh exists, else panic=N (reboot after N s; absent or 0: halt).
 Other parameters: pkgs= ssh_key= hostname= blacklist= usbdelay= rootflags= keep_apk_new
