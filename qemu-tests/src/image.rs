@@ -19,13 +19,14 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Boot {
     /// qemu loads the kernel and initramfs itself (`-kernel`, `-initrd`, `-append`); the serial
-    /// console (`console=ttyS0`) comes first on the command line, the image's words after it.
+    /// console ([`crate::machine::KERNEL_CONSOLE`]) comes first on the command line, the image's
+    /// words after it.
     Kernel {
         /// The kernel image.
         kernel: PathBuf,
         /// The initramfs.
         initramfs: PathBuf,
-        /// Words after `console=ttyS0`.
+        /// Words after the console.
         cmdline: String,
     },
     /// The firmware (see [`crate::Firmware`]) boots from the disks, CD-ROMs or network cards
@@ -106,7 +107,7 @@ pub struct Image {
 }
 
 impl Image {
-    /// `-kernel KERNEL -initrd INITRAMFS -append "console=ttyS0 ..."`.
+    /// `-kernel KERNEL -initrd INITRAMFS -append "console=ttyS0 no_timer_check ..."`.
     pub fn kernel(kernel: impl AsRef<Path>, initramfs: impl AsRef<Path>) -> Self {
         Image {
             boot: Boot::Kernel {
@@ -126,7 +127,7 @@ impl Image {
         }
     }
 
-    /// Append words to the kernel command line (after `console=ttyS0`). Only for
+    /// Append words to the kernel command line (after the console). Only for
     /// [`Image::kernel`]: a firmware boot takes its command line from the medium.
     pub fn cmdline(mut self, words: &str) -> Self {
         match &mut self.boot {

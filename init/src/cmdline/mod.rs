@@ -1,287 +1,24 @@
 //! `/proc/cmdline` → [`BootConfig`], with Alpine's option rules and the kernel's quoting.
 //!
-//! Words are split exactly as the kernel's `next_arg()` does (lib/cmdline.c): whitespace separates
-//! words except inside double quotes; a value that starts with `"` loses that quote and a trailing
-//! one, and so does a word that starts with `"`. So `ssh_key="ssh-ed25519 AAAA… me@host"` carries a
-//! literal key, which upstream's whitespace-only split cannot (docs/boot.md, "Kernel command line").
+//! Words are split exactly as the kernel's `next_arg()` does ([`words`]), so
+//! `ssh_key="ssh-ed25519 AAAA… me@host"` carries a literal key, which upstream's whitespace-only
+//! split cannot (docs/boot.md, "Kernel command line"); option values are typed in [`values`].
 //! Then Alpine's rules: for a known option `X`, `X=V` sets V (everything after the first `=`),
 //! bare `X` sets `yes`, `noX` sets `no`; later words win; unknown words are ignored (they belong to
 //! the kernel or to other programs); `s`, `single`, `1` mean single mode; every `console=` is kept
 //! in order and the last one is the switch_root console. Options come from `/proc/cmdline` only,
 //! never from init's environment (upstream's leak). Parsing never fails: a bad value becomes a
 //! warning in [`BootConfig::warnings`] and the documented fallback.
+pub mod values;
+pub mod words;
+
+pub use values::{ApkovlSpec, ConsoleSpec, DeviceSpec, PanicAction, PanicPolicy, VerifyPolicy};
+pub use words::{split_kernel_words, Param};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use bootspec::OverlayRequirement;
-use std::time::Duration;
-
-/// One kernel command-line word: `name` or `name=value` (quotes already removed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Param {
-    /// Text before the first `=` (the whole word when there is no `=`).
-    pub name: String,
-    /// Text after the first `=`, if any.
-    pub value: Option<String>,
-}
-
-/// Splits a command line into words with the kernel's `next_arg()` rules.
-pub fn split_kernel_words(line: &str) -> Vec<Param> {
-    let b = line.as_bytes();
-    let mut out = Vec::new();
-    let mut pos = 0;
-    loop {
-        while pos < b.len() && b[pos].is_ascii_whitespace() {
-            pos += 1;
-        }
-        if pos >= b.len() {
-            break;
-        }
-        let mut start = pos;
-        let mut in_quote = false;
-        let mut quoted = false;
-        if b[start] == b'"' {
-            start += 1;
-            in_quote = true;
-            quoted = true;
-        }
-        let mut i = start;
-        let mut equals: Option<usize> = None;
-        while i < b.len() {
-            if b[i].is_ascii_whitespace() && !in_quote {
-                break;
-            }
-            // The kernel's `equals == 0` test means an `=` as the very first byte is not a separator.
-            if equals.is_none() && b[i] == b'=' && i > start {
-                equals = Some(i);
-            }
-            if b[i] == b'"' {
-                in_quote = !in_quote;
-            }
-            i += 1;
-        }
-        let end = i;
-        // The kernel drops a trailing quote when the word or its value started with one.
-        let mut word_end = end;
-        let param = match equals {
-            None => {
-                if quoted && word_end > start && b[word_end - 1] == b'"' {
-                    word_end -= 1;
-                }
-                Param {
-                    name: line[start..word_end].to_string(),
-                    value: None,
-                }
-            }
-            Some(eq) => {
-                let mut vstart = eq + 1;
-                let value_quoted = vstart < end && b[vstart] == b'"';
-                if value_quoted {
-                    vstart += 1;
-                }
-                if (value_quoted || quoted) && word_end > vstart && b[word_end - 1] == b'"' {
-                    word_end -= 1;
-                }
-                Param {
-                    name: line[start..eq].to_string(),
-                    value: Some(line[vstart..word_end.max(vstart)].to_string()),
-                }
-            }
-        };
-        out.push(param);
-        pos = end;
-    }
-    out
-}
-
-/// A device named on the command line: kernel name, `/dev/NAME`, `LABEL=`, `UUID=`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceSpec {
-    /// Kernel name (`sda1`; `/dev/sda1` is stored without `/dev/`).
-    Name(String),
-    /// `LABEL=...` (exact match).
-    Label(String),
-    /// `UUID=...` (case-insensitive).
-    Uuid(String),
-}
-
-impl DeviceSpec {
-    /// Parses `sda1`, `/dev/sda1`, `LABEL=x`, `UUID=x`.
-    pub fn parse(text: &str) -> Option<Self> {
-        if let Some(l) = text.strip_prefix("LABEL=") {
-            return (!l.is_empty()).then(|| Self::Label(l.to_string()));
-        }
-        if let Some(u) = text.strip_prefix("UUID=") {
-            return (!u.is_empty()).then(|| Self::Uuid(u.to_string()));
-        }
-        let name = text.strip_prefix("/dev/").unwrap_or(text);
-        if name.is_empty() || name.contains(char::is_whitespace) || name.contains("..") {
-            return None;
-        }
-        Some(Self::Name(name.to_string()))
-    }
-
-    /// Whether a device with kernel `name`, `label` and `uuid` is the one meant.
-    pub fn matches(&self, name: &str, label: Option<&str>, uuid: Option<&str>) -> bool {
-        match self {
-            Self::Name(n) => n == name,
-            Self::Label(l) => label == Some(l.as_str()),
-            Self::Uuid(u) => uuid.is_some_and(|x| x.eq_ignore_ascii_case(u)),
-        }
-    }
-}
-
-impl std::fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Name(n) => write!(f, "/dev/{n}"),
-            Self::Label(l) => write!(f, "LABEL={l}"),
-            Self::Uuid(u) => write!(f, "UUID={u}"),
-        }
-    }
-}
-
-/// Where `apkovl=` says the overlay is (docs/boot.md, "Overlay: choice").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApkovlSpec {
-    /// `http(s)://`, `ftp://`: out of scope (no network at boot), reported as an error.
-    Url(String),
-    /// `DEV:PATH` or `DEV:FSTYPE:PATH`: PATH on that device (mounted at `/media/<name>`).
-    OnDevice {
-        /// The device (`/dev/x`, `LABEL=`, `UUID=`).
-        dev: DeviceSpec,
-        /// Filesystem type to mount it with, when given.
-        fstype: Option<String>,
-        /// Path on the device (leading `/` optional).
-        path: String,
-    },
-    /// Any other value: a literal path in the initramfs namespace (e.g. `/media/vda1/x.apkovl.tar.gz`).
-    Path(PathBuf),
-}
-
-impl ApkovlSpec {
-    /// Parses an `apkovl=` value.
-    pub fn parse(value: &str) -> Self {
-        if ["http://", "https://", "ftp://"]
-            .iter()
-            .any(|p| value.starts_with(p))
-        {
-            return Self::Url(value.to_string());
-        }
-        let dev_like =
-            value.starts_with("/dev/") || value.starts_with("LABEL=") || value.starts_with("UUID=");
-        if dev_like {
-            let parts: Vec<&str> = value.splitn(3, ':').collect();
-            let (dev, fstype, path) = match parts.as_slice() {
-                [dev, path] => (*dev, None, *path),
-                [dev, fstype, path] => (*dev, Some(fstype.to_string()), *path),
-                _ => ("", None, ""),
-            };
-            if let (Some(dev), false) = (DeviceSpec::parse(dev), path.is_empty()) {
-                return Self::OnDevice {
-                    dev,
-                    fstype: fstype.filter(|f| !f.is_empty()),
-                    path: path.to_string(),
-                };
-            }
-        }
-        Self::Path(PathBuf::from(value))
-    }
-}
-
-/// `apkovl_verify=`: what the command line asks of an overlay signature (docs/boot.md, "Overlay:
-/// trust"); it can only tighten the image's policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerifyPolicy {
-    /// A valid signature by a key in `/etc/apkovl/keys/` is required.
-    Required,
-    /// Unsigned overlays are accepted with a warning; a bad signature is refused.
-    Optional,
-    /// No signature is needed; a signature that is present and bad is still refused.
-    Off,
-}
-
-impl std::fmt::Display for VerifyPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Required => "required",
-            Self::Optional => "optional",
-            Self::Off => "off",
-        })
-    }
-}
-
-/// `panic=`: what happens when the boot fails and no rescue shell runs.
-///
-/// Kernel convention: `N > 0` reboots after N seconds, `N < 0` reboots at once, `0` or absent
-/// halts (waits forever). Alpine convention: any value except `no` also disables the rescue shell,
-/// because it asks for unattended failure handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PanicPolicy {
-    /// Whether a rescue shell may be offered.
-    pub shell_allowed: bool,
-    /// What to do after the failure report (and the shell, if any).
-    pub action: PanicAction,
-}
-
-/// The machine-level part of [`PanicPolicy`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PanicAction {
-    /// Wait forever (still reaping children).
-    Halt,
-    /// Reboot after this delay.
-    RebootAfter(Duration),
-    /// Reboot at once.
-    RebootNow,
-}
-
-impl Default for PanicPolicy {
-    fn default() -> Self {
-        Self {
-            shell_allowed: true,
-            action: PanicAction::Halt,
-        }
-    }
-}
-
-impl PanicPolicy {
-    /// Parses a `panic` value (`yes` for a bare `panic`, `no` for `nopanic`); `Err` for garbage.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        match value {
-            "no" => Ok(Self::default()),
-            "yes" => Ok(Self {
-                shell_allowed: false,
-                action: PanicAction::Halt,
-            }),
-            v => match v.parse::<i64>() {
-                Ok(0) => Ok(Self {
-                    shell_allowed: false,
-                    action: PanicAction::Halt,
-                }),
-                Ok(n) if n < 0 => Ok(Self {
-                    shell_allowed: false,
-                    action: PanicAction::RebootNow,
-                }),
-                Ok(n) => Ok(Self {
-                    shell_allowed: false,
-                    action: PanicAction::RebootAfter(Duration::from_secs(n as u64)),
-                }),
-                Err(_) => Err(format!(
-                    "panic={v}: not a number, treated as bare `panic` (no shell, halt)"
-                )),
-            },
-        }
-    }
-}
-
-/// One `console=NAME[,OPTIONS]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsoleSpec {
-    /// Device name (`ttyS0`, `tty0`, `hvc0`).
-    pub name: String,
-    /// Text after the first `,` (`115200n8`), if any.
-    pub options: Option<String>,
-}
 
 /// Default netlink receive buffer (nlplug-findfs's final value after its overflow bugs).
 pub const DEFAULT_UEVENT_BUF_SIZE: usize = 4 * 1024 * 1024;
@@ -653,83 +390,14 @@ pub fn valid_hostname(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn words(line: &str) -> Vec<(String, Option<String>)> {
-        split_kernel_words(line)
-            .into_iter()
-            .map(|p| (p.name, p.value))
-            .collect()
-    }
-
-    fn w(n: &str, v: Option<&str>) -> (String, Option<String>) {
-        (n.to_string(), v.map(str::to_string))
-    }
-
-    #[test]
-    fn splits_on_whitespace() {
-        assert_eq!(
-            words("  a=1\tb  c=\n"),
-            vec![w("a", Some("1")), w("b", None), w("c", Some(""))]
-        );
-        assert!(words("").is_empty());
-        assert!(words(" \n ").is_empty());
-    }
-
-    #[test]
-    fn double_quotes_group_words_and_are_removed_from_values() {
-        assert_eq!(
-            words(r#"ssh_key="ssh-ed25519 AAAAC3 me@host" quiet"#),
-            vec![
-                w("ssh_key", Some("ssh-ed25519 AAAAC3 me@host")),
-                w("quiet", None)
-            ]
-        );
-    }
-
-    #[test]
-    fn quoted_whole_word() {
-        assert_eq!(
-            words(r#""a=b c" d"#),
-            vec![w("a", Some("b c")), w("d", None)]
-        );
-        assert_eq!(words(r#""bare word""#), vec![w("bare word", None)]);
-    }
-
-    #[test]
-    fn inner_quotes_are_kept_like_the_kernel() {
-        // next_arg() only strips a quote that starts the value; inner ones toggle grouping but stay.
-        assert_eq!(
-            words(r#"a=x"y z"w b"#),
-            vec![w("a", Some(r#"x"y z"w"#)), w("b", None)]
-        );
-    }
-
-    #[test]
-    fn unterminated_quote_runs_to_the_end() {
-        assert_eq!(words(r#"a="x y z"#), vec![w("a", Some("x y z"))]);
-        assert_eq!(words(r#"a="#), vec![w("a", Some(""))]);
-        assert_eq!(words(r#"""#), vec![w("", None)]);
-    }
-
-    #[test]
-    fn value_keeps_later_equals_and_leading_equals_is_not_a_separator() {
-        assert_eq!(
-            words("apkovl=UUID=ab:x=y"),
-            vec![w("apkovl", Some("UUID=ab:x=y"))]
-        );
-        assert_eq!(words("=x"), vec![w("=x", None)]);
-        assert_eq!(
-            words("xen-pciback.hide=(01:00.0)"),
-            vec![w("xen-pciback.hide", Some("(01:00.0)"))]
-        );
-    }
+    use std::time::Duration;
 
     #[test]
     fn non_utf8_garbage_does_not_panic() {
         let line = String::from_utf8_lossy(b"a=\xff\xfe \"\" \"=\" b=\"\x00\"").into_owned();
         let cfg = BootConfig::from_cmdline(&line);
         assert_eq!(cfg.init, "/sbin/init");
-        let _ = words(&line);
+        let _ = split_kernel_words(&line);
         let _ = BootConfig::from_cmdline("\"\"\"\"\" = == \"=\"= noo no nos");
     }
 
@@ -826,74 +494,6 @@ mod tests {
         let c = BootConfig::from_cmdline("hostname=../../etc");
         assert_eq!(c.hostname, None);
         assert_eq!(c.warnings.len(), 1);
-    }
-
-    #[test]
-    fn apkovl_forms() {
-        assert_eq!(
-            ApkovlSpec::parse("http://x/y.apkovl.tar.gz"),
-            ApkovlSpec::Url("http://x/y.apkovl.tar.gz".into())
-        );
-        assert_eq!(
-            ApkovlSpec::parse("/dev/sdb1:host.apkovl.tar.gz"),
-            ApkovlSpec::OnDevice {
-                dev: DeviceSpec::Name("sdb1".into()),
-                fstype: None,
-                path: "host.apkovl.tar.gz".into()
-            }
-        );
-        assert_eq!(
-            ApkovlSpec::parse("/dev/sdb1:ext4:/cfg/host.apkovl.tar.gz"),
-            ApkovlSpec::OnDevice {
-                dev: DeviceSpec::Name("sdb1".into()),
-                fstype: Some("ext4".into()),
-                path: "/cfg/host.apkovl.tar.gz".into()
-            }
-        );
-        assert_eq!(
-            ApkovlSpec::parse("LABEL=CFG:a.apkovl.tar.gz"),
-            ApkovlSpec::OnDevice {
-                dev: DeviceSpec::Label("CFG".into()),
-                fstype: None,
-                path: "a.apkovl.tar.gz".into()
-            }
-        );
-        assert_eq!(
-            ApkovlSpec::parse("/media/vda1/x.apkovl.tar.gz"),
-            ApkovlSpec::Path("/media/vda1/x.apkovl.tar.gz".into())
-        );
-        // A /dev path without a file part is a plain path (and will not be a regular file).
-        assert_eq!(
-            ApkovlSpec::parse("/dev/sdb1"),
-            ApkovlSpec::Path("/dev/sdb1".into())
-        );
-        assert_eq!(
-            ApkovlSpec::parse("/dev/sdb1:"),
-            ApkovlSpec::Path("/dev/sdb1:".into())
-        );
-    }
-
-    #[test]
-    fn device_specs() {
-        assert_eq!(
-            DeviceSpec::parse("/dev/sda1"),
-            Some(DeviceSpec::Name("sda1".into()))
-        );
-        assert_eq!(
-            DeviceSpec::parse("sr0"),
-            Some(DeviceSpec::Name("sr0".into()))
-        );
-        assert_eq!(DeviceSpec::parse("LABEL="), None);
-        assert_eq!(DeviceSpec::parse("/dev/../x"), None);
-        let u = DeviceSpec::parse("UUID=abcd-EF01").unwrap();
-        assert!(u.matches("sda1", None, Some("ABCD-ef01")));
-        assert!(!u.matches("sda1", None, None));
-        let l = DeviceSpec::parse("LABEL=ALPINE").unwrap();
-        assert!(l.matches("x", Some("ALPINE"), None));
-        assert!(!l.matches("x", Some("alpine"), None));
-        let c = BootConfig::from_cmdline("alpine_dev=LABEL=BOOT");
-        assert_eq!(c.alpine_dev, Some(DeviceSpec::Label("BOOT".into())));
-        assert_eq!(BootConfig::from_cmdline("alpine_dev").alpine_dev, None);
     }
 
     #[test]
