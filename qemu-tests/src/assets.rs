@@ -362,10 +362,37 @@ impl Env {
         (text, id.to_public().to_string())
     }
 
-    /// Sign an overlay with the test overlay key; returns the `.sig` text.
-    pub fn sign_overlay(&self, bytes: &[u8]) -> String {
-        let key = apk::trust::PrivateKey::load(&self.keys().overlay_key).expect("overlay key");
-        overlays::sign(bytes, &key, "overlay-test.pub").expect("signing")
+    /// Sign the overlay that will be stored as `file_name` (`HOST.apkovl.tar.gz[...]`) with the
+    /// test overlay key, as `lbu commit` does for its first commit: a statement for the host the
+    /// name gives, generation 1. Returns the `.sig` text.
+    pub fn sign_overlay(&self, bytes: &[u8], file_name: &str) -> String {
+        let host = overlays::host_of(file_name).expect("an overlay file name");
+        self.sign_statement(bytes, host, 1)
+    }
+
+    /// A signed statement for `host` at `generation` (commit time fixed, as the assets are
+    /// cached by content).
+    pub fn sign_statement(&self, bytes: &[u8], host: &str, generation: u64) -> String {
+        let key = self.overlay_key();
+        overlays::sign_statement(
+            bytes,
+            host,
+            1_700_000_000 + generation,
+            generation,
+            &key,
+            "overlay-test.pub",
+        )
+        .expect("signing")
+    }
+
+    /// A round-1 signature (the bytes only), which images accept only with
+    /// `mkinitfs --ovl-legacy-sig`.
+    pub fn sign_legacy(&self, bytes: &[u8]) -> String {
+        overlays::sign(bytes, &self.overlay_key(), "overlay-test.pub").expect("signing")
+    }
+
+    fn overlay_key(&self) -> apk::trust::PrivateKey {
+        apk::trust::PrivateKey::load(&self.keys().overlay_key).expect("overlay key")
     }
 }
 

@@ -26,7 +26,7 @@ fn recipe(world: &[&str], overlay: Option<(String, Vec<u8>, Option<String>)>) ->
 
 fn signed(name: &str, ovl: &Overlay) -> Option<(String, Vec<u8>, Option<String>)> {
     let bytes = ovl.tar_gz();
-    let sig = Env::get().sign_overlay(&bytes);
+    let sig = Env::get().sign_overlay(&bytes, name);
     Some((name.to_string(), bytes, Some(sig)))
 }
 
@@ -377,7 +377,7 @@ fn encrypted_overlay_with_console_passphrase() {
         },
     )
     .expect("age");
-    let sig = env.sign_overlay(&enc);
+    let sig = env.sign_overlay(&enc, "qemutest.apkovl.tar.gz.age");
     let medium = env.medium(&recipe(
         &["alpine-base"],
         Some(("qemutest.apkovl.tar.gz.age".into(), enc, Some(sig))),

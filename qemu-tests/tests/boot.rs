@@ -50,7 +50,7 @@ fn alpine_base_boots_to_the_default_runlevel() {
         .world(&["alpine-base"])
         .scenario(script)
         .tar_gz();
-    let sig = env.sign_overlay(&ovl);
+    let sig = env.sign_overlay(&ovl, "qemutest.apkovl.tar.gz");
     let medium = env.medium(&MediumRecipe {
         format: MediumFormat::Vfat,
         world: vec!["alpine-base".into()],
@@ -162,7 +162,7 @@ fn report_medium(name: &str, overlay: Overlay) -> std::path::PathBuf {
     let ovl = overlay
         .file_mode("etc/qemutest-report", REPORT_INIT, 0o755)
         .tar_gz();
-    let sig = env.sign_overlay(&ovl);
+    let sig = env.sign_overlay(&ovl, "qemutest.apkovl.tar.gz");
     let medium = env.medium(&MediumRecipe {
         format: MediumFormat::Vfat,
         world: vec!["alpine-base".into(), "chrony".into(), "openssh".into()],

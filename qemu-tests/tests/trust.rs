@@ -59,7 +59,7 @@ fn with_policy(policy: &str) -> PathBuf {
 
 fn signed_plain(run: &str) -> PathBuf {
     let bytes = sample_overlay().tar_gz();
-    let sig = Env::get().sign_overlay(&bytes);
+    let sig = Env::get().sign_overlay(&bytes, "qemutest.apkovl.tar.gz");
     medium(run, "qemutest.apkovl.tar.gz", bytes, Some(sig))
 }
 
@@ -160,7 +160,7 @@ fn overlay_encrypted_to_a_recipient_opens_with_the_embedded_identity() {
         &overlays::AgeKey::Recipients(&[recipient]),
     )
     .expect("age");
-    let sig = env.sign_overlay(&enc);
+    let sig = env.sign_overlay(&enc, "qemutest.apkovl.tar.gz.age");
     let disk = medium(
         "age-recipient",
         "qemutest.apkovl.tar.gz.age",
@@ -200,7 +200,7 @@ fn overlay_encrypted_to_a_recipient_opens_with_the_embedded_identity() {
 #[test]
 fn overlay_symlink_cannot_steer_the_bind_mounts() {
     let bytes = sample_overlay().symlink("proc", "/").tar_gz();
-    let sig = Env::get().sign_overlay(&bytes);
+    let sig = Env::get().sign_overlay(&bytes, "qemutest.apkovl.tar.gz");
     let disk = medium("planted-proc", "qemutest.apkovl.tar.gz", bytes, Some(sig));
     let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
     let mut vm = boot("planted-proc", &initramfs, &disk, "");
@@ -215,7 +215,7 @@ fn overlay_symlink_cannot_steer_the_bind_mounts() {
 #[test]
 fn overlay_symlink_cannot_steer_the_moves_at_switch_root() {
     let bytes = sample_overlay().symlink("media", "/").tar_gz();
-    let sig = Env::get().sign_overlay(&bytes);
+    let sig = Env::get().sign_overlay(&bytes, "qemutest.apkovl.tar.gz");
     let disk = medium("planted-media", "qemutest.apkovl.tar.gz", bytes, Some(sig));
     let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
     let mut vm = boot("planted-media", &initramfs, &disk, "");
@@ -239,8 +239,161 @@ fn oversized_signature_is_refused_before_it_is_read() {
     let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
     let mut vm = boot("sig-oversized", &initramfs, &disk, "");
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz.sig: larger than 65536 bytes, \
-         refusing to read it",
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz.sig: larger than the limit of 65536 \
+         bytes",
     );
     stopped(&mut vm);
+}
+
+/// A medium whose current overlay is `qemutest`'s generation 3 (statement-signed), with the
+/// generation file lbu writes beside it; `replace` then puts other bytes and `.sig` in its place,
+/// as an attacker with the stick would.
+fn generation_medium(run: &str, replace: Option<(Vec<u8>, String)>) -> PathBuf {
+    let env = Env::get();
+    let current = sample_overlay().tar_gz();
+    let sig = env.sign_statement(&current, "qemutest", 3);
+    let disk = medium(run, "qemutest.apkovl.tar.gz", current, Some(sig));
+    vfat::write(
+        &disk,
+        &overlays::generation::file_name("qemutest"),
+        &overlays::generation::render(3),
+    );
+    if let Some((bytes, sig)) = replace {
+        vfat::write(&disk, "qemutest.apkovl.tar.gz", &bytes);
+        vfat::write(&disk, "qemutest.apkovl.tar.gz.sig", sig.as_bytes());
+    }
+    disk
+}
+
+/// Issue 13 item 5, the baseline: the current overlay, signed for this host at the generation
+/// the medium records, boots.
+#[test]
+fn current_signed_statement_boots() {
+    let disk = generation_medium("statement-current", None);
+    let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("statement-current", &initramfs, &disk, "");
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect("NEWROOT secret=from the overlay");
+    vm.wait_poweroff();
+}
+
+/// Issue 13 item 5: an older signed overlay (a backup lbu kept, generation 2) renamed over the
+/// current one verified, because the signature covered the bytes only. The medium records
+/// generation 3: refused.
+#[test]
+fn replayed_older_overlay_is_refused() {
+    let env = Env::get();
+    let old = sample_overlay()
+        .file("etc/secret.conf", "from an old commit\n")
+        .tar_gz();
+    let sig = env.sign_statement(&old, "qemutest", 2);
+    let disk = generation_medium("statement-replayed", Some((old, sig)));
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("statement-replayed", &initramfs, &disk, "");
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
+         host qemutest: generation 2 is older than generation 3 recorded on the medium, refusing \
+         a replayed overlay",
+    );
+    stopped(&mut vm);
+}
+
+/// Issue 13 item 5: another host's signed overlay renamed to this host's name. Refused.
+#[test]
+fn overlay_of_another_host_is_refused() {
+    let env = Env::get();
+    let other = sample_overlay()
+        .file("etc/secret.conf", "from fw2\n")
+        .tar_gz();
+    let sig = env.sign_statement(&other, "fw2", 9);
+    let disk = generation_medium("statement-swapped", Some((other, sig)));
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("statement-swapped", &initramfs, &disk, "");
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
+         host qemutest: signed for host fw2 (generation 9), refusing a swapped overlay",
+    );
+    stopped(&mut vm);
+}
+
+/// Issue 13 item 5: round-1 signatures (bytes only) bind nothing; an image accepts them only
+/// when built with `mkinitfs --ovl-legacy-sig` (the policy file's `apkovl_legacy_sig=yes`).
+#[test]
+fn legacy_signature_needs_the_image_compatibility_switch() {
+    let env = Env::get();
+    let bytes = sample_overlay().tar_gz();
+    let sig = env.sign_legacy(&bytes);
+    let disk = medium("legacy-refused", "qemutest.apkovl.tar.gz", bytes, Some(sig));
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("legacy-refused", &initramfs, &disk, "");
+    vm.expect(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
+         host qemutest: round-1 signature binds no host or generation",
+    );
+    stopped(&mut vm);
+
+    let disk = env.copy_medium(&disk, "legacy-accepted");
+    let mut vm = boot(
+        "legacy-accepted",
+        &with_policy("apkovl_legacy_sig=yes\n"),
+        &disk,
+        "",
+    );
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect("NEWROOT secret=from the overlay");
+    vm.wait_poweroff();
+}
+
+/// A gzip'd tar holding one file of `size` zero bytes (a few MiB compressed for gigabytes),
+/// made as a stream so the test never holds it whole.
+fn zero_bomb(name: &str, size: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    let mut field = |at: usize, len: usize, value: u64| {
+        let text = format!("{value:0width$o}\0", width = len - 1);
+        header[at..at + len].copy_from_slice(text.as_bytes());
+    };
+    field(100, 8, 0o644);
+    field(108, 8, 0);
+    field(116, 8, 0);
+    field(124, 12, size);
+    field(136, 12, 1_700_000_000);
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].copy_from_slice(b"        ");
+    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&header).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let mut left = size.div_ceil(512) * 512 + 1024;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        gz.write_all(&zeros[..n]).unwrap();
+        left -= n as u64;
+    }
+    gz.finish().unwrap()
+}
+
+/// Issue 13 item 12: an accepted overlay could decompress to 1 GiB, copied again, which the
+/// init (PID 1) cannot survive on a small box: here 1.5 GiB of zeros in a 1 GiB machine. The
+/// bound gives one error line and the `panic=` path instead.
+#[test]
+fn overlay_decompressing_beyond_the_bound_is_an_error_not_an_abort() {
+    let env = Env::get();
+    let bytes = zero_bomb("etc/zeros", 3 << 29);
+    let sig = env.sign_overlay(&bytes, "qemutest.apkovl.tar.gz");
+    let disk = medium("overlay-bomb", "qemutest.apkovl.tar.gz", bytes, Some(sig));
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    let mut vm = boot("overlay-bomb", &initramfs, &disk, "");
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect(&format!(
+        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: overlay: archive larger than the \
+         limit of {} bytes",
+        overlays::MAX_UNPACKED_BYTES
+    ));
+    stopped(&mut vm);
+    vm.refute("Out of memory");
 }

@@ -12,7 +12,7 @@ mod overlay;
 mod packages;
 mod relocate;
 
-pub use overlay::{OverlayError, MAX_IDENTITY_BYTES, MAX_OVERLAY_BYTES, MAX_SIGNATURE_BYTES};
+pub use overlay::{OverlayError, MAX_IDENTITY_BYTES};
 pub use packages::{apk_options, InstallError};
 
 use early::{early_setup, mount_early};

@@ -16,11 +16,8 @@ use crate::plan::{self, Acceptance, Kind, OverlayChoice, Refusal};
 use crate::sys::{self, rootdir::RootDir};
 use crate::timeline;
 
-/// Largest overlay file read from a medium (compressed and possibly encrypted).
-pub const MAX_OVERLAY_BYTES: u64 = 64 << 20;
-/// Largest `.sig` file (a few signature blocks of a few hundred bytes each).
-pub const MAX_SIGNATURE_BYTES: u64 = 64 << 10;
-/// Largest age identity file in the initramfs.
+/// Largest age identity file in the initramfs (the overlay, its `.sig` and the generation file
+/// are read with the overlays crate's bounds).
 pub const MAX_IDENTITY_BYTES: u64 = 64 << 10;
 /// How many passphrases are asked before giving up (Alpine: 3).
 const ATTEMPTS: usize = 3;
@@ -28,6 +25,10 @@ const ATTEMPTS: usize = 3;
 /// Why the overlay phase stopped. Each names the overlay file first.
 #[derive(Debug, thiserror::Error)]
 pub enum OverlayError {
+    /// The overlay, its `.sig` or the generation file could not be read, or is larger than
+    /// the overlays crate reads (the error names the file).
+    #[error("{0}")]
+    Read(overlays::Error),
     /// The verdict refused the overlay (nothing of it was used).
     #[error("{}: {refusal}", file.display())]
     Refused {
@@ -90,13 +91,19 @@ impl Boot {
             return Ok(None);
         };
         log::info!("Loading user settings from {}", choice.file.display());
-        let data = sys::read_file(&choice.file, MAX_OVERLAY_BYTES)?
-            .ok_or_else(|| sys::SysError::missing(&choice.file))?;
+        let data = overlays::read_file(&choice.file).map_err(OverlayError::Read)?;
         let verification = self.verify(&choice, &data)?;
-        let acceptance = plan::judge(&self.overlay_policy, choice.kind.as_ref(), &verification)
-            .map_err(|refusal| OverlayError::Refused {
-                file: choice.file.clone(),
-                refusal,
+        let facts = plan::OverlayFacts {
+            kind: choice.kind.as_ref(),
+            host: &choice.host,
+            min_generation: min_generation(&choice, &verification)?,
+        };
+        let acceptance =
+            plan::judge(&self.overlay_policy, &facts, &verification).map_err(|refusal| {
+                OverlayError::Refused {
+                    file: choice.file.clone(),
+                    refusal,
+                }
             })?;
         match &acceptance {
             Acceptance::Verified { key } => log::info!("apkovl signature verified (key {key})"),
@@ -145,7 +152,7 @@ impl Boot {
             return Ok(Verification::Unsigned);
         }
         let sig = match &choice.signature {
-            Some(p) => sys::read_file(p, MAX_SIGNATURE_BYTES)?,
+            Some(p) => overlays::read_signature(p).map_err(OverlayError::Read)?,
             None => None,
         };
         Ok(overlays::verify(
@@ -180,6 +187,23 @@ impl Boot {
     }
 }
 
+/// The newest generation the medium records for the overlay's host (`HOST.apkovl.generation`
+/// beside the overlay), when a signed statement is there to be checked against it. A file that
+/// does not hold a number stops the boot (fail closed).
+fn min_generation(
+    choice: &OverlayChoice,
+    verification: &Verification,
+) -> Result<Option<u64>, OverlayError> {
+    let Verification::Verified {
+        statement: Some(_), ..
+    } = verification
+    else {
+        return Ok(None);
+    };
+    let dir = choice.file.parent().unwrap_or(Path::new("/"));
+    overlays::generation::read(dir, &choice.host).map_err(OverlayError::Read)
+}
+
 /// The gzip bytes of the overlay: plain ones as they are; age ones with the initramfs's identity
 /// when there is one and the file is encrypted to recipients, else with a passphrase; Alpine's
 /// `openssl enc` ones with a passphrase.
@@ -191,13 +215,14 @@ fn decrypt(choice: &OverlayChoice, data: Vec<u8>) -> Result<Vec<u8>, OverlayErro
     let Some(kind) = choice.kind.as_ref().filter(|k| **k != OverlayKind::Plain) else {
         return Ok(data);
     };
-    let wrapping = (*kind == OverlayKind::Age).then(|| age_wrapping(&data));
-    if wrapping == Some(AgeWrapping::Unreadable) {
-        // The header is read before any secret is used: the error names what is wrong.
-        return overlays::decrypt(&data, kind, &Secret::Passphrase(""))
-            .map_err(|e| fail(e.to_string()));
-    }
-    if wrapping == Some(AgeWrapping::Recipients) {
+    let passphrase = match kind {
+        // The header says how the key is wrapped; one that does not parse is reported here.
+        OverlayKind::Age => {
+            overlays::crypt::age_is_passphrase(&data).map_err(|e| fail(e.to_string()))?
+        }
+        _ => true,
+    };
+    if !passphrase {
         let identity = identity().map_err(fail)?;
         let Some(identity) = identity else {
             return Err(fail(format!(
@@ -225,25 +250,6 @@ fn decrypt(choice: &OverlayChoice, data: Vec<u8>) -> Result<Vec<u8>, OverlayErro
         }
     }
     Err(fail(last))
-}
-
-/// How an age file's key is wrapped (its header says it; age's own parser reads it).
-#[derive(Debug, PartialEq, Eq)]
-enum AgeWrapping {
-    /// A passphrase (scrypt): ask on the console.
-    Passphrase,
-    /// X25519 recipients: the initramfs's identity opens it.
-    Recipients,
-    /// Not an age header: the decryption reports why.
-    Unreadable,
-}
-
-fn age_wrapping(data: &[u8]) -> AgeWrapping {
-    match age::Decryptor::new_buffered(data) {
-        Ok(d) if d.is_scrypt() => AgeWrapping::Passphrase,
-        Ok(_) => AgeWrapping::Recipients,
-        Err(_) => AgeWrapping::Unreadable,
-    }
 }
 
 /// The embedded age identity, if any, zeroed when dropped.

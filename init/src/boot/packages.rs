@@ -6,8 +6,8 @@
 //! console. Then the overlay's deletions, which win over what the packages installed.
 use std::path::{Path, PathBuf};
 
-use apk::commit::OverlayList;
 use apk::context::{Access, Context, Options};
+use apk::extract::OverlayList;
 use apk::output::Out;
 
 use super::{

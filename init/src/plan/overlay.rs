@@ -21,6 +21,9 @@ pub struct OverlayChoice {
     /// overlay name (an explicit `apkovl=` may name any file), which is read as a plain gzip tar
     /// as Alpine does.
     pub kind: Option<OverlayKind>,
+    /// The host it is for: the stem `HOST` of `HOST.apkovl.tar.gz[...]` (`overlays::host_of`),
+    /// else the whole file name, which then matches no signed statement.
+    pub host: String,
 }
 
 /// What a path is, for decisions that depend on the filesystem.
@@ -76,11 +79,17 @@ pub fn choose_overlay(
     sig.push(".sig");
     let sig = PathBuf::from(sig);
     let signature = (kind(&sig) == Some(Kind::File)).then_some(sig);
-    let kind = overlays::kind_of(&file.to_string_lossy());
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let kind = overlays::kind_of(&name);
+    let host = overlays::host_of(&name).unwrap_or(&name).to_string();
     Ok(Some(OverlayChoice {
         file,
         signature,
         kind,
+        host,
     }))
 }
 
@@ -119,6 +128,7 @@ mod tests {
             Some(PathBuf::from("/media/vda/h.apkovl.tar.gz.sig"))
         );
         assert_eq!(c.kind, Some(OverlayKind::Plain));
+        assert_eq!(c.host, "h");
         let kind = files(&["/media/vda/h.apkovl.tar.gz"]);
         assert_eq!(
             choose_overlay(None, &media, &kind)
@@ -219,5 +229,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(c.kind, None);
+        assert_eq!(c.host, "config.tgz");
     }
 }

@@ -13,14 +13,17 @@
 //! 3. the default: without keys and without a policy, Alpine's behaviour (any overlay applies).
 //!
 //! The verdict ([`judge`]) takes the `overlays` crate's [`Verification`] of the file as stored
-//! and the overlay's kind (from its name): a bad signature is refused whatever the policy (it
-//! means tampering or a wrong key), an overlay that is not age-encrypted is refused where
-//! encryption is required (Alpine's `openssl enc` files carry no authentication), an unsigned one
-//! where a signature is required.
+//! and what the boot knows about the file ([`OverlayFacts`]: its kind from the name, the host it
+//! is for, the newest generation the medium records): a bad signature is refused whatever the
+//! policy (it means tampering or a wrong key), an overlay that is not age-encrypted is refused
+//! where encryption is required (Alpine's `openssl enc` files carry no authentication), a signed
+//! statement for another host or an older generation is refused (`overlays::check_binding`: a
+//! swapped or replayed overlay), and so is a round-1 signature unless the image accepts them,
+//! and an unsigned overlay where a signature is required.
 use std::fmt;
 
 use bootspec::{BootPolicy, OverlayRequirement};
-use overlays::{OverlayKind, Verification};
+use overlays::{BindingError, OverlayKind, Verification};
 
 use crate::cmdline::{BootConfig, VerifyPolicy};
 
@@ -199,6 +202,10 @@ pub enum Refusal {
         /// Whether the initramfs could check a signature at all.
         keys: bool,
     },
+    /// The signed statement does not bind the overlay to this host and generation, or a round-1
+    /// signature where the image does not accept them.
+    #[error("signature check failed: {0}")]
+    Binding(BindingError),
     /// Not age-encrypted where encryption is required.
     #[error("refused: {what}, but encryption is required by {because} (age, authenticated)")]
     NotEncrypted {
@@ -209,13 +216,25 @@ pub enum Refusal {
     },
 }
 
-/// The verdict on an overlay: `kind` from its file name (`None`: not an overlay name, treated as
-/// a plain gzip tar as Alpine does), `verification` of its bytes as stored.
+/// What the boot knows about an overlay file besides its signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlayFacts<'a> {
+    /// From the file name (`None`: not an overlay name, read as a plain gzip tar as Alpine does).
+    pub kind: Option<&'a OverlayKind>,
+    /// The host the file is for (its name's stem).
+    pub host: &'a str,
+    /// The newest generation the medium records for that host (`HOST.apkovl.generation`
+    /// beside the overlay), `None` when it records none.
+    pub min_generation: Option<u64>,
+}
+
+/// The verdict on an overlay: `facts` about the file, `verification` of its bytes as stored.
 pub fn judge(
     policy: &OverlayPolicy,
-    kind: Option<&OverlayKind>,
+    facts: &OverlayFacts<'_>,
     verification: &Verification,
 ) -> Result<Acceptance, Refusal> {
+    let kind = facts.kind;
     if let Verification::Bad { reason } = verification {
         return Err(Refusal::BadSignature {
             reason: reason.clone(),
@@ -236,6 +255,13 @@ pub fn judge(
             });
         }
     }
+    overlays::check_binding(
+        verification,
+        facts.host,
+        facts.min_generation,
+        policy.legacy_sig,
+    )
+    .map_err(Refusal::Binding)?;
     match (verification, policy.unsigned) {
         (Verification::Verified { key, .. }, _) => Ok(Acceptance::Verified { key: key.clone() }),
         (_, Unsigned::Refuse) => Err(Refusal::Unsigned {
@@ -250,7 +276,17 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use overlays::Cipher;
+    use overlays::{Cipher, Statement};
+
+    const PLAIN: OverlayFacts<'static> = OverlayFacts {
+        kind: Some(&OverlayKind::Plain),
+        host: "fw1",
+        min_generation: None,
+    };
+
+    fn of(kind: Option<&OverlayKind>) -> OverlayFacts<'_> {
+        OverlayFacts { kind, ..PLAIN }
+    }
 
     fn policy(image: &str, keys: bool, cmdline: &str) -> OverlayPolicy {
         overlay_policy(
@@ -260,9 +296,22 @@ mod tests {
         )
     }
 
-    fn verified() -> Verification {
+    /// Signed by a trusted key, with a statement for `host` at `generation`.
+    fn signed_for(host: &str, generation: u64) -> Verification {
         Verification::Verified {
             key: "admin.pub".into(),
+            statement: Some(Statement::new(b"overlay", host, 1_700_000_000, generation).unwrap()),
+        }
+    }
+
+    fn verified() -> Verification {
+        signed_for("fw1", 7)
+    }
+
+    fn legacy() -> Verification {
+        Verification::Verified {
+            key: "admin.pub".into(),
+            statement: None,
         }
     }
 
@@ -279,7 +328,7 @@ mod tests {
         assert_eq!(p.unsigned, Unsigned::Accept);
         assert!(p.ignored.is_empty());
         assert_eq!(
-            judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned),
+            judge(&p, &PLAIN, &Verification::Unsigned),
             Ok(Acceptance::Unsigned)
         );
     }
@@ -289,14 +338,14 @@ mod tests {
         let p = policy("", true, "");
         assert_eq!(p.require, OverlayRequirement::SIGNED);
         assert_eq!(p.unsigned, Unsigned::Refuse);
-        let err = judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned).unwrap_err();
+        let err = judge(&p, &PLAIN, &Verification::Unsigned).unwrap_err();
         assert_eq!(
             err.to_string(),
             "signature check failed: unsigned, and a signature is required by overlay keys in \
              the initramfs (etc/apkovl/keys)"
         );
         assert_eq!(
-            judge(&p, Some(&OverlayKind::Plain), &verified()),
+            judge(&p, &PLAIN, &verified()),
             Ok(Acceptance::Verified {
                 key: "admin.pub".into()
             })
@@ -317,12 +366,12 @@ mod tests {
                 "{word}: {:?}",
                 p.ignored
             );
-            assert!(judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned).is_err());
+            assert!(judge(&p, &PLAIN, &Verification::Unsigned).is_err());
         }
         // The image's policy file requires it too.
         let p = policy("apkovl_require=signed", false, "apkovl_verify=off");
         assert_eq!(p.unsigned, Unsigned::Refuse);
-        let err = judge(&p, None, &Verification::Unsigned).unwrap_err();
+        let err = judge(&p, &of(None), &Verification::Unsigned).unwrap_err();
         assert!(
             err.to_string()
                 .contains("etc/boot-policy apkovl_require=signed")
@@ -357,7 +406,7 @@ mod tests {
         let p = policy("", false, "apkovl_verify=optional");
         assert_eq!(p.unsigned, Unsigned::Warn);
         assert_eq!(
-            judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned),
+            judge(&p, &PLAIN, &Verification::Unsigned),
             Ok(Acceptance::UnsignedWarn)
         );
         let p = policy("apkovl_require=signed", true, "apkovl_require=encrypted");
@@ -387,9 +436,7 @@ mod tests {
         ] {
             let p = policy(image, keys, cmdline);
             assert_eq!(
-                judge(&p, Some(&OverlayKind::Plain), &bad())
-                    .unwrap_err()
-                    .to_string(),
+                judge(&p, &PLAIN, &bad()).unwrap_err().to_string(),
                 "signature check failed: bad signature: wrong key"
             );
         }
@@ -408,7 +455,7 @@ mod tests {
                 "an openssl enc overlay is not authenticated",
             ),
         ] {
-            let err = judge(&p, kind.as_ref(), &Verification::Unsigned).unwrap_err();
+            let err = judge(&p, &of(kind.as_ref()), &Verification::Unsigned).unwrap_err();
             assert_eq!(
                 err,
                 Refusal::NotEncrypted {
@@ -418,14 +465,14 @@ mod tests {
             );
         }
         // Signed is not enough.
-        assert!(judge(&p, Some(&OverlayKind::Plain), &verified()).is_err());
+        assert!(judge(&p, &PLAIN, &verified()).is_err());
         assert_eq!(
-            judge(&p, Some(&OverlayKind::Age), &Verification::Unsigned),
+            judge(&p, &of(Some(&OverlayKind::Age)), &Verification::Unsigned),
             Ok(Acceptance::Unsigned)
         );
         // From the command line too.
         let p = policy("", false, "apkovl_require=encrypted");
-        let err = judge(&p, Some(&OverlayKind::Plain), &Verification::Unsigned).unwrap_err();
+        let err = judge(&p, &PLAIN, &Verification::Unsigned).unwrap_err();
         assert_eq!(
             err.to_string(),
             "refused: a plain overlay, but encryption is required by apkovl_require=encrypted on \
@@ -456,5 +503,59 @@ mod tests {
         assert!(text.contains("  unsigned overlays: refused\n"), "{text}");
         assert!(text.contains("  apkovl_legacy_sig=yes\n"), "{text}");
         assert!(text.contains("  sealed=no\n"), "{text}");
+    }
+
+    /// Issue 13 item 5: a signature covered only the bytes, so another host's signed overlay,
+    /// or an older signed backup, renamed to `HOST.apkovl.tar.gz` booted. The statement binds
+    /// host and generation; the medium's generation file sets the minimum.
+    #[test]
+    fn swapped_and_replayed_overlays_are_refused() {
+        let p = policy("", true, "");
+        let at = |min: Option<u64>| OverlayFacts {
+            min_generation: min,
+            ..PLAIN
+        };
+        assert!(judge(&p, &at(Some(7)), &signed_for("fw1", 7)).is_ok());
+        assert!(judge(&p, &at(None), &signed_for("fw1", 1)).is_ok());
+        let err = judge(&p, &at(Some(7)), &signed_for("fw2", 9)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Binding(BindingError::OtherHost { .. })),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "signature check failed: apkovl for host fw1: signed for host fw2 (generation 9), \
+             refusing a swapped overlay"
+        );
+        let err = judge(&p, &at(Some(7)), &signed_for("fw1", 6)).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Binding(BindingError::Replayed { .. })),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("generation 6 is older than generation 7"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn legacy_signatures_only_where_the_image_accepts_them() {
+        let p = policy("", true, "");
+        let err = judge(&p, &PLAIN, &legacy()).unwrap_err();
+        assert!(
+            matches!(err, Refusal::Binding(BindingError::Legacy { .. })),
+            "{err}"
+        );
+        // The command line cannot turn them on; the image can.
+        let p = policy("", true, "apkovl_legacy_sig=yes");
+        assert!(judge(&p, &PLAIN, &legacy()).is_err());
+        let p = policy("apkovl_legacy_sig=yes", true, "");
+        assert_eq!(
+            judge(&p, &PLAIN, &legacy()),
+            Ok(Acceptance::Verified {
+                key: "admin.pub".into()
+            })
+        );
     }
 }
