@@ -2,8 +2,8 @@
 //! and the qemu command line for an [`Image`] under those options ([`qemu_args`], pure, so the
 //! shapes of firmware boots are unit-tested without starting qemu).
 //!
-//! TCG only: KVM hangs on the project's machines. The serial console is qemu's stdio; there is no
-//! display. A VM never gets a network card it was not given (`-nic none`), and a user-mode network
+//! TCG only: KVM hangs on the project's machines. The serial console is qemu's stdio, where the
+//! firmware writes too (SeaBIOS, OVMF); there is no display. A VM never gets a network card it was not given (`-nic none`), and a user-mode network
 //! reaches the host only as 10.0.2.2, where tests run their loopback servers.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -280,8 +280,9 @@ pub fn qemu_args(image: &Image, opts: &Opts, run: &RunFiles) -> Vec<String> {
         &opts.memory_mib.to_string(),
         "-smp",
         &opts.smp.to_string(),
-        "-display",
-        "none",
+        // No window, and the firmware's own text (SeaBIOS, OVMF, boot loaders) on the serial
+        // console too: qemu tells SeaBIOS to use it only under -nographic.
+        "-nographic",
         "-serial",
         "stdio",
         "-no-reboot",
@@ -406,7 +407,7 @@ mod tests {
             .cmdline("panic=1")
             .disk(Disk::virtio("/tmp/m.img"));
         let a = joined(&image, &Opts::default());
-        assert!(a.starts_with("-accel tcg -machine pc -m 1024 -smp 1 -display none -serial stdio -no-reboot -monitor none"), "{a}");
+        assert!(a.starts_with("-accel tcg -machine pc -m 1024 -smp 1 -nographic -serial stdio -no-reboot -monitor none"), "{a}");
         assert!(
             a.contains("-kernel /boot/vmlinuz -initrd /tmp/initramfs -append console=ttyS0 no_timer_check modloop=none panic=1"),
             "{a}"
