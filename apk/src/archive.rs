@@ -296,7 +296,8 @@ pub fn open_index(
     let mut data = first.data;
     let mut pos = first.range.end;
     while pos < buf.len() {
-        let m = inflate_member(buf, pos, 256 << 20)?;
+        let room = crate::limits::INDEX_CONTENT.saturating_sub(data.len());
+        let m = inflate_member(buf, pos, room)?;
         data.extend_from_slice(&m.data);
         pos = m.range.end;
     }

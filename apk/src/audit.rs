@@ -95,6 +95,42 @@ pub fn file_checksum(path: &Path, meta: &std::fs::Metadata) -> std::io::Result<C
     Ok(Checksum(h.finalize().to_vec()))
 }
 
+/// What is at `rel` in a root, compared with the database by the installer: nothing (`None`),
+/// or whether it is a directory and its checksum as the database stores it (regular files and
+/// symlinks; `None` for anything else). Everything is resolved beneath the root.
+pub fn on_disk(root: &crate::root::Root, rel: &str) -> Option<(bool, Option<Checksum>)> {
+    let st = root.lstat_opt(rel).ok().flatten()?;
+    let kind = nix::sys::stat::SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT);
+    let sum = if kind == nix::sys::stat::SFlag::S_IFLNK {
+        root.read_link(rel)
+            .ok()
+            .map(|t| Checksum(Sha1::digest(&t).to_vec()))
+    } else if kind == nix::sys::stat::SFlag::S_IFREG {
+        root.open_read_nofollow(rel).ok().and_then(|mut f| {
+            let mut h = Sha1::new();
+            std::io::copy(&mut f, &mut HashWriter(&mut h)).ok()?;
+            Some(Checksum(h.finalize().to_vec()))
+        })
+    } else {
+        None
+    };
+    Some((kind == nix::sys::stat::SFlag::S_IFDIR, sum))
+}
+
+/// `io::Write` into a digest, for `io::copy`.
+struct HashWriter<'a>(&'a mut Sha1);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Run an audit.
 pub fn audit(
     db: &Database,

@@ -209,9 +209,8 @@ impl<'a> Installer<'a> {
             let prot = self.rules.mode_of(&path, false);
             if prot.is_protected() && !self.opts.purge {
                 if let Some(want) = &f.checksum {
-                    let host = self.root().host_path(&path);
-                    if let Ok(meta) = std::fs::symlink_metadata(&host) {
-                        if crate::audit::file_checksum(&host, &meta).ok().as_ref() != Some(want) {
+                    if let Some((_, disk)) = crate::audit::on_disk(self.root(), &path) {
+                        if disk.as_ref() != Some(want) {
                             continue; // locally modified configuration is kept
                         }
                     }

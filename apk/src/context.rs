@@ -8,6 +8,7 @@ use crate::extract::OverlayList;
 use crate::output::Out;
 use crate::pool::Pool;
 use crate::repo::{self, LoadOptions, RepoSpec, Repository};
+use crate::root::Root;
 use crate::trust::Keyring;
 use std::path::{Path, PathBuf};
 
@@ -138,11 +139,22 @@ impl Context {
             (Some(d), None) => d.arches.clone(),
             (None, None) => vec![crate::db::DEFAULT_ARCH.to_string()],
         };
-        let keys_dir = match &opts.keys_dir {
-            Some(k) => resolve_under(&root, k),
-            None => root.join("etc/apk/keys"),
+        // The root's keys are read beneath it; only an absolute --keys-dir names a host directory.
+        let root_handle = db.as_ref().map(|d| &d.root);
+        let opened;
+        let beneath = match root_handle {
+            Some(r) => Some(r),
+            None => {
+                opened = Root::open(&root).ok();
+                opened.as_ref()
+            }
         };
-        let mut keys = Keyring::load(&keys_dir);
+        let mut keys = match (&opts.keys_dir, beneath) {
+            (Some(k), _) if k.is_absolute() => Keyring::load(k),
+            (Some(k), Some(r)) => Keyring::load_beneath(r, &k.to_string_lossy()),
+            (None, Some(r)) => Keyring::load_beneath(r, "etc/apk/keys"),
+            (_, None) => Keyring::default(),
+        };
         if let Some(extra) = &opts.extra_keys {
             keys = merge(keys, extra);
         }
@@ -171,25 +183,32 @@ impl Context {
         Ok(ctx)
     }
 
-    /// Repository specs from the repositories file(s) and `-X` options.
+    /// Repository specs from the repositories file(s) and `-X` options. The root's
+    /// `etc/apk/repositories` and `repositories.d/*.list` are read beneath it; only an absolute
+    /// `--repositories-file` names a host file.
     pub fn repo_specs(&self) -> Vec<RepoSpec> {
-        let root = &self.opts.root;
-        let mut specs = Vec::new();
-        let files: Vec<PathBuf> = match &self.opts.repositories_file {
-            Some(f) => vec![resolve_under(root, f)],
-            None => {
-                let mut v = vec![root.join("etc/apk/repositories")];
-                v.extend(crate::root::list_files(
-                    &root.join("etc/apk/repositories.d"),
-                ));
-                v
-            }
+        let beneath = self.db.as_ref().map(|d| &d.root);
+        let read = |rel: &str| -> Option<String> {
+            let bytes = beneath?.read_opt(rel).ok()??;
+            Some(String::from_utf8_lossy(&bytes).into_owned())
         };
-        for f in files {
-            if let Ok(t) = std::fs::read_to_string(&f) {
-                specs.extend(repo::parse_repositories(&t));
+        let mut texts: Vec<String> = Vec::new();
+        match &self.opts.repositories_file {
+            Some(f) if f.is_absolute() => texts.extend(std::fs::read_to_string(f).ok()),
+            Some(f) => texts.extend(read(&f.to_string_lossy())),
+            None => {
+                texts.extend(read("etc/apk/repositories"));
+                let dir = "etc/apk/repositories.d";
+                let lists = beneath.and_then(|r| r.list(dir).ok()).unwrap_or_default();
+                for name in lists.iter().filter(|n| n.ends_with(".list")) {
+                    texts.extend(read(&format!("{dir}/{name}")));
+                }
             }
         }
+        let mut specs: Vec<RepoSpec> = texts
+            .iter()
+            .flat_map(|t| repo::parse_repositories(t))
+            .collect();
         specs.extend(
             self.opts
                 .repositories
@@ -286,10 +305,13 @@ impl Context {
 
     /// Read a package file given on the command line (verified, trusted or `--allow-untrusted`).
     pub fn open_file(&self, path: &Path) -> Result<crate::package::Package, Error> {
-        let buf = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let buf =
+            crate::limits::read(path, crate::limits::PACKAGE_WITHOUT_SIZE).map_err(|source| {
+                Error::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
         let mode = archive::Mode::Verify {
             keys: &self.keys,
             allow_untrusted: self.opts.allow_untrusted,

@@ -263,7 +263,6 @@ impl Extractor<'_> {
                 let _ = self.parent_fd(&mut fds, tdir);
             }
             let bytes_written = &mut self.bytes_written;
-            let root_path = self.root.path.clone();
             let res = (|| -> std::io::Result<()> {
                 let d = fds[dir].as_fd();
                 let _ =
@@ -369,9 +368,13 @@ impl Extractor<'_> {
                     Kind::Dir => {}
                 }
                 if !e.xattrs.is_empty() && e.kind != Kind::Symlink {
-                    let host = root_path.join(join(dir, &tmp));
+                    // Through the directory handle opened beneath the root, never a host path.
+                    let at = std::path::PathBuf::from(format!(
+                        "/proc/self/fd/{}/{tmp}",
+                        std::os::fd::AsRawFd::as_raw_fd(&fds[dir])
+                    ));
                     for (k, v) in &e.xattrs {
-                        crate::xattr::set(&host, k, v)?;
+                        crate::xattr::set(&at, k, v)?;
                     }
                 }
                 Ok(())
@@ -501,13 +504,11 @@ impl Extractor<'_> {
                 Protect::SymlinksOnly => s.kind == Kind::Symlink,
                 _ => true,
             };
-            let host = self.root.host_path(&s.path);
             if protected {
-                if let Ok(meta) = std::fs::symlink_metadata(&host) {
-                    let disk = crate::audit::file_checksum(&host, &meta).ok();
+                if let Some((is_dir, disk)) = crate::audit::on_disk(self.root, &s.path) {
                     let db_sum = recorded(&s.path);
                     let modified = db_sum.is_none() || disk != db_sum;
-                    if modified && !meta.is_dir() {
+                    if modified && !is_dir {
                         if self.clean_protected || (disk.is_some() && disk == s.checksum) {
                             let _ = self.root.unlink(&tmp_rel);
                         } else {

@@ -97,13 +97,15 @@ pub fn inflate_raw(
 ) -> Result<Member, GzipError> {
     let body = header_end(buf, start)?;
     let mut d = Decompress::new(false);
-    let mut out: Vec<u8> = Vec::with_capacity(capacity.clamp(4096, limit.max(4096)));
+    // Room for one byte past the limit: a member that reaches it is refused, never grown past it.
+    let cap = limit.saturating_add(1);
+    let mut out: Vec<u8> = Vec::with_capacity(capacity.clamp(4096, 1 << 30).min(cap));
     loop {
         if out.len() == out.capacity() {
-            if out.len() >= limit {
+            if out.len() >= cap {
                 return Err(GzipError::TooLarge);
             }
-            out.reserve(out.len().max(16 * 1024));
+            out.reserve(out.len().max(16 * 1024).min(cap - out.len()));
         }
         let inp = &buf[body + d.total_in() as usize..];
         let before_in = d.total_in();
@@ -111,6 +113,9 @@ pub fn inflate_raw(
         let st = d
             .decompress_vec(inp, &mut out, FlushDecompress::None)
             .map_err(|_| GzipError::Truncated)?;
+        if out.len() > limit {
+            return Err(GzipError::TooLarge);
+        }
         if st == Status::StreamEnd {
             break;
         }
@@ -130,14 +135,15 @@ pub fn inflate_raw(
 
 /// Inflate a package's data section, which must be exactly one gzip member running to the end
 /// of `range` (apk v3 refuses a second data member).
-pub fn inflate_data(buf: &[u8], range: Range<usize>) -> Result<Vec<u8>, GzipError> {
+pub fn inflate_data(buf: &[u8], range: Range<usize>, limit: usize) -> Result<Vec<u8>, GzipError> {
     let mut out = Vec::new();
-    inflate_data_into(buf, range, &mut out)?;
+    inflate_data_into(buf, range, &mut out, limit)?;
     Ok(out)
 }
 
 /// [`inflate_data`] into a caller's buffer, so an install can reuse its buffers instead of
-/// faulting in fresh memory for every package.
+/// faulting in fresh memory for every package. More than `limit` inflated bytes are refused
+/// ([`GzipError::TooLarge`]) before they are allocated.
 ///
 /// libdeflate inflates the member in one call into a buffer sized from the trailer at the end of
 /// `range`. It checks the CRC-32 and size of the member it inflated but does not say how much input
@@ -150,6 +156,7 @@ pub fn inflate_data_into(
     buf: &[u8],
     range: Range<usize>,
     out: &mut Vec<u8>,
+    limit: usize,
 ) -> Result<(), GzipError> {
     let member = &buf[range.clone()];
     let n = member.len();
@@ -159,7 +166,7 @@ pub fn inflate_data_into(
     let (crc, isize) = trailer(&member[n - 8..]);
     // ISIZE is read from the file: a hint for a bounded allocation only.
     let isize = isize as usize;
-    if isize <= 1 << 30 {
+    if isize <= limit.min(1 << 30) {
         out.clear();
         out.resize(isize, 0);
         let mut d = libdeflater::Decompressor::new();
@@ -169,7 +176,7 @@ pub fn inflate_data_into(
             }
         }
     }
-    let m = inflate_raw(buf, range.start, 4 << 30, 1 << 20)?;
+    let m = inflate_raw(buf, range.start, limit, 1 << 20)?;
     if m.range.end != range.end {
         return Err(GzipError::TrailingMember);
     }
@@ -235,19 +242,26 @@ mod tests {
     #[test]
     fn data_section_is_one_member() {
         let one = compress(b"hello, world");
-        assert_eq!(inflate_data(&one, 0..one.len()).unwrap(), b"hello, world");
+        assert_eq!(
+            inflate_data(&one, 0..one.len(), 100).unwrap(),
+            b"hello, world"
+        );
+        assert_eq!(
+            inflate_data(&one, 0..one.len(), 5).unwrap_err(),
+            GzipError::TooLarge
+        );
         // A second member with different content: the trailer at the end is not the first one's.
         let mut two = one.clone();
         two.extend_from_slice(&compress(b"second"));
         assert_eq!(
-            inflate_data(&two, 0..two.len()).unwrap_err(),
+            inflate_data(&two, 0..two.len(), 100).unwrap_err(),
             GzipError::TrailingMember
         );
         // Same size, different content.
         let mut same_size = one.clone();
         same_size.extend_from_slice(&compress(b"HELLO, WORLD"));
         assert_eq!(
-            inflate_data(&same_size, 0..same_size.len()).unwrap_err(),
+            inflate_data(&same_size, 0..same_size.len(), 100).unwrap_err(),
             GzipError::TrailingMember
         );
     }
@@ -256,7 +270,10 @@ mod tests {
     fn truncated_and_oversized_members() {
         let one = compress(&[7u8; 100_000]);
         for cut in [0, 5, 12, one.len() / 2, one.len() - 1] {
-            assert!(inflate_data(&one[..cut], 0..cut).is_err(), "cut at {cut}");
+            assert!(
+                inflate_data(&one[..cut], 0..cut, 1 << 20).is_err(),
+                "cut at {cut}"
+            );
             assert!(
                 inflate_member(&one[..cut], 0, 1 << 20).is_err(),
                 "cut at {cut}"

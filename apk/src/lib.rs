@@ -20,6 +20,7 @@ pub mod extract;
 pub mod fnmatch;
 pub mod gzip;
 pub mod index;
+pub mod limits;
 pub mod mkpkg;
 pub mod ops;
 #[allow(unsafe_code)]

@@ -4,6 +4,7 @@
 //! transaction order, so both cores work during an install while memory stays bounded.
 
 use crate::archive::{self, ArchiveError, Mode, OpenedPackage};
+use crate::limits;
 use crate::pool::{PkgId, Pool};
 use crate::trust::Keyring;
 use std::collections::HashMap;
@@ -26,6 +27,16 @@ pub enum FetchError {
     /// It does not match the index or is malformed.
     #[error("{0}")]
     Archive(#[from] ArchiveError),
+    /// It is larger than its index entry says (`S:`); it was not read.
+    #[error("{}: {size} bytes, but the index gives {expected} (S:)", .path.display())]
+    Size {
+        /// The package file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The index's size.
+        expected: u64,
+    },
     /// Its index entry has no identity (`C:`) and it carries no trusted signature of its own.
     #[error("no identity (C:) in the index and no trusted signature (--allow-untrusted installs it anyway)")]
     NoIdentity,
@@ -88,10 +99,29 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, FetchError> {
     let p = &pool.packages[id];
     let path = package_path(pool, id).ok_or(FetchError::NotAvailable)?;
+    // The index's S: bounds the read: a larger file is refused before it is read.
+    let limit = match p.pkg.size {
+        0 => limits::PACKAGE_WITHOUT_SIZE,
+        s => s,
+    };
     let mut buf = buffers.take();
-    std::fs::File::open(&path)
-        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut buf))
-        .map_err(|source| FetchError::Io { path, source })?;
+    let read =
+        std::fs::File::open(&path).and_then(|mut f| limits::read_into(&mut f, limit, &mut buf));
+    if let Err(source) = read {
+        return Err(
+            match source
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<limits::TooLarge>())
+            {
+                Some(t) if p.pkg.size > 0 => FetchError::Size {
+                    path,
+                    size: t.size,
+                    expected: p.pkg.size,
+                },
+                _ => FetchError::Io { path, source },
+            },
+        );
+    }
     let opened = if p.pkg.identity.is_empty() {
         let mode = Mode::Verify {
             keys: trust.keys,
@@ -107,7 +137,8 @@ pub(crate) fn prepare(
     // The compressed bytes were just checked against datahash/identity, so the gzip CRC is
     // redundant; a second data member is refused (apk v3).
     let mut tar = buffers.take();
-    crate::gzip::inflate_data_into(&buf, opened.data.clone(), &mut tar)
+    let bound = limits::data_section(p.pkg.installed_size.max(opened.info.installed_size));
+    crate::gzip::inflate_data_into(&buf, opened.data.clone(), &mut tar, bound)
         .map_err(ArchiveError::from)?;
     Ok(Prepared { buf, opened, tar })
 }

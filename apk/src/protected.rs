@@ -72,9 +72,17 @@ impl ProtectedPaths {
     /// Built-in rules plus `ROOT/etc/apk/protected_paths.d/*.list` (in name order).
     pub fn load(root: &Path) -> Self {
         let mut p = Self::builtin();
-        for f in crate::root::list_files(&root.join("etc/apk/protected_paths.d")) {
-            if let Ok(text) = std::fs::read_to_string(&f) {
-                p.add_text(&text);
+        // Resolved beneath the root: a symlinked protected_paths.d never reads the host's rules.
+        let Ok(root) = crate::root::Root::open(root) else {
+            return p;
+        };
+        let dir = "etc/apk/protected_paths.d";
+        for name in root.list(dir).unwrap_or_default() {
+            if !name.ends_with(".list") {
+                continue;
+            }
+            if let Ok(Some(text)) = root.read_opt(&format!("{dir}/{name}")) {
+                p.add_text(&String::from_utf8_lossy(&text));
             }
         }
         p

@@ -208,7 +208,8 @@ impl Repository {
             }
         };
         let shown = index_path.display().to_string();
-        let buf = std::fs::read(&index_path).map_err(|e| (shown.clone(), RepoError::Io(e)))?;
+        let buf = crate::limits::read(&index_path, crate::limits::INDEX_FILE)
+            .map_err(|e| (shown.clone(), RepoError::Io(e)))?;
         let f = archive::open_index(&buf, opts.keys, opts.allow_untrusted)
             .map_err(|e| (shown.clone(), e.into()))?;
         let idx = index::parse(&f.text);

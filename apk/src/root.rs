@@ -30,20 +30,6 @@ pub fn io_message(e: &io::Error) -> String {
     }
 }
 
-/// The `*.list` files of a configuration directory (`repositories.d`, `protected_paths.d`), in
-/// name order; a missing directory has none.
-pub fn list_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "list"))
-        .collect();
-    v.sort();
-    v
-}
-
 /// Split `a/b/c` into (`a/b`, `c`); a name without `/` has parent "".
 pub fn split_parent(rel: &str) -> (&str, &str) {
     match rel.rfind('/') {
@@ -105,12 +91,13 @@ impl Root {
         Ok(std::fs::File::from(fd))
     }
 
-    /// Read a whole file, `None` if it does not exist.
+    /// Read a whole file, `None` if it does not exist. Files of the root's state only: more than
+    /// [`crate::limits::STATE_FILE`] bytes are refused.
     pub fn read_opt(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
         match self.open_read(rel) {
             Ok(mut f) => {
                 let mut v = Vec::new();
-                io::Read::read_to_end(&mut f, &mut v)?;
+                crate::limits::read_into(&mut f, crate::limits::STATE_FILE, &mut v)?;
                 Ok(Some(v))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -164,6 +151,66 @@ impl Root {
         let (parent, name) = split_parent(rel);
         let d = self.dir(parent)?;
         atomic_write_at(d.as_fd(), name, data, mode)
+    }
+
+    /// Names in directory `rel` (resolved beneath the root), sorted; a missing directory has none.
+    pub fn list(&self, rel: &str) -> io::Result<Vec<String>> {
+        let p = if rel.is_empty() { "." } else { rel };
+        let fd = match openat2(
+            self.fd.as_fd(),
+            p,
+            Self::how(OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0),
+        ) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT | nix::Error::ENOTDIR) => return Ok(Vec::new()),
+            Err(e) => return Err(errno(e)),
+        };
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(errno)?;
+        let mut names: Vec<String> = dir
+            .iter()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Open directory `rel` itself, never a symlink in its place (`O_NOFOLLOW` on the last
+    /// component, the rest resolved beneath the root): for mounting onto it through
+    /// `/proc/self/fd` and for changing its mode.
+    pub fn open_dir_nofollow(&self, rel: &str, flags: OFlag) -> io::Result<OwnedFd> {
+        openat2(
+            self.fd.as_fd(),
+            rel,
+            Self::how(flags | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW, 0),
+        )
+        .map_err(errno)
+    }
+
+    /// Set the mode of directory `rel` (not of what a symlink there points to).
+    pub fn chmod_dir(&self, rel: &str, mode: u32) -> io::Result<()> {
+        let fd = self.open_dir_nofollow(rel, OFlag::O_RDONLY)?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(errno)
+    }
+
+    /// The target of symlink `rel` (the last component is not followed).
+    pub fn read_link(&self, rel: &str) -> io::Result<Vec<u8>> {
+        let (parent, name) = split_parent(rel);
+        let d = self.dir(parent)?;
+        let t = nix::fcntl::readlinkat(&d, name).map_err(errno)?;
+        Ok(t.as_bytes().to_vec())
+    }
+
+    /// Open regular file `rel` for reading, never through a symlink in its place.
+    pub fn open_read_nofollow(&self, rel: &str) -> io::Result<std::fs::File> {
+        let fd = openat2(
+            self.fd.as_fd(),
+            rel,
+            Self::how(OFlag::O_RDONLY | OFlag::O_NOFOLLOW, 0),
+        )
+        .map_err(errno)?;
+        Ok(std::fs::File::from(fd))
     }
 
     /// Remove a file (not a directory); missing is fine.
@@ -278,5 +325,25 @@ mod tests {
         r.mkdir_p("a/b/c", 0o755).unwrap();
         assert!(root.join("a/b/c").is_dir());
         assert!(r.lstat_opt("nope/x").unwrap().is_none());
+        assert_eq!(r.list("up/etc").unwrap(), ["dotdot", "x", "y"]);
+        assert!(r.list("nope").unwrap().is_empty());
+    }
+
+    /// A symlink where a directory is expected is never followed out of the root, nor treated as
+    /// the directory.
+    #[test]
+    fn symlinked_directories_are_refused_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("tmp")).unwrap();
+        let r = Root::open(&root).unwrap();
+        assert!(r.chmod_dir("tmp", 0o1777).is_err());
+        assert!(r.open_dir_nofollow("tmp", OFlag::O_PATH).is_err());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&outside).unwrap().permissions().mode();
+        assert_eq!(mode & 0o1000, 0, "the host directory was chmodded");
     }
 }

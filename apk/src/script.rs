@@ -3,13 +3,15 @@
 
 use crate::output::Out;
 use crate::root::Root;
+use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{Mode as FMode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Where script bodies are written inside the root (apk v3 uses 0755 for this directory).
@@ -31,26 +33,33 @@ pub struct Script<'a> {
 
 /// Run a script; `Err` carries apk's message (`exited with error N`, `killed by signal N`, or why it
 /// could not start). Output lines are printed with `prefix` (`"  "` inside the package loop).
+///
+/// The body is written into [`EXEC_DIR`] resolved beneath the root (a symlink there never leads to
+/// the host: `lib/apk/exec` -> `/tmp` means the root's `/tmp`), under a name created afresh.
 pub fn run(root: &Root, s: &Script<'_>, out: &Out, prefix: &str) -> Result<(), String> {
     out.msg(&format!("{prefix}Executing {}.{}", s.name_version, s.kind));
     root.mkdir_p(EXEC_DIR, 0o755)
         .map_err(|e| format!("{EXEC_DIR}: {e}"))?;
+    let dir = root
+        .dir(EXEC_DIR)
+        .map_err(|e| format!("{}: {e}", root.host_path(EXEC_DIR).display()))?;
     let file = format!("{}.{}", s.name_version, s.kind);
-    let rel = format!("{EXEC_DIR}/{file}");
-    let host = root.host_path(&rel);
+    let shown = root.host_path(&format!("{EXEC_DIR}/{file}"));
+    let _ = unlinkat(&dir, file.as_str(), UnlinkatFlags::NoRemoveDir);
     {
-        let _ = std::fs::remove_file(&host);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o755)
-            .open(&host)
-            .map_err(|e| format!("{}: {e}", host.display()))?;
-        f.write_all(s.body)
-            .map_err(|e| format!("{}: {e}", host.display()))?;
+        let fd = openat(
+            &dir,
+            file.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FMode::from_bits_truncate(0o755),
+        )
+        .map_err(|e| format!("{}: {}", shown.display(), std::io::Error::from(e)))?;
+        std::fs::File::from(fd)
+            .write_all(s.body)
+            .map_err(|e| format!("{}: {e}", shown.display()))?;
     }
-    let result = spawn(root, &format!("/{rel}"), s, out, prefix);
-    let _ = std::fs::remove_file(&host);
+    let result = spawn(root, &format!("/{EXEC_DIR}/{file}"), s, out, prefix);
+    let _ = unlinkat(&dir, file.as_str(), UnlinkatFlags::NoRemoveDir);
     result
 }
 
@@ -112,61 +121,86 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
     }
 }
 
-/// Mounts made for scripts, undone on drop.
-pub(crate) struct ScriptMounts(Vec<PathBuf>);
+/// Mounts made for scripts, undone on drop. Each is held as a handle on the mounted directory,
+/// so unmounting never resolves a path again.
+pub(crate) struct ScriptMounts(Vec<OwnedFd>);
+
+/// The path that names `fd` itself (the kernel resolves it to the open directory, wherever it is).
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
 
 impl Drop for ScriptMounts {
     fn drop(&mut self) {
         for m in self.0.iter().rev() {
-            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(fd_path(m).as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Mount a file system on directory `rel` of the root: the directory is opened beneath the root
+/// and never through a symlink (`proc` -> `/etc` must not put a proc over the host's `/etc`), and
+/// the mount goes onto that handle. Returns a handle on the mounted file system's root.
+fn mount_beneath(
+    root: &Root,
+    rel: &str,
+    source: &str,
+    fstype: &str,
+    flags: nix::mount::MsFlags,
+    data: Option<&str>,
+) -> Option<OwnedFd> {
+    let _ = root.mkdir_p(rel, 0o755);
+    let dir = root.open_dir_nofollow(rel, OFlag::O_PATH).ok()?;
+    nix::mount::mount(
+        Some(source),
+        fd_path(&dir).as_str(),
+        Some(fstype),
+        flags,
+        data,
+    )
+    .ok()?;
+    match root.open_dir_nofollow(rel, OFlag::O_PATH) {
+        Ok(m) => Some(m),
+        Err(_) => {
+            let _ = nix::mount::umount2(fd_path(&dir).as_str(), nix::mount::MntFlags::MNT_DETACH);
+            None
         }
     }
 }
 
 /// `/proc` for the whole commit when the root has none (scripts and triggers read it).
 pub(crate) fn mount_proc(root: &Root) -> ScriptMounts {
-    let mut m = Vec::new();
-    let proc_dir = root.host_path("proc");
-    if root.path != Path::new("/") && !proc_dir.join("self").exists() {
-        let _ = root.mkdir_p("proc", 0o755);
-        if nix::mount::mount(
-            Some("proc"),
-            &proc_dir,
-            Some("proc"),
-            nix::mount::MsFlags::MS_NOSUID
-                | nix::mount::MsFlags::MS_NODEV
-                | nix::mount::MsFlags::MS_NOEXEC,
-            None::<&str>,
-        )
-        .is_ok()
-        {
-            m.push(proc_dir);
-        }
+    if root.path == Path::new("/") || root.lstat_opt("proc/self").ok().flatten().is_some() {
+        return ScriptMounts(Vec::new());
     }
-    ScriptMounts(m)
+    let flags = nix::mount::MsFlags::MS_NOSUID
+        | nix::mount::MsFlags::MS_NODEV
+        | nix::mount::MsFlags::MS_NOEXEC;
+    ScriptMounts(
+        mount_beneath(root, "proc", "proc", "proc", flags, None)
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// A private `/dev` with the basic nodes, mounted over the root's `dev` only while a script runs
 /// when the root has no `dev/null`. (Never bind the host's /dev there: packages extract into `dev/`,
 /// and their files must land in the root, not on the host.)
 pub(crate) fn mount_dev_for_script(root: &Root) -> ScriptMounts {
-    let mut m = Vec::new();
-    let dev_dir = root.host_path("dev");
-    if root.path == Path::new("/") || dev_dir.join("null").exists() {
-        return ScriptMounts(m);
+    if root.path == Path::new("/") || root.lstat_opt("dev/null").ok().flatten().is_some() {
+        return ScriptMounts(Vec::new());
     }
-    let _ = root.mkdir_p("dev", 0o755);
-    if nix::mount::mount(
-        Some("apkdev"),
-        &dev_dir,
-        Some("tmpfs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NOEXEC,
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NOEXEC;
+    let Some(dev) = mount_beneath(
+        root,
+        "dev",
+        "apkdev",
+        "tmpfs",
+        flags,
         Some("mode=0755,size=64k"),
-    )
-    .is_err()
-    {
-        return ScriptMounts(m);
-    }
+    ) else {
+        return ScriptMounts(Vec::new());
+    };
     for (name, major, minor, mode) in [
         ("null", 1, 3, 0o666),
         ("zero", 1, 5, 0o666),
@@ -175,18 +209,21 @@ pub(crate) fn mount_dev_for_script(root: &Root) -> ScriptMounts {
         ("urandom", 1, 9, 0o666),
         ("tty", 5, 0, 0o666),
     ] {
-        let _ = nix::sys::stat::mknod(
-            &dev_dir.join(name),
+        let _ = nix::sys::stat::mknodat(
+            &dev,
+            name,
             SFlag::S_IFCHR,
             FMode::from_bits_truncate(mode),
             nix::sys::stat::makedev(major, minor),
         );
-        let _ = std::fs::set_permissions(
-            dev_dir.join(name),
-            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        // mknod applies the umask; the nodes are world-writable as in any /dev.
+        let _ = nix::sys::stat::fchmodat(
+            &dev,
+            name,
+            FMode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
         );
     }
-    let _ = std::os::unix::fs::symlink("/proc/self/fd", dev_dir.join("fd"));
-    m.push(dev_dir);
-    ScriptMounts(m)
+    let _ = nix::unistd::symlinkat("/proc/self/fd", &dev, "fd");
+    ScriptMounts(vec![dev])
 }

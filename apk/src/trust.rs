@@ -262,6 +262,21 @@ impl Keyring {
         ring
     }
 
+    /// Load the keys of directory `rel` of a target root, resolved beneath it: `etc/apk/keys` as a
+    /// symlink to `/etc/apk/keys` names the root's own keys, never the host's.
+    pub fn load_beneath(root: &crate::root::Root, rel: &str) -> Self {
+        let mut ring = Keyring::default();
+        for name in root.list(rel).unwrap_or_default() {
+            let Ok(Some(pem)) = root.read_opt(&format!("{rel}/{name}")) else {
+                continue;
+            };
+            if let Some(k) = PublicKey::from_pem(&String::from_utf8_lossy(&pem)) {
+                ring.keys.insert(name, k);
+            }
+        }
+        ring
+    }
+
     /// Add the keys of another directory.
     pub fn add_dir(&mut self, dir: &Path) {
         let Ok(rd) = std::fs::read_dir(dir) else {

@@ -323,9 +323,12 @@ fn create_layout(root: &Root) -> Result<(), DbError> {
     ] {
         root.mkdir_p(d, 0o755).map_err(io_at(root.host_path(d)))?;
         if mode != 0o755 {
-            let p = root.host_path(d);
-            std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                .map_err(io_at(p))?;
+            // Through a handle on the directory itself: a symlink in its place (say, `tmp` ->
+            // `/etc`) is left alone, never followed to chmod a host directory.
+            match root.chmod_dir(d, mode) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {}
+                r => r.map_err(io_at(root.host_path(d)))?,
+            }
         }
     }
     for f in ["etc/apk/world", "lib/apk/db/installed"] {
