@@ -28,13 +28,15 @@ pub(crate) struct RawMember<'a> {
 pub fn gunzip(gz: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
     let limit = limit.min(MAX_UNPACKED_BYTES);
     // The gzip trailer's ISIZE (size mod 2^32 of the last member) is a hint for the one
-    // allocation; it comes from the input, so it is only trusted up to the limit.
+    // allocation; it comes from the input, so it is only trusted up to the limit and up to what
+    // deflate can expand these bytes to (at most 1032 to 1).
     let hint = gz
         .len()
         .checked_sub(4)
         .map(|at| u32::from_le_bytes([gz[at], gz[at + 1], gz[at + 2], gz[at + 3]]))
         .map_or(0, u64::from)
-        .min(limit);
+        .min(limit)
+        .min((gz.len() as u64).saturating_mul(1032));
     let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).saturating_add(1));
     let mut dec = flate2::read::MultiGzDecoder::new(gz).take(limit + 1);
     dec.read_to_end(&mut out)

@@ -1,12 +1,13 @@
 //! The deletion manifest: package-owned configuration files the user deleted (`rm /etc/motd`),
-//! which Alpine's apkovl cannot express (overlays/README.md, "Deletion manifest"). It is an ordinary member,
-//! [`MANIFEST`], so Alpine's init just extracts it as a harmless file; the project's init reads
-//! it instead of extracting it and deletes the listed files after the package install, with
-//! [`apply_deletions`]. Overlays without it apply as before.
+//! which Alpine's apkovl cannot express (overlays/README.md, "Deletion manifest"). It is an
+//! ordinary member, [`MANIFEST`], so Alpine's init just extracts it as a harmless file; the
+//! project's init reads it instead of extracting it and deletes the listed files after the
+//! package install, with [`apply_deletions`]. Overlays without it apply as before.
 //!
-//! Format (UTF-8 text): lines starting with `#` are comments, the first being
+//! Format (UTF-8 text, lines end at `\n`): lines starting with `#` are comments, the first being
 //! `# apkovl-deleted v1`; every other non-empty line is one path relative to the root, with `\\`
-//! for a backslash and `\n` for a newline. Paths must be relative, without `.`/`..` components.
+//! for a backslash, `\n` for a newline and `\r` for a carriage return. Paths must be relative,
+//! without `.`/`..` components.
 
 use crate::apply::Refused;
 use crate::Error;
@@ -21,7 +22,11 @@ const HEADER: &str = "# apkovl-deleted v1\n# Package-owned configuration files d
 pub fn format(paths: &[String]) -> String {
     let mut s = String::from(HEADER);
     for p in paths {
-        s.push_str(&p.replace('\\', "\\\\").replace('\n', "\\n"));
+        s.push_str(
+            &p.replace('\\', "\\\\")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r"),
+        );
         s.push('\n');
     }
     s
@@ -30,7 +35,9 @@ pub fn format(paths: &[String]) -> String {
 /// Parse a manifest; any unsafe or malformed path rejects the whole manifest.
 pub fn parse(text: &str) -> Result<Vec<String>, Error> {
     let mut out = Vec::new();
-    for line in text.lines() {
+    // Lines end at `\n` only: a carriage return is part of a name (written escaped as `\r`), never
+    // silently dropped, or `foo\r` would delete `foo`.
+    for line in text.split('\n') {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -44,6 +51,7 @@ pub fn parse(text: &str) -> Result<Vec<String>, Error> {
             match chars.next() {
                 Some('\\') => p.push('\\'),
                 Some('n') => p.push('\n'),
+                Some('r') => p.push('\r'),
                 _ => return Err(Error::Manifest(format!("bad escape in line {line:?}"))),
             }
         }
@@ -143,6 +151,9 @@ mod tests {
             "etc/motd".to_string(),
             "etc/we ird\\name".into(),
             "etc/new\nline".into(),
+            // Found by the fuzzer: a name ending in a carriage return lost it on the way back.
+            "\r".into(),
+            "etc/cr\r".into(),
         ];
         let text = format(&paths);
         assert!(text.starts_with("# apkovl-deleted v1\n"));
