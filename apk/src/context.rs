@@ -272,16 +272,18 @@ impl Context {
         let Ok(text) = std::fs::read(&path) else {
             return;
         };
-        match crate::index::parse(&String::from_utf8_lossy(&text)) {
-            Ok(idx) => {
-                for p in idx.packages {
-                    let file = dir.join(repo::cache_package_name(&p));
-                    self.pool.add_cached(p, file);
-                }
-            }
-            Err(e) => self
-                .out
-                .warning(&format!("opening {}: {e}", path.display())),
+        let idx = crate::index::parse(&String::from_utf8_lossy(&text));
+        for e in &idx.skipped {
+            self.out.warning(&format!(
+                "{}: skipped the entry at line {}: {}",
+                path.display(),
+                e.line,
+                e.msg
+            ));
+        }
+        for p in idx.packages {
+            let file = dir.join(repo::cache_package_name(&p));
+            self.pool.add_cached(p, file);
         }
     }
 
