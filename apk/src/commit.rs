@@ -46,6 +46,8 @@ pub struct CommitOptions {
     pub keys: Keyring,
     /// `--allow-untrusted`: install such a package even unsigned.
     pub allow_untrusted: bool,
+    /// No `OK:` line (apk's preupgrade transaction prints none).
+    pub no_summary: bool,
 }
 
 /// What a commit did.
@@ -440,8 +442,17 @@ pub fn commit(
     if opts.simulate {
         let mut bytes = db.installed_bytes() as i64;
         let mut count = db.installed.len() as i64;
+        let mut errors = 0;
         for (i, c) in sol.changes.iter().enumerate() {
             out.msg(&output::change_line(i + 1, total, pool, c));
+            // A package that stays marked broken (nothing was really reinstalled) counts as an
+            // error, as apk counts it after each change.
+            if let Some(db_index) = c.new.and_then(|n| pool.packages[n].installed) {
+                let broken = &db.installed[db_index].broken;
+                if broken.contains('f') || broken.contains('s') {
+                    errors += 1;
+                }
+            }
             if let Some(o) = c.old {
                 bytes -= pool.packages[o].pkg.installed_size as i64;
                 count -= 1;
@@ -454,13 +465,16 @@ pub fn commit(
         // The resulting totals; directories and files are the current ones (apk-format.md §9.3).
         let (dirs, files) = db.counts();
         let report = CommitReport {
+            errors,
             packages: count.max(0) as usize,
             installed_bytes: bytes.max(0) as u64,
             dirs,
             files,
             ..Default::default()
         };
-        out.msg(&summary_line(&report, out.verbosity >= 2));
+        if !opts.no_summary {
+            out.msg(&summary_line(&report, out.verbosity >= 2));
+        }
         return report;
     }
     let rules = ProtectedPaths::load(&db.root.path);
@@ -612,7 +626,9 @@ pub fn commit(
         dirs,
         files,
     };
-    out.msg(&summary_line(&report, out.verbosity >= 2));
+    if !opts.no_summary {
+        out.msg(&summary_line(&report, out.verbosity >= 2));
+    }
     report
 }
 

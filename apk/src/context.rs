@@ -183,6 +183,17 @@ impl Context {
         Ok(ctx)
     }
 
+    /// Open the session again (database, repositories, pool) after a commit changed the
+    /// database under the pool (apk's preupgrade, after which apk-tools re-executes itself).
+    pub fn reopen(&mut self) -> Result<(), Error> {
+        let opts = self.opts.clone();
+        let out = self.out.clone();
+        // Release the database lock before taking it again.
+        self.db = None;
+        *self = Context::open(opts, Access::Writable, out)?;
+        Ok(())
+    }
+
     /// Repository specs from the repositories file(s) and `-X` options. The root's
     /// `etc/apk/repositories` and `repositories.d/*.list` are read beneath it; only an absolute
     /// `--repositories-file` names a host file.
@@ -258,6 +269,7 @@ impl Context {
             }
         }
         if let Some(c) = self.cache_dir.clone() {
+            self.load_cached_installed(&c);
             self.scan_cache(&c);
         }
         if self.repos.iter().any(|r| r.unknown_letters) {
@@ -270,6 +282,28 @@ impl Context {
                 .warning(&format!("This apk-tools is OLD! Some packages {what}."));
         }
         Ok(())
+    }
+
+    /// `<cache>/installed`: index entries of installed packages that came from files, whose
+    /// copies the cache keeps (apk-format.md §4.5); they can be reinstalled from there.
+    fn load_cached_installed(&mut self, dir: &Path) {
+        let path = dir.join("installed");
+        let Ok(text) = std::fs::read(&path) else {
+            return;
+        };
+        let idx = crate::index::parse(&String::from_utf8_lossy(&text));
+        for e in &idx.skipped {
+            self.out.warning(&format!(
+                "{}: skipped the entry at line {}: {}",
+                path.display(),
+                e.line,
+                e.msg
+            ));
+        }
+        for p in idx.packages {
+            let file = dir.join(repo::cache_package_name(&p));
+            self.pool.add_cached(p, file);
+        }
     }
 
     fn scan_cache(&mut self, dir: &Path) {

@@ -52,6 +52,9 @@ pub enum Error {
     /// World entries name repository tags that no repository carries.
     #[error("Not committing changes due to missing repository tags.")]
     MissingRepositoryTags,
+    /// The same, found by `apk upgrade` before it starts.
+    #[error("Not continuing with upgrade due to missing repository tags.")]
+    UpgradeMissingTags,
     /// `--initdb` together with `--simulate` on a root without a database.
     #[error("unable to create database under --simulate")]
     SimulateInitdb,

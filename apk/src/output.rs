@@ -62,8 +62,22 @@ pub fn version_part(pool: &Pool, c: &Change) -> String {
 /// `( 1/25) Installing name (ver)`: the counter padded to the width of the total.
 pub fn change_line(i: usize, total: usize, pool: &Pool, c: &Change) -> String {
     let w = total.to_string().len();
+    // A reinstall of a package no repository or cache can deliver is skipped (v3 print_change).
+    let unavailable = c.kind == ChangeKind::Reinstall
+        && c.new.is_some_and(|n| {
+            let p = &pool.packages[n];
+            p.file.is_none()
+                && p.cached.is_none()
+                && !p.virtual_pkg
+                && !p.repos.iter().any(|&r| !pool.repos[r].masked)
+        });
     format!(
-        "({i:>w$}/{total}) {} {} {}",
+        "({i:>w$}/{total}) {}{} {} {}",
+        if unavailable {
+            "[APK unavailable, skipped] "
+        } else {
+            ""
+        },
         verb(c.kind),
         display_name(pool, c),
         version_part(pool, c)

@@ -159,6 +159,13 @@ impl Pool {
         id
     }
 
+    /// Add a package known only from the cache (`<cache>/installed`).
+    pub fn add_cached(&mut self, pkg: Package, path: PathBuf) -> PkgId {
+        let (id, _) = self.add(pkg);
+        self.packages[id].cached = Some(path);
+        id
+    }
+
     /// Record a cached copy of a package.
     pub fn set_cached(&mut self, id: PkgId, path: PathBuf) {
         self.packages[id].cached = Some(path);

@@ -71,7 +71,7 @@ impl RepoSpec {
             .strip_prefix("file://")
             .or_else(|| url.strip_prefix("file:"))
             .unwrap_or(url);
-        if path.ends_with(".tar.gz") {
+        if names_index(path) {
             Location::IndexFile(PathBuf::from(path))
         } else {
             Location::Dir(PathBuf::from(path))
@@ -85,7 +85,7 @@ impl RepoSpec {
 
     /// The full index URL apk hashes for cache names.
     pub fn index_url(&self, arch: &str) -> String {
-        if self.url.ends_with(".tar.gz") {
+        if names_index(&self.url) {
             self.url.clone()
         } else {
             format!("{}/{arch}/APKINDEX.tar.gz", self.url.trim_end_matches('/'))
@@ -108,6 +108,12 @@ impl RepoSpec {
         v.dedup();
         v
     }
+}
+
+/// Whether a repository URL names an index file itself (apk-tools v3 accepts `….tar.gz` and
+/// `….adb`; its test harness names a gzipped v2 index `X.adb`, so the content decides the format).
+fn names_index(url: &str) -> bool {
+    url.ends_with(".tar.gz") || url.ends_with(".adb")
 }
 
 /// Parse a repositories file.
@@ -256,6 +262,12 @@ mod tests {
             Location::IndexFile("/x/APKINDEX.tar.gz".into())
         );
         assert!(r[4].is_remote());
+        let adb = RepoSpec::parse("/srv/test/basic.repo.adb").unwrap();
+        assert_eq!(
+            adb.location,
+            Location::IndexFile("/srv/test/basic.repo.adb".into())
+        );
+        assert_eq!(adb.index_url("x86_64"), "/srv/test/basic.repo.adb");
     }
 
     #[test]

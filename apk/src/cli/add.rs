@@ -9,14 +9,14 @@ pub struct Args {
     /// Create a virtual package NAME[=VERSION] depending on the arguments and add it instead
     #[arg(short = 't', long = "virtual", value_name = "NAME")]
     virtual_pkg: Option<String>,
-    /// Upgrade the named packages if they are installed
+    /// Prefer upgrading the named packages and their dependencies
     #[arg(short = 'u', long)]
     upgrade: bool,
-    /// Always choose the latest version
+    /// Always choose the latest allowed version of the named packages and their dependencies
     #[arg(short = 'l', long)]
     latest: bool,
-    /// Packages (name, name@tag, name>=version, or ./file.apk)
-    #[arg(required_unless_present = "virtual_pkg", value_name = "PACKAGE")]
+    /// Packages (name, name@tag, name>=version, or ./file.apk); none: install the world as it is
+    #[arg(value_name = "PACKAGE")]
     packages: Vec<String>,
 }
 

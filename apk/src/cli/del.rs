@@ -1,11 +1,12 @@
-//! `apk del`.
+//! `apk del` (apk-del(8)).
 
 use apk::context::Context;
+use apk::ops::{self, DelOptions};
 
 /// `apk del [-r] PACKAGE...`
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Also remove the packages that depend on the named ones
+    /// Also delete the installed packages that depend on the named ones, recursively
     #[arg(short = 'r', long)]
     rdepends: bool,
     /// Package names
@@ -16,6 +17,9 @@ pub struct Args {
 impl Args {
     /// Run the applet.
     pub fn run(self, mut ctx: Context) -> super::Outcome {
-        Ok(apk::ops::del(&mut ctx, &self.packages, self.rdepends)?.errors)
+        let o = DelOptions {
+            rdepends: self.rdepends,
+        };
+        Ok(ops::del(&mut ctx, &self.packages, &o)?.errors)
     }
 }

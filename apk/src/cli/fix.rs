@@ -1,19 +1,23 @@
-//! `apk fix`.
+//! `apk fix` (apk-fix(8)).
 
 use apk::context::Context;
+use apk::ops::{self, FixOptions};
 
-/// `apk fix [-u] [PACKAGE...]`: reinstall packages (all broken ones when none are named).
+/// `apk fix [-d] [-r] [-u] [-x] [PACKAGE...]`: repair packages (all broken ones when none are named).
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Upgrade the packages while reinstalling
-    #[arg(short = 'u', long)]
-    upgrade: bool,
-    /// Accepted for compatibility: files are always reinstalled with their metadata
-    #[arg(short = 'x', long)]
-    xattr: bool,
-    /// Accepted for compatibility
+    /// Fix the dependencies of the packages too
+    #[arg(short = 'd', long)]
+    depends: bool,
+    /// Reinstall the packages (the default)
     #[arg(short = 'r', long)]
     reinstall: bool,
+    /// Upgrade the packages when a newer version is available (without -r: only upgrade)
+    #[arg(short = 'u', long)]
+    upgrade: bool,
+    /// Without names: also fix packages whose extended attributes are marked broken
+    #[arg(short = 'x', long)]
+    xattr: bool,
     /// Package names
     #[arg(value_name = "PACKAGE")]
     packages: Vec<String>,
@@ -22,6 +26,12 @@ pub struct Args {
 impl Args {
     /// Run the applet.
     pub fn run(self, mut ctx: Context) -> super::Outcome {
-        Ok(apk::ops::fix(&mut ctx, &self.packages, self.upgrade)?.errors)
+        let o = FixOptions {
+            depends: self.depends,
+            reinstall: self.reinstall,
+            upgrade: self.upgrade,
+            xattr: self.xattr,
+        };
+        Ok(ops::fix(&mut ctx, &self.packages, &o)?.errors)
     }
 }

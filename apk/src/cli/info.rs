@@ -37,6 +37,21 @@ pub struct Args {
     /// Print reverse dependencies
     #[arg(short = 'r', long)]
     rdepends: bool,
+    /// Print the active triggers of the package
+    #[arg(short = 't', long)]
+    triggers: bool,
+    /// Print the package's install_if rule
+    #[arg(long)]
+    install_if: bool,
+    /// Print the packages whose install_if rules refer to this package
+    #[arg(long)]
+    rinstall_if: bool,
+    /// Print the packages this package replaces
+    #[arg(long)]
+    replaces: bool,
+    /// Print the license (SPDX identifier)
+    #[arg(long)]
+    license: bool,
     /// Packages (or paths with -W)
     #[arg(value_name = "PACKAGE")]
     packages: Vec<String>,
@@ -124,7 +139,12 @@ impl Args {
                 || self.description
                 || self.webpage
                 || self.provides
-                || self.rdepends);
+                || self.rdepends
+                || self.triggers
+                || self.install_if
+                || self.rinstall_if
+                || self.replaces
+                || self.license);
             let block = |title: &str, lines: Vec<String>| {
                 if out.verbosity >= 1 {
                     println!("{nv} {title}:");
@@ -186,6 +206,52 @@ impl Args {
                 if out.verbosity >= 1 {
                     println!();
                 }
+            }
+            if self.all || self.triggers {
+                let globs: Vec<String> = db
+                    .triggers
+                    .iter()
+                    .filter(|(id, _)| *id == pkg.identity)
+                    .flat_map(|(_, g)| g.iter().cloned())
+                    .collect();
+                block("triggers", globs);
+            }
+            if self.all || self.install_if {
+                block(
+                    "has auto-install rule",
+                    pkg.install_if.iter().map(|d| d.to_string()).collect(),
+                );
+            }
+            if self.all || self.rinstall_if {
+                // Packages (installed, else available) with an install_if condition on a name
+                // this package provides.
+                let names: Vec<&str> = std::iter::once(pkg.name.as_str())
+                    .chain(pkg.provides.iter().map(|p| p.name.as_str()))
+                    .collect();
+                let mut r: Vec<String> = ctx
+                    .pool
+                    .packages
+                    .iter()
+                    .filter(|p| {
+                        p.pkg
+                            .install_if
+                            .iter()
+                            .any(|d| names.contains(&d.name.as_str()))
+                    })
+                    .map(|p| p.pkg.name_version())
+                    .collect();
+                r.sort();
+                r.dedup();
+                block("affects auto-installation of", r);
+            }
+            if self.all || self.replaces {
+                block(
+                    "replaces",
+                    pkg.replaces.iter().map(|d| d.to_string()).collect(),
+                );
+            }
+            if self.all || self.license {
+                block("license", vec![pkg.license.clone()]);
             }
         }
         Ok(errors)

@@ -3,7 +3,7 @@
 use apk::context::Context;
 use apk::fnmatch::fnmatch;
 
-/// `apk list [-I|-a|-u|-o] [PATTERN...]`
+/// `apk list [-I|-O|-a|-u] [-o|-d|-P] [PATTERN...]`
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Installed packages only
@@ -12,12 +12,21 @@ pub struct Args {
     /// Every available version (not only the newest)
     #[arg(short = 'a', long)]
     available: bool,
+    /// Installed packages that no repository has
+    #[arg(short = 'O', long)]
+    orphaned: bool,
     /// Packages with an upgrade available
-    #[arg(short = 'u', long)]
+    #[arg(short = 'u', long, visible_alias = "upgradeable")]
     upgradable: bool,
     /// Match origins instead of names
     #[arg(short = 'o', long)]
     origin: bool,
+    /// Match dependencies: list the packages that depend on a matching name
+    #[arg(short = 'd', long)]
+    depends: bool,
+    /// Match provided names: list the providers, each after `<name>`
+    #[arg(short = 'P', long)]
+    providers: bool,
     /// Shell patterns
     #[arg(value_name = "PATTERN")]
     patterns: Vec<String>,
@@ -28,13 +37,28 @@ impl Args {
     pub fn run(self, ctx: Context) -> super::Outcome {
         let pool = &ctx.pool;
         let mut rows: Vec<(String, String)> = Vec::new();
-        let matches = |name: &str, origin: Option<&str>| {
-            let subject = if self.origin {
-                origin.unwrap_or(name)
+        // What the patterns are matched against (apk list -o/-d/-P), and with -P the provided
+        // name shown before the package.
+        let matches = |pk: &apk::package::Package| -> Option<String> {
+            if self.patterns.is_empty() {
+                return Some(String::new());
+            }
+            let hit = |subject: &str| self.patterns.iter().any(|p| fnmatch(p, subject));
+            if self.origin {
+                hit(pk.origin.as_deref().unwrap_or(&pk.name)).then(String::new)
+            } else if self.depends {
+                pk.depends
+                    .iter()
+                    .any(|d| !d.conflict && hit(&d.name))
+                    .then(String::new)
+            } else if self.providers {
+                std::iter::once(pk.name.as_str())
+                    .chain(pk.provides.iter().map(|p| p.name.as_str()))
+                    .find(|n| hit(n))
+                    .map(|n| format!("<{n}> "))
             } else {
-                name
-            };
-            self.patterns.is_empty() || self.patterns.iter().any(|p| fnmatch(p, subject))
+                hit(&pk.name).then(String::new)
+            }
         };
         let mut best: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (id, p) in pool.packages.iter().enumerate() {
@@ -45,10 +69,13 @@ impl Args {
         }
         for (id, p) in pool.packages.iter().enumerate() {
             let pk = &p.pkg;
-            if !matches(&pk.name, pk.origin.as_deref()) {
+            let Some(prefix) = matches(pk) else {
+                continue;
+            };
+            if (self.installed || self.orphaned) && p.installed.is_none() {
                 continue;
             }
-            if self.installed && p.installed.is_none() {
+            if self.orphaned && !p.repos.is_empty() {
                 continue;
             }
             if !self.installed
@@ -77,7 +104,7 @@ impl Args {
                 (pk.name_version(), status)
             };
             let line = format!(
-                "{nv} {} {{{}}} ({}){shown_status}",
+                "{prefix}{nv} {} {{{}}} ({}){shown_status}",
                 pk.arch.as_deref().unwrap_or("noarch"),
                 pk.origin.as_deref().unwrap_or(&pk.name),
                 pk.license

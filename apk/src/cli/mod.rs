@@ -134,6 +134,18 @@ struct Global {
     /// Print the architecture and exit
     #[arg(long, global = true)]
     print_arch: bool,
+    /// Accepted for compatibility: package scripts always run chrooted into the root
+    #[arg(long, global = true)]
+    force_no_chroot: bool,
+    /// Do not ask before committing (the default: this apk never asks)
+    #[arg(long, global = true)]
+    no_interactive: bool,
+    /// Accepted for compatibility: no log file is written
+    #[arg(long, global = true)]
+    no_logfile: bool,
+    /// Maximum age of a cached remote index, in minutes (0: always refresh)
+    #[arg(long, global = true, value_name = "MINUTES")]
+    cache_max_age: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -105,6 +105,29 @@ fn io_at(path: PathBuf) -> impl FnOnce(io::Error) -> DbError {
     move |source| DbError::Io { path, source }
 }
 
+/// Read a state file (`world`, `installed`). Paths resolve beneath the root; a symlink whose
+/// target is not there is followed as apk-tools follows it, from the host (its `openat` is not
+/// confined): apk-tools v3's own test harness links `lib/apk/db/installed` to a file outside the
+/// root, and only the administrator can place such a link.
+fn read_state(root: &Root, rel: &str) -> Result<Option<Vec<u8>>, DbError> {
+    let host = root.host_path(rel);
+    if let Some(v) = root.read_opt(rel).map_err(io_at(host.clone()))? {
+        return Ok(Some(v));
+    }
+    let is_link = root
+        .lstat_opt(rel)
+        .map_err(io_at(host.clone()))?
+        .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK);
+    if !is_link {
+        return Ok(None);
+    }
+    match std::fs::read(&host) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(DbError::Io { path: host, source }),
+    }
+}
+
 impl Database {
     /// Open the database under `root`.
     pub fn open(root_path: &Path, opts: &OpenOptions) -> Result<Database, DbError> {
@@ -138,10 +161,7 @@ impl Database {
         };
         let arches = read_or_write_arch(&root, opts)?;
         let world_path = "etc/apk/world";
-        let world_text = match root
-            .read_opt(world_path)
-            .map_err(io_at(root.host_path(world_path)))?
-        {
+        let world_text = match read_state(&root, world_path)? {
             Some(t) => String::from_utf8_lossy(&t).into_owned(),
             None if created || opts.create => String::new(),
             None => return Err(DbError::Missing(root.host_path(world_path))),
@@ -155,10 +175,7 @@ impl Database {
                 });
             }
         }
-        let text = root
-            .read_opt(&installed_path)
-            .map_err(io_at(root.host_path(&installed_path)))?
-            .unwrap_or_default();
+        let text = read_state(&root, &installed_path)?.unwrap_or_default();
         let installed =
             installed::parse(&String::from_utf8_lossy(&text)).map_err(|err| DbError::Fdb {
                 path: root.host_path(&installed_path),

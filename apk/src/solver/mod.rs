@@ -32,12 +32,35 @@ pub struct SolverOptions {
     pub upgrade: HashSet<String>,
     /// Names to reinstall (`apk fix`).
     pub reinstall: HashSet<String>,
-    /// `--latest`: always the newest version.
+    /// `--latest` for every name: always the newest allowed version.
     pub latest: bool,
+    /// `--latest` for these names only (`apk add -l NAME` and its dependencies).
+    pub latest_names: HashSet<String>,
     /// `--available`: drop packages that no repository has.
     pub available: bool,
-    /// `--ignore NAME`: keep these as they are during an upgrade.
+    /// Names to keep as installed (`apk upgrade --ignore NAME...`; apk's "installed" flag).
     pub ignore: HashSet<String>,
+}
+
+/// `names` and, recursively, the names of every package that provides a dependency of a package
+/// named so: apk's inheritable solver flags (`add -u`, `upgrade NAME`, `upgrade --ignore`,
+/// `fix -d`) reach the dependencies of the named packages this way (apk-format.md §8.6).
+pub fn with_dependencies(pool: &Pool, names: &HashSet<String>) -> HashSet<String> {
+    let mut out = names.clone();
+    let mut todo: Vec<String> = names.iter().cloned().collect();
+    while let Some(name) = todo.pop() {
+        for id in pool.by_name(&name) {
+            for d in pool.packages[id].pkg.depends.iter().filter(|d| !d.conflict) {
+                for p in pool.providers(&d.name) {
+                    let n = &pool.packages[p.pkg].pkg.name;
+                    if out.insert(n.clone()) {
+                        todo.push(n.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Who asked for a dependency.
@@ -106,6 +129,11 @@ pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solutio
         sorted_world: &[Dependency],
     ) -> Attempt<'a> {
         let mut at = Attempt::new(pool, opts, learned);
+        at.world_names = sorted_world
+            .iter()
+            .filter(|d| !d.conflict)
+            .map(|d| d.name.clone())
+            .collect();
         for d in sorted_world {
             let pin = match &d.tag {
                 Some(t) => Pin {
@@ -117,6 +145,7 @@ pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solutio
             at.resolve(d, Origin::World, &pin);
         }
         at.install_if_pass();
+        at.prune_missing();
         at
     }
     // Learn violated constraints and search again; each round adds a constraint, so this ends.
@@ -151,6 +180,3 @@ fn finish(pool: &Pool, at: Attempt<'_>, world: &[Dependency], opts: &SolverOptio
         errors,
     }
 }
-
-#[cfg(test)]
-mod tests;

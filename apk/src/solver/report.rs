@@ -156,15 +156,20 @@ impl ErrorReport {
                     }
                 }
             }
-            for d in pp.pkg.depends.iter().filter(|d| d.conflict) {
-                for p in at.selected_providers(&d.name) {
-                    if p.pkg != id && pool.provider_matches(d, p) {
-                        conflicts.push(format!(
-                            "{}[{}]",
-                            pool.packages[p.pkg].pkg.name_version(),
-                            d.to_string_no_tag()
-                        ));
+            // Two selected packages providing the same name with a version (apk-format.md §8.2).
+            for p in pp.pkg.provides.iter().filter(|p| p.version.is_some()) {
+                for other in at.selected_providers(&p.name) {
+                    if other.pkg == id || other.version.is_none() {
+                        continue;
                     }
+                    let op = &pool.packages[other.pkg].pkg;
+                    let shown = op
+                        .provides
+                        .iter()
+                        .find(|q| q.name == p.name)
+                        .map(|q| q.to_string())
+                        .unwrap_or_else(|| p.name.clone());
+                    conflicts.push(format!("{}[{shown}]", op.name_version()));
                 }
             }
             if !conflicts.is_empty() {

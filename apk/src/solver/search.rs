@@ -37,14 +37,22 @@ pub(super) struct Attempt<'a> {
     pub(super) pins: HashMap<PkgId, Pin>,
     pub(super) forced: Vec<PkgId>,
     pub(super) missing: Vec<String>,
+    /// Names the world asks for directly: such a package is the provider of choice for any
+    /// name it provides (apk prefers what the world selects anyway).
+    pub(super) world_names: std::collections::HashSet<String>,
 }
 
+/// The tags a package counts as coming from: its repositories' tags, and for an installed
+/// package the tag it was pinned to (`None`: untagged). An installed package pinned to a tag is
+/// thus allowed only where that tag is.
 pub(super) fn pkg_tags(pool: &Pool, id: PkgId) -> Vec<Option<String>> {
-    pool.packages[id]
-        .repos
-        .iter()
-        .map(|&r| pool.repos[r].tag.clone())
-        .collect()
+    let p = &pool.packages[id];
+    let mut tags: Vec<Option<String>> =
+        p.repos.iter().map(|&r| pool.repos[r].tag.clone()).collect();
+    if p.installed.is_some() {
+        tags.push(p.installed_tag.clone());
+    }
+    tags
 }
 
 impl<'a> Attempt<'a> {
@@ -67,6 +75,7 @@ impl<'a> Attempt<'a> {
             pins: HashMap::new(),
             forced: Vec::new(),
             missing: Vec::new(),
+            world_names: Default::default(),
         }
     }
 
@@ -93,12 +102,16 @@ impl<'a> Attempt<'a> {
     pub(super) fn upgrading(&self, name: &str) -> bool {
         (self.opts.upgrade_all && !self.opts.ignore.contains(name))
             || self.opts.upgrade.contains(name)
-            || self.opts.latest
+            || self.latest(name)
+    }
+
+    pub(super) fn latest(&self, name: &str) -> bool {
+        self.opts.latest || self.opts.latest_names.contains(name)
     }
 
     pub(super) fn allowed(&self, id: PkgId, pin: &Pin) -> bool {
         let p = &self.pool.packages[id];
-        if p.installed.is_some() || p.file.is_some() || p.virtual_pkg {
+        if p.file.is_some() || p.virtual_pkg || p.cached.is_some() && p.repos.is_empty() {
             return true;
         }
         pkg_tags(self.pool, id).iter().any(|t| match t {
@@ -113,7 +126,6 @@ impl<'a> Attempt<'a> {
             Some(t) => tags.iter().any(|x| x.as_deref() == Some(t.as_str())),
             None => {
                 tags.iter().any(Option::is_none)
-                    || self.pool.packages[id].installed.is_some()
                     || self.pool.packages[id].file.is_some()
                     || self.pool.packages[id].virtual_pkg
             }
@@ -135,6 +147,7 @@ impl<'a> Attempt<'a> {
             && prov.version.is_none()
             && pp.pkg.provider_priority.is_none()
             && !self.is_sel[prov.pkg]
+            && !self.world_names.contains(&pp.pkg.name)
         {
             return false;
         }
@@ -162,9 +175,6 @@ impl<'a> Attempt<'a> {
             if c != id {
                 return false;
             }
-        }
-        if self.opts.available && !self.pool.in_repository(id) {
-            return false;
         }
         for (name, ver) in self.names_of(id) {
             let prov = Provider {
@@ -220,8 +230,23 @@ impl<'a> Attempt<'a> {
         let pb = &self.pool.packages[b.pkg];
         let inst_a = pa.installed.is_some();
         let inst_b = pb.installed.is_some();
-        self.preferred(b.pkg, pin)
-            .cmp(&self.preferred(a.pkg, pin))
+        let latest = self.latest(&pa.pkg.name) || self.latest(&pb.pkg.name);
+        let available = |p: &Provider| self.opts.available && self.pool.in_repository(p.pkg);
+        let kept = |p: &crate::pool::PoolPackage| {
+            p.installed.is_some() && self.opts.ignore.contains(&p.pkg.name)
+        };
+        let in_world = |p: &crate::pool::PoolPackage| self.world_names.contains(&p.pkg.name);
+        kept(pb)
+            .cmp(&kept(pa))
+            .then_with(|| in_world(pb).cmp(&in_world(pa)))
+            .then_with(|| available(b).cmp(&available(a)))
+            .then_with(|| {
+                if latest {
+                    Ordering::Equal
+                } else {
+                    self.preferred(b.pkg, pin).cmp(&self.preferred(a.pkg, pin))
+                }
+            })
             .then_with(|| {
                 let keep = |p: &crate::pool::PoolPackage| {
                     p.installed.is_some() && !self.upgrading(&p.pkg.name)
@@ -315,17 +340,16 @@ impl<'a> Attempt<'a> {
                             .is_none_or(|&c| c == p.pkg)
                     })
                     .collect();
+                // The closest: one that satisfies the dependency, then one that is installable,
+                // then one the pinning allows, then one that can be fetched.
                 let badness = |p: &Provider| {
                     let pp = &pool.packages[p.pkg];
-                    [
+                    (
                         !pool.provider_matches(dep, p),
                         pp.pkg.broken || !pp.pkg.arch_ok(&pool.arches),
                         !self.allowed(p.pkg, pin),
                         !pool.obtainable(p.pkg),
-                    ]
-                    .iter()
-                    .filter(|&&b| b)
-                    .count()
+                    )
                 };
                 let least = fallback.iter().map(|p| badness(p)).min();
                 let closest: Vec<&Provider> = fallback
@@ -420,16 +444,13 @@ impl<'a> Attempt<'a> {
                         self.basic_ok(p, &Dependency::any(name)) && self.consistent(p.pkg, &pin)
                     })
                     .filter(|p| {
-                        pool.packages[p.pkg].pkg.install_if.iter().all(|d| {
-                            if d.conflict {
-                                !self.satisfied(&Dependency {
-                                    conflict: false,
-                                    ..d.clone()
-                                })
-                            } else {
-                                self.satisfied(d)
-                            }
-                        })
+                        // A negated condition is never met: apk counts conditions as their names
+                        // get selected, and `!name` has no provider to select.
+                        pool.packages[p.pkg]
+                            .pkg
+                            .install_if
+                            .iter()
+                            .all(|d| !d.conflict && self.satisfied(d))
                     })
                     .collect();
                 if let Some(p) = self.best(name, &cands, &pin) {
@@ -441,6 +462,24 @@ impl<'a> Attempt<'a> {
                 break;
             }
         }
+    }
+
+    /// Names found missing early may have been provided by a package selected later (a world
+    /// entry naming one provider of a virtual name).
+    pub(super) fn prune_missing(&mut self) {
+        let missing = std::mem::take(&mut self.missing);
+        self.missing = missing
+            .into_iter()
+            .filter(|n| {
+                !self
+                    .reqs
+                    .get(n)
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| self.active(r.from))
+                    .all(|r| self.satisfied(&r.dep))
+            })
+            .collect();
     }
 
     /// First violated constraint, to learn from.
