@@ -6,8 +6,8 @@
 
 use crate::install::{InstallProgress, InstallReport, InstallRequest, PackageInstaller};
 use crate::step::StepError;
-use apk::extract::OverlayList;
 use apk::context::{Access, Context, Options};
+use apk::extract::OverlayList;
 use apk::output::Out;
 
 /// [`PackageInstaller`] backed by the `apk` crate.
