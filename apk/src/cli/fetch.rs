@@ -37,7 +37,12 @@ pub struct Args {
 
 impl Args {
     /// Run the applet.
-    pub fn run(self, ctx: Context) -> super::Outcome {
+    pub fn run(self, mut ctx: Context) -> super::Outcome {
+        if self.stdout {
+            // The package bytes are the output: no messages, no bar (as apk-tools).
+            ctx.out.verbosity = ctx.out.verbosity.min(0);
+            ctx.out.progress = apk::output::Progress::None;
+        }
         let (selected, errors) = self.select(&ctx);
         if errors > 0 {
             return Ok(errors);

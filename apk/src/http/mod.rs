@@ -455,6 +455,9 @@ fn map_io(e: io::Error) -> HttpErrorKind {
             Err(other) => HttpErrorKind::Io(io::Error::other(other)),
         };
     }
+    if let Some(tls) = e.get_ref().and_then(|x| x.downcast_ref::<rustls::Error>()) {
+        return HttpErrorKind::Tls(tls.to_string());
+    }
     if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
         return HttpErrorKind::Timeout("no data");
     }
