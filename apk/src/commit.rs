@@ -660,9 +660,5 @@ fn cache_package(pool: &Pool, id: PkgId, buf: &[u8], dir: &Path) {
     if p.file.is_some() || p.cached.is_some() || !remote {
         return;
     }
-    let _ = crate::root::atomic_write(
-        &dir.join(crate::repo::cache_package_name(&p.pkg)),
-        buf,
-        0o644,
-    );
+    let _ = crate::root::atomic_write(&dir.join(crate::cache::package_name(&p.pkg)), buf, 0o644);
 }

@@ -5,6 +5,8 @@ use crate::archive;
 use crate::db::{Database, OpenOptions};
 pub use crate::error::Error;
 use crate::extract::OverlayList;
+use crate::fetch::{Network, Refresh};
+use crate::http::ClientOptions;
 use crate::output::Out;
 use crate::pool::Pool;
 use crate::repo::{self, LoadOptions, RepoSpec, Repository};
@@ -35,6 +37,15 @@ pub struct Options {
     pub no_cache: bool,
     /// `--cache-dir`.
     pub cache_dir: Option<PathBuf>,
+    /// `-U`/`--update-cache` (and `apk update`): refresh every remote index now.
+    pub update_cache: bool,
+    /// `--cache-max-age`: refresh remote indexes older than this (default 4 hours, as v3).
+    pub cache_max_age: Option<std::time::Duration>,
+    /// HTTP client settings (proxies, timeouts, resolver, extra CAs). The system CA bundle of the
+    /// root (else the host's) is added when the client is first used.
+    pub http: ClientOptions,
+    /// `--ca FILE` and `SSL_CERT_FILE`: more CA bundles (read when the session opens).
+    pub ca_files: Vec<PathBuf>,
     /// `--simulate`.
     pub simulate: bool,
     /// `--no-scripts`.
@@ -70,6 +81,9 @@ pub enum Access {
     None,
     /// Read the database and repositories.
     ReadOnly,
+    /// The repositories, and the installed database when the root has one (`apk fetch`,
+    /// `search`, `policy`, `update` work on any directory).
+    Repositories,
     /// Lock and write.
     Writable,
 }
@@ -88,10 +102,18 @@ pub struct Context {
     pub out: Out,
     /// Trusted keys.
     pub keys: Keyring,
-    /// Cache directory in use.
+    /// Package cache in use (apk's active cache: `etc/apk/cache` or `--cache-dir`).
     pub cache_dir: Option<PathBuf>,
     /// Warnings counted while opening repositories (they make the exit code non-zero? no: apk only warns).
     pub repo_warnings: usize,
+    /// Remote repositories that could not be opened.
+    pub repo_unavailable: usize,
+    /// Remote repositories whose refresh failed (an older cached index is used).
+    pub repo_stale: usize,
+    /// Remote repositories whose index was downloaded anew.
+    pub repo_updated: usize,
+    /// Downloads: the HTTP client, the cache, the refresh policy.
+    pub net: Network,
 }
 
 fn resolve_under(root: &Path, p: &Path) -> PathBuf {
@@ -120,6 +142,17 @@ impl Context {
         }
         let db = match access {
             Access::None => None,
+            Access::Repositories => {
+                let o = OpenOptions {
+                    arch: opts.arch.clone(),
+                    ..Default::default()
+                };
+                match Database::open(&root, &o) {
+                    Ok(db) => Some(db),
+                    Err(crate::db::DbError::Missing(_)) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             _ => {
                 if opts.initdb && opts.simulate && !root.join("lib/apk/db/installed").exists() {
                     return Err(Error::SimulateInitdb);
@@ -158,15 +191,21 @@ impl Context {
         if let Some(extra) = &opts.extra_keys {
             keys = merge(keys, extra);
         }
-        let cache_dir = if opts.no_cache {
-            None
-        } else if let Some(c) = &opts.cache_dir {
-            Some(resolve_under(&root, c))
+        let cache = crate::cache::Cache::choose(&root, opts.cache_dir.as_deref(), opts.no_cache);
+        let cache_dir = cache.as_ref().filter(|c| c.packages).map(|c| c.dir.clone());
+        let mut http = opts.http.clone();
+        for f in &opts.ca_files {
+            http.ca.add_file(&resolve_under(&root, f))?;
+        }
+        let refresh = if opts.update_cache {
+            Refresh::Always
         } else {
-            // An absolute symlink here resolves in this process's root (Alpine's boot relies on it).
-            let c = root.join("etc/apk/cache");
-            c.is_dir().then_some(c)
+            Refresh::OlderThan(opts.cache_max_age.unwrap_or(crate::fetch::DEFAULT_MAX_AGE))
         };
+        let mut net = Network::new(http, cache, refresh);
+        net.system_ca_root = Some(root.clone());
+        net.offline = opts.no_network;
+        net.simulate = opts.simulate;
         let mut ctx = Context {
             opts,
             db,
@@ -176,6 +215,10 @@ impl Context {
             keys,
             cache_dir,
             repo_warnings: 0,
+            repo_unavailable: 0,
+            repo_stale: 0,
+            repo_updated: 0,
+            net,
         };
         if access != Access::None {
             ctx.load_pool()?;
@@ -237,36 +280,53 @@ impl Context {
         }
         let arch = self.pool.arches.first().cloned().unwrap_or_default();
         let specs = self.repo_specs();
+        let index_cache = self.net.cache.as_ref().map(|c| c.dir.clone());
         for spec in specs {
             let lo = LoadOptions {
                 arch: &arch,
                 keys: &self.keys,
                 allow_untrusted: self.opts.allow_untrusted,
                 no_network: self.opts.no_network,
-                cache_dir: self.cache_dir.as_deref(),
+                cache_dir: index_cache.as_deref(),
             };
-            match Repository::load(&spec, &lo) {
-                Ok(r) => {
-                    for e in &r.skipped {
-                        self.out.warning(&format!(
-                            "{}: skipped the entry at line {}: {}",
-                            r.index.display(),
-                            e.line,
-                            e.msg
-                        ));
+            let loaded =
+                if matches!(spec.location, repo::Location::Remote(_)) && !self.opts.no_network {
+                    match self.net.open_index(&spec, &lo, &self.out) {
+                        Ok((r, status)) => {
+                            self.repo_updated += usize::from(status.updated);
+                            self.repo_stale += usize::from(status.stale);
+                            r
+                        }
+                        Err(warning) => {
+                            self.out.warning(&warning);
+                            self.repo_warnings += 1;
+                            self.repo_unavailable += 1;
+                            continue;
+                        }
                     }
-                    self.pool.add_repository(&r);
-                    self.repos.push(r);
-                }
-                Err((what, e)) => {
-                    // Remote repositories under --no-network are masked silently.
-                    if spec.is_remote() && self.opts.no_network {
-                        continue;
+                } else {
+                    match Repository::load(&spec, &lo) {
+                        Ok(r) => r,
+                        Err((what, e)) => {
+                            // Remote repositories under --no-network are masked silently.
+                            if !(spec.is_remote() && self.opts.no_network) {
+                                self.out.warning(&format!("opening {what}: {e}"));
+                                self.repo_warnings += 1;
+                            }
+                            continue;
+                        }
                     }
-                    self.out.warning(&format!("opening {what}: {e}"));
-                    self.repo_warnings += 1;
-                }
+                };
+            for e in &loaded.skipped {
+                self.out.warning(&format!(
+                    "{}: skipped the entry at line {}: {}",
+                    loaded.index.display(),
+                    e.line,
+                    e.msg
+                ));
             }
+            self.pool.add_repository(&loaded);
+            self.repos.push(loaded);
         }
         if let Some(c) = self.cache_dir.clone() {
             self.load_cached_installed(&c);
@@ -301,7 +361,7 @@ impl Context {
             ));
         }
         for p in idx.packages {
-            let file = dir.join(repo::cache_package_name(&p));
+            let file = dir.join(crate::cache::package_name(&p));
             self.pool.add_cached(p, file);
         }
     }
@@ -315,7 +375,7 @@ impl Context {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         for id in 0..self.pool.packages.len() {
-            let n = repo::cache_package_name(&self.pool.packages[id].pkg);
+            let n = crate::cache::package_name(&self.pool.packages[id].pkg);
             if names.contains(&n) {
                 self.pool.set_cached(id, dir.join(n));
             }

@@ -40,6 +40,9 @@ pub enum Error {
     /// Auditing the root failed (the error names the path).
     #[error("{0}")]
     Audit(#[from] AuditError),
+    /// A CA bundle (`--ca`, `SSL_CERT_FILE`) could not be used.
+    #[error("{0}")]
+    Ca(#[from] crate::http::CaError),
     /// A path that must be a directory is not one.
     #[error("{}: not a directory", .0.display())]
     NotADirectory(PathBuf),

@@ -11,14 +11,17 @@
 
 pub mod archive;
 pub mod audit;
+pub mod cache;
 pub mod commit;
 pub mod context;
 pub mod db;
 pub mod dep;
 pub mod error;
 pub mod extract;
+pub mod fetch;
 pub mod fnmatch;
 pub mod gzip;
+pub mod http;
 pub mod index;
 pub mod limits;
 pub mod mkpkg;

@@ -200,6 +200,17 @@ impl Out {
         }
     }
 
+    /// An unprefixed notice on stderr (verbosity >= 0), as apk-tools v3's `apk_notice`
+    /// (`fetch URL`).
+    pub fn notice(&self, line: &str) {
+        if self.verbosity >= 0 {
+            let mut o = std::io::stdout().lock();
+            clear_bar(&mut o);
+            let _ = o.flush();
+            eprintln!("{line}");
+        }
+    }
+
     /// `ERROR: ...` on stderr (always).
     pub fn error(&self, line: &str) {
         eprintln!("ERROR: {line}");

@@ -2,17 +2,15 @@
 //! with the trusted keys) and where their packages live (apk-format.md §5).
 //!
 //! Supported locations: a local directory (`DIR/<arch>/APKINDEX.tar.gz`, packages beside it), a
-//! `file:` path, a direct path to an index `*.tar.gz` (packages in its directory), `http(s)://` and
-//! `ftp://` URLs (remote: masked under `--no-network`; this build has no network client, so they are
-//! served from the cache only), and `test:/ABS/PATH.tar.gz` (a local index file that counts as
-//! remote, as in apk-tools' own tests).
+//! `file:` path, a direct path to an index `*.tar.gz` (packages in its directory), `http(s)://`
+//! URLs (remote: downloaded through [`crate::fetch`], masked under `--no-network` except for what
+//! the cache holds; `ftp://` is recognised as remote but only served from the cache), and
+//! `test:/ABS/PATH.tar.gz` (a local index file that counts as remote, as in apk-tools' own tests).
 
 use crate::archive::{self, ArchiveError};
 use crate::index;
 use crate::package::Package;
 use crate::trust::Keyring;
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Where a repository is.
@@ -90,23 +88,6 @@ impl RepoSpec {
         } else {
             format!("{}/{arch}/APKINDEX.tar.gz", self.url.trim_end_matches('/'))
         }
-    }
-
-    /// Cache file names the index may have. apk-tools 2.14 (Alpine <= 3.22) names it after the
-    /// SHA-1 of the repository URL as configured (checked against a real 2.14 cache:
-    /// `http://10.0.2.2:33287/apks` -> `APKINDEX.672dffd9.tar.gz`); apk-format.md §5 describes the
-    /// SHA-1 (v2) and SHA-256 (v3) of the full index URL. All are looked for, the 2.14 name first.
-    pub fn cache_index_names(&self, arch: &str) -> Vec<String> {
-        let url = self.index_url(arch);
-        let short = |d: &[u8]| format!("APKINDEX.{}.tar.gz", hex::encode(&d[..4]));
-        let mut v = vec![
-            short(&Sha1::digest(self.url.as_bytes())),
-            short(&Sha1::digest(url.as_bytes())),
-            short(&Sha256::digest(url.as_bytes())),
-            short(&Sha256::digest(self.url.as_bytes())),
-        ];
-        v.dedup();
-        v
     }
 }
 
@@ -216,8 +197,19 @@ impl Repository {
         let shown = index_path.display().to_string();
         let buf = crate::limits::read(&index_path, crate::limits::INDEX_FILE)
             .map_err(|e| (shown.clone(), RepoError::Io(e)))?;
-        let f = archive::open_index(&buf, opts.keys, opts.allow_untrusted)
-            .map_err(|e| (shown.clone(), e.into()))?;
+        Self::from_index(spec, &buf, index_path, pkg_dir, masked, opts).map_err(|e| (shown, e))
+    }
+
+    /// Verify and parse index bytes (read from `index`, a file, or downloaded from there).
+    pub fn from_index(
+        spec: &RepoSpec,
+        buf: &[u8],
+        index: PathBuf,
+        pkg_dir: Option<PathBuf>,
+        masked: bool,
+        opts: &LoadOptions<'_>,
+    ) -> Result<Repository, RepoError> {
+        let f = archive::open_index(buf, opts.keys, opts.allow_untrusted)?;
         let idx = index::parse(&f.text);
         Ok(Repository {
             spec: spec.clone(),
@@ -225,7 +217,7 @@ impl Repository {
             description: f.description,
             pkg_dir,
             masked,
-            index: index_path,
+            index,
             skipped: idx.skipped,
             unknown_letters: idx.unknown_letters,
             unknown_uppercase: idx.unknown_uppercase,
@@ -234,15 +226,10 @@ impl Repository {
 }
 
 fn find_cached_index(spec: &RepoSpec, arch: &str, cache: &Path) -> Option<PathBuf> {
-    spec.cache_index_names(arch)
+    crate::cache::index_names(spec, arch)
         .into_iter()
         .map(|n| cache.join(n))
         .find(|p| p.is_file())
-}
-
-/// Cache file name of a package: `<name>-<ver>.<8 hex of identity>.apk`.
-pub fn cache_package_name(p: &Package) -> String {
-    format!("{}-{}.{}.apk", p.name, p.version, p.identity.short_hex())
 }
 
 #[cfg(test)]
@@ -268,24 +255,5 @@ mod tests {
             Location::IndexFile("/srv/test/basic.repo.adb".into())
         );
         assert_eq!(adb.index_url("x86_64"), "/srv/test/basic.repo.adb");
-    }
-
-    #[test]
-    fn cache_names_match_apk() {
-        let spec = RepoSpec::parse("http://example.invalid/alpine/main").unwrap();
-        assert_eq!(
-            spec.index_url("x86_64"),
-            "http://example.invalid/alpine/main/x86_64/APKINDEX.tar.gz"
-        );
-        let names = spec.cache_index_names("x86_64");
-        // apk-format.md §5 worked example (full index URL, v2 and v3).
-        assert!(names.contains(&"APKINDEX.53cade54.tar.gz".to_string()));
-        assert!(names.contains(&"APKINDEX.0efb8972.tar.gz".to_string()));
-        // What apk-tools 2.14 really wrote into a cache (repository URL), tried first.
-        let real = RepoSpec::parse("http://10.0.2.2:33287/apks").unwrap();
-        assert_eq!(
-            real.cache_index_names("x86_64")[0],
-            "APKINDEX.672dffd9.tar.gz"
-        );
     }
 }

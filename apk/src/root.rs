@@ -278,6 +278,13 @@ pub fn atomic_write_at(dir: BorrowedFd<'_>, name: &str, data: &[u8], mode: u32) 
     Ok(())
 }
 
+/// fsync a directory so renames into it are durable (best effort: some file systems refuse).
+pub fn fsync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 /// Atomic write of a host path (for files outside any root, e.g. `apk index -o`).
 pub fn atomic_write(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let parent = match path.parent() {

@@ -13,15 +13,20 @@ use std::process::ExitCode;
 
 mod add;
 mod audit;
+mod cache;
 mod del;
+mod fetch;
 mod fix;
 mod index;
 mod info;
 mod keygen;
 mod list;
 mod mkpkg;
+mod policy;
+mod search;
 mod sign;
 mod stats;
+mod update;
 mod upgrade;
 mod verify;
 mod version;
@@ -71,9 +76,21 @@ struct Global {
     /// Use DIR as the package cache
     #[arg(long, global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Accepted for compatibility: indexes are always read fresh
+    /// Refresh the indexes of remote repositories now
     #[arg(short = 'U', long, global = true)]
     update_cache: bool,
+    /// Refresh cached remote indexes older than AGE minutes (default 240)
+    #[arg(long, global = true, value_name = "AGE")]
+    cache_max_age: Option<u64>,
+    /// Also trust the certificate authorities in FILE for HTTPS (repeatable; SSL_CERT_FILE too)
+    #[arg(long = "ca", global = true, value_name = "FILE")]
+    ca: Vec<PathBuf>,
+    /// Give up on a server that sends nothing for SECONDS (default 60)
+    #[arg(long, global = true, value_name = "SECONDS")]
+    timeout: Option<u64>,
+    /// Do not check HTTPS server certificates (indexes and packages are still verified)
+    #[arg(long, global = true)]
+    no_check_certificate: bool,
     /// Show what would be done without doing it
     #[arg(short = 's', long, global = true)]
     simulate: bool,
@@ -143,9 +160,6 @@ struct Global {
     /// Accepted for compatibility: no log file is written
     #[arg(long, global = true)]
     no_logfile: bool,
-    /// Maximum age of a cached remote index, in minutes (0: always refresh)
-    #[arg(long, global = true, value_name = "MINUTES")]
-    cache_max_age: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -178,6 +192,16 @@ enum Applet {
     Keygen(keygen::Args),
     /// Sign indexes or packages in place
     Sign(sign::Args),
+    /// Update the repository indexes
+    Update(update::Args),
+    /// Download packages from the repositories to a directory
+    Fetch(fetch::Args),
+    /// Search packages by name or description
+    Search(search::Args),
+    /// Manage the package cache
+    Cache(cache::Args),
+    /// Show the repository policy of packages
+    Policy(policy::Args),
 }
 
 /// Why the command line could not run.
@@ -229,8 +253,27 @@ impl Global {
         } else {
             None
         };
+        let mut http = apk::http::ClientOptions {
+            proxy: apk::http::ProxyConfig::from_env(),
+            insecure: self.no_check_certificate,
+            ..Default::default()
+        };
+        if let Some(t) = self.timeout {
+            http.read_timeout = std::time::Duration::from_secs(t.max(1));
+            http.connect_timeout = http.read_timeout;
+        }
+        let mut ca_files = self.ca.clone();
+        if let Some(f) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+            ca_files.push(PathBuf::from(f));
+        }
         Ok(Options {
             root: self.root.clone().unwrap_or_else(|| PathBuf::from("/")),
+            update_cache: self.update_cache,
+            cache_max_age: self
+                .cache_max_age
+                .map(|m| std::time::Duration::from_secs(m.saturating_mul(60))),
+            http,
+            ca_files,
             repositories: self.repository.clone(),
             repositories_file: self.repositories_file.clone(),
             keys_dir: self.keys_dir.clone(),
@@ -300,10 +343,12 @@ pub type Outcome = Result<usize, CliError>;
 /// apk's applet-local `-s` (info: size) clashes with the global `--simulate`; rewrite it before
 /// clap sees it, as apk-tools lets applet options win.
 fn preprocess(mut argv: Vec<String>) -> Vec<String> {
-    if let Some(pos) = argv.iter().position(|a| a == "info") {
-        for a in argv.iter_mut().skip(pos + 1) {
-            if a == "-s" {
-                *a = "--size".into();
+    for (applet, long) in [("info", "--size"), ("fetch", "--stdout")] {
+        if let Some(pos) = argv.iter().position(|a| a == applet) {
+            for a in argv.iter_mut().skip(pos + 1) {
+                if a == "-s" {
+                    *a = long.into();
+                }
             }
         }
     }
@@ -389,6 +434,15 @@ fn run(cli: Cli, out: Out) -> Outcome {
             };
             a.run(open(g, access, out)?)
         }
+        Applet::Update(a) => {
+            let mut opts = g.options()?;
+            opts.update_cache = true;
+            a.run(Context::open(opts, Access::Repositories, out)?)
+        }
+        Applet::Fetch(a) => a.run(open(g, Access::Repositories, out)?),
+        Applet::Search(a) => a.run(open(g, Access::Repositories, out)?),
+        Applet::Policy(a) => a.run(open(g, Access::Repositories, out)?),
+        Applet::Cache(a) => a.run(open(g, Access::ReadOnly, out)?),
         Applet::Mkpkg(a) => a.run(out),
         Applet::Keygen(a) => a.run(out),
         Applet::Sign(a) => a.run(out),

@@ -111,6 +111,26 @@ fn commit_with(
     if ctx.out.verbosity >= 2 {
         ctx.out.raw(&plan_listing(&ctx.pool, &sol, &ctx.out));
     }
+    // Remote packages are downloaded and verified before the root is touched: a failed or
+    // tampered download leaves the root and the cache as they were.
+    let staged = if ctx.opts.simulate {
+        crate::fetch::Staged::default()
+    } else {
+        let pool = &ctx.pool;
+        let ids: Vec<usize> = sol
+            .changes
+            .iter()
+            .filter_map(|c| c.new)
+            .filter(|&n| pool.packages[n].pkg.installed_size > 0)
+            .collect();
+        match crate::fetch::stage_packages(&ctx.net, pool, &ids, &ctx.out) {
+            Ok(s) => s,
+            Err(errors) => return Ok(unchanged(ctx, errors + extra_errors)),
+        }
+    };
+    for (id, path) in &staged.files {
+        ctx.pool.set_cached(*id, path.clone());
+    }
     let opts = CommitOptions {
         simulate: ctx.opts.simulate,
         no_scripts: ctx.opts.no_scripts,
@@ -128,6 +148,29 @@ fn commit_with(
     let mut r = commit::commit(db, &ctx.pool, &sol, &world, &opts, &ctx.out);
     r.errors += extra_errors;
     Ok(r)
+}
+
+/// The report of a transaction that stopped before changing anything: the error count and the
+/// installed state as it is (printed as apk's summary line).
+fn unchanged(ctx: &Context, errors: usize) -> CommitReport {
+    let Some(db) = ctx.db.as_ref() else {
+        return CommitReport {
+            errors,
+            ..Default::default()
+        };
+    };
+    let (dirs, files) = db.counts();
+    let r = CommitReport {
+        errors,
+        packages: db.installed.len(),
+        installed_bytes: db.installed_bytes(),
+        dirs,
+        files,
+        ..Default::default()
+    };
+    ctx.out
+        .msg(&commit::summary_line(&r, ctx.out.verbosity >= 2));
+    r
 }
 
 /// The listing `apk -v` prints before the change lines (apk-format.md §9.5): packages no
