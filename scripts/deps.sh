@@ -18,6 +18,15 @@ have mksquashfs || need+=(squashfs-tools)
 have mkinitramfs || need+=(initramfs-tools)
 have openssl || need+=(openssl)
 have zstd || need+=(zstd)
+# Firmware and boot loaders for the boot media and the firmware boots (issue 10).
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] && [ -f /usr/share/OVMF/OVMF_CODE_4M.snakeoil.fd ] || need+=(ovmf)
+[ -f /usr/lib/SYSLINUX/mbr.bin ] || need+=(syslinux)
+[ -d /usr/lib/syslinux/modules/bios ] || need+=(syslinux-common)
+[ -f /usr/lib/ISOLINUX/isolinux.bin ] || need+=(isolinux)
+[ -d /usr/lib/grub/x86_64-efi ] || need+=(grub-efi-amd64-bin)
+[ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || need+=(systemd-boot-efi)
+have sbsign || need+=(sbsigntool)
+have cert-to-efi-sig-list || need+=(efitools)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "deps: all host tools present"
