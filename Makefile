@@ -8,6 +8,10 @@ OUT      := $(CURDIR)/out
 BINS     := apk lbu init mkinitfs mkimage
 export PROJECT_OUT := $(OUT)
 export SHARED_DIR  := $(abspath $(CURDIR)/../shared)
+# Where `make appliance` and `make demo` take Alpine's packages from: directories or http(s) URLs,
+# space separated (default: the fixture medium in ../shared; see scripts/build-appliance.sh).
+ALPINE_MIRROR ?= $(SHARED_DIR)/fixtures/alpine-3.19.1/apks
+export ALPINE_MIRROR
 
 .PHONY: all build repo deps test lint bench fuzz demo appliance clean
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build a bootable medium for an appliance profile (appliances/NAME): the way an admin would on a
 # workstation, with the project's own tools only.
-#   1. apk installs the profile's world into a scratch root (packages from the alpine-3.19.1 medium
-#      fixture and the project's repository out/repo);
+#   1. apk installs the profile's world into a scratch root (Alpine's packages from ALPINE_MIRROR,
+#      default the alpine-3.19.1 medium fixture, and the project's repository out/repo);
 #   2. the profile's files are copied over it;
 #   3. lbu --root packages what differs from the packages into NAME.apkovl.tar.gz, signed;
 #   4. mkinitfs builds the initramfs holding the index and overlay keys;
@@ -10,6 +10,10 @@
 #      the medium key), kernel, initramfs, overlay and its signature.
 # Keys live in out/keys and are made on first use: medium.rsa (RSA, so that the stock apk-tools
 # of the booted system can verify the medium's index too) and overlay.key (ed25519).
+# ALPINE_MIRROR: where Alpine's packages come from, one or more repositories separated by spaces,
+# each a directory (DIR/x86_64/APKINDEX.tar.gz) or an http(s):// URL, e.g.
+#   ALPINE_MIRROR="https://dl-cdn.alpinelinux.org/alpine/v3.19/main https://dl-cdn.alpinelinux.org/alpine/v3.19/community"
+# Downloads are verified against Alpine's keys and shared by apk and mkimage through one cache.
 # usage: scripts/build-appliance.sh NAME    -> out/appliance/NAME.img (+ NAME.initramfs)
 set -euo pipefail
 name=${1:?usage: build-appliance.sh NAME}
@@ -29,6 +33,14 @@ work=$(mktemp -d /tmp/build-appliance.XXXXXX)
 trap 'umount -l "$work/root/proc" 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$keys" "$dest" "$work/index-keys" "$work/ovl-keys"
 
+mirror=${ALPINE_MIRROR:-$shared/fixtures/alpine-3.19.1/apks}
+repos=() net=(--no-network) cache=()
+for r in $mirror; do
+    repos+=(--repository "$r")
+    case $r in http://*|https://*) net=() cache=(--cache-dir "$work/cache") ;; esac
+done
+[ ${#repos[@]} -gt 0 ] || { echo "build-appliance: ALPINE_MIRROR is empty" >&2; exit 1; }
+
 [ -f "$keys/medium.rsa" ] || "$bin/apk" keygen -q --rsa 2048 -o "$keys/medium.rsa"
 [ -f "$keys/overlay.key" ] || "$bin/apk" keygen -q -o "$keys/overlay.key"
 
@@ -42,8 +54,8 @@ echo "== installing $(tr '\n' ' ' < "$prof/world")into a scratch root"
 mkdir -p "$work/root/etc/apk"
 cp "$work/index-keys/"* "$work/root/etc/apk/keys/" 2>/dev/null || { mkdir -p "$work/root/etc/apk/keys"; cp "$work/index-keys/"* "$work/root/etc/apk/keys/"; }
 # shellcheck disable=SC2046
-"$bin/apk" add -q --root "$work/root" --initdb --no-network \
-    --repository "$shared/fixtures/alpine-3.19.1/apks" --repository "$out/repo" $(cat "$prof/world")
+"$bin/apk" add -q --root "$work/root" --initdb "${net[@]}" "${cache[@]}" \
+    "${repos[@]}" --repository "$out/repo" $(cat "$prof/world")
 
 echo "== applying the profile's files"
 cp -a "$prof/rootfs/." "$work/root/"
@@ -59,7 +71,7 @@ kver=$(ls /lib/modules | sort -V | tail -1)
 
 echo "== mkimage"
 "$bin/mkimage" -o "$dest/$name.img" --format vfat --label "$(echo "$name" | tr a-z A-Z | cut -c1-11)" \
-    --repository "$shared/fixtures/alpine-3.19.1/apks" --repository "$out/repo" \
+    "${repos[@]}" --repository "$out/repo" "${cache[@]}" \
     --keys-dir "$work/index-keys" --world "$(tr '\n' ' ' < "$prof/world")" \
     --kernel "/boot/vmlinuz-$kver" --initramfs "$dest/$name.initramfs" \
     --apkovl "$work/$name.apkovl.tar.gz" --sign-key "$keys/medium.rsa" \

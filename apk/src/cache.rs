@@ -1,4 +1,4 @@
-//! The apk cache directory (apk-format.md §5, docs/remote.md): where remote indexes are kept, and
+//! The apk cache directory (apk-format.md §5; the crate README): where remote indexes are kept, and
 //! packages too when the cache is *active*.
 //!
 //! As apk-tools: the cache is `ROOT/etc/apk/cache` when that exists (on a diskless system it is

@@ -298,7 +298,7 @@ impl Context {
                             r
                         }
                         Err(warning) => {
-                            self.out.warning(&warning);
+                            self.out.warning(&warning.to_string());
                             self.repo_warnings += 1;
                             self.repo_unavailable += 1;
                             continue;

@@ -1,6 +1,6 @@
 //! Remote repositories: refreshing their indexes into the cache, downloading their packages, and
 //! holding every byte to the same checks as a local file before it is used or stored
-//! (apk-format.md §5; docs/remote.md).
+//! (apk-format.md §5; the crate README, "Remote repositories").
 //!
 //! Indexes: a remote index is refreshed when `apk update` or `-U` asks, when it is missing from
 //! the cache, or when the cached copy is older than `--cache-max-age` (apk-tools v3; 4 hours by
@@ -99,6 +99,20 @@ impl FetchError {
     }
 }
 
+/// Why a remote repository could not be opened: apk-tools v3's action (`fetching`, `updating and
+/// opening`, `opening from cache`), the index URL and the reason. Prints as the warning text,
+/// `updating and opening URL: HTTP 404 Not Found`.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}: {reason}", http::url::display(.url))]
+pub struct IndexFailure {
+    /// What was being done.
+    pub action: &'static str,
+    /// The index URL.
+    pub url: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
 /// How opening one remote repository went (for `apk update`'s summary).
 #[derive(Debug, Default)]
 pub struct IndexStatus {
@@ -134,24 +148,29 @@ impl Network {
         })
     }
 
-    /// Open a remote repository: refresh its index if due, then read it (verified). The error is
-    /// the whole warning text (`updating URL: why`, `fetching URL: why`, ...).
+    /// Open a remote repository: refresh its index if due, then read it (verified). A failed
+    /// refresh with an older cached index still opens it (warning `updating URL: why`).
     pub fn open_index(
         &self,
         spec: &RepoSpec,
         lo: &LoadOptions<'_>,
         out: &Out,
-    ) -> Result<(Repository, IndexStatus), String> {
+    ) -> Result<(Repository, IndexStatus), IndexFailure> {
         let url = spec.index_url(lo.arch);
         let shown = http::url::display(&url);
+        let fail = |action, reason: String| IndexFailure {
+            action,
+            url: url.clone(),
+            reason,
+        };
         let Some(cache) = &self.cache else {
             out.notice(&format!("fetch {shown}"));
             let buf = self
                 .download_index(&url, None, lo)
-                .map_err(|e| format!("fetching {shown}: {}", e.reason()))?
-                .ok_or_else(|| format!("fetching {shown}: not modified"))?;
+                .map_err(|e| fail("fetching", e.reason()))?
+                .ok_or_else(|| fail("fetching", "not modified".into()))?;
             let repo = Repository::from_index(spec, &buf, PathBuf::from(&url), None, false, lo)
-                .map_err(|e| format!("fetching {shown}: {e}"))?;
+                .map_err(|e| fail("fetching", e.to_string()))?;
             return Ok((
                 repo,
                 IndexStatus {
@@ -210,8 +229,8 @@ impl Network {
                 out.warning(&format!("updating {shown}: {}", e.reason()));
                 Ok((repo, status))
             }
-            (Err(_), Some(e)) => Err(format!("updating and opening {shown}: {}", e.reason())),
-            (Err(e), None) => Err(format!("opening from cache {shown}: {e}")),
+            (Err(_), Some(e)) => Err(fail("updating and opening", e.reason())),
+            (Err(e), None) => Err(fail("opening from cache", e)),
         }
     }
 

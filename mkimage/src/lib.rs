@@ -101,6 +101,27 @@ pub struct Medium {
     closure: Closure,
     release: String,
     warnings: Vec<String>,
+    /// Downloads from remote sources the layout copies from (kept until the medium is written).
+    _scratch: Option<std::sync::Arc<ScratchDir>>,
+}
+
+/// A scratch cache for what remote sources send, removed when the last plan using it is gone.
+#[derive(Debug)]
+struct ScratchDir(std::path::PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<ScratchDir, Error> {
+        let path = std::env::temp_dir().join(format!("mkimage-cache.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).at(&path)?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Medium {
@@ -161,6 +182,33 @@ impl Medium {
             add_apkovl(&mut layout, ovl)?;
         }
 
+        let remote = opts
+            .repositories
+            .iter()
+            .chain(&opts.extra_repositories)
+            .any(|s| matches!(s.location, apk::repo::Location::Remote(_)));
+        let scratch = match (&opts.cache_dir, remote) {
+            (None, true) => Some(ScratchDir::new()?),
+            _ => None,
+        };
+        let net = remote.then(|| {
+            let dir = opts
+                .cache_dir
+                .clone()
+                .or_else(|| scratch.as_ref().map(|s: &ScratchDir| s.0.clone()))
+                .unwrap_or_default();
+            let cache = apk::cache::Cache {
+                dir,
+                packages: true,
+            };
+            let mut net = apk::fetch::Network::new(
+                opts.http.clone(),
+                Some(cache),
+                apk::fetch::Refresh::OlderThan(apk::fetch::DEFAULT_MAX_AGE),
+            );
+            net.system_ca_root = Some(std::path::PathBuf::from("/"));
+            net
+        });
         let closure = if copies_packages {
             repository::resolve(
                 &repository::Request {
@@ -171,6 +219,7 @@ impl Medium {
                     allow_untrusted: opts.allow_untrusted,
                     world: &opts.world,
                     world_extra: &opts.world_extra,
+                    net: net.as_ref(),
                 },
                 progress,
             )?
@@ -244,6 +293,7 @@ impl Medium {
             closure,
             release,
             warnings,
+            _scratch: scratch.map(std::sync::Arc::new),
         })
     }
 

@@ -29,8 +29,9 @@ struct Cli {
     /// What to write
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: FormatArg,
-    /// Source repository: a directory with ARCH/APKINDEX.tar.gz, or an APKINDEX.tar.gz (repeatable)
-    #[arg(long = "repository", value_name = "DIR|INDEX")]
+    /// Source repository: a directory with ARCH/APKINDEX.tar.gz, an APKINDEX.tar.gz, or an
+    /// http(s):// repository URL (downloaded and verified through a scratch cache; repeatable)
+    #[arg(long = "repository", value_name = "DIR|INDEX|URL")]
     repositories: Vec<String>,
     /// Packages whose dependency closure goes to apks/ (space separated, apk world syntax;
     /// repeatable)
@@ -38,7 +39,7 @@ struct Cli {
     world: Vec<String>,
     /// Source repository for apks-extra/, a second repository that is not a boot repository
     /// (repeatable; copied whole unless --world-extra is given)
-    #[arg(long = "extra-repository", value_name = "DIR|INDEX")]
+    #[arg(long = "extra-repository", value_name = "DIR|INDEX|URL")]
     extra_repositories: Vec<String>,
     /// Packages whose closure, minus what apks/ holds, goes to apks-extra/ (for apk add later;
     /// repeatable)
@@ -81,6 +82,14 @@ struct Cli {
     /// Accept source indexes that no trusted key signed
     #[arg(long = "allow-untrusted")]
     allow_untrusted: bool,
+    /// Keep what remote repositories send (verified indexes and packages, apk's cache names) in
+    /// DIR and reuse it [default: a scratch directory, removed afterwards]
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Also trust the certificate authorities in FILE for HTTPS sources (repeatable; the host's
+    /// bundle and SSL_CERT_FILE are trusted too; proxies come from http_proxy/https_proxy)
+    #[arg(long = "ca", value_name = "FILE")]
+    ca: Vec<PathBuf>,
     /// Quiet: no progress lines
     #[arg(short = 'q', long = "quiet")]
     quiet: bool,
@@ -146,6 +155,20 @@ fn options(cli: &Cli) -> Result<Options, Error> {
     }
     opts.repositories = specs(&cli.repositories)?;
     opts.extra_repositories = specs(&cli.extra_repositories)?;
+    opts.cache_dir = cli.cache_dir.clone();
+    opts.http.proxy = apk::http::ProxyConfig::from_env();
+    let mut ca_files = cli.ca.clone();
+    ca_files.extend(
+        std::env::var_os("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+    );
+    for f in &ca_files {
+        opts.http.ca.add_file(f).map_err(|e| Error::Setting {
+            option: "--ca",
+            reason: e.to_string(),
+        })?;
+    }
     let default_keys = [PathBuf::from("/etc/apk/keys")];
     let dirs: &[PathBuf] = if cli.keys_dirs.is_empty() {
         &default_keys

@@ -126,6 +126,11 @@ pub struct Options {
     pub size: Option<u64>,
     /// Time stamp of every file and of the release id (`SOURCE_DATE_EPOCH`).
     pub build_time: u64,
+    /// Where downloads from remote sources are kept (`None`: a scratch directory, removed after
+    /// the build).
+    pub cache_dir: Option<PathBuf>,
+    /// HTTP client settings for remote sources (the host's CA bundle is added).
+    pub http: apk::http::ClientOptions,
 }
 
 impl Options {
@@ -152,6 +157,8 @@ impl Options {
             cmdline: DEFAULT_CMDLINE.to_string(),
             size: None,
             build_time: apk::archive::build_time(),
+            cache_dir: None,
+            http: apk::http::ClientOptions::default(),
         }
     }
 }
@@ -165,14 +172,16 @@ pub fn default_arch() -> &'static str {
     }
 }
 
-/// A `--repository` value: a directory with `<arch>/APKINDEX.tar.gz`, or an index file.
+/// A `--repository` value: a directory with `<arch>/APKINDEX.tar.gz`, an index file, or an
+/// `http(s)://` repository URL.
 pub fn repository_spec(text: &str) -> Result<RepoSpec, Error> {
     let spec = RepoSpec::parse(text)
         .ok_or_else(|| Error::setting("--repository", format!("\"{text}\" is empty")))?;
-    if spec.is_remote() {
+    let web = text.starts_with("http://") || text.starts_with("https://");
+    if spec.is_remote() && !web {
         return Err(Error::setting(
             "--repository",
-            format!("{text}: only local repositories can be copied to a medium"),
+            format!("{text}: only local directories and http(s):// URLs can be copied to a medium"),
         ));
     }
     Ok(spec)
@@ -268,9 +277,10 @@ mod tests {
     }
 
     #[test]
-    fn only_local_repositories() {
+    fn local_and_web_repositories() {
         assert!(repository_spec("/srv/apks").is_ok());
-        assert!(repository_spec("https://dl-cdn.example/alpine/main")
+        assert!(repository_spec("https://dl-cdn.example/alpine/main").is_ok());
+        assert!(repository_spec("ftp://dl-cdn.example/alpine/main")
             .unwrap_err()
             .to_string()
             .contains("only local"));

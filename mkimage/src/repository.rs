@@ -13,8 +13,11 @@ use std::path::PathBuf;
 
 use apk::archive::{self, ArchiveError, Mode};
 use apk::dep::Dependency;
+use apk::fetch::Network;
+use apk::output::Out;
 use apk::package::Package;
 use apk::pool::{PkgId, Pool};
+use apk::repo::Location;
 use apk::repo::{LoadOptions, RepoError, RepoSpec, Repository};
 use apk::solver::{self, SolverOptions};
 use apk::trust::Keyring;
@@ -56,14 +59,18 @@ pub struct Request<'a> {
     pub world: &'a [Dependency],
     /// `--world-extra`.
     pub world_extra: &'a [Dependency],
+    /// Downloads for `http(s)://` sources (`None`: local sources only).
+    pub net: Option<&'a Network>,
 }
 
-/// Loads one source repository (local only: a medium is built from files, never the network).
+/// Loads one source repository: a local one from its files, a remote one through `net` (its
+/// index downloaded into the cache after its signature was checked).
 pub fn load(
     spec: &RepoSpec,
     arch: &str,
     keys: &Keyring,
     allow_untrusted: bool,
+    net: Option<&Network>,
 ) -> Result<Repository, Error> {
     let opts = LoadOptions {
         arch,
@@ -72,6 +79,20 @@ pub fn load(
         no_network: true,
         cache_dir: None,
     };
+    if let (Location::Remote(_), Some(net)) = (&spec.location, net) {
+        // Quiet: the error (or the caller's progress line) says what happened.
+        let quiet = Out {
+            verbosity: -1,
+            ..Out::default()
+        };
+        return net
+            .open_index(spec, &opts, &quiet)
+            .map(|(repo, _)| repo)
+            .map_err(|f| Error::Repository {
+                index: f.url,
+                reason: f.reason,
+            });
+    }
     Repository::load(spec, &opts).map_err(|(index, e)| {
         let reason = match e {
             RepoError::Archive(ArchiveError::Untrusted) => {
@@ -91,7 +112,7 @@ pub fn load(
 pub fn resolve(req: &Request<'_>, progress: &mut dyn FnMut(&str)) -> Result<Closure, Error> {
     let mut pool = Pool::new(vec![req.arch.to_string()]);
     for spec in req.repositories {
-        let repo = load(spec, req.arch, req.keys, req.allow_untrusted)?;
+        let repo = load(spec, req.arch, req.keys, req.allow_untrusted, req.net)?;
         progress(&format!(
             "Loaded {} ({} packages)",
             spec.url,
@@ -108,7 +129,7 @@ pub fn resolve(req: &Request<'_>, progress: &mut dyn FnMut(&str)) -> Result<Clos
     };
     let mut extra_repo_ids = Vec::new();
     for spec in req.extra_repositories {
-        let repo = load(spec, req.arch, req.keys, req.allow_untrusted)?;
+        let repo = load(spec, req.arch, req.keys, req.allow_untrusted, req.net)?;
         progress(&format!(
             "Loaded {} ({} packages)",
             spec.url,
@@ -149,8 +170,8 @@ pub fn resolve(req: &Request<'_>, progress: &mut dyn FnMut(&str)) -> Result<Clos
             .collect()
     };
     Ok(Closure {
-        boot: selected(&pool, &boot_ids)?,
-        extra: selected(&pool, &extra_ids)?,
+        boot: selected(&pool, &boot_ids, req.net)?,
+        extra: selected(&pool, &extra_ids, req.net)?,
     })
 }
 
@@ -166,14 +187,20 @@ fn solve(pool: &Pool, world: &[Dependency], option: &'static str) -> Result<Vec<
     Ok(solution.selected)
 }
 
-fn selected(pool: &Pool, ids: &[PkgId]) -> Result<Vec<Selected>, Error> {
+fn selected(pool: &Pool, ids: &[PkgId], net: Option<&Network>) -> Result<Vec<Selected>, Error> {
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
         let pp = &pool.packages[id];
-        let file = apk::prefetch::package_path(pool, id).ok_or_else(|| Error::Repository {
-            index: pp.pkg.name_version(),
-            reason: "no local repository holds this package".into(),
-        })?;
+        let file = match (apk::prefetch::package_path(pool, id), net) {
+            (Some(f), _) => f,
+            (None, Some(net)) => download(net, pool, id)?,
+            (None, None) => {
+                return Err(Error::Repository {
+                    index: pp.pkg.name_version(),
+                    reason: "no local repository holds this package".into(),
+                })
+            }
+        };
         out.push(Selected {
             pkg: pp.pkg.clone(),
             file,
@@ -181,6 +208,30 @@ fn selected(pool: &Pool, ids: &[PkgId]) -> Result<Vec<Selected>, Error> {
     }
     out.sort_by(|a, b| apk::package::index_order(&a.pkg, &b.pkg));
     Ok(out)
+}
+
+/// Downloads a package of a remote source into the cache (verified first; a copy already there
+/// is verified again when it is copied to the medium).
+fn download(net: &Network, pool: &Pool, id: PkgId) -> Result<PathBuf, Error> {
+    let pkg = &pool.packages[id].pkg;
+    let fail = |reason: String| Error::Repository {
+        index: pkg.name_version(),
+        reason,
+    };
+    let cache = net
+        .cache
+        .as_ref()
+        .ok_or_else(|| fail("no cache directory for downloads".into()))?;
+    let path = cache.package_path(pkg);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let buf = net
+        .download_package(pool, id, &mut |_, _| {})
+        .map_err(|e| fail(e.to_string()))?;
+    cache
+        .store(&apk::cache::package_name(pkg), &buf)
+        .map_err(|e| fail(format!("{}: {e}", cache.dir.display())))
 }
 
 /// Checks a package file against its verified index entry (size, `C:` identity over the control

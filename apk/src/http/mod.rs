@@ -1,6 +1,6 @@
 //! The HTTP/HTTPS client of the apk core: what `apk update`, `apk add` from a remote repository,
 //! `apk fetch` and `mkimage --repository URL` download through, and what the boot init will call
-//! for netboot (docs/remote.md in the apk crate describes the behaviour users see).
+//! for netboot (the crate README, "Remote repositories", describes what users see).
 //!
 //! Built on `ureq` (blocking, no threads, no async runtime) with `rustls` and the `ring` crypto
 //! provider, so it links into the static binaries and the static PID 1. It never spawns a process
