@@ -110,11 +110,28 @@ pub struct Medium {
 struct ScratchDir(std::path::PathBuf);
 
 impl ScratchDir {
+    /// A new private directory under `TMPDIR`: `mkdir` never reuses or follows what is already
+    /// there (another user's directory or symlink of the same name), so the next name is tried.
     fn new() -> Result<ScratchDir, Error> {
-        let path = std::env::temp_dir().join(format!("mkimage-cache.{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).at(&path)?;
-        Ok(ScratchDir(path))
+        use std::os::unix::fs::DirBuilderExt;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let mut attempt = 0u32;
+        loop {
+            let path = std::env::temp_dir().join(format!(
+                "mkimage-cache.{}.{:08x}",
+                std::process::id(),
+                stamp.wrapping_add(attempt)
+            ));
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(ScratchDir(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e).at(&path),
+            }
+        }
     }
 }
 

@@ -899,15 +899,17 @@ fn help_comes_from_the_doc_comments() {
     let text = stdout(Command::new(env!("CARGO_BIN_EXE_mkimage")).arg("--help"));
     assert!(text.starts_with("Build a diskless boot medium in Alpine's layout"));
     for opt in [
-        "--repository <DIR|INDEX>",
+        "--repository <DIR|INDEX|URL>",
         "--world <PKGS>",
         "--world-extra <PKGS>",
-        "--extra-repository <DIR|INDEX>",
+        "--extra-repository <DIR|INDEX|URL>",
         "--sign-key <KEY>",
         "--size <SIZE>",
         "--keys-dir <DIR>",
         "--allow-untrusted",
         "--cache <DIR>",
+        "--cache-dir <DIR>",
+        "--ca <FILE>",
         "-q, --quiet",
     ] {
         assert!(text.contains(opt), "{opt} missing from --help");
