@@ -156,6 +156,14 @@ impl Args {
                     println!();
                 }
             };
+            // A list of names (depends, provides, ...) ends with a blank line even under `-q`,
+            // as in apk-tools.
+            let list = |title: &str, lines: Vec<String>| {
+                block(title, lines);
+                if out.verbosity < 1 {
+                    println!();
+                }
+            };
             if self.all || plain || self.description {
                 block("description", vec![pkg.description.clone()]);
             }
@@ -166,13 +174,13 @@ impl Args {
                 block("installed size", vec![human_size(pkg.installed_size)]);
             }
             if self.all || self.depends {
-                block(
+                list(
                     "depends on",
                     pkg.depends.iter().map(|d| d.to_string()).collect(),
                 );
             }
             if self.all || self.provides {
-                block(
+                list(
                     "provides",
                     pkg.provides.iter().map(|d| d.to_string()).collect(),
                 );
@@ -191,7 +199,7 @@ impl Args {
                     .map(|p| p.pkg.name_version())
                     .collect();
                 r.sort();
-                block("is required by", r);
+                list("is required by", r);
             }
             if self.all || self.contents {
                 let files: Vec<String> = inst
@@ -214,17 +222,17 @@ impl Args {
                     .filter(|(id, _)| *id == pkg.identity)
                     .flat_map(|(_, g)| g.iter().cloned())
                     .collect();
-                block("triggers", globs);
+                list("triggers", globs);
             }
             if self.all || self.install_if {
-                block(
+                list(
                     "has auto-install rule",
                     pkg.install_if.iter().map(|d| d.to_string()).collect(),
                 );
             }
             if self.all || self.rinstall_if {
-                // Packages (installed, else available) with an install_if condition on a name
-                // this package provides.
+                // Installed packages with an install_if condition on a name this package
+                // provides (apk-tools looks at the installed package of each such name only).
                 let names: Vec<&str> = std::iter::once(pkg.name.as_str())
                     .chain(pkg.provides.iter().map(|p| p.name.as_str()))
                     .collect();
@@ -232,6 +240,7 @@ impl Args {
                     .pool
                     .packages
                     .iter()
+                    .filter(|p| p.installed.is_some())
                     .filter(|p| {
                         p.pkg
                             .install_if
@@ -242,10 +251,10 @@ impl Args {
                     .collect();
                 r.sort();
                 r.dedup();
-                block("affects auto-installation of", r);
+                list("affects auto-installation of", r);
             }
             if self.all || self.replaces {
-                block(
+                list(
                     "replaces",
                     pkg.replaces.iter().map(|d| d.to_string()).collect(),
                 );

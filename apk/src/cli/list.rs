@@ -9,7 +9,7 @@ pub struct Args {
     /// Installed packages only
     #[arg(short = 'I', long)]
     installed: bool,
-    /// Every available version (not only the newest)
+    /// Packages a repository has
     #[arg(short = 'a', long)]
     available: bool,
     /// Installed packages that no repository has
@@ -36,7 +36,7 @@ impl Args {
     /// Run the applet.
     pub fn run(self, ctx: Context) -> super::Outcome {
         let pool = &ctx.pool;
-        let mut rows: Vec<(String, String)> = Vec::new();
+        let mut rows: Vec<(String, usize, String)> = Vec::new();
         // What the patterns are matched against (apk list -o/-d/-P), and with -P the provided
         // name shown before the package.
         let matches = |pk: &apk::package::Package| -> Option<String> {
@@ -60,60 +60,65 @@ impl Args {
                 hit(&pk.name).then(String::new)
             }
         };
-        let mut best: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for (id, p) in pool.packages.iter().enumerate() {
-            let e = best.entry(p.pkg.name.as_str()).or_insert(id);
-            if apk::version::compare(&p.pkg.version, &pool.packages[*e].pkg.version).is_gt() {
-                *e = id;
-            }
-        }
+        // The installed package of each name, for `[upgradable from: …]` and `-u`.
+        let installed_of = |name: &str| {
+            pool.by_name(name)
+                .into_iter()
+                .find(|&i| pool.packages[i].installed.is_some())
+        };
+        // An installed package this one is newer than (apk-tools' `is_upgradable`).
+        let upgrades = |id: usize| {
+            let pk = &pool.packages[id].pkg;
+            installed_of(&pk.name).filter(|&i| i != id).filter(|&i| {
+                apk::version::compare(&pool.packages[i].pkg.version, &pk.version).is_lt()
+            })
+        };
+        // No package of the name (or providing it) is in a repository.
+        let orphaned = |name: &str| {
+            pool.providers(name)
+                .iter()
+                .all(|pr| pool.packages[pr.pkg].repos.is_empty())
+        };
         for (id, p) in pool.packages.iter().enumerate() {
             let pk = &p.pkg;
             let Some(prefix) = matches(pk) else {
                 continue;
             };
-            if (self.installed || self.orphaned) && p.installed.is_none() {
-                continue;
-            }
-            if self.orphaned && !p.repos.is_empty() {
-                continue;
-            }
-            if !self.installed
-                && !self.available
-                && best.get(pk.name.as_str()) != Some(&id)
-                && p.installed.is_none()
+            if (self.installed && p.installed.is_none())
+                || (self.orphaned && !orphaned(&pk.name))
+                || (self.available && p.repos.is_empty())
+                || (self.upgradable && upgrades(id).is_none())
             {
                 continue;
             }
-            let newest = best.get(pk.name.as_str()).copied().unwrap_or(id);
-            if self.upgradable && (p.installed.is_none() || newest == id) {
-                continue;
-            }
             let status = if p.installed.is_some() {
-                if newest != id {
-                    format!(" [upgradable from: {}]", pk.name_version())
-                } else {
-                    " [installed]".to_string()
-                }
+                " [installed]".to_string()
+            } else if let Some(i) = upgrades(id) {
+                format!(
+                    " [upgradable from: {}]",
+                    pool.packages[i].pkg.name_version()
+                )
             } else {
                 String::new()
             };
-            let (nv, shown_status) = if self.upgradable {
-                (pool.packages[newest].pkg.name_version(), status)
-            } else {
-                (pk.name_version(), status)
-            };
             let line = format!(
-                "{prefix}{nv} {} {{{}}} ({}){shown_status}",
+                "{prefix}{} {} {{{}}} ({}){status}",
+                pk.name_version(),
                 pk.arch.as_deref().unwrap_or("noarch"),
                 pk.origin.as_deref().unwrap_or(&pk.name),
                 pk.license
             );
-            rows.push((pk.name.clone(), line));
+            rows.push((prefix, id, line));
         }
-        rows.sort();
-        rows.dedup_by(|a, b| a.1 == b.1);
-        for (_, l) in rows {
+        // By provided name (-P), then name, then version, as apk-tools v3 sorts its listings.
+        rows.sort_by(|a, b| {
+            let (pa, pb) = (&pool.packages[a.1].pkg, &pool.packages[b.1].pkg);
+            a.0.cmp(&b.0)
+                .then_with(|| pa.name.cmp(&pb.name))
+                .then_with(|| apk::version::compare(&pa.version, &pb.version))
+        });
+        rows.dedup_by(|a, b| a.2 == b.2);
+        for (_, _, l) in rows {
             println!("{l}");
         }
         Ok(0)

@@ -47,7 +47,9 @@ impl Walk<'_, '_> {
         }
         self.visiting[id] = true;
         let pool = self.pool;
-        for d in pool.packages[id].pkg.depends.iter().filter(|d| !d.conflict) {
+        // Conflicts too: a name a package conflicts with (at other versions) is still ordered
+        // before it, as apk-tools' changeset walk does (`cset_gen_dep`).
+        for d in &pool.packages[id].pkg.depends {
             if let Some(p) = self.provider_of(d) {
                 self.visit(p);
             }
