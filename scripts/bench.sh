@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: every benchmark side by side with its reference, in one run.
-#  1. apk: 96 packages into a tmpfs, ours vs apk-tools 2.14.4 (chroot), medians and ratio;
+#  1. apk: 96 packages into a tmpfs, ours vs apk-tools 2.14.4 (chroot), medians and ratio; then
+#     the real 23k-package indexes (load both, solve a small and a large world): time and peak RSS;
 #  2. mkinitfs: default features vs Debian's mkinitramfs (MODULES=most, MODULES=dep);
 #  3. the init's boot timeline (qemu, TCG) for an alpine-base medium and for the life-cycle
 #     appliance (alpine-base openssh chrony lbu, signed overlay);
@@ -15,6 +16,7 @@ echo "== machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/10485
 
 echo; echo "== 1. apk"
 "$here/scripts/bench-apk.sh" "$bin/apk" "${BENCH_RUNS:-7}"
+"$here/scripts/bench-apk-indexes.sh" "$bin/apk" "${BENCH_RUNS_INDEXES:-5}"
 
 echo; echo "== 2. mkinitfs"
 "$here/scripts/bench-mkinitfs.sh" "$bin/mkinitfs" "$bin/init" "${BENCH_RUNS_MKINITFS:-5}"

@@ -13,6 +13,7 @@ have xorriso || need+=(xorriso)
 have isoinfo || need+=(genisoimage)
 [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx sh || need+=(busybox-static)
 have cpio || need+=(cpio)
+[ -x /usr/bin/time ] || need+=(time)    # GNU time: peak RSS in make bench
 have mkfs.ext4 || need+=(e2fsprogs)
 have mksquashfs || need+=(squashfs-tools)
 have mkinitramfs || need+=(initramfs-tools)

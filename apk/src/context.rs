@@ -94,7 +94,7 @@ pub struct Context {
     pub opts: Options,
     /// The database (None for `Access::None`).
     pub db: Option<Database>,
-    /// Loaded repositories.
+    /// Loaded repositories (their packages moved into [`Context::pool`]: `packages` is empty).
     pub repos: Vec<Repository>,
     /// The pool.
     pub pool: Pool,
@@ -289,7 +289,7 @@ impl Context {
                 no_network: self.opts.no_network,
                 cache_dir: index_cache.as_deref(),
             };
-            let loaded =
+            let mut loaded =
                 if matches!(spec.location, repo::Location::Remote(_)) && !self.opts.no_network {
                     match self.net.open_index(&spec, &lo, &self.out) {
                         Ok((r, status)) => {
@@ -325,7 +325,7 @@ impl Context {
                     e.msg
                 ));
             }
-            self.pool.add_repository(&loaded);
+            self.pool.take_repository(&mut loaded);
             self.repos.push(loaded);
         }
         if let Some(c) = self.cache_dir.clone() {

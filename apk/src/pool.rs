@@ -117,32 +117,56 @@ impl Pool {
         id
     }
 
-    /// Add a loaded repository and its packages.
+    /// Add a loaded repository and its packages (copied: `repo` stays whole).
     pub fn add_repository(&mut self, repo: &Repository) -> usize {
-        let ri = self.repos.len();
+        let ri = self.add_repo_info(repo);
+        for p in &repo.packages {
+            self.add_from_repository(ri, p.clone());
+        }
+        ri
+    }
+
+    /// Add a loaded repository, moving its packages into the pool (`repo.packages` is left
+    /// empty): the real 23k-package indexes are then held once, not twice.
+    pub fn take_repository(&mut self, repo: &mut Repository) -> usize {
+        let ri = self.add_repo_info(repo);
+        self.packages.reserve_exact(repo.packages.len());
+        for p in std::mem::take(&mut repo.packages) {
+            self.add_from_repository(ri, p);
+        }
+        ri
+    }
+
+    fn add_repo_info(&mut self, repo: &Repository) -> usize {
         self.repos.push(RepoInfo {
             tag: repo.spec.tag.clone(),
             masked: repo.masked,
             pkg_dir: repo.pkg_dir.clone(),
             url: repo.spec.url.clone(),
         });
-        for p in &repo.packages {
-            let (id, new) = self.add(p.clone());
-            if !new && self.packages[id].installed.is_some() && self.packages[id].repos.is_empty() {
-                // Index metadata is authoritative for fields the database may lack.
-                let keep_replaces = self.packages[id].pkg.replaces.clone();
-                let keep_rp = self.packages[id].pkg.replaces_priority;
-                self.packages[id].pkg = Package {
-                    replaces: keep_replaces,
-                    replaces_priority: keep_rp,
-                    ..p.clone()
-                };
-            }
-            if !self.packages[id].repos.contains(&ri) {
-                self.packages[id].repos.push(ri);
+        self.repos.len() - 1
+    }
+
+    fn add_from_repository(&mut self, ri: usize, p: Package) {
+        if !p.identity.is_empty() {
+            if let Some(&id) = self.by_identity.get(&p.identity) {
+                if self.packages[id].installed.is_some() && self.packages[id].repos.is_empty() {
+                    // Index metadata is authoritative for fields the database may lack.
+                    let old = &mut self.packages[id].pkg;
+                    *old = Package {
+                        replaces: std::mem::take(&mut old.replaces),
+                        replaces_priority: old.replaces_priority,
+                        ..p
+                    };
+                }
+                if !self.packages[id].repos.contains(&ri) {
+                    self.packages[id].repos.push(ri);
+                }
+                return;
             }
         }
-        ri
+        let (id, _) = self.add(p);
+        self.packages[id].repos.push(ri);
     }
 
     /// Add a package file given on the command line.

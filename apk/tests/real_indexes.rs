@@ -195,10 +195,10 @@ fn load_pool() -> Pool {
             no_network: true,
             cache_dir: None,
         };
-        let repo = Repository::load(&spec, &opts)
+        let mut repo = Repository::load(&spec, &opts)
             .unwrap_or_else(|(what, e)| panic!("opening {what}: {e}"));
         assert!(repo.packages.len() > 5000, "{r}: {}", repo.packages.len());
-        pool.add_repository(&repo);
+        pool.take_repository(&mut repo);
     }
     pool
 }
