@@ -59,6 +59,9 @@ cp "$work/index-keys/"* "$work/root/etc/apk/keys/" 2>/dev/null || { mkdir -p "$w
 
 echo "== applying the profile's files"
 cp -a "$prof/rootfs/." "$work/root/"
+# Reproducible: nothing in the overlay is newer than SOURCE_DATE_EPOCH (files made by this build,
+# e.g. etc/apk/keys, would otherwise carry today's time).
+find "$work/root" -xdev -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
 
 echo "== lbu package (signed with $keys/overlay.key)"
 SIGNING_KEY="$keys/overlay.key" "$bin/lbu" --root "$work/root" package "$work/$name.apkovl.tar.gz"

@@ -36,8 +36,9 @@ fn build(out: &Path, mirror: Option<&str>) -> Vec<u8> {
 #[test]
 fn appliance_from_a_url_mirror_equals_the_directory_build() {
     let env = Env::get();
-    // A private output directory with the build's binaries and repository; its keys are made by
-    // the first build and used by both.
+    // A private output directory with the build's binaries, repository and the public half of
+    // the repository's key; the medium and overlay keys are made by the first build and used by
+    // both.
     let out = &std::env::temp_dir().join(format!("appliance-mirror-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(out);
     std::fs::create_dir_all(out).unwrap();
@@ -48,6 +49,13 @@ fn appliance_from_a_url_mirror_equals_the_directory_build() {
         )
         .unwrap();
     }
+    std::fs::create_dir(out.join("keys")).unwrap();
+    std::fs::copy(
+        env.bin("apk")
+            .with_file_name("../keys/project-build.rsa.pub"),
+        out.join("keys/project-build.rsa.pub"),
+    )
+    .unwrap();
     let from_dir = build(out, None);
     let server = Server::start(env.alpine_repo().parent().unwrap());
     let url = format!("http://127.0.0.1:{}/apks", server.port);
