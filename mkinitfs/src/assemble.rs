@@ -2,15 +2,23 @@
 //! boot-params.md, minus the staging directory).
 //!
 //! Order matters only for "first entry wins": fixed entries (base tree, device nodes, `/init`,
-//! fstab, passwd/group, keys) go in first, then feature files with their ELF closure, the
-//! `rescue` busybox, custom files, kernel modules with regenerated metadata, and firmware.
-//! Nothing is read from the build host except the base directory, `-i`, `-f`, the keys
-//! directories and (for `rescue`, when the base has none) the host's static busybox.
+//! fstab, passwd/group, the boot policy, keys and the overlay identity) go in first, then feature
+//! files with their ELF closure, the `rescue` busybox, custom files, kernel modules with
+//! regenerated metadata, and firmware. Nothing is read from the build host except the base
+//! directory, `-i`, `-f`, the keys directories, the overlay identity and (for `rescue`, when the
+//! base has none) the host's static busybox. Last, every file of the tree is checked for private
+//! keys ([`crate::secret`]): only public keys may enter an image, except the age identity the
+//! user embeds on purpose.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Instant;
+
+use bootspec::initramfs::{
+    APKOVL_IDENTITY, APKOVL_KEYS, APK_KEYS, FIRMWARE_DIR, MODULES_DIR, MODULES_LIST, POLICY,
+};
 
 use crate::config::{Config, DEFAULT_FSTAB};
 use crate::elf::Resolver;
@@ -21,6 +29,7 @@ use crate::image::Image;
 use crate::kconfig;
 use crate::modules::ModuleDb;
 use crate::root::{self, Root};
+use crate::secret::{self, Secret};
 use crate::tree::{Content, Entry, Node, Tree};
 use apk::fnmatch::fnmatch;
 use kmod::SoftDep;
@@ -132,7 +141,11 @@ pub fn build(config: &Config) -> Result<Image, Error> {
     };
     b.base()?;
     b.fixed_files(config)?;
+    b.tree.add_bytes(POLICY, config.policy.render(), 0o644)?;
     b.keys(config)?;
+    if let Some(identity) = &config.ovl_identity {
+        b.identity(identity)?;
+    }
     b.feature_files(&features)?;
     if config.features.iter().any(|f| f == "rescue") {
         b.rescue()?;
@@ -149,6 +162,8 @@ pub fn build(config: &Config) -> Result<Image, Error> {
         );
     }
     b.timed("tree complete", start);
+    b.refuse_private_keys()?;
+    b.timed("checked for private keys", start);
     Ok(Image::new(
         b.tree,
         config.mtime,
@@ -250,8 +265,8 @@ impl Builder<'_> {
     }
 
     fn keys(&mut self, config: &Config) -> Result<(), Error> {
-        let index_keys = self.copy_keys(&config.keys_dirs, "etc/apk/keys")?;
-        self.copy_keys(&config.ovl_keys_dirs, "etc/apkovl/keys")?;
+        let index_keys = self.copy_keys(&config.keys_dirs, APK_KEYS)?;
+        self.copy_keys(&config.ovl_keys_dirs, APKOVL_KEYS)?;
         if index_keys == 0 {
             self.warnings.push(
                 "no package index keys embedded (etc/apk/keys is empty): the init cannot verify \
@@ -296,6 +311,86 @@ impl Builder<'_> {
         }
         self.tree.add_dir(dest, 0o755)?;
         Ok(count)
+    }
+
+    /// `--ovl-identity`: an age identity (x25519, as `age-keygen` writes it) at
+    /// `etc/apkovl/identity`, mode 0600. It decrypts overlays encrypted to its recipient without a
+    /// prompt, so whoever can read the medium can read those overlays: it is the one private key
+    /// an image carries on purpose. Anything that is not an identity file is refused, so that a
+    /// signing key or a recipients file given by mistake does not travel.
+    fn identity(&mut self, path: &Path) -> Result<(), Error> {
+        let bad = |reason: &str| Error::BadInput {
+            path: path.to_path_buf(),
+            reason: format!("--ovl-identity: {reason}"),
+        };
+        let meta = fs::metadata(path).at(path)?;
+        if !meta.is_file() {
+            return Err(bad("not a regular file"));
+        }
+        if meta.len() > secret::HEAD as u64 * 16 {
+            return Err(bad("too large for an age identity file"));
+        }
+        let text = String::from_utf8(fs::read(path).at(path)?)
+            .map_err(|_| bad("not an age identity file (not text)"))?;
+        let mut identities = 0;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            age::x25519::Identity::from_str(line).map_err(|_| {
+                bad("not an age identity file (AGE-SECRET-KEY-1... lines, as age-keygen writes)")
+            })?;
+            identities += 1;
+        }
+        if identities == 0 {
+            return Err(bad("holds no identity (AGE-SECRET-KEY-1... line)"));
+        }
+        let content = Content::Host {
+            path: path.to_path_buf(),
+            id: id_of(&meta),
+        };
+        self.tree.insert(
+            APKOVL_IDENTITY,
+            Entry {
+                node: Node::File(content),
+                mode: 0o600,
+            },
+        )?;
+        self.notes.push(format!(
+            "{APKOVL_IDENTITY}: age identity from {} (whoever reads the medium reads overlays encrypted to it)",
+            path.display()
+        ));
+        Ok(())
+    }
+
+    /// Refuses the image if any file in it is a private key, except an age identity at
+    /// [`APKOVL_IDENTITY`] (`--ovl-identity`).
+    fn refuse_private_keys(&self) -> Result<(), Error> {
+        for (entry, e) in self.tree.iter() {
+            let found = match &e.node {
+                Node::File(Content::Bytes(bytes)) => {
+                    let head = &bytes[..bytes.len().min(secret::HEAD)];
+                    secret::find(head, bytes.len() <= secret::HEAD)
+                        .map(|s| (PathBuf::from(format!("/{entry}")), s))
+                }
+                Node::File(Content::Host { path, .. }) => secret::find_in_file(path)
+                    .at(path)?
+                    .map(|s| (path.clone(), s)),
+                _ => None,
+            };
+            match found {
+                Some((_, Secret::AgeIdentity)) if entry == APKOVL_IDENTITY => {}
+                Some((path, secret)) => {
+                    return Err(Error::PrivateKey {
+                        path,
+                        entry: entry.to_string(),
+                        secret,
+                    })
+                }
+                None => {}
+            }
+        }
+        Ok(())
     }
 
     fn feature_files(&mut self, features: &[Feature]) -> Result<(), Error> {
@@ -449,7 +544,8 @@ impl Builder<'_> {
         let extra = self.fat_softdeps(config, &db, &roots)?;
         let set = db.closure(&roots, &extra)?;
         self.timed("module metadata and closure", start);
-        let base = format!("usr/lib/modules/{kver}");
+        // lib/modules resolves to usr/lib/modules through the image's merged-/usr link.
+        let base = format!("{MODULES_DIR}/{kver}");
         for module in &set {
             let host = db.dir.join(module);
             let meta = fs::metadata(&host).at(&host)?;
@@ -483,7 +579,7 @@ impl Builder<'_> {
         }
         if !config.boot_modules.is_empty() {
             self.tree.add_bytes(
-                bootspec::initramfs::MODULES_LIST,
+                MODULES_LIST,
                 kmod::modules_list::render(&config.boot_modules),
                 0o644,
             )?;
@@ -548,7 +644,7 @@ impl Builder<'_> {
                     self.tree.add_path(self.root, &path, false)?;
                 }
                 None => self.notes.push(format!(
-                    "firmware {name}: not found under lib/firmware, skipped"
+                    "firmware {name}: not found under {FIRMWARE_DIR}, skipped"
                 )),
             }
         }
@@ -691,6 +787,8 @@ mod build_tests {
             custom_files: vec![],
             boot_modules: vec!["foo".into()],
             mtime: 0,
+            policy: bootspec::BootPolicy::default(),
+            ovl_identity: None,
         }
     }
 
@@ -856,6 +954,122 @@ mod build_tests {
             soft.contains("softdep vfat pre: nls_cp850 nls_utf8\n"),
             "{soft}"
         );
+    }
+
+    /// An age identity as age-keygen writes it.
+    fn age_identity() -> String {
+        let id = age::x25519::Identity::generate();
+        format!(
+            "# created: 2024-01-01T00:00:00Z\n# public key: {}\n{}\n",
+            id.to_public(),
+            age::secrecy::ExposeSecret::expose_secret(&id.to_string())
+        )
+    }
+
+    /// Regression (issue 13 item 1): `apk keygen -o DIR/overlay.key` writes both halves into DIR,
+    /// and --keys-dir/--ovl-keys-dir copied every file of DIR, the private half included.
+    #[test]
+    fn a_private_key_in_a_keys_dir_is_refused() {
+        for ovl in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut config = fake_base(tmp.path());
+            let dir = tmp.path().join("keys");
+            fs::create_dir(&dir).unwrap();
+            let key = apk::trust::PrivateKey::generate_ed25519();
+            fs::write(dir.join("overlay.key"), key.to_pem().unwrap()).unwrap();
+            fs::write(dir.join("overlay.key.pub"), key.public().to_pem()).unwrap();
+            let dest = if ovl {
+                config.ovl_keys_dirs = vec![dir.clone()];
+                "etc/apkovl/keys"
+            } else {
+                config.keys_dirs = vec![dir.clone()];
+                "etc/apk/keys"
+            };
+            let err = build(&config).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "{}: a PEM private key (PRIVATE KEY): only public keys may enter an image \
+                     (it would be /{dest}/overlay.key)",
+                    dir.join("overlay.key").display()
+                )
+            );
+            fs::remove_file(dir.join("overlay.key")).unwrap();
+            let image = build(&config).unwrap();
+            assert!(image
+                .tree()
+                .get(&format!("{dest}/overlay.key.pub"))
+                .is_some());
+        }
+    }
+
+    #[test]
+    fn private_keys_are_refused_wherever_they_come_from() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = fake_base(tmp.path());
+        let etc = config.basedir.join("etc");
+        fs::write(
+            etc.join("rsa.pem"),
+            "-----BEGIN RSA PRIVATE KEY-----\nMII\n",
+        )
+        .unwrap();
+        fs::write(etc.join("identity"), age_identity()).unwrap();
+        config.custom_files = vec!["/etc/rsa.pem".into()];
+        let err = build(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("rsa.pem: a PEM private key (RSA PRIVATE KEY)"),
+            "{err}"
+        );
+        // An age identity is allowed at etc/apkovl/identity only.
+        config.custom_files = vec!["/etc/identity".into()];
+        let err = build(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("identity: an age identity (a private key): only public keys may enter an image (it would be /etc/identity)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn boot_policy_and_overlay_identity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = fake_base(tmp.path());
+        let image = build(&config).unwrap();
+        assert_eq!(
+            bootspec::BootPolicy::parse(&file_text(&image, "etc/boot-policy")).unwrap(),
+            bootspec::BootPolicy::default()
+        );
+        assert!(image.tree().get("etc/apkovl/identity").is_none());
+
+        let id = tmp.path().join("overlay.age-identity");
+        fs::write(&id, age_identity()).unwrap();
+        config.ovl_identity = Some(id.clone());
+        config.policy.apkovl_require = bootspec::OverlayRequirement::ENCRYPTED;
+        config.policy.apkovl_legacy_sig = true;
+        let image = build(&config).unwrap();
+        let policy = bootspec::BootPolicy::parse(&file_text(&image, "etc/boot-policy")).unwrap();
+        assert_eq!(policy, config.policy);
+        let entry = image.tree().get("etc/apkovl/identity").unwrap();
+        assert_eq!(entry.mode, 0o600);
+        assert!(matches!(&entry.node, Node::File(Content::Host { path, .. }) if *path == id));
+
+        for (text, why) in [
+            (
+                apk::trust::PrivateKey::generate_ed25519().to_pem().unwrap(),
+                "not an age identity file",
+            ),
+            (
+                "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq\n".into(),
+                "not an age identity file",
+            ),
+            ("# only a comment\n".into(), "holds no identity"),
+        ] {
+            fs::write(&id, text).unwrap();
+            let err = build(&config).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{}: --ovl-identity: {why}", id.display())),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! Alpine's `/etc/mkinitfs/mkinitfs.conf` is a shell file that mkinitfs sources. We keep its keys
 //! (`features`, `initfscomp`, `custom_files`, `complevel_*`, `disable_trigger`) but read it
 //! declaratively: one `KEY="VALUE"` (or `KEY='VALUE'`, `KEY=VALUE`) per line, `#` comments, nothing
-//! is expanded or executed. We add one key, `modules="a b"`, the boot modules written to
-//! `/etc/modules` in the image. Unlike Alpine (which sources the config *after* parsing options, so
+//! is expanded or executed. We add `modules="a b"`, the boot modules written to `/etc/modules` in
+//! the image, and the boot policy the image records (`apkovl_require="signed"`,
+//! `apkovl_legacy_sig=yes`, the words of `bootspec::BootPolicy`). Unlike Alpine (which sources the config *after* parsing options, so
 //! the file overrides `-C`), the command line always wins: [`Config::resolve`] is the one place
 //! where precedence lives (command line, then config file, then defaults).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use bootspec::{BootPolicy, OverlayRequirement};
 
 use crate::error::{Error, IoResultExt};
 
@@ -83,6 +86,11 @@ pub struct ConfFile {
     pub modules: Vec<String>,
     /// `disable_trigger=yes`: read by the kernel package trigger, kept for completeness.
     pub disable_trigger: bool,
+    /// `apkovl_require="signed,encrypted"`: what every overlay must be (our extension, recorded
+    /// in the image's boot policy).
+    pub apkovl_require: Option<OverlayRequirement>,
+    /// `apkovl_legacy_sig=yes`: also accept round-1 overlay signatures (our extension).
+    pub apkovl_legacy_sig: Option<bool>,
     /// Keys we do not use (Alpine's `complevel_xz`, `complevel_lz4`, anything else): ignored.
     pub ignored: Vec<String>,
 }
@@ -129,11 +137,28 @@ impl ConfFile {
                 "disable_trigger" => {
                     conf.disable_trigger = matches!(value.as_str(), "yes" | "1" | "true")
                 }
+                "apkovl_require" => {
+                    conf.apkovl_require = Some(parse_requirement(&value).map_err(|r| err(&r))?)
+                }
+                "apkovl_legacy_sig" => {
+                    conf.apkovl_legacy_sig = Some(match value.as_str() {
+                        "yes" => true,
+                        "no" => false,
+                        _ => return Err(err("apkovl_legacy_sig: expected yes or no")),
+                    })
+                }
                 other => conf.ignored.push(other.to_string()),
             }
         }
         Ok(conf)
     }
+}
+
+/// An overlay requirement (`any`, `signed`, `encrypted`, `signed,encrypted`), with the message
+/// the command line and the config file give for anything else.
+pub fn parse_requirement(text: &str) -> Result<OverlayRequirement, String> {
+    OverlayRequirement::parse(text)
+        .ok_or_else(|| format!("\"{text}\": expected any, signed, encrypted or signed,encrypted"))
 }
 
 fn words(value: &str) -> Vec<String> {
@@ -228,6 +253,12 @@ pub struct Overrides {
     pub kernel_version: Option<String>,
     /// `SOURCE_DATE_EPOCH`: mtime of every entry (default 0).
     pub mtime: Option<u32>,
+    /// `--ovl-require`: what every overlay must be.
+    pub ovl_require: Option<OverlayRequirement>,
+    /// `--ovl-legacy-sig` (`Some(true)`); `None` leaves it to the config file.
+    pub ovl_legacy_sig: Option<bool>,
+    /// `--ovl-identity`: an age identity embedded to decrypt overlays encrypted to its recipient.
+    pub ovl_identity: Option<PathBuf>,
 }
 
 /// Everything a build needs, with precedence already applied and defaults filled in.
@@ -259,6 +290,11 @@ pub struct Config {
     pub boot_modules: Vec<String>,
     /// Modification time of every archive entry.
     pub mtime: u32,
+    /// The boot policy written to `etc/boot-policy` (`sealed` stays false here: only a signed
+    /// unified kernel image seals a boot, and the tool that builds one sets it).
+    pub policy: BootPolicy,
+    /// An age identity embedded at `etc/apkovl/identity` (mode 0600).
+    pub ovl_identity: Option<PathBuf>,
 }
 
 impl Config {
@@ -325,6 +361,15 @@ impl Config {
             custom_files: file.custom_files.clone(),
             boot_modules: file.modules.clone(),
             mtime: cli.mtime.unwrap_or(0),
+            policy: BootPolicy {
+                apkovl_require: cli.ovl_require.or(file.apkovl_require).unwrap_or_default(),
+                apkovl_legacy_sig: cli
+                    .ovl_legacy_sig
+                    .or(file.apkovl_legacy_sig)
+                    .unwrap_or(false),
+                sealed: false,
+            },
+            ovl_identity: cli.ovl_identity.clone(),
         })
     }
 
@@ -377,6 +422,42 @@ mod tests {
         assert_eq!(conf.custom_files, vec!["/etc/a", "/etc/b"]);
         assert_eq!(conf.modules, vec!["e1000", "virtio_net"]);
         assert_eq!(conf.ignored, vec!["complevel_xz"]);
+    }
+
+    #[test]
+    fn policy_keys_and_their_precedence() {
+        let file = parse("apkovl_require=\"encrypted,signed\"\napkovl_legacy_sig=yes\n").unwrap();
+        assert_eq!(
+            file.apkovl_require,
+            Some(OverlayRequirement {
+                signed: true,
+                encrypted: true
+            })
+        );
+        let cfg = Config::resolve(&file, &cli(), Some("/i".into()), vec![]).unwrap();
+        assert_eq!(cfg.policy.apkovl_require.to_string(), "signed,encrypted");
+        assert!(cfg.policy.apkovl_legacy_sig && !cfg.policy.sealed);
+        let mut over = cli();
+        over.ovl_require = Some(OverlayRequirement::SIGNED);
+        over.ovl_legacy_sig = Some(false);
+        let cfg = Config::resolve(&file, &over, Some("/i".into()), vec![]).unwrap();
+        assert_eq!(cfg.policy.apkovl_require, OverlayRequirement::SIGNED);
+        assert!(!cfg.policy.apkovl_legacy_sig);
+        let cfg = Config::resolve(&ConfFile::default(), &cli(), Some("/i".into()), vec![]).unwrap();
+        assert_eq!(cfg.policy, BootPolicy::default());
+        for (bad, why) in [
+            (
+                "apkovl_require=off",
+                "line 1: \"off\": expected any, signed, encrypted or signed,encrypted",
+            ),
+            (
+                "apkovl_legacy_sig=1",
+                "line 1: apkovl_legacy_sig: expected yes or no",
+            ),
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.ends_with(why), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -75,6 +75,16 @@ pub enum Error {
         /// Why the value is refused.
         reason: String,
     },
+    /// A private key would enter the image (secrets never travel; see [`crate::secret`]).
+    #[error("{}: {secret}: only public keys may enter an image (it would be /{entry})", .path.display())]
+    PrivateKey {
+        /// The host file (or the image path, for content mkinitfs generated).
+        path: PathBuf,
+        /// Where it would be in the image.
+        entry: String,
+        /// What kind of key it is.
+        secret: crate::secret::Secret,
+    },
     /// A path in the image would be too large or not representable in newc.
     #[error("{path}: {reason}")]
     Archive {

@@ -55,7 +55,7 @@ pub fn names(modules: &[PathBuf]) -> Result<BTreeSet<String>, Error> {
 /// The path (relative to the root) of firmware `name`, trying the suffixes the kernel loads.
 pub fn locate(root: &Root, name: &str) -> Result<Option<String>, Error> {
     for suffix in ["", ".zst", ".xz"] {
-        let path = format!("lib/firmware/{name}{suffix}");
+        let path = format!("{}/{name}{suffix}", bootspec::initramfs::FIRMWARE_DIR);
         if root.resolve(&path)?.is_some_and(|(_, m)| m.is_file()) {
             return Ok(Some(path));
         }

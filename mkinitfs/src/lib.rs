@@ -32,6 +32,7 @@ pub mod kconfig;
 pub mod modinfo;
 pub mod modules;
 pub mod root;
+pub mod secret;
 pub mod tree;
 
 pub use assemble::build;

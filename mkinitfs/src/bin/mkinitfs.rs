@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bootspec::OverlayRequirement;
 use clap::Parser;
 use mkinitfs::{ConfFile, Config, Error, Overrides};
 
@@ -15,6 +16,11 @@ use mkinitfs::{ConfFile, Config, Error, Overrides};
 /// Feature directories are searched in this order: -P dirs, <exe dir>/../share/mkinitfs/features.d,
 /// <exe dir>/../../mkinitfs/features.d (the repository, from out/bin), then
 /// BASEDIR/etc/mkinitfs/features.d. Command-line options override the config file (unlike Alpine).
+///
+/// Only public keys may enter the image: a private key anywhere in it (a keys directory holding
+/// both halves of `apk keygen -o DIR/KEY`, a custom file) is refused with the file's name. The one
+/// exception is --ovl-identity, an age identity embedded on purpose: whoever can read the medium
+/// can then read the overlays encrypted to it.
 #[derive(Debug, Parser)]
 #[command(name = "mkinitfs", version, disable_version_flag = true)]
 struct Cli {
@@ -72,6 +78,20 @@ struct Cli {
     /// Overlay signature keys to embed in etc/apkovl/keys/ (repeatable)
     #[arg(long = "ovl-keys-dir", value_name = "DIR")]
     ovl_keys_dirs: Vec<PathBuf>,
+    /// What every overlay must be at boot, recorded in etc/boot-policy (the kernel command line
+    /// can only tighten it) [default: the config's apkovl_require, else any]
+    #[arg(long = "ovl-require", value_name = "any|signed|encrypted|signed,encrypted", value_parser = parse_requirement)]
+    ovl_require: Option<OverlayRequirement>,
+    /// Also accept round-1 overlay signatures (a bare signature over the file's bytes, bound to no
+    /// host and no generation, so an old or another host's overlay can be replayed); for media
+    /// committed by older lbu versions
+    #[arg(long = "ovl-legacy-sig")]
+    ovl_legacy_sig: bool,
+    /// age identity (age-keygen output) embedded as etc/apkovl/identity, mode 0600, to decrypt
+    /// overlays encrypted to its recipient without a prompt. Whoever reads the medium reads the
+    /// overlay: use it where the medium is as protected as the box
+    #[arg(long = "ovl-identity", value_name = "FILE")]
+    ovl_identity: Option<PathBuf>,
     /// Kernel version (default: the running kernel)
     #[arg(value_name = "KERNELVERSION")]
     kernel_version: Option<String>,
@@ -127,6 +147,9 @@ fn run(cli: Cli) -> Result<(), Error> {
         host_keys: cli.host_keys,
         kernel_version: cli.kernel_version.clone(),
         mtime: source_date_epoch()?,
+        ovl_require: cli.ovl_require,
+        ovl_legacy_sig: cli.ovl_legacy_sig.then_some(true),
+        ovl_identity: cli.ovl_identity.clone(),
     };
     let default_init = exe
         .as_deref()
@@ -183,6 +206,10 @@ fn run(cli: Cli) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+fn parse_requirement(text: &str) -> Result<OverlayRequirement, String> {
+    mkinitfs::config::parse_requirement(text)
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, Error> {
