@@ -19,12 +19,6 @@ pub const DEFAULT_CMDLINE: &str = "modules=loop,squashfs,sd-mod,usb-storage quie
 /// The name part of the release id (Alpine writes `alpine-standard`, `alpine-virt`, ...).
 pub const RELEASE_NAME: &str = "alpine-diskless";
 
-/// The kernel on the medium.
-pub const KERNEL: &str = "boot/vmlinuz";
-
-/// The initramfs on the medium.
-pub const INITRAMFS: &str = "boot/initramfs";
-
 /// Where each boot loader looks for its configuration.
 pub const SYSLINUX_CFG: &str = "boot/syslinux/syslinux.cfg";
 /// extlinux (and U-Boot distro boot) configuration.

@@ -95,6 +95,30 @@ pub enum Error {
         /// The FAT writer's reason.
         reason: String,
     },
+    /// A private key among the inputs: a file the medium would carry, or a directory of trusted
+    /// keys (secrets never travel; see `mkinitfs::secret`).
+    #[error("{option} {}: {secret}: {reason}", .path.display())]
+    Secret {
+        /// The option that named the file or its directory (`--keys-dir`, `--cache`, ...).
+        option: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What kind of key it is.
+        secret: mkinitfs::secret::Secret,
+        /// Why it is refused there.
+        reason: &'static str,
+    },
+    /// A private key inside the initramfs (other than the age identity at
+    /// `etc/apkovl/identity`, which is allowed on purpose).
+    #[error("--initramfs {}: /{entry}: {secret}: only public keys may enter an image", .path.display())]
+    InitramfsSecret {
+        /// The initramfs file.
+        path: PathBuf,
+        /// The entry holding the key.
+        entry: String,
+        /// What kind of key it is.
+        secret: mkinitfs::secret::Secret,
+    },
     /// The output path cannot receive the medium.
     #[error("-o {}: {reason}", .path.display())]
     Output {

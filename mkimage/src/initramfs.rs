@@ -1,36 +1,63 @@
-//! Does the initramfs trust the medium key? The init verifies the boot repository's index with
-//! the keys in its own `etc/apk/keys` (boot-params.md §3.9), so a medium whose index key is not
-//! there boots into "UNTRUSTED signature". mkimage looks inside the initramfs it copies and warns
-//! before the user finds out at the console.
+//! What mkimage checks inside the initramfs it copies, in one pass over its archives:
+//!
+//! - no private key: only public keys may enter an image, except the age identity at
+//!   `etc/apkovl/identity` that `mkinitfs --ovl-identity` embeds on purpose (an error otherwise,
+//!   see [`crate::secrets`]);
+//! - the medium key: the init verifies the boot repository's index with the keys in its own
+//!   `etc/apk/keys` (docs/boot.md), so a medium whose index key is not there boots into
+//!   "UNTRUSTED signature"; mkimage warns before the user finds out at the console.
 //!
 //! An initramfs is one or more newc archives, each plain or compressed, one after the other; the
-//! workspace's one reader ([`mkinitfs::cpio::scan`]) walks them as streams, skipping file data,
-//! so memory stays small whatever the unpacked size.
+//! workspace's one reader ([`mkinitfs::cpio::scan`]) walks them as streams, reading the first
+//! bytes of each file and skipping the rest, so memory stays small whatever the unpacked size. An
+//! initramfs mkimage cannot read (lz4, say) is copied with a warning that it was not checked.
 
 use std::fs;
 use std::io;
 use std::path::Path;
 
 use apk::trust::PublicKey;
+use bootspec::initramfs::{APKOVL_IDENTITY, APK_KEYS};
 use mkinitfs::cpio;
+use mkinitfs::secret::{self, Secret};
 
+use crate::error::Error;
 use crate::SignKey;
 
 /// A key file larger than this is not a PEM public key.
 const MAX_KEY: u64 = 64 << 10;
 
-/// A warning when `initramfs` does not carry the public half of `key` as
-/// `etc/apk/keys/<key name>`; `None` when it does.
-pub fn check_index_key(initramfs: &Path, key: &SignKey) -> Option<String> {
+/// Checks the initramfs: an error for a private key in it, else the warnings (the index key is
+/// missing or not the public half of `index_key`, or the initramfs could not be read).
+pub fn check(initramfs: &Path, index_key: Option<&SignKey>) -> Result<Vec<String>, Error> {
     let subject = format!("--initramfs {}", initramfs.display());
-    let wanted = format!("etc/apk/keys/{}", key.name);
-    let found = match find_file(initramfs, &wanted) {
+    let wanted = index_key.map(|k| format!("{APK_KEYS}/{}", k.name));
+    let found = match inspect(initramfs, wanted.as_deref()) {
         Ok(f) => f,
-        Err(why) => return Some(format!("{subject}: cannot check for the index key: {why}")),
+        Err(why) => {
+            let what = if index_key.is_some() {
+                "private keys and the index key"
+            } else {
+                "private keys"
+            };
+            return Ok(vec![format!(
+                "{subject}: cannot look inside ({why}): not checked for {what}"
+            )]);
+        }
+    };
+    if let Some((entry, secret)) = found.secret {
+        return Err(Error::InitramfsSecret {
+            path: initramfs.to_path_buf(),
+            entry,
+            secret,
+        });
+    }
+    let (Some(key), Some(wanted)) = (index_key, wanted) else {
+        return Ok(Vec::new());
     };
     let hint = "the init will not trust the boot repository (mkinitfs --keys-dir DIR, with the .pub file in DIR)";
-    let Some(data) = found else {
-        return Some(format!("{subject}: has no {wanted}: {hint}"));
+    let Some(data) = found.key else {
+        return Ok(vec![format!("{subject}: has no {wanted}: {hint}")]);
     };
     let ours = key.key.public().to_pem();
     let theirs = std::str::from_utf8(&data)
@@ -38,24 +65,48 @@ pub fn check_index_key(initramfs: &Path, key: &SignKey) -> Option<String> {
         .and_then(PublicKey::from_pem)
         .map(|k| k.to_pem());
     if theirs.as_deref() != Some(ours.as_str()) {
-        return Some(format!(
+        return Ok(vec![format!(
             "{subject}: {wanted} is not the public half of --sign-key {}: {hint}",
             key.path.display()
-        ));
+        )]);
     }
-    None
+    Ok(Vec::new())
 }
 
-/// The content of the last entry named `wanted` (later archives override earlier ones, as the
-/// kernel unpacks them in order).
-fn find_file(path: &Path, wanted: &str) -> Result<Option<Vec<u8>>, String> {
+/// What one pass over the archives found.
+struct Found {
+    /// The content of the last entry named like the wanted key.
+    key: Option<Vec<u8>>,
+    /// The first private key (entry path and kind) outside the sanctioned identity.
+    secret: Option<(String, Secret)>,
+}
+
+fn inspect(path: &Path, wanted: Option<&str>) -> Result<Found, String> {
     let file = fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut found = None;
+    let mut found = Found {
+        key: None,
+        secret: None,
+    };
     cpio::scan(io::BufReader::new(file), &mut |header, data| {
-        if header.path() == wanted && u64::from(header.size) <= MAX_KEY {
+        if !header.is_file() {
+            return Ok(());
+        }
+        let entry = header.path();
+        let size = u64::from(header.size);
+        let kind = if Some(entry) == wanted && size <= MAX_KEY {
             let mut content = Vec::new();
             data.read_to_end(&mut content)?;
-            found = Some(content);
+            let head = &content[..content.len().min(secret::HEAD)];
+            let kind = secret::find(head, content.len() <= secret::HEAD);
+            found.key = Some(content);
+            kind
+        } else {
+            secret::find_in_reader(data, size)?
+        };
+        match kind {
+            Some(Secret::AgeIdentity) if entry == APKOVL_IDENTITY => {}
+            Some(s) if found.secret.is_none() => found.secret = Some((entry.to_string(), s)),
+            _ => {}
         }
         Ok(())
     })
@@ -97,15 +148,15 @@ mod tests {
         ]);
         let plain = t.path().join("plain");
         fs::write(&plain, &archive).unwrap();
-        assert_eq!(check_index_key(&plain, &k), None);
+        assert!(check(&plain, Some(&k)).unwrap().is_empty());
         let gz = t.path().join("gz");
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(&archive).unwrap();
         fs::write(&gz, e.finish().unwrap()).unwrap();
-        assert_eq!(check_index_key(&gz, &k), None);
+        assert!(check(&gz, Some(&k)).unwrap().is_empty());
         let zst = t.path().join("zst");
         fs::write(&zst, zstd::encode_all(&archive[..], 3).unwrap()).unwrap();
-        assert_eq!(check_index_key(&zst, &k), None);
+        assert!(check(&zst, Some(&k)).unwrap().is_empty());
     }
 
     #[test]
@@ -114,7 +165,7 @@ mod tests {
         let k = key(t.path());
         let p = t.path().join("initramfs");
         fs::write(&p, newc(&[("init", b"x")])).unwrap();
-        let w = check_index_key(&p, &k).unwrap();
+        let w = check(&p, Some(&k)).unwrap().remove(0);
         assert!(
             w.contains("has no etc/apk/keys/medium.key.pub: the init will not trust"),
             "{w}"
@@ -125,19 +176,17 @@ mod tests {
             newc(&[("etc/apk/keys/medium.key.pub", other.as_bytes())]),
         )
         .unwrap();
-        let w = check_index_key(&p, &k).unwrap();
+        let w = check(&p, Some(&k)).unwrap().remove(0);
         assert!(w.contains("is not the public half of --sign-key"), "{w}");
         fs::write(&p, b"\x04\x22\x4d\x18lz4").unwrap();
-        let w = check_index_key(&p, &k).unwrap();
-        assert!(w.ends_with("cannot check for the index key: unknown compression (gzip, zstd, xz or none expected)"), "{w}");
+        let w = check(&p, Some(&k)).unwrap().remove(0);
+        assert!(w.ends_with("cannot look inside (unknown compression (gzip, zstd, xz or none expected)): not checked for private keys and the index key"), "{w}");
         // Cut inside the key's data (the trailer is the last 124 bytes).
         let archive = newc(&[("etc/apk/keys/medium.key.pub", b"xy")]);
         fs::write(&p, &archive[..archive.len() - 124 - 3]).unwrap();
-        let w = check_index_key(&p, &k).unwrap();
+        let w = check(&p, Some(&k)).unwrap().remove(0);
         assert!(
-            w.contains(
-                "cannot check for the index key: not a newc archive (truncated data at byte "
-            ),
+            w.contains("cannot look inside (not a newc archive (truncated data at byte "),
             "{w}"
         );
     }
@@ -154,14 +203,50 @@ mod tests {
         bytes.extend(zstd::encode_all(&main[..], 3).unwrap());
         let p = t.path().join("initrd");
         fs::write(&p, &bytes).unwrap();
-        assert_eq!(check_index_key(&p, &k), None);
+        assert!(check(&p, Some(&k)).unwrap().is_empty());
         // Two archives inside one compressed stream: the later entry wins.
         let other = PrivateKey::generate_ed25519().public().to_pem();
         let mut inner = newc(&[("etc/apk/keys/medium.key.pub", pem.as_bytes())]);
         inner.extend(newc(&[("etc/apk/keys/medium.key.pub", other.as_bytes())]));
         fs::write(&p, zstd::encode_all(&inner[..], 3).unwrap()).unwrap();
-        assert!(check_index_key(&p, &k)
-            .unwrap()
-            .contains("is not the public half"));
+        assert!(check(&p, Some(&k)).unwrap()[0].contains("is not the public half"));
+    }
+
+    #[test]
+    fn private_keys_inside_are_errors_except_the_overlay_identity() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("initramfs");
+        let pem = PrivateKey::generate_ed25519().to_pem().unwrap();
+        let age = "# public key: age1x\nAGE-SECRET-KEY-1QQQQQQ\n";
+        // Debian's layout: a plain early archive, then the compressed main one holding the key.
+        let mut bytes = newc(&[("kernel/x86/microcode/GenuineIntel.bin", &[7u8; 100])]);
+        bytes.extend(
+            zstd::encode_all(
+                &newc(&[("etc/apkovl/keys/overlay.key", pem.as_bytes())])[..],
+                3,
+            )
+            .unwrap(),
+        );
+        fs::write(&p, &bytes).unwrap();
+        let err = check(&p, None).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--initramfs {}: /etc/apkovl/keys/overlay.key: a PEM private key (PRIVATE KEY): only public keys may enter an image",
+                p.display()
+            )
+        );
+        // The index key's own entry is checked too.
+        let k = key(t.path());
+        fs::write(&p, newc(&[("etc/apk/keys/medium.key.pub", pem.as_bytes())])).unwrap();
+        assert!(check(&p, Some(&k)).is_err());
+        // The identity is allowed where mkinitfs --ovl-identity puts it, and nowhere else.
+        fs::write(&p, newc(&[("etc/apkovl/identity", age.as_bytes())])).unwrap();
+        assert!(check(&p, None).unwrap().is_empty());
+        fs::write(&p, newc(&[("root/identity", age.as_bytes())])).unwrap();
+        assert!(check(&p, None)
+            .unwrap_err()
+            .to_string()
+            .contains("/root/identity: an age identity (a private key)"));
     }
 }

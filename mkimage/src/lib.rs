@@ -51,6 +51,7 @@ mod layout;
 mod options;
 mod output;
 mod repository;
+mod secrets;
 mod size;
 mod vfat;
 
@@ -58,10 +59,11 @@ use std::fs;
 use std::path::Path;
 
 use apk::package::Package;
+use bootspec::medium::{self, INITRAMFS, KERNEL, SIGNATURE_SUFFIX};
 
 pub use boot::{
     check_cmdline, grub_cfg, release_id, release_version, syslinux_cfg, with_modloop, BootEntry,
-    DEFAULT_CMDLINE, EXTLINUX_CONF, GRUB_CFG, INITRAMFS, KERNEL, RELEASE_NAME, SYSLINUX_CFG,
+    DEFAULT_CMDLINE, EXTLINUX_CONF, GRUB_CFG, RELEASE_NAME, SYSLINUX_CFG,
 };
 pub use date::Civil;
 pub use error::Error;
@@ -70,12 +72,17 @@ pub use options::{
     default_arch, parse_world, repository_spec, Format, Options, SignKey, DEFAULT_LABEL,
 };
 pub use repository::{Closure, Selected};
+pub use secrets::check_keys_dir;
 pub use size::{default_size, parse_size, MAX_SIZE, MIN_SIZE};
 pub use vfat::default_image_size;
 
 use error::IoResultExt;
 use options::check_label;
 use output::TempPath;
+
+/// The second repository (`--world-extra`, `--extra-repository`): packages for `apk add` later,
+/// not a boot repository (no marker file), so the init does not install from it.
+pub const EXTRA_APKS_DIR: &str = "apks-extra";
 
 /// What a build produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,7 +196,7 @@ impl Medium {
         }
         let modloop = match &opts.modloop {
             Some(m) => {
-                let path = format!("boot/{}", file_name(m, "--modloop")?);
+                let path = format!("{}/{}", medium::BOOT_DIR, file_name(m, "--modloop")?);
                 layout.add_host_file(&path, m, "--modloop")?;
                 Some(path)
             }
@@ -252,10 +259,10 @@ impl Medium {
 
         if let Some(key) = &opts.sign_key {
             if !opts.world.is_empty() {
-                layout.add_file("apks/.boot_repository", Source::Bytes(Vec::new()), 0)?;
+                layout.add_file(medium::BOOT_REPOSITORY, Source::Bytes(Vec::new()), 0)?;
                 add_repository(
                     &mut layout,
-                    "apks",
+                    medium::APKS_DIR,
                     &closure.boot,
                     opts,
                     key,
@@ -267,7 +274,7 @@ impl Medium {
                 let description = format!("{release} extra");
                 add_repository(
                     &mut layout,
-                    "apks-extra",
+                    EXTRA_APKS_DIR,
                     &closure.extra,
                     opts,
                     key,
@@ -298,12 +305,14 @@ impl Medium {
         }
         let text = format!("{release}\n").into_bytes();
         let len = text.len() as u64;
-        layout.add_file(".alpine-release", Source::Bytes(text), len)?;
+        layout.add_file(medium::RELEASE_FILE, Source::Bytes(text), len)?;
+        // Secrets never travel: no file of the medium, and nothing inside its initramfs, may be
+        // a private key (the overlay identity excepted, see `secrets`).
+        secrets::check_layout(&layout)?;
         let mut warnings = Vec::new();
-        if let (Some(i), Some(key), false) =
-            (&opts.initramfs, &opts.sign_key, opts.world.is_empty())
-        {
-            warnings.extend(initramfs::check_index_key(i, key));
+        if let Some(i) = &opts.initramfs {
+            let index_key = opts.sign_key.as_ref().filter(|_| !opts.world.is_empty());
+            warnings.extend(initramfs::check(i, index_key)?);
         }
         Ok(Medium {
             layout,
@@ -411,10 +420,11 @@ fn file_name<'a>(path: &'a Path, option: &'static str) -> Result<&'a str, Error>
 }
 
 /// The overlay goes to the top level under its own name, which must match the init's
-/// `*.apkovl.tar.gz*` rule (boot-params.md §3.3), with its detached signature when present.
+/// overlay rule (`overlays::kind_of`, the rule the init applies), with its detached signature when
+/// present.
 fn add_apkovl(layout: &mut Layout, ovl: &Path) -> Result<(), Error> {
     let name = file_name(ovl, "--apkovl")?;
-    if !name.contains(".apkovl.tar.gz") || name.ends_with(".sig") {
+    if overlays::kind_of(name).is_none() {
         return Err(Error::Input {
             option: "--apkovl",
             path: ovl.to_path_buf(),
@@ -422,9 +432,10 @@ fn add_apkovl(layout: &mut Layout, ovl: &Path) -> Result<(), Error> {
         });
     }
     layout.add_host_file(name, ovl, "--apkovl")?;
-    let sig = ovl.with_file_name(format!("{name}.sig"));
+    let sig_name = format!("{name}{SIGNATURE_SUFFIX}");
+    let sig = ovl.with_file_name(&sig_name);
     if sig.exists() {
-        layout.add_host_file(&format!("{name}.sig"), &sig, "--apkovl")?;
+        layout.add_host_file(&sig_name, &sig, "--apkovl")?;
     }
     Ok(())
 }
@@ -472,8 +483,8 @@ fn add_cache(layout: &mut Layout, cache: &Path) -> Result<(), Error> {
     if !cache.is_dir() {
         return Err(bad(cache, "not a directory".into()));
     }
-    layout.add_dir("cache");
-    let mut stack = vec![(cache.to_path_buf(), "cache".to_string())];
+    layout.add_dir(medium::CACHE_DIR);
+    let mut stack = vec![(cache.to_path_buf(), medium::CACHE_DIR.to_string())];
     while let Some((dir, at)) = stack.pop() {
         let mut entries: Vec<_> = fs::read_dir(&dir)
             .at(&dir)?

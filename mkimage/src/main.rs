@@ -19,7 +19,9 @@ use mkimage::{Error, Format, Options, SignKey};
 /// Set SOURCE_DATE_EPOCH for reproducible output: dir and vfat media are then identical, byte for
 /// byte, from run to run. Labels: vfat at most 11 characters, iso at most 32. The medium key's
 /// public half must be in the initramfs (mkinitfs --keys-dir) for the init to trust apks/; the
-/// private key does not belong on the medium.
+/// private key does not belong on the medium: mkimage refuses any private key among the files it
+/// copies, inside the initramfs (except the age identity of mkinitfs --ovl-identity) and in
+/// --keys-dir.
 #[derive(Debug, Parser)]
 #[command(name = "mkimage", version, disable_version_flag = true)]
 struct Cli {
@@ -183,6 +185,9 @@ fn options(cli: &Cli) -> Result<Options, Error> {
                 path: dir.clone(),
                 reason: "not a directory".into(),
             });
+        }
+        if dir.is_dir() {
+            mkimage::check_keys_dir(dir, "--keys-dir")?;
         }
         opts.keys.add_dir(dir);
     }

@@ -145,6 +145,28 @@ fn mkinitramfs(dir: &Path, keys_dir: &Path) -> PathBuf {
     out
 }
 
+/// An initramfs without modules and without keys, with `identity` as `--ovl-identity`.
+fn initramfs_with(init: &Path, identity: Option<&Path>, out: &Path) {
+    let overrides = mkinitfs::Overrides {
+        basedir: Some("/".into()),
+        features: Some(vec!["base".into()]),
+        init: Some(init.to_path_buf()),
+        no_modules: true,
+        kernel_version: Some("0.0-none".into()),
+        ovl_identity: identity.map(Path::to_path_buf),
+        ..Default::default()
+    };
+    let features_d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mkinitfs/features.d");
+    let config = mkinitfs::Config::resolve(
+        &mkinitfs::ConfFile::default(),
+        &overrides,
+        None,
+        vec![features_d],
+    )
+    .unwrap();
+    mkinitfs::build(&config).unwrap().write_to(out).unwrap();
+}
+
 /// `mkinitfs -b / -n? -F FEATURES -i INIT [--keys-dir DIR] -o OUT KVER` through the library
 /// (the sibling crate's binary is not built for this one's tests); `-n` when `kver` has no
 /// modules directory.
@@ -695,6 +717,104 @@ fn initramfs_without_the_medium_key_is_warned_about() {
                 initramfs.display()
             )
         );
+    }
+}
+
+/// Issue 13 item 1, mkimage's side: a private key never reaches a medium, whether it sits in a
+/// directory of trusted keys (`apk keygen -o DIR/KEY` writes both halves there), among the files
+/// copied onto the medium, or inside the initramfs. Each is one line naming the file, exit 1, and
+/// nothing at -o. The age identity of `mkinitfs --ovl-identity` is the one allowed exception.
+#[test]
+fn private_keys_never_reach_the_medium() {
+    let env = Env::new();
+    let out_dir = env.path("out");
+    fs::create_dir(&out_dir).unwrap();
+    let medium = out_dir.join("medium");
+    let pem = PrivateKey::generate_ed25519().to_pem().unwrap();
+
+    // Both halves in the trusted keys directory.
+    let keys = env.path("alpine-and-private");
+    fs::create_dir(&keys).unwrap();
+    for e in fs::read_dir(&env.alpine_keys).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), keys.join(e.file_name())).unwrap();
+    }
+    fs::write(keys.join("medium.key"), &pem).unwrap();
+    let mut c = env.alpine_base("dir", &medium);
+    c.arg("--keys-dir").arg(&keys);
+    assert_eq!(
+        failure(&mut c),
+        format!(
+            "mkimage: ERROR: --keys-dir {}: a PEM private key (PRIVATE KEY): a directory of trusted keys holds public keys only (the .pub file)\n",
+            keys.join("medium.key").display()
+        )
+    );
+    assert_only(&out_dir, &[]);
+
+    // A private key in the cache copied to /cache/.
+    let cache = env.path("cache");
+    fs::create_dir(&cache).unwrap();
+    fs::write(cache.join("overlay.key"), &pem).unwrap();
+    let err = failure(env.alpine_base("dir", &medium).arg("--cache").arg(&cache));
+    assert_eq!(
+        err,
+        format!(
+            "mkimage: ERROR: --cache {}: a PEM private key (PRIVATE KEY): only public keys may go on a medium\n",
+            cache.join("overlay.key").display()
+        )
+    );
+    assert_only(&out_dir, &[]);
+
+    // The medium key inside the initramfs (an initramfs from another tool).
+    let mut tree = mkinitfs::tree::Tree::new();
+    tree.add_bytes("init", b"x".to_vec(), 0o755).unwrap();
+    tree.add_bytes("etc/apk/keys/medium.key", pem.clone(), 0o644)
+        .unwrap();
+    let bad = env.path("initramfs-with-key");
+    let archive = mkinitfs::cpio::write_tree(&tree, 0, Vec::new(), &bad).unwrap();
+    fs::write(&bad, zstd::encode_all(&archive[..], 3).unwrap()).unwrap();
+    let mut c = env.base("dir", &medium);
+    c.arg("--sign-key")
+        .arg(&env.key)
+        .arg("--initramfs")
+        .arg(&bad);
+    assert_eq!(
+        failure(&mut c),
+        format!(
+            "mkimage: ERROR: --initramfs {}: /etc/apk/keys/medium.key: a PEM private key (PRIVATE KEY): only public keys may enter an image\n",
+            bad.display()
+        )
+    );
+    assert_only(&out_dir, &[]);
+
+    // An initramfs with an overlay identity, embedded on purpose by mkinitfs: accepted, and the
+    // identity is on the medium only inside the initramfs.
+    let id = age::x25519::Identity::generate();
+    let id_file = env.path("overlay.identity");
+    fs::write(
+        &id_file,
+        format!(
+            "# public key: {}\n{}\n",
+            id.to_public(),
+            age::secrecy::ExposeSecret::expose_secret(&id.to_string())
+        ),
+    )
+    .unwrap();
+    let with_id = env.path("initramfs-with-identity");
+    initramfs_with(&env.path("init-program"), Some(&id_file), &with_id);
+    let mut c = env.base("dir", &medium);
+    c.arg("-q")
+        .arg("--sign-key")
+        .arg(&env.key)
+        .arg("--initramfs")
+        .arg(&with_id);
+    run(&mut c);
+    let secret = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
+    for (path, (_, _, data)) in snapshot(&medium) {
+        if let Some(data) = data {
+            let text = String::from_utf8_lossy(&data);
+            assert!(!text.contains(&secret), "{path} holds the identity");
+        }
     }
 }
 
