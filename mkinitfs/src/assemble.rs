@@ -31,7 +31,6 @@ use crate::modules::ModuleDb;
 use crate::root::{self, Root};
 use crate::secret::{self, Secret};
 use crate::tree::{Content, Entry, Node, Tree};
-use apk::fnmatch::fnmatch;
 use kmod::SoftDep;
 
 /// Directories every image has (Alpine's base tree plus `tmp`, `sysroot` and `media/*`).
@@ -398,7 +397,7 @@ impl Builder<'_> {
         for feature in features {
             for line in &feature.files {
                 let before = elves.len();
-                for path in expand_glob(self.root, line)? {
+                for path in self.root.glob(line)? {
                     elves.extend(self.tree.add_path(self.root, &path, true)?);
                 }
                 if elves.len() == before && self.tree.get(line.trim_start_matches('/')).is_none() {
@@ -655,79 +654,6 @@ impl Builder<'_> {
 fn id_of(meta: &fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     (meta.dev(), meta.ino())
-}
-
-/// Expands a `.files` line inside the root: glob characters are matched under the base
-/// directory (sorted; `fnmatch(3)` per path component, a leading dot only matched literally),
-/// plain paths are returned as they are.
-fn expand_glob(root: &Root, line: &str) -> Result<Vec<String>, Error> {
-    let rel = line.trim_start_matches('/');
-    if !rel.contains(['*', '?', '[']) {
-        return Ok(vec![rel.to_string()]);
-    }
-    // Expand component by component through Root, so links inside the pattern resolve inside the
-    // base directory too.
-    let mut current: Vec<String> = vec![String::new()];
-    for comp in root::components(rel) {
-        let mut next = Vec::new();
-        let is_glob = comp.contains(['*', '?', '[']);
-        for prefix in &current {
-            if !is_glob {
-                next.push(root::join(prefix, comp));
-                continue;
-            }
-            let Some((real, meta)) = root.resolve(prefix)? else {
-                continue;
-            };
-            if !meta.is_dir() {
-                continue;
-            }
-            let host = root.host(&real);
-            let mut names: Vec<String> = fs::read_dir(&host)
-                .at(&host)?
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                // A leading dot must be matched literally, as the shell does.
-                .filter(|n| (!n.starts_with('.') || comp.starts_with('.')) && fnmatch(comp, n))
-                .collect();
-            names.sort();
-            next.extend(names.into_iter().map(|n| root::join(prefix, &n)));
-        }
-        current = next;
-    }
-    Ok(current)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::symlink;
-
-    #[test]
-    fn globs_expand_inside_the_root() {
-        let tmp = tempfile::tempdir().unwrap();
-        let b = tmp.path();
-        fs::create_dir_all(b.join("usr/share/x")).unwrap();
-        fs::write(b.join("usr/share/x/a.conf"), "").unwrap();
-        fs::write(b.join("usr/share/x/b.conf"), "").unwrap();
-        fs::write(b.join("usr/share/x/.hidden.conf"), "").unwrap();
-        fs::write(b.join("usr/share/x/c.txt"), "").unwrap();
-        symlink("/usr/share", b.join("share")).unwrap();
-        let root = Root::new(b).unwrap();
-        assert_eq!(
-            expand_glob(&root, "/share/x/*.conf").unwrap(),
-            vec!["share/x/a.conf", "share/x/b.conf"]
-        );
-        assert_eq!(
-            expand_glob(&root, "/usr/share/*/c.txt").unwrap(),
-            vec!["usr/share/x/c.txt"]
-        );
-        assert!(expand_glob(&root, "/nope/*").unwrap().is_empty());
-        assert_eq!(
-            expand_glob(&root, "/plain/path").unwrap(),
-            vec!["plain/path"]
-        );
-    }
 }
 
 #[cfg(test)]

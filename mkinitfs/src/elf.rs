@@ -264,23 +264,9 @@ fn read_ld_so_conf(
                 } else {
                     format!("/{}", root::join(root::parent(&real), pat))
                 };
-                let full = format!(
-                    "{}/{}",
-                    glob::Pattern::escape(&root.base().to_string_lossy()),
-                    pat.trim_start_matches('/')
-                );
-                let mut matches: Vec<String> = match glob::glob(&full) {
-                    Ok(paths) => paths
-                        .filter_map(|p| p.ok())
-                        .filter_map(|p| {
-                            p.strip_prefix(root.base())
-                                .ok()
-                                .map(|r| r.to_string_lossy().into_owned())
-                        })
-                        .collect(),
-                    Err(_) => Vec::new(),
-                };
-                matches.sort();
+                // Through the root: an included directory that is an absolute link resolves
+                // inside the base directory, not on the build host.
+                let matches = root.glob(&pat)?;
                 for m in matches {
                     read_ld_so_conf(root, &m, out, seen, depth + 1)?;
                 }
@@ -381,6 +367,29 @@ mod tests {
                 .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn ld_so_conf_includes_resolve_inside_the_root() {
+        // etc/ld.so.conf.d is an absolute link to /opt/conf.d *inside* the base directory; the
+        // build host has no /opt/conf.d. (The glob crate, used before, resolved it on the host
+        // and found nothing.)
+        let tmp = tempfile::tempdir().unwrap();
+        let b = tmp.path();
+        fs::create_dir_all(b.join("opt/conf.d")).unwrap();
+        fs::create_dir_all(b.join("etc")).unwrap();
+        symlink("/opt/conf.d", b.join("etc/ld.so.conf.d")).unwrap();
+        fs::write(
+            b.join("etc/ld.so.conf"),
+            "include /etc/ld.so.conf.d/*.conf\n/first\n",
+        )
+        .unwrap();
+        fs::write(b.join("opt/conf.d/b.conf"), "/lib/b\n").unwrap();
+        fs::write(b.join("opt/conf.d/a.conf"), "/lib/a:/lib/a2\n").unwrap();
+        fs::write(b.join("opt/conf.d/.hidden.conf"), "/lib/hidden\n").unwrap();
+        let root = Root::new(b).unwrap();
+        let r = Resolver::new(&root).unwrap();
+        assert_eq!(r.conf_dirs, vec!["/lib/a", "/lib/a2", "/lib/b", "/first"]);
     }
 
     #[test]

@@ -151,6 +151,49 @@ impl Root {
     pub fn resolve(&self, path: &str) -> Result<Option<(String, fs::Metadata)>, Error> {
         Ok(self.walk(path)?.real)
     }
+    /// Expands a shell pattern inside the root (a `.files` line, an `ld.so.conf` include):
+    /// glob characters are matched per path component with `apk::fnmatch` (the workspace's one
+    /// matcher), a leading dot only literally, as the shell does; results are sorted per
+    /// directory. Directories are listed through [`Root::resolve`], so links inside the pattern
+    /// resolve inside the base directory too. A path without glob characters is returned as it
+    /// is, existing or not.
+    pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Error> {
+        let rel = pattern.trim_start_matches('/');
+        if !rel.contains(['*', '?', '[']) {
+            return Ok(vec![rel.to_string()]);
+        }
+        let mut current: Vec<String> = vec![String::new()];
+        for comp in components(rel) {
+            let mut next = Vec::new();
+            let is_glob = comp.contains(['*', '?', '[']);
+            for prefix in &current {
+                if !is_glob {
+                    next.push(join(prefix, comp));
+                    continue;
+                }
+                let Some((real, meta)) = self.resolve(prefix)? else {
+                    continue;
+                };
+                if !meta.is_dir() {
+                    continue;
+                }
+                let host = self.host(&real);
+                let mut names: Vec<String> = fs::read_dir(&host)
+                    .at(&host)?
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| {
+                        (!n.starts_with('.') || comp.starts_with('.'))
+                            && apk::fnmatch::fnmatch(comp, n)
+                    })
+                    .collect();
+                names.sort();
+                next.extend(names.into_iter().map(|n| join(prefix, &n)));
+            }
+            current = next;
+        }
+        Ok(current)
+    }
 }
 
 /// Errors that mean "this path does not exist here" rather than a failure to look.
@@ -165,6 +208,33 @@ fn is_absent(e: &io::Error) -> bool {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn globs_expand_inside_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = tmp.path();
+        fs::create_dir_all(b.join("usr/share/x")).unwrap();
+        fs::write(b.join("usr/share/x/a.conf"), "").unwrap();
+        fs::write(b.join("usr/share/x/b.conf"), "").unwrap();
+        fs::write(b.join("usr/share/x/.hidden.conf"), "").unwrap();
+        fs::write(b.join("usr/share/x/c.txt"), "").unwrap();
+        symlink("/usr/share", b.join("share")).unwrap();
+        let root = Root::new(b).unwrap();
+        assert_eq!(
+            root.glob("/share/x/*.conf").unwrap(),
+            vec!["share/x/a.conf", "share/x/b.conf"]
+        );
+        assert_eq!(
+            root.glob("/usr/share/*/c.txt").unwrap(),
+            vec!["usr/share/x/c.txt"]
+        );
+        assert_eq!(
+            root.glob("/usr/share/x/.h*").unwrap(),
+            vec!["usr/share/x/.hidden.conf"]
+        );
+        assert!(root.glob("/nope/*").unwrap().is_empty());
+        assert_eq!(root.glob("/plain/path").unwrap(), vec!["plain/path"]);
+    }
 
     #[test]
     fn absolute_links_stay_inside_the_root() {
