@@ -23,26 +23,21 @@ pub struct Civil {
 }
 
 impl Civil {
-    /// Seconds since the epoch to UTC fields (Howard Hinnant's `civil_from_days`).
+    /// Seconds since the epoch to UTC fields, through the `time` crate (the workspace's one
+    /// calendar). A time past the crate's range (after 9999-12-31 23:59:59 UTC) is that last
+    /// second: FAT stamps clamp at 2107 anyway, and a release id needs no later year.
     pub fn from_epoch(secs: u64) -> Civil {
-        let days = (secs / 86_400) as i64;
-        let rem = secs % 86_400;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let t = i64::try_from(secs)
+            .ok()
+            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+            .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc());
         Civil {
-            year,
-            month,
-            day,
-            hour: (rem / 3600) as u32,
-            min: (rem / 60 % 60) as u32,
-            sec: (rem % 60) as u32,
+            year: i64::from(t.year()),
+            month: u32::from(u8::from(t.month())),
+            day: u32::from(t.day()),
+            hour: u32::from(t.hour()),
+            min: u32::from(t.minute()),
+            sec: u32::from(t.second()),
         }
     }
 
@@ -82,5 +77,17 @@ mod tests {
         // A leap day.
         let c = Civil::from_epoch(951_782_400);
         assert_eq!((c.year, c.month, c.day), (2000, 2, 29));
+        // Past the calendar's range: its last second, not a wrapped or invented date.
+        let last = Civil {
+            year: 9999,
+            month: 12,
+            day: 31,
+            hour: 23,
+            min: 59,
+            sec: 59,
+        };
+        assert_eq!(Civil::from_epoch(253_402_300_799), last);
+        assert_eq!(Civil::from_epoch(253_402_300_800), last);
+        assert_eq!(Civil::from_epoch(u64::MAX), last);
     }
 }
