@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! /.alpine-release                  release id (name, version, build date)
-//! /apks/.boot_repository            marks the boot repository (boot-params.md §3.3)
+//! /apks/.boot_repository            marks the boot repository (docs/boot.md, Media)
 //! /apks/<arch>/APKINDEX.tar.gz      index of exactly the packages below, signed with --sign-key
 //! /apks/<arch>/*.apk                the --world closure, byte-identical to the sources
 //! /apks-extra/<arch>/...            optional second repository (no .boot_repository)
@@ -22,7 +22,7 @@
 //! (in-process, no root) or an ISO (xorriso), always under a temporary name renamed into place.
 //! Output is reproducible for `dir` and `vfat`: one time stamp (`SOURCE_DATE_EPOCH`) for every
 //! file, sorted order, no random data. The medium key signs only the index; packages keep their
-//! Alpine signatures (architecture.md, trust model). The key's public half must be in the
+//! Alpine signatures (the README's Trust). The key's public half must be in the
 //! initramfs (`mkinitfs --keys-dir`) for the init to trust the boot repository.
 //!
 //! ```no_run

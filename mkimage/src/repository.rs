@@ -2,7 +2,7 @@
 //! closure chosen by apk's solver, each package file checked against its verified index entry,
 //! and a new index for exactly the packages copied, signed with the medium key.
 //!
-//! Packages are never modified or re-signed (architecture.md, trust model): apk trusts them
+//! Packages are never modified or re-signed (README, Trust): apk trusts them
 //! through the signed index, by `C:` identity and `datahash`, so the copy must be byte-identical
 //! and its index entry must be the source entry unchanged. We check that here, at build time,
 //! rather than letting a corrupt or substituted source file fail at the first boot.

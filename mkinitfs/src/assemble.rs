@@ -1,5 +1,5 @@
-//! The build steps: from a [`Config`] to the [`Image`] tree (Alpine's mkinitfs steps, §6.3 of
-//! boot-params.md, minus the staging directory).
+//! The build steps: from a [`Config`] to the [`Image`] tree (Alpine's mkinitfs steps, minus the
+//! staging directory; the README's "What the image holds for the init").
 //!
 //! Order matters only for "first entry wins": fixed entries (base tree, device nodes, `/init`,
 //! fstab, passwd/group, the boot policy, keys and the overlay identity) go in first, then feature
@@ -56,12 +56,12 @@ const BASE_DIRS: &[&str] = &[
 /// `/lib/modules`.
 const BASE_LINKS: &[(&str, &str)] = &[("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib")];
 
-/// `/etc/passwd` of the image (boot-params §6.2).
+/// `/etc/passwd` of the image (Alpine's base entries).
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
 lp:x:4:7:lp:/var/spool/lpd:/sbin/nologin\n\
 nobody:x:65534:65534:nobody:/:/sbin/nologin\n";
 
-/// `/etc/group` of the image (boot-params §6.2).
+/// `/etc/group` of the image (Alpine's base groups, which device nodes refer to).
 const GROUP: &str =
     "root:x:0:root\ntty:x:5:\ndisk:x:6:root\nlp:x:7:lp\nkmem:x:9:\nwheel:x:10:root\n\
 floppy:x:11:root\nconsole:x:17:\naudio:x:18:\ncdrom:x:19:\ndialout:x:20:root\ninput:x:23:\n\
@@ -197,7 +197,8 @@ impl Builder<'_> {
             self.tree.add_dir(dir, mode)?;
         }
         // Device nodes written straight into the archive (no root needed): a static Rust PID 1
-        // aborts before main if it cannot open /dev/null (field-notes §4).
+        // aborts before main if it cannot open /dev/null for its standard descriptors, and
+        // devtmpfs is not mounted yet when /init starts.
         self.tree.insert(
             "dev/console",
             Entry {

@@ -3,7 +3,7 @@
 //! zstd: the kernel refuses frames whose window exceeds 2^27 (and allocates the window at boot),
 //! so `windowLog` is capped at 27 (levels up to 22 stay under it, the cap is a guard). Speed comes
 //! from zstd's multithreaded mode; its output is identical for any worker count >= 1 (but differs
-//! from single-threaded mode, field-notes §5), so we always use the multithreaded mode with at
+//! from single-threaded mode; README, Reproducibility), so we always use the multithreaded mode with at
 //! least one worker: two machines with different core counts produce the same bytes.
 //! gzip: flate2 with the workspace's pinned backend, header without mtime or name.
 

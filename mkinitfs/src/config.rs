@@ -25,7 +25,7 @@ pub const DEFAULT_FEATURES: &[&str] = &[
 /// The config file read when `-c` is not given, relative to the base directory (`-b`, default `/`).
 pub const DEFAULT_CONFIG: &str = "etc/mkinitfs/mkinitfs.conf";
 
-/// The fstab embedded when `-f` is not given: Alpine's shipped `/etc/fstab` (boot-params §3.8).
+/// The fstab embedded when `-f` is not given: Alpine's shipped `/etc/fstab`.
 pub const DEFAULT_FSTAB: &str = "/dev/cdrom\t/media/cdrom\tiso9660\tnoauto,ro 0 0\n\
 /dev/fd0\t/media/floppy\tvfat\tnoauto\t0 0\n\
 /dev/usbdisk\t/media/usb\tvfat\tnoauto\t0 0\n";

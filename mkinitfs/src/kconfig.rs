@@ -2,7 +2,7 @@
 //!
 //! A vfat mount without `codepage=`/`iocharset=` options makes the kernel load the NLS tables named
 //! by `CONFIG_FAT_DEFAULT_CODEPAGE` and `CONFIG_FAT_DEFAULT_IOCHARSET` (Debian: `nls_cp437` and
-//! `nls_ascii`, both modules); without them the mount fails (field-notes §7). We look for the
+//! `nls_ascii`, both modules); without them the mount fails. We look for the
 //! config at `boot/config-<kver>`, then `lib/modules/<kver>/config`, then
 //! `lib/modules/<kver>/build/.config` under the base directory.
 

@@ -6,7 +6,8 @@
 //! firmware, keys) returning an [`Image`], and [`Image::write_to`] (reproducible newc cpio,
 //! compressed in-process, written atomically). The `mkinitfs` binary is glue over this. [`cpio`]
 //! is the workspace's one newc reader and writer (the `mkimage` crate reads initramfs files with
-//! it). What the image must contain for our init is in boot-params.md §6-7.
+//! it). What the image holds for the init is described in the crate's README ("What the image
+//! holds for the init", "Trust"); the paths themselves are the `bootspec` crate's.
 //!
 //! ```no_run
 //! use mkinitfs::{Config, ConfFile, Overrides};
