@@ -119,7 +119,7 @@ impl DnsResolver {
         }
     }
 
-    fn from_hosts(&self, host: &str) -> Vec<IpAddr> {
+    fn in_hosts(&self, host: &str) -> Vec<IpAddr> {
         self.hosts
             .iter()
             .filter(|(_, names)| names.iter().any(|n| n == host))
@@ -173,7 +173,7 @@ impl DnsResolver {
 impl Resolve for DnsResolver {
     fn resolve(&self, host: &str) -> io::Result<Vec<IpAddr>> {
         let host = host.to_ascii_lowercase();
-        let local = self.from_hosts(&host);
+        let local = self.in_hosts(&host);
         if !local.is_empty() {
             return Ok(local);
         }
