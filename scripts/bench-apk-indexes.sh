@@ -3,7 +3,8 @@
 # `apk add --simulate` on an empty root, for a small world (mostly the cost of loading and
 # verifying both indexes) and a large one (loading plus a 1,000-package solve). Ours (static)
 # against apk-tools 2.14.4 (the Alpine minirootfs, chroot), alternating, RUNS times each.
-# Prints the median wall time, the median peak RSS (GNU time's %M) and the ratios ours/apk-tools,
+# Prints the median wall time, CPU time (user + system: steadier than wall time on a shared
+# machine), peak RSS (GNU time's %M) and the ratios ours/apk-tools,
 # and checks that both sides chose the same packages.
 # Usage: bench-apk-indexes.sh APK_BIN [RUNS]
 set -euo pipefail
@@ -36,7 +37,7 @@ empty_root() {
 empty_root "$O/sysroot"
 empty_root "$W/ours"
 
-TIME=(/usr/bin/time -f '%e %M' -o "$W/time")
+TIME=(/usr/bin/time -f '%e %M %U %S' -o "$W/time")
 ours() {
     "${TIME[@]}" "$APK" add --root "$W/ours" --no-network --simulate --no-progress \
         --repository "$IDX/main" --repository "$IDX/community" "$@" >"$W/ours.out"
@@ -51,10 +52,10 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1
 
 bench() {
     local label=$1; shift
-    local ot=() om=() tt=() tm=()
+    local ot=() om=() oc=() tt=() tm=() tc=() t m u s
     for _ in $(seq "$RUNS"); do
-        ours "$@"; read -r t m <"$W/time"; ot+=("$t"); om+=("$m")
-        theirs "$@"; read -r t m <"$W/time"; tt+=("$t"); tm+=("$m")
+        ours "$@"; read -r t m u s <"$W/time"; ot+=("$t"); om+=("$m"); oc+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
+        theirs "$@"; read -r t m u s <"$W/time"; tt+=("$t"); tm+=("$m"); tc+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
     done
     if ! cmp -s <(selection "$W/ours.out") <(selection "$W/theirs.out"); then
         echo "$label: the two sides chose different packages:" >&2
@@ -62,11 +63,12 @@ bench() {
         exit 1
     fi
     local n; n=$(selection "$W/ours.out" | wc -l)
-    echo "   $label ($n packages), $RUNS runs each: ours ${ot[*]} s / ${om[*]} KiB; apk-tools ${tt[*]} s / ${tm[*]} KiB"
+    echo "   $label ($n packages), $RUNS runs each: ours ${ot[*]} s wall / ${oc[*]} s CPU / ${om[*]} KiB; apk-tools ${tt[*]} s wall / ${tc[*]} s CPU / ${tm[*]} KiB"
     awk -v label="$label" -v a="$(median "${ot[@]}")" -v b="$(median "${tt[@]}")" \
+        -v e="$(median "${oc[@]}")" -v f="$(median "${tc[@]}")" \
         -v c="$(median "${om[@]}")" -v d="$(median "${tm[@]}")" 'BEGIN {
-        printf "apk real indexes, %s: time ours %.2f s, apk-tools 2.14.4 %.2f s, ratio %.2fx (target <= 0.50x); peak RSS ours %.1f MiB, apk-tools %.1f MiB, ratio %.2fx (target <= 1.00x)\n",
-            label, a, b, a/b, c/1024, d/1024, c/d }'
+        printf "apk real indexes, %s: wall ours %.2f s, apk-tools 2.14.4 %.2f s, ratio %.2fx (target <= 0.50x); CPU ours %.2f s, apk-tools %.2f s, ratio %.2fx; peak RSS ours %.1f MiB, apk-tools %.1f MiB, ratio %.2fx (target <= 1.00x)\n",
+            label, a, b, a/b, e, f, e/f, c/1024, d/1024, c/d }'
 }
 
 bench "alpine-base" alpine-base
