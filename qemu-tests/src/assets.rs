@@ -245,10 +245,19 @@ impl Env {
             .arg(&r.cmdline)
             .env("SOURCE_DATE_EPOCH", "1700000000");
         if r.project_repo {
+            // out/keys holds the build key's private half too, and a keys directory may hold
+            // public keys only (mkimage refuses it otherwise): the public half goes alone.
+            let project_keys = self.assets.join("project-keys");
+            std::fs::create_dir_all(&project_keys).unwrap();
+            std::fs::copy(
+                self.out.join("keys/project-build.rsa.pub"),
+                project_keys.join("project-build.rsa.pub"),
+            )
+            .unwrap();
             cmd.arg("--repository")
                 .arg(self.out.join("repo"))
                 .arg("--keys-dir")
-                .arg(self.out.join("keys"));
+                .arg(&project_keys);
         }
         if !r.world_extra.is_empty() {
             cmd.arg("--extra-repository")
