@@ -1118,33 +1118,21 @@ $b poweroff -f
         &kver,
         &initrd,
     );
-    let out = run(Command::new("timeout")
-        .args([
-            "600",
-            "qemu-system-x86_64",
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-nographic",
-            "-no-reboot",
-        ])
-        .arg("-kernel")
-        .arg(format!("/boot/vmlinuz-{kver}"))
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet"])
-        .arg("-drive")
-        .arg(format!(
-            "file={},format=raw,if=virtio,readonly=on",
-            img.display()
-        ))
-        .arg("-drive")
-        .arg(format!(
-            "file={},format=raw,if=virtio,readonly=on",
-            iso.display()
-        )));
-    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    // The workspace's one qemu harness: bounded waits, a failure shows the console's tail.
+    let image = qemu_tests::Image::kernel(format!("/boot/vmlinuz-{kver}"), &initrd)
+        .cmdline("panic=-1 quiet")
+        .disk(qemu_tests::Disk::virtio(&img).read_only())
+        .disk(qemu_tests::Disk::virtio(&iso).read_only());
+    let mut vm = qemu_tests::Vm::boot(
+        &image,
+        qemu_tests::Opts {
+            memory_mib: 512,
+            ..qemu_tests::Opts::named("mkimage-media-read-by-linux")
+        },
+    );
+    vm.expect("GUEST-DONE");
+    vm.wait_poweroff();
+    let console = vm.text();
     assert!(
         console.contains("GUEST-DONE"),
         "guest did not finish:\n{console}"

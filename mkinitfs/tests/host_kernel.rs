@@ -8,8 +8,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mkinitfs");
 
@@ -568,65 +566,20 @@ fn kernel_boots_the_image_with_rescue_busybox() {
         !String::from_utf8_lossy(&out.stderr).contains("rescue: no bin/busybox"),
         "busybox-static is needed for this test (make deps)"
     );
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-nographic",
-            "-no-reboot",
-            "-kernel",
-        ])
-        .arg(format!("/boot/vmlinuz-{kver}"))
-        .arg("-initrd")
-        .arg(&img)
-        .args(["-append", "console=ttyS0 panic=-1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("qemu-system-x86_64 (make deps)");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let mut stdout = child.stdout.take().unwrap();
-    let sink = Arc::clone(&log);
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut seen = false;
-    while Instant::now() < deadline {
-        if String::from_utf8_lossy(&log.lock().unwrap()).contains("MKINITFS-QEMU-MARKER-OK") {
-            seen = true;
-            break;
-        }
-        if child.try_wait().unwrap().is_some() {
-            // qemu exited (power off or panic): take what it printed.
-            reader.join().unwrap();
-            seen =
-                String::from_utf8_lossy(&log.lock().unwrap()).contains("MKINITFS-QEMU-MARKER-OK");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let serial = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
-    assert!(
-        seen,
-        "marker not seen within 120 s; serial console:\n{serial}"
+    // The workspace's one qemu harness: bounded waits, a failure shows the console's tail.
+    let image =
+        qemu_tests::Image::kernel(format!("/boot/vmlinuz-{kver}"), &img).cmdline("panic=-1");
+    let mut vm = qemu_tests::Vm::boot(
+        &image,
+        qemu_tests::Opts {
+            memory_mib: 512,
+            ..qemu_tests::Opts::named("mkinitfs-rescue-busybox")
+        },
     );
+    vm.expect("MKINITFS-QEMU-MARKER-OK");
     // poweroff -f must have worked (an init that exits makes the kernel panic instead).
-    assert!(
-        !serial.contains("Attempted to kill init"),
-        "init exited instead of powering off:\n{serial}"
-    );
+    vm.wait_poweroff();
+    vm.refute("Attempted to kill init");
 }
 
 #[test]
