@@ -4,8 +4,7 @@
 //! Paths match Alpine's media so existing habits and tools keep working:
 //! `boot/syslinux/syslinux.cfg` (syslinux, isolinux), `boot/extlinux/extlinux.conf` (extlinux and
 //! U-Boot's distro boot, same format) and `boot/grub/grub.cfg`. mkimage writes the configurations;
-//! installing a boot loader on the stick (`syslinux --install`, `grub-install`) stays a separate
-//! step, as with Alpine's `setup-bootable`.
+//! the boot loaders that read them are installed by [`crate::bootloader`].
 //!
 //! The release file reads like Alpine's (`alpine-standard-3.19.1 231227`): a name, the version of
 //! the `alpine-release` package when the boot closure has one (else mkimage's own version), and
@@ -80,46 +79,77 @@ pub fn with_modloop(cmdline: &str, modloop: Option<&str>) -> String {
     }
 }
 
-/// `syslinux.cfg` / `extlinux.conf` (same format): one entry, booted after one second.
+/// The menu every configuration offers, as Alpine's media do: the image's command line (the
+/// default, after a one-second timeout), the same with `single` (the rescue shell), and the same
+/// with the console on the first serial port for boxes without a screen. `(label, title, words
+/// added to the command line)`.
+const ENTRIES: [(&str, &str, &str); 3] = [
+    ("diskless", "Linux (diskless)", ""),
+    ("single", "Linux (diskless), rescue shell", "single"),
+    (
+        "serial",
+        "Linux (diskless), console on ttyS0",
+        "console=ttyS0,115200",
+    ),
+];
+
+fn entry_cmdline(cmdline: &str, extra: &str) -> String {
+    match (cmdline.is_empty(), extra.is_empty()) {
+        (_, true) => cmdline.to_string(),
+        (true, false) => extra.to_string(),
+        (false, false) => format!("{cmdline} {extra}"),
+    }
+}
+
+/// `syslinux.cfg` / `extlinux.conf` (same format): the menu on the screen and mirrored on the
+/// first serial port (`SERIAL 0 115200`), the default booted after one second.
 pub fn syslinux_cfg(entry: &BootEntry) -> String {
     let mut out = String::from(
         "# Written by mkimage: boots the diskless system from this medium.\n\
+         SERIAL 0 115200\n\
          TIMEOUT 10\n\
          PROMPT 1\n\
          DEFAULT diskless\n\
-         \n\
-         LABEL diskless\n\
-         \x20 MENU LABEL Linux (diskless)\n",
+         SAY Boot entries: diskless (default), single (rescue shell), serial (console on ttyS0)\n",
     );
-    out.push_str(&format!("  KERNEL {}\n", entry.kernel));
-    if let Some(i) = &entry.initramfs {
-        out.push_str(&format!("  INITRD {i}\n"));
-    }
-    if !entry.cmdline.is_empty() {
-        // syslinux takes the rest of the line literally: no quoting.
-        out.push_str(&format!("  APPEND {}\n", entry.cmdline));
+    for (label, title, extra) in ENTRIES {
+        out.push_str(&format!("\nLABEL {label}\n  MENU LABEL {title}\n"));
+        out.push_str(&format!("  KERNEL {}\n", entry.kernel));
+        if let Some(i) = &entry.initramfs {
+            out.push_str(&format!("  INITRD {i}\n"));
+        }
+        let cmdline = entry_cmdline(&entry.cmdline, extra);
+        if !cmdline.is_empty() {
+            // syslinux takes the rest of the line literally: no quoting.
+            out.push_str(&format!("  APPEND {cmdline}\n"));
+        }
     }
     out
 }
 
-/// `grub.cfg`: one menu entry, booted after one second.
+/// `grub.cfg`: the menu on the firmware's console and the first serial port, the default
+/// booted after one second.
 pub fn grub_cfg(entry: &BootEntry) -> String {
-    let mut linux = format!("\tlinux {}", entry.kernel);
-    for word in entry.cmdline.split_whitespace() {
-        linux.push(' ');
-        linux.push_str(&grub_quote(word));
-    }
-    let mut out = format!(
+    let mut out = String::from(
         "# Written by mkimage: boots the diskless system from this medium.\n\
-         set timeout=1\n\
-         \n\
-         menuentry \"Linux (diskless)\" {{\n\
-         {linux}\n"
+         serial --unit=0 --speed=115200\n\
+         terminal_input serial console\n\
+         terminal_output serial console\n\
+         set default=diskless\n\
+         set timeout=1\n",
     );
-    if let Some(i) = &entry.initramfs {
-        out.push_str(&format!("\tinitrd {i}\n"));
+    for (id, title, extra) in ENTRIES {
+        let mut linux = format!("\tlinux {}", entry.kernel);
+        for word in entry_cmdline(&entry.cmdline, extra).split_whitespace() {
+            linux.push(' ');
+            linux.push_str(&grub_quote(word));
+        }
+        out.push_str(&format!("\nmenuentry \"{title}\" --id {id} {{\n{linux}\n"));
+        if let Some(i) = &entry.initramfs {
+            out.push_str(&format!("\tinitrd {i}\n"));
+        }
+        out.push_str("}\n");
     }
-    out.push_str("}\n");
     out
 }
 
@@ -175,15 +205,29 @@ mod tests {
         assert_eq!(
             syslinux_cfg(&entry("console=ttyS0 quiet")),
             "# Written by mkimage: boots the diskless system from this medium.\n\
+             SERIAL 0 115200\n\
              TIMEOUT 10\n\
              PROMPT 1\n\
              DEFAULT diskless\n\
+             SAY Boot entries: diskless (default), single (rescue shell), serial (console on ttyS0)\n\
              \n\
              LABEL diskless\n\
              \x20 MENU LABEL Linux (diskless)\n\
              \x20 KERNEL /boot/vmlinuz\n\
              \x20 INITRD /boot/initramfs\n\
-             \x20 APPEND console=ttyS0 quiet\n"
+             \x20 APPEND console=ttyS0 quiet\n\
+             \n\
+             LABEL single\n\
+             \x20 MENU LABEL Linux (diskless), rescue shell\n\
+             \x20 KERNEL /boot/vmlinuz\n\
+             \x20 INITRD /boot/initramfs\n\
+             \x20 APPEND console=ttyS0 quiet single\n\
+             \n\
+             LABEL serial\n\
+             \x20 MENU LABEL Linux (diskless), console on ttyS0\n\
+             \x20 KERNEL /boot/vmlinuz\n\
+             \x20 INITRD /boot/initramfs\n\
+             \x20 APPEND console=ttyS0 quiet console=ttyS0,115200\n"
         );
     }
 
@@ -194,8 +238,12 @@ mod tests {
             ..entry("")
         };
         let cfg = syslinux_cfg(&e);
-        assert!(cfg.ends_with("  KERNEL /boot/vmlinuz\n"), "{cfg}");
-        assert!(!cfg.contains("INITRD") && !cfg.contains("APPEND"));
+        assert!(
+            cfg.contains("LABEL diskless\n  MENU LABEL Linux (diskless)\n  KERNEL /boot/vmlinuz\n\n"),
+            "{cfg}"
+        );
+        assert!(cfg.ends_with("  KERNEL /boot/vmlinuz\n  APPEND console=ttyS0,115200\n"), "{cfg}");
+        assert!(!cfg.contains("INITRD"));
     }
 
     #[test]
@@ -203,10 +251,24 @@ mod tests {
         assert_eq!(
             grub_cfg(&entry("console=ttyS0 modules=loop,squashfs quiet")),
             "# Written by mkimage: boots the diskless system from this medium.\n\
+             serial --unit=0 --speed=115200\n\
+             terminal_input serial console\n\
+             terminal_output serial console\n\
+             set default=diskless\n\
              set timeout=1\n\
              \n\
-             menuentry \"Linux (diskless)\" {\n\
+             menuentry \"Linux (diskless)\" --id diskless {\n\
              \tlinux /boot/vmlinuz console=ttyS0 modules=loop,squashfs quiet\n\
+             \tinitrd /boot/initramfs\n\
+             }\n\
+             \n\
+             menuentry \"Linux (diskless), rescue shell\" --id single {\n\
+             \tlinux /boot/vmlinuz console=ttyS0 modules=loop,squashfs quiet single\n\
+             \tinitrd /boot/initramfs\n\
+             }\n\
+             \n\
+             menuentry \"Linux (diskless), console on ttyS0\" --id serial {\n\
+             \tlinux /boot/vmlinuz console=ttyS0 modules=loop,squashfs quiet console=ttyS0,115200\n\
              \tinitrd /boot/initramfs\n\
              }\n"
         );

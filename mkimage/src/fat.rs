@@ -139,7 +139,8 @@ impl Stamp {
 }
 
 /// The boot sector (also written as the backup at sector 6).
-pub fn boot_sector(g: &Geometry, volume_id: u32, label: &[u8; 11]) -> [u8; 512] {
+/// `hidden` is the number of sectors before the volume (its partition's start).
+pub fn boot_sector(g: &Geometry, hidden: u32, volume_id: u32, label: &[u8; 11]) -> [u8; 512] {
     let mut b = [0u8; 512];
     b[0..3].copy_from_slice(&[0xEB, 0x58, 0x90]);
     b[3..11].copy_from_slice(b"MSWIN4.1");
@@ -150,6 +151,7 @@ pub fn boot_sector(g: &Geometry, volume_id: u32, label: &[u8; 11]) -> [u8; 512] 
     b[0x15] = MEDIA;
     put16(&mut b, 0x18, 63); // sectors per track: unused by LBA, conventional values
     put16(&mut b, 0x1A, 255); // heads
+    put32(&mut b, 0x1C, hidden);
     put32(&mut b, 0x20, g.total_sectors);
     put32(&mut b, 0x24, g.fat_sectors);
     put32(&mut b, 0x2C, 2); // root directory cluster
@@ -511,9 +513,10 @@ mod tests {
     #[test]
     fn boot_and_fsinfo_sectors() {
         let g = Geometry::for_size(64 << 20).unwrap();
-        let b = boot_sector(&g, 0xDEAD_BEEF, b"ALPINE     ");
+        let b = boot_sector(&g, 2048, 0xDEAD_BEEF, b"ALPINE     ");
         assert_eq!(&b[0x52..0x5A], b"FAT32   ");
         assert_eq!(&b[0x47..0x52], b"ALPINE     ");
+        assert_eq!(u32::from_le_bytes([b[0x1C], b[0x1D], b[0x1E], b[0x1F]]), 2048);
         assert_eq!(
             u32::from_le_bytes([b[0x43], b[0x44], b[0x45], b[0x46]]),
             0xDEAD_BEEF

@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 mod boot;
+pub mod bootloader;
 mod date;
 mod error;
 mod fat;
@@ -50,9 +51,11 @@ mod iso;
 mod layout;
 mod options;
 mod output;
+mod partition;
 mod repository;
 mod secrets;
 mod size;
+mod usb;
 mod vfat;
 
 use std::fs;
@@ -302,6 +305,9 @@ impl Medium {
             ] {
                 layout.add_file(path, Source::Bytes(bytes.clone()), bytes.len() as u64)?;
             }
+            if opts.format == Format::Vfat {
+                bootloader::add_files(&mut layout, &opts.label, None)?;
+            }
         }
         let text = format!("{release}\n").into_bytes();
         let len = text.len() as u64;
@@ -368,13 +374,14 @@ impl Medium {
                 ));
                 let tmp = TempPath::beside(out, ".tmp")?;
                 let file = fs::File::create_new(tmp.path()).at(tmp.path())?;
-                vfat::write_vfat(
+                usb::write_image(
                     &self.layout,
                     &file,
                     tmp.path(),
                     len,
                     &opts.label,
                     opts.build_time,
+                    opts.kernel.is_some(),
                 )?;
                 drop(file);
                 tmp.commit(out)?;

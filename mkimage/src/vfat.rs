@@ -174,9 +174,10 @@ impl<'a> Plan<'a> {
         dirs + files
     }
 
-    /// The smallest image (whole MiB, at least [`size::MIN_SIZE`]) that holds the volume.
+    /// The smallest volume (whole MiB, at least [`size::MIN_SIZE`] less the partition table's
+    /// MiB) that holds the tree.
     fn smallest_size(&self) -> u64 {
-        let mut len = size::MIN_SIZE;
+        let mut len = size::MIN_SIZE - crate::partition::START;
         loop {
             let Ok(g) = Geometry::for_size(len) else {
                 return len;
@@ -194,9 +195,10 @@ impl<'a> Plan<'a> {
 /// The size `--format vfat` uses without `--size`: content + 25 % + 8 MiB (at least 64 MiB), or
 /// more if the volume's own overhead needs it. `image` names the output in errors (a name FAT
 /// cannot store is found here first).
+/// The image holds the partition table before the volume ([`crate::partition::START`]).
 pub fn default_image_size(layout: &Layout, image: &Path) -> Result<u64, Error> {
-    let plan = Plan::new(layout, &label_bytes(""), image)?;
-    let len = size::default_size(layout.content_bytes()).max(plan.smallest_size());
+    let smallest = smallest_volume(layout, image)? + crate::partition::START;
+    let len = size::default_size(layout.content_bytes()).max(smallest);
     if len > size::MAX_SIZE {
         return Err(Error::setting(
             "--size",
@@ -206,11 +208,19 @@ pub fn default_image_size(layout: &Layout, image: &Path) -> Result<u64, Error> {
     Ok(len)
 }
 
-/// Writes `layout` as a FAT32 volume of `len` bytes into `file` (new and empty).
+/// The smallest FAT32 volume (whole MiB) that holds `layout`.
+pub fn smallest_volume(layout: &Layout, image: &Path) -> Result<u64, Error> {
+    Ok(Plan::new(layout, &label_bytes(""), image)?.smallest_size())
+}
+
+/// Writes `layout` as a FAT32 volume of `len` bytes at byte `start` of `file` (new and empty;
+/// `start` is the partition's offset, 0 for a bare volume, and the boot sector records it as the
+/// hidden sectors that boot code adds to its reads).
 pub fn write_vfat(
     layout: &Layout,
     file: &fs::File,
     image: &Path,
+    start: u64,
     len: u64,
     label: &str,
     mtime: u64,
@@ -269,12 +279,13 @@ pub fn write_vfat(
         }
     }
 
-    file.set_len(len).at(image)?;
+    file.set_len(start + len).at(image)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut hash = Sha256::new();
     hash.update(label);
     hash.update(mtime.to_le_bytes());
-    out.seek(SeekFrom::Start(g.cluster_offset(2))).at(image)?;
+    out.seek(SeekFrom::Start(start + g.cluster_offset(2)))
+        .at(image)?;
     let stamp = Stamp::from_epoch(mtime);
     let mut sink = Hashing {
         out: &mut out,
@@ -321,18 +332,21 @@ pub fn write_vfat(
         }
     }
     for n in 0..2 {
-        out.seek(SeekFrom::Start(g.fat_offset(n))).at(image)?;
+        out.seek(SeekFrom::Start(start + g.fat_offset(n)))
+            .at(image)?;
         out.write_all(&fat_bytes).at(image)?;
     }
     let free = g.clusters - used;
     let next_free = if free == 0 { u32::MAX } else { used + 2 };
-    let boot = fat::boot_sector(&g, volume_id, &label);
+    let hidden = u32::try_from(start / fat::SECTOR).map_err(|_| Error::setting("--size", "the partition starts past 2 TiB"))?;
+    let boot = fat::boot_sector(&g, hidden, volume_id, &label);
     let info = fat::fsinfo_sector(free, next_free);
     let mut third = [0u8; 512];
     third[510..].copy_from_slice(&[0x55, 0xAA]);
     // Boot record in sectors 0-2, its backup in 6-8 (the sectors the boot sector names).
     for base in [0u64, 6] {
-        out.seek(SeekFrom::Start(base * fat::SECTOR)).at(image)?;
+        out.seek(SeekFrom::Start(start + base * fat::SECTOR))
+            .at(image)?;
         for sector in [&boot, &info, &third] {
             out.write_all(sector).at(image)?;
         }
@@ -375,7 +389,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("img");
         let f = fs::File::create_new(&path).unwrap();
-        write_vfat(l, &f, &path, len, "TESTLABEL", 1_703_680_496).unwrap();
+        write_vfat(l, &f, &path, 0, len, "TESTLABEL", 1_703_680_496).unwrap();
         (t, path)
     }
 
@@ -501,7 +515,7 @@ mod tests {
         let mut l = Layout::default();
         l.add_file("big", Source::Bytes(vec![1; 70 << 20]), 70 << 20)
             .unwrap();
-        let err = write_vfat(&l, &f, &path, 64 << 20, "X", 0).unwrap_err();
+        let err = write_vfat(&l, &f, &path, 0, 64 << 20, "X", 0).unwrap_err();
         assert_eq!(
             err.to_string(),
             "--size 64M: too small for the content (needs at least 72M)"
@@ -510,7 +524,7 @@ mod tests {
         let mut l = Layout::default();
         l.add_file("A", Source::Bytes(vec![1]), 1).unwrap();
         l.add_file("a", Source::Bytes(vec![2]), 1).unwrap();
-        let err = write_vfat(&l, &f, &path, 64 << 20, "X", 0).unwrap_err();
+        let err = write_vfat(&l, &f, &path, 0, 64 << 20, "X", 0).unwrap_err();
         assert!(
             err.to_string()
                 .ends_with("a: same name as A on FAT (names ignore case)"),
@@ -518,7 +532,7 @@ mod tests {
         );
         let mut l = Layout::default();
         l.add_file("a:b", Source::Bytes(vec![1]), 1).unwrap();
-        let err = write_vfat(&l, &f, &path, 64 << 20, "X", 0).unwrap_err();
+        let err = write_vfat(&l, &f, &path, 0, 64 << 20, "X", 0).unwrap_err();
         assert!(
             err.to_string().contains("not allowed in FAT names"),
             "{err}"

@@ -374,10 +374,27 @@ fn vfat_medium_holds_the_alpine_base_closure() {
     assert_only(&out_dir, &["medium.img"]);
     assert_eq!(fs::metadata(&img).unwrap().len(), 64 << 20);
 
-    // The host's tools accept it and find it by label.
-    run(Command::new("fsck.fat").arg("-n").arg(&img));
-    assert_eq!(blkid(&img, "TYPE"), "vfat");
-    assert_eq!(blkid(&img, "LABEL"), "ALPTEST");
+    // A stick's partition table: one active FAT32 (LBA) partition from 1 MiB to the end, and
+    // syslinux's MBR code before it.
+    assert_eq!(blkid(&img, "PTTYPE"), "dos");
+    let parts = stdout(
+        Command::new("partx")
+            .args(["-g", "-o", "NR,START,SECTORS,TYPE,FLAGS"])
+            .arg(&img),
+    );
+    assert_eq!(
+        parts.split_whitespace().collect::<Vec<_>>(),
+        ["1", "2048", "129024", "0xc", "0x80"]
+    );
+    let mbr = fs::read("/usr/lib/syslinux/mbr/mbr.bin").unwrap();
+    assert_eq!(fs::read(&img).unwrap()[..440], mbr[..440]);
+    let part = partition(&img, &env.path("partition"));
+
+    // The host's tools accept the partition and find it by label.
+    run(Command::new("fsck.fat").arg("-n").arg(&part));
+    assert_eq!(blkid(&part, "TYPE"), "vfat");
+    assert_eq!(blkid(&part, "LABEL"), "ALPTEST");
+    let img = part;
     let listing = stdout(
         Command::new("mdir")
             .args(["-b", "-i"])
@@ -434,12 +451,51 @@ fn vfat_medium_holds_the_alpine_base_closure() {
         ),
         "{grub}"
     );
-    // mtools sees the build time on every entry.
+    // mtools sees the build time on every entry, syslinux's file included.
     let boot = stdout(Command::new("mdir").arg("-i").arg(&img).arg("::/boot"));
     assert!(
         boot.contains("VMLINUZ        3000000 2023-12-27  12:34  vmlinuz"),
         "{boot}"
     );
+    // The boot loaders: syslinux (its boot sector, ldlinux.sys and ldlinux.c32) for BIOS,
+    // GRUB as EFI/BOOT/BOOTX64.EFI for UEFI.
+    let syslinux_dir = stdout(
+        Command::new("mdir")
+            .args(["-a", "-i"])
+            .arg(&img)
+            .arg("::/boot/syslinux"),
+    );
+    assert!(
+        syslinux_dir.contains("ldlinux  sys") && syslinux_dir.contains("ldlinux  c32"),
+        "{syslinux_dir}"
+    );
+    assert!(
+        syslinux_dir.contains("2023-12-27  12:34"),
+        "{syslinux_dir}"
+    );
+    let boot_sector = fs::read(&img).unwrap();
+    assert_eq!(&boot_sector[3..11], b"SYSLINUX", "syslinux's boot sector");
+    assert_eq!(&boot_sector[0x52..0x5A], b"FAT32   ");
+    let efi = ext.join("BOOTX64.EFI");
+    run(Command::new("mcopy")
+        .arg("-i")
+        .arg(&img)
+        .arg("::/EFI/BOOT/BOOTX64.EFI")
+        .arg(&efi));
+    let efi = fs::read(&efi).unwrap();
+    assert_eq!(&efi[..2], b"MZ");
+    let grub = String::from_utf8_lossy(&efi);
+    assert!(
+        grub.contains("search --no-floppy --set=root --label ALPTEST"),
+        "the embedded configuration finds the medium by label"
+    );
+}
+
+/// The first partition of `img` as its own file at `out` (fsck.fat and blkid take files).
+fn partition(img: &Path, out: &Path) -> PathBuf {
+    let bytes = fs::read(img).unwrap();
+    fs::write(out, &bytes[1 << 20..]).unwrap();
+    out.to_path_buf()
 }
 
 #[test]
@@ -616,7 +672,7 @@ fn bad_inputs_are_one_line_errors_and_leave_nothing() {
         ),
         (
             vec!["--kernel".into(), huge.display().to_string(), "--size".into(), "64M".into()],
-            "--size 64M: too small for the content (needs at least 75M)".into(),
+            "--size 64M: too small for the content (needs at least 77M)".into(),
         ),
         (
             vec!["--size".into(), "32M".into()],
@@ -1098,7 +1154,7 @@ $b mount -t devtmpfs dev /dev
 for m in virtio_pci virtio_blk vfat nls_cp437 nls_ascii isofs; do $b modprobe $m; done
 n=0
 while [ ! -b /dev/vdb ] && [ $n -lt 50 ]; do $b sleep 0.1; n=$((n+1)); done
-$b mount -o ro -t vfat /dev/vda /v && echo MOUNTED vfat
+$b mount -o ro -t vfat /dev/vda1 /v && echo MOUNTED vfat
 $b mount -o ro -t iso9660 /dev/vdb /i && echo MOUNTED iso9660
 for m in v i; do
   cd /$m && $b find . -type f | $b sort | while read f; do echo "F $m $($b sha256sum "$f")"; done
@@ -1144,10 +1200,19 @@ $b poweroff -f
     let want = tree_hashes(&reference);
     assert_eq!(want.len(), 25 + 8);
     for fs_name in ["v", "i"] {
+        // The images add their boot loaders to the directory's tree.
+        let boot_loader = |path: &str| {
+            path.starts_with("./EFI/")
+                || path.starts_with("./boot/syslinux/ldlinux.")
+                || path.starts_with("./boot/syslinux/isolinux.")
+                || path.starts_with("./boot/syslinux/boot.cat")
+                || path == "./boot/efi.img"
+        };
         let got: BTreeMap<String, String> = console
             .lines()
             .filter_map(|l| l.strip_prefix(&format!("F {fs_name} ")))
             .filter_map(|l| l.split_once("  "))
+            .filter(|(_, path)| !boot_loader(path))
             .map(|(hash, path)| (path.to_string(), hash.to_string()))
             .collect();
         assert_eq!(got, want, "files the kernel reads from {fs_name}");

@@ -1,12 +1,16 @@
 //! Editing files on a FAT medium image in place with mtools (no root, no loop device): what an
-//! attacker with the stick, or a user with a card reader, does between two boots.
+//! attacker with the stick, or a user with a card reader, does between two boots. `mkimage`'s
+//! USB image is partitioned: its FAT volume starts at 1 MiB ([`PARTITION`]).
 use std::path::Path;
 use std::process::Command;
+
+/// mtools' suffix for the FAT volume of a USB image: its partition starts at 1 MiB.
+pub const PARTITION: &str = "@@1M";
 
 fn mtools(program: &str, image: &Path, args: &[&str]) -> std::process::Output {
     let out = Command::new(program)
         .arg("-i")
-        .arg(image)
+        .arg(format!("{}{PARTITION}", image.display()))
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e} (make deps installs mtools)"));

@@ -74,10 +74,11 @@ fn mtools(args: &[&str], image: &Path) {
 /// Copy a file out of a vfat image, let `f` change it, copy it back.
 fn edit_in_image(image: &Path, path: &str, f: impl FnOnce(&mut Vec<u8>)) {
     let tmp = image.with_extension("edit");
+    let volume = format!("{}{}", image.display(), qemu_tests::vfat::PARTITION);
     let st = Command::new("mcopy")
         .arg("-n")
         .arg("-i")
-        .arg(image)
+        .arg(&volume)
         .arg(format!("::/{path}"))
         .arg(&tmp)
         .status()
@@ -89,7 +90,7 @@ fn edit_in_image(image: &Path, path: &str, f: impl FnOnce(&mut Vec<u8>)) {
     let st = Command::new("mcopy")
         .arg("-o")
         .arg("-i")
-        .arg(image)
+        .arg(&volume)
         .arg(&tmp)
         .arg(format!("::/{path}"))
         .status()
