@@ -239,10 +239,15 @@ mod tests {
         };
         let cfg = syslinux_cfg(&e);
         assert!(
-            cfg.contains("LABEL diskless\n  MENU LABEL Linux (diskless)\n  KERNEL /boot/vmlinuz\n\n"),
+            cfg.contains(
+                "LABEL diskless\n  MENU LABEL Linux (diskless)\n  KERNEL /boot/vmlinuz\n\n"
+            ),
             "{cfg}"
         );
-        assert!(cfg.ends_with("  KERNEL /boot/vmlinuz\n  APPEND console=ttyS0,115200\n"), "{cfg}");
+        assert!(
+            cfg.ends_with("  KERNEL /boot/vmlinuz\n  APPEND console=ttyS0,115200\n"),
+            "{cfg}"
+        );
         assert!(!cfg.contains("INITRD"));
     }
 

@@ -516,7 +516,10 @@ mod tests {
         let b = boot_sector(&g, 2048, 0xDEAD_BEEF, b"ALPINE     ");
         assert_eq!(&b[0x52..0x5A], b"FAT32   ");
         assert_eq!(&b[0x47..0x52], b"ALPINE     ");
-        assert_eq!(u32::from_le_bytes([b[0x1C], b[0x1D], b[0x1E], b[0x1F]]), 2048);
+        assert_eq!(
+            u32::from_le_bytes([b[0x1C], b[0x1D], b[0x1E], b[0x1F]]),
+            2048
+        );
         assert_eq!(
             u32::from_le_bytes([b[0x43], b[0x44], b[0x45], b[0x46]]),
             0xDEAD_BEEF

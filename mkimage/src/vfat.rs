@@ -338,7 +338,8 @@ pub fn write_vfat(
     }
     let free = g.clusters - used;
     let next_free = if free == 0 { u32::MAX } else { used + 2 };
-    let hidden = u32::try_from(start / fat::SECTOR).map_err(|_| Error::setting("--size", "the partition starts past 2 TiB"))?;
+    let hidden = u32::try_from(start / fat::SECTOR)
+        .map_err(|_| Error::setting("--size", "the partition starts past 2 TiB"))?;
     let boot = fat::boot_sector(&g, hidden, volume_id, &label);
     let info = fat::fsinfo_sector(free, next_free);
     let mut third = [0u8; 512];

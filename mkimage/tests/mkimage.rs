@@ -469,10 +469,7 @@ fn vfat_medium_holds_the_alpine_base_closure() {
         syslinux_dir.contains("ldlinux  sys") && syslinux_dir.contains("ldlinux  c32"),
         "{syslinux_dir}"
     );
-    assert!(
-        syslinux_dir.contains("2023-12-27  12:34"),
-        "{syslinux_dir}"
-    );
+    assert!(syslinux_dir.contains("2023-12-27  12:34"), "{syslinux_dir}");
     let boot_sector = fs::read(&img).unwrap();
     assert_eq!(&boot_sector[3..11], b"SYSLINUX", "syslinux's boot sector");
     assert_eq!(&boot_sector[0x52..0x5A], b"FAT32   ");

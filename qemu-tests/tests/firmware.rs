@@ -47,7 +47,13 @@ fn medium(format: MediumFormat) -> std::path::PathBuf {
 
 /// Boots `disk` (made by `disk_of` from a private copy of the medium) under `firmware`, expects
 /// `loader` on the console, then the kernel, the init and OpenRC with the overlay applied.
-fn boot(name: &str, firmware: Firmware, format: MediumFormat, disk: fn(&std::path::Path) -> Disk, loader: &str) {
+fn boot(
+    name: &str,
+    firmware: Firmware,
+    format: MediumFormat,
+    disk: fn(&std::path::Path) -> Disk,
+    loader: &str,
+) {
     let env = Env::get();
     let copy = env.copy_medium(&medium(format), name);
     let image = Image::firmware().disk(disk(&copy).boot(0));

@@ -62,8 +62,8 @@ pub fn embedded_cfg(label: &str) -> String {
 
 /// The EFI binary for a medium labelled `label`.
 pub fn efi_binary(label: &str) -> Result<Vec<u8>, Error> {
-    let dir = std::path::Path::new(MODULES_DIR.file()?.parent().expect("a module path"))
-        .to_path_buf();
+    let dir =
+        std::path::Path::new(MODULES_DIR.file()?.parent().expect("a module path")).to_path_buf();
     let scratch = Scratch::new("grub")?;
     let cfg = scratch.join("embedded.cfg");
     fs::write(&cfg, embedded_cfg(label)).at(&cfg)?;

@@ -91,10 +91,7 @@ impl Scratch {
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "mkimage-{what}-{}-{n}",
-            std::process::id()
-        ));
+        let path = std::env::temp_dir().join(format!("mkimage-{what}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir(&path).map_err(|source| Error::Io {
             path: path.clone(),
@@ -141,10 +138,7 @@ mod tests {
             t.run(&mut t.command()).unwrap_err().to_string(),
             "mkimage-test-no-such-program: not found in PATH (needed for --format iso; Debian and Alpine: install the xorriso package)"
         );
-        let t = HostTool {
-            name: "false",
-            ..t
-        };
+        let t = HostTool { name: "false", ..t };
         assert!(t
             .run(&mut t.command())
             .unwrap_err()
