@@ -1,6 +1,6 @@
 //! `apk audit`: compare a root with its installed database. Backup mode walks the protected
 //! (configuration) paths and is what `lbu` uses to pick the files of an apkovl; system mode walks
-//! everything else (apk-tools `app_audit.c`, lbu.md §4.1).
+//! everything else (apk-tools `app_audit.c`; what lbu saves from it: lbu/README.md, "Selection").
 
 use crate::db::{join, Acl, Database, FileEntry};
 use crate::package::Checksum;

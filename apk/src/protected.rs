@@ -1,7 +1,7 @@
 //! Protected paths: the rules that decide which files are configuration (`.apk-new` on upgrade,
 //! selected by `apk audit --backup` and therefore by `lbu`). Built-in rules `+etc`, `@etc/init.d`,
 //! `!etc/apk`, then every `etc/apk/protected_paths.d/*.list`; later rules win; patterns are split
-//! per directory level and matched with `fnmatch` (apk-format.md §6.1, lbu.md §4.1).
+//! per directory level and matched with `fnmatch` (apk-format.md §6.1; lbu/README.md, "Selection").
 
 use crate::fnmatch::fnmatch;
 use std::path::Path;
