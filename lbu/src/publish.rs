@@ -7,8 +7,9 @@
 //! 3. move every other overlay that must go (`commit -d`, another cipher of this host at
 //!    `revert`) to a backup name, so that at no instant two overlays are visible to the boot;
 //! 4. signature: with a signing key and an old signature, a `.sig` valid for both the old and
-//!    the new bytes goes in first; with signing turned off, the old `.sig` goes first (the old
-//!    overlay is unsigned for a moment, never badly signed);
+//!    the new bytes goes in first; with a signing key and no overlay under the name yet (first
+//!    commit, `-d` after a host rename) the new `.sig` goes in first; with signing turned off,
+//!    the old `.sig` goes first (the old overlay is unsigned for a moment, never badly signed);
 //! 5. rename the temporary file over the overlay, fsync the file and the directory;
 //! 6. the new signature alone, then the generation file `HOST.apkovl.generation` (after the
 //!    overlay: a crash in between leaves overlay N with file N-1, which still boots);
@@ -191,6 +192,13 @@ pub fn publish(p: &Publication<'_>) -> Result<Published, Error> {
         (None, Some(_)) => {
             durable::remove(dir, &sig_name)?;
             durable::fsync_dir(dir)?;
+            fault("after-sig");
+        }
+        // No overlay under this name yet (a first commit, or `-d` after a host rename, whose
+        // previous overlay was signed): the signature goes in first, so the overlay is never
+        // visible unsigned. An unsigned overlay already there keeps its state until step 6.
+        (Some(new), None) if !dir.join(p.name).exists() => {
+            durable::write_file(dir, &sig_name, new.as_bytes())?;
             fault("after-sig");
         }
         _ => {}

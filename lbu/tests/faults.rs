@@ -167,6 +167,68 @@ fn commit_d_never_leaves_two_overlays() {
     }
 }
 
+/// Signed `-d` after a host rename (found by the qemu power-cut scenario's `-d` sequence): the
+/// new name had no `.sig` yet, so the overlay was unsigned between the rename and the final
+/// signature, and a boot that requires signatures refused it. The new name's signature now goes
+/// in before the overlay does: whatever the boot sees verifies, for the host in its name.
+#[test]
+fn signed_commit_d_to_a_new_name_is_never_unsigned() {
+    let host = lbu::hostname();
+    for point in [
+        "after-aside",
+        "before-rename",
+        "after-rename",
+        "after-final-sig",
+    ] {
+        let bed = Bed::new();
+        let (keyfile, keys) = signing_key(bed.tmp.path(), "ovl.key");
+        bed.conf(&format!("SIGNING_KEY={}\n", keyfile.display()));
+        ok(&bed.lbu(&["commit"]));
+        // The box was called `old-name` when it last committed.
+        for suffix in ["", ".sig"] {
+            std::fs::rename(
+                format!("{}{suffix}", bed.overlay().display()),
+                bed.media.join(format!("old-name.apkovl.tar.gz{suffix}")),
+            )
+            .unwrap();
+        }
+        write(&bed.root, "etc/changed.conf", "new\n");
+        let o = bed.lbu_env(&["commit", "-d"], &[("LBU_FAULT", point)]);
+        assert!(!o.status.success(), "{point}");
+        let visible = boot_overlays(&bed.media);
+        assert!(visible.len() <= 1, "{point}: {visible:?}");
+        for name in &visible {
+            let path = bed.media.join(name);
+            let data = std::fs::read(&path).unwrap();
+            let sig = std::fs::read(format!("{}.sig", path.display())).ok();
+            let v = overlays::verify(&data, sig.as_deref(), &keys);
+            let owner = overlays::host_of(name).unwrap();
+            let recorded = overlays::generation::read(&bed.media, owner).unwrap();
+            assert!(
+                matches!(
+                    v,
+                    overlays::Verification::Verified {
+                        statement: Some(_),
+                        ..
+                    }
+                ),
+                "{point}: {name}: {v:?}"
+            );
+            assert_eq!(
+                overlays::check_binding(&v, owner, recorded, false),
+                Ok(()),
+                "{point}: {name}: {v:?}"
+            );
+        }
+        ok(&bed.lbu(&["commit", "-d"]));
+        assert_eq!(
+            boot_overlays(&bed.media),
+            vec![format!("{host}.apkovl.tar.gz")]
+        );
+        statement(&bed.overlay(), &keys);
+    }
+}
+
 #[test]
 fn full_medium_keeps_the_old_overlay() {
     let bed = Bed::new();
