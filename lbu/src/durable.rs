@@ -26,22 +26,28 @@ pub struct Temp {
     id: u64,
 }
 
-/// Write `data` to a new temporary file in `dir`, fsynced.
+/// Write `data` to a new temporary file in `dir`, fsynced. A name left by a commit that a power
+/// cut interrupted is skipped, never reused nor removed here: after a reboot the same PID comes
+/// back (a diskless boot is deterministic), and the leftover is not this process's to delete.
 pub fn write_temp(dir: &Path, data: &[u8]) -> Result<Temp, Error> {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = dir.join(format!(".lbu-{}-{n}.tmp", std::process::id()));
-    let id = cleanup::register(cleanup::Action::RemoveFile(path.clone()));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
+    let (path, mut f) = loop {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!(".lbu-{}-{n}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&path)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = res {
+            .open(&path)
+        {
+            Ok(f) => break (path, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < u32::MAX => {}
+            Err(e) => return Err(Error::Io { path, source: e }),
+        }
+    };
+    let id = cleanup::register(cleanup::Action::RemoveFile(path.clone()));
+    if let Err(e) = f.write_all(data).and_then(|()| f.sync_all()) {
+        drop(f);
         cleanup::run(id);
         return Err(Error::Io { path, source: e });
     }
@@ -88,5 +94,28 @@ pub fn remove(dir: &Path, name: &str) -> Result<bool, Error> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::Io { path: p, source: e }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The power-cut scenario found it: a temporary file left by an interrupted commit carries
+    /// the PID the next boot's lbu gets again, and the commit failed with "File exists".
+    #[test]
+    fn temporary_names_left_by_a_crash_are_skipped_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        for n in 0..256 {
+            std::fs::write(dir.path().join(format!(".lbu-{pid}-{n}.tmp")), b"old").unwrap();
+        }
+        let tmp = write_temp(dir.path(), b"new").unwrap();
+        assert_eq!(std::fs::read(&tmp.path).unwrap(), b"new");
+        install(tmp, dir.path(), "x.apkovl.tar.gz").unwrap();
+        for n in 0..256 {
+            let left = dir.path().join(format!(".lbu-{pid}-{n}.tmp"));
+            assert_eq!(std::fs::read(left).unwrap(), b"old");
+        }
     }
 }
