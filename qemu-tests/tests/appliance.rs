@@ -193,29 +193,57 @@ poweroff -f
     vm.wait_poweroff();
 }
 
-/// Scenario 2: power cuts at many points of a loop of `lbu commit`s. Every following boot must
-/// find a complete overlay whose signature verifies (the old one or the new one), never none.
+/// Scenario 2: power cuts at many points of a loop of `lbu commit`s, in the sequences whose crash
+/// windows issue 13 item 8 closed: a medium lbu remounts itself (`plain`), one already mounted
+/// read-write so lbu does not remount it (`rw`: its writes must still be synchronous), `commit -d`
+/// replacing the overlay of another host name (`rename`), and signing turned off and on again
+/// (`nosig`). After every cut the medium is read on the host: never two overlays, a `.sig` that
+/// verifies for the host in the overlay's name at a generation the medium's record accepts, an
+/// unsigned overlay only where signing was off, no overlay only inside `-d`'s documented window
+/// (the previous one is then a signed backup). Every following boot must find the overlay and its
+/// signature verified.
 #[test]
 fn power_cut_during_commit() {
     let env = Env::get();
     let script = r#"
+mode=plain
+for w in $(cat /proc/cmdline); do
+    case "$w" in qemutest_mode=*) mode=${w#qemutest_mode=} ;; esac
+done
 echo "COUNTER=$(cat /etc/counter 2>/dev/null || echo none)"
-echo COMMIT-LOOP
+case "$mode" in
+rw) mount -o remount,rw /media/usb && echo MEDIUM-RW ;;
+nosig) sed -i '/^SIGNING_KEY=/d' /etc/lbu/lbu.conf ;;
+esac
+echo "COMMIT-LOOP $mode"
 i=0
 while true; do
     i=$((i+1))
     echo "$i" > /etc/counter
-    lbu commit && echo "COMMITTED-$i"
+    case "$mode" in
+    rename)
+        if [ $((i % 2)) = 1 ]; then hostname qemutest2; else hostname qemutest; fi
+        lbu commit -d ;;
+    nosig)
+        if [ $((i % 2)) = 1 ]; then lbu commit -d
+        else SIGNING_KEY=/etc/lbu/qemutest.key lbu commit -d; fi ;;
+    *) lbu commit ;;
+    esac && echo "COMMITTED-$i"
 done
 "#;
     // The loop runs as the system's init (`init=`), not under OpenRC: every boot of this test only
     // has to reach `lbu commit`, and a dozen full OpenRC starts under TCG would cost minutes.
+    // lbu never saves the file `SIGNING_KEY` names (issue 13 item 2), so without a copy that
+    // travels under another name the commits of every boot after the first one failed for want
+    // of the key. (Test only: a key stored in the overlay protects nothing.)
+    let key = std::fs::read(&env.keys().overlay_key).expect("overlay key");
     let ovl = lbu_setup(Overlay::new())
         .file("etc/hostname", "qemutest\n")
         .world(&["alpine-base", "lbu"])
+        .file_mode("etc/qemutest-key-copy", key, 0o600)
         .file_mode(
             "etc/qemutest-init",
-            "#!/bin/sh\nhostname -F /etc/hostname\nexec /etc/qemutest.sh\n",
+            "#!/bin/sh\nhostname -F /etc/hostname\ncp -p /etc/qemutest-key-copy /etc/lbu/qemutest.key\nexec /etc/qemutest.sh\n",
             0o755,
         )
         .file_mode("etc/qemutest.sh", format!("#!/bin/sh\n{script}\n"), 0o755);
@@ -227,38 +255,164 @@ done
     // Cut times: the even boots count from the start of the loop (often inside the first
     // commit), the odd ones from the end of the boot's first commit (inside a later one). Waiting
     // for a commit rather than a fixed time keeps the cuts among commits however slow the host.
-    let cuts_ms = [30u64, 200, 450, 700, 1000, 1400, 1900, 2500, 3200, 4000];
+    // `nosig` comes last: its commits leave lbu.conf without a signing key.
+    let cuts = [
+        ("plain", 30u64),
+        ("plain", 200),
+        ("plain", 450),
+        ("rw", 700),
+        ("rw", 1000),
+        ("rename", 1400),
+        ("rename", 1900),
+        ("rename", 2500),
+        ("nosig", 3200),
+        ("nosig", 4000),
+        ("nosig", 600),
+    ];
     let mut commits_seen = 0;
-    for (k, cut) in cuts_ms.iter().enumerate() {
+    for (k, (mode, cut)) in cuts.iter().enumerate() {
         let mut vm = boot(
             &format!("power-cut-{k}"),
             &[Disk::virtio(disk.clone())],
-            "init=/etc/qemutest-init",
+            &format!("init=/etc/qemutest-init qemutest_mode={mode}"),
             &[],
         );
         vm.expect("apkovl signature verified (key overlay-test.pub)");
-        vm.expect("COMMIT-LOOP");
+        vm.expect(&format!("COMMIT-LOOP {mode}"));
         if k % 2 == 1 {
             vm.expect("COMMITTED-");
         }
         std::thread::sleep(Duration::from_millis(*cut));
         vm.power_cut();
-        commits_seen += vm.text().matches("COMMITTED-").count();
+        let text = vm.text();
+        if text.contains("Problems creating archive") {
+            vm.fail(&format!("{mode}: a commit failed"));
+        }
+        commits_seen += text.matches("COMMITTED-").count();
+        check_after_cut(&disk, &format!("power-cut-{k} ({mode})"), mode);
     }
-    let mut vm = boot(
-        "power-cut-final",
-        &[Disk::virtio(disk)],
-        "init=/etc/qemutest-init",
-        &[],
-    );
-    vm.expect("apkovl signature verified (key overlay-test.pub)");
-    vm.expect("COUNTER=");
-    vm.expect("COMMIT-LOOP");
-    vm.power_cut();
     assert!(
         commits_seen > 0,
         "no commit completed before the cuts: the cuts did not interrupt commits"
     );
+}
+
+/// The top-level files of a vfat medium, copied into a fresh directory.
+fn medium_files(image: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // Directories are skipped (no -s): only the overlays, signatures and records matter here.
+    let st = Command::new("mcopy")
+        .arg("-n")
+        .arg("-i")
+        .arg(image)
+        .arg("::/*")
+        .arg(dir.path())
+        .status()
+        .expect("mcopy (make deps)");
+    assert!(st.success(), "mcopy from {}", image.display());
+    dir
+}
+
+/// The medium after a power cut during `mode`'s commits (see [`power_cut_during_commit`]). When
+/// the cut left what the next boot of this test cannot use by design (an unsigned overlay after
+/// a commit with signing off; no overlay inside `-d`'s window), the medium is put back the way
+/// the admin would: the unsigned overlay signed, the backup renamed to the overlay's name.
+fn check_after_cut(image: &Path, what: &str, mode: &str) {
+    let env = Env::get();
+    let keys = &env.keys().overlay_pub;
+    let files = medium_files(image);
+    let dir = files.path();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let verified = |name: &str, host: &str| -> Result<overlays::Statement, String> {
+        let data = std::fs::read(dir.join(name)).unwrap();
+        let sig = std::fs::read(dir.join(format!("{name}.sig"))).ok();
+        let v = overlays::verify(&data, sig.as_deref(), keys);
+        let recorded = overlays::generation::read(dir, host).map_err(|e| e.to_string())?;
+        overlays::check_binding(&v, host, recorded, false).map_err(|e| e.to_string())?;
+        match v {
+            overlays::Verification::Verified {
+                statement: Some(s), ..
+            } => Ok(s),
+            other => Err(format!("{other:?}")),
+        }
+    };
+    let current: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with('.') && overlays::kind_of(n).is_some())
+        .collect();
+    assert!(current.len() <= 1, "{what}: two overlays: {names:?}");
+    if let Some(name) = current.first() {
+        let host = overlays::host_of(name).unwrap();
+        if names.contains(&format!("{name}.sig")) || mode != "nosig" {
+            if let Err(e) = verified(name, host) {
+                panic!("{what}: {name}: {e}; medium: {names:?}");
+            }
+            return;
+        }
+        // Signing was off for the commit that completed: what the admin does next is sign it.
+        let data = std::fs::read(dir.join(name.as_str())).unwrap();
+        let generation = overlays::generation::read(dir, host).unwrap().unwrap_or(1);
+        let sig = env.sign_statement(&data, host, generation);
+        let path = dir.join(format!("{name}.sig"));
+        std::fs::write(&path, sig).unwrap();
+        let st = Command::new("mcopy")
+            .arg("-i")
+            .arg(image)
+            .arg(&path)
+            .arg(format!("::/{name}.sig"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "{what}: mcopy {name}.sig");
+        return;
+    }
+    // No overlay: only `-d` has that window (the others are moved aside before the new one
+    // enters), and the one moved aside is a backup whose signature holds (its `.sig` moved with
+    // it, or still under the overlay's name when the cut fell between the two renames).
+    assert_eq!(mode, "rename", "{what}: no overlay left: {names:?}");
+    let restore = names
+        .iter()
+        .filter(|n| n.ends_with(".tar.gz") && !n.contains(".apkovl."))
+        .find_map(|n| {
+            let host = n.split('.').next().unwrap_or_default();
+            let data = std::fs::read(dir.join(n)).unwrap();
+            let recorded = overlays::generation::read(dir, host).ok()?;
+            [format!("{n}.sig"), format!("{host}.apkovl.tar.gz.sig")]
+                .into_iter()
+                .find(|sig| {
+                    let sig = std::fs::read(dir.join(sig)).ok();
+                    let v = overlays::verify(&data, sig.as_deref(), keys);
+                    matches!(
+                        v,
+                        overlays::Verification::Verified {
+                            statement: Some(_),
+                            ..
+                        }
+                    ) && overlays::check_binding(&v, host, recorded, false).is_ok()
+                })
+                .map(|sig| (n.clone(), sig, host.to_string()))
+        });
+    let Some((backup, sig, host)) = restore else {
+        panic!("{what}: no overlay and no backup whose signature holds: {names:?}");
+    };
+    let current = format!("{host}.apkovl.tar.gz");
+    for (from, to) in [(backup, current.clone()), (sig, format!("{current}.sig"))] {
+        if from == to {
+            continue;
+        }
+        let st = Command::new("mren")
+            .arg("-i")
+            .arg(image)
+            .arg(format!("::/{from}"))
+            .arg(format!("::/{to}"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "{what}: mren {from} {to}");
+    }
+    check_after_cut(image, &format!("{what}, backup restored"), "restored");
 }
 
 /// Scenario 3a: a flipped byte in the overlay on the medium is refused before anything of it is
