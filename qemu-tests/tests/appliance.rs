@@ -300,16 +300,14 @@ done
 /// The top-level files of a vfat medium, copied into a fresh directory.
 fn medium_files(image: &Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    // Directories are skipped (no -s): only the overlays, signatures and records matter here.
-    let st = Command::new("mcopy")
-        .arg("-n")
-        .arg("-i")
-        .arg(image)
-        .arg("::/*")
-        .arg(dir.path())
-        .status()
-        .expect("mcopy (make deps)");
-    assert!(st.success(), "mcopy from {}", image.display());
+    // Directories (listed with a trailing `/`) are skipped: only the overlays, signatures and
+    // records matter here.
+    for name in qemu_tests::vfat::list(image) {
+        if name.ends_with('/') || name.contains('/') {
+            continue;
+        }
+        std::fs::write(dir.path().join(&name), qemu_tests::vfat::read(image, &name)).unwrap();
+    }
     dir
 }
 
@@ -357,16 +355,7 @@ fn check_after_cut(image: &Path, what: &str, mode: &str) {
         let data = std::fs::read(dir.join(name.as_str())).unwrap();
         let generation = overlays::generation::read(dir, host).unwrap().unwrap_or(1);
         let sig = env.sign_statement(&data, host, generation);
-        let path = dir.join(format!("{name}.sig"));
-        std::fs::write(&path, sig).unwrap();
-        let st = Command::new("mcopy")
-            .arg("-i")
-            .arg(image)
-            .arg(&path)
-            .arg(format!("::/{name}.sig"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "{what}: mcopy {name}.sig");
+        qemu_tests::vfat::write(image, &format!("{name}.sig"), sig.as_bytes());
         return;
     }
     // No overlay: only `-d` has that window (the others are moved aside before the new one
@@ -403,14 +392,7 @@ fn check_after_cut(image: &Path, what: &str, mode: &str) {
         if from == to {
             continue;
         }
-        let st = Command::new("mren")
-            .arg("-i")
-            .arg(image)
-            .arg(format!("::/{from}"))
-            .arg(format!("::/{to}"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "{what}: mren {from} {to}");
+        qemu_tests::vfat::rename(image, &from, &to);
     }
     check_after_cut(image, &format!("{what}, backup restored"), "restored");
 }
