@@ -305,7 +305,7 @@ impl Medium {
             ] {
                 layout.add_file(path, Source::Bytes(bytes.clone()), bytes.len() as u64)?;
             }
-            if opts.format == Format::Vfat {
+            if opts.format != Format::Dir {
                 bootloader::add_files(&mut layout, &opts.label, None)?;
             }
         }
@@ -391,8 +391,18 @@ impl Medium {
                 progress(&format!("Writing iso image {}", out.display()));
                 let stage = TempPath::beside(out, ".stage")?;
                 self.layout.stage_dir(stage.path(), opts.build_time)?;
+                let bootable = opts.kernel.is_some();
+                if bootable {
+                    iso::add_boot_images(stage.path(), opts.build_time)?;
+                }
                 let tmp = TempPath::beside(out, ".tmp")?;
-                iso::write_iso(stage.path(), tmp.path(), &opts.label, opts.build_time)?;
+                iso::write_iso(
+                    stage.path(),
+                    tmp.path(),
+                    &opts.label,
+                    opts.build_time,
+                    bootable,
+                )?;
                 drop(stage);
                 fs::File::open(tmp.path())
                     .and_then(|f| f.sync_all())

@@ -554,11 +554,50 @@ fn iso_medium_lists_the_tree_and_label() {
             "/boot/initramfs",
             "/boot/syslinux/syslinux.cfg",
             "/boot/grub/grub.cfg",
+            "/boot/syslinux/isolinux.bin",
+            "/boot/syslinux/ldlinux.c32",
+            "/boot/syslinux/boot.cat",
+            "/boot/efi.img",
+            "/EFI/BOOT/BOOTX64.EFI",
         ] {
             assert!(files.contains(&f), "{ext}: {f} missing");
         }
-        assert_eq!(files.len(), 25 + 14, "{ext}: {listing}");
+        assert_eq!(files.len(), 25 + 21, "{ext}: {listing}");
     }
+    // Hybrid: El Torito records for BIOS (isolinux) and UEFI (the EFI image), and a partition
+    // table so the same file boots from a USB stick.
+    let eltorito = stdout(
+        Command::new("xorriso")
+            .args(["-indev"])
+            .arg(&iso)
+            .args(["-report_el_torito", "plain"]),
+    );
+    assert!(
+        eltorito.contains("/boot/syslinux/isolinux.bin") && eltorito.contains("/boot/efi.img"),
+        "{eltorito}"
+    );
+    assert!(
+        eltorito.contains(" BIOS ") && eltorito.contains(" UEFI "),
+        "{eltorito}"
+    );
+    assert_eq!(blkid(&iso, "PTTYPE"), "dos");
+    let efi_img = env.path("efi.img");
+    fs::write(
+        &efi_img,
+        run(Command::new("isoinfo")
+            .args(["-R", "-i"])
+            .arg(&iso)
+            .args(["-x", "/boot/efi.img"]))
+        .stdout,
+    )
+    .unwrap();
+    let esp = stdout(
+        Command::new("mdir")
+            .args(["-b", "-i"])
+            .arg(&efi_img)
+            .arg("::/EFI/BOOT"),
+    );
+    assert_eq!(esp.trim(), "::/EFI/BOOT/BOOTX64.EFI", "{esp}");
     let busybox = run(Command::new("isoinfo")
         .args(["-R", "-i"])
         .arg(&iso)
@@ -571,11 +610,18 @@ fn iso_medium_lists_the_tree_and_label() {
 fn iso_without_xorriso_is_a_clear_error() {
     let env = Env::new();
     let iso = env.path("medium.iso");
-    let err = failure(
-        env.alpine_base("iso", &iso)
-            .arg("-q")
-            .env("PATH", env.path("nothing")),
-    );
+    // Every other tool the ISO needs is there.
+    let path = env.path("tools");
+    fs::create_dir(&path).unwrap();
+    for tool in ["grub-mkimage", "mkfs.vfat", "mmd", "mcopy"] {
+        let host = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} (make deps)"));
+        std::os::unix::fs::symlink(host, path.join(tool)).unwrap();
+    }
+    let err = failure(env.alpine_base("iso", &iso).arg("-q").env("PATH", &path));
     assert_eq!(err, "mkimage: ERROR: xorriso: not found in PATH (needed for --format iso; Debian and Alpine: install the xorriso package)\n");
     assert!(
         !iso.exists()

@@ -94,3 +94,47 @@ fn ovmf_boots_the_usb_image_from_a_usb_disk() {
         "GNU GRUB",
     );
 }
+
+#[test]
+fn seabios_boots_the_iso_from_a_cdrom() {
+    boot(
+        "fw-seabios-cd",
+        Firmware::SeaBios,
+        MediumFormat::Iso,
+        |p| Disk::cdrom(p),
+        "ISOLINUX 6.04",
+    );
+}
+
+#[test]
+fn ovmf_boots_the_iso_from_a_cdrom() {
+    boot(
+        "fw-ovmf-cd",
+        Firmware::ovmf(),
+        MediumFormat::Iso,
+        |p| Disk::cdrom(p),
+        "GNU GRUB",
+    );
+}
+
+#[test]
+fn seabios_boots_the_iso_from_a_usb_disk() {
+    boot(
+        "fw-seabios-iso-usb",
+        Firmware::SeaBios,
+        MediumFormat::Iso,
+        |p| Disk::usb(p),
+        "ISOLINUX 6.04",
+    );
+}
+
+#[test]
+fn ovmf_boots_the_iso_from_a_usb_disk() {
+    boot(
+        "fw-ovmf-iso-usb",
+        Firmware::ovmf(),
+        MediumFormat::Iso,
+        |p| Disk::usb(p),
+        "GNU GRUB",
+    );
+}
