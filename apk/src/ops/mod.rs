@@ -12,7 +12,7 @@ mod del;
 mod fix;
 mod upgrade;
 
-pub use add::{add, civil_from_days, AddOptions};
+pub use add::{add, AddOptions};
 pub use del::{del, DelOptions};
 pub use fix::{fix, FixOptions};
 pub use upgrade::{upgrade, UpgradeOptions, DEFAULT_PREUPGRADE};
