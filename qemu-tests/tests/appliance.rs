@@ -415,7 +415,7 @@ fn tampered_overlay_is_refused() {
         d[n / 2] ^= 0x01;
     });
     let mut vm = boot("tampered-overlay", &[Disk::virtio(disk)], "panic=1", &[]);
-    vm.expect("ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed");
+    vm.expect("ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: signature check failed");
     vm.expect("boot timeline");
     vm.expect("rebooting in 1 s (panic=1)");
     vm.wait_poweroff();
@@ -528,10 +528,10 @@ fn encrypted_overlay_with_console_passphrase() {
     let mut vm = boot("age", &[Disk::virtio(disk)], "", &[]);
     // The signature covers the encrypted bytes: it is checked before any passphrase is asked.
     vm.expect("apkovl signature verified");
-    vm.expect("Enter passphrase for /media/vda/qemutest.apkovl.tar.gz.age: ");
+    vm.expect("Enter passphrase for /media/vda1/qemutest.apkovl.tar.gz.age: ");
     vm.send("wrong horse");
     vm.expect("wrong passphrase");
-    vm.expect("Enter passphrase for /media/vda/qemutest.apkovl.tar.gz.age: ");
+    vm.expect("Enter passphrase for /media/vda1/qemutest.apkovl.tar.gz.age: ");
     vm.send("correct horse");
     vm.expect("SECRET=only with the passphrase");
     // Issue 13: the prompt said "Enter passphrase for Enter passphrase for ...".
@@ -592,7 +592,7 @@ fn alpine_made_overlay_restores() {
         .cmdline("modloop=none apkovl_verify=off")
         .disk(Disk::virtio(disk));
     let mut vm = Vm::boot(&image, Opts::named("alpine-made"));
-    vm.expect("Loading user settings from /media/vda/alpinemade.apkovl.tar.gz");
+    vm.expect("Loading user settings from /media/vda1/alpinemade.apkovl.tar.gz");
     vm.expect("HOST=alpinemade");
     vm.wait_poweroff();
     let _ = mtools;

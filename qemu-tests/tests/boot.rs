@@ -277,8 +277,8 @@ fn overlay_choices_win() {
     );
     let mut vm = boot_report("overlay-choices", &disk, "hostname=fw1");
     for marker in [
-        "at /media/vda: boot repository apks/, apkovl qemutest.apkovl.tar.gz",
-        "Loading user settings from /media/vda/qemutest.apkovl.tar.gz",
+        "at /media/vda1: boot repository apks/, apkovl qemutest.apkovl.tar.gz",
+        "Loading user settings from /media/vda1/qemutest.apkovl.tar.gz",
         "apkovl signature verified (key overlay-test.pub)",
         // The overlay's fstab names the medium: it moves to /media/boot.
         "boot repository /media/boot/apks",

@@ -83,7 +83,7 @@ fn policy_requiring_encryption_refuses_a_plain_overlay() {
     vm.expect("apkovl_require=signed,encrypted");
     vm.expect("encrypted: required by etc/boot-policy apkovl_require=encrypted");
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: refused: a plain overlay, but \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: refused: a plain overlay, but \
          encryption is required by etc/boot-policy apkovl_require=encrypted",
     );
     stopped(&mut vm);
@@ -103,7 +103,7 @@ fn command_line_requiring_encryption_refuses_a_plain_overlay() {
         "apkovl_require=encrypted",
     );
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: refused: a plain overlay, but \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: refused: a plain overlay, but \
          encryption is required by apkovl_require=encrypted on the command line",
     );
     stopped(&mut vm);
@@ -142,7 +142,7 @@ fn command_line_cannot_loosen_the_signature_requirement() {
         "WARNING: apkovl_verify=off ignored: the command line cannot loosen the overlay policy",
     );
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: unsigned, \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: signature check failed: unsigned, \
          and a signature is required by overlay keys in the initramfs (etc/apkovl/keys)",
     );
     stopped(&mut vm);
@@ -186,7 +186,7 @@ fn overlay_encrypted_to_a_recipient_opens_with_the_embedded_identity() {
     let disk = env.copy_medium(&disk, "age-recipient-no-identity");
     let mut vm = boot("age-recipient-no-identity", &base, &disk, "");
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz.age: could not decrypt: encrypted to \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz.age: could not decrypt: encrypted to \
          an age recipient, and the initramfs holds no identity (etc/apkovl/identity; mkinitfs \
          --ovl-identity)",
     );
@@ -239,7 +239,7 @@ fn oversized_signature_is_refused_before_it_is_read() {
     let initramfs = Env::get().initramfs(&InitramfsRecipe::standard());
     let mut vm = boot("sig-oversized", &initramfs, &disk, "");
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz.sig: larger than the limit of 65536 \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz.sig: larger than the limit of 65536 \
          bytes",
     );
     stopped(&mut vm);
@@ -291,7 +291,7 @@ fn replayed_older_overlay_is_refused() {
     let initramfs = env.initramfs(&InitramfsRecipe::standard());
     let mut vm = boot("statement-replayed", &initramfs, &disk, "");
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
          host qemutest: generation 2 is older than generation 3 recorded on the medium, refusing \
          a replayed overlay",
     );
@@ -310,7 +310,7 @@ fn overlay_of_another_host_is_refused() {
     let initramfs = env.initramfs(&InitramfsRecipe::standard());
     let mut vm = boot("statement-swapped", &initramfs, &disk, "");
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
          host qemutest: signed for host fw2 (generation 9), refusing a swapped overlay",
     );
     stopped(&mut vm);
@@ -327,7 +327,7 @@ fn legacy_signature_needs_the_image_compatibility_switch() {
     let initramfs = env.initramfs(&InitramfsRecipe::standard());
     let mut vm = boot("legacy-refused", &initramfs, &disk, "");
     vm.expect(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: signature check failed: apkovl for \
          host qemutest: round-1 signature binds no host or generation",
     );
     stopped(&mut vm);
@@ -390,7 +390,7 @@ fn overlay_decompressing_beyond_the_bound_is_an_error_not_an_abort() {
     let mut vm = boot("overlay-bomb", &initramfs, &disk, "");
     vm.expect("apkovl signature verified (key overlay-test.pub)");
     vm.expect(&format!(
-        "ERROR: overlay: /media/vda/qemutest.apkovl.tar.gz: overlay: archive larger than the \
+        "ERROR: overlay: /media/vda1/qemutest.apkovl.tar.gz: overlay: archive larger than the \
          limit of {} bytes",
         overlays::MAX_UNPACKED_BYTES
     ));
