@@ -224,7 +224,7 @@ fn command_line_choices_reach_the_new_root() {
          ssh_key=\"ssh-ed25519 AAAAC3NzaTEST test@qemu\"",
     );
     for marker in [
-        "vda: vfat LABEL=ALPINE",
+        "vda1: vfat LABEL=ALPINE",
         "apkovl signature verified (key overlay-test.pub)",
         "boot repository /media/usb/apks",
         "pkgs=: 'bad$token' is not a valid world dependency",
