@@ -348,8 +348,14 @@ impl Context {
     /// copies the cache keeps (apk-format.md §4.5); they can be reinstalled from there.
     fn load_cached_installed(&mut self, dir: &Path) {
         let path = dir.join("installed");
-        let Ok(text) = std::fs::read(&path) else {
-            return;
+        let text = match crate::limits::read(&path, crate::limits::STATE_FILE) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.out
+                    .warning(&format!("{}: not read: {e}", path.display()));
+                return;
+            }
         };
         let idx = crate::index::parse(&String::from_utf8_lossy(&text));
         for e in &idx.skipped {

@@ -51,9 +51,30 @@ pub fn read_into(f: &mut std::fs::File, limit: u64, buf: &mut Vec<u8>) -> io::Re
     Ok(())
 }
 
-/// Read file `path` if it is at most `limit` bytes.
+/// A path that names something other than a regular file (a FIFO, a device, a directory).
+#[derive(Debug, thiserror::Error)]
+#[error("not a regular file")]
+pub struct NotRegular;
+
+/// Open `path` for reading only if it is a regular file. A medium may hold a FIFO (an open would
+/// block PID 1 for ever) or a symlink to `/dev/zero` (a read would never end): the open does not
+/// block (`O_NONBLOCK`, which regular files ignore) and anything that is not a regular file is
+/// refused before a byte is read.
+pub fn open(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other(NotRegular));
+    }
+    Ok(f)
+}
+
+/// Read file `path` if it is a regular file of at most `limit` bytes.
 pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let mut f = std::fs::File::open(path)?;
+    let mut f = open(path)?;
     let mut buf = Vec::new();
     read_into(&mut f, limit, &mut buf)?;
     Ok(buf)
@@ -71,5 +92,27 @@ mod tests {
         assert_eq!(read(&f, 1000).unwrap().len(), 1000);
         let e = read(&f, 999).unwrap_err();
         assert_eq!(e.to_string(), "1000 bytes, more than the 999 allowed");
+    }
+
+    #[test]
+    fn fifos_and_devices_are_refused_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // Without O_NONBLOCK this open would wait for a writer for ever.
+        assert_eq!(
+            read(&fifo, 10).unwrap_err().to_string(),
+            "not a regular file"
+        );
+        let zero = t.path().join("zero");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        assert_eq!(
+            read(&zero, 10).unwrap_err().to_string(),
+            "not a regular file"
+        );
+        assert_eq!(
+            read(t.path(), 10).unwrap_err().to_string(),
+            "not a regular file"
+        );
     }
 }

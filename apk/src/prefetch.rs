@@ -40,6 +40,10 @@ pub enum FetchError {
     /// Its index entry has no identity (`C:`) and it carries no trusted signature of its own.
     #[error("no identity (C:) in the index and no trusted signature (--allow-untrusted installs it anyway)")]
     NoIdentity,
+    /// Only the cache's unsigned `installed` file lists it, and it carries no trusted signature of
+    /// its own: whoever can write the cache (a boot medium) could have written that entry.
+    #[error("listed only in the cache's installed file, not in a signed index, and it carries no trusted signature (--allow-untrusted installs it anyway)")]
+    CacheOnly,
 }
 
 /// What packages without an identity are checked with.
@@ -105,8 +109,7 @@ pub(crate) fn prepare(
         s => s,
     };
     let mut buf = buffers.take();
-    let read =
-        std::fs::File::open(&path).and_then(|mut f| limits::read_into(&mut f, limit, &mut buf));
+    let read = limits::open(&path).and_then(|mut f| limits::read_into(&mut f, limit, &mut buf));
     if let Err(source) = read {
         return Err(
             match source
@@ -122,12 +125,17 @@ pub(crate) fn prepare(
             },
         );
     }
-    let opened = if p.pkg.identity.is_empty() {
+    // An identity vouches for the file only if something trusted gave it: a signed index, the
+    // root's own database, or the file itself. `<cache>/installed` is not signed (apk-format.md
+    // §4.5), so a package known only from there must carry its own trusted signature.
+    let vouched = !p.repos.is_empty() || p.installed.is_some() || p.file.is_some();
+    let opened = if p.pkg.identity.is_empty() || !vouched {
         let mode = Mode::Verify {
             keys: trust.keys,
             allow_untrusted: trust.allow_untrusted,
         };
         archive::open_package(&buf, &mode).map_err(|e| match e {
+            ArchiveError::Untrusted if !vouched => FetchError::CacheOnly,
             ArchiveError::Untrusted => FetchError::NoIdentity,
             e => e.into(),
         })?

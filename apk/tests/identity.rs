@@ -192,3 +192,73 @@ fn entry_without_identity_needs_a_trusted_signature_or_allow_untrusted() {
     assert_eq!((code, err.as_str()), (Some(0), ""));
     assert!(installed(&root));
 }
+
+impl Case {
+    /// A cache directory whose unsigned `installed` file lists the package with its right
+    /// identity, the package file beside it under apk-tools' cache name, and `apk add idt` with
+    /// that cache and no repository.
+    fn install_from_cache(&self, name: &str, extra: &[&str]) -> (Option<i32>, String, PathBuf) {
+        let cache = self.dir.join(format!("cache-{name}"));
+        std::fs::create_dir_all(&cache).unwrap();
+        let opened = apk::archive::open_package(
+            &self.pkg,
+            &apk::archive::Mode::Verify {
+                keys: &apk::trust::Keyring::default(),
+                allow_untrusted: true,
+            },
+        )
+        .unwrap();
+        let mut entry = opened.info.clone();
+        entry.size = self.pkg.len() as u64;
+        std::fs::write(cache.join(apk::cache::package_name(&entry)), &self.pkg).unwrap();
+        std::fs::write(
+            cache.join("installed"),
+            format!(
+                "C:Q1{}\nP:idt\nV:1.0-r0\nA:x86_64\nS:{}\nI:10\nT:t\nU:\nL:MIT\n\n",
+                b64(&entry.identity.0),
+                self.pkg.len()
+            ),
+        )
+        .unwrap();
+        let root = self.dir.join(format!("root-{name}"));
+        let mut args = vec![
+            "add",
+            "--root",
+            root.to_str().unwrap(),
+            "--initdb",
+            "--no-network",
+            "--keys-dir",
+            self.keys.to_str().unwrap(),
+            "--cache-dir",
+            cache.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push("idt");
+        let o = run_apk(&args);
+        (o.status.code(), text(&o).1, root)
+    }
+}
+
+/// Review finding: `<cache>/installed` is not signed, so whoever writes the cache (a boot
+/// medium's `cache/`) could list a package of their own with its right identity and have it
+/// installed and its scripts run. A package known only from there needs its own trusted
+/// signature, or `--allow-untrusted`.
+#[test]
+fn a_package_listed_only_in_the_cache_needs_a_trusted_signature() {
+    let (c, _) = case(None);
+    let (code, err, root) = c.install_from_cache("unsigned", &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err,
+        "ERROR: idt-1.0-r0: listed only in the cache's installed file, not in a signed index, and it carries no trusted signature (--allow-untrusted installs it anyway)\n"
+    );
+    assert!(!installed(&root));
+    let (code, err, root) = c.install_from_cache("allowed", &["--allow-untrusted"]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert!(installed(&root));
+    let signer = PrivateKey::generate_ed25519();
+    let (signed, _) = case(Some(&signer));
+    let (code, err, root) = signed.install_from_cache("signed", &[]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert!(installed(&root));
+}
