@@ -202,6 +202,8 @@ struct Boot {
 /// The state carried from one phase to the next within an attempt.
 struct Prepared {
     media: Vec<Medium>,
+    /// Kernel name of the home medium ([`plan::home_medium`]).
+    home: Option<String>,
     overlay: Option<Applied>,
     repositories: Vec<PathBuf>,
 }

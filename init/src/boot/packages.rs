@@ -133,10 +133,12 @@ impl Boot {
         let options = apk_options(
             &self.cfg,
             &p.repositories,
+            // Only the home medium's cache: another stick's is not the box's (plan::home_medium).
             p.media
                 .iter()
-                .filter_map(|m| m.cache.clone())
-                .find(|d| d.is_dir()),
+                .find(|m| Some(&m.name) == p.home.as_ref())
+                .and_then(|m| m.cache.clone())
+                .filter(|d| d.is_dir()),
             p.overlay.as_ref().map(|a| a.files.as_slice()),
         );
         // Package scripts run chrooted and need /proc, /sys and /dev.

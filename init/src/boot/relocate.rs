@@ -22,7 +22,9 @@ impl Boot {
         } else {
             None
         };
-        let moves = plan::media_moves(&media, overlay_fstab.as_deref());
+        let home = plan::home_medium(&media, overlay.as_ref().map(|a| a.file.as_path()))
+            .map(|m| m.name.clone());
+        let moves = plan::media_moves(&media, overlay_fstab.as_deref(), home.as_deref());
         for mv in moves.iter().filter(|m| m.from != m.to) {
             sys::make_dirs(&mv.to)?;
             sys::move_mount(&mv.from, &mv.to)?;
@@ -59,6 +61,7 @@ impl Boot {
         }
         Ok(Prepared {
             media,
+            home,
             overlay,
             repositories,
         })

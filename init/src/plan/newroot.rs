@@ -121,44 +121,77 @@ pub struct MediaMove {
     pub to: PathBuf,
 }
 
-/// Final mount points for the media (so `lbu` and the repositories file see stable names):
-/// the mount point of a line in the overlay's fstab that names the medium (a single name under
-/// `/media`), else `usb` for vfat, `cdrom` for iso9660, else the kernel name; a name already
-/// taken falls back to the kernel name.
-pub fn media_moves(media: &[Medium], overlay_fstab: Option<&str>) -> Vec<MediaMove> {
+/// The medium the box belongs to: the one holding the chosen overlay, else the first one holding
+/// a boot repository. It takes its type's name (`/media/usb`) before any other medium, and its
+/// `cache/` is the only one the install reads: a stick plugged in beside it must take over
+/// neither where `lbu commit` writes nor what the install trusts (docs/boot.md, "Media: final
+/// mount points").
+pub fn home_medium<'a>(media: &'a [Medium], overlay: Option<&Path>) -> Option<&'a Medium> {
+    overlay
+        .and_then(|o| media.iter().find(|m| o.starts_with(&m.mount_point)))
+        .or_else(|| media.iter().find(|m| !m.repositories.is_empty()))
+}
+
+/// Final mount points for the media (so `lbu` and the repositories file see stable names).
+/// First the overlay's fstab: each line that names a medium and a single name under `/media`
+/// gives that medium its mount point, in fstab order. Then the home medium (kernel name `home`),
+/// then the others in discovery order: `usb` for vfat, `cdrom` for iso9660, else (or when that
+/// name is taken) the kernel name.
+pub fn media_moves(
+    media: &[Medium],
+    overlay_fstab: Option<&str>,
+    home: Option<&str>,
+) -> Vec<MediaMove> {
     let entries = overlay_fstab.map(parse_fstab).unwrap_or_default();
-    let mut taken: Vec<PathBuf> = Vec::new();
-    let mut moves = Vec::new();
-    for m in media {
-        let from_fstab = entries
-            .iter()
-            .find(|e| spec_matches(&e.spec, m))
-            .map(|e| PathBuf::from(&e.file))
-            .filter(|p| is_media_dir(p));
+    let mut to: Vec<Option<PathBuf>> = vec![None; media.len()];
+    let free = |p: &Path, i: usize, to: &[Option<PathBuf>]| {
+        !to.iter().flatten().any(|t| t == p)
+            && !media
+                .iter()
+                .enumerate()
+                .any(|(j, o)| j != i && o.mount_point == p)
+    };
+    for e in &entries {
+        let file = PathBuf::from(&e.file);
+        if !is_media_dir(&file) {
+            continue;
+        }
+        let claimant = (0..media.len())
+            .find(|&i| to[i].is_none() && spec_matches(&e.spec, &media[i]) && free(&file, i, &to));
+        if let Some(i) = claimant {
+            to[i] = Some(file);
+        }
+    }
+    let home_first = media
+        .iter()
+        .position(|m| Some(m.name.as_str()) == home)
+        .into_iter()
+        .chain((0..media.len()).filter(|&i| Some(media[i].name.as_str()) != home));
+    for i in home_first.collect::<Vec<_>>() {
+        if to[i].is_some() {
+            continue;
+        }
+        let m = &media[i];
         let by_type = match m.fstype.as_str() {
             "vfat" => Some(PathBuf::from("/media/usb")),
             "iso9660" => Some(PathBuf::from("/media/cdrom")),
             _ => None,
         };
-        let kernel = PathBuf::from("/media").join(&m.name);
-        let to = [from_fstab, by_type]
-            .into_iter()
-            .flatten()
-            .find(|p| {
-                !taken.contains(p)
-                    && !media
-                        .iter()
-                        .any(|o| o.name != m.name && o.mount_point == *p)
-            })
-            .unwrap_or(kernel);
-        taken.push(to.clone());
-        moves.push(MediaMove {
+        to[i] = Some(
+            by_type
+                .filter(|p| free(p, i, &to))
+                .unwrap_or_else(|| PathBuf::from("/media").join(&m.name)),
+        );
+    }
+    media
+        .iter()
+        .zip(to)
+        .map(|(m, to)| MediaMove {
             name: m.name.clone(),
             from: m.mount_point.clone(),
-            to,
-        });
-    }
-    moves
+            to: to.unwrap_or_else(|| PathBuf::from("/media").join(&m.name)),
+        })
+        .collect()
 }
 
 fn is_media_dir(p: &Path) -> bool {
@@ -343,7 +376,7 @@ mod tests {
             medium("sr0", "iso9660", Some("alpine-std"), &["apks"], &[]),
             medium("vdc", "ext4", None, &["apks"], &[]),
         ];
-        let moves = media_moves(&media, None);
+        let moves = media_moves(&media, None, None);
         let to: Vec<_> = moves
             .iter()
             .map(|m| m.to.to_string_lossy().into_owned())
@@ -362,7 +395,7 @@ mod tests {
             medium("sdb1", "vfat", Some("CFG"), &[], &[]),
         ];
         let fstab = "LABEL=CFG /media/usb vfat noauto,ro 0 0\nLABEL=ALPINE /media/boot vfat noauto 0 0\nUUID=x / tmpfs size=1G 0 0\n";
-        let to: Vec<_> = media_moves(&media, Some(fstab))
+        let to: Vec<_> = media_moves(&media, Some(fstab), None)
             .into_iter()
             .map(|m| m.to)
             .collect();
@@ -373,11 +406,44 @@ mod tests {
         // Mount points outside /media/<name> are not honoured.
         let odd = "LABEL=ALPINE /etc vfat noauto 0 0\n";
         assert_eq!(
-            media_moves(&media[..1], Some(odd))[0].to,
+            media_moves(&media[..1], Some(odd), None)[0].to,
             PathBuf::from("/media/usb")
         );
         assert_eq!(root_remount_options(fstab).as_deref(), Some("size=1G"));
         assert_eq!(root_remount_options("tmpfs /tmp tmpfs size=1G 0 0\n"), None);
+    }
+
+    /// Review finding: a stick that enumerates before the box's own medium took `/media/usb`
+    /// (and with it `lbu commit`'s writes), even when the overlay's fstab named the real medium.
+    #[test]
+    fn a_foreign_stick_takes_neither_the_fstab_mount_point_nor_the_home_name() {
+        let media = [
+            medium("sda1", "vfat", Some("EVIL"), &["apks"], &[]),
+            medium(
+                "sdb1",
+                "vfat",
+                Some("JUMPHOST"),
+                &["apks"],
+                &["h.apkovl.tar.gz"],
+            ),
+        ];
+        let fstab = "LABEL=JUMPHOST /media/usb vfat noauto,ro 0 0\n";
+        let to = |fstab, home| -> Vec<String> {
+            media_moves(&media, fstab, home)
+                .into_iter()
+                .map(|m| m.to.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(to(Some(fstab), None), ["/media/sda1", "/media/usb"]);
+        let home = home_medium(&media, Some(Path::new("/media/sdb1/h.apkovl.tar.gz")));
+        assert_eq!(home.map(|m| m.name.as_str()), Some("sdb1"));
+        assert_eq!(to(None, Some("sdb1")), ["/media/sda1", "/media/usb"]);
+        // Without an overlay, the first medium with a boot repository is home.
+        assert_eq!(
+            home_medium(&media, None).map(|m| m.name.as_str()),
+            Some("sda1")
+        );
+        assert_eq!(home_medium(&media[..0], None), None);
     }
 
     #[test]
