@@ -15,6 +15,9 @@ pub const PACKAGE_WITHOUT_SIZE: u64 = 1 << 30;
 /// Files of the root's own state: the installed database, world, repositories, keys, scripts.
 pub const STATE_FILE: u64 = 256 << 20;
 
+/// A public key file (a 4096-bit RSA key in PEM is under 1 KiB).
+pub const KEY_FILE: u64 = 64 << 10;
+
 /// The inflated data section of a package whose index gives `installed_size` (`I:`): the files'
 /// bytes, plus tar headers and padding, with room for small files rounding up.
 pub fn data_section(installed_size: u64) -> usize {

@@ -284,7 +284,11 @@ impl Keyring {
         };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Ok(pem) = std::fs::read_to_string(e.path()) {
+            // Bounded and regular files only: an overlay may put a link to /dev/zero here.
+            let pem = crate::limits::read(&e.path(), crate::limits::KEY_FILE)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some(pem) = pem {
                 if let Some(k) = PublicKey::from_pem(&pem) {
                     self.keys.insert(name, k);
                 }

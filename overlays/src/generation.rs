@@ -131,4 +131,20 @@ mod tests {
             .to_string()
             .ends_with("longer than a number"));
     }
+
+    /// Review finding: a FIFO planted as the generation file blocked the boot's open for ever.
+    #[test]
+    fn a_fifo_or_device_is_refused_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().join("fw1.apkovl.generation");
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = read(t.path(), "fw1").unwrap_err().to_string();
+        assert!(e.ends_with("not a regular file"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let e = read(t.path(), "fw1").unwrap_err().to_string();
+        assert!(e.ends_with("not a regular file"), "{e}");
+        let e = crate::read_file(&path).unwrap_err().to_string();
+        assert!(e.ends_with("not a regular file"), "{e}");
+    }
 }

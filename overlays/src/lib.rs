@@ -195,10 +195,11 @@ impl<T> IoResultExt<T> for std::io::Result<T> {
     }
 }
 
-/// Read a file of at most `limit` bytes (never more into memory).
+/// Read a regular file of at most `limit` bytes (never more into memory). A FIFO or a device on
+/// the medium is refused without blocking ([`apk::limits::open`]): the boot reads these files.
 pub(crate) fn read_bounded(path: &std::path::Path, limit: u64) -> Result<Vec<u8>, Error> {
     use std::io::Read;
-    let f = std::fs::File::open(path).at(path)?;
+    let f = apk::limits::open(path).at(path)?;
     let mut out = Vec::new();
     f.take(limit + 1).read_to_end(&mut out).at(path)?;
     if out.len() as u64 > limit {

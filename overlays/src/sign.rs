@@ -276,10 +276,8 @@ fn trusted_keys(dir: &Path) -> Vec<(String, PublicKey)> {
         .flatten()
         .flatten()
         .filter_map(|e| {
-            if e.metadata().ok()?.len() > MAX_KEY_BYTES {
-                return None;
-            }
-            let pem = std::fs::read_to_string(e.path()).ok()?;
+            let pem = apk::limits::read(&e.path(), MAX_KEY_BYTES).ok()?;
+            let pem = String::from_utf8(pem).ok()?;
             let k = PublicKey::from_pem(&pem)?;
             Some((e.file_name().to_string_lossy().into_owned(), k))
         })

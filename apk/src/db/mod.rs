@@ -121,7 +121,7 @@ fn read_state(root: &Root, rel: &str) -> Result<Option<Vec<u8>>, DbError> {
     if !is_link {
         return Ok(None);
     }
-    match std::fs::read(&host) {
+    match crate::limits::read(&host, crate::limits::STATE_FILE) {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(DbError::Io { path: host, source }),
@@ -432,8 +432,24 @@ fn read_scripts(root: &Root) -> Result<scripts::Scripts, DbError> {
         .map_err(io_at(root.host_path(&gz_rel)))?
     {
         let mut out = Vec::new();
-        io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&data[..]), &mut out)
-            .map_err(io_at(root.host_path(&gz_rel)))?;
+        // Bounded like every state file: the overlay may bring this one (a gzip bomb).
+        io::Read::read_to_end(
+            &mut io::Read::take(
+                flate2::read::MultiGzDecoder::new(&data[..]),
+                crate::limits::STATE_FILE + 1,
+            ),
+            &mut out,
+        )
+        .map_err(io_at(root.host_path(&gz_rel)))?;
+        if out.len() as u64 > crate::limits::STATE_FILE {
+            return Err(DbError::Io {
+                path: root.host_path(&gz_rel),
+                source: io::Error::other(crate::limits::TooLarge {
+                    size: out.len() as u64,
+                    limit: crate::limits::STATE_FILE,
+                }),
+            });
+        }
         return scripts::parse(&out).map_err(|e| DbError::Io {
             path: root.host_path(&gz_rel),
             source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
