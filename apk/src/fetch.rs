@@ -68,7 +68,7 @@ pub enum FetchError {
     #[error("{0}")]
     Http(#[from] HttpError),
     /// The bytes arrived but are not what the signed index promises.
-    #[error("{url}: {err}")]
+    #[error("{}: {err}", http::url::display(.url))]
     Verify {
         /// Where they came from.
         url: String,
@@ -169,7 +169,7 @@ impl Network {
                 .download_index(&url, None, lo)
                 .map_err(|e| fail("fetching", e.reason()))?
                 .ok_or_else(|| fail("fetching", "not modified".into()))?;
-            let repo = Repository::from_index(spec, &buf, PathBuf::from(&url), None, false, lo)
+            let repo = Repository::from_index(spec, &buf, PathBuf::from(&shown), None, false, lo)
                 .map_err(|e| fail("fetching", e.to_string()))?;
             return Ok((
                 repo,
@@ -210,13 +210,13 @@ impl Network {
             }
         }
         let opened = match fresh {
-            Some(buf) => Repository::from_index(spec, &buf, PathBuf::from(&url), None, false, lo)
+            Some(buf) => Repository::from_index(spec, &buf, PathBuf::from(&shown), None, false, lo)
                 .map_err(|e| e.to_string()),
             None => match cache.find_index(spec, lo.arch) {
-                Some(p) => std::fs::read(&p)
+                Some(p) => crate::limits::read(&p, crate::limits::INDEX_FILE)
                     .map_err(|e| crate::root::io_message(&e))
                     .and_then(|buf| {
-                        Repository::from_index(spec, &buf, PathBuf::from(&url), None, false, lo)
+                        Repository::from_index(spec, &buf, PathBuf::from(&shown), None, false, lo)
                             .map_err(|e| e.to_string())
                     }),
                 None => Err("No such file or directory".to_string()),
@@ -490,5 +490,26 @@ mod tests {
             package_url(&s, &noarch, "x86_64"),
             "http://h/main/x86_64/busybox-1.36.1-r15.apk"
         );
+    }
+
+    /// Review finding: a mirror password reached the terminal through this error.
+    #[test]
+    fn verify_errors_mask_the_password() {
+        let e = FetchError::Verify {
+            url: "https://u:secret@h/main/x86_64/a-1-r0.apk".into(),
+            err: ArchiveError::Integrity,
+        };
+        let shown = e.to_string();
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(
+            shown.starts_with("https://u:*@h/main/x86_64/a-1-r0.apk: "),
+            "{shown}"
+        );
+        let f = IndexFailure {
+            action: "fetching",
+            url: "https://u:secret@h/main/x86_64/APKINDEX.tar.gz".into(),
+            reason: "404".into(),
+        };
+        assert!(!f.to_string().contains("secret"));
     }
 }

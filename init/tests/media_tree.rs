@@ -117,7 +117,7 @@ fn repository_on_cdrom_overlay_on_usb() {
     assert_eq!(choice.file, m.root("sdb1").join("host.apkovl.tar.gz.age"));
     assert_eq!(choice.kind, Some(overlays::OverlayKind::Age));
     // Final mount points: the USB stick becomes /media/usb, the CD /media/cdrom.
-    let moves = plan::media_moves(&m.media, None);
+    let moves = plan::media_moves(&m.media, None, None);
     let to: Vec<_> = moves
         .iter()
         .map(|mv| (mv.name.as_str(), mv.to.display().to_string()))
@@ -176,7 +176,7 @@ fn medium_without_anything_is_not_a_boot_medium() {
 fn fstab_and_repositories_for_relocated_media() {
     let mut m = Media::new();
     m.add("sda1", "vfat", Some("ALPINE"), ALPINE_MEDIUM);
-    let mut moves = plan::media_moves(&m.media, None);
+    let mut moves = plan::media_moves(&m.media, None, None);
     // The trees live under a temp dir; map their real mount point to the name the boot chooses.
     moves[0].from = m.root("sda1");
     let repo = plan::relocate(&m.media[0].repositories[0], &moves);

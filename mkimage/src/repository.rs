@@ -89,7 +89,7 @@ pub fn load(
             .open_index(spec, &opts, &quiet)
             .map(|(repo, _)| repo)
             .map_err(|f| Error::Repository {
-                index: f.url,
+                index: apk::http::url::display(&f.url),
                 reason: f.reason,
             });
     }

@@ -92,7 +92,12 @@ pub fn display(url: &str) -> String {
                 format!("{scheme}://{user}@{host}{tail}")
             }
         }
-        None => url.to_string(),
+        // A password with an unencoded `/`, `?` or `#` ends the authority early for the parser;
+        // mask up to the last `@` anyway (over-masking a port is the safe mistake).
+        None => match (authority.split_once(':'), rest.rfind('@')) {
+            (Some((user, _)), Some(at)) => format!("{scheme}://{user}:*@{}", &rest[at + 1..]),
+            _ => url.to_string(),
+        },
     }
 }
 
@@ -129,6 +134,9 @@ mod tests {
         assert_eq!(display("http://user:secret@h/x"), "http://user:*@h/x");
         assert_eq!(display("http://user@h/x@y"), "http://user@h/x@y");
         assert_eq!(display("http://h/x"), "http://h/x");
+        // Review finding: these passwords were shown in clear.
+        assert_eq!(display("https://u:pa/ss@h/x"), "https://u:*@h/x");
+        assert_eq!(display("https://u:p?w#d@h/x"), "https://u:*@h/x");
         assert_eq!(display("/local/path"), "/local/path");
     }
 }
