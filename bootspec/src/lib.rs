@@ -3,7 +3,8 @@
 //!
 //! Everything written at build time and read at boot lives here once, compiled into both sides
 //! (booster's shared-contract idea): where things are on the boot medium ([`medium`]), where
-//! things are inside the initramfs ([`initramfs`]), and the boot policy the initramfs carries
+//! things are inside the initramfs ([`initramfs`]), the modloop and its signature ([`modloop`]),
+//! and the boot policy the initramfs carries
 //! ([`policy`]). Nothing here does I/O beyond parsing and rendering text, so the static PID 1
 //! links it at no cost.
 
@@ -12,6 +13,7 @@
 
 pub mod initramfs;
 pub mod medium;
+pub mod modloop;
 pub mod policy;
 
 pub use policy::{BootPolicy, OverlayRequirement, PolicyError};

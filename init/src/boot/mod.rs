@@ -2,16 +2,18 @@
 //! [`crate::sys`] for effects, timing each phase in the [`Timeline`].
 //!
 //! Phases: early setup → boot drivers → media discovery → tmpfs root → overlay → media
-//! relocation → packages → finish → switch_root. [`run`] is `main`: it never returns; a failure
+//! relocation → packages → finish → modloop → switch_root. [`run`] is `main`: it never returns; a failure
 //! goes through [`crate::rescue`] (report, shell or `panic=`), and a Rust panic is sent down the
 //! same path by the panic hook.
 mod drivers;
 mod early;
 mod finish;
+mod modloop;
 mod overlay;
 mod packages;
 mod relocate;
 
+pub use modloop::{verify_and_mount, ModloopError, Mounted};
 pub use overlay::{OverlayError, MAX_IDENTITY_BYTES};
 pub use packages::{apk_options, InstallError};
 
@@ -68,6 +70,9 @@ pub enum BootError {
     /// The package install failed.
     #[error("{0}")]
     Install(#[from] InstallError),
+    /// The modloop was refused or missing and `modloop_verify=required`.
+    #[error("{0} (modloop_verify=required)")]
+    Modloop(#[from] ModloopError),
     /// `switch_root` failed.
     #[error("{0}")]
     SwitchRoot(#[from] SwitchRootError),
@@ -299,6 +304,11 @@ impl Boot {
 
         self.phase("finish");
         if let Err(e) = self.finish(&prepared, &root) {
+            return self.fail(e);
+        }
+
+        self.phase("modloop");
+        if let Err(e) = self.modloop(&prepared, &root) {
             return self.fail(e);
         }
 

@@ -12,7 +12,10 @@
 pub mod values;
 pub mod words;
 
-pub use values::{ApkovlSpec, ConsoleSpec, DeviceSpec, PanicAction, PanicPolicy, VerifyPolicy};
+pub use values::{
+    ApkovlSpec, ConsoleSpec, DeviceSpec, ModloopSpec, ModloopVerify, PanicAction, PanicPolicy,
+    VerifyPolicy,
+};
 pub use words::{split_kernel_words, Param};
 
 use std::collections::BTreeMap;
@@ -70,6 +73,10 @@ pub struct BootConfig {
     /// `apkovl_require=any|signed|encrypted|signed,encrypted`: added to the image's
     /// requirement (never removes from it).
     pub apkovl_require: Option<OverlayRequirement>,
+    /// `modloop=`: `None` = search `/` and `/boot/` of the boot media (Alpine's default).
+    pub modloop: Option<ModloopSpec>,
+    /// `modloop_verify=`.
+    pub modloop_verify: ModloopVerify,
     /// `uevent_buf_size=` in bytes.
     pub uevent_buf_size: usize,
     /// `root=`: root-device mode, which this init does not implement (reported as an error).
@@ -102,6 +109,8 @@ impl Default for BootConfig {
             consoles: Vec::new(),
             apkovl_verify: None,
             apkovl_require: None,
+            modloop: None,
+            modloop_verify: ModloopVerify::Yes,
             uevent_buf_size: DEFAULT_UEVENT_BUF_SIZE,
             root: None,
             warnings: Vec::new(),
@@ -123,6 +132,8 @@ const KNOWN: &[&str] = &[
     "init",
     "init_args",
     "keep_apk_new",
+    "modloop",
+    "modloop_verify",
     "modules",
     "panic",
     "pkgs",
@@ -267,6 +278,22 @@ impl BootConfig {
                 }
                 "init_args" => self.init_args = v.split_whitespace().map(str::to_string).collect(),
                 "keep_apk_new" => self.keep_apk_new = yes(v),
+                // A bare `modloop` (or `nomodloop`) means the default search.
+                "modloop" => self.modloop = (v != "yes" && v != "no").then(|| ModloopSpec::parse(v)),
+                "modloop_verify" => {
+                    self.modloop_verify = match v {
+                        "required" => ModloopVerify::Required,
+                        "yes" => ModloopVerify::Yes,
+                        "no" => ModloopVerify::No,
+                        other => {
+                            // Fail closed: a typo must not switch verification off.
+                            self.warn(format!(
+                                "modloop_verify={other}: expected required|yes|no, using required"
+                            ));
+                            ModloopVerify::Required
+                        }
+                    }
+                }
                 "modules" => self.modules = list(v),
                 "panic" => match PanicPolicy::parse(v) {
                     Ok(p) => self.panic = p,
@@ -347,6 +374,15 @@ impl BootConfig {
                 .map(|r| r.to_string())
                 .unwrap_or_else(|| "default".into()),
         );
+        line(
+            "modloop",
+            match &self.modloop {
+                None => "auto".into(),
+                Some(ModloopSpec::None) => "none".into(),
+                Some(ModloopSpec::Path(p) | ModloopSpec::Url(p)) => p.clone(),
+            },
+        );
+        line("modloop_verify", self.modloop_verify.to_string());
         line("modules", self.modules.join(","));
         line("pkgs", self.pkgs.join(","));
         line("blacklist", self.blacklist.join(","));
@@ -412,6 +448,26 @@ mod tests {
     }
 
     #[test]
+    fn modloop_options() {
+        let c = BootConfig::from_cmdline("quiet");
+        assert_eq!((c.modloop, c.modloop_verify), (None, ModloopVerify::Yes));
+        let c = BootConfig::from_cmdline("modloop=/boot/modloop-lts modloop_verify=required");
+        assert_eq!(c.modloop, Some(ModloopSpec::Path("/boot/modloop-lts".into())));
+        assert_eq!(c.modloop_verify, ModloopVerify::Required);
+        let c = BootConfig::from_cmdline("modloop=none nomodloop_verify");
+        assert_eq!((c.modloop, c.modloop_verify), (Some(ModloopSpec::None), ModloopVerify::No));
+        let c = BootConfig::from_cmdline("modloop=https://10.0.2.2:8080/modloop-lts");
+        assert_eq!(
+            c.modloop,
+            Some(ModloopSpec::Url("https://10.0.2.2:8080/modloop-lts".into()))
+        );
+        // A typo fails closed.
+        let c = BootConfig::from_cmdline("modloop_verify=nope");
+        assert_eq!(c.modloop_verify, ModloopVerify::Required);
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
     fn later_words_win() {
         let c = BootConfig::from_cmdline("pkgs=a,b modules=x pkgs=c init=/bin/a init=/bin/b");
         assert_eq!(c.pkgs, vec!["c"]);
@@ -428,6 +484,7 @@ mod tests {
             c,
             BootConfig {
                 consoles: c.consoles.clone(),
+                modloop: Some(ModloopSpec::Path("/x".into())),
                 ..BootConfig::default()
             }
         );

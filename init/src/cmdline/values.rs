@@ -98,6 +98,57 @@ impl ApkovlSpec {
     }
 }
 
+/// `modloop=`: where the modloop is (docs/boot.md, "Modloop").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModloopSpec {
+    /// `modloop=none`: no modloop.
+    None,
+    /// A path relative to the top of a boot medium (`/boot/modloop-lts`).
+    Path(String),
+    /// `http://`, `https://`, `ftp://`: downloaded (netboot).
+    Url(String),
+}
+
+impl ModloopSpec {
+    /// Alpine's reading of the value: `none`, a URL, or a path on a medium.
+    pub fn parse(value: &str) -> Self {
+        if value == "none" || value == "no" {
+            Self::None
+        } else if ["http://", "https://", "ftp://"]
+            .iter()
+            .any(|p| value.starts_with(p))
+        {
+            Self::Url(value.to_string())
+        } else {
+            Self::Path(value.to_string())
+        }
+    }
+}
+
+/// `modloop_verify=`: what the command line asks of the modloop's signature (docs/boot.md,
+/// "Modloop"). It can only tighten: with keys in the initramfs a modloop that does not verify is
+/// never mounted, whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModloopVerify {
+    /// `required`: a modloop that is missing or does not verify stops the boot.
+    Required,
+    /// `yes` (the default): a modloop that does not verify is not mounted; the boot continues.
+    Yes,
+    /// `no`: only honoured when the initramfs holds no keys at all (then an unsigned modloop is
+    /// mounted with a warning); with keys it means [`ModloopVerify::Yes`] and a warning says so.
+    No,
+}
+
+impl std::fmt::Display for ModloopVerify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Required => "required",
+            Self::Yes => "yes",
+            Self::No => "no",
+        })
+    }
+}
+
 /// `apkovl_verify=`: what the command line asks of an overlay signature (docs/boot.md, "Overlay:
 /// trust"); it can only tighten the image's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,8 @@
 //! [`crate::boot`] asks one of these modules: this one decides what to boot from (supported
 //! modes, repositories); [`overlay`] which overlay file; [`trust`] the overlay policy and the one
 //! verdict on an overlay; [`packages`] what to install; [`newroot`] what to write into the new
-//! root.
+//! root; [`modloop`] which modloop, how it must verify and what it is linked to.
+pub mod modloop;
 mod newroot;
 mod overlay;
 mod packages;

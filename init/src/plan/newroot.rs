@@ -12,12 +12,10 @@ pub fn default_services_apply(overlay_applied: bool, marker_present: bool) -> bo
     !overlay_applied || marker_present
 }
 
-/// Alpine's default runlevels.
+/// Alpine's default runlevels, without `modloop`: the init mounts the verified modloop itself
+/// and OpenRC's service would mount it again without verification (see [`super::modloop`]).
 pub const DEFAULT_SERVICES: &[(&str, &[&str])] = &[
-    (
-        "sysinit",
-        &["devfs", "dmesg", "mdev", "hwdrivers", "modloop"],
-    ),
+    ("sysinit", &["devfs", "dmesg", "mdev", "hwdrivers"]),
     (
         "boot",
         &["modules", "sysctl", "hostname", "bootmisc", "syslog"],
@@ -357,8 +355,9 @@ mod tests {
     #[test]
     fn service_link_sets() {
         let l = service_links(true, false, true);
-        assert_eq!(l.len(), 5 + 5 + 3 + 1 + 1);
-        assert!(l.contains(&("sysinit", "modloop")));
+        assert_eq!(l.len(), 4 + 5 + 3 + 1 + 1);
+        assert!(l.contains(&("sysinit", "hwdrivers")));
+        assert!(!l.iter().any(|(_, s)| *s == "modloop"));
         assert!(l.contains(&("shutdown", "savecache")));
         assert_eq!(l.last(), Some(&("boot", "hwclock")));
         assert!(service_links(true, true, false).contains(&("default", "sshd")));

@@ -2,13 +2,16 @@
 //!
 //! This module (with its submodules) is the only place that calls `nix` or `rustix` and the only
 //! one allowed to use `unsafe`; everything above it deals in paths, values and these small
-//! functions. Submodules: [`mount`] (mounts, including those into the new root), [`rootdir`]
+//! functions. Submodules: [`mount`] (mounts, including those into the new root), [`loopdev`]
+//! (read-only loop devices for the modloop), [`rootdir`]
 //! (files inside the new root, resolved beneath it with `openat2`), [`netlink`] (the kernel uevent
 //! socket) and [`switch`] (the `switch_root` sequence). Where `nix` or `rustix` has a safe
-//! wrapper we use it (no raw `libc`); the one `unsafe` block (the rescue shell's `pre_exec`, which
-//! makes the console its controlling terminal) carries its `// SAFETY:` argument.
+//! wrapper we use it (no raw `libc`); the `unsafe` blocks (the rescue shell's `pre_exec`, which
+//! makes the console its controlling terminal, and the loop device ioctls) carry their `// SAFETY:`
+//! arguments.
 #![allow(unsafe_code)]
 
+pub mod loopdev;
 pub mod mount;
 pub mod netlink;
 pub mod rootdir;

@@ -315,6 +315,15 @@ impl RootDir {
         }
     }
 
+    /// `rmdir rel`: an empty directory (not followed if `rel` is a symlink; missing is fine).
+    pub fn remove_empty_dir(&self, rel: &str) -> Result<(), SysError> {
+        let (dir, name) = self.parent_and_name(rel)?;
+        match unlinkat(dir.as_fd(), name, UnlinkatFlags::RemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(errno) => Err(self.err(rel, errno)),
+        }
+    }
+
     /// `chmod mode rel` for an existing directory (`/root` gets 0700 after the overlay).
     pub fn chmod_dir(&self, rel: &str, mode: u32) -> Result<bool, SysError> {
         match self.resolve(rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0) {

@@ -1,0 +1,462 @@
+//! The modloop phase (docs/boot.md, "Modloop"): find the modloop on the boot media, verify its
+//! detached signature with the initramfs's keys, mount it read-only at `/.modloop` in the new
+//! root and link `/lib/modules` and `/lib/firmware` to it, as Alpine's OpenRC `modloop` service
+//! does. That service is then taken out of the new root's runlevels: it would mount the image a
+//! second time without verification (and mounts one that fails its check).
+//!
+//! [`verify_and_mount`] is the reusable step (netboot calls it, through
+//! [`Boot::mount_modloop_file`], with a downloaded file); the decisions are in
+//! [`crate::plan::modloop`].
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use apk::trust::{Alg, Keyring};
+use bootspec::modloop::{self as spec, SignatureError, Signed};
+use sha2::{Digest, Sha256};
+
+use super::{Boot, BootError, Prepared};
+use crate::plan::modloop::{self as plan, Located, ModloopPolicy};
+use crate::sys::{self, rootdir::RootDir, MountFlags, SysError};
+use crate::timeline::human_bytes;
+
+/// Where the squashfs is mounted in the initramfs before it moves into the new root.
+const STAGING: &str = "/.modloop";
+/// Read size while hashing (bounded memory whatever the file's size).
+const HASH_CHUNK: usize = 1 << 20;
+
+/// Why a modloop was not mounted.
+#[derive(Debug, thiserror::Error)]
+pub enum ModloopError {
+    /// No modloop where one was looked for.
+    #[error("{0}")]
+    NotFound(String),
+    /// `modloop=URL` and nothing downloaded it.
+    #[error("modloop={0}: downloading a modloop needs networking, which this boot does not have")]
+    Url(String),
+    /// No `.sig` beside it, and one is required.
+    #[error("{}: no signature ({} missing)", .image.display(), .signature.display())]
+    Unsigned {
+        /// The modloop.
+        image: PathBuf,
+        /// The signature file looked for.
+        signature: PathBuf,
+    },
+    /// The signature file does not parse.
+    #[error("{}: {source}", .path.display())]
+    Signature {
+        /// The signature file.
+        path: PathBuf,
+        /// Why.
+        source: SignatureError,
+    },
+    /// The signature is for another file name.
+    #[error("{}: the signature is for {signed}, not this file", .image.display())]
+    OtherFile {
+        /// The modloop.
+        image: PathBuf,
+        /// The name in the signature.
+        signed: String,
+    },
+    /// The key is not in `etc/apk/keys`.
+    #[error("{}: signed by {key}, which is not a trusted key of the initramfs", .image.display())]
+    UntrustedKey {
+        /// The modloop.
+        image: PathBuf,
+        /// The key name in the signature.
+        key: String,
+    },
+    /// The signature does not verify with the key.
+    #[error("{}: the signature by {key} does not verify", .image.display())]
+    BadSignature {
+        /// The modloop.
+        image: PathBuf,
+        /// The key name.
+        key: String,
+    },
+    /// The file's size is not the signed size (truncated or extended).
+    #[error("{}: {actual} bytes, the signature says {signed}", .image.display())]
+    Size {
+        /// The modloop.
+        image: PathBuf,
+        /// Its size.
+        actual: u64,
+        /// The signed size.
+        signed: u64,
+    },
+    /// The file's bytes are not the signed bytes.
+    #[error("{}: the contents do not match the signed SHA-256 (modified or corrupted)", .image.display())]
+    Hash {
+        /// The modloop.
+        image: PathBuf,
+    },
+    /// A file operation or a mount failed.
+    #[error("{0}")]
+    Sys(#[from] SysError),
+}
+
+/// A mounted modloop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mounted {
+    /// The file.
+    pub image: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The key that verified it (`None`: mounted unverified, `modloop_verify=no` without keys).
+    pub verified_by: Option<String>,
+    /// The kernel version it was signed for (`None` when unsigned).
+    pub kernel: Option<String>,
+    /// The loop device.
+    pub device: PathBuf,
+    /// Links that could not be made (something was in the way), for the console.
+    pub kept: Vec<String>,
+}
+
+impl Mounted {
+    /// One line for the timeline and the console.
+    pub fn summary(&self) -> String {
+        let name = self
+            .image
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let how = match &self.verified_by {
+            Some(k) => format!("verified by {k}"),
+            None => "NOT verified (modloop_verify=no)".to_string(),
+        };
+        let kernel = self
+            .kernel
+            .as_deref()
+            .map(|k| format!(", kernel {k}"))
+            .unwrap_or_default();
+        format!("{name} {}, {how}{kernel}", human_bytes(self.size))
+    }
+}
+
+/// Verifies `image` against the signature at `signature` with `keys` (unless the policy lets an
+/// unsigned one through), then mounts it read-only at `/.modloop` in the new root and links
+/// `/lib/modules` (and `/lib/firmware` when it carries firmware) to it.
+///
+/// The file is opened once: the signature is checked first (cheap), then the exact signed number
+/// of bytes is hashed through that descriptor in 1 MiB reads, and the loop device is configured
+/// from the same descriptor, so the bytes mounted are the bytes verified. Nothing is mounted
+/// unless everything verified.
+pub fn verify_and_mount(
+    image: &Path,
+    signature: &Path,
+    keys: &Keyring,
+    policy: &ModloopPolicy,
+    root: &RootDir,
+) -> Result<Mounted, ModloopError> {
+    let io_err = |source: io::Error| {
+        ModloopError::Sys(SysError::Io {
+            path: image.to_path_buf(),
+            source,
+        })
+    };
+    let file = File::open(image).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(io_err(io::Error::other("not a regular file")));
+    }
+    let size = meta.len();
+    let signed = read_signature(signature)?;
+    let (verified_by, kernel) = match (signed, policy.require_signature) {
+        (Some(signed), _) => {
+            check(image, &file, size, &signed, keys)?;
+            (
+                Some(signed.statement.key_name),
+                Some(signed.statement.kernel),
+            )
+        }
+        (None, true) => {
+            return Err(ModloopError::Unsigned {
+                image: image.to_path_buf(),
+                signature: signature.to_path_buf(),
+            })
+        }
+        (None, false) => (None, None),
+    };
+    let device = sys::loopdev::attach_read_only(&file, size, image)?;
+    let staging = Path::new(STAGING);
+    sys::make_dirs(staging)?;
+    let flags = MountFlags {
+        read_only: true,
+        nosuid: true,
+        nodev: true,
+        noexec: false,
+    };
+    sys::mount_fs(
+        &device.display().to_string(),
+        staging,
+        "squashfs",
+        flags,
+        None,
+    )?;
+    // The loop device now lives as long as the mount (auto-clear); our descriptor can go.
+    drop(file);
+    let moved = root
+        .create_dir_all(spec::MOUNT_POINT, 0o755)
+        .and_then(|_| root.mount_point(spec::MOUNT_POINT))
+        .and_then(|target| sys::move_into(staging, &target));
+    if let Err(e) = moved {
+        let _ = sys::unmount(staging);
+        return Err(e.into());
+    }
+    let _ = std::fs::remove_dir(staging);
+    let has_firmware = root.kind(&format!("{}/{}", spec::MOUNT_POINT, spec::FIRMWARE_DIR))
+        == Some(sys::rootdir::FileKind::Dir);
+    let mut kept = Vec::new();
+    for (path, target) in plan::new_root_links(has_firmware) {
+        let entries = match root.kind(path) {
+            None if !root.exists_nofollow(path) => None,
+            Some(sys::rootdir::FileKind::Dir) => Some(root.list(path).len()),
+            _ => Some(1),
+        };
+        match plan::link_action(entries) {
+            plan::LinkAction::Link => {
+                root.create_dir_all("lib", 0o755)?;
+                root.symlink(path, &target)?;
+            }
+            plan::LinkAction::ReplaceEmptyDir => {
+                root.remove_empty_dir(path)?;
+                root.symlink(path, &target)?;
+            }
+            plan::LinkAction::Keep => kept.push(format!(
+                "/{path} is not empty in the new root: left as it is, not linked to {target}"
+            )),
+        }
+    }
+    Ok(Mounted {
+        image: image.to_path_buf(),
+        size,
+        verified_by,
+        kernel,
+        device,
+        kept,
+    })
+}
+
+/// The signature file, parsed (`None` when absent).
+fn read_signature(path: &Path) -> Result<Option<Signed>, ModloopError> {
+    let Some(bytes) = sys::read_file(path, spec::MAX_SIGNATURE_BYTES)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    Signed::parse(&text)
+        .map(Some)
+        .map_err(|source| ModloopError::Signature {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Name, key, signature, size, then the streamed hash of exactly the signed bytes.
+fn check(
+    image: &Path,
+    file: &File,
+    size: u64,
+    signed: &Signed,
+    keys: &Keyring,
+) -> Result<(), ModloopError> {
+    let st = &signed.statement;
+    let name = image
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if st.file != name {
+        return Err(ModloopError::OtherFile {
+            image: image.to_path_buf(),
+            signed: st.file.clone(),
+        });
+    }
+    let untrusted = || ModloopError::UntrustedKey {
+        image: image.to_path_buf(),
+        key: st.key_name.clone(),
+    };
+    let key = keys.get(&st.key_name).ok_or_else(untrusted)?;
+    let alg = [Alg::RsaSha256, Alg::RsaSha512, Alg::Ed25519]
+        .into_iter()
+        .find(|a| a.tag() == st.algorithm)
+        .ok_or_else(untrusted)?;
+    if !key.verify(alg, &st.message(), &signed.signature) {
+        return Err(ModloopError::BadSignature {
+            image: image.to_path_buf(),
+            key: st.key_name.clone(),
+        });
+    }
+    if size != st.size {
+        return Err(ModloopError::Size {
+            image: image.to_path_buf(),
+            actual: size,
+            signed: st.size,
+        });
+    }
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; HASH_CHUNK];
+    let mut offset = 0u64;
+    while offset < size {
+        let want = (size - offset).min(HASH_CHUNK as u64) as usize;
+        let n = file
+            .read_at(&mut buf[..want], offset)
+            .map_err(|source| SysError::Io {
+                path: image.to_path_buf(),
+                source,
+            })?;
+        if n == 0 {
+            return Err(ModloopError::Size {
+                image: image.to_path_buf(),
+                actual: offset,
+                signed: st.size,
+            });
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+    }
+    if hasher.finalize().as_slice() != st.sha256 {
+        return Err(ModloopError::Hash {
+            image: image.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+impl Boot {
+    /// The modloop phase: find it on the boot media (or skip it), then
+    /// [`Boot::mount_modloop_file`]. OpenRC's own `modloop` service leaves the new root's
+    /// runlevels whatever happens: the init owns the modloop.
+    pub(super) fn modloop(&mut self, p: &Prepared, root: &RootDir) -> Result<(), BootError> {
+        self.disable_openrc_modloop(root)?;
+        let media: Vec<PathBuf> = p.media.iter().map(|m| m.mount_point.clone()).collect();
+        let located = plan::locate(
+            self.cfg.modloop.as_ref(),
+            &media,
+            &|d| super::list_dir(d),
+            &|f| f.is_file(),
+        );
+        match located {
+            Located::Skipped => {
+                self.timeline.note("modloop=none");
+                Ok(())
+            }
+            Located::Url(url) => self.modloop_outcome(Err(ModloopError::Url(url))),
+            Located::NotFound(what) => {
+                // Without `modloop=` a medium without modloop is normal, unless it is required.
+                if self.cfg.modloop.is_none() && !self.modloop_policy().fatal {
+                    log::info!("modloop: none found: only the initramfs's modules are available");
+                    self.timeline.note("none found");
+                    return Ok(());
+                }
+                self.modloop_outcome(Err(ModloopError::NotFound(what)))
+            }
+            Located::Files(files) => {
+                let running = sys::kernel_release();
+                let candidates: Vec<(PathBuf, Option<String>)> = files
+                    .into_iter()
+                    .map(|f| {
+                        let kernel = read_signature(&plan::signature_path(&f))
+                            .ok()
+                            .flatten()
+                            .map(|s| s.statement.kernel);
+                        (f, kernel)
+                    })
+                    .collect();
+                match plan::choose(&candidates, running.as_deref()) {
+                    Some(image) => self.mount_modloop_file(&image, root),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Verifies and mounts one modloop file (its signature is `FILE.sig` beside it) under the
+    /// boot's policy: the timeline and the console say what happened; a refusal is a warning
+    /// and the boot goes on without it, unless `modloop_verify=required` (then it is the
+    /// phase's error). Netboot calls this with the file it downloaded.
+    pub fn mount_modloop_file(&mut self, image: &Path, root: &RootDir) -> Result<(), BootError> {
+        let policy = self.modloop_policy();
+        let keys = Keyring::load(Path::new(&bootspec::initramfs::absolute(
+            bootspec::initramfs::APK_KEYS,
+        )));
+        let result = verify_and_mount(
+            image,
+            &plan::signature_path(image),
+            &keys,
+            &policy,
+            root,
+        );
+        self.modloop_outcome(result)
+    }
+
+    fn modloop_policy(&self) -> ModloopPolicy {
+        let keys = !super::list_dir(Path::new(&bootspec::initramfs::absolute(
+            bootspec::initramfs::APK_KEYS,
+        )))
+        .is_empty();
+        plan::modloop_policy(self.cfg.modloop_verify, keys)
+    }
+
+    fn modloop_outcome(&mut self, result: Result<Mounted, ModloopError>) -> Result<(), BootError> {
+        let policy = self.modloop_policy();
+        if let Some(w) = &policy.warning {
+            log::warn!("{w}");
+        }
+        match result {
+            Ok(m) => {
+                log::info!("modloop: {} mounted on /{}", m.summary(), spec::MOUNT_POINT);
+                if m.verified_by.is_none() {
+                    log::warn!("modloop: {} is mounted without verification", m.image.display());
+                }
+                let running = sys::kernel_release();
+                match &m.kernel {
+                    Some(k) => {
+                        if let Some(w) = plan::kernel_mismatch(k, running.as_deref()) {
+                            log::warn!("modloop: {w}");
+                        }
+                    }
+                    None => {
+                        if let Some(r) = &running {
+                            let dir = format!("/sysroot/{}/{}/{r}", spec::MOUNT_POINT, spec::MODULES_DIR);
+                            if !Path::new(&dir).is_dir() {
+                                log::warn!("modloop: it holds no modules for the running kernel {r}");
+                            }
+                        }
+                    }
+                }
+                for k in &m.kept {
+                    log::warn!("modloop: {k}");
+                }
+                self.timeline.note(m.summary());
+                Ok(())
+            }
+            Err(e) if policy.fatal => {
+                self.timeline.note(format!("refused: {e}"));
+                Err(BootError::Modloop(e))
+            }
+            Err(e) => {
+                log::warn!("modloop: {e}; not mounted, booting without it (only the initramfs's modules are available)");
+                self.timeline.note(format!("refused: {e}"));
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes OpenRC's `modloop` service from every runlevel of the new root (the defaults no
+    /// longer add it; an overlay saved on Alpine may).
+    fn disable_openrc_modloop(&mut self, root: &RootDir) -> Result<(), BootError> {
+        let levels: Vec<(String, Vec<String>)> = root
+            .list("etc/runlevels")
+            .into_iter()
+            .map(|l| {
+                let services = root.list(&format!("etc/runlevels/{l}"));
+                (l, services)
+            })
+            .collect();
+        for link in plan::openrc_modloop_links(&levels) {
+            root.remove_file(&link)?;
+            log::info!("modloop: /{link} removed: the init mounts the verified modloop itself");
+        }
+        Ok(())
+    }
+}
