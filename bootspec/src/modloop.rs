@@ -161,9 +161,7 @@ impl Signed {
             if line.is_empty() {
                 continue;
             }
-            let (key, value) = line
-                .split_once(": ")
-                .ok_or(SignatureError::Line(n + 2))?;
+            let (key, value) = line.split_once(": ").ok_or(SignatureError::Line(n + 2))?;
             let i = FIELDS
                 .iter()
                 .position(|f| *f == key)
@@ -205,13 +203,14 @@ impl Signed {
                 why: "not one of RSA256, RSA512, ED25519",
             });
         }
-        let signature = hex::decode(get(6)?)
-            .ok()
-            .filter(|s| !s.is_empty())
-            .ok_or(SignatureError::Value {
-                field: "signature",
-                why: "not hex",
-            })?;
+        let signature =
+            hex::decode(get(6)?)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .ok_or(SignatureError::Value {
+                    field: "signature",
+                    why: "not hex",
+                })?;
         Ok(Signed {
             statement: Statement {
                 file,
@@ -248,7 +247,9 @@ mod tests {
     fn renders_and_parses_back() {
         let s = sample();
         let text = s.render();
-        assert!(text.starts_with("modloop-signature v1\nfile: modloop-lts\nkernel: 6.1.0-13-amd64\nsize: 1234\n"));
+        assert!(text.starts_with(
+            "modloop-signature v1\nfile: modloop-lts\nkernel: 6.1.0-13-amd64\nsize: 1234\n"
+        ));
         assert!(text.ends_with("signature: 010203ff\n"));
         assert_eq!(Signed::parse(&text).unwrap(), s);
     }

@@ -379,13 +379,7 @@ impl Boot {
         let keys = Keyring::load(Path::new(&bootspec::initramfs::absolute(
             bootspec::initramfs::APK_KEYS,
         )));
-        let result = verify_and_mount(
-            image,
-            &plan::signature_path(image),
-            &keys,
-            &policy,
-            root,
-        );
+        let result = verify_and_mount(image, &plan::signature_path(image), &keys, &policy, root);
         self.modloop_outcome(result)
     }
 
@@ -406,7 +400,10 @@ impl Boot {
             Ok(m) => {
                 log::info!("modloop: {} mounted on /{}", m.summary(), spec::MOUNT_POINT);
                 if m.verified_by.is_none() {
-                    log::warn!("modloop: {} is mounted without verification", m.image.display());
+                    log::warn!(
+                        "modloop: {} is mounted without verification",
+                        m.image.display()
+                    );
                 }
                 let running = sys::kernel_release();
                 match &m.kernel {
@@ -417,9 +414,12 @@ impl Boot {
                     }
                     None => {
                         if let Some(r) = &running {
-                            let dir = format!("/sysroot/{}/{}/{r}", spec::MOUNT_POINT, spec::MODULES_DIR);
+                            let dir =
+                                format!("/sysroot/{}/{}/{r}", spec::MOUNT_POINT, spec::MODULES_DIR);
                             if !Path::new(&dir).is_dir() {
-                                log::warn!("modloop: it holds no modules for the running kernel {r}");
+                                log::warn!(
+                                    "modloop: it holds no modules for the running kernel {r}"
+                                );
                             }
                         }
                     }

@@ -452,10 +452,16 @@ mod tests {
         let c = BootConfig::from_cmdline("quiet");
         assert_eq!((c.modloop, c.modloop_verify), (None, ModloopVerify::Yes));
         let c = BootConfig::from_cmdline("modloop=/boot/modloop-lts modloop_verify=required");
-        assert_eq!(c.modloop, Some(ModloopSpec::Path("/boot/modloop-lts".into())));
+        assert_eq!(
+            c.modloop,
+            Some(ModloopSpec::Path("/boot/modloop-lts".into()))
+        );
         assert_eq!(c.modloop_verify, ModloopVerify::Required);
         let c = BootConfig::from_cmdline("modloop=none nomodloop_verify");
-        assert_eq!((c.modloop, c.modloop_verify), (Some(ModloopSpec::None), ModloopVerify::No));
+        assert_eq!(
+            (c.modloop, c.modloop_verify),
+            (Some(ModloopSpec::None), ModloopVerify::No)
+        );
         let c = BootConfig::from_cmdline("modloop=https://10.0.2.2:8080/modloop-lts");
         assert_eq!(
             c.modloop,

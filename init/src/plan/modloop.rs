@@ -191,7 +191,11 @@ pub fn link_action(existing_dir_entries: Option<usize>) -> LinkAction {
 pub fn new_root_links(has_firmware: bool) -> Vec<(&'static str, String)> {
     let mut v = vec![(
         "lib/modules",
-        format!("/{}/{}", bootspec::modloop::MOUNT_POINT, bootspec::modloop::MODULES_DIR),
+        format!(
+            "/{}/{}",
+            bootspec::modloop::MOUNT_POINT,
+            bootspec::modloop::MODULES_DIR
+        ),
     )];
     if has_firmware {
         v.push(("lib/firmware", "/lib/modules/firmware".to_string()));
@@ -249,7 +253,11 @@ mod tests {
     #[test]
     fn none_skips_and_url_is_left_to_the_network() {
         assert_eq!(
-            locate_in(Some(&ModloopSpec::None), &["/media/vda1"], &["/media/vda1/boot/modloop-lts"]),
+            locate_in(
+                Some(&ModloopSpec::None),
+                &["/media/vda1"],
+                &["/media/vda1/boot/modloop-lts"]
+            ),
             Located::Skipped
         );
         let url = ModloopSpec::Url("http://10.0.2.2/modloop-lts".into());
@@ -341,7 +349,10 @@ mod tests {
 
     #[test]
     fn kernel_mismatch_warns() {
-        assert_eq!(kernel_mismatch("6.1.0-13-amd64", Some("6.1.0-13-amd64")), None);
+        assert_eq!(
+            kernel_mismatch("6.1.0-13-amd64", Some("6.1.0-13-amd64")),
+            None
+        );
         assert_eq!(kernel_mismatch("6.1.0-13-amd64", None), None);
         let w = kernel_mismatch("6.1.0-9-amd64", Some("6.1.0-13-amd64")).unwrap();
         assert!(w.contains("6.1.0-9-amd64") && w.contains("running kernel is 6.1.0-13-amd64"));
@@ -365,13 +376,19 @@ mod tests {
     #[test]
     fn openrc_service_links_are_found_in_any_runlevel() {
         let levels = vec![
-            ("sysinit".to_string(), vec!["devfs".to_string(), "modloop".to_string()]),
+            (
+                "sysinit".to_string(),
+                vec!["devfs".to_string(), "modloop".to_string()],
+            ),
             ("boot".to_string(), vec!["modules".to_string()]),
             ("default".to_string(), vec!["modloop".to_string()]),
         ];
         assert_eq!(
             openrc_modloop_links(&levels),
-            vec!["etc/runlevels/sysinit/modloop", "etc/runlevels/default/modloop"]
+            vec![
+                "etc/runlevels/sysinit/modloop",
+                "etc/runlevels/default/modloop"
+            ]
         );
         assert!(openrc_modloop_links(&[]).is_empty());
     }

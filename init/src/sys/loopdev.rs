@@ -117,12 +117,11 @@ pub fn attach_read_only(file: &File, size: u64, name: &Path) -> Result<PathBuf, 
     let mut last = Errno::EBUSY;
     for _ in 0..ATTEMPTS {
         // SAFETY: LOOP_CTL_GET_FREE takes no argument; `ctl` is an open loop-control fd we own.
-        let number = unsafe { loop_ctl_get_free(ctl.as_raw_fd()) }.map_err(|errno| {
-            SysError::Errno {
+        let number =
+            unsafe { loop_ctl_get_free(ctl.as_raw_fd()) }.map_err(|errno| SysError::Errno {
                 path: control.to_path_buf(),
                 errno,
-            }
-        })?;
+            })?;
         let dev = PathBuf::from(format!("/dev/loop{number}"));
         if std::fs::symlink_metadata(&dev).is_err() {
             // /dev is a tmpfs when devtmpfs was unavailable: make the node ourselves.
