@@ -49,6 +49,7 @@ mod fat;
 mod initramfs;
 mod iso;
 mod layout;
+pub mod modloop;
 mod options;
 mod output;
 mod partition;
@@ -59,7 +60,7 @@ mod usb;
 mod vfat;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use apk::package::Package;
 use bootspec::medium::{self, INITRAMFS, KERNEL, SIGNATURE_SUFFIX};
@@ -113,6 +114,8 @@ pub struct Medium {
     warnings: Vec<String>,
     /// Downloads from remote sources the layout copies from (kept until the medium is written).
     _scratch: Option<std::sync::Arc<ScratchDir>>,
+    /// The modloop built for this medium (kept until the medium is written).
+    _modloop: Option<std::sync::Arc<ScratchDir>>,
 }
 
 /// A scratch cache for what remote sources send, removed when the last plan using it is gone.
@@ -197,14 +200,7 @@ impl Medium {
         if let Some(i) = &opts.initramfs {
             layout.add_host_file(INITRAMFS, i, "--initramfs")?;
         }
-        let modloop = match &opts.modloop {
-            Some(m) => {
-                let path = format!("{}/{}", medium::BOOT_DIR, file_name(m, "--modloop")?);
-                layout.add_host_file(&path, m, "--modloop")?;
-                Some(path)
-            }
-            None => None,
-        };
+        let (modloop, modloop_scratch) = add_modloop(&mut layout, opts, progress)?;
         if let Some(ovl) = &opts.apkovl {
             add_apkovl(&mut layout, ovl)?;
         }
@@ -326,6 +322,7 @@ impl Medium {
             release,
             warnings,
             _scratch: scratch.map(std::sync::Arc::new),
+            _modloop: modloop_scratch.map(std::sync::Arc::new),
         })
     }
 
@@ -424,6 +421,68 @@ impl Medium {
 /// Plans and writes a medium.
 pub fn build(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, Error> {
     Medium::plan(opts, progress)?.write(opts, progress)
+}
+
+/// The modloop (`--modloop FILE` or built for `--modloop-kver`) as `boot/modloop-<flavor>` with
+/// its signature beside it; returns its medium path and the scratch directory holding a built one.
+fn add_modloop(
+    layout: &mut Layout,
+    opts: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Option<String>, Option<ScratchDir>), Error> {
+    if opts.modloop.is_none() && opts.modloop_kver.is_none() {
+        return Ok((None, None));
+    }
+    let Some(key) = &opts.sign_key else {
+        return Err(Error::setting(
+            "--sign-key",
+            "required to sign the modloop (the init mounts only a verified modloop)",
+        ));
+    };
+    let (source, kver, scratch) = match (&opts.modloop, &opts.modloop_kver) {
+        (Some(file), given) => {
+            let kver = modloop::kernel_version_of(file, given.as_deref())?;
+            (file.clone(), kver, None)
+        }
+        (None, Some(kver)) => {
+            let scratch = ScratchDir::new()?;
+            let out = scratch.0.join("modloop");
+            let build = mkinitfs::modloop::ModloopOptions {
+                basedir: opts
+                    .modloop_basedir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("/")),
+                kernel_version: kver.clone(),
+                excludes: opts.modloop_excludes.clone(),
+                compression: opts.modloop_compression,
+                mtime: opts.build_time,
+            };
+            progress(&format!(
+                "building the modloop for {kver} ({})",
+                opts.modloop_compression.name()
+            ));
+            let built = mkinitfs::modloop::build_modloop(&build, &out)
+                .map_err(|e| Error::setting("--modloop-kver", e.to_string()))?;
+            for m in &built.broken_dependencies {
+                progress(&format!(
+                    "WARNING: modloop: {m} stays but needs an excluded module"
+                ));
+            }
+            (out, kver.clone(), Some(scratch))
+        }
+        (None, None) => return Ok((None, None)),
+    };
+    let path = medium::modloop(modloop::flavor(&kver));
+    let name = path.rsplit('/').next().unwrap_or(&path).to_string();
+    layout.add_host_file(&path, &source, "--modloop")?;
+    let sig = modloop::signature(&source, &name, &kver, key)?.into_bytes();
+    let len = sig.len() as u64;
+    layout.add_file(
+        &format!("{path}{SIGNATURE_SUFFIX}"),
+        Source::Bytes(sig),
+        len,
+    )?;
+    Ok((Some(path), scratch))
 }
 
 fn file_name<'a>(path: &'a Path, option: &'static str) -> Result<&'a str, Error> {

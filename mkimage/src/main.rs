@@ -53,9 +53,24 @@ struct Cli {
     /// Initramfs, copied to /boot/initramfs
     #[arg(long, value_name = "FILE")]
     initramfs: Option<PathBuf>,
-    /// Modloop squashfs, copied to /boot/ under its name (modloop= is added to the command line)
+    /// Prebuilt modloop squashfs (mkinitfs --modloop), copied to /boot/modloop-<flavor> with a
+    /// signature made with --sign-key; modloop=/boot/modloop-<flavor> goes on the command line
     #[arg(long, value_name = "FILE")]
     modloop: Option<PathBuf>,
+    /// Build the modloop of this kernel version from BASEDIR/lib/modules/KVER and
+    /// BASEDIR/lib/firmware (with --modloop: the kernel to sign it for, when it holds several)
+    #[arg(long = "modloop-kver", value_name = "KVER")]
+    modloop_kver: Option<String>,
+    /// BASEDIR for --modloop-kver [default: /]
+    #[arg(long = "modloop-basedir", value_name = "DIR")]
+    modloop_basedir: Option<PathBuf>,
+    /// Leave matching paths out of the built modloop (repeatable; module paths relative to
+    /// lib/modules/KVER, e.g. 'kernel/drivers/gpu/*' or 'kernel/sound/*'; firmware as 'firmware/...')
+    #[arg(long = "modloop-exclude", value_name = "GLOB")]
+    modloop_excludes: Vec<String>,
+    /// Compression of the built modloop: xz (smallest, Alpine's) or zstd (faster)
+    #[arg(long = "modloop-comp", value_name = "xz|zstd", default_value = "xz", value_parser = parse_modloop_comp)]
+    modloop_comp: mkinitfs::modloop::ModloopCompression,
     /// Overlay (NAME.apkovl.tar.gz*), copied to the top level with NAME.sig if present beside it
     #[arg(long, value_name = "FILE")]
     apkovl: Option<PathBuf>,
@@ -197,6 +212,10 @@ fn options(cli: &Cli) -> Result<Options, Error> {
     opts.kernel = cli.kernel.clone();
     opts.initramfs = cli.initramfs.clone();
     opts.modloop = cli.modloop.clone();
+    opts.modloop_kver = cli.modloop_kver.clone();
+    opts.modloop_basedir = cli.modloop_basedir.clone();
+    opts.modloop_excludes = cli.modloop_excludes.clone();
+    opts.modloop_compression = cli.modloop_comp;
     opts.apkovl = cli.apkovl.clone();
     opts.cache = cli.cache.clone();
     opts.sign_key = cli.sign_key.as_deref().map(SignKey::load).transpose()?;
@@ -208,6 +227,11 @@ fn options(cli: &Cli) -> Result<Options, Error> {
         .map(|s| mkimage::parse_size(s).map_err(|r| medium_setting("--size", r)))
         .transpose()?;
     Ok(opts)
+}
+
+fn parse_modloop_comp(s: &str) -> Result<mkinitfs::modloop::ModloopCompression, String> {
+    mkinitfs::modloop::ModloopCompression::parse(s)
+        .ok_or_else(|| format!("{s}: expected xz or zstd"))
 }
 
 fn specs(values: &[String]) -> Result<Vec<apk::repo::RepoSpec>, Error> {

@@ -110,8 +110,16 @@ pub struct Options {
     pub kernel: Option<PathBuf>,
     /// Initramfs, copied to `/boot/initramfs`.
     pub initramfs: Option<PathBuf>,
-    /// Modloop squashfs, copied to `/boot/<its name>`.
+    /// Prebuilt modloop squashfs (`--modloop`), copied to `/boot/modloop-<flavor>` and signed.
     pub modloop: Option<PathBuf>,
+    /// `--modloop-kver`: the kernel of the modloop to build (or of a prebuilt one holding several).
+    pub modloop_kver: Option<String>,
+    /// `--modloop-basedir`: where `lib/modules/<kver>` and `lib/firmware` are (default `/`).
+    pub modloop_basedir: Option<PathBuf>,
+    /// `--modloop-exclude` globs.
+    pub modloop_excludes: Vec<String>,
+    /// `--modloop-comp`.
+    pub modloop_compression: mkinitfs::modloop::ModloopCompression,
     /// apkovl, copied to the top level under its name (with `NAME.sig` when present beside it).
     pub apkovl: Option<PathBuf>,
     /// Directory copied to `/cache/`.
@@ -150,6 +158,10 @@ impl Options {
             kernel: None,
             initramfs: None,
             modloop: None,
+            modloop_kver: None,
+            modloop_basedir: None,
+            modloop_excludes: Vec::new(),
+            modloop_compression: mkinitfs::modloop::ModloopCompression::Xz,
             apkovl: None,
             cache: None,
             sign_key: None,

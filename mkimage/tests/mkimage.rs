@@ -1014,14 +1014,31 @@ fn extra_repository_without_world_is_copied_whole_and_checked() {
     check_repository(&out.join("apks-extra/x86_64"), &rest, &env);
 }
 
+/// A small squashfs in the modloop layout for kernel `kver`, made with mksquashfs.
+fn small_modloop(env: &Env, name: &str, kver: &str) -> PathBuf {
+    let tree = env.path(&format!("{name}.tree"));
+    fs::create_dir_all(tree.join("modules").join(kver)).unwrap();
+    fs::write(tree.join("modules").join(kver).join("modules.dep"), b"").unwrap();
+    let out = env.path(name);
+    run(Command::new("mksquashfs").arg(&tree).arg(&out).args([
+        "-comp",
+        "zstd",
+        "-all-root",
+        "-noappend",
+        "-no-progress",
+        "-quiet",
+    ]));
+    out
+}
+
 #[test]
 fn overlay_cache_and_modloop_are_copied() {
     let env = Env::new();
     let ovl = env.path("fw1.apkovl.tar.gz");
     fs::write(&ovl, b"overlay").unwrap();
     fs::write(env.path("fw1.apkovl.tar.gz.sig"), b"signature").unwrap();
-    let modloop = env.path("modloop-lts");
-    fs::write(&modloop, b"squashfs").unwrap();
+    // Named after its kernel's flavor on the medium, whatever the file's name.
+    let modloop = small_modloop(&env, "built-modloop", "6.6.7-0-lts");
     let cache = env.path("cache");
     fs::create_dir(&cache).unwrap();
     fs::write(cache.join("dhcpcd-10.0.5-r0.0123abcd.apk"), b"cached").unwrap();
@@ -1041,7 +1058,9 @@ fn overlay_cache_and_modloop_are_copied() {
         fs::read(out.join("fw1.apkovl.tar.gz.sig")).unwrap(),
         b"signature"
     );
-    assert_eq!(fs::read(out.join("boot/modloop-lts")).unwrap(), b"squashfs");
+    let bytes = fs::read(&modloop).unwrap();
+    assert_eq!(fs::read(out.join("boot/modloop-lts")).unwrap(), bytes);
+    check_modloop_signature(&env, &out, "modloop-lts", "6.6.7-0-lts", &bytes);
     assert_eq!(
         fs::read(out.join("cache/dhcpcd-10.0.5-r0.0123abcd.apk")).unwrap(),
         b"cached"
@@ -1057,6 +1076,94 @@ fn overlay_cache_and_modloop_are_copied() {
             mkimage::DEFAULT_CMDLINE
         )),
         "{syslinux}"
+    );
+}
+
+/// The `.sig` beside the modloop verifies with the medium key and binds name, kernel and bytes.
+fn check_modloop_signature(env: &Env, out: &Path, name: &str, kver: &str, bytes: &[u8]) {
+    use sha2::Digest;
+    let text = fs::read_to_string(out.join("boot").join(format!("{name}.sig"))).unwrap();
+    let signed = bootspec::modloop::Signed::parse(&text).unwrap();
+    let st = &signed.statement;
+    assert_eq!((st.file.as_str(), st.kernel.as_str()), (name, kver));
+    assert_eq!(st.size, bytes.len() as u64);
+    assert_eq!(st.sha256, <[u8; 32]>::from(sha2::Sha256::digest(bytes)));
+    let key = env
+        .medium_keys
+        .get(&st.key_name)
+        .expect("signed by the medium key");
+    assert!(key.verify(apk::trust::Alg::Ed25519, &st.message(), &signed.signature));
+}
+
+#[test]
+fn modloop_built_on_the_fly_and_refusals() {
+    let env = Env::new();
+    // A module tree under a base directory, built with an exclude.
+    let kver = "6.1.0-99-amd64";
+    let mods = env.path("base/lib/modules").join(kver);
+    fs::create_dir_all(mods.join("kernel/net/wireguard")).unwrap();
+    fs::create_dir_all(mods.join("kernel/sound")).unwrap();
+    fs::write(mods.join("kernel/net/wireguard/wireguard.ko"), b"wg").unwrap();
+    fs::write(mods.join("kernel/sound/snd.ko"), b"snd").unwrap();
+    fs::write(
+        mods.join("modules.dep"),
+        b"kernel/net/wireguard/wireguard.ko:\nkernel/sound/snd.ko:\n",
+    )
+    .unwrap();
+    let out = env.path("medium");
+    run(env
+        .alpine_base("dir", &out)
+        .arg("-q")
+        .args(["--modloop-kver", kver, "--modloop-comp", "zstd"])
+        .arg("--modloop-basedir")
+        .arg(env.path("base"))
+        .args(["--modloop-exclude", "kernel/sound/*"]));
+    let image = out.join("boot/modloop-amd64");
+    let bytes = fs::read(&image).unwrap();
+    check_modloop_signature(&env, &out, "modloop-amd64", kver, &bytes);
+    let list = mkimage::modloop::kernel_versions(&image).unwrap();
+    assert_eq!(list, vec![kver.to_string()]);
+    let grub = fs::read_to_string(out.join("boot/grub/grub.cfg")).unwrap();
+    assert!(grub.contains("modloop=/boot/modloop-amd64"), "{grub}");
+    assert!(!grub.contains("modloop=none"));
+
+    // No key: nothing can verify the modloop at boot.
+    let mut c = mkimage();
+    c.args(["--format", "dir", "-o"])
+        .arg(env.path("m2"))
+        .arg("--kernel")
+        .arg(&env.kernel)
+        .arg("--modloop")
+        .arg(&image);
+    assert_eq!(
+        failure(&mut c),
+        "mkimage: ERROR: --sign-key: required to sign the modloop (the init mounts only a verified modloop)\n"
+    );
+    // Not a squashfs.
+    let junk = env.path("modloop-junk");
+    fs::write(&junk, b"not a squashfs").unwrap();
+    let err = failure(
+        env.alpine_base("dir", &env.path("m3"))
+            .arg("--modloop")
+            .arg(&junk),
+    );
+    assert!(
+        err.starts_with(&format!(
+            "mkimage: ERROR: --modloop {}: not a squashfs image",
+            junk.display()
+        )),
+        "{err}"
+    );
+    // A kernel it does not hold.
+    let err = failure(
+        env.alpine_base("dir", &env.path("m4"))
+            .arg("--modloop")
+            .arg(&image)
+            .args(["--modloop-kver", "6.6.7-0-lts"]),
+    );
+    assert!(
+        err.contains("holds no modules/6.6.7-0-lts/modules.dep (it has: 6.1.0-99-amd64)"),
+        "{err}"
     );
 }
 

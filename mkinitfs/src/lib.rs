@@ -31,6 +31,7 @@ pub mod firmware;
 mod image;
 pub mod kconfig;
 pub mod modinfo;
+pub mod modloop;
 pub mod modules;
 pub mod root;
 pub mod secret;

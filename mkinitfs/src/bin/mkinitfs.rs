@@ -92,6 +92,18 @@ struct Cli {
     /// overlay: use it where the medium is as protected as the box
     #[arg(long = "ovl-identity", value_name = "FILE")]
     ovl_identity: Option<PathBuf>,
+    /// Build the modloop instead of an initramfs: a squashfs of BASEDIR/lib/modules/KVER and
+    /// BASEDIR/lib/firmware in Alpine's layout (modules/KVER/..., modules/firmware/...), written to
+    /// OUT; reproducible with SOURCE_DATE_EPOCH. mkimage signs it and puts it on the medium
+    #[arg(long = "modloop", value_name = "OUT")]
+    modloop: Option<PathBuf>,
+    /// Leave matching paths out of the modloop (repeatable; module paths are relative to
+    /// lib/modules/KVER, e.g. 'kernel/drivers/gpu/*', 'kernel/sound/*'; firmware as 'firmware/...')
+    #[arg(long = "modloop-exclude", value_name = "GLOB")]
+    modloop_excludes: Vec<String>,
+    /// Modloop compression: xz (smallest, Alpine's) or zstd (faster to build and to read)
+    #[arg(long = "modloop-comp", value_name = "xz|zstd", default_value = "xz")]
+    modloop_comp: String,
     /// Kernel version (default: the running kernel)
     #[arg(value_name = "KERNELVERSION")]
     kernel_version: Option<String>,
@@ -118,6 +130,9 @@ fn run(cli: Cli) -> Result<(), Error> {
             println!("{name}");
         }
         return Ok(());
+    }
+    if let Some(out) = &cli.modloop {
+        return build_modloop(&cli, basedir, out);
     }
     let conf = match &cli.config {
         Some(path) => ConfFile::load(path)?,
@@ -203,6 +218,50 @@ fn run(cli: Cli) -> Result<(), Error> {
         eprintln!(
             "mkinitfs: note: time: archive written in {:.1} ms",
             start.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
+
+fn build_modloop(cli: &Cli, basedir: PathBuf, out: &Path) -> Result<(), Error> {
+    use mkinitfs::modloop::{ModloopCompression, ModloopOptions};
+    let compression =
+        ModloopCompression::parse(&cli.modloop_comp).ok_or_else(|| Error::Setting {
+            key: "--modloop-comp".into(),
+            reason: format!("{}: expected xz or zstd", cli.modloop_comp),
+        })?;
+    let kernel_version = match &cli.kernel_version {
+        Some(k) => k.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .map_err(|source| Error::Io {
+                path: "/proc/sys/kernel/osrelease".into(),
+                source,
+            })?,
+    };
+    let opts = ModloopOptions {
+        basedir,
+        kernel_version,
+        excludes: cli.modloop_excludes.clone(),
+        compression,
+        mtime: source_date_epoch()?.map_or(0, u64::from),
+    };
+    if !cli.quiet {
+        println!(
+            "==> modloop: creating {} for {} ({})",
+            out.display(),
+            opts.kernel_version,
+            compression.name()
+        );
+    }
+    let built = mkinitfs::modloop::build_modloop(&opts, out)?;
+    for m in &built.broken_dependencies {
+        eprintln!("mkinitfs: WARNING: modloop: {m} is kept but depends on an excluded module");
+    }
+    if !cli.quiet {
+        println!(
+            "==> modloop: {} bytes, {} modules, {} firmware files, {} paths excluded",
+            built.size, built.modules, built.firmware, built.excluded
         );
     }
     Ok(())
