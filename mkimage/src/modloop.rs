@@ -47,7 +47,7 @@ pub fn kernel_versions(image: &Path) -> Result<Vec<String>, Error> {
         .arg(image)
         .output()
         .map_err(|e| Error::Tool {
-            tool: "unsquashfs".into(),
+            tool: "unsquashfs",
             reason: format!("cannot run it ({e}); install squashfs-tools (make deps)"),
         })?;
     if !out.status.success() {
