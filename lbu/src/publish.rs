@@ -99,9 +99,11 @@ pub struct Published {
 }
 
 /// The next generation for `host` in `dir`: one above the generation file and every statement
-/// the medium's `.sig` files claim for this host (backups included), so that no older signed
-/// overlay on the medium is ever at or above the new minimum.
-pub fn next_generation(dir: &Path, host: &str) -> Result<u64, Error> {
+/// for this host that `signer` signed in the medium's `.sig` files (backups included), so that
+/// no older signed overlay on the medium is ever at or above the new minimum. Statements by
+/// other keys, or forged, are not counted: they do not verify at boot either.
+pub fn next_generation(dir: &Path, host: &str, signer: &Signer) -> Result<u64, Error> {
+    let public = signer.key.public();
     let mut newest = overlays::generation::read(dir, host)?.unwrap_or(0);
     for n in backup::names_in(dir)? {
         if !n.ends_with(".sig") {
@@ -110,7 +112,7 @@ pub fn next_generation(dir: &Path, host: &str) -> Result<u64, Error> {
         let Ok(Some(sig)) = overlays::read_signature(&dir.join(&n)) else {
             continue;
         };
-        for s in overlays::sign::claimed_statements(&sig) {
+        for s in overlays::sign::signed_statements(&sig, &public) {
             if s.host == host {
                 newest = newest.max(s.generation);
             }
@@ -149,7 +151,7 @@ pub fn publish(p: &Publication<'_>) -> Result<Published, Error> {
     (p.check)(&tmp.path)?;
     let new_sig = match p.signer {
         Some(s) => {
-            let generation = next_generation(dir, p.host)?;
+            let generation = next_generation(dir, p.host, s)?;
             done.generation = Some(generation);
             Some(s.sign(p.data, p.host, p.time, generation)?)
         }

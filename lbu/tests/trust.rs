@@ -426,3 +426,22 @@ fn netbooted_commit_says_so_and_package_to_stdout_works() {
     let (members, _) = overlays::read_members(&o.stdout).unwrap();
     assert!(members.iter().any(|m| m.name == "etc/apk/world"));
 }
+
+/// Review finding: the next generation was taken from every `.sig` on the medium, verified or
+/// not, so a planted `x.sig` claiming generation 2^64-1 for this host ended every later commit
+/// ("generation counter exhausted"). Only statements by the signing key count now.
+#[test]
+fn a_planted_claim_does_not_choose_the_generation() {
+    let bed = Bed::new();
+    let host = lbu::hostname();
+    let (keyfile, keys) = signing_key(bed.tmp.path(), "overlay.key");
+    bed.conf(&format!("SIGNING_KEY={}\n", keyfile.display()));
+    ok(&bed.lbu(&["commit"]));
+    let evil = apk::trust::PrivateKey::generate_ed25519();
+    let claim =
+        overlays::sign_statement(b"whatever", &host, 0, u64::MAX, &evil, "evil.key.pub").unwrap();
+    std::fs::write(bed.media.join("planted.sig"), claim).unwrap();
+    write(&bed.root, "etc/gen.conf", "2\n");
+    ok(&bed.lbu(&["commit"]));
+    assert_eq!(statement(&bed.overlay(), &keys).generation, 2);
+}

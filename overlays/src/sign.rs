@@ -432,16 +432,31 @@ pub fn verify_with(
     }
 }
 
-/// The statements a `.sig` file claims, NOT verified: for tools that need the numbers (`lbu`
-/// picks the next generation above every one on the medium), never for a trust decision.
-pub fn claimed_statements(sig: &[u8]) -> Vec<Statement> {
+/// The statements of a `.sig` file that `key` really signed, whatever overlay they are about (a
+/// statement's signature covers the statement alone, which names the overlay's SHA-256): `lbu`
+/// picks the next generation above every one on the medium, and a `.sig` anyone could plant
+/// there must not choose it (a claimed generation of `u64::MAX` would end every later commit).
+pub fn signed_statements(sig: &[u8], key: &PublicKey) -> Vec<Statement> {
+    let PublicKey::Ed25519(key) = key else {
+        return Vec::new();
+    };
     let Ok(text) = std::str::from_utf8(&sig[..sig.len().min(MAX_SIGNATURE_BYTES)]) else {
         return Vec::new();
     };
     blocks(text)
         .into_iter()
         .filter_map(|b| match parse(b) {
-            Ok(Block::V2 { statement, .. }) => Some(statement),
+            Ok(Block::V2 {
+                key_id: kid,
+                statement,
+                signature,
+                ..
+            }) if kid == key_id(key) => {
+                let signature = ed25519_dalek::Signature::from_slice(&signature).ok()?;
+                key.verify_strict(&statement.message(), &signature)
+                    .is_ok()
+                    .then_some(statement)
+            }
             _ => None,
         })
         .collect()
@@ -620,11 +635,16 @@ mod tests {
             verify(&data, Some(format!("{newer}{good}").as_bytes()), &keys),
             stated("admin.pub", &data, "h", 9, 7)
         );
-        let claimed = claimed_statements(format!("{good}{foreign}{newer}").as_bytes());
+        let signed = signed_statements(format!("{good}{foreign}{newer}").as_bytes(), &k.public());
         assert_eq!(
-            claimed.iter().map(|s| s.generation).collect::<Vec<_>>(),
-            vec![1, 1, 7]
+            signed.iter().map(|s| s.generation).collect::<Vec<_>>(),
+            vec![1, 7],
+            "the foreign key's statement is not counted"
         );
+        // A statement whose numbers were edited after signing is not counted either.
+        let forged = newer.replace("generation: 7", "generation: 18446744073709551615");
+        assert_ne!(forged, newer);
+        assert!(signed_statements(forged.as_bytes(), &k.public()).is_empty());
         // One key given directly (what lbu checks a backup with).
         assert_eq!(
             verify_with(
