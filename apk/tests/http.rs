@@ -364,6 +364,25 @@ fn https_with_a_test_ca() {
         (code, err.as_str()),
         (1, "ERROR: /dev/null: no PEM certificate in it\n")
     );
+    // Review finding: an https mirror could hand the transfer to plain http by a redirect.
+    let plain = Server::start(&medium());
+    server.fault(
+        "/apks/x86_64/APKINDEX.tar.gz",
+        Fault::Redirect(index_url(&plain)),
+    );
+    let (_, err, code) = run(
+        &root.path,
+        &["--ca", ca_file.to_str().unwrap(), "-X", &url, "update"],
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "redirect from https to http refused ({})",
+            index_url(&plain)
+        )),
+        "{err}"
+    );
 }
 
 #[test]

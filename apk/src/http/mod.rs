@@ -175,6 +175,10 @@ pub enum HttpErrorKind {
     /// A redirect without a usable `Location`.
     #[error("redirect without a location")]
     BadRedirect,
+    /// An `https://` URL redirected to `http://` (apk-tools' libfetch refuses it too): a man in
+    /// the middle could then serve an older, still validly signed index.
+    #[error("redirect from https to http refused ({})", url::display(.0))]
+    InsecureRedirect(String),
     /// Not an `http://` or `https://` URL.
     #[error("unsupported URL (only http:// and https://)")]
     UnsupportedUrl,
@@ -380,7 +384,11 @@ impl Client {
                         .get("location")
                         .and_then(|v| v.to_str().ok())
                         .ok_or(HttpErrorKind::BadRedirect)?;
-                    current = url::join(&current, loc);
+                    let next = url::join(&current, loc);
+                    if u.scheme == "https" && !next.starts_with("https://") {
+                        return Err(HttpErrorKind::InsecureRedirect(next));
+                    }
+                    current = next;
                 }
                 _ => {
                     return Err(HttpErrorKind::Status {
