@@ -113,7 +113,8 @@ impl Boot {
             ),
             Acceptance::Unsigned => log::debug!("apkovl is not signed"),
         }
-        let gz = decrypt(&choice, data)?;
+        let recipient_ok = plan::check_recipient_overlay(&self.overlay_policy, &acceptance);
+        let gz = decrypt(&choice, data, recipient_ok)?;
         let report = overlays::apply(&gz, Path::new(SYSROOT), &overlays::ApplyPolicy::default())
             .map_err(|source| OverlayError::Apply {
                 file: choice.file.clone(),
@@ -205,9 +206,14 @@ fn min_generation(
 }
 
 /// The gzip bytes of the overlay: plain ones as they are; age ones with the initramfs's identity
-/// when there is one and the file is encrypted to recipients, else with a passphrase; Alpine's
-/// `openssl enc` ones with a passphrase.
-fn decrypt(choice: &OverlayChoice, data: Vec<u8>) -> Result<Vec<u8>, OverlayError> {
+/// when there is one and the file is encrypted to recipients (and `recipient_ok`, see
+/// [`plan::check_recipient_overlay`]), else with a passphrase; Alpine's `openssl enc` ones with a
+/// passphrase.
+fn decrypt(
+    choice: &OverlayChoice,
+    data: Vec<u8>,
+    recipient_ok: Result<(), String>,
+) -> Result<Vec<u8>, OverlayError> {
     let fail = |reason: String| OverlayError::Decrypt {
         file: choice.file.clone(),
         reason,
@@ -223,6 +229,7 @@ fn decrypt(choice: &OverlayChoice, data: Vec<u8>) -> Result<Vec<u8>, OverlayErro
         _ => true,
     };
     if !passphrase {
+        recipient_ok.map_err(fail)?;
         let identity = identity().map_err(fail)?;
         let Some(identity) = identity else {
             return Err(fail(format!(

@@ -273,10 +273,48 @@ pub fn judge(
     }
 }
 
+/// Whether an overlay encrypted to an age recipient (not a passphrase) may be opened. Such a file
+/// proves nothing about who made it: the recipient is public, and derivable from the identity in
+/// the initramfs on the same medium. So when encryption is required it must be signed too; a
+/// passphrase-encrypted one authenticates itself (only a holder of the passphrase made it).
+pub fn check_recipient_overlay(
+    policy: &OverlayPolicy,
+    acceptance: &Acceptance,
+) -> Result<(), String> {
+    if !policy.require.encrypted || matches!(acceptance, Acceptance::Verified { .. }) {
+        return Ok(());
+    }
+    Err(format!(
+        "encrypted to an age recipient and not signed: anyone who knows the recipient can make \
+         such a file, so it does not meet apkovl_require=encrypted ({}) without a signature",
+        policy.encrypted_because.clone().unwrap_or_default()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use overlays::{Cipher, Statement};
+
+    /// Review finding: with `apkovl_require=encrypted` and an identity in the image, anyone could
+    /// encrypt an overlay of their own to the (public) recipient and have it applied.
+    #[test]
+    fn recipient_encryption_authenticates_nothing_without_a_signature() {
+        let p = policy("apkovl_require=encrypted", true, "");
+        let signed = Acceptance::Verified {
+            key: "admin.pub".into(),
+        };
+        assert_eq!(check_recipient_overlay(&p, &signed), Ok(()));
+        let e = check_recipient_overlay(&p, &Acceptance::Unsigned).unwrap_err();
+        assert!(
+            e.starts_with("encrypted to an age recipient and not signed"),
+            "{e}"
+        );
+        assert!(check_recipient_overlay(&p, &Acceptance::UnsignedWarn).is_err());
+        // Nothing asks for encryption: the file is just an encoding, as in Alpine.
+        let any = policy("", false, "");
+        assert_eq!(check_recipient_overlay(&any, &Acceptance::Unsigned), Ok(()));
+    }
 
     const PLAIN: OverlayFacts<'static> = OverlayFacts {
         kind: Some(&OverlayKind::Plain),
