@@ -85,6 +85,7 @@ pub fn exclude(cfg: &Config, sel: &mut Selection) -> Vec<Excluded> {
     // Every name and every (device, inode) under which a secret may be selected.
     let mut by_name: Vec<(String, usize)> = Vec::new();
     let mut by_inode: Vec<((u64, u64), usize)> = Vec::new();
+    let in_root = apk::root::Root::open(&cfg.root).ok();
     for (i, s) in secrets.iter().enumerate() {
         let names = names_in_root(&cfg.root, s.path);
         let mut places: Vec<PathBuf> = vec![s.path.to_path_buf()];
@@ -92,6 +93,15 @@ pub fn exclude(cfg: &Config, sel: &mut Selection) -> Vec<Excluded> {
         for p in places {
             if let Ok(m) = std::fs::metadata(&p) {
                 by_inode.push(((m.dev(), m.ino()), i));
+            }
+        }
+        // A name inside the root may be a link that resolves inside the root (`--root DIR`: an
+        // absolute link means DIR/target, not the build host's file): that file is the secret.
+        if let Some(r) = &in_root {
+            for n in &names {
+                if let Ok(m) = r.open_read(n).and_then(|f| f.metadata()) {
+                    by_inode.push(((m.dev(), m.ino()), i));
+                }
             }
         }
         by_name.extend(names.into_iter().map(|n| (n, i)));
@@ -186,5 +196,31 @@ mod tests {
                 "etc/lbu/pw is never saved (PASSWORD_FILE is a password)",
             ]
         );
+    }
+
+    /// Review finding: with `--root DIR`, `SIGNING_KEY=/etc/lbu/overlay.key` being an absolute
+    /// link to `/etc/ssl/private/ovl.pem` was followed on the build host, so the root's own
+    /// `etc/ssl/private/ovl.pem` (the real key) was neither matched by name nor by inode.
+    #[test]
+    fn a_link_to_the_secret_resolves_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("etc/lbu")).unwrap();
+        std::fs::create_dir_all(root.join("etc/ssl/private")).unwrap();
+        std::fs::write(root.join("etc/ssl/private/ovl.pem"), "k").unwrap();
+        std::os::unix::fs::symlink("/etc/ssl/private/ovl.pem", root.join("etc/lbu/overlay.key"))
+            .unwrap();
+        let cfg = Config::resolve(
+            &root,
+            &HashMap::new(),
+            Some("SIGNING_KEY=/etc/lbu/overlay.key\n"),
+        );
+        let mut sel = Selection {
+            names: vec!["etc/ssl/private/ovl.pem".into(), "etc/hostname".into()],
+            deletions: vec![],
+        };
+        let ex = exclude(&cfg, &mut sel);
+        assert_eq!(sel.names, vec!["etc/hostname"]);
+        assert_eq!(ex.len(), 1);
     }
 }
