@@ -302,11 +302,12 @@ pub fn open_index(
         pos = m.range.end;
     }
     let mut r = tar::Reader::new(&data[..]);
-    let (mut description, mut text, mut dotfiles) = (None, None, false);
-    while let Some(e) = r.next_entry().map_err(|e| match e {
+    let (mut description, mut text_at, mut dotfiles) = (None, None, false);
+    let tar_error = |e: tar::TarError| match e {
         tar::TarError::Eof => ArchiveError::Eof,
         e => ArchiveError::IndexFormat(e.to_string()),
-    })? {
+    };
+    while let Some(e) = r.next_entry().map_err(tar_error)? {
         match e.name.as_str() {
             "DESCRIPTION" => {
                 let d = r
@@ -317,15 +318,10 @@ pub fn open_index(
                 }
             }
             "APKINDEX" => {
-                let t = r
-                    .read_all(256 << 20)
-                    .map_err(|e| ArchiveError::IndexFormat(e.to_string()))?;
-                // apk-tools reads bytes: a stray non-UTF-8 byte (say, in a description) must not
-                // cost the whole index. Replaced bytes make at worst that one entry unusable.
-                text = Some(match String::from_utf8(t) {
-                    Ok(t) => t,
-                    Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                });
+                // Where the text is in `data`: it is cut out of that buffer below, not copied.
+                let t = r.content().map_err(tar_error)?;
+                let start = t.as_ptr() as usize - data.as_ptr() as usize;
+                text_at = Some(start..start + t.len());
             }
             n if n.starts_with('.') => dotfiles = true,
             _ => {}
@@ -334,7 +330,17 @@ pub fn open_index(
     if dotfiles {
         return Err(fmt("index mixed with package files"));
     }
-    let text = text.ok_or_else(|| fmt("no APKINDEX"))?;
+    let at = text_at.ok_or_else(|| fmt("no APKINDEX"))?;
+    let len = at.len();
+    data.copy_within(at, 0);
+    data.truncate(len);
+    data.shrink_to_fit();
+    // apk-tools reads bytes: a stray non-UTF-8 byte (say, in a description) must not cost the
+    // whole index. Replaced bytes make at worst that one entry unusable.
+    let text = match String::from_utf8(data) {
+        Ok(t) => t,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
     Ok(IndexFile {
         description,
         text,

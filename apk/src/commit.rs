@@ -16,6 +16,7 @@ use crate::protected::ProtectedPaths;
 use crate::root::Root;
 use crate::script::{self, Script};
 use crate::solver::{ChangeKind, Solution};
+use crate::text::Text;
 use crate::trust::Keyring;
 use nix::sys::stat::Mode as FMode;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -77,9 +78,9 @@ struct Installer<'a> {
     owners: Owners,
     rules: ProtectedPaths,
     /// Path -> owning package name.
-    file_owner: HashMap<String, String>,
+    file_owner: HashMap<String, Text>,
     modified_dirs: BTreeSet<String>,
-    changed_pkgs: HashSet<String>,
+    changed_pkgs: HashSet<Text>,
     errors: usize,
     bytes_written: u64,
     changed: usize,
@@ -91,7 +92,7 @@ struct Installer<'a> {
 /// when it replaces `new` with a higher `replaces_priority`; otherwise the two conflict.
 fn takeover(
     db: &Database,
-    file_owner: &HashMap<String, String>,
+    file_owner: &HashMap<String, Text>,
     new: &Package,
     path: &str,
 ) -> Takeover {
@@ -181,7 +182,7 @@ impl<'a> Installer<'a> {
                 pkg,
                 "pre-deinstall",
                 &body,
-                std::slice::from_ref(&pkg.version),
+                &[pkg.version.to_string()],
                 "  ",
             );
         }
@@ -191,7 +192,7 @@ impl<'a> Installer<'a> {
                 pkg,
                 "post-deinstall",
                 &body,
-                std::slice::from_ref(&pkg.version),
+                &[pkg.version.to_string()],
                 "  ",
             );
         }
@@ -259,11 +260,11 @@ impl<'a> Installer<'a> {
         let old = old_idx.map(|i| self.db.installed[i].clone());
         let scripts: HashMap<String, Vec<u8>> = prep.opened.scripts.iter().cloned().collect();
         let upgrade = old.is_some();
-        let args_install = vec![pkg.version.clone()];
+        let args_install = vec![pkg.version.to_string()];
         let args_upgrade = vec![
-            pkg.version.clone(),
+            pkg.version.to_string(),
             old.as_ref()
-                .map(|o| o.pkg.version.clone())
+                .map(|o| o.pkg.version.to_string())
                 .unwrap_or_default(),
         ];
         let (pre, post, args) = if upgrade {
@@ -478,7 +479,7 @@ pub fn commit(
         return report;
     }
     let rules = ProtectedPaths::load(&db.root.path);
-    let file_owner: HashMap<String, String> = db
+    let file_owner: HashMap<String, Text> = db
         .installed
         .iter()
         .flat_map(|p| {

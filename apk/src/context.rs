@@ -357,7 +357,7 @@ impl Context {
                 return;
             }
         };
-        let idx = crate::index::parse(&String::from_utf8_lossy(&text));
+        let idx = crate::index::parse(String::from_utf8_lossy(&text).into_owned());
         for e in &idx.skipped {
             self.out.warning(&format!(
                 "{}: skipped the entry at line {}: {}",

@@ -1,6 +1,7 @@
 //! Dependencies: `[!]name[@tag][op version]` tokens as found in world, `D:`, `p:`, `i:` and on the
 //! command line (apk-tools v3 `apk_dep_parse`).
 
+use crate::text::Text;
 use crate::version::{self, ANY, CHECKSUM, EQUAL, FUZZY, GREATER, LESS};
 use std::fmt;
 
@@ -8,11 +9,11 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Dependency {
     /// The name (package name, `so:`/`cmd:`/`pc:` provide, or a path like `/bin/sh`).
-    pub name: String,
+    pub name: Text,
     /// Operator mask from [`crate::version`] (`ANY` when no version was given).
     pub op: u8,
     /// Version (or identity for `><`); `None` when no operator was given.
-    pub version: Option<String>,
+    pub version: Option<Text>,
     /// Repository tag (`name@tag`), world and CLI only.
     pub tag: Option<String>,
     /// `!name`: the dependency forbids what it matches.
@@ -57,7 +58,7 @@ impl Dependency {
     /// A dependency on any version of `name`.
     pub fn any(name: &str) -> Self {
         Dependency {
-            name: name.to_string(),
+            name: name.into(),
             op: ANY,
             version: None,
             tag: None,
@@ -67,6 +68,20 @@ impl Dependency {
 
     /// Parse one token. `allow_tag` is true for world and command line entries.
     pub fn parse(token: &str, allow_tag: bool) -> Result<Self, DepError> {
+        Self::parse_with(token, allow_tag, &|s: &str| Text::new(s))
+    }
+
+    /// Parse one token borrowed from `buf` (an index line): name, version and tag share its
+    /// buffer instead of being copied.
+    pub fn parse_in(buf: &Text, token: &str, allow_tag: bool) -> Result<Self, DepError> {
+        Self::parse_with(token, allow_tag, &|s: &str| buf.slice(s))
+    }
+
+    fn parse_with(
+        token: &str,
+        allow_tag: bool,
+        text: &dyn Fn(&str) -> Text,
+    ) -> Result<Self, DepError> {
         let bad = || DepError::Format(token.to_string());
         let (conflict, rest) = match token.strip_prefix('!') {
             Some(r) => (true, r),
@@ -89,7 +104,7 @@ impl Dependency {
             return Err(bad());
         }
         let mut dep = Dependency {
-            name: name.to_string(),
+            name: text(name),
             op: ANY,
             version: None,
             tag,
@@ -122,7 +137,7 @@ impl Dependency {
             return Err(DepError::Version(token.to_string()));
         }
         dep.op = op;
-        dep.version = Some(ver.to_string());
+        dep.version = Some(text(ver));
         Ok(dep)
     }
 
@@ -130,6 +145,13 @@ impl Dependency {
     pub fn parse_list(text: &str, allow_tag: bool) -> Result<Vec<Self>, DepError> {
         text.split_whitespace()
             .map(|t| Self::parse(t, allow_tag))
+            .collect()
+    }
+
+    /// Parse a list borrowed from `buf` (see [`Dependency::parse_in`]).
+    pub fn parse_list_in(buf: &Text, text: &str, allow_tag: bool) -> Result<Vec<Self>, DepError> {
+        text.split_whitespace()
+            .map(|t| Self::parse_in(buf, t, allow_tag))
             .collect()
     }
 

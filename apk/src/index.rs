@@ -8,6 +8,7 @@
 //! ignored.
 
 use crate::package::{self, Package};
+use crate::text::Text;
 
 /// Result of parsing an index.
 #[derive(Debug, Default)]
@@ -46,7 +47,10 @@ struct Entry {
 }
 
 /// Parse index text. Never fails as a whole: unusable entries are listed in [`Index::skipped`].
-pub fn parse(text: &str) -> Index {
+/// The packages' strings are slices of `text` (pass a `String` to hand it over without a copy).
+pub fn parse(text: impl Into<Text>) -> Index {
+    let buf: Text = text.into();
+    let text = buf.as_str();
     // One entry per `P:` line: sized once, a 17k-entry index wastes no doubled capacity.
     let entries = text.matches("\nP:").count() + usize::from(text.starts_with("P:"));
     let mut idx = Index {
@@ -70,7 +74,7 @@ pub fn parse(text: &str) -> Index {
         if e.skip.is_some() {
             // Only the name is still of interest, for the warning.
             if let Some(name) = line.strip_prefix("P:") {
-                e.pkg.name = name.to_string();
+                e.pkg.name = buf.slice(name);
             }
             continue;
         }
@@ -86,7 +90,7 @@ pub fn parse(text: &str) -> Index {
         if INSTALLED_ONLY.contains(&letter) {
             continue;
         }
-        match e.pkg.apply_letter(letter, &line[2..]) {
+        match e.pkg.apply_letter_in(letter, &buf.slice(&line[2..])) {
             Ok(true) => {}
             Ok(false) => {
                 idx.unknown_letters = true;

@@ -41,6 +41,7 @@ pub mod solver;
 pub mod tar;
 #[cfg(test)]
 mod testutil;
+pub mod text;
 pub mod trust;
 pub mod version;
 

@@ -40,7 +40,7 @@ pub fn display_name(pool: &Pool, c: &Change) -> String {
     let name = &pool.packages[id].pkg.name;
     match &c.tag {
         Some(t) => format!("{name}@{t}"),
-        None => name.clone(),
+        None => name.to_string(),
     }
 }
 

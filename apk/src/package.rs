@@ -2,6 +2,7 @@
 //! `APKINDEX` and the installed database (apk-format.md §1.8, §3).
 
 use crate::dep::{self, Dependency};
+use crate::text::Text;
 use base64::Engine;
 use std::fmt;
 
@@ -85,29 +86,29 @@ pub struct Package {
     /// `C:` identity.
     pub identity: Checksum,
     /// `P:`
-    pub name: String,
+    pub name: Text,
     /// `V:`
-    pub version: String,
+    pub version: Text,
     /// `A:`
-    pub arch: Option<String>,
+    pub arch: Option<Text>,
     /// `S:` size of the `.apk` file.
     pub size: u64,
     /// `I:` installed size.
     pub installed_size: u64,
     /// `T:`
-    pub description: String,
+    pub description: Text,
     /// `U:`
-    pub url: String,
+    pub url: Text,
     /// `L:`
-    pub license: String,
+    pub license: Text,
     /// `o:`
-    pub origin: Option<String>,
+    pub origin: Option<Text>,
     /// `m:`
-    pub maintainer: Option<String>,
+    pub maintainer: Option<Text>,
     /// `t:`
     pub build_time: Option<u64>,
     /// `c:` (may be empty)
-    pub commit: Option<String>,
+    pub commit: Option<Text>,
     /// `k:`
     pub provider_priority: Option<u32>,
     /// `D:`
@@ -170,17 +171,17 @@ impl Package {
                     .all(|t| Dependency::parse(t, false).is_ok())
             };
             match k {
-                "pkgname" => p.name = v.to_string(),
-                "pkgver" => p.version = v.to_string(),
-                "pkgdesc" => p.description = v.to_string(),
-                "url" => p.url = v.to_string(),
+                "pkgname" => p.name = v.into(),
+                "pkgver" => p.version = v.into(),
+                "pkgdesc" => p.description = v.into(),
+                "url" => p.url = v.into(),
                 "builddate" => p.build_time = Some(parse_num(k, v)?),
                 "size" => p.installed_size = parse_num(k, v)?,
-                "arch" => p.arch = Some(v.to_string()),
-                "origin" => p.origin = Some(v.to_string()),
-                "commit" => p.commit = Some(v.to_string()),
-                "maintainer" => p.maintainer = Some(v.to_string()),
-                "license" => p.license = v.to_string(),
+                "arch" => p.arch = Some(v.into()),
+                "origin" => p.origin = Some(v.into()),
+                "commit" => p.commit = Some(v.into()),
+                "maintainer" => p.maintainer = Some(v.into()),
+                "license" => p.license = v.into(),
                 "provider_priority" => p.provider_priority = Some(parse_num(k, v)?),
                 "replaces_priority" => p.replaces_priority = Some(parse_num(k, v)?),
                 "depend" | "provides" | "install_if" | "replaces" => {
@@ -221,15 +222,22 @@ impl Package {
     /// Apply one `X:value` index letter. Returns `Ok(false)` for letters this struct does not hold
     /// (installed-only letters handled by the database reader, or unknown ones).
     pub fn apply_letter(&mut self, letter: u8, v: &str) -> Result<bool, MetaError> {
+        self.apply_letter_in(letter, &Text::new(v))
+    }
+
+    /// [`Package::apply_letter`] for a value that is a [`Text`] (a slice of an index): the
+    /// package's strings share its buffer.
+    pub fn apply_letter_in(&mut self, letter: u8, value: &Text) -> Result<bool, MetaError> {
+        let v = value.as_str();
         let deps = |p: &mut Package, v: &str| -> Vec<Dependency> {
-            match Dependency::parse_list(v, false) {
+            match Dependency::parse_list_in(value, v, false) {
                 Ok(d) => d,
                 Err(_) => {
                     // An invalid dependency makes the package uninstallable instead of failing
                     // the whole index (apk-format.md §8.1).
                     p.broken = true;
                     v.split_whitespace()
-                        .filter_map(|t| Dependency::parse(t, false).ok())
+                        .filter_map(|t| Dependency::parse_in(value, t, false).ok())
                         .collect()
                 }
             }
@@ -239,18 +247,18 @@ impl Package {
                 self.identity = Checksum::parse(v)
                     .ok_or_else(|| MetaError(format!("invalid checksum '{v}'")))?
             }
-            b'P' => self.name = v.to_string(),
-            b'V' => self.version = v.to_string(),
-            b'A' => self.arch = Some(v.to_string()),
+            b'P' => self.name = value.clone(),
+            b'V' => self.version = value.clone(),
+            b'A' => self.arch = Some(value.clone()),
             b'S' => self.size = parse_num("S", v)?,
             b'I' => self.installed_size = parse_num("I", v)?,
-            b'T' => self.description = v.to_string(),
-            b'U' => self.url = v.to_string(),
-            b'L' => self.license = v.to_string(),
-            b'o' => self.origin = Some(v.to_string()),
-            b'm' => self.maintainer = Some(v.to_string()),
+            b'T' => self.description = value.clone(),
+            b'U' => self.url = value.clone(),
+            b'L' => self.license = value.clone(),
+            b'o' => self.origin = Some(value.clone()),
+            b'm' => self.maintainer = Some(value.clone()),
             b't' => self.build_time = Some(parse_num("t", v)?),
-            b'c' => self.commit = Some(v.to_string()),
+            b'c' => self.commit = Some(value.clone()),
             b'k' => self.provider_priority = Some(parse_num("k", v)?),
             b'D' => self.depends = deps(self, v),
             b'p' => self.provides = deps(self, v),

@@ -5,7 +5,8 @@
 use crate::dep::Dependency;
 use crate::package::{Checksum, Package};
 use crate::repo::Repository;
-use std::collections::HashMap;
+use crate::text::Text;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 
 /// Index of a package in the pool.
@@ -49,7 +50,7 @@ pub struct Provider {
     /// The package.
     pub pkg: PkgId,
     /// Provided version (`None` for an unversioned provide).
-    pub version: Option<String>,
+    pub version: Option<Text>,
     /// Whether this is the package's own name.
     pub real: bool,
 }
@@ -63,8 +64,52 @@ pub struct Pool {
     pub repos: Vec<RepoInfo>,
     /// Architectures accepted (first = primary).
     pub arches: Vec<String>,
-    by_identity: HashMap<Checksum, PkgId>,
-    providers: HashMap<String, Vec<Provider>>,
+    by_identity: HashMap<IdentityKey, PkgId>,
+    providers: HashMap<Text, Providers>,
+}
+
+/// The providers of one name. Most of the real indexes' ~50k names have exactly one, kept
+/// inline: no allocation per name.
+#[derive(Clone, Debug)]
+enum Providers {
+    One(Provider),
+    Many(Vec<Provider>),
+}
+
+impl Providers {
+    fn push(&mut self, p: Provider) {
+        match self {
+            Providers::One(first) => *self = Providers::Many(vec![first.clone(), p]),
+            Providers::Many(v) => v.push(p),
+        }
+    }
+
+    fn as_slice(&self) -> &[Provider] {
+        match self {
+            Providers::One(p) => std::slice::from_ref(p),
+            Providers::Many(v) => v,
+        }
+    }
+}
+
+/// A package identity as a map key without a heap copy (identities are 16, 20 or 32 bytes).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum IdentityKey {
+    Inline(u8, [u8; 32]),
+    Long(Vec<u8>),
+}
+
+impl IdentityKey {
+    fn of(c: &Checksum) -> IdentityKey {
+        let b = &c.0;
+        if b.len() <= 32 {
+            let mut k = [0u8; 32];
+            k[..b.len()].copy_from_slice(b);
+            IdentityKey::Inline(b.len() as u8, k)
+        } else {
+            IdentityKey::Long(b.clone())
+        }
+    }
 }
 
 impl Pool {
@@ -78,24 +123,32 @@ impl Pool {
 
     fn add(&mut self, pkg: Package) -> (PkgId, bool) {
         if !pkg.identity.is_empty() {
-            if let Some(&id) = self.by_identity.get(&pkg.identity) {
+            if let Some(&id) = self.by_identity.get(&IdentityKey::of(&pkg.identity)) {
                 return (id, false);
             }
         }
         let id = self.packages.len();
         if !pkg.identity.is_empty() {
-            self.by_identity.insert(pkg.identity.clone(), id);
+            self.by_identity.insert(IdentityKey::of(&pkg.identity), id);
         }
-        let mut provs = vec![(pkg.name.clone(), Some(pkg.version.clone()), true)];
-        for p in &pkg.provides {
-            provs.push((p.name.clone(), p.version.clone(), false));
-        }
-        for (name, version, real) in provs {
-            self.providers.entry(name).or_default().push(Provider {
+        let own = (&pkg.name, Some(&pkg.version), true);
+        let provides = pkg
+            .provides
+            .iter()
+            .map(|p| (&p.name, p.version.as_ref(), false));
+        for (name, version, real) in std::iter::once(own).chain(provides) {
+            let provider = Provider {
                 pkg: id,
-                version,
+                version: version.cloned(),
                 real,
-            });
+            };
+            match self.providers.get_mut(name.as_str()) {
+                Some(list) => list.push(provider),
+                None => {
+                    self.providers
+                        .insert(name.clone(), Providers::One(provider));
+                }
+            }
         }
         self.packages.push(PoolPackage {
             pkg,
@@ -149,7 +202,7 @@ impl Pool {
 
     fn add_from_repository(&mut self, ri: usize, p: Package) {
         if !p.identity.is_empty() {
-            if let Some(&id) = self.by_identity.get(&p.identity) {
+            if let Some(&id) = self.by_identity.get(&IdentityKey::of(&p.identity)) {
                 if self.packages[id].installed.is_some() && self.packages[id].repos.is_empty() {
                     // Index metadata is authoritative for fields the database may lack.
                     let old = &mut self.packages[id].pkg;
@@ -197,7 +250,10 @@ impl Pool {
 
     /// Providers of a name (empty when unknown).
     pub fn providers(&self, name: &str) -> &[Provider] {
-        self.providers.get(name).map(Vec::as_slice).unwrap_or(&[])
+        self.providers
+            .get(name)
+            .map(Providers::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Whether any package is named or provides `name`.
@@ -207,7 +263,7 @@ impl Pool {
 
     /// Package by identity.
     pub fn by_identity(&self, c: &Checksum) -> Option<PkgId> {
-        self.by_identity.get(c).copied()
+        self.by_identity.get(&IdentityKey::of(c)).copied()
     }
 
     /// All packages with this real name.

@@ -210,7 +210,7 @@ impl Repository {
         opts: &LoadOptions<'_>,
     ) -> Result<Repository, RepoError> {
         let f = archive::open_index(buf, opts.keys, opts.allow_untrusted)?;
-        let idx = index::parse(&f.text);
+        let idx = index::parse(f.text);
         Ok(Repository {
             spec: spec.clone(),
             packages: idx.packages,

@@ -163,8 +163,8 @@ fn db_view(root: &Path) -> BTreeMap<String, (String, String, Vec<String>)> {
             }
             files.sort();
             (
-                p.pkg.name.clone(),
-                (p.pkg.version.clone(), p.pkg.identity.to_string(), files),
+                p.pkg.name.to_string(),
+                (p.pkg.version.to_string(), p.pkg.identity.to_string(), files),
             )
         })
         .collect()
@@ -277,7 +277,7 @@ fn all_96_packages_match_apk_tools() {
     let mut names: Vec<String> = apk::index::parse(&idx.text)
         .packages
         .into_iter()
-        .map(|p| p.name)
+        .map(|p| p.name.to_string())
         .filter(|n| !["vlan", "bonding", "bridge", "network-extras"].contains(&n.as_str()))
         .collect();
     names.sort();

@@ -279,7 +279,7 @@ fn source_entries() -> BTreeMap<String, apk::package::Package> {
     apk::index::parse(&f.text)
         .packages
         .into_iter()
-        .map(|p| (p.name.clone(), p))
+        .map(|p| (p.name.to_string(), p))
         .collect()
 }
 
@@ -314,7 +314,7 @@ fn check_repository(dir: &Path, names: &[&str], env: &Env) {
     want.sort();
     assert_eq!(listed, want);
     for p in &entries {
-        assert_eq!(p, &source[&p.name], "index entry of {}", p.name);
+        assert_eq!(p, &source[p.name.as_str()], "index entry of {}", p.name);
     }
     // Alpine's keys do not verify it, nor does another key under the same name.
     assert_eq!(

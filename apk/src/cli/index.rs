@@ -98,7 +98,7 @@ impl Args {
                 }
             };
             if let Some(a) = &self.rewrite_arch {
-                p.arch = Some(a.clone());
+                p.arch = Some(a.into());
             }
             pkgs.push(p);
         }
@@ -138,7 +138,7 @@ fn warn_unsatisfiable(ctx: &Context, pkgs: &[Package]) {
         .iter()
         .flat_map(|p| p.depends.iter())
         .filter(|d| !d.conflict && !provided.contains(d.name.as_str()))
-        .map(|d| d.name.clone())
+        .map(|d| d.name.to_string())
         .collect();
     missing.sort();
     missing.dedup();

@@ -94,7 +94,7 @@ impl Args {
                     if out.verbosity > 1 {
                         p.pkg.name_version()
                     } else {
-                        p.pkg.name.clone()
+                        p.pkg.name.to_string()
                     }
                 })
                 .collect();
@@ -165,10 +165,10 @@ impl Args {
                 }
             };
             if self.all || plain || self.description {
-                block("description", vec![pkg.description.clone()]);
+                block("description", vec![pkg.description.to_string()]);
             }
             if self.all || plain || self.webpage {
-                block("webpage", vec![pkg.url.clone()]);
+                block("webpage", vec![pkg.url.to_string()]);
             }
             if self.all || plain || self.size {
                 block("installed size", vec![human_size(pkg.installed_size)]);
@@ -260,7 +260,7 @@ impl Args {
                 );
             }
             if self.all || self.license {
-                block("license", vec![pkg.license.clone()]);
+                block("license", vec![pkg.license.to_string()]);
             }
         }
         Ok(errors)

@@ -52,7 +52,7 @@ impl Args {
         println!("{:<40} Available:", "Installed:");
         let mut rows = Vec::new();
         for ip in &db.installed {
-            if !self.args.is_empty() && !self.args.contains(&ip.pkg.name) {
+            if !self.args.is_empty() && !self.args.iter().any(|a| *a == ip.pkg.name) {
                 continue;
             }
             let best = ctx
@@ -60,7 +60,7 @@ impl Args {
                 .by_name(&ip.pkg.name)
                 .into_iter()
                 .filter(|&id| ctx.pool.in_repository(id))
-                .map(|id| ctx.pool.packages[id].pkg.version.clone())
+                .map(|id| ctx.pool.packages[id].pkg.version.to_string())
                 .max_by(|a, b| version::compare(a, b));
             let (sym, avail) = match &best {
                 Some(b) => (

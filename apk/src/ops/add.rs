@@ -6,6 +6,7 @@ use crate::context::{Context, Error};
 use crate::dep::Dependency;
 use crate::package::{Checksum, Package};
 use crate::solver::{self, SolverOptions};
+use crate::text::Text;
 use sha1::{Digest, Sha1};
 use std::collections::HashSet;
 use std::path::Path;
@@ -36,7 +37,7 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
             let d = Dependency {
                 name: pkg.name.clone(),
                 op: crate::version::CHECKSUM,
-                version: Some(pkg.identity.to_string()),
+                version: Some(pkg.identity.to_string().into()),
                 tag: None,
                 conflict: false,
             };
@@ -56,7 +57,7 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
         deps.push(d);
     }
     // The flags reach the dependencies of the named packages (apk's inheritable name flags).
-    let named: HashSet<String> = deps.iter().map(|d| d.name.clone()).collect();
+    let named: HashSet<Text> = deps.iter().map(|d| d.name.clone()).collect();
     let mut virtual_dep = None;
     if let Some(spec) = &o.virtual_pkg {
         let vdep =
@@ -67,7 +68,10 @@ pub fn add(ctx: &mut Context, args: &[String], o: &AddOptions) -> Result<CommitR
         if deps.is_empty() {
             ctx.out.warning("creating empty virtual package");
         }
-        let version = vdep.version.clone().unwrap_or_else(virtual_version);
+        let version = vdep
+            .version
+            .clone()
+            .unwrap_or_else(|| virtual_version().into());
         let mut h = Sha1::new();
         h.update(std::process::id().to_le_bytes());
         h.update(vdep.name.as_bytes());

@@ -138,11 +138,11 @@ fn not_removed(
             }
             let p = &pool.packages[id].pkg;
             if in_world(&p.name) {
-                items.push(p.name.clone());
+                items.push(p.name.to_string());
             }
             for d in &p.provides {
                 if in_world(&d.name) {
-                    items.push(d.name.clone());
+                    items.push(d.name.to_string());
                 }
             }
             let mut next = reverse_dependencies(pool, id, &|q| selected.contains(&q));

@@ -5,6 +5,7 @@ use super::solve_and_commit;
 use crate::commit::CommitReport;
 use crate::context::{Context, Error};
 use crate::solver::{self, SolverOptions};
+use crate::text::Text;
 use std::collections::HashSet;
 
 /// `apk fix` flags.
@@ -24,7 +25,7 @@ pub struct FixOptions {
 /// with `-x` also `f:x`).
 pub fn fix(ctx: &mut Context, names: &[String], o: &FixOptions) -> Result<CommitReport, Error> {
     let world = ctx.db().world.clone();
-    let mut marked: HashSet<String> = HashSet::new();
+    let mut marked: HashSet<Text> = HashSet::new();
     if names.is_empty() {
         marked.extend(
             ctx.db()
@@ -43,7 +44,7 @@ pub fn fix(ctx: &mut Context, names: &[String], o: &FixOptions) -> Result<Commit
         if ctx.db().find(n).is_none() {
             return Err(Error::PackageNotFound(n.clone()));
         }
-        marked.insert(n.clone());
+        marked.insert(n.into());
     }
     if o.depends {
         marked = solver::with_dependencies(&ctx.pool, &marked);

@@ -6,6 +6,7 @@ use crate::commit::{self, CommitOptions, CommitReport};
 use crate::context::{Context, Error};
 use crate::dep::Dependency;
 use crate::solver::{self, SolverOptions};
+use crate::text::Text;
 
 mod add;
 mod del;
@@ -188,7 +189,7 @@ pub fn plan_listing(
         .selected
         .iter()
         .filter(|&&id| !pool.in_repository(id))
-        .map(|&id| pool.packages[id].pkg.name.clone())
+        .map(|&id| pool.packages[id].pkg.name.to_string())
         .collect();
     orphans.sort_by(|a, b| crate::package::name_order(a, b));
     if !orphans.is_empty() {
@@ -197,7 +198,7 @@ pub fn plan_listing(
         text.push_str(&solver::indented(" ", &orphans, out.width));
     }
     let list = |kinds: &[ChangeKind]| -> Vec<String> {
-        let mut v: Vec<(String, String)> = sol
+        let mut v: Vec<(Text, String)> = sol
             .changes
             .iter()
             .filter(|c| kinds.contains(&c.kind))

@@ -13,6 +13,7 @@
 
 use crate::dep::Dependency;
 use crate::pool::{PkgId, Pool};
+use crate::text::Text;
 use std::collections::{HashMap, HashSet};
 
 mod order;
@@ -29,25 +30,25 @@ pub struct SolverOptions {
     /// `apk upgrade`: prefer the newest version of every name.
     pub upgrade_all: bool,
     /// Names to upgrade (`apk add -u NAME`, `apk upgrade NAME`).
-    pub upgrade: HashSet<String>,
+    pub upgrade: HashSet<Text>,
     /// Names to reinstall (`apk fix`).
-    pub reinstall: HashSet<String>,
+    pub reinstall: HashSet<Text>,
     /// `--latest` for every name: always the newest allowed version.
     pub latest: bool,
     /// `--latest` for these names only (`apk add -l NAME` and its dependencies).
-    pub latest_names: HashSet<String>,
+    pub latest_names: HashSet<Text>,
     /// `--available`: drop packages that no repository has.
     pub available: bool,
     /// Names to keep as installed (`apk upgrade --ignore NAME...`; apk's "installed" flag).
-    pub ignore: HashSet<String>,
+    pub ignore: HashSet<Text>,
 }
 
 /// `names` and, recursively, the names of every package that provides a dependency of a package
 /// named so: apk's inheritable solver flags (`add -u`, `upgrade NAME`, `upgrade --ignore`,
 /// `fix -d`) reach the dependencies of the named packages this way (apk-format.md §8.6).
-pub fn with_dependencies(pool: &Pool, names: &HashSet<String>) -> HashSet<String> {
+pub fn with_dependencies(pool: &Pool, names: &HashSet<Text>) -> HashSet<Text> {
     let mut out = names.clone();
-    let mut todo: Vec<String> = names.iter().cloned().collect();
+    let mut todo: Vec<Text> = names.iter().cloned().collect();
     while let Some(name) = todo.pop() {
         for id in pool.by_name(&name) {
             for d in pool.packages[id].pkg.depends.iter().filter(|d| !d.conflict) {
@@ -119,13 +120,13 @@ pub struct Solution {
 
 /// Solve for `world` (dependencies, possibly with `@tag`s).
 pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solution {
-    let mut learned: HashMap<String, Vec<Dependency>> = HashMap::new();
+    let mut learned: HashMap<Text, Vec<Dependency>> = HashMap::new();
     let mut sorted_world = world.to_vec();
     crate::db::world::sort(&mut sorted_world);
     fn run<'a>(
         pool: &'a Pool,
         opts: &'a SolverOptions,
-        learned: &'a HashMap<String, Vec<Dependency>>,
+        learned: &'a HashMap<Text, Vec<Dependency>>,
         sorted_world: &[Dependency],
     ) -> Attempt<'a> {
         let mut at = Attempt::new(pool, opts, learned);

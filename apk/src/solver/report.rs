@@ -4,6 +4,7 @@ use super::search::{pkg_tags, Attempt, Req};
 use super::Origin;
 use crate::dep::Dependency;
 use crate::pool::{PkgId, Pool, Provider};
+use crate::text::Text;
 use std::collections::HashSet;
 use std::fmt::Write;
 
@@ -40,7 +41,7 @@ impl ErrorReport {
             Origin::World => world_item(&r.dep),
             Origin::Pkg(p) => pkg_item(pool, p, &r.dep),
         };
-        let mut reported_names: HashSet<String> = HashSet::new();
+        let mut reported_names: HashSet<Text> = HashSet::new();
         let missing_block = |name: &str, blocks: &mut Vec<(String, Vec<Reason>)>| {
             let required: Vec<String> = at
                 .reqs
@@ -58,7 +59,7 @@ impl ErrorReport {
             if !virt.is_empty() && pool.by_name(name).is_empty() {
                 let mut provided: Vec<String> = virt
                     .iter()
-                    .map(|p| pool.packages[p.pkg].pkg.name.clone())
+                    .map(|p| pool.packages[p.pkg].pkg.name.to_string())
                     .collect();
                 provided.sort();
                 provided.dedup();
@@ -99,7 +100,7 @@ impl ErrorReport {
                 if !pp.pkg.arch_ok(&pool.arches) {
                     reasons.push((
                         "arch:".into(),
-                        vec![pp.pkg.arch.clone().unwrap_or_default()],
+                        vec![pp.pkg.arch.clone().unwrap_or_default().to_string()],
                     ));
                 }
             }
@@ -168,7 +169,7 @@ impl ErrorReport {
                         .iter()
                         .find(|q| q.name == p.name)
                         .map(|q| q.to_string())
-                        .unwrap_or_else(|| p.name.clone());
+                        .unwrap_or_else(|| p.name.to_string());
                     conflicts.push(format!("{}[{shown}]", op.name_version()));
                 }
             }

@@ -5,6 +5,7 @@
 use super::{Origin, SolverOptions};
 use crate::dep::Dependency;
 use crate::pool::{PkgId, Pool, Provider};
+use crate::text::Text;
 use crate::version;
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -26,20 +27,20 @@ pub(super) struct Pin {
 pub(super) struct Attempt<'a> {
     pub(super) pool: &'a Pool,
     pub(super) opts: &'a SolverOptions,
-    pub(super) learned: &'a HashMap<String, Vec<Dependency>>,
-    pub(super) chosen: HashMap<String, PkgId>,
-    pub(super) owners: HashMap<String, PkgId>,
+    pub(super) learned: &'a HashMap<Text, Vec<Dependency>>,
+    pub(super) chosen: HashMap<Text, PkgId>,
+    pub(super) owners: HashMap<Text, PkgId>,
     pub(super) selected: Vec<PkgId>,
     pub(super) is_sel: Vec<bool>,
-    pub(super) reqs: HashMap<String, Vec<Req>>,
-    pub(super) req_order: Vec<String>,
+    pub(super) reqs: HashMap<Text, Vec<Req>>,
+    pub(super) req_order: Vec<Text>,
     pub(super) conflicts: Vec<Req>,
     pub(super) pins: HashMap<PkgId, Pin>,
     pub(super) forced: Vec<PkgId>,
-    pub(super) missing: Vec<String>,
+    pub(super) missing: Vec<Text>,
     /// Names the world asks for directly: such a package is the provider of choice for any
     /// name it provides (apk prefers what the world selects anyway).
-    pub(super) world_names: std::collections::HashSet<String>,
+    pub(super) world_names: std::collections::HashSet<Text>,
 }
 
 /// The tags a package counts as coming from: its repositories' tags, and for an installed
@@ -59,7 +60,7 @@ impl<'a> Attempt<'a> {
     pub(super) fn new(
         pool: &'a Pool,
         opts: &'a SolverOptions,
-        learned: &'a HashMap<String, Vec<Dependency>>,
+        learned: &'a HashMap<Text, Vec<Dependency>>,
     ) -> Self {
         Attempt {
             pool,
@@ -154,7 +155,7 @@ impl<'a> Attempt<'a> {
         true
     }
 
-    pub(super) fn names_of(&self, id: PkgId) -> Vec<(String, Option<String>)> {
+    pub(super) fn names_of(&self, id: PkgId) -> Vec<(Text, Option<Text>)> {
         let pkg = &self.pool.packages[id].pkg;
         let mut v = vec![(pkg.name.clone(), Some(pkg.version.clone()))];
         v.extend(
@@ -483,7 +484,7 @@ impl<'a> Attempt<'a> {
     }
 
     /// First violated constraint, to learn from.
-    pub(super) fn violation(&self) -> Option<(String, Dependency)> {
+    pub(super) fn violation(&self) -> Option<(Text, Dependency)> {
         for name in &self.req_order {
             for r in self.reqs[name].iter().filter(|r| self.active(r.from)) {
                 if !self.satisfied(&r.dep) {
