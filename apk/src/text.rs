@@ -235,7 +235,10 @@ mod tests {
         m.insert(a.clone(), 1);
         assert_eq!(m.get("musl"), Some(&1));
         assert!(Text::default().is_empty());
-        assert!(Text::from("a") < Text::from("b"));
+        assert_eq!(
+            Text::from("a").cmp(&Text::from("b")),
+            std::cmp::Ordering::Less
+        );
         assert_eq!(String::from(a), "musl");
     }
 }
