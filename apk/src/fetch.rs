@@ -399,15 +399,22 @@ pub fn stage_packages(
         Some(c) => c.dir.clone(),
         None => std::env::temp_dir(),
     };
-    let scratch = base.join(format!(".apk-download.{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&scratch) {
-        out.error(&format!(
-            "{}: {}",
-            scratch.display(),
-            crate::root::io_message(&e)
-        ));
-        return Err(1);
-    }
+    // A fresh directory (mkdtemp, mode 0700), never one that exists: in a shared /tmp another
+    // user could have made `.apk-download.<pid>` (or a link by that name) beforehand.
+    let scratch = match tempfile::Builder::new()
+        .prefix(".apk-download.")
+        .tempdir_in(&base)
+    {
+        Ok(d) => d.keep(),
+        Err(e) => {
+            out.error(&format!(
+                "{}: {}",
+                base.display(),
+                crate::root::io_message(&e)
+            ));
+            return Err(1);
+        }
+    };
     staged.scratch = Some(scratch.clone());
     let total: u64 = todo.iter().map(|&id| pool.packages[id].pkg.size).sum();
     let mut done = 0u64;
