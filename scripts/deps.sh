@@ -27,6 +27,7 @@ have zstd || need+=(zstd)
 [ -d /usr/lib/grub/x86_64-efi ] || need+=(grub-efi-amd64-bin)
 [ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || need+=(systemd-boot-efi)
 have sbsign || need+=(sbsigntool)
+have objcopy || need+=(binutils)        # mkimage --uki adds the PE sections with objcopy
 have cert-to-efi-sig-list || need+=(efitools)
 
 if [ ${#need[@]} -eq 0 ]; then

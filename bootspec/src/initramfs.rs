@@ -15,6 +15,17 @@ pub const APKOVL_IDENTITY: &str = "etc/apkovl/identity";
 /// The boot policy ([`crate::policy::BootPolicy`]) the image was built with.
 pub const POLICY: &str = "etc/boot-policy";
 
+/// The exact kernel command line a sealed image was signed with (one line of text, no
+/// newline): `mkimage --uki` writes it next to a [`POLICY`] that says `sealed=yes`, and the init
+/// of a sealed image refuses to boot with any other `/proc/cmdline` (docs/boot.md, "Sealed
+/// images").
+pub const SIGNED_CMDLINE: &str = "etc/boot-cmdline";
+
+/// Where systemd's EFI stub puts the credentials and system extensions it picks up, unsigned,
+/// from the EFI system partition (`/.extra/credentials`, `/.extra/sysext`). A sealed image
+/// ignores them: nothing there is covered by the image's signature.
+pub const STUB_EXTRA_DIR: &str = ".extra";
+
 /// Modules the init loads before media discovery (Alpine's `/etc/modules`).
 pub const MODULES_LIST: &str = "etc/modules";
 
@@ -46,6 +57,8 @@ mod tests {
             APKOVL_KEYS,
             APKOVL_IDENTITY,
             POLICY,
+            SIGNED_CMDLINE,
+            STUB_EXTRA_DIR,
             MODULES_LIST,
             CA_BUNDLE,
         ] {

@@ -34,6 +34,11 @@ pub const MODLOOP_PREFIX: &str = "modloop-";
 /// The removable-media EFI boot loader path that UEFI firmware loads without any NVRAM entry.
 pub const EFI_BOOT_X64: &str = "EFI/BOOT/BOOTX64.EFI";
 
+/// The certificate (DER) whose key signed the medium's unified kernel image (`mkimage --uki
+/// --sb-cert`), for enrolling in the firmware's Secure Boot `db` (KeyTool, the firmware's setup
+/// screen, `efi-updatevar`).
+pub const SECURE_BOOT_CERT: &str = "EFI/keys/db.der";
+
 /// Suffix of a detached signature file next to the file it signs (`X.sig`).
 pub const SIGNATURE_SUFFIX: &str = ".sig";
 

@@ -11,7 +11,9 @@
 //! staged tree also gets `boot/syslinux/isolinux.bin` (isolinux reads `syslinux.cfg` and
 //! `ldlinux.c32` from its own directory) and `boot/efi.img`, a small FAT image (made with
 //! `mkfs.vfat` and mtools: too small for our FAT32 writer) with the EFI loader in it.
-//! `SOURCE_DATE_EPOCH` is passed on: xorriso then takes its volume times and UUID from it.
+//! `SOURCE_DATE_EPOCH` is passed on: xorriso then takes its volume times and UUID from it, and
+//! mtools the times inside the EFI image; the boot images' own times are the build time, so the
+//! same input gives the same ISO, byte for byte.
 
 use std::fs;
 use std::path::Path;
@@ -91,6 +93,17 @@ pub fn add_boot_images(stage: &Path, mtime: u64) -> Result<(), Error> {
             .env("SOURCE_DATE_EPOCH", &epoch)
             .env("MTOOLS_SKIP_CHECK", "1"),
     )?;
+    // The staged tree's times are the build time (Layout::stage_dir); the two new files, and
+    // the directories they were added to, get it too, or the ISO would record the build's clock.
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+    for path in [isolinux, img] {
+        let parent = path.parent().expect("a staged file").to_path_buf();
+        for p in [path, parent] {
+            fs::File::open(&p)
+                .and_then(|f| f.set_modified(when))
+                .at(&p)?;
+        }
+    }
     Ok(())
 }
 

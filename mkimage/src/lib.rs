@@ -54,8 +54,10 @@ mod options;
 mod output;
 mod partition;
 mod repository;
+mod seal;
 mod secrets;
 mod size;
+mod uki;
 mod usb;
 mod vfat;
 
@@ -73,7 +75,8 @@ pub use date::Civil;
 pub use error::Error;
 pub use layout::{Layout, Node, Source};
 pub use options::{
-    default_arch, parse_world, repository_spec, Format, Options, SignKey, DEFAULT_LABEL,
+    default_arch, parse_world, repository_spec, Format, Options, SecureBootKey, SignKey,
+    DEFAULT_LABEL,
 };
 pub use repository::{Closure, Selected};
 pub use secrets::check_keys_dir;
@@ -176,6 +179,18 @@ impl Medium {
                     ),
                 ));
             }
+        }
+        if opts.secure_boot.is_some() && !opts.uki {
+            return Err(Error::setting(
+                "--sb-key",
+                "only with --uki (it signs the unified kernel image)",
+            ));
+        }
+        if opts.uki && (opts.kernel.is_none() || opts.initramfs.is_none()) {
+            return Err(Error::setting(
+                "--uki",
+                "needs --kernel and --initramfs (they go inside the image)",
+            ));
         }
         let copies_packages = !opts.world.is_empty()
             || !opts.world_extra.is_empty()
@@ -286,11 +301,17 @@ impl Medium {
         if let Some(cache) = &opts.cache {
             add_cache(&mut layout, cache)?;
         }
+        let mut warnings = Vec::new();
+        if let Some(i) = &opts.initramfs {
+            let index_key = opts.sign_key.as_ref().filter(|_| !opts.world.is_empty());
+            warnings.extend(initramfs::check(i, index_key)?);
+        }
         if opts.kernel.is_some() {
+            let cmdline = with_modloop(&opts.cmdline, modloop.as_deref());
             let entry = BootEntry {
                 kernel: format!("/{KERNEL}"),
                 initramfs: opts.initramfs.as_ref().map(|_| format!("/{INITRAMFS}")),
-                cmdline: with_modloop(&opts.cmdline, modloop.as_deref()),
+                cmdline: cmdline.clone(),
             };
             let syslinux = syslinux_cfg(&entry).into_bytes();
             let grub = grub_cfg(&entry).into_bytes();
@@ -301,8 +322,16 @@ impl Medium {
             ] {
                 layout.add_file(path, Source::Bytes(bytes.clone()), bytes.len() as u64)?;
             }
+            let efi = if opts.uki {
+                Some(add_uki(&mut layout, opts, &cmdline, &release)?)
+            } else {
+                None
+            };
             if opts.format != Format::Dir {
-                bootloader::add_files(&mut layout, &opts.label, None)?;
+                bootloader::add_files(&mut layout, &opts.label, efi)?;
+            } else if let Some(efi) = efi {
+                let len = efi.len() as u64;
+                layout.add_file(bootloader::EFI_BOOT, Source::Bytes(efi), len)?;
             }
         }
         let text = format!("{release}\n").into_bytes();
@@ -311,10 +340,8 @@ impl Medium {
         // Secrets never travel: no file of the medium, and nothing inside its initramfs, may be
         // a private key (the overlay identity excepted, see `secrets`).
         secrets::check_layout(&layout)?;
-        let mut warnings = Vec::new();
-        if let Some(i) = &opts.initramfs {
-            let index_key = opts.sign_key.as_ref().filter(|_| !opts.world.is_empty());
-            warnings.extend(initramfs::check(i, index_key)?);
+        if let Some(sb) = &opts.secure_boot {
+            secrets::check_not_carried(&layout, &sb.key, "--sb-key")?;
         }
         Ok(Medium {
             layout,
@@ -493,6 +520,34 @@ fn file_name<'a>(path: &'a Path, option: &'static str) -> Result<&'a str, Error>
             path: path.to_path_buf(),
             reason: "needs a UTF-8 file name".into(),
         })
+}
+
+/// The unified kernel image for `--uki` (signed with `--sb-key`), and the certificate (DER) on
+/// the medium for enrollment; returns the image, which goes to `EFI/BOOT/BOOTX64.EFI`.
+fn add_uki(
+    layout: &mut Layout,
+    opts: &Options,
+    cmdline: &str,
+    release: &str,
+) -> Result<Vec<u8>, Error> {
+    let (Some(kernel), Some(initramfs)) = (&opts.kernel, &opts.initramfs) else {
+        return Err(Error::setting("--uki", "needs --kernel and --initramfs"));
+    };
+    if let Some(sb) = &opts.secure_boot {
+        secrets::check_signing_key(&sb.key, "--sb-key")?;
+        let der = uki::cert_der(&sb.cert)?;
+        let len = der.len() as u64;
+        layout.add_file(medium::SECURE_BOOT_CERT, Source::Bytes(der), len)?;
+    }
+    let initrd = seal::sealed_initramfs(initramfs, cmdline, opts.build_time)?;
+    let osrel = uki::os_release(release);
+    let parts = uki::Parts {
+        kernel,
+        initrd: &initrd,
+        cmdline,
+        osrel: &osrel,
+    };
+    uki::build(&parts, opts.secure_boot.as_ref(), opts.build_time)
 }
 
 /// The overlay goes to the top level under its own name, which must match the init's

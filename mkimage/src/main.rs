@@ -107,6 +107,20 @@ struct Cli {
     /// bundle and SSL_CERT_FILE are trusted too; proxies come from http_proxy/https_proxy)
     #[arg(long = "ca", value_name = "FILE")]
     ca: Vec<PathBuf>,
+    /// Boot UEFI through a unified kernel image at EFI/BOOT/BOOTX64.EFI (instead of GRUB):
+    /// systemd's EFI stub with the kernel, the initramfs sealed with the command line
+    /// (etc/boot-policy sealed=yes, etc/boot-cmdline) and the command line itself; BIOS keeps
+    /// syslinux. Needs --kernel and --initramfs
+    #[arg(long)]
+    uki: bool,
+    /// Sign the unified kernel image for Secure Boot with this private key (PEM; sbsign).
+    /// Never copied to the medium. Needs --uki and --sb-cert
+    #[arg(long = "sb-key", value_name = "KEY", requires_all = ["uki", "sb_cert"])]
+    sb_key: Option<PathBuf>,
+    /// The certificate of --sb-key (PEM or DER), written to the medium as EFI/keys/db.der for
+    /// enrollment in the firmware's Secure Boot db
+    #[arg(long = "sb-cert", value_name = "CERT", requires = "sb_key")]
+    sb_cert: Option<PathBuf>,
     /// Quiet: no progress lines
     #[arg(short = 'q', long = "quiet")]
     quiet: bool,
@@ -219,6 +233,14 @@ fn options(cli: &Cli) -> Result<Options, Error> {
     opts.apkovl = cli.apkovl.clone();
     opts.cache = cli.cache.clone();
     opts.sign_key = cli.sign_key.as_deref().map(SignKey::load).transpose()?;
+    opts.uki = cli.uki;
+    opts.secure_boot = match (&cli.sb_key, &cli.sb_cert) {
+        (Some(key), Some(cert)) => Some(mkimage::SecureBootKey {
+            key: key.clone(),
+            cert: cert.clone(),
+        }),
+        _ => None,
+    };
     opts.label = cli.label.clone();
     opts.cmdline = cli.cmdline.clone();
     opts.size = cli

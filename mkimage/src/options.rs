@@ -11,6 +11,7 @@ use apk::trust::{Keyring, PrivateKey};
 
 use crate::boot::DEFAULT_CMDLINE;
 use crate::error::Error;
+pub use crate::uki::SecureBootKey;
 
 /// The label when none is given (what Alpine's media and our tests use).
 pub const DEFAULT_LABEL: &str = "ALPINE";
@@ -139,6 +140,12 @@ pub struct Options {
     pub cache_dir: Option<PathBuf>,
     /// HTTP client settings for remote sources (the host's CA bundle is added).
     pub http: apk::http::ClientOptions,
+    /// Boot UEFI through a unified kernel image (`--uki`): kernel, sealed initramfs and command
+    /// line in one PE file at `EFI/BOOT/BOOTX64.EFI` instead of GRUB.
+    pub uki: bool,
+    /// Sign the unified kernel image for Secure Boot (`--sb-key`, `--sb-cert`); the certificate
+    /// goes on the medium as DER for enrollment.
+    pub secure_boot: Option<SecureBootKey>,
 }
 
 impl Options {
@@ -171,6 +178,8 @@ impl Options {
             build_time: apk::archive::build_time(),
             cache_dir: None,
             http: apk::http::ClientOptions::default(),
+            uki: false,
+            secure_boot: None,
         }
     }
 }

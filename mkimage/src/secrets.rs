@@ -40,15 +40,28 @@ pub fn check_keys_dir(dir: &Path, option: &'static str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Refuses a planned medium that would carry a host file holding a private key.
+/// Refuses a planned medium that would carry a private key: a host file holding one, or bytes
+/// mkimage generated (configurations, the index, the unified kernel image) that start like one.
 pub fn check_layout(layout: &Layout) -> Result<(), Error> {
     for (at, node) in layout.iter() {
-        let Node::File {
-            source: Source::Path(path),
-            ..
-        } = node
-        else {
+        let Node::File { source, .. } = node else {
             continue;
+        };
+        let path = match source {
+            Source::Path(path) => path,
+            Source::Bytes(bytes) => {
+                let head = &bytes[..bytes.len().min(secret::HEAD)];
+                if let Some(found) = secret::find(head, bytes.len() <= secret::HEAD) {
+                    return Err(Error::Secret {
+                        option: "mkimage",
+                        path: at.into(),
+                        secret: found,
+                        reason:
+                            "generated content that would carry a private key (a bug: report it)",
+                    });
+                }
+                continue;
+            }
         };
         if let Some(found) = secret::find_in_file(path).at(path)? {
             return Err(Error::Secret {
@@ -57,6 +70,41 @@ pub fn check_layout(layout: &Layout) -> Result<(), Error> {
                 secret: found,
                 reason: "only public keys may go on a medium",
             });
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a signing key that is not a private key (e.g. the certificate given twice): the
+/// signer would fail later with a less clear message.
+pub fn check_signing_key(key: &Path, option: &'static str) -> Result<(), Error> {
+    match secret::find_in_file(key).at(key)? {
+        Some(_) => Ok(()),
+        None => Err(Error::Input {
+            option,
+            path: key.to_path_buf(),
+            reason: "not a private key (PEM expected)".into(),
+        }),
+    }
+}
+
+/// Refuses a medium that would carry the file `key` itself (whatever its content: a hardware
+/// token's stub or a key in an unusual format is refused too).
+pub fn check_not_carried(layout: &Layout, key: &Path, option: &'static str) -> Result<(), Error> {
+    let key = fs::canonicalize(key).at(key)?;
+    for (at, node) in layout.iter() {
+        if let Node::File {
+            source: Source::Path(path),
+            ..
+        } = node
+        {
+            if fs::canonicalize(path).ok().as_ref() == Some(&key) {
+                return Err(Error::Input {
+                    option,
+                    path: key.clone(),
+                    reason: format!("would go on the medium as /{at}: private keys never do"),
+                });
+            }
         }
     }
     Ok(())

@@ -538,6 +538,15 @@ fn iso_medium_lists_the_tree_and_label() {
         .alpine_base("iso", &iso)
         .args(["-q", "--label", "alpine-3.19-x86_64"]));
     assert_eq!(blkid(&iso, "TYPE"), "iso9660");
+    // Reproducible, boot images included (their times come from SOURCE_DATE_EPOCH too).
+    let again = env.path("again.iso");
+    run(env
+        .alpine_base("iso", &again)
+        .args(["-q", "--label", "alpine-3.19-x86_64"]));
+    assert!(
+        fs::read(&iso).unwrap() == fs::read(&again).unwrap(),
+        "iso bytes differ"
+    );
     assert_eq!(blkid(&iso, "LABEL"), "alpine-3.19-x86_64");
     for ext in ["-R", "-J"] {
         let listing = stdout(Command::new("isoinfo").args([ext, "-f", "-i"]).arg(&iso));

@@ -190,8 +190,8 @@ impl Env {
         let mut h = Sha256::new();
         h.update(
             format!(
-                "{:?}|{:?}|{}|{}|{:?}|{:?}",
-                r.format, r.world, r.label, r.cmdline, r.project_repo, r.world_extra
+                "{:?}|{:?}|{}|{}|{:?}|{:?}|{:?}",
+                r.format, r.world, r.label, r.cmdline, r.project_repo, r.world_extra, r.uki
             )
             .as_bytes(),
         );
@@ -211,6 +211,8 @@ impl Env {
             MediumFormat::Iso => "iso",
         };
         let out = self.assets.join(format!("medium-{id}.{ext}"));
+        // Before the lock (it takes it too).
+        let sb_key = (r.uki == UkiRecipe::Snakeoil).then(|| self.snakeoil_key());
         let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         if out.is_file() {
             return out;
@@ -259,6 +261,19 @@ impl Env {
                 .arg("--keys-dir")
                 .arg(&project_keys);
         }
+        match r.uki {
+            UkiRecipe::None => {}
+            UkiRecipe::Unsigned => {
+                cmd.arg("--uki");
+            }
+            UkiRecipe::Snakeoil => {
+                cmd.arg("--uki")
+                    .arg("--sb-key")
+                    .arg(sb_key.as_ref().expect("the key"))
+                    .arg("--sb-cert")
+                    .arg(SNAKEOIL_CERT);
+            }
+        }
         if !r.world_extra.is_empty() {
             cmd.arg("--extra-repository")
                 .arg(self.alpine_repo())
@@ -275,6 +290,31 @@ impl Env {
         }
         run(&mut cmd);
         let _ = std::fs::remove_dir_all(&stage);
+        out
+    }
+
+    /// The private half of Debian's Secure Boot test key (`PkKek-1-snakeoil`, enrolled in
+    /// PK/KEK/db of `OVMF_VARS_4M.snakeoil.fd`), without its passphrase (`snakeoil`) so that
+    /// sbsign reads it without a prompt. A TEST key, published by Debian for exactly this: kept
+    /// with the test assets, never a default anywhere.
+    pub fn snakeoil_key(&self) -> PathBuf {
+        let out = self.assets.join("keys/sb-snakeoil.key");
+        let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+        if !out.is_file() {
+            std::fs::create_dir_all(out.parent().expect("keys dir")).unwrap();
+            let tmp = out.with_extension("tmp");
+            run(Command::new("openssl")
+                .args([
+                    "rsa",
+                    "-in",
+                    SNAKEOIL_KEY,
+                    "-passin",
+                    "pass:snakeoil",
+                    "-out",
+                ])
+                .arg(&tmp));
+            std::fs::rename(&tmp, &out).unwrap();
+        }
         out
     }
 
@@ -440,6 +480,22 @@ impl InitramfsRecipe {
     }
 }
 
+/// Debian's Secure Boot test key (`ovmf` package), encrypted with the passphrase `snakeoil`.
+pub const SNAKEOIL_KEY: &str = "/usr/share/ovmf/PkKek-1-snakeoil.key";
+/// Its certificate.
+pub const SNAKEOIL_CERT: &str = "/usr/share/ovmf/PkKek-1-snakeoil.pem";
+
+/// How the medium boots on UEFI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UkiRecipe {
+    /// GRUB (mkimage's default).
+    None,
+    /// A unified kernel image, unsigned (`mkimage --uki`).
+    Unsigned,
+    /// A unified kernel image signed with Debian's snakeoil test key (`--sb-key`, `--sb-cert`).
+    Snakeoil,
+}
+
 /// Medium image format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MediumFormat {
@@ -452,6 +508,8 @@ pub enum MediumFormat {
 /// How to build a medium.
 #[derive(Clone, Debug)]
 pub struct MediumRecipe {
+    /// The UEFI boot path: GRUB or a unified kernel image.
+    pub uki: UkiRecipe,
     /// Image format.
     pub format: MediumFormat,
     /// World for the boot repository.

@@ -44,7 +44,7 @@ pub mod overlay;
 pub mod vfat;
 pub mod vm;
 
-pub use assets::{Env, InitramfsRecipe, MediumFormat, MediumRecipe};
+pub use assets::{Env, InitramfsRecipe, MediumFormat, MediumRecipe, UkiRecipe};
 pub use image::{Boot, Disk, Image, Interface};
 pub use kernel::Kernel;
 pub use machine::{Firmware, Machine, Net, Nic, Opts, BOOT_TIMEOUT};

@@ -70,7 +70,7 @@ pub fn remove(image: &Path, path: &str) {
 pub fn exists(image: &Path, path: &str) -> bool {
     Command::new("mdir")
         .arg("-i")
-        .arg(image)
+        .arg(format!("{}{PARTITION}", image.display()))
         .arg("-b")
         .arg(format!("::/{path}"))
         .output()
@@ -86,4 +86,45 @@ pub fn list(image: &Path) -> Vec<String> {
         .map(|l| l.trim_start_matches("::/").to_string())
         .filter(|l| !l.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FAT volume at 1 MiB of an image file, as mkimage's USB image has it.
+    fn image(dir: &Path) -> std::path::PathBuf {
+        let img = dir.join("disk.img");
+        let f = std::fs::File::create(&img).unwrap();
+        f.set_len(40 << 20).unwrap();
+        let out = Command::new("mkfs.vfat")
+            .args(["-F", "32", "--offset", "2048", "-n", "TEST"])
+            .arg(&img)
+            // The volume's size in KiB: the image after the first MiB.
+            .arg((((40 << 20) - (1 << 20)) / 1024).to_string())
+            .output()
+            .expect("mkfs.vfat (make deps installs dosfstools)");
+        assert!(out.status.success(), "{out:?}");
+        img
+    }
+
+    #[test]
+    fn every_helper_works_inside_the_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = image(dir.path());
+        assert!(!exists(&img, "a.txt"));
+        write(&img, "a.txt", b"one");
+        assert!(exists(&img, "a.txt"), "exists reads the volume at 1 MiB");
+        assert_eq!(read(&img, "a.txt"), b"one");
+        edit(&img, "a.txt", |d| d.push(b'!'));
+        assert_eq!(read(&img, "a.txt"), b"one!");
+        write(&img, "b.txt", b"two");
+        // Renaming over an existing file replaces it (exists() must see it to remove it first).
+        rename(&img, "a.txt", "b.txt");
+        assert_eq!(read(&img, "b.txt"), b"one!");
+        assert!(!exists(&img, "a.txt"));
+        assert_eq!(list(&img), ["b.txt"]);
+        remove(&img, "b.txt");
+        assert!(list(&img).is_empty());
+    }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 fn recipe(world: &[&str], overlay: Option<(String, Vec<u8>, Option<String>)>) -> MediumRecipe {
     let env = Env::get();
     MediumRecipe {
+        uki: qemu_tests::UkiRecipe::None,
         format: MediumFormat::Vfat,
         world: world.iter().map(|s| s.to_string()).collect(),
         project_repo: world.contains(&"lbu"),

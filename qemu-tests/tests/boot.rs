@@ -52,6 +52,7 @@ fn alpine_base_boots_to_the_default_runlevel() {
         .tar_gz();
     let sig = env.sign_overlay(&ovl, "qemutest.apkovl.tar.gz");
     let medium = env.medium(&MediumRecipe {
+        uki: qemu_tests::UkiRecipe::None,
         format: MediumFormat::Vfat,
         world: vec!["alpine-base".into()],
         project_repo: false,
@@ -164,6 +165,7 @@ fn report_medium(name: &str, overlay: Overlay) -> std::path::PathBuf {
         .tar_gz();
     let sig = env.sign_overlay(&ovl, "qemutest.apkovl.tar.gz");
     let medium = env.medium(&MediumRecipe {
+        uki: qemu_tests::UkiRecipe::None,
         format: MediumFormat::Vfat,
         world: vec!["alpine-base".into(), "chrony".into(), "openssh".into()],
         project_repo: false,

@@ -25,6 +25,7 @@ fn sample_overlay() -> Overlay {
 fn medium(run: &str, name: &str, bytes: Vec<u8>, sig: Option<String>) -> PathBuf {
     let env = Env::get();
     let medium = env.medium(&MediumRecipe {
+        uki: qemu_tests::UkiRecipe::None,
         format: MediumFormat::Vfat,
         world: vec!["alpine-base".into()],
         project_repo: false,

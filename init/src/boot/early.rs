@@ -2,10 +2,14 @@
 //! command line. Runs once before the first boot attempt; idempotent, so a retry can call it.
 use std::path::Path;
 
-use super::{BootError, PRINTK_DEVKMSG, SYSROOT};
-use crate::cmdline::BootConfig;
+use bootspec::initramfs::{absolute, POLICY, SIGNED_CMDLINE, STUB_EXTRA_DIR};
+use bootspec::BootPolicy;
+
+use super::{BootError, MAX_CONFIG_BYTES, PRINTK_DEVKMSG, SYSROOT};
+use crate::cmdline::{BootConfig, PanicAction};
 use crate::console;
 use crate::media;
+use crate::plan::sealed;
 use crate::sys::{self, MountFlags, SysError};
 
 const NOSUID: MountFlags = MountFlags {
@@ -119,6 +123,50 @@ fn read_config() -> BootConfig {
     }
     log::debug!("effective boot options:\n{}", cfg.describe());
     cfg
+}
+
+/// When the initramfs is sealed (`etc/boot-policy` says `sealed=yes`): checks that the kernel
+/// runs with the signed command line and sets the failure policy of a sealed boot (no shell
+/// unless that line asks). On a refusal, returns the error and what to do after reporting it
+/// (the signed line's `panic=`; never a shell). An unsealed or unreadable policy changes
+/// nothing here (a malformed one stops the boot in the boot options phase).
+pub(super) fn apply_seal(cfg: &mut BootConfig) -> Result<(), (BootError, PanicAction)> {
+    let read = |rel: &str| {
+        sys::read_file(Path::new(&absolute(rel)), MAX_CONFIG_BYTES)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let sealed = read(POLICY)
+        .and_then(|text| BootPolicy::parse(&text).ok())
+        .is_some_and(|p| p.sealed);
+    if !sealed {
+        return Ok(());
+    }
+    let signed = read(SIGNED_CMDLINE);
+    let running = std::fs::read("/proc/cmdline")
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let action = signed.as_deref().map_or(PanicAction::Halt, |s| {
+        BootConfig::from_cmdline(s).panic.action
+    });
+    if let Err(e) = sealed::check_cmdline(signed.as_deref(), &running) {
+        return Err((e.into(), action));
+    }
+    cfg.panic = sealed::panic_policy(cfg, signed.as_deref().unwrap_or_default());
+    log::info!(
+        "sealed image: boot parameters from the signed command line only; rescue shell {}",
+        if cfg.panic.shell_allowed {
+            "on (the signed command line asks for it)"
+        } else {
+            "off"
+        }
+    );
+    let extras = Path::new("/").join(STUB_EXTRA_DIR);
+    if let Some(w) = sealed::stub_extras_note(extras.exists()) {
+        log::warn!("{w}");
+    }
+    Ok(())
 }
 
 fn mount_once(

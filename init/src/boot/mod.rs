@@ -64,6 +64,9 @@ pub enum BootError {
         /// Which line and why.
         source: PolicyError,
     },
+    /// A sealed image refuses this boot (docs/boot.md, "Sealed images").
+    #[error("{0}")]
+    Sealed(#[from] plan::sealed::SealError),
     /// The overlay phase refused or failed.
     #[error("{0}")]
     Overlay(#[from] OverlayError),
@@ -135,7 +138,7 @@ pub fn run() -> ! {
     let mut timeline = Timeline::start(init_start, None);
     install_panic_hook();
     timeline.begin("early setup", init_start);
-    let cfg = match early_setup() {
+    let mut cfg = match early_setup() {
         Ok(cfg) => cfg,
         Err(e) => {
             let f = Failure {
@@ -147,6 +150,16 @@ pub fn run() -> ! {
             rescue::follow_panic(cfg.panic.action)
         }
     };
+    // A sealed image boots with its signed command line only, and without a rescue shell
+    // unless that line asks for one: a refusal stops here, whatever the running line says.
+    if let Err((e, action)) = early::apply_seal(&mut cfg) {
+        let f = Failure {
+            phase: "early setup".into(),
+            error: e,
+        };
+        report(&f, &mut timeline);
+        rescue::follow_panic(action)
+    }
     // CLOCK_BOOTTIME and /proc/uptime are the same clock: uptime minus init's age is when init began.
     if let Some(up) = std::fs::read_to_string("/proc/uptime")
         .ok()

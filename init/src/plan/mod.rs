@@ -7,11 +7,13 @@
 //! [`crate::boot`] asks one of these modules: this one decides what to boot from (supported
 //! modes, repositories); [`overlay`] which overlay file; [`trust`] the overlay policy and the one
 //! verdict on an overlay; [`packages`] what to install; [`newroot`] what to write into the new
-//! root; [`modloop`] which modloop, how it must verify and what it is linked to.
+//! root; [`modloop`] which modloop, how it must verify and what it is linked to; [`sealed`] the
+//! rules of an image sealed in a signed unified kernel image.
 pub mod modloop;
 mod newroot;
 mod overlay;
 mod packages;
+pub mod sealed;
 mod trust;
 
 pub use newroot::*;

@@ -1,8 +1,11 @@
 //! `make demo`: boot the example appliance (`appliances/jumphost`, built by
-//! `scripts/build-appliance.sh`) in qemu, show its console until it is up, log in on the serial
-//! console, show what it runs, print the boot timeline and where the image is, and power it off.
+//! `scripts/build-appliance.sh`) in qemu from the firmware, as a PC boots the USB stick: SeaBIOS
+//! finds syslinux on the image attached as a USB disk, the demo picks the menu's `serial` entry
+//! (the console on the first serial port, as on a headless box), then shows the console until
+//! the box is up, logs in on the serial console, shows what it runs, prints the boot timeline and
+//! where the image is, and powers it off.
 
-use qemu_tests::{Disk, Env, Image, Net, Opts, Vm};
+use qemu_tests::{Disk, Env, Firmware, Image, Net, Opts, Vm};
 use std::path::PathBuf;
 
 fn main() {
@@ -33,28 +36,25 @@ fn main() {
     }
     // Boot a copy: the image stays as built, ready for a USB stick.
     let disk: PathBuf = env.copy_medium(&img, "demo");
-    let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../appliances")
-        .join(&name);
-    let cmdline = std::fs::read_to_string(profile.join("cmdline")).unwrap_or_default();
-    let cmdline = cmdline.trim().replace("quiet", "");
     println!(
-        "== booting {} in qemu (TCG): kernel {}, medium {} as a virtio disk",
+        "== booting {} in qemu (TCG) from the firmware: SeaBIOS, medium {} as a USB stick",
         name,
-        kernel.display(),
         img.display()
     );
-    let image = Image::kernel(&kernel, &initramfs)
-        .cmdline(&cmdline)
-        .disk(Disk::virtio(&disk));
+    let image = Image::firmware().disk(Disk::usb(&disk).boot(0));
     let mut vm = Vm::boot(
         &image,
         Opts {
             echo: true,
             ..Opts::named("demo")
         }
+        .firmware(Firmware::SeaBios)
         .net(Net::user()),
     );
+    // syslinux's menu: the `serial` entry puts the kernel's console on ttyS0 (where qemu's
+    // console is), as one would pick it on a box without a screen.
+    vm.expect("Boot entries:");
+    vm.send("serial");
     vm.expect("login:");
     std::thread::sleep(std::time::Duration::from_millis(500));
     vm.send("root");
@@ -73,9 +73,7 @@ fn main() {
     println!("\n== image: {}", img.display());
     println!("   write it to a USB stick (all data on the stick is lost):");
     println!("   dd if={} of=/dev/sdX bs=4M conv=fsync", img.display());
-    println!(
-        "   the kernel and initramfs are in boot/ of the stick; see README.md for boot loaders."
-    );
+    println!("   it boots on BIOS (syslinux) and UEFI (EFI/BOOT/BOOTX64.EFI) PCs; see README.md.");
 }
 
 /// Boot a medium once (no network), print the init's timeline when the system reached its login
