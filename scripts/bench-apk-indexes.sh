@@ -63,7 +63,7 @@ bench() {
         exit 1
     fi
     local n; n=$(selection "$W/ours.out" | wc -l)
-    echo "   $label ($n packages), $RUNS runs each: ours ${ot[*]} s wall / ${oc[*]} s CPU / ${om[*]} KiB; apk-tools ${tt[*]} s wall / ${tc[*]} s CPU / ${tm[*]} KiB"
+    echo "   $label ($n packages), $RUNS runs each (load $(cut -d" " -f1-3 /proc/loadavg)): ours ${ot[*]} s wall / ${oc[*]} s CPU / ${om[*]} KiB; apk-tools ${tt[*]} s wall / ${tc[*]} s CPU / ${tm[*]} KiB"
     awk -v label="$label" -v a="$(median "${ot[@]}")" -v b="$(median "${tt[@]}")" \
         -v e="$(median "${oc[@]}")" -v f="$(median "${tc[@]}")" \
         -v c="$(median "${om[@]}")" -v d="$(median "${tm[@]}")" 'BEGIN {

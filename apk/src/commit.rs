@@ -5,7 +5,7 @@
 
 use crate::db::{join, Acl, Database, DirEntry, InstalledPackage};
 use crate::dep::Dependency;
-use crate::extract::{Extractor, Takeover};
+use crate::extract::{Extractor, Ownership, Takeover};
 use crate::fnmatch::fnmatch;
 use crate::output::{self, Out};
 use crate::owners::Owners;
@@ -49,6 +49,16 @@ pub struct CommitOptions {
     pub allow_untrusted: bool,
     /// No `OK:` line (apk's preupgrade transaction prints none).
     pub no_summary: bool,
+    /// Owners and extended attributes of extracted entries (`--no-chown`, `--usermode`).
+    pub ownership: Ownership,
+    /// `apk fix --directory-permissions`: afterwards, give every directory of the installed
+    /// packages the owner and mode the database records ([`crate::dirperm`]).
+    pub directory_permissions: bool,
+    /// Threads that read, verify and inflate packages ahead of the writer (0: online CPUs).
+    pub jobs: usize,
+    /// Bytes of packages read ahead of the writer at most (0: the default); see
+    /// [`crate::prefetch::Prefetch`].
+    pub in_flight: u64,
 }
 
 /// What a commit did.
@@ -303,6 +313,7 @@ impl<'a> Installer<'a> {
             overlay: self.opts.overlay.as_ref(),
             clean_protected: self.opts.clean_protected,
             force_overwrite: self.opts.force_overwrite,
+            ownership: self.opts.ownership,
             errors: 0,
             bytes_written: 0,
         };
@@ -511,7 +522,7 @@ pub fn commit(
         bytes_written: 0,
         changed: 0,
     };
-    // Packages to fetch, in order; prepared on a second thread.
+    // Packages to fetch, in order; prepared by the workers.
     let to_fetch: Vec<PkgId> = sol
         .changes
         .iter()
@@ -520,15 +531,28 @@ pub fn commit(
         .collect();
     // Files are created with their final modes; scripts set their own umask (022).
     let old_umask = nix::sys::stat::umask(FMode::empty());
-    let fetch = Prefetch::new(to_fetch.len());
+    // Each package holds its file and its inflated data while it is read ahead.
+    let costs = to_fetch
+        .iter()
+        .map(|&id| {
+            let p = &pool.packages[id].pkg;
+            p.size.saturating_add(p.installed_size)
+        })
+        .collect();
+    let workers = crate::prefetch::workers(opts.jobs).min(to_fetch.len().max(1));
+    let budget = match opts.in_flight {
+        0 => crate::prefetch::DEFAULT_IN_FLIGHT,
+        n => n,
+    };
+    let fetch = Prefetch::new(costs, 2 * workers, budget);
     let buffers = Buffers::default();
     std::thread::scope(|sc| {
-        // Two workers read, verify and inflate packages ahead of the writer, in order.
+        // Workers read, verify and inflate packages ahead of the writer, in order.
         let trust = Trust {
             keys: &opts.keys,
             allow_untrusted: opts.allow_untrusted,
         };
-        for _ in 0..2 {
+        for _ in 0..workers {
             let (fetch, to_fetch, buffers) = (&fetch, &to_fetch, &buffers);
             sc.spawn(move || {
                 fetch.work(|i| (to_fetch[i], prepare(pool, to_fetch[i], buffers, trust)))
@@ -609,6 +633,12 @@ pub fn commit(
         out.progress_done();
     });
     nix::sys::stat::umask(old_umask);
+    if opts.directory_permissions {
+        let failed = crate::dirperm::reset(ins.db, opts.ownership);
+        if failed > 0 {
+            ins.error(&format!("{failed} errors updating directory permissions"));
+        }
+    }
     ins.fire_triggers();
     ins.db.world = world.to_vec();
     ins.db

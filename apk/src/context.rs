@@ -72,6 +72,16 @@ pub struct Options {
     pub purge: bool,
     /// Continue with the valid tokens of a broken world file (PID 1).
     pub lenient_world: bool,
+    /// `add --no-chown` / `add --usermode`: what extraction may change beyond contents and modes.
+    pub ownership: crate::extract::Ownership,
+    /// `fix --directory-permissions`: reset the permissions of every installed directory.
+    pub directory_permissions: bool,
+    /// Install engine: threads that read, verify and inflate packages ahead of the writer
+    /// (0: one per online CPU).
+    pub jobs: usize,
+    /// Install engine: at most this many bytes of packages (file plus inflated data) read ahead of
+    /// the writer (0: [`crate::prefetch::DEFAULT_IN_FLIGHT`]); the next package is always read.
+    pub in_flight: u64,
 }
 
 /// What an applet needs.

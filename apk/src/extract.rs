@@ -76,12 +76,47 @@ pub(crate) enum Takeover {
     Conflict(String),
 }
 
+/// Whether extracted entries get the owners and extended attributes the package gives
+/// (apk-tools' `--no-chown`, v3's `--usermode`). The database records the package's owners either
+/// way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ownership {
+    /// Owners and every extended attribute, as the package gives them (the default).
+    #[default]
+    Package,
+    /// `--no-chown` (apk-tools 2.14): files, links and devices keep the owner of the process that
+    /// extracts them; directories still get the package's owner.
+    NoChown,
+    /// `--usermode` (apk-tools v3): nothing is chowned, and only `user.*` extended attributes are
+    /// set (the others need privileges).
+    User,
+}
+
+impl Ownership {
+    /// Whether files, links and devices get the package's owner.
+    fn chown(self) -> bool {
+        self == Ownership::Package
+    }
+
+    /// Whether directories get the package's owner.
+    pub(crate) fn chown_dirs(self) -> bool {
+        self != Ownership::User
+    }
+
+    fn xattr_allowed(self, name: &str) -> bool {
+        self != Ownership::User || name.starts_with("user.")
+    }
+}
+
 /// A file extracted under a temporary name, waiting for migration.
 pub(crate) struct Staged {
     /// Final path, relative to the root.
     pub path: String,
-    /// Temporary name in the same directory.
+    /// The name it was created under in the same directory: a temporary name, or its final name
+    /// when nothing was there ([`Staged::direct`]).
     pub tmp: String,
+    /// Created under its final name: migration has nothing to rename.
+    pub direct: bool,
     /// Entry type.
     pub kind: Kind,
     /// Content checksum, as the database records it.
@@ -104,6 +139,8 @@ pub(crate) struct Extractor<'a> {
     pub clean_protected: bool,
     /// `--force-overwrite`.
     pub force_overwrite: bool,
+    /// What the extraction may change beyond contents and modes (`--no-chown`, `--usermode`).
+    pub ownership: Ownership,
     /// Errors reported so far.
     pub errors: usize,
     /// Bytes of file content written so far.
@@ -217,7 +254,11 @@ impl Extractor<'_> {
                         files: Vec::new(),
                     });
                 }
-                if let Err(err) = self.make_dir(&name, &acl, previous.get(&name)) {
+                let (parent, _) = split_parent(&name);
+                let made = self
+                    .parent_fd(&mut fds, parent)
+                    .and_then(|pfd| self.make_dir(pfd.as_fd(), &name, &acl, previous.get(&name)));
+                if let Err(err) = made {
                     self.cleanup(&staged);
                     return Err(ExtractError::Io {
                         path: name,
@@ -249,7 +290,6 @@ impl Extractor<'_> {
                     }
                 }
             }
-            let tmp = temp_name(&pkg.name, &name);
             let mut checksum = e.sha1.map(|s| Checksum(s.to_vec()));
             if let Err(err) = self.parent_fd(&mut fds, dir).map(|_| ()) {
                 self.cleanup(&staged);
@@ -263,28 +303,93 @@ impl Extractor<'_> {
                 let _ = self.parent_fd(&mut fds, tdir);
             }
             let bytes_written = &mut self.bytes_written;
+            let ownership = self.ownership;
+            // The name the entry is created under: its final name when nothing is there yet (a
+            // fresh root: no rename later), else a temporary name that migration renames.
+            let mut tmp = base.to_string();
+            let mut made = false;
             let res = (|| -> std::io::Result<()> {
                 let d = fds[dir].as_fd();
-                let _ =
-                    nix::unistd::unlinkat(d, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-                match e.kind {
-                    Kind::File => {
-                        // Root-owned files are created with their final mode (umask is 0 during the
-                        // commit); others are chowned and then chmodded, as chown clears set-id bits.
-                        let owned = uid != 0 || gid != 0;
-                        let create_mode = if owned { 0o600 } else { e.mode };
-                        let fd = nix::fcntl::openat(
+                let mut link_target = None;
+                if e.kind == Kind::HardLink {
+                    let target = e.link.trim_start_matches("./");
+                    let Some(&ti) = by_path.get(target) else {
+                        return Err(std::io::Error::other(format!(
+                            "no hard link target ({target}) in archive"
+                        )));
+                    };
+                    let t = &staged[ti];
+                    let (tdir, _) = split_parent(&t.path);
+                    let tfd = fds
+                        .get(tdir)
+                        .ok_or_else(|| std::io::Error::other("hard link target directory"))?;
+                    link_target = Some((tfd.as_fd(), t.tmp.as_str(), t.checksum.clone()));
+                }
+                // Root-owned files are created with their final mode (umask is 0 during the
+                // commit); others are chowned and then chmodded, as chown clears set-id bits.
+                let owned = (uid != 0 || gid != 0) && ownership.chown();
+                let create = |at: &str| -> nix::Result<Option<OwnedFd>> {
+                    match e.kind {
+                        Kind::File => nix::fcntl::openat(
                             d,
-                            tmp.as_str(),
+                            at,
                             OFlag::O_WRONLY
                                 | OFlag::O_CREAT
                                 | OFlag::O_EXCL
                                 | OFlag::O_NOFOLLOW
                                 | OFlag::O_CLOEXEC,
-                            FMode::from_bits_truncate(create_mode),
+                            FMode::from_bits_truncate(if owned { 0o600 } else { e.mode }),
                         )
-                        .map_err(errno)?;
-                        let mut f = std::fs::File::from(fd);
+                        .map(Some),
+                        Kind::Symlink => {
+                            nix::unistd::symlinkat(e.link.as_str(), d, at).map(|_| None)
+                        }
+                        Kind::HardLink => {
+                            let (tfd, tname, _) = link_target.as_ref().expect("resolved above");
+                            nix::unistd::linkat(*tfd, *tname, d, at, AtFlags::empty()).map(|_| None)
+                        }
+                        Kind::CharDev | Kind::BlockDev | Kind::Fifo => {
+                            let kind = match e.kind {
+                                Kind::CharDev => SFlag::S_IFCHR,
+                                Kind::BlockDev => SFlag::S_IFBLK,
+                                _ => SFlag::S_IFIFO,
+                            };
+                            let dev = nix::sys::stat::makedev(e.dev.0 as u64, e.dev.1 as u64);
+                            nix::sys::stat::mknodat(
+                                d,
+                                at,
+                                kind,
+                                FMode::from_bits_truncate(e.mode),
+                                dev,
+                            )
+                            .map(|_| None)
+                        }
+                        Kind::Dir => Ok(None),
+                    }
+                };
+                let created = match create(&tmp) {
+                    Err(nix::Error::EEXIST) => {
+                        tmp = temp_name(&pkg.name, &name);
+                        match create(&tmp) {
+                            Err(nix::Error::EEXIST) => {
+                                // A temporary name left behind by an interrupted run.
+                                let _ = nix::unistd::unlinkat(
+                                    d,
+                                    tmp.as_str(),
+                                    nix::unistd::UnlinkatFlags::NoRemoveDir,
+                                );
+                                create(&tmp)
+                            }
+                            r => r,
+                        }
+                    }
+                    r => r,
+                }
+                .map_err(errno)?;
+                made = true;
+                match e.kind {
+                    Kind::File => {
+                        let mut f = std::fs::File::from(created.expect("a file was opened"));
                         let data = r.content().map_err(|_| {
                             std::io::Error::new(
                                 std::io::ErrorKind::UnexpectedEof,
@@ -303,8 +408,7 @@ impl Extractor<'_> {
                         let _ = nix::sys::stat::futimens(&f, &ts, &ts);
                     }
                     Kind::Symlink => {
-                        nix::unistd::symlinkat(e.link.as_str(), d, tmp.as_str()).map_err(errno)?;
-                        if uid != 0 || gid != 0 {
+                        if owned {
                             nix::unistd::fchownat(
                                 d,
                                 tmp.as_str(),
@@ -319,50 +423,19 @@ impl Extractor<'_> {
                         }
                     }
                     Kind::HardLink => {
-                        let target = e.link.trim_start_matches("./");
-                        let Some(&ti) = by_path.get(target) else {
-                            return Err(std::io::Error::other(format!(
-                                "no hard link target ({target}) in archive"
-                            )));
-                        };
-                        let t = &staged[ti];
-                        let (tdir, _) = split_parent(&t.path);
-                        let tfd = fds
-                            .get(tdir)
-                            .ok_or_else(|| std::io::Error::other("hard link target directory"))?;
-                        nix::unistd::linkat(
-                            tfd.as_fd(),
-                            t.tmp.as_str(),
-                            d,
-                            tmp.as_str(),
-                            AtFlags::empty(),
-                        )
-                        .map_err(errno)?;
-                        checksum = t.checksum.clone();
+                        checksum = link_target.and_then(|(_, _, c)| c);
                     }
                     Kind::CharDev | Kind::BlockDev | Kind::Fifo => {
-                        let kind = match e.kind {
-                            Kind::CharDev => SFlag::S_IFCHR,
-                            Kind::BlockDev => SFlag::S_IFBLK,
-                            _ => SFlag::S_IFIFO,
-                        };
-                        let dev = nix::sys::stat::makedev(e.dev.0 as u64, e.dev.1 as u64);
-                        nix::sys::stat::mknodat(
-                            d,
-                            tmp.as_str(),
-                            kind,
-                            FMode::from_bits_truncate(e.mode),
-                            dev,
-                        )
-                        .map_err(errno)?;
-                        nix::unistd::fchownat(
-                            d,
-                            tmp.as_str(),
-                            Some(uid.into()),
-                            Some(gid.into()),
-                            AtFlags::AT_SYMLINK_NOFOLLOW,
-                        )
-                        .map_err(errno)?;
+                        if ownership.chown() {
+                            nix::unistd::fchownat(
+                                d,
+                                tmp.as_str(),
+                                Some(uid.into()),
+                                Some(gid.into()),
+                                AtFlags::AT_SYMLINK_NOFOLLOW,
+                            )
+                            .map_err(errno)?;
+                        }
                         checksum = None;
                     }
                     Kind::Dir => {}
@@ -373,7 +446,7 @@ impl Extractor<'_> {
                         "/proc/self/fd/{}/{tmp}",
                         std::os::fd::AsRawFd::as_raw_fd(&fds[dir])
                     ));
-                    for (k, v) in &e.xattrs {
+                    for (k, v) in e.xattrs.iter().filter(|(k, _)| ownership.xattr_allowed(k)) {
                         crate::xattr::set(&at, k, v)?;
                     }
                 }
@@ -386,7 +459,9 @@ impl Extractor<'_> {
                     continue;
                 }
                 self.cleanup(&staged);
-                let _ = self.root.unlink(&join(dir, &tmp));
+                if made {
+                    let _ = self.root.unlink(&join(dir, &tmp));
+                }
                 return Err(ExtractError::Io {
                     path: name,
                     source: err,
@@ -407,10 +482,13 @@ impl Extractor<'_> {
             if let Some(&prev) = by_path.get(&name) {
                 // A later entry with the same name replaces the earlier one.
                 staged[prev].tmp = tmp.clone();
+                staged[prev].direct = tmp == base;
             }
             by_path.insert(name.clone(), staged.len());
+            let direct = tmp == base;
             staged.push(Staged {
                 path: name,
+                direct,
                 tmp,
                 kind: e.kind,
                 checksum,
@@ -425,20 +503,23 @@ impl Extractor<'_> {
     /// (apk v2: permissions of a directory that a script made, e.g. a user's home created by
     /// `adduser` in pre-install, are kept), unless it still has exactly the permissions the previous
     /// version of this package gave it, in which case the new ones apply.
-    fn make_dir(&self, path: &str, acl: &Acl, previous: Option<&Acl>) -> std::io::Result<()> {
-        let root = self.root;
-        let (parent, name) = split_parent(path);
-        let pfd = root.dir(parent)?;
-        let created =
-            match nix::sys::stat::mkdirat(pfd.as_fd(), name, FMode::from_bits_truncate(0o700)) {
-                Ok(()) => true,
-                Err(nix::Error::EEXIST) => false,
-                Err(e) => return Err(errno(e)),
-            };
+    fn make_dir(
+        &self,
+        pfd: std::os::fd::BorrowedFd<'_>,
+        path: &str,
+        acl: &Acl,
+        previous: Option<&Acl>,
+    ) -> std::io::Result<()> {
+        let (_, name) = split_parent(path);
+        let created = match nix::sys::stat::mkdirat(pfd, name, FMode::from_bits_truncate(0o700)) {
+            Ok(()) => true,
+            Err(nix::Error::EEXIST) => false,
+            Err(e) => return Err(errno(e)),
+        };
         if !created {
             let Some(prev) = previous else { return Ok(()) };
-            let st = nix::sys::stat::fstatat(pfd.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map_err(errno)?;
+            let st =
+                nix::sys::stat::fstatat(pfd, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(errno)?;
             let is_dir =
                 SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFDIR;
             let unchanged =
@@ -447,16 +528,18 @@ impl Extractor<'_> {
                 return Ok(());
             }
         }
-        nix::unistd::fchownat(
-            pfd.as_fd(),
-            name,
-            Some(acl.uid.into()),
-            Some(acl.gid.into()),
-            AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .map_err(errno)?;
+        if self.ownership.chown_dirs() {
+            nix::unistd::fchownat(
+                pfd,
+                name,
+                Some(acl.uid.into()),
+                Some(acl.gid.into()),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno)?;
+        }
         nix::sys::stat::fchmodat(
-            pfd.as_fd(),
+            pfd,
             name,
             FMode::from_bits_truncate(acl.mode),
             nix::sys::stat::FchmodatFlags::FollowSymlink,
@@ -496,6 +579,14 @@ impl Extractor<'_> {
             modified_dirs.insert(dir.to_string());
             if self.overlay.is_some_and(|o| o.files.contains(&s.path)) {
                 let _ = self.root.unlink(&tmp_rel);
+                continue;
+            }
+            if s.direct {
+                // Nothing was at the path before: the new entry simply stays (a protected path
+                // that did not exist gets the package's file, as a rename would have given it).
+                if s.path == "etc/passwd" || s.path == "etc/group" {
+                    self.owners.invalidate();
+                }
                 continue;
             }
             let prot = self.rules.mode_of(&s.path, false);

@@ -16,6 +16,7 @@ pub mod commit;
 pub mod context;
 pub mod db;
 pub mod dep;
+pub mod dirperm;
 pub mod error;
 pub mod extract;
 pub mod fetch;

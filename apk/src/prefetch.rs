@@ -1,7 +1,8 @@
 //! Fetching packages ahead of the writer: find each package's file, read it, check it against the
-//! identity the signed index gives (and its `datahash`), and inflate its data section. Several
-//! workers do this at most [`Prefetch::WINDOW`] packages ahead of the thread that writes files in
-//! transaction order, so both cores work during an install while memory stays bounded.
+//! identity the signed index gives (and its `datahash`), and inflate its data section. One worker
+//! per online CPU does this ahead of the thread that writes files in transaction order, bounded
+//! in jobs and in bytes ([`Prefetch`]), so every core works during an install while memory stays
+//! bounded.
 
 use crate::archive::{self, ArchiveError, Mode, OpenedPackage};
 use crate::limits;
@@ -177,59 +178,102 @@ impl Buffers {
     }
 }
 
-/// Results of package preparation delivered in order, computed by several workers at most
-/// `WINDOW` packages ahead of the consumer (bounding memory on small machines).
+/// How many bytes of packages (file plus inflated data) may be read ahead of the writer by
+/// default: a few typical packages, small next to the RAM of a diskless machine.
+pub const DEFAULT_IN_FLIGHT: u64 = 32 << 20;
+
+/// The number of workers for `jobs` (0: one per online CPU).
+pub(crate) fn workers(jobs: usize) -> usize {
+    match jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// Results of package preparation delivered in order, computed by several workers ahead of the
+/// consumer. What is read ahead is bounded twice: at most `ahead` jobs past the one the consumer
+/// waits for, and at most `budget` bytes (each job's `cost`) in flight. The job the consumer needs
+/// next is always started, however large, so a tiny budget still completes (serially).
 pub(crate) struct Prefetch<T> {
-    n: usize,
+    costs: Vec<u64>,
+    ahead: usize,
+    budget: u64,
     next_job: std::sync::atomic::AtomicUsize,
-    state: std::sync::Mutex<(HashMap<usize, T>, usize, bool)>,
+    state: std::sync::Mutex<State<T>>,
     cv: std::sync::Condvar,
 }
 
-impl<T> Prefetch<T> {
-    pub(crate) const WINDOW: usize = 3;
+struct State<T> {
+    /// Finished jobs not yet taken.
+    done: HashMap<usize, T>,
+    /// The job the consumer takes next.
+    next: usize,
+    /// Bytes of jobs started and not yet taken.
+    in_flight: u64,
+    /// The consumer stopped: workers return.
+    cancelled: bool,
+}
 
-    pub(crate) fn new(n: usize) -> Self {
+impl<T> Prefetch<T> {
+    /// Jobs `0..costs.len()`, job `i` holding about `costs[i]` bytes until it is taken.
+    pub(crate) fn new(costs: Vec<u64>, ahead: usize, budget: u64) -> Self {
         Prefetch {
-            n,
+            costs,
+            ahead: ahead.max(1),
+            budget,
             next_job: 0.into(),
-            state: std::sync::Mutex::new((HashMap::new(), 0, false)),
+            state: std::sync::Mutex::new(State {
+                done: HashMap::new(),
+                next: 0,
+                in_flight: 0,
+                cancelled: false,
+            }),
             cv: std::sync::Condvar::new(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<usize, T>, usize, bool)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Run jobs (claimed in order) until there are none left or the consumer cancelled.
     pub(crate) fn work(&self, f: impl Fn(usize) -> T) {
         loop {
             let i = self
                 .next_job
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if i >= self.n {
+            if i >= self.costs.len() {
                 return;
             }
+            let cost = self.costs[i];
             {
                 let mut st = self.lock();
-                while i >= st.1 + Self::WINDOW && !st.2 {
+                // Jobs are claimed in order, so the one the consumer waits for is always running
+                // or done: waiting here never blocks it.
+                while !st.cancelled
+                    && i != st.next
+                    && (i >= st.next + self.ahead || st.in_flight + cost > self.budget)
+                {
                     st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
-                if st.2 {
+                if st.cancelled {
                     return;
                 }
+                st.in_flight += cost;
             }
             let r = f(i);
-            self.lock().0.insert(i, r);
+            self.lock().done.insert(i, r);
             self.cv.notify_all();
         }
     }
 
+    /// The result of job `i` (the consumer takes them in order), waiting for it.
     pub(crate) fn take(&self, i: usize) -> T {
         let mut st = self.lock();
         loop {
-            if let Some(r) = st.0.remove(&i) {
-                st.1 = i + 1;
+            if let Some(r) = st.done.remove(&i) {
+                st.next = i + 1;
+                st.in_flight -= self.costs[i];
                 self.cv.notify_all();
                 return r;
             }
@@ -237,8 +281,59 @@ impl<T> Prefetch<T> {
         }
     }
 
+    /// Stop the workers (the consumer takes nothing more).
     pub(crate) fn cancel(&self) {
-        self.lock().2 = true;
+        self.lock().cancelled = true;
         self.cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Results arrive in order with any number of workers, and a budget smaller than any job
+    /// still lets every job run (one at a time).
+    #[test]
+    fn in_order_with_any_budget_and_workers() {
+        for (workers, budget) in [(1, 1), (4, 1), (3, 10), (8, u64::MAX)] {
+            let n = 40;
+            let costs: Vec<u64> = (0..n).map(|i| 1 + (i % 7) as u64).collect();
+            let p = Prefetch::new(costs, workers + 1, budget);
+            let peak = std::sync::atomic::AtomicU64::new(0);
+            std::thread::scope(|sc| {
+                for _ in 0..workers {
+                    sc.spawn(|| {
+                        p.work(|i| {
+                            let now = p.lock().in_flight;
+                            peak.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                            i * 2
+                        })
+                    });
+                }
+                for i in 0..n {
+                    assert_eq!(p.take(i), i * 2);
+                }
+            });
+            let peak = peak.into_inner();
+            // One job over the budget at most: the one the consumer needs.
+            assert!(
+                peak <= budget.saturating_add(7),
+                "{workers} workers, budget {budget}: peak {peak}"
+            );
+        }
+    }
+
+    /// The consumer can stop early: workers return.
+    #[test]
+    fn cancel_releases_workers() {
+        let p = Prefetch::new(vec![1; 100], 2, 2);
+        std::thread::scope(|sc| {
+            for _ in 0..3 {
+                sc.spawn(|| p.work(|i| i));
+            }
+            assert_eq!(p.take(0), 0);
+            p.cancel();
+        });
     }
 }

@@ -974,3 +974,78 @@ fn progress_fd_lines() {
     let (done, total) = last.split_once(' ').unwrap().0.split_once('/').unwrap();
     assert_eq!(done, total, "{lines}");
 }
+
+/// `apk add --usermode` (v3): nothing is chowned (run as root here, everything stays root's),
+/// while the database records the package's owners; `apk list --manifest` (v3) prints the
+/// installed packages as `NAME VERSION`; the help of each applet lists these options.
+#[test]
+fn usermode_manifest_and_their_help() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    install_keys(&root);
+    let r = root.to_str().unwrap();
+    let repo = alpine_repo();
+    let o = run_apk(&[
+        "add",
+        "-q",
+        "--root",
+        r,
+        "--initdb",
+        "--no-network",
+        "--usermode",
+        "--repository",
+        repo.to_str().unwrap(),
+        "alpine-base",
+        "chrony",
+    ]);
+    let _ = nix::mount::umount2(&root.join("proc"), nix::mount::MntFlags::MNT_DETACH);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let tree = snapshot(&root);
+    // chrony's directories are chrony:chrony in the package (and with --no-chown).
+    for p in ["var/lib/chrony", "etc/chrony"] {
+        assert_eq!((tree[p].uid, tree[p].gid), (0, 0), "{p}");
+    }
+    let db = std::fs::read_to_string(root.join("lib/apk/db/installed")).unwrap();
+    assert!(
+        db.contains("R:shadow\na:0:42:640\n"),
+        "package owner recorded"
+    );
+    assert!(db.contains("F:var/lib/chrony\nM:100:101:755\n"));
+
+    let o = run_apk(&["--root", r, "list", "--manifest"]);
+    assert!(o.status.success());
+    let listed: Vec<String> = text(&o).0.lines().map(str::to_string).collect();
+    let mut expected: Vec<String> = apk::db::installed::parse(&db)
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {}", p.pkg.name, p.pkg.version))
+        .collect();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert!(listed.iter().any(|l| l.starts_with("chrony 4.5-r0")));
+    // A pattern narrows it; --manifest lists installed packages only.
+    let o = run_apk(&[
+        "--root",
+        r,
+        "--repository",
+        repo.to_str().unwrap(),
+        "list",
+        "--manifest",
+        "busybox*",
+    ]);
+    let (out, _) = text(&o);
+    assert!(out.lines().all(|l| l.starts_with("busybox")), "{out}");
+    assert!(out.contains("busybox 1.36.1-r15\n"), "{out}");
+    assert!(!out.contains("busybox-extras"), "not installed: {out}");
+
+    for (applet, opts) in [
+        ("add", &["--usermode", "--no-chown"][..]),
+        ("fix", &["--directory-permissions"][..]),
+        ("list", &["--manifest"][..]),
+    ] {
+        let (help, _) = text(&run_apk(&[applet, "--help"]));
+        for opt in opts {
+            assert!(help.contains(opt), "apk {applet} --help lacks {opt}");
+        }
+    }
+}

@@ -76,6 +76,18 @@ fn install_both(
     keys: &[PathBuf],
     pkgs: &[String],
 ) -> (PathBuf, PathBuf, Mounts) {
+    install_both_with(name, oracle_repos, our_repos, keys, &[], pkgs)
+}
+
+/// [`install_both`] with `extra` options for both `apk add`s.
+fn install_both_with(
+    name: &str,
+    oracle_repos: &[(&Path, &str)],
+    our_repos: &[String],
+    keys: &[PathBuf],
+    extra: &[&str],
+    pkgs: &[String],
+) -> (PathBuf, PathBuf, Mounts) {
     let o = oracle();
     let mut mounts = Mounts(Vec::new());
     let mut orepo_args = Vec::new();
@@ -116,6 +128,7 @@ fn install_both(
             "--initdb",
             "--no-network",
         ])
+        .args(extra)
         .args(&orepo_args)
         .args(pkgs)
         .output()
@@ -133,6 +146,7 @@ fn install_both(
         "--initdb".into(),
         "--no-network".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     for r in our_repos {
         args.push("--repository".into());
         args.push(r.clone());
@@ -473,5 +487,118 @@ fn replaced_file_moves_to_the_replacing_package_as_in_apk_tools() {
             .any(|f| f.starts_with("F sbin/lbu ")),
         "alpine-conf still lists sbin/lbu"
     );
+    let _ = std::fs::remove_dir_all(&ours);
+}
+
+/// `apk add --no-chown` (apk-tools 2.14's option; v3 keeps it beside `--usermode`): files keep
+/// the extracting user's owner (here root) with the package's modes, directories still get the
+/// package's owner, and the database records the package's owners. The same tree and database
+/// as apk-tools.
+#[test]
+fn no_chown_matches_apk_tools() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = alpine_repo();
+    // etc/shadow is root:shadow, chrony's directories chrony:chrony and root:wheel.
+    let pkgs = ["alpine-base".to_string(), "chrony".to_string()];
+    let (o, ours, _m) = install_both_with(
+        "nochown",
+        &[(&repo, "/media/apks")],
+        &[repo.to_string_lossy().into_owned()],
+        &[alpine_keys()],
+        &["--no-chown"],
+        &pkgs,
+    );
+    compare(&o, &ours);
+    // (etc/shadow ends up root:shadow on both sides all the same: a script chowns it.)
+    let tree = snapshot(&ours);
+    let chrony = &tree["var/lib/chrony"];
+    assert_ne!((chrony.uid, chrony.gid), (0, 0), "a directory is chowned");
+    let db = db_view(&ours);
+    assert!(
+        db["alpine-baselayout-data"]
+            .2
+            .iter()
+            .any(|f| f.starts_with("F etc/shadow Acl { uid: 0, gid: 42, mode: 416")),
+        "the database keeps the package's owner of etc/shadow"
+    );
+    let _ = std::fs::remove_dir_all(&ours);
+}
+
+/// `apk fix --directory-permissions` resets the owner and mode of every installed directory as
+/// apk-tools does, and leaves a directory no package owns alone.
+#[test]
+fn fix_directory_permissions_matches_apk_tools() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let repo = alpine_repo();
+    let (o, ours, _m) = install_both(
+        "dirperms",
+        &[(&repo, "/media/apks")],
+        &[repo.to_string_lossy().into_owned()],
+        &[alpine_keys()],
+        &["alpine-base".to_string()],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for root in [&o, &ours] {
+        let chmod = |p: &str, m: u32| {
+            std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        chmod("etc/apk", 0o700);
+        chmod("tmp", 0o755);
+        std::os::unix::fs::chown(root.join("var/empty"), Some(5), Some(5)).unwrap();
+        std::fs::create_dir(root.join("foo")).unwrap();
+        chmod("foo", 0o700);
+    }
+    let theirs = Command::new("chroot")
+        .arg(oracle())
+        .args(["apk", "--root", "/roots/dirperms", "--no-network", "fix"])
+        .arg("--directory-permissions")
+        .output()
+        .unwrap();
+    assert!(theirs.status.success(), "{theirs:?}");
+    let _ = nix::mount::umount2(&o.join("proc"), nix::mount::MntFlags::MNT_DETACH);
+    let mine = run_apk(&[
+        "--root",
+        ours.to_str().unwrap(),
+        "--no-network",
+        "fix",
+        "--directory-permissions",
+    ]);
+    let (out, err) = text(&mine);
+    assert!(mine.status.success(), "{out}{err}");
+    assert!(out.starts_with("OK: "), "{out}");
+    let tree = snapshot(&ours);
+    assert_eq!(tree["etc/apk"].mode & 0o7777, 0o755);
+    assert_eq!(tree["tmp"].mode & 0o7777, 0o1777);
+    assert_eq!((tree["var/empty"].uid, tree["var/empty"].gid), (0, 0));
+    assert_eq!(
+        tree["foo"].mode & 0o7777,
+        0o700,
+        "a directory no package owns"
+    );
+    // Every directory the database lists has the same owner and mode on both sides (apk-tools'
+    // fix also gives proc the database's 0755, which its --initdb made 0555).
+    let theirs_tree = snapshot(&o);
+    let dirs: std::collections::BTreeSet<String> = db_view(&ours)
+        .values()
+        .flat_map(|(_, _, entries)| entries.iter())
+        .filter_map(|e| e.strip_prefix("D "))
+        .filter_map(|e| e.split(' ').next())
+        .filter(|d| !d.is_empty() && !d.starts_with("Acl"))
+        .map(str::to_string)
+        .collect();
+    assert!(dirs.len() > 50, "{dirs:?}");
+    // proc: the v2/v3 difference `compare` allows (apk-tools 2.14 leaves its --initdb 0555).
+    for d in dirs
+        .iter()
+        .chain(["foo".to_string()].iter())
+        .filter(|d| *d != "proc")
+    {
+        let (a, b) = (&theirs_tree[d], &tree[d]);
+        assert_eq!(
+            (a.mode, a.uid, a.gid),
+            (b.mode, b.uid, b.gid),
+            "{d}: apk-tools vs ours"
+        );
+    }
     let _ = std::fs::remove_dir_all(&ours);
 }

@@ -3,7 +3,7 @@
 use apk::context::Context;
 use apk::ops::{self, FixOptions};
 
-/// `apk fix [-d] [-r] [-u] [-x] [PACKAGE...]`: repair packages (all broken ones when none are named).
+/// `apk fix [-d] [-r] [-u] [-x] [--directory-permissions] [PACKAGE...]`: repair packages (all broken ones when none are named).
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Fix the dependencies of the packages too
@@ -18,6 +18,9 @@ pub struct Args {
     /// Without names: also fix packages whose extended attributes are marked broken
     #[arg(short = 'x', long)]
     xattr: bool,
+    /// Reset the owner and mode of every installed directory to what the database records
+    #[arg(long)]
+    directory_permissions: bool,
     /// Package names
     #[arg(value_name = "PACKAGE")]
     packages: Vec<String>,
@@ -31,6 +34,7 @@ impl Args {
             reinstall: self.reinstall,
             upgrade: self.upgrade,
             xattr: self.xattr,
+            directory_permissions: self.directory_permissions,
         };
         Ok(ops::fix(&mut ctx, &self.packages, &o)?.errors)
     }

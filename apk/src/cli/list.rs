@@ -3,7 +3,7 @@
 use apk::context::Context;
 use apk::fnmatch::fnmatch;
 
-/// `apk list [-I|-O|-a|-u] [-o|-d|-P] [PATTERN...]`
+/// `apk list [-I|-O|-a|-u] [-o|-d|-P] [--manifest] [PATTERN...]`
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Installed packages only
@@ -27,6 +27,9 @@ pub struct Args {
     /// Match provided names: list the providers, each after `<name>`
     #[arg(short = 'P', long)]
     providers: bool,
+    /// List installed packages as `NAME VERSION` lines (implies -I)
+    #[arg(long)]
+    manifest: bool,
     /// Shell patterns
     #[arg(value_name = "PATTERN")]
     patterns: Vec<String>,
@@ -84,7 +87,7 @@ impl Args {
             let Some(prefix) = matches(pk) else {
                 continue;
             };
-            if (self.installed && p.installed.is_none())
+            if ((self.installed || self.manifest) && p.installed.is_none())
                 || (self.orphaned && !orphaned(&pk.name))
                 || (self.available && p.repos.is_empty())
                 || (self.upgradable && upgrades(id).is_none())
@@ -101,6 +104,11 @@ impl Args {
             } else {
                 String::new()
             };
+            // apk-tools v3's `--manifest`: name and version only.
+            if self.manifest {
+                rows.push((prefix, id, format!("{} {}", pk.name, pk.version)));
+                continue;
+            }
             let line = format!(
                 "{prefix}{} {} {{{}}} ({}){status}",
                 pk.name_version(),

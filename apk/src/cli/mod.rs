@@ -296,6 +296,10 @@ impl Global {
             diskless_boot: self.initramfs_diskless_boot,
             purge: self.purge,
             lenient_world: false,
+            ownership: Default::default(),
+            directory_permissions: false,
+            jobs: 0,
+            in_flight: 0,
         })
     }
 

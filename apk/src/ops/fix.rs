@@ -19,6 +19,9 @@ pub struct FixOptions {
     pub upgrade: bool,
     /// `-x`/`--xattr`: without names, also the packages whose xattrs are marked broken.
     pub xattr: bool,
+    /// `--directory-permissions`: also give every installed directory the owner and mode the
+    /// database records ([`crate::dirperm`]).
+    pub directory_permissions: bool,
 }
 
 /// `apk fix [NAMES]`. Without names: every package with broken files or scripts (`f:f`, `f:s`;
@@ -49,6 +52,7 @@ pub fn fix(ctx: &mut Context, names: &[String], o: &FixOptions) -> Result<Commit
     if o.depends {
         marked = solver::with_dependencies(&ctx.pool, &marked);
     }
+    ctx.opts.directory_permissions |= o.directory_permissions;
     let reinstall = o.reinstall || !o.upgrade;
     let sopts = SolverOptions {
         upgrade: if o.upgrade {

@@ -144,6 +144,10 @@ fn commit_with(
         keys: ctx.keys.clone(),
         allow_untrusted: ctx.opts.allow_untrusted,
         no_summary,
+        ownership: ctx.opts.ownership,
+        directory_permissions: ctx.opts.directory_permissions,
+        jobs: ctx.opts.jobs,
+        in_flight: ctx.opts.in_flight,
     };
     let db = ctx.db.as_mut().ok_or(Error::NoDatabase)?;
     let mut r = commit::commit(db, &ctx.pool, &sol, &world, &opts, &ctx.out);
