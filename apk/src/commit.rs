@@ -455,8 +455,12 @@ pub fn commit(
         let mut bytes = db.installed_bytes() as i64;
         let mut count = db.installed.len() as i64;
         let mut errors = 0;
+        // One write for all the lines (nothing else is printed between them): on a loaded
+        // machine every write(2) is a point where the process may wait a whole scheduling round.
+        let mut lines = String::new();
         for (i, c) in sol.changes.iter().enumerate() {
-            out.msg(&output::change_line(i + 1, total, pool, c));
+            lines.push_str(&output::change_line(i + 1, total, pool, c));
+            lines.push('\n');
             // A package that stays marked broken (nothing was really reinstalled) counts as an
             // error, as apk counts it after each change.
             if let Some(db_index) = c.new.and_then(|n| pool.packages[n].installed) {
@@ -474,6 +478,7 @@ pub fn commit(
                 count += 1;
             }
         }
+        out.raw(&lines);
         // The resulting totals; directories and files are the current ones (apk-format.md §9.3).
         let (dirs, files) = db.counts();
         let report = CommitReport {
