@@ -119,6 +119,15 @@ pub enum Error {
         /// What kind of key it is.
         secret: mkinitfs::secret::Secret,
     },
+    /// An appliance profile is refused: `at` is `DIR/profile.toml:LINE` (or the file, or the
+    /// step of `mkimage --profile` that failed).
+    #[error("{at}: {reason}")]
+    Profile {
+        /// Where: the profile file and line, or the build step.
+        at: String,
+        /// Why.
+        reason: String,
+    },
     /// The output path cannot receive the medium.
     #[error("-o {}: {reason}", .path.display())]
     Output {

@@ -53,6 +53,7 @@ pub mod modloop;
 mod options;
 mod output;
 mod partition;
+pub mod profile;
 mod repository;
 mod seal;
 mod secrets;

@@ -26,40 +26,75 @@ use mkimage::{Error, Format, Options, SignKey};
 #[command(name = "mkimage", version, disable_version_flag = true)]
 struct Cli {
     /// Output: a directory (dir) or an image file (vfat, iso), replaced atomically
-    #[arg(short = 'o', long = "output", value_name = "OUT")]
-    output: PathBuf,
-    /// What to write
-    #[arg(long, value_enum, value_name = "FORMAT")]
-    format: FormatArg,
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUT",
+        required_unless_present = "new_profile"
+    )]
+    output: Option<PathBuf>,
+    /// What to write (with --profile: one of the profile's formats, default its first)
+    #[arg(long, value_enum, value_name = "FORMAT", required_unless_present_any = ["profile", "new_profile"])]
+    format: Option<FormatArg>,
+    /// Build the appliance profile in DIR (profile.toml, rootfs/, rootfs.owners): install its
+    /// world into a scratch root, package its overlay, build its initramfs and write the medium,
+    /// all in this process. See the README, "Making a medium"
+    #[arg(long, value_name = "DIR", conflicts_with = "new_profile")]
+    profile: Option<PathBuf>,
+    /// Write a commented skeleton profile into the new directory DIR and exit
+    #[arg(long = "new-profile", value_name = "DIR")]
+    new_profile: Option<PathBuf>,
+    /// With --profile: where packages come from when the profile names no repositories, a
+    /// directory or http(s):// URL (repeatable; a value may hold several, space separated)
+    #[arg(long = "mirror", value_name = "URL|DIR", requires = "profile")]
+    mirrors: Vec<String>,
+    /// With --profile: the ed25519 private key that signs the overlay (signing = "required")
+    #[arg(long = "ovl-key", value_name = "KEY", requires = "profile")]
+    ovl_key: Option<PathBuf>,
+    /// With --profile: make the medium key DIR/medium.rsa and the overlay key DIR/overlay.key
+    /// (with their .pub) if they are not there yet, and sign with them
+    #[arg(long = "generate-keys", value_name = "DIR", requires = "profile")]
+    generate_keys: Option<PathBuf>,
+    /// With --profile: the init program the initramfs gets [default: init beside mkimage]
+    #[arg(long = "init", value_name = "FILE", requires = "profile")]
+    init: Option<PathBuf>,
     /// Source repository: a directory with ARCH/APKINDEX.tar.gz, an APKINDEX.tar.gz, or an
     /// http(s):// repository URL (downloaded and verified through a scratch cache; repeatable)
-    #[arg(long = "repository", value_name = "DIR|INDEX|URL")]
+    #[arg(
+        long = "repository",
+        value_name = "DIR|INDEX|URL",
+        conflicts_with = "profile"
+    )]
     repositories: Vec<String>,
     /// Packages whose dependency closure goes to apks/ (space separated, apk world syntax;
     /// repeatable)
-    #[arg(long, value_name = "PKGS")]
+    #[arg(long, value_name = "PKGS", conflicts_with = "profile")]
     world: Vec<String>,
     /// Source repository for apks-extra/, a second repository that is not a boot repository
     /// (repeatable; copied whole unless --world-extra is given)
-    #[arg(long = "extra-repository", value_name = "DIR|INDEX|URL")]
+    #[arg(
+        long = "extra-repository",
+        value_name = "DIR|INDEX|URL",
+        conflicts_with = "profile"
+    )]
     extra_repositories: Vec<String>,
     /// Packages whose closure, minus what apks/ holds, goes to apks-extra/ (for apk add later;
     /// repeatable)
-    #[arg(long = "world-extra", value_name = "PKGS")]
+    #[arg(long = "world-extra", value_name = "PKGS", conflicts_with = "profile")]
     world_extra: Vec<String>,
     /// Kernel, copied to /boot/vmlinuz
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
     kernel: Option<PathBuf>,
     /// Initramfs, copied to /boot/initramfs
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
     initramfs: Option<PathBuf>,
     /// Prebuilt modloop squashfs (mkinitfs --modloop), copied to /boot/modloop-<flavor> with a
     /// signature made with --sign-key; modloop=/boot/modloop-<flavor> goes on the command line
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
     modloop: Option<PathBuf>,
     /// Build the modloop of this kernel version from BASEDIR/lib/modules/KVER and
     /// BASEDIR/lib/firmware (with --modloop: the kernel to sign it for, when it holds several)
-    #[arg(long = "modloop-kver", value_name = "KVER")]
+    #[arg(long = "modloop-kver", value_name = "KVER", conflicts_with = "profile")]
     modloop_kver: Option<String>,
     /// BASEDIR for --modloop-kver [default: /]
     #[arg(long = "modloop-basedir", value_name = "DIR")]
@@ -72,7 +107,7 @@ struct Cli {
     #[arg(long = "modloop-comp", value_name = "xz|zstd", default_value = "xz", value_parser = parse_modloop_comp)]
     modloop_comp: mkinitfs::modloop::ModloopCompression,
     /// Overlay (NAME.apkovl.tar.gz*), copied to the top level with NAME.sig if present beside it
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
     apkovl: Option<PathBuf>,
     /// Directory of cached packages, copied to /cache/ (Alpine's local apk cache)
     #[arg(long, value_name = "DIR")]
@@ -91,7 +126,7 @@ struct Cli {
     #[arg(long, value_name = "ARCH")]
     arch: Option<String>,
     /// vfat image size, e.g. 256M or 1G [default: content + 25% + 8M, at least 64M]
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", conflicts_with = "profile")]
     size: Option<String>,
     /// Directory of public keys trusted for the source indexes (repeatable) [default: /etc/apk/keys]
     #[arg(long = "keys-dir", value_name = "DIR")]
@@ -111,7 +146,7 @@ struct Cli {
     /// systemd's EFI stub with the kernel, the initramfs sealed with the command line
     /// (etc/boot-policy sealed=yes, etc/boot-cmdline) and the command line itself; BIOS keeps
     /// syslinux. Needs --kernel and --initramfs
-    #[arg(long)]
+    #[arg(long, conflicts_with = "profile")]
     uki: bool,
     /// Sign the unified kernel image for Secure Boot with this private key (PEM; sbsign).
     /// Never copied to the medium. Needs --uki and --sb-cert
@@ -147,6 +182,19 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
+    if let Some(dir) = &cli.new_profile {
+        mkimage::profile::new_profile(dir)?;
+        if !cli.quiet {
+            println!(
+                "Wrote the profile {0}: edit {0}/profile.toml and {0}/rootfs/, then build it with: mkimage --profile {0} -o OUT",
+                dir.display()
+            );
+        }
+        return Ok(());
+    }
+    if let Some(dir) = &cli.profile {
+        return run_profile(&cli, dir);
+    }
     let opts = options(&cli)?;
     let quiet = cli.quiet;
     let mut progress = |line: &str| {
@@ -170,14 +218,124 @@ fn run(cli: Cli) -> Result<(), Error> {
     Ok(())
 }
 
+/// `--profile DIR`: the profile build, with its step lines and a summary.
+fn run_profile(cli: &Cli, dir: &std::path::Path) -> Result<(), Error> {
+    use mkimage::profile::{self, ProfileFormat};
+    let quiet = cli.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            println!("{line}");
+        }
+    };
+    let loaded = profile::load(dir)?;
+    let Some(output) = cli.output.clone() else {
+        return Err(medium_setting("-o", "required with --profile".into()));
+    };
+    let mut keys = profile::Keys::default();
+    if let Some(d) = &cli.generate_keys {
+        let (made, notes) = profile::generate_keys(d)?;
+        for n in notes {
+            progress(&n);
+        }
+        keys = made;
+    }
+    if let Some(k) = &cli.sign_key {
+        keys.medium = Some(k.clone());
+    }
+    if let Some(k) = &cli.ovl_key {
+        keys.overlay = Some(k.clone());
+    }
+    let trusted_dirs = if cli.keys_dirs.is_empty() {
+        let default = PathBuf::from("/etc/apk/keys");
+        if default.is_dir() {
+            vec![default]
+        } else {
+            vec![]
+        }
+    } else {
+        for d in &cli.keys_dirs {
+            if !d.is_dir() {
+                return Err(Error::Input {
+                    option: "--keys-dir",
+                    path: d.clone(),
+                    reason: "not a directory".into(),
+                });
+            }
+        }
+        cli.keys_dirs.clone()
+    };
+    let exe = std::env::current_exe().ok();
+    let kernel_root = PathBuf::from("/");
+    let mut http = apk::http::ClientOptions {
+        proxy: apk::http::ProxyConfig::from_env(),
+        ..Default::default()
+    };
+    for f in cli.ca.iter().cloned().chain(
+        std::env::var_os("SSL_CERT_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
+    ) {
+        http.ca
+            .add_file(&f)
+            .map_err(|e| medium_setting("--ca", e.to_string()))?;
+    }
+    let req = profile::BuildRequest {
+        profile: &loaded,
+        output: output.clone(),
+        format: cli.format.map(|f| ProfileFormat::Medium(format_of(f))),
+        mirrors: cli.mirrors.clone(),
+        trusted_dirs,
+        keys,
+        secure_boot: match (&cli.sb_key, &cli.sb_cert) {
+            (Some(key), Some(cert)) => Some(mkimage::SecureBootKey {
+                key: key.clone(),
+                cert: cert.clone(),
+            }),
+            _ => None,
+        },
+        build_time: source_date_epoch()?.unwrap_or_else(now),
+        init: cli.init.clone().or_else(|| {
+            exe.as_deref()
+                .and_then(std::path::Path::parent)
+                .map(|d| d.join("init"))
+                .filter(|p| p.is_file())
+        }),
+        feature_dirs: mkinitfs::features::default_dirs(exe.as_deref(), &kernel_root),
+        kernel_root,
+        cache_dir: cli.cache_dir.clone(),
+        http,
+    };
+    let s = profile::build(&req, &mut progress)?;
+    for w in &s.warnings {
+        eprintln!("mkimage: WARNING: {w}");
+    }
+    progress(&format!(
+        "{}: {} {}, {} packages ({} MiB installed), overlay of {} files, {} MiB, in {:.1} s",
+        output.display(),
+        s.format.name(),
+        s.report.release,
+        s.installed_packages,
+        s.installed_bytes.div_ceil(1 << 20),
+        s.overlay_members,
+        s.output_bytes.div_ceil(1 << 20),
+        s.seconds
+    ));
+    Ok(())
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Stage two: the options the library takes.
 fn options(cli: &Cli) -> Result<Options, Error> {
-    let format = match cli.format {
-        FormatArg::Dir => Format::Dir,
-        FormatArg::Vfat => Format::Vfat,
-        FormatArg::Iso => Format::Iso,
+    // clap requires both outside --new-profile and --profile.
+    let (Some(format), Some(output)) = (cli.format, &cli.output) else {
+        return Err(medium_setting("--format", "and -o are required".into()));
     };
-    let mut opts = Options::new(format, cli.output.clone());
+    let mut opts = Options::new(format_of(format), output.clone());
     if let Some(t) = source_date_epoch()? {
         opts.build_time = t;
     }
@@ -249,6 +407,14 @@ fn options(cli: &Cli) -> Result<Options, Error> {
         .map(|s| mkimage::parse_size(s).map_err(|r| medium_setting("--size", r)))
         .transpose()?;
     Ok(opts)
+}
+
+fn format_of(f: FormatArg) -> Format {
+    match f {
+        FormatArg::Dir => Format::Dir,
+        FormatArg::Vfat => Format::Vfat,
+        FormatArg::Iso => Format::Iso,
+    }
 }
 
 fn parse_modloop_comp(s: &str) -> Result<mkinitfs::modloop::ModloopCompression, String> {

@@ -1,0 +1,471 @@
+//! `rootfs/` and `rootfs.owners`: the profile's own files, copied over the installed scratch root
+//! as they will be in `/` before the overlay is selected. Modes are kept (setuid bits too), every
+//! entry belongs to root unless `rootfs.owners` names another owner, and every time stamp is the
+//! build time, so the overlay does not depend on when the profile was checked out.
+//!
+//! `rootfs.owners` (beside `rootfs/`, not inside it: it is not a file of the appliance):
+//! `PATH USER[:GROUP]` per line, `#` comments; names are looked up in the installed root's
+//! `etc/passwd` and `etc/group` (packages create their users), numbers are taken as they are.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoResultExt};
+
+/// The directory of the profile's files.
+pub const ROOTFS_DIR: &str = "rootfs";
+/// The owners file beside it.
+pub const OWNERS_FILE: &str = "rootfs.owners";
+
+/// The largest `rootfs.owners` read.
+const MAX_OWNERS: u64 = 1 << 20;
+
+/// One line of `rootfs.owners`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Path under `rootfs/`, relative, without a leading `/`.
+    pub path: String,
+    /// User name or number.
+    pub user: String,
+    /// Group name or number (`None`: the user's primary group, else root).
+    pub group: Option<String>,
+    /// Line in `rootfs.owners`, for messages.
+    pub line: usize,
+}
+
+/// An entry of `rootfs/`, relative to it, with its kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative path (`etc/motd`).
+    pub path: String,
+    /// A directory.
+    pub is_dir: bool,
+}
+
+/// Reads `DIR/rootfs.owners` (absent: no owners) and checks that each path exists in `rootfs/`.
+pub fn load_owners(dir: &Path) -> Result<Vec<Owner>, Error> {
+    let file = dir.join(OWNERS_FILE);
+    let text = match crate::profile::read_bounded(&file, MAX_OWNERS) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).at(&file),
+    };
+    let at = |line: usize, reason: String| Error::Profile {
+        at: format!("{}:{line}", file.display()),
+        reason,
+    };
+    let mut owners = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let l = raw.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let [path, owner] = words[..] else {
+            return Err(at(line, format!("\"{l}\": expected PATH USER[:GROUP]")));
+        };
+        let path = path
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_string();
+        if path.is_empty()
+            || path
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.is_empty())
+        {
+            return Err(at(
+                line,
+                format!("\"{path}\": a path inside rootfs/ expected"),
+            ));
+        }
+        if fs::symlink_metadata(dir.join(ROOTFS_DIR).join(&path)).is_err() {
+            return Err(at(line, format!("{path}: no such file in rootfs/")));
+        }
+        let (user, group) = match owner.split_once(':') {
+            Some((u, g)) => (u.to_string(), Some(g.to_string())),
+            None => (owner.to_string(), None),
+        };
+        let ok = |n: &str| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        };
+        if !ok(&user) || group.as_deref().is_some_and(|g| !ok(g)) {
+            return Err(at(line, format!("\"{owner}\": expected USER[:GROUP]")));
+        }
+        if owners.iter().any(|o: &Owner| o.path == path) {
+            return Err(at(line, format!("{path} is listed twice")));
+        }
+        owners.push(Owner {
+            path,
+            user,
+            group,
+            line,
+        });
+    }
+    Ok(owners)
+}
+
+/// Every entry of `rootfs/`, sorted (parents before children); only directories, regular files
+/// and symlinks (a device node or FIFO in a profile is refused).
+pub fn entries(rootfs: &Path) -> Result<Vec<Entry>, Error> {
+    let mut out = Vec::new();
+    if !rootfs.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![(rootfs.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .at(&dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .at(&dir)?;
+        names.sort();
+        let mut subdirs = Vec::new();
+        for name in names {
+            let path = dir.join(&name);
+            let name = name.to_str().ok_or_else(|| Error::Profile {
+                at: path.display().to_string(),
+                reason: "file names in rootfs/ must be UTF-8".into(),
+            })?;
+            let r = if rel.is_empty() {
+                name.to_string()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let t = fs::symlink_metadata(&path).at(&path)?.file_type();
+            if t.is_dir() {
+                out.push(Entry {
+                    path: r.clone(),
+                    is_dir: true,
+                });
+                subdirs.push((path, r));
+            } else if t.is_file() || t.is_symlink() {
+                out.push(Entry {
+                    path: r,
+                    is_dir: false,
+                });
+            } else {
+                return Err(Error::Profile {
+                    at: path.display().to_string(),
+                    reason: "not a regular file, directory or symlink".into(),
+                });
+            }
+        }
+        // Depth first, in sorted order.
+        stack.extend(subdirs.into_iter().rev());
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+/// Copies `rootfs/` over `root`: modes kept, owners root or as `owners` say, mtimes `time`.
+/// A directory of the root that exists keeps its mode and owner unless `rootfs.owners` names it.
+pub fn copy_into(
+    rootfs: &Path,
+    root: &Path,
+    owners: &[Owner],
+    time: u64,
+) -> Result<Vec<Entry>, Error> {
+    let list = entries(rootfs)?;
+    let owners_file = rootfs.parent().unwrap_or(Path::new(".")).join(OWNERS_FILE);
+    let ids = Ids::load(root, owners_file);
+    let mut chowns: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for o in owners {
+        chowns.insert(o.path.clone(), ids.resolve(o)?);
+    }
+    for e in &list {
+        let from = rootfs.join(&e.path);
+        let to = root.join(&e.path);
+        let meta = fs::symlink_metadata(&from).at(&from)?;
+        let existed = fs::symlink_metadata(&to).ok();
+        if e.is_dir {
+            match &existed {
+                Some(m) if m.is_dir() => {}
+                // Writing through a package's symlink could leave the root (an absolute link
+                // resolves on the build host): the profile must name the real path.
+                Some(m) if m.file_type().is_symlink() => {
+                    let target = fs::read_link(&to).at(&to)?;
+                    return Err(Error::Profile {
+                        at: from.display().to_string(),
+                        reason: format!(
+                            "a directory, but the installed system has a symlink there (-> {}): put the files under the link's target",
+                            target.display()
+                        ),
+                    });
+                }
+                Some(_) => {
+                    remove_any(&to)?;
+                    fs::create_dir(&to).at(&to)?;
+                }
+                None => fs::create_dir(&to).at(&to)?,
+            }
+            let fresh = !existed.as_ref().is_some_and(|m| m.is_dir());
+            if fresh || chowns.contains_key(&e.path) {
+                fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                    .at(&to)?;
+                let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
+                std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
+            }
+        } else {
+            if existed.is_some() {
+                remove_any(&to)?;
+            }
+            if meta.file_type().is_symlink() {
+                let target = fs::read_link(&from).at(&from)?;
+                std::os::unix::fs::symlink(&target, &to).at(&to)?;
+            } else {
+                fs::copy(&from, &to).at(&to)?;
+            }
+            let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
+            std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
+            if !meta.file_type().is_symlink() {
+                // After chown, which clears setuid/setgid bits.
+                fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                    .at(&to)?;
+            }
+        }
+    }
+    for e in list.iter().rev() {
+        set_mtime(&root.join(&e.path), time)?;
+    }
+    Ok(list)
+}
+
+fn remove_any(path: &Path) -> Result<(), Error> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).at(path),
+        Ok(_) => fs::remove_file(path).at(path),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Sets the access and modification times of `path` (not following a symlink).
+pub(crate) fn set_mtime(path: &Path, time: u64) -> Result<(), Error> {
+    let t = rustix::fs::Timestamps {
+        last_access: rustix::fs::Timespec {
+            tv_sec: time as i64,
+            tv_nsec: 0,
+        },
+        last_modification: rustix::fs::Timespec {
+            tv_sec: time as i64,
+            tv_nsec: 0,
+        },
+    };
+    rustix::fs::utimensat(
+        rustix::fs::CWD,
+        path,
+        &t,
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+    .at(path)
+}
+
+/// User and group ids of the installed root (`etc/passwd`, `etc/group`).
+struct Ids {
+    users: BTreeMap<String, (u32, u32)>,
+    groups: BTreeMap<String, u32>,
+    file: PathBuf,
+}
+
+impl Ids {
+    fn load(root: &Path, file: PathBuf) -> Ids {
+        let read = |rel: &str| fs::read_to_string(root.join(rel)).unwrap_or_default();
+        let mut users = BTreeMap::new();
+        for l in read("etc/passwd").lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if let (Some(n), Some(Ok(u)), Some(Ok(g))) = (
+                f.first(),
+                f.get(2).map(|s| s.parse()),
+                f.get(3).map(|s| s.parse()),
+            ) {
+                users.entry(n.to_string()).or_insert((u, g));
+            }
+        }
+        let mut groups = BTreeMap::new();
+        for l in read("etc/group").lines() {
+            let f: Vec<&str> = l.split(':').collect();
+            if let (Some(n), Some(Ok(g))) = (f.first(), f.get(2).map(|s| s.parse())) {
+                groups.entry(n.to_string()).or_insert(g);
+            }
+        }
+        Ids {
+            users,
+            groups,
+            file,
+        }
+    }
+
+    fn resolve(&self, o: &Owner) -> Result<(u32, u32), Error> {
+        let unknown = |what: &str, name: &str| Error::Profile {
+            at: format!("{}:{}", self.file.display(), o.line),
+            reason: format!(
+                "{}: no {what} \"{name}\" in the installed system (etc/{})",
+                o.path,
+                if what == "user" { "passwd" } else { "group" }
+            ),
+        };
+        let (uid, primary) = match o.user.parse::<u32>() {
+            Ok(n) => (n, None),
+            Err(_) => {
+                let (u, g) = self
+                    .users
+                    .get(&o.user)
+                    .copied()
+                    .ok_or_else(|| unknown("user", &o.user))?;
+                (u, Some(g))
+            }
+        };
+        let gid = match &o.group {
+            Some(g) => match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => self
+                    .groups
+                    .get(g)
+                    .copied()
+                    .ok_or_else(|| unknown("group", g))?,
+            },
+            None => primary.unwrap_or(0),
+        };
+        Ok((uid, gid))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn profile() -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("rootfs");
+        fs::create_dir_all(r.join("etc/ssh")).unwrap();
+        fs::write(r.join("etc/motd"), "hi\n").unwrap();
+        fs::write(r.join("etc/ssh/key"), "k").unwrap();
+        fs::set_permissions(r.join("etc/ssh/key"), fs::Permissions::from_mode(0o600)).unwrap();
+        fs::set_permissions(r.join("etc/ssh"), fs::Permissions::from_mode(0o700)).unwrap();
+        symlink("/etc/init.d/sshd", r.join("etc/sshd-link")).unwrap();
+        t
+    }
+
+    #[test]
+    fn owners_file_is_checked_line_by_line() {
+        let t = profile();
+        assert_eq!(load_owners(t.path()).unwrap(), vec![]);
+        fs::write(
+            t.path().join(OWNERS_FILE),
+            "# comment\n\n/etc/ssh/key sshd:nogroup\netc/motd 100\n",
+        )
+        .unwrap();
+        let o = load_owners(t.path()).unwrap();
+        assert_eq!(o.len(), 2);
+        assert_eq!(
+            o[0],
+            Owner {
+                path: "etc/ssh/key".into(),
+                user: "sshd".into(),
+                group: Some("nogroup".into()),
+                line: 3
+            }
+        );
+        for (text, want) in [
+            ("etc/nope root\n", ":1: etc/nope: no such file in rootfs/"),
+            ("etc/motd\n", ":1: \"etc/motd\": expected PATH USER[:GROUP]"),
+            (
+                "../x root\n",
+                ":1: \"../x\": a path inside rootfs/ expected",
+            ),
+            ("etc/motd a;b\n", ":1: \"a;b\": expected USER[:GROUP]"),
+            ("etc/motd 1\netc/motd 2\n", ":2: etc/motd is listed twice"),
+        ] {
+            fs::write(t.path().join(OWNERS_FILE), text).unwrap();
+            let err = load_owners(t.path()).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("rootfs.owners{want}")),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_keeps_modes_sets_owners_and_time() {
+        let t = profile();
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("etc")).unwrap();
+        fs::set_permissions(root.path().join("etc"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nsshd:x:22:22::/:/sbin/nologin\n",
+        )
+        .unwrap();
+        fs::write(
+            root.path().join("etc/group"),
+            "root:x:0:\nsshd:x:22:\nwheel:x:10:\n",
+        )
+        .unwrap();
+        fs::write(root.path().join("etc/motd"), "old\n").unwrap();
+        let owners = vec![Owner {
+            path: "etc/ssh/key".into(),
+            user: "sshd".into(),
+            group: Some("wheel".into()),
+            line: 1,
+        }];
+        let list = copy_into(
+            &t.path().join("rootfs"),
+            root.path(),
+            &owners,
+            1_700_000_000,
+        )
+        .unwrap();
+        let names: Vec<&str> = list.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            names,
+            ["etc", "etc/motd", "etc/ssh", "etc/ssh/key", "etc/sshd-link"]
+        );
+        let m = |p: &str| fs::symlink_metadata(root.path().join(p)).unwrap();
+        assert_eq!(
+            fs::read_to_string(root.path().join("etc/motd")).unwrap(),
+            "hi\n"
+        );
+        assert_eq!(m("etc/ssh").mode() & 0o7777, 0o700);
+        assert_eq!(m("etc/ssh/key").mode() & 0o7777, 0o600);
+        assert_eq!((m("etc/ssh/key").uid(), m("etc/ssh/key").gid()), (22, 10));
+        assert_eq!((m("etc/motd").uid(), m("etc/motd").gid()), (0, 0));
+        assert_eq!(
+            fs::read_link(root.path().join("etc/sshd-link")).unwrap(),
+            Path::new("/etc/init.d/sshd")
+        );
+        for p in ["etc/motd", "etc/ssh", "etc/ssh/key", "etc/sshd-link", "etc"] {
+            assert_eq!(m(p).mtime(), 1_700_000_000, "{p}");
+        }
+        // The root's existing etc/ kept its mode (rootfs/etc is 0755 too here, but not forced).
+        assert_eq!(m("etc").mode() & 0o7777, 0o755);
+        // A directory where the installed system has a symlink is refused, not written through.
+        let other = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(other.path(), root.path().join("var")).unwrap();
+        fs::create_dir_all(t.path().join("rootfs/var/lib")).unwrap();
+        fs::write(t.path().join("rootfs/var/lib/x"), "x").unwrap();
+        let err = copy_into(&t.path().join("rootfs"), root.path(), &[], 0).unwrap_err();
+        assert!(err.to_string().ends_with(&format!("rootfs/var: a directory, but the installed system has a symlink there (-> {}): put the files under the link's target", other.path().display())), "{err}");
+        assert!(fs::read_dir(other.path()).unwrap().next().is_none());
+        fs::remove_dir_all(t.path().join("rootfs/var")).unwrap();
+        let unknown = vec![Owner {
+            path: "etc/motd".into(),
+            user: "nobody2".into(),
+            group: None,
+            line: 4,
+        }];
+        let err = copy_into(&t.path().join("rootfs"), root.path(), &unknown, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}:4: etc/motd: no user \"nobody2\" in the installed system (etc/passwd)",
+                t.path().join(OWNERS_FILE).display()
+            )
+        );
+    }
+}
