@@ -24,6 +24,8 @@ use mkimage::{Error, Format, Options, SignKey};
 /// --keys-dir.
 #[derive(Debug, Parser)]
 #[command(name = "mkimage", version, disable_version_flag = true)]
+// --sb-key signs a unified kernel image: --uki makes one, and so does a --profile build given it.
+#[command(group(clap::ArgGroup::new("makes_uki").args(["uki", "profile"]).multiple(true)))]
 struct Cli {
     /// Output: a directory (dir) or an image file (vfat, iso), replaced atomically
     #[arg(
@@ -149,8 +151,8 @@ struct Cli {
     #[arg(long, conflicts_with = "profile")]
     uki: bool,
     /// Sign the unified kernel image for Secure Boot with this private key (PEM; sbsign).
-    /// Never copied to the medium. Needs --uki and --sb-cert
-    #[arg(long = "sb-key", value_name = "KEY", requires_all = ["uki", "sb_cert"])]
+    /// Never copied to the medium. Needs --sb-cert, and --uki (or --profile, which then makes one)
+    #[arg(long = "sb-key", value_name = "KEY", requires_all = ["makes_uki", "sb_cert"])]
     sb_key: Option<PathBuf>,
     /// The certificate of --sb-key (PEM or DER), written to the medium as EFI/keys/db.der for
     /// enrollment in the firmware's Secure Boot db
