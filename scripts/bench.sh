@@ -2,7 +2,8 @@
 # make bench: every benchmark side by side with its reference, in one run.
 #  1. apk: 96 packages into a tmpfs, ours vs apk-tools 2.14.4 (chroot), medians and ratio; then
 #     the real 23k-package indexes (load both, solve a small and a large world): time and peak RSS;
-#  2. mkinitfs: default features vs Debian's mkinitramfs (MODULES=most, MODULES=dep);
+#  2. mkinitfs: default features vs Debian's mkinitramfs (MODULES=most, MODULES=dep); the modloop
+#     of the whole Debian module tree vs mksquashfs of the same tree (xz and zstd);
 #  3. the init's boot timeline (qemu, TCG) for an alpine-base medium and for the life-cycle
 #     appliance (alpine-base openssh chrony lbu, signed overlay);
 #  4. sizes: binaries, default initramfs, media.
@@ -20,6 +21,9 @@ echo; echo "== 1. apk"
 
 echo; echo "== 2. mkinitfs"
 "$here/scripts/bench-mkinitfs.sh" "$bin/mkinitfs" "$bin/init" "${BENCH_RUNS_MKINITFS:-5}"
+
+echo; echo "== 2b. modloop (full Debian module tree, ours vs mksquashfs of the same tree)"
+"$here/scripts/bench-modloop.sh" "$bin/mkinitfs" "${BENCH_RUNS_MODLOOP:-3}"
 
 echo; echo "== 3. boot timelines (qemu TCG: slower than hardware, compare phases, not totals)"
 work=$(mktemp -d /tmp/bench.XXXXXX)

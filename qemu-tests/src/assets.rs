@@ -185,6 +185,12 @@ impl Env {
 
     /// Build (or reuse) a medium.
     pub fn medium(&self, r: &MediumRecipe) -> PathBuf {
+        self.medium_with(r, &[])
+    }
+
+    /// [`Env::medium`] with extra `mkimage` arguments (part of the cache key), e.g. the modloop's
+    /// `--modloop-kver`, `--modloop-exclude`.
+    pub fn medium_with(&self, r: &MediumRecipe, extra: &[String]) -> PathBuf {
         let keys = self.keys();
         let alpine_keys = self.alpine_keys();
         let mut h = Sha256::new();
@@ -195,6 +201,9 @@ impl Env {
             )
             .as_bytes(),
         );
+        for a in extra {
+            h.update(format!("|{a}").as_bytes());
+        }
         hash_file(&mut h, &self.bin("mkimage"));
         hash_file(&mut h, &r.initramfs);
         if r.project_repo {
@@ -288,6 +297,7 @@ impl Env {
             }
             cmd.arg("--apkovl").arg(&f);
         }
+        cmd.args(extra);
         run(&mut cmd);
         let _ = std::fs::remove_dir_all(&stage);
         out
