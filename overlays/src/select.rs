@@ -5,6 +5,8 @@
 //! Because `!etc/apk` is a built-in rule, `etc/apk/world`, `repositories`, `arch`, `keys/*` and
 //! the `protected_paths.d/*.list` files are always selected unless the user excludes them.
 //!
+//! Nothing under `.modloop/` (the kernel modules the init mounts from the medium) is ever selected.
+//!
 //! The project adds the package-owned configuration files the user deleted, which Alpine cannot
 //! express; they travel in the deletion manifest ([`crate::deleted`]), never as members.
 
@@ -48,10 +50,22 @@ pub fn selection(root: &Path) -> Result<Selection, Error> {
     let mut seen = HashSet::new();
     // The manifest is regenerated on every commit; a copy left in the root (Alpine's init just
     // extracts it) must not be archived as an ordinary file.
-    names.retain(|n| n != MANIFEST && seen.insert(n.clone()));
+    // The modloop (`/.modloop`, mounted read-only by the init from the signed squashfs on the
+    // medium) is never saved, even when `lbu include` names it: it comes back at every boot and
+    // is hundreds of megabytes.
+    names.retain(|n| n != MANIFEST && !in_modloop(n) && seen.insert(n.clone()));
     let deletions = apk::audit::deleted_config_files(&db);
     Ok(Selection { names, deletions })
 }
+
+/// Whether a selected name is the modloop's mount point or beneath it.
+fn in_modloop(name: &str) -> bool {
+    let top = name.split('/').next().unwrap_or("");
+    top == MODLOOP_DIR
+}
+
+/// The modloop's mount point in the root (Alpine's `/.modloop`).
+pub const MODLOOP_DIR: &str = ".modloop";
 
 /// `+X` entries of `lbu.list` naming a symlink or a non-directory that exists (overlays/README.md, "Archive format").
 /// Globs are left to apk's matching: the shell test upstream does not expand them either.

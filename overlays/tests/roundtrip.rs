@@ -75,6 +75,29 @@ fn selection_follows_lbu_rules() {
 }
 
 #[test]
+fn the_modloop_is_never_saved_even_when_included() {
+    let (_t, root) = edited_root();
+    std::fs::create_dir_all(root.join(".modloop/modules/6.1.0-13-amd64/kernel")).unwrap();
+    std::fs::write(
+        root.join(".modloop/modules/6.1.0-13-amd64/kernel/wg.ko"),
+        b"ko",
+    )
+    .unwrap();
+    std::fs::write(root.join(".modloop/file"), b"x").unwrap();
+    let list = root.join("etc/apk/protected_paths.d/lbu.list");
+    let mut text = std::fs::read_to_string(&list).unwrap_or_default();
+    text.push_str("+.modloop\n+.modloop/file\n");
+    std::fs::write(&list, text).unwrap();
+    let ov = create(&root, &CreateOptions::default()).unwrap();
+    assert!(
+        !ov.members.iter().any(|m| m.starts_with(".modloop")),
+        "{:#?}",
+        ov.members
+    );
+    assert!(ov.members.iter().any(|m| m == "etc/motd"));
+}
+
+#[test]
 fn non_utf8_names_are_a_clear_error() {
     use std::os::unix::ffi::OsStrExt;
     let t = tempfile::tempdir().unwrap();
