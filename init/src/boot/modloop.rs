@@ -178,7 +178,7 @@ pub fn verify_and_mount(
         }
         (None, false) => (None, None),
     };
-    let device = sys::loopdev::attach_read_only(&file, size, image)?;
+    let loop_device = sys::loopdev::attach_read_only(&file, size, image)?;
     let staging = Path::new(STAGING);
     sys::make_dirs(staging)?;
     let flags = MountFlags {
@@ -188,13 +188,17 @@ pub fn verify_and_mount(
         noexec: false,
     };
     sys::mount_fs(
-        &device.display().to_string(),
+        &loop_device.path.display().to_string(),
         staging,
         "squashfs",
         flags,
         None,
     )?;
-    // The loop device now lives as long as the mount (auto-clear); our descriptor can go.
+    // The loop device now lives as long as the mount (auto-clear): our descriptors can go. Closed
+    // before the mount, the device would be detached under it (the kernel clears an auto-clear
+    // device when its last opener closes it).
+    let device = loop_device.path.clone();
+    drop(loop_device);
     drop(file);
     let moved = root
         .create_dir_all(spec::MOUNT_POINT, 0o755)

@@ -82,10 +82,20 @@ nix::ioctl_none_bad!(
     0x4C01
 );
 
+/// A configured loop device, held open. Auto-clearing means the kernel detaches the device when
+/// its last opener goes: this handle must live until the filesystem on it is mounted (the mount
+/// then holds it), as `mount -o loop` does; dropped without a mount, the device goes away.
+#[derive(Debug)]
+pub struct LoopDevice {
+    /// The device (`/dev/loop0`).
+    pub path: PathBuf,
+    _open: File,
+}
+
 /// Attaches `file` (its first `size` bytes) to a free loop device, read-only and auto-clearing.
-/// Returns the device path (`/dev/loop0`). `name` is recorded as the backing file's name (what
-/// `losetup` shows).
-pub fn attach_read_only(file: &File, size: u64, name: &Path) -> Result<PathBuf, SysError> {
+/// Returns the open device: keep it until the mount is done (see [`LoopDevice`]). `name` is
+/// recorded as the backing file's name (what `losetup` shows).
+pub fn attach_read_only(file: &File, size: u64, name: &Path) -> Result<LoopDevice, SysError> {
     let control = Path::new(LOOP_CONTROL);
     let ctl = OpenOptions::new()
         .read(true)
@@ -145,7 +155,12 @@ pub fn attach_read_only(file: &File, size: u64, name: &Path) -> Result<PathBuf, 
                 source,
             })?;
         match configure(&loop_file, file, &info) {
-            Ok(()) => return Ok(dev),
+            Ok(()) => {
+                return Ok(LoopDevice {
+                    path: dev,
+                    _open: loop_file,
+                })
+            }
             // Someone else took this device between GET_FREE and here: ask again.
             Err(Errno::EBUSY) => last = Errno::EBUSY,
             Err(errno) => return Err(SysError::Errno { path: dev, errno }),
