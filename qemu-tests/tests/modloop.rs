@@ -61,6 +61,10 @@ for m in wireguard nf_tables 8021q bridge; do
 done
 if grep -qw qemutest_hotplug=1 /proc/cmdline; then
     echo "E1000-BEFORE:$(ls -d /sys/module/e1000 2>/dev/null | wc -l)"
+    # Debian's kernel has no uevent helper (CONFIG_UEVENT_HELPER), where Alpine's mdev service
+    # registers busybox mdev: here mdev takes the uevents from netlink instead (its -d mode),
+    # with the same /etc/mdev.conf ($MODALIAS -> modprobe).
+    [ -e /proc/sys/kernel/hotplug ] || mdev -d
     echo READY-FOR-NIC
     i=0
     while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
@@ -139,10 +143,7 @@ fn boot(name: &str, disk: &Path, cmdline: &str) -> Vm {
 /// The note of the timeline's `modloop` row.
 fn modloop_row(vm: &mut Vm) -> String {
     let tl = vm.timeline().unwrap_or_default();
-    match tl
-        .lines()
-        .find(|l| l.trim_start().starts_with("modloop "))
-    {
+    match tl.lines().find(|l| l.trim_start().starts_with("modloop ")) {
         Some(row) => row.to_string(),
         None => vm.fail(&format!("no modloop phase in the boot timeline:\n{tl}")),
     }
@@ -197,14 +198,20 @@ fn modules_load_from_the_verified_modloop() {
 #[test]
 fn a_tampered_modloop_is_refused() {
     let disk = tampered("modloop-tampered");
-    let mut vm = boot("modloop-tampered", &disk, &format!("modloop=/boot/{}", modloop_name()));
+    let mut vm = boot(
+        "modloop-tampered",
+        &disk,
+        &format!("modloop=/boot/{}", modloop_name()),
+    );
     vm.expect("the contents do not match the signed SHA-256 (modified or corrupted); not mounted");
     vm.expect("MODLOOP-MOUNTS:0");
     vm.expect("MODPROBE-FAIL:wireguard");
     vm.expect("QEMUTEST-DONE");
     let row = modloop_row(&mut vm);
     if !row.contains("refused: ") || !row.contains("do not match the signed SHA-256") {
-        vm.fail(&format!("the timeline's modloop row does not say why: {row}"));
+        vm.fail(&format!(
+            "the timeline's modloop row does not say why: {row}"
+        ));
     }
     vm.wait_poweroff();
 }
@@ -216,7 +223,10 @@ fn a_tampered_modloop_stops_a_boot_that_requires_it() {
     let mut vm = boot(
         "modloop-required",
         &disk,
-        &format!("modloop=/boot/{} modloop_verify=required panic=-1", modloop_name()),
+        &format!(
+            "modloop=/boot/{} modloop_verify=required panic=-1",
+            modloop_name()
+        ),
     );
     vm.expect("ERROR: modloop: ");
     vm.expect("do not match the signed SHA-256");
@@ -287,8 +297,7 @@ fn other_kernel_tree() -> PathBuf {
     if !dir.join("modules.dep").is_file() {
         let src = Path::new("/lib/modules").join(&env.kver).join(module);
         std::fs::create_dir_all(dir.join("kernel/net/8021q")).unwrap();
-        std::fs::copy(&src, dir.join(module))
-            .unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+        std::fs::copy(&src, dir.join(module)).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
         std::fs::write(dir.join("modules.dep"), format!("{module}:\n")).unwrap();
     }
     base
