@@ -108,6 +108,14 @@ pub enum Error {
         /// Why it is refused there.
         reason: &'static str,
     },
+    /// An initramfs mkimage cannot read to its end, so it cannot check it for private keys.
+    #[error("--initramfs {}: cannot be checked for private keys ({reason}): rebuild it with gzip, zstd, xz or no compression", .path.display())]
+    InitramfsUnreadable {
+        /// The initramfs file.
+        path: PathBuf,
+        /// Why it could not be read to its end.
+        reason: String,
+    },
     /// A private key inside the initramfs (other than the age identity at
     /// `etc/apkovl/identity`, which is allowed on purpose).
     #[error("--initramfs {}: /{entry}: {secret}: only public keys may enter an image", .path.display())]

@@ -9,8 +9,9 @@
 //!
 //! An initramfs is one or more newc archives, each plain or compressed, one after the other; the
 //! workspace's one reader ([`mkinitfs::cpio::scan`]) walks them as streams, reading the first
-//! bytes of each file and skipping the rest, so memory stays small whatever the unpacked size. An
-//! initramfs mkimage cannot read (lz4, say) is copied with a warning that it was not checked.
+//! whole of each file through the scanner, so memory stays small whatever the unpacked size. An
+//! initramfs mkimage cannot read to its end (lz4, say, or a truncated archive) is refused: a
+//! medium never carries an image nobody checked.
 
 use std::fs;
 use std::io;
@@ -27,24 +28,17 @@ use crate::SignKey;
 /// A key file larger than this is not a PEM public key.
 const MAX_KEY: u64 = 64 << 10;
 
-/// Checks the initramfs: an error for a private key in it, else the warnings (the index key is
-/// missing or not the public half of `index_key`, or the initramfs could not be read).
+/// Checks the initramfs: an error for a private key in it or for an initramfs that cannot be
+/// read to its end, else the warnings (the index key is missing or not the public half of
+/// `index_key`).
 pub fn check(initramfs: &Path, index_key: Option<&SignKey>) -> Result<Vec<String>, Error> {
     let subject = format!("--initramfs {}", initramfs.display());
     let wanted = index_key.map(|k| format!("{APK_KEYS}/{}", k.name));
-    let found = match inspect(initramfs, wanted.as_deref()) {
-        Ok(f) => f,
-        Err(why) => {
-            let what = if index_key.is_some() {
-                "private keys and the index key"
-            } else {
-                "private keys"
-            };
-            return Ok(vec![format!(
-                "{subject}: cannot look inside ({why}): not checked for {what}"
-            )]);
-        }
-    };
+    let found =
+        inspect(initramfs, wanted.as_deref()).map_err(|reason| Error::InitramfsUnreadable {
+            path: initramfs.to_path_buf(),
+            reason,
+        })?;
     if let Some((entry, secret)) = found.secret {
         return Err(Error::InitramfsSecret {
             path: initramfs.to_path_buf(),
@@ -96,12 +90,11 @@ fn inspect(path: &Path, wanted: Option<&str>) -> Result<Found, String> {
         let kind = if Some(entry) == wanted && size <= MAX_KEY {
             let mut content = Vec::new();
             data.read_to_end(&mut content)?;
-            let head = &content[..content.len().min(secret::HEAD)];
-            let kind = secret::find(head, content.len() <= secret::HEAD);
+            let kind = secret::find(&content);
             found.key = Some(content);
             kind
         } else {
-            secret::find_in_reader(data, size)?
+            secret::find_in_reader(data)?
         };
         match kind {
             Some(Secret::AgeIdentity) if entry == APKOVL_IDENTITY => {}
@@ -178,17 +171,49 @@ mod tests {
         .unwrap();
         let w = check(&p, Some(&k)).unwrap().remove(0);
         assert!(w.contains("is not the public half of --sign-key"), "{w}");
+    }
+
+    #[test]
+    fn an_initramfs_that_cannot_be_read_to_its_end_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let k = key(t.path());
+        let p = t.path().join("initramfs");
         fs::write(&p, b"\x04\x22\x4d\x18lz4").unwrap();
-        let w = check(&p, Some(&k)).unwrap().remove(0);
-        assert!(w.ends_with("cannot look inside (unknown compression (gzip, zstd, xz or none expected)): not checked for private keys and the index key"), "{w}");
+        let e = check(&p, Some(&k)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "--initramfs {}: cannot be checked for private keys (unknown compression (gzip, zstd, xz or none expected)): rebuild it with gzip, zstd, xz or no compression",
+                p.display()
+            )
+        );
         // Cut inside the key's data (the trailer is the last 124 bytes).
         let archive = newc(&[("etc/apk/keys/medium.key.pub", b"xy")]);
         fs::write(&p, &archive[..archive.len() - 124 - 3]).unwrap();
-        let w = check(&p, Some(&k)).unwrap().remove(0);
+        let e = check(&p, None).unwrap_err().to_string();
         assert!(
-            w.contains("cannot look inside (not a newc archive (truncated data at byte "),
-            "{w}"
+            e.contains(
+                "cannot be checked for private keys (not a newc archive (truncated data at byte "
+            ),
+            "{e}"
         );
+    }
+
+    #[test]
+    fn a_key_anywhere_in_a_file_and_behind_the_identity_is_found() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("initramfs");
+        let mut combined = vec![b'#'; 100_000];
+        combined.extend_from_slice(b"\n-----BEGIN RSA PRIVATE KEY-----\nMII\n");
+        fs::write(&p, newc(&[("etc/ssl/server.pem", &combined)])).unwrap();
+        let e = check(&p, None).unwrap_err().to_string();
+        assert!(e.ends_with("/etc/ssl/server.pem: a PEM private key (RSA PRIVATE KEY): only public keys may enter an image"), "{e}");
+        let identity = b"AGE-SECRET-KEY-1QQQQ\n-----BEGIN PRIVATE KEY-----\nMC4\n";
+        fs::write(&p, newc(&[(APKOVL_IDENTITY, &identity[..])])).unwrap();
+        let e = check(&p, None).unwrap_err().to_string();
+        assert!(e.ends_with("/etc/apkovl/identity: a PEM private key (PRIVATE KEY): only public keys may enter an image"), "{e}");
+        fs::write(&p, newc(&[(APKOVL_IDENTITY, &identity[..21])])).unwrap();
+        assert!(check(&p, None).unwrap().is_empty());
     }
 
     #[test]

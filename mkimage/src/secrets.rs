@@ -50,8 +50,7 @@ pub fn check_layout(layout: &Layout) -> Result<(), Error> {
         let path = match source {
             Source::Path(path) => path,
             Source::Bytes(bytes) => {
-                let head = &bytes[..bytes.len().min(secret::HEAD)];
-                if let Some(found) = secret::find(head, bytes.len() <= secret::HEAD) {
+                if let Some(found) = secret::find(bytes) {
                     return Err(Error::Secret {
                         option: "mkimage",
                         path: at.into(),

@@ -327,7 +327,7 @@ impl Builder<'_> {
         if !meta.is_file() {
             return Err(bad("not a regular file"));
         }
-        if meta.len() > secret::HEAD as u64 * 16 {
+        if meta.len() > 64 << 10 {
             return Err(bad("too large for an age identity file"));
         }
         let text = String::from_utf8(fs::read(path).at(path)?)
@@ -369,9 +369,7 @@ impl Builder<'_> {
         for (entry, e) in self.tree.iter() {
             let found = match &e.node {
                 Node::File(Content::Bytes(bytes)) => {
-                    let head = &bytes[..bytes.len().min(secret::HEAD)];
-                    secret::find(head, bytes.len() <= secret::HEAD)
-                        .map(|s| (PathBuf::from(format!("/{entry}")), s))
+                    secret::find(bytes).map(|s| (PathBuf::from(format!("/{entry}")), s))
                 }
                 Node::File(Content::Host { path, .. }) => secret::find_in_file(path)
                     .at(path)?
