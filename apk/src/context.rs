@@ -358,7 +358,7 @@ impl Context {
     /// copies the cache keeps (apk-format.md §4.5); they can be reinstalled from there.
     fn load_cached_installed(&mut self, dir: &Path) {
         let path = dir.join("installed");
-        let text = match crate::limits::read(&path, crate::limits::STATE_FILE) {
+        let text = match crate::limits::read(&path, crate::limits::CACHED_INSTALLED) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {

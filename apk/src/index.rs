@@ -46,13 +46,18 @@ struct Entry {
     skip: Option<IndexError>,
 }
 
+/// The most entries reserved up front (Alpine 3.19's community index has 17,587).
+const MAX_RESERVED_ENTRIES: usize = 1 << 16;
+
 /// Parse index text. Never fails as a whole: unusable entries are listed in [`Index::skipped`].
 /// The packages' strings are slices of `text` (pass a `String` to hand it over without a copy).
 pub fn parse(text: impl Into<Text>) -> Index {
     let buf: Text = text.into();
     let text = buf.as_str();
-    // One entry per `P:` line: sized once, a 17k-entry index wastes no doubled capacity.
-    let entries = text.matches("\nP:").count() + usize::from(text.starts_with("P:"));
+    // One entry per `P:` line: sized once, a 17k-entry index wastes no doubled capacity. Bounded,
+    // so that a file of nothing but `P:` lines does not reserve gigabytes before any is parsed.
+    let entries = (text.matches("\nP:").count() + usize::from(text.starts_with("P:")))
+        .min(MAX_RESERVED_ENTRIES);
     let mut idx = Index {
         packages: Vec::with_capacity(entries),
         ..Index::default()
@@ -172,6 +177,19 @@ mod tests {
         assert!(idx.skipped.is_empty());
         assert!(!idx.unknown_letters);
         assert_eq!(write(&idx.packages), f.text);
+    }
+
+    /// Review finding: a cache's unsigned `installed` file of nothing but `P:` lines reserved one
+    /// `Package` per line before parsing (gigabytes for a 256 MiB file: PID 1 aborted).
+    #[test]
+    fn a_file_of_empty_entries_reserves_a_bounded_amount() {
+        let idx = parse("\nP:".repeat(1 << 18));
+        assert!(idx.packages.is_empty());
+        assert!(
+            idx.packages.capacity() <= MAX_RESERVED_ENTRIES,
+            "{}",
+            idx.packages.capacity()
+        );
     }
 
     /// Each kind of unusable entry is skipped with its line; the entries around it load.

@@ -1,4 +1,4 @@
-//! How much input the apk core holds in memory, in one place (docs/apk.md, "Limits"). The boot
+//! How much input the apk core holds in memory, in one place (apk/README.md, "Limits"). The boot
 //! init links this crate, and PID 1 must never abort on memory because a medium or a server sent
 //! something huge: every file is read against a bound, and a file over its bound is refused with
 //! an error naming it and both sizes before it is read.
@@ -14,6 +14,10 @@ pub const INDEX_CONTENT: usize = 256 << 20;
 pub const PACKAGE_WITHOUT_SIZE: u64 = 1 << 30;
 /// Files of the root's own state: the installed database, world, repositories, keys, scripts.
 pub const STATE_FILE: u64 = 256 << 20;
+
+/// A cache's `installed` file: entries of packages installed from files (not signed, so
+/// smaller than the root's own state; a thousand entries take about 1 MiB).
+pub const CACHED_INSTALLED: u64 = 16 << 20;
 
 /// A public key file (a 4096-bit RSA key in PEM is under 1 KiB).
 pub const KEY_FILE: u64 = 64 << 10;

@@ -64,7 +64,10 @@ pub struct Pool {
     pub repos: Vec<RepoInfo>,
     /// Architectures accepted (first = primary).
     pub arches: Vec<String>,
-    by_identity: HashMap<IdentityKey, PkgId>,
+    /// Keyed by a per-process random SipHash key: identities come from unsigned input too (a
+    /// cache's `installed` file), and FxHash lets chosen identities collide (every key starting
+    /// with Fx's seed hashes alike), which would make loading quadratic.
+    by_identity: std::collections::HashMap<IdentityKey, PkgId>,
     providers: HashMap<Text, Providers>,
 }
 

@@ -16,4 +16,4 @@ pub mod medium;
 pub mod modloop;
 pub mod policy;
 
-pub use policy::{BootPolicy, OverlayRequirement, PolicyError};
+pub use policy::{is_host_name, BootPolicy, OverlayRequirement, PolicyError};

@@ -12,6 +12,10 @@
 //! sealed=no
 //! ```
 //!
+//! `apkovl_host=HOST` (written only when set) pins the host: the overlay must be signed for
+//! `HOST` (its signed statement names it), so an overlay copied from another host's medium,
+//! signed by the same fleet key, is refused.
+//!
 //! An absent file is the default policy ([`BootPolicy::default`]). A file that does not parse is
 //! an error: the init must stop rather than guess a weaker policy.
 
@@ -81,7 +85,7 @@ impl fmt::Display for OverlayRequirement {
 }
 
 /// The policy recorded in an initramfs at build time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BootPolicy {
     /// What every overlay must be (`apkovl_require=`).
     pub apkovl_require: OverlayRequirement,
@@ -95,6 +99,10 @@ pub struct BootPolicy {
     /// boot parameter from anywhere but that command line and offers no rescue shell unless the
     /// command line asks for one.
     pub sealed: bool,
+    /// The one host whose overlay this image boots (`apkovl_host=`): the overlay must be signed,
+    /// with a statement for this host. `None`: any host the overlay's name and statement agree
+    /// on (a medium shared by several hosts, a netboot fleet).
+    pub apkovl_host: Option<String>,
 }
 
 /// Why a policy file was refused. Each names the line (1-based) it is about.
@@ -159,6 +167,12 @@ impl BootPolicy {
                 "sealed" => {
                     policy.sealed = yes_no(value).ok_or_else(|| bad("expected yes or no"))?
                 }
+                "apkovl_host" => {
+                    if !is_host_name(value) {
+                        return Err(bad("expected a host name (letters, digits, '-', '.')"));
+                    }
+                    policy.apkovl_host = Some(value.to_string());
+                }
                 _ => {
                     return Err(PolicyError::UnknownKey {
                         line,
@@ -177,12 +191,26 @@ impl BootPolicy {
              # may tighten it, never loosen it.\n\
              apkovl_require={}\n\
              apkovl_legacy_sig={}\n\
-             sealed={}\n",
+             sealed={}\n{}",
             self.apkovl_require,
             yes_no_word(self.apkovl_legacy_sig),
             yes_no_word(self.sealed),
+            self.apkovl_host
+                .as_ref()
+                .map(|h| format!("apkovl_host={h}\n"))
+                .unwrap_or_default(),
         )
     }
+}
+
+/// A host name as `lbu` names overlays after it (`HOST.apkovl.tar.gz`): 1 to 64 letters,
+/// digits, `-` and `.`, not starting with `-` or `.`.
+pub fn is_host_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with(['-', '.'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 fn yes_no(value: &str) -> Option<bool> {
@@ -222,12 +250,15 @@ mod tests {
             for encrypted in [false, true] {
                 for sealed in [false, true] {
                     for apkovl_legacy_sig in [false, true] {
-                        let p = BootPolicy {
-                            apkovl_require: OverlayRequirement { signed, encrypted },
-                            apkovl_legacy_sig,
-                            sealed,
-                        };
-                        assert_eq!(BootPolicy::parse(&p.render()).unwrap(), p);
+                        for apkovl_host in [None, Some("fw-1.example".to_string())] {
+                            let p = BootPolicy {
+                                apkovl_require: OverlayRequirement { signed, encrypted },
+                                apkovl_legacy_sig,
+                                sealed,
+                                apkovl_host,
+                            };
+                            assert_eq!(BootPolicy::parse(&p.render()).unwrap(), p);
+                        }
                     }
                 }
             }
@@ -280,5 +311,16 @@ mod tests {
             BootPolicy::parse("sealed=1").unwrap_err().to_string(),
             "line 1: sealed=1: expected yes or no"
         );
+        for bad in ["", "../fw1", "-x", "fw 1", "fw1/x"] {
+            assert_eq!(
+                BootPolicy::parse(&format!("apkovl_host={bad}"))
+                    .unwrap_err()
+                    .to_string(),
+                format!(
+                    "line 1: apkovl_host={}: expected a host name (letters, digits, '-', '.')",
+                    bad.trim()
+                ),
+            );
+        }
     }
 }

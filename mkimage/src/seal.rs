@@ -41,7 +41,7 @@ pub fn sealed_initramfs(initramfs: &Path, cmdline: &str, mtime: u64) -> Result<V
 pub fn sealing_archive(policy: &BootPolicy, cmdline: &str, mtime: u64) -> Result<Vec<u8>, Error> {
     let sealed = BootPolicy {
         sealed: true,
-        ..*policy
+        ..policy.clone()
     };
     let mut tree = Tree::new();
     let fail = |e: mkinitfs::Error| Error::setting("--uki", e.to_string());
@@ -127,6 +127,7 @@ mod tests {
             apkovl_require: OverlayRequirement::SIGNED,
             apkovl_legacy_sig: true,
             sealed: false,
+            apkovl_host: Some("fw1".into()),
         };
         // A compressed main archive, as mkinitfs writes it.
         let main = newc(&[("init", b"x"), (POLICY, policy.render().as_bytes())]);
@@ -149,7 +150,7 @@ mod tests {
             sealed,
             BootPolicy {
                 sealed: true,
-                ..policy
+                ..policy.clone()
             }
         );
         assert_eq!(files[SIGNED_CMDLINE], b"console=ttyS0 quiet");

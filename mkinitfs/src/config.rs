@@ -91,6 +91,8 @@ pub struct ConfFile {
     pub apkovl_require: Option<OverlayRequirement>,
     /// `apkovl_legacy_sig=yes`: also accept round-1 overlay signatures (our extension).
     pub apkovl_legacy_sig: Option<bool>,
+    /// `apkovl_host=HOST`: the one host whose signed overlay the image boots (our extension).
+    pub apkovl_host: Option<String>,
     /// Keys we do not use (Alpine's `complevel_xz`, `complevel_lz4`, anything else): ignored.
     pub ignored: Vec<String>,
 }
@@ -146,6 +148,14 @@ impl ConfFile {
                         "no" => false,
                         _ => return Err(err("apkovl_legacy_sig: expected yes or no")),
                     })
+                }
+                "apkovl_host" => {
+                    if !bootspec::is_host_name(&value) {
+                        return Err(err(
+                            "apkovl_host: expected a host name (letters, digits, '-', '.')",
+                        ));
+                    }
+                    conf.apkovl_host = Some(value)
                 }
                 other => conf.ignored.push(other.to_string()),
             }
@@ -257,6 +267,8 @@ pub struct Overrides {
     pub ovl_require: Option<OverlayRequirement>,
     /// `--ovl-legacy-sig` (`Some(true)`); `None` leaves it to the config file.
     pub ovl_legacy_sig: Option<bool>,
+    /// `--ovl-host`: the one host whose signed overlay the image boots.
+    pub ovl_host: Option<String>,
     /// `--ovl-identity`: an age identity embedded to decrypt overlays encrypted to its recipient.
     pub ovl_identity: Option<PathBuf>,
 }
@@ -368,6 +380,7 @@ impl Config {
                     .or(file.apkovl_legacy_sig)
                     .unwrap_or(false),
                 sealed: false,
+                apkovl_host: cli.ovl_host.clone().or_else(|| file.apkovl_host.clone()),
             },
             ovl_identity: cli.ovl_identity.clone(),
         })

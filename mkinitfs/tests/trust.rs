@@ -154,6 +154,24 @@ fn boot_policy_is_written_from_the_flags() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(policy(&env).apkovl_require.to_string(), "signed");
 
+    // The host pin: the flag over the config key.
+    fs::write(&conf, "apkovl_host=fw1\n").unwrap();
+    let out = env.run(&["-c", &env.p("mkinitfs.conf")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(policy(&env).apkovl_host.as_deref(), Some("fw1"));
+    let out = env.run(&["-c", &env.p("mkinitfs.conf"), "--ovl-host", "fw2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(policy(&env).apkovl_host.as_deref(), Some("fw2"));
+    let out = env.run(&["--ovl-host", "../fw2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "invalid value '../fw2' for '--ovl-host <HOST>': expected a host name (letters, digits, '-', '.')"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
     let out = env.run(&["--ovl-require", "off"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

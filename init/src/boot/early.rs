@@ -3,13 +3,12 @@
 use std::path::Path;
 
 use bootspec::initramfs::{absolute, POLICY, SIGNED_CMDLINE, STUB_EXTRA_DIR};
-use bootspec::BootPolicy;
 
 use super::{BootError, MAX_CONFIG_BYTES, PRINTK_DEVKMSG, SYSROOT};
 use crate::cmdline::{BootConfig, PanicAction};
 use crate::console;
 use crate::media;
-use crate::plan::sealed;
+use crate::plan::sealed::{self, Seal};
 use crate::sys::{self, MountFlags, SysError};
 
 const NOSUID: MountFlags = MountFlags {
@@ -128,22 +127,21 @@ fn read_config() -> BootConfig {
 /// When the initramfs is sealed (`etc/boot-policy` says `sealed=yes`): checks that the kernel
 /// runs with the signed command line and sets the failure policy of a sealed boot (no shell
 /// unless that line asks). On a refusal, returns the error and what to do after reporting it
-/// (the signed line's `panic=`; never a shell). An unsealed or unreadable policy changes
-/// nothing here (a malformed one stops the boot in the boot options phase).
+/// (the signed line's `panic=`; never a shell). A policy that cannot be read, or does not
+/// parse and may say sealed, is refused without a shell ([`sealed::seal_state`]); an unsealed
+/// one changes nothing here (a malformed one stops the boot in the boot options phase).
 pub(super) fn apply_seal(cfg: &mut BootConfig) -> Result<(), (BootError, PanicAction)> {
     let read = |rel: &str| {
         sys::read_file(Path::new(&absolute(rel)), MAX_CONFIG_BYTES)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map(|b| b.map(|b| String::from_utf8_lossy(&b).into_owned()))
+            .map_err(|e| e.to_string())
     };
-    let sealed = read(POLICY)
-        .and_then(|text| BootPolicy::parse(&text).ok())
-        .is_some_and(|p| p.sealed);
-    if !sealed {
-        return Ok(());
+    match sealed::seal_state(read(POLICY)) {
+        Seal::Open => return Ok(()),
+        Seal::Unknown(e) => return Err((e.into(), PanicAction::Halt)),
+        Seal::Sealed => {}
     }
-    let signed = read(SIGNED_CMDLINE);
+    let signed = read(SIGNED_CMDLINE).ok().flatten();
     let running = std::fs::read("/proc/cmdline")
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 
 use bootspec::{BootPolicy, PolicyError};
 
-use crate::cmdline::{BootConfig, PanicPolicy};
+use crate::cmdline::{BootConfig, PanicAction, PanicPolicy};
 use crate::console;
 use crate::media::{self, Medium};
 use crate::modules::Loader;
@@ -119,11 +119,20 @@ fn install_panic_hook() {
                 console::print(&text);
                 policy
             }
-            None => PanicPolicy::default(),
+            None => POLICY_BEFORE_SEAL_CHECK,
         };
         rescue::after_bug(&policy)
     }));
 }
+
+/// What a bug does before the seal check has set the boot's failure policy: the image may be
+/// sealed, so no shell (halt, as `panic=` does by default).
+const POLICY_BEFORE_SEAL_CHECK: PanicPolicy = PanicPolicy {
+    shell_allowed: false,
+    action: PanicAction::Halt,
+};
+// Checked when the init is compiled: a bug before the seal check never offers a shell.
+const _: () = assert!(!POLICY_BEFORE_SEAL_CHECK.shell_allowed);
 
 /// `main`: early setup, then boot attempts until one reaches `/sbin/init`. Never returns.
 pub fn run() -> ! {

@@ -14,14 +14,64 @@
 //!   (`/.extra`, not covered by the signature) are ignored;
 //! - the overlay policy is the image's, which the command line can only tighten (as always).
 
-use bootspec::initramfs::SIGNED_CMDLINE;
+use bootspec::initramfs::{POLICY, SIGNED_CMDLINE};
+use bootspec::BootPolicy;
 
 use crate::cmdline::words::split_kernel_words;
 use crate::cmdline::{BootConfig, PanicPolicy};
 
+/// Whether the initramfs is sealed, as its boot policy file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seal {
+    /// No policy file, or one that says `sealed=no` (or nothing about it).
+    Open,
+    /// The policy says `sealed=yes`.
+    Sealed,
+    /// The policy could not be read, or does not parse and has a `sealed` line that is not
+    /// `sealed=no`: the image may be sealed, so it boots as a refused sealed image would (no
+    /// shell). A version skew (a policy written by a newer builder for an older init) must never
+    /// turn a sealed image into an open one.
+    Unknown(SealError),
+}
+
+/// Whether the image is sealed, from its policy file: `Ok(None)` when there is none, `Err` with
+/// the reason when it could not be read.
+pub fn seal_state(policy: Result<Option<String>, String>) -> Seal {
+    let text = match policy {
+        Ok(None) => return Seal::Open,
+        Ok(Some(text)) => text,
+        Err(reason) => return Seal::Unknown(SealError::PolicyUnreadable { reason }),
+    };
+    match BootPolicy::parse(&text) {
+        Ok(p) if p.sealed => Seal::Sealed,
+        Ok(_) => Seal::Open,
+        Err(e) => {
+            let may_be_sealed = text.lines().any(|line| {
+                line.split_once('=')
+                    .is_some_and(|(k, v)| k.trim() == "sealed" && v.trim() != "no")
+            });
+            if may_be_sealed {
+                Seal::Unknown(SealError::PolicyUnreadable {
+                    reason: e.to_string(),
+                })
+            } else {
+                Seal::Open
+            }
+        }
+    }
+}
+
 /// Why a sealed image refuses to boot.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SealError {
+    /// The policy file cannot be read or parsed, and may say `sealed=yes`.
+    #[error(
+        "/{POLICY}: {reason}: the image may be sealed, so it does not boot (and offers no shell)"
+    )]
+    PolicyUnreadable {
+        /// Why it could not be read or parsed.
+        reason: String,
+    },
     /// The policy says sealed but the signed command line is missing.
     #[error("/{SIGNED_CMDLINE}: missing: a sealed image (sealed=yes) must record its signed command line")]
     NoSignedCmdline,
@@ -119,6 +169,45 @@ mod tests {
         assert_eq!(
             check_cmdline(None, signed).unwrap_err().to_string(),
             "/etc/boot-cmdline: missing: a sealed image (sealed=yes) must record its signed command line"
+        );
+    }
+
+    #[test]
+    fn a_policy_that_may_be_sealed_is_never_open() {
+        assert_eq!(seal_state(Ok(None)), Seal::Open);
+        assert_eq!(seal_state(Ok(Some("sealed=yes\n".into()))), Seal::Sealed);
+        assert_eq!(seal_state(Ok(Some("sealed=no\n".into()))), Seal::Open);
+        assert_eq!(
+            seal_state(Ok(Some("apkovl_require=signed\n".into()))),
+            Seal::Open
+        );
+        // Written by a newer builder: a key this init does not know.
+        for text in [
+            "sealed=yes\nfuture_key=1\n",
+            " sealed = maybe\n",
+            "sealed=yes\napkovl_require=maybe\n",
+        ] {
+            let Seal::Unknown(e) = seal_state(Ok(Some(text.into()))) else {
+                panic!("{text:?} must not boot as an open image");
+            };
+            assert!(e.to_string().starts_with("/etc/boot-policy: "), "{e}");
+            assert!(
+                e.to_string().ends_with(
+                    "the image may be sealed, so it does not boot (and offers no shell)"
+                ),
+                "{e}"
+            );
+        }
+        // Malformed without a sealed line: the boot options phase reports it as before.
+        assert_eq!(
+            seal_state(Ok(Some("sealed=no\nfuture_key=1\n".into()))),
+            Seal::Open
+        );
+        assert_eq!(
+            seal_state(Err("larger than 65536 bytes".into())),
+            Seal::Unknown(SealError::PolicyUnreadable {
+                reason: "larger than 65536 bytes".into()
+            })
         );
     }
 

@@ -19,7 +19,9 @@
 //! where encryption is required (Alpine's `openssl enc` files carry no authentication), a signed
 //! statement for another host or an older generation is refused (`overlays::check_binding`: a
 //! swapped or replayed overlay), and so is a round-1 signature unless the image accepts them,
-//! and an unsigned overlay where a signature is required.
+//! an unsigned overlay where a signature is required, and an overlay for another host than the
+//! one the image pins (`apkovl_host=`, which implies a signature: only a signed statement says
+//! whom an overlay is for).
 use std::fmt;
 
 use bootspec::{BootPolicy, OverlayRequirement};
@@ -55,6 +57,8 @@ pub struct OverlayPolicy {
     pub keys: bool,
     /// The image seals the command line (a signed UKI): recorded for the later phases.
     pub sealed: bool,
+    /// The one host whose overlay this image boots (the image's `apkovl_host=`).
+    pub host: Option<String>,
     /// Command-line words that tried to loosen the image's policy, reported as warnings.
     pub ignored: Vec<String>,
 }
@@ -69,6 +73,7 @@ pub fn overlay_policy(image: &BootPolicy, keys: bool, cfg: &BootConfig) -> Overl
         legacy_sig: image.apkovl_legacy_sig,
         keys,
         sealed: image.sealed,
+        host: image.apkovl_host.clone(),
         ignored: Vec::new(),
     };
     let demand = |p: &mut OverlayPolicy, req: OverlayRequirement, because: &str| {
@@ -86,6 +91,13 @@ pub fn overlay_policy(image: &BootPolicy, keys: bool, cfg: &BootConfig) -> Overl
         image.apkovl_require
     );
     demand(&mut p, image.apkovl_require, &policy_file);
+    if let Some(host) = &image.apkovl_host {
+        demand(
+            &mut p,
+            OverlayRequirement::SIGNED,
+            &format!("{} apkovl_host={host}", bootspec::initramfs::POLICY),
+        );
+    }
     if keys {
         demand(
             &mut p,
@@ -148,6 +160,9 @@ impl fmt::Display for OverlayPolicy {
         writeln!(f, "  unsigned overlays: {unsigned}")?;
         writeln!(f, "  overlay keys: {}", yes_no(self.keys))?;
         writeln!(f, "  apkovl_legacy_sig={}", yes_no(self.legacy_sig))?;
+        if let Some(host) = &self.host {
+            writeln!(f, "  apkovl_host={host}")?;
+        }
         writeln!(f, "  sealed={}", yes_no(self.sealed))
     }
 }
@@ -206,6 +221,14 @@ pub enum Refusal {
     /// signature where the image does not accept them.
     #[error("signature check failed: {0}")]
     Binding(BindingError),
+    /// The overlay is for another host than the one the image pins.
+    #[error("refused: the overlay is for host {found}, and this image boots only {pinned}'s ({} apkovl_host={pinned})", bootspec::initramfs::POLICY)]
+    OtherHost {
+        /// The host the file is for (its name and signed statement).
+        found: String,
+        /// The image's `apkovl_host=`.
+        pinned: String,
+    },
     /// Not age-encrypted where encryption is required.
     #[error("refused: {what}, but encryption is required by {because} (age, authenticated)")]
     NotEncrypted {
@@ -254,6 +277,12 @@ pub fn judge(
                 because: policy.encrypted_because.clone().unwrap_or_default(),
             });
         }
+    }
+    if let Some(pinned) = policy.host.as_deref().filter(|h| *h != facts.host) {
+        return Err(Refusal::OtherHost {
+            found: facts.host.to_string(),
+            pinned: pinned.to_string(),
+        });
     }
     overlays::check_binding(
         verification,
@@ -575,6 +604,33 @@ mod tests {
                 .contains("generation 6 is older than generation 7"),
             "{err}"
         );
+    }
+
+    /// Review finding: with one fleet key, fw2's overlay and signature copied onto fw1's stick
+    /// (fw1's own removed) booted fw1 as fw2: nothing in the image said which host it is.
+    #[test]
+    fn an_image_pinned_to_a_host_boots_only_that_hosts_overlay() {
+        let p = policy("apkovl_host=fw1", true, "");
+        assert!(judge(&p, &PLAIN, &signed_for("fw1", 1)).is_ok());
+        let fw2 = OverlayFacts {
+            host: "fw2",
+            ..PLAIN
+        };
+        let err = judge(&p, &fw2, &signed_for("fw2", 1)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refused: the overlay is for host fw2, and this image boots only fw1's \
+             (etc/boot-policy apkovl_host=fw1)"
+        );
+        // The pin implies a signature, even without overlay keys or apkovl_require.
+        let p = policy("apkovl_host=fw1", false, "apkovl_verify=off");
+        assert_eq!(p.unsigned, Unsigned::Refuse);
+        assert_eq!(
+            judge(&p, &PLAIN, &Verification::Unsigned).unwrap_err().to_string(),
+            "signature check failed: unsigned, and a signature is required by etc/boot-policy \
+             apkovl_host=fw1; the initramfs holds no overlay keys to check one (mkinitfs --ovl-keys-dir)"
+        );
+        assert!(p.to_string().contains("  apkovl_host=fw1\n"), "{p}");
     }
 
     #[test]

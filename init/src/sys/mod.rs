@@ -118,6 +118,13 @@ pub enum SysError {
         /// Cause.
         errno: Errno,
     },
+    /// A file the init reads is a FIFO, a device or a directory (opening a FIFO for reading
+    /// would block PID 1 forever).
+    #[error("{}: not a regular file, refusing to read it", path.display())]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+    },
     /// A file is larger than the init reads (bad input must not exhaust PID 1's memory).
     #[error("{}: larger than {limit} bytes, refusing to read it", path.display())]
     TooLarge {
@@ -190,18 +197,30 @@ pub fn kernel_release() -> Option<String> {
         .map(|u| u.release().to_string_lossy().into_owned())
 }
 
-/// Reads a whole file of at most `limit` bytes; `None` when it does not exist. A larger file is
-/// an error before it is read (and if it grows meanwhile, after `limit + 1` bytes).
+/// Reads a whole regular file of at most `limit` bytes; `None` when it does not exist. A larger
+/// file is an error before it is read (and if it grows meanwhile, after `limit + 1` bytes). The
+/// file is opened without blocking and must be a regular file (links followed): a FIFO or a
+/// device planted on a medium is an error, never a PID 1 that waits forever.
 pub fn read_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, SysError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let io_err = |source| SysError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let file = match File::open(path) {
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(OFlag::O_NONBLOCK.bits())
+        .open(path);
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(e)),
     };
+    if !file.metadata().map_err(io_err)?.is_file() {
+        return Err(SysError::NotRegular {
+            path: path.to_path_buf(),
+        });
+    }
     read_bounded(file, path, limit).map(Some)
 }
 
@@ -509,5 +528,38 @@ mod tests {
         let b = boottime();
         assert!(b >= a);
         assert!(a > Duration::ZERO);
+    }
+
+    #[test]
+    fn read_file_refuses_fifos_and_directories_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let fifo = t.path().join("modloop-lts.sig");
+        nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o644)).unwrap();
+        let e = read_file(&fifo, 1024).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: not a regular file, refusing to read it",
+                fifo.display()
+            )
+        );
+        let link = t.path().join("link.sig");
+        std::os::unix::fs::symlink(&fifo, &link).unwrap();
+        assert!(matches!(
+            read_file(&link, 1024),
+            Err(SysError::NotRegular { .. })
+        ));
+        assert!(matches!(
+            read_file(t.path(), 1024),
+            Err(SysError::NotRegular { .. })
+        ));
+        let file = t.path().join("f");
+        std::fs::write(&file, b"abc").unwrap();
+        assert_eq!(read_file(&file, 3).unwrap().unwrap(), b"abc");
+        assert!(matches!(
+            read_file(&file, 2),
+            Err(SysError::TooLarge { .. })
+        ));
+        assert_eq!(read_file(&t.path().join("none"), 3).unwrap(), None);
     }
 }

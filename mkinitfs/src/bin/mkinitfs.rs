@@ -87,6 +87,11 @@ struct Cli {
     /// committed by older lbu versions
     #[arg(long = "ovl-legacy-sig")]
     ovl_legacy_sig: bool,
+    /// Boot only HOST's overlay: it must be signed, with a statement for HOST (lbu commit on
+    /// HOST makes one), so an overlay copied from another host's medium is refused; recorded in
+    /// etc/boot-policy [default: the config's apkovl_host, else any host]
+    #[arg(long = "ovl-host", value_name = "HOST", value_parser = parse_host)]
+    ovl_host: Option<String>,
     /// age identity (age-keygen output) embedded as etc/apkovl/identity, mode 0600, to decrypt
     /// overlays encrypted to its recipient without a prompt. Whoever reads the medium reads the
     /// overlay: use it where the medium is as protected as the box
@@ -164,6 +169,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         mtime: source_date_epoch()?,
         ovl_require: cli.ovl_require,
         ovl_legacy_sig: cli.ovl_legacy_sig.then_some(true),
+        ovl_host: cli.ovl_host.clone(),
         ovl_identity: cli.ovl_identity.clone(),
     };
     let default_init = exe
@@ -269,6 +275,14 @@ fn build_modloop(cli: &Cli, basedir: PathBuf, out: &Path) -> Result<(), Error> {
 
 fn parse_requirement(text: &str) -> Result<OverlayRequirement, String> {
     mkinitfs::config::parse_requirement(text)
+}
+
+fn parse_host(text: &str) -> Result<String, String> {
+    if bootspec::is_host_name(text) {
+        Ok(text.to_string())
+    } else {
+        Err("expected a host name (letters, digits, '-', '.')".into())
+    }
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, Error> {
