@@ -317,6 +317,26 @@ fn overlay_of_another_host_is_refused() {
     stopped(&mut vm);
 }
 
+/// Review finding: nothing in the image named the host, so another host's overlay signed by the
+/// same fleet key, put on the stick under its own name, booted this box as that host.
+/// `mkinitfs --ovl-host` (the policy's `apkovl_host=`) pins it.
+#[test]
+fn an_image_pinned_to_its_host_refuses_another_hosts_overlay() {
+    let env = Env::get();
+    let other = sample_overlay()
+        .file("etc/secret.conf", "from fw2\n")
+        .tar_gz();
+    let sig = env.sign_statement(&other, "fw2", 1);
+    let disk = medium("host-pinned", "fw2.apkovl.tar.gz", other, Some(sig));
+    let initramfs = with_policy("apkovl_host=qemutest\n");
+    let mut vm = boot("host-pinned", &initramfs, &disk, "");
+    vm.expect(
+        "ERROR: overlay: /media/vda1/fw2.apkovl.tar.gz: refused: the overlay is for host fw2, and \
+         this image boots only qemutest's (etc/boot-policy apkovl_host=qemutest)",
+    );
+    stopped(&mut vm);
+}
+
 /// Issue 13 item 5: round-1 signatures (bytes only) bind nothing; an image accepts them only
 /// when built with `mkinitfs --ovl-legacy-sig` (the policy file's `apkovl_legacy_sig=yes`).
 #[test]
