@@ -5,7 +5,7 @@
 //! second time without verification (and mounts one that fails its check).
 //!
 //! [`verify_and_mount`] is the reusable step (netboot calls it, through
-//! [`Boot::mount_modloop_file`], with a downloaded file); the decisions are in
+//! [`Boot::mount_modloop_files`], with a downloaded file); the decisions are in
 //! [`crate::plan::modloop`].
 use std::fs::File;
 use std::io;
@@ -91,6 +91,16 @@ pub enum ModloopError {
         /// The modloop.
         image: PathBuf,
     },
+    /// The file would take more than half of the free RAM once copied there.
+    #[error("{}: {size} bytes, more than half of the free RAM ({free} bytes): not copied into RAM, not mounted", .image.display())]
+    TooLarge {
+        /// The modloop.
+        image: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The free RAM.
+        free: u64,
+    },
     /// A file operation or a mount failed.
     #[error("{0}")]
     Sys(#[from] SysError),
@@ -139,8 +149,10 @@ impl Mounted {
 /// `/lib/modules` (and `/lib/firmware` when it carries firmware) to it.
 ///
 /// The file is opened once: the signature is checked first (cheap), then the exact signed number
-/// of bytes is hashed through that descriptor in 1 MiB reads, and the loop device is configured
-/// from the same descriptor, so the bytes mounted are the bytes verified. Nothing is mounted
+/// of bytes is read through that descriptor in 1 MiB reads, hashed and copied into a sealed
+/// memfd, and the loop device is configured from that copy: the bytes mounted are the bytes
+/// verified, whatever the medium answers later, and the medium can be pulled out. The copy costs
+/// the modloop's size in RAM; one larger than half of the free RAM is refused. Nothing is mounted
 /// unless everything verified.
 pub fn verify_and_mount(
     image: &Path,
@@ -162,23 +174,30 @@ pub fn verify_and_mount(
     }
     let size = meta.len();
     let signed = read_signature(signature)?;
-    let (verified_by, kernel) = match (signed, policy.require_signature) {
-        (Some(signed), _) => {
-            check(image, &file, size, &signed, keys)?;
-            (
-                Some(signed.statement.key_name),
-                Some(signed.statement.kernel),
-            )
-        }
+    match (&signed, policy.require_signature) {
+        (Some(signed), _) => check_statement(image, size, signed, keys)?,
         (None, true) => {
             return Err(ModloopError::Unsigned {
                 image: image.to_path_buf(),
                 signature: signature.to_path_buf(),
             })
         }
-        (None, false) => (None, None),
+        (None, false) => {}
+    }
+    if let Some(free) = sys::memfd::ram_unused().filter(|free| size > free / 2) {
+        return Err(ModloopError::TooLarge {
+            image: image.to_path_buf(),
+            size,
+            free,
+        });
+    }
+    let ram = copy_to_ram(image, &file, size, signed.as_ref())?;
+    drop(file);
+    let (verified_by, kernel) = match signed {
+        Some(s) => (Some(s.statement.key_name), Some(s.statement.kernel)),
+        None => (None, None),
     };
-    let loop_device = sys::loopdev::attach_read_only(&file, size, image)?;
+    let loop_device = sys::loopdev::attach_read_only(&ram, size, image)?;
     let staging = Path::new(STAGING);
     sys::make_dirs(staging)?;
     let flags = MountFlags {
@@ -194,12 +213,12 @@ pub fn verify_and_mount(
         flags,
         None,
     )?;
-    // The loop device now lives as long as the mount (auto-clear): our descriptors can go. Closed
-    // before the mount, the device would be detached under it (the kernel clears an auto-clear
-    // device when its last opener closes it).
+    // The loop device now lives as long as the mount (auto-clear), and holds the memfd: our
+    // descriptors can go. Closed before the mount, the device would be detached under it (the
+    // kernel clears an auto-clear device when its last opener closes it).
     let device = loop_device.path.clone();
     drop(loop_device);
-    drop(file);
+    drop(ram);
     let moved = root
         .create_dir_all(spec::MOUNT_POINT, 0o755)
         .and_then(|_| root.mount_point(spec::MOUNT_POINT))
@@ -256,10 +275,9 @@ fn read_signature(path: &Path) -> Result<Option<Signed>, ModloopError> {
         })
 }
 
-/// Name, key, signature, size, then the streamed hash of exactly the signed bytes.
-fn check(
+/// Name, key, signature and size: everything but the contents' hash.
+fn check_statement(
     image: &Path,
-    file: &File,
     size: u64,
     signed: &Signed,
     keys: &Keyring,
@@ -297,6 +315,19 @@ fn check(
             signed: st.size,
         });
     }
+    Ok(())
+}
+
+/// Copies exactly `size` bytes of `file` into a sealed memfd, hashing them on the way; with a
+/// signature, the hash must be the signed one. The loop device is attached to that copy, never
+/// to the medium (see `sys::memfd`).
+fn copy_to_ram(
+    image: &Path,
+    file: &File,
+    size: u64,
+    signed: Option<&Signed>,
+) -> Result<File, ModloopError> {
+    let ram = sys::memfd::create("modloop")?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut offset = 0u64;
@@ -312,27 +343,34 @@ fn check(
             return Err(ModloopError::Size {
                 image: image.to_path_buf(),
                 actual: offset,
-                signed: st.size,
+                signed: size,
             });
         }
         hasher.update(&buf[..n]);
+        sys::memfd::append(&ram, &buf[..n], image)?;
         offset += n as u64;
     }
-    if hasher.finalize().as_slice() != st.sha256 {
+    if signed.is_some_and(|s| hasher.finalize().as_slice() != s.statement.sha256) {
         return Err(ModloopError::Hash {
             image: image.to_path_buf(),
         });
     }
-    Ok(())
+    sys::memfd::seal(&ram, image)?;
+    Ok(ram)
 }
 
 impl Boot {
     /// The modloop phase: find it on the boot media (or skip it), then
-    /// [`Boot::mount_modloop_file`]. OpenRC's own `modloop` service leaves the new root's
+    /// [`Boot::mount_modloop_files`]. OpenRC's own `modloop` service leaves the new root's
     /// runlevels whatever happens: the init owns the modloop.
     pub(super) fn modloop(&mut self, p: &Prepared, root: &RootDir) -> Result<(), BootError> {
         self.disable_openrc_modloop(root)?;
-        let media: Vec<PathBuf> = p.media.iter().map(|m| m.mount_point.clone()).collect();
+        let media: Vec<(PathBuf, String)> = p
+            .media
+            .iter()
+            .map(|m| (m.mount_point.clone(), m.name.clone()))
+            .collect();
+        let media = plan::home_first(&media, p.home.as_deref());
         let located = plan::locate(
             self.cfg.modloop.as_ref(),
             &media,
@@ -366,25 +404,43 @@ impl Boot {
                         (f, kernel)
                     })
                     .collect();
-                match plan::choose(&candidates, running.as_deref()) {
-                    Some(image) => self.mount_modloop_file(&image, root),
-                    None => Ok(()),
-                }
+                self.mount_modloop_files(plan::order(candidates, running.as_deref()), root)
             }
         }
     }
 
-    /// Verifies and mounts one modloop file (its signature is `FILE.sig` beside it) under the
-    /// boot's policy: the timeline and the console say what happened; a refusal is a warning
-    /// and the boot goes on without it, unless `modloop_verify=required` (then it is the
-    /// phase's error). Netboot calls this with the file it downloaded.
-    pub fn mount_modloop_file(&mut self, image: &Path, root: &RootDir) -> Result<(), BootError> {
+    /// Verifies and mounts modloop files (each one's signature is `FILE.sig` beside it) under the
+    /// boot's policy, trying them in order and mounting the first that verifies; the refusals
+    /// before it are warnings. When none verifies, the first refusal is the phase's outcome: the
+    /// timeline and the console say what happened, and the boot goes on without a modloop unless
+    /// `modloop_verify=required` (then it is the phase's error). Netboot calls this with the file
+    /// it downloaded.
+    pub fn mount_modloop_files(
+        &mut self,
+        candidates: Vec<PathBuf>,
+        root: &RootDir,
+    ) -> Result<(), BootError> {
         let policy = self.modloop_policy();
         let keys = Keyring::load(Path::new(&bootspec::initramfs::absolute(
             bootspec::initramfs::APK_KEYS,
         )));
-        let result = verify_and_mount(image, &plan::signature_path(image), &keys, &policy, root);
-        self.modloop_outcome(result)
+        let mut first_refusal = None;
+        for image in &candidates {
+            match verify_and_mount(image, &plan::signature_path(image), &keys, &policy, root) {
+                Ok(mounted) => {
+                    if let Some(e) = &first_refusal {
+                        log::warn!("modloop: {e}: another candidate is used");
+                    }
+                    return self.modloop_outcome(Ok(mounted));
+                }
+                Err(e) if first_refusal.is_none() => first_refusal = Some(e),
+                Err(e) => log::warn!("modloop: {e}"),
+            }
+        }
+        match first_refusal {
+            Some(e) => self.modloop_outcome(Err(e)),
+            None => Ok(()),
+        }
     }
 
     fn modloop_policy(&self) -> ModloopPolicy {

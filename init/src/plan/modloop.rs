@@ -30,9 +30,11 @@ pub enum Located {
     NotFound(String),
 }
 
-/// Finds the modloop candidates. `media` are the mount points of the boot media, `list` the
-/// sorted names of a directory (empty when it does not exist), `is_file` whether a path is a
-/// regular file.
+/// Finds the modloop candidates. `media` are the mount points of the boot media, the home medium
+/// first ([`home_first`]), `list` the sorted names of a directory (empty when it does not exist),
+/// `is_file` whether a path is a regular file. Every medium's candidates are returned, in media
+/// order: the boot tries them in turn and mounts the first that verifies, so a stick plugged in
+/// beside the medium cannot displace its modloop with a file that does not verify.
 pub fn locate(
     spec: Option<&ModloopSpec>,
     media: &[PathBuf],
@@ -48,9 +50,15 @@ pub fn locate(
                     "modloop={path}: the path must stay on the medium (no ..)"
                 ));
             };
-            match media.iter().map(|m| m.join(&rel)).find(|p| is_file(p)) {
-                Some(p) => Located::Files(vec![p]),
-                None => Located::NotFound(format!("modloop={path}: not found on the boot media")),
+            let found: Vec<PathBuf> = media
+                .iter()
+                .map(|m| m.join(&rel))
+                .filter(|p| is_file(p))
+                .collect();
+            if found.is_empty() {
+                Located::NotFound(format!("modloop={path}: not found on the boot media"))
+            } else {
+                Located::Files(found)
             }
         }
         None => {
@@ -102,14 +110,25 @@ fn relative_on_medium(path: &str) -> Option<PathBuf> {
     (!out.as_os_str().is_empty()).then_some(out)
 }
 
-/// Among several candidates (with the kernel version their signature names, if readable), the
-/// first one built for the running kernel, else the first.
-pub fn choose(candidates: &[(PathBuf, Option<String>)], running: Option<&str>) -> Option<PathBuf> {
-    candidates
+/// The mount points of the media, the home medium's first (the one holding the overlay, else
+/// the first with a boot repository: `plan::home_medium`), the others in discovery order.
+pub fn home_first(media: &[(PathBuf, String)], home: Option<&str>) -> Vec<PathBuf> {
+    let (mut first, rest): (Vec<_>, Vec<_>) = media
         .iter()
-        .find(|(_, k)| running.is_some() && k.as_deref() == running)
-        .or(candidates.first())
-        .map(|(p, _)| p.clone())
+        .partition(|(_, name)| Some(name.as_str()) == home);
+    first.extend(rest);
+    first.into_iter().map(|(p, _)| p.clone()).collect()
+}
+
+/// The order in which candidates are tried (with the kernel version their signature names, if
+/// readable): those built for the running kernel first, then the others, each group in the
+/// given order (the home medium's first).
+pub fn order(candidates: Vec<(PathBuf, Option<String>)>, running: Option<&str>) -> Vec<PathBuf> {
+    let (mut first, rest): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|(_, k)| running.is_some() && k.as_deref() == running);
+    first.extend(rest);
+    first.into_iter().map(|(p, _)| p).collect()
 }
 
 /// The effective verification policy of the modloop.
@@ -324,10 +343,44 @@ mod tests {
             ("/b".into(), None),
             ("/c".into(), Some("6.1.0-13-amd64".to_string())),
         ];
-        assert_eq!(choose(&c, Some("6.1.0-13-amd64")), Some("/c".into()));
-        assert_eq!(choose(&c, Some("6.6.0")), Some("/a".into()));
-        assert_eq!(choose(&c, None), Some("/a".into()));
-        assert_eq!(choose(&[], None), None);
+        let paths = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        assert_eq!(
+            order(c.clone(), Some("6.1.0-13-amd64")),
+            paths(&["/c", "/a", "/b"])
+        );
+        assert_eq!(order(c.clone(), Some("6.6.0")), paths(&["/a", "/b", "/c"]));
+        assert_eq!(order(c, None), paths(&["/a", "/b", "/c"]));
+        assert!(order(Vec::new(), None).is_empty());
+    }
+
+    /// Review finding: the first medium in device order holding `modloop=PATH` won, and only
+    /// that one was verified: a stick enumerated before the medium, with a junk modloop, left
+    /// the box without its modules. The home medium comes first and every copy is a candidate.
+    #[test]
+    fn the_home_mediums_modloop_comes_first_and_every_copy_is_a_candidate() {
+        let media = [
+            (PathBuf::from("/media/sda"), "sda".to_string()),
+            (PathBuf::from("/media/usb"), "vda1".to_string()),
+        ];
+        let ordered = home_first(&media, Some("vda1"));
+        assert_eq!(
+            ordered,
+            [PathBuf::from("/media/usb"), PathBuf::from("/media/sda")]
+        );
+        assert_eq!(home_first(&media, None)[0], PathBuf::from("/media/sda"));
+        let spec = ModloopSpec::Path("/boot/modloop-lts".into());
+        let ordered: Vec<&str> = ordered.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(
+            locate_in(
+                Some(&spec),
+                &ordered,
+                &["/media/sda/boot/modloop-lts", "/media/usb/boot/modloop-lts"]
+            ),
+            Located::Files(vec![
+                "/media/usb/boot/modloop-lts".into(),
+                "/media/sda/boot/modloop-lts".into()
+            ])
+        );
     }
 
     #[test]

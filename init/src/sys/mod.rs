@@ -12,6 +12,7 @@
 #![allow(unsafe_code)]
 
 pub mod loopdev;
+pub mod memfd;
 pub mod mount;
 pub mod netlink;
 pub mod rootdir;
