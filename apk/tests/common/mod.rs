@@ -5,7 +5,7 @@
 pub mod server;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -52,6 +52,11 @@ pub fn alpine_keys() -> PathBuf {
 pub fn install_keys(root: &Path) {
     let dst = root.join("etc/apk/keys");
     std::fs::create_dir_all(&dst).unwrap();
+    // Explicit modes: a commit on another test thread sets the process umask to 0 while it runs,
+    // so what create_dir_all made depends on timing.
+    for d in ["etc", "etc/apk", "etc/apk/keys"] {
+        std::fs::set_permissions(root.join(d), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     for e in std::fs::read_dir(alpine_keys()).unwrap().flatten() {
         std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
     }
