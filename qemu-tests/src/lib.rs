@@ -35,6 +35,7 @@
 #![deny(missing_docs)]
 
 pub mod assets;
+pub mod bench;
 pub mod http;
 pub mod image;
 pub mod kernel;

@@ -25,6 +25,8 @@ pub struct Vm {
     child: Child,
     stdin: Option<ChildStdin>,
     log: Arc<Mutex<Vec<u8>>>,
+    /// When the console's bytes arrived: `(log length after a read, when)`, in order.
+    arrivals: Arc<Mutex<Vec<(usize, Instant)>>>,
     echo: Arc<AtomicBool>,
     cursor: usize,
     started: Instant,
@@ -66,10 +68,13 @@ impl Vm {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Power-on: when qemu is started ([`Vm::seen_at`] counts from here).
+        let started = Instant::now();
         let mut child = cmd
             .spawn()
             .expect("qemu-system-x86_64 (make deps installs qemu-system-x86)");
         let log = Arc::new(Mutex::new(Vec::new()));
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
         let echo = Arc::new(AtomicBool::new(opts.echo));
         for stream in [
             child
@@ -84,7 +89,7 @@ impl Vm {
         .into_iter()
         .flatten()
         {
-            let (log, echo) = (log.clone(), echo.clone());
+            let (log, arrivals, echo) = (log.clone(), arrivals.clone(), echo.clone());
             std::thread::spawn(move || {
                 let mut s = stream;
                 let mut buf = [0u8; 4096];
@@ -92,9 +97,14 @@ impl Vm {
                     if n == 0 {
                         break;
                     }
-                    log.lock()
+                    let now = Instant::now();
+                    let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+                    l.extend_from_slice(&buf[..n]);
+                    arrivals
+                        .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .extend_from_slice(&buf[..n]);
+                        .push((l.len(), now));
+                    drop(l);
                     if echo.load(Ordering::Relaxed) {
                         let mut o = std::io::stdout().lock();
                         let _ = o.write_all(&buf[..n]);
@@ -104,11 +114,11 @@ impl Vm {
             });
         }
         let stdin = child.stdin.take();
-        let started = Instant::now();
         Vm {
             child,
             stdin,
             log,
+            arrivals,
             echo,
             cursor: 0,
             started,
@@ -120,6 +130,24 @@ impl Vm {
             name: opts.name,
             log_dir,
         }
+    }
+
+    /// How long after qemu started the first `marker` on the console had fully arrived (to the
+    /// read that brought its last byte, not to the next poll of [`Vm::expect`]): `make bench`'s
+    /// power-on figures. `None` while it has not appeared.
+    pub fn seen_at(&self, marker: &str) -> Option<Duration> {
+        let end = {
+            let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            let m = marker.as_bytes();
+            log.windows(m.len()).position(|w| w == m)? + m.len()
+        };
+        let arrivals = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+        // The log only grows and a read appends to it under the lock before its record is
+        // pushed, so the first record reaching `end` is the read that completed the marker.
+        arrivals
+            .iter()
+            .find(|(len, _)| *len >= end)
+            .map(|(_, at)| at.saturating_duration_since(self.started))
     }
 
     /// Copy the console to this process's stdout as it arrives (the demo).

@@ -1,0 +1,252 @@
+//! The figures of `make bench`'s boot section (the `bootbench` binary): the init's boot timeline
+//! parsed from the console, samples of named figures over several boots, their medians and the
+//! table with ratios to a floor. Pure: text in, text out.
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// `1.234 s` (as the init's timeline prints it) -> 1.234 s.
+pub fn parse_secs(text: &str) -> Option<Duration> {
+    let v = text.trim().strip_suffix(" s")?.trim();
+    let (s, frac) = v.split_once('.').unwrap_or((v, "0"));
+    let secs: u64 = s.parse().ok()?;
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let nanos: u32 = format!("{frac:0<9}").parse().ok()?;
+    Some(Duration::new(secs, nanos))
+}
+
+/// The rows of an init boot timeline block (`Vm::timeline`): `(label, duration)` in order,
+/// without the header and the `packages installed:` line. A row is two spaces, the label
+/// padded to 28 columns, the duration, optionally two spaces and a note.
+pub fn parse_timeline(block: &str) -> Vec<(String, Duration)> {
+    block
+        .lines()
+        .filter_map(|l| {
+            let row = l.strip_prefix("  ")?;
+            let label = row.get(..28)?.trim_end();
+            let rest = row.get(28..)?.trim_start();
+            let value = rest.split("  ").next()?;
+            (!label.is_empty())
+                .then(|| parse_secs(value).map(|d| (label.to_string(), d)))
+                .flatten()
+        })
+        .collect()
+}
+
+/// Seconds from `/proc/uptime`'s first field or a `uptime=` value (`12.34`).
+pub fn parse_uptime(text: &str) -> Option<Duration> {
+    parse_secs(&format!("{} s", text.trim()))
+}
+
+/// The median (the mean of the middle two for an even count); `None` without samples.
+pub fn median(samples: &[Duration]) -> Option<Duration> {
+    let mut v = samples.to_vec();
+    v.sort();
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2),
+    }
+}
+
+/// Samples of named figures, the names in the order they were first seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Samples {
+    figures: Vec<(String, Vec<Duration>)>,
+}
+
+impl Samples {
+    /// Adds one sample of `name`.
+    pub fn add(&mut self, name: &str, d: Duration) {
+        match self.figures.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => v.push(d),
+            None => self.figures.push((name.to_string(), vec![d])),
+        }
+    }
+
+    /// The names, first seen first.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.figures.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The median of `name`.
+    pub fn median(&self, name: &str) -> Option<Duration> {
+        self.figures
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| median(v))
+    }
+
+    /// How many samples of `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.figures
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| v.len())
+    }
+}
+
+/// `0.812 s`, or `-` for a missing figure.
+pub fn cell(d: Option<Duration>) -> String {
+    d.map_or_else(|| "-".into(), |d| format!("{:.3} s", d.as_secs_f64()))
+}
+
+/// `1.23x` (`a / b`), or `-`.
+pub fn ratio(a: Option<Duration>, b: Option<Duration>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if !b.is_zero() => format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64()),
+        _ => "-".into(),
+    }
+}
+
+/// One column per configuration (`-smp 1`, `-smp 2`): the median of every figure any column
+/// has, in first-seen order, then the ratio rows for `ratio_to` (`(figure, floor per column)`).
+pub fn table(
+    columns: &[(String, &Samples)],
+    ratio_to: &[(&str, Vec<Option<Duration>>)],
+    floor_name: &str,
+) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, s) in columns {
+        for n in s.names() {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    let mut out = String::new();
+    let _ = write!(out, "  {:<44}", "median of");
+    for (c, _) in columns {
+        let _ = write!(out, " {c:>10}");
+    }
+    out.push('\n');
+    for n in &names {
+        let _ = write!(out, "  {n:<44}");
+        for (_, s) in columns {
+            let _ = write!(out, " {:>10}", cell(s.median(n)));
+        }
+        out.push('\n');
+    }
+    for (figure, floors) in ratio_to {
+        let _ = write!(
+            out,
+            "  {:<44}",
+            format!("{figure}: / {floor_name}")
+                .chars()
+                .take(44)
+                .collect::<String>()
+        );
+        for (i, (_, s)) in columns.iter().enumerate() {
+            let floor = floors.get(i).copied().flatten();
+            let _ = write!(out, " {:>10}", ratio(s.median(figure), floor));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn seconds_and_uptime() {
+        assert_eq!(parse_secs("1.234 s"), Some(ms(1234)));
+        assert_eq!(parse_secs(" 0.5 s"), Some(ms(500)));
+        assert_eq!(parse_secs("12 s"), Some(Duration::from_secs(12)));
+        assert_eq!(parse_secs("1.2"), None);
+        assert_eq!(parse_secs("x.1 s"), None);
+        assert_eq!(parse_secs("1.-2 s"), None);
+        assert_eq!(parse_uptime("3.45"), Some(ms(3450)));
+        assert_eq!(parse_uptime("3.45 junk"), None);
+    }
+
+    #[test]
+    fn timeline_rows_as_the_init_prints_them() {
+        let block = "boot timeline (CLOCK_BOOTTIME):\n\
+             \x20 kernel start -> init           1.150 s\n\
+             \x20 early setup                    0.010 s\n\
+             \x20 boot drivers                   0.090 s  4 modules\n\
+             \x20 media discovery                5.000 s  2 device(s), 1 medium(s)\n\
+             \x20 switch_root                    0.000 s  exec /sbin/init\n\
+             \x20 packages installed: 23 (12.3 MiB)\n\
+             \x20 init total                     5.800 s\n\
+             \x20 kernel start -> now            7.000 s\n";
+        let rows = parse_timeline(block);
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "kernel start -> init",
+                "early setup",
+                "boot drivers",
+                "media discovery",
+                "switch_root",
+                "init total",
+                "kernel start -> now"
+            ]
+        );
+        assert_eq!(rows[2].1, ms(90));
+        assert_eq!(rows[3].1, ms(5000));
+        assert_eq!(rows[6].1, ms(7000));
+    }
+
+    #[test]
+    fn medians_odd_even_empty() {
+        assert_eq!(median(&[ms(3), ms(1), ms(2)]), Some(ms(2)));
+        assert_eq!(
+            median(&[ms(4), ms(1), ms(2), ms(3)]),
+            Some(Duration::from_micros(2500))
+        );
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn table_with_ratios() {
+        let mut a = Samples::default();
+        let mut b = Samples::default();
+        for d in [ms(1000), ms(1200), ms(1100)] {
+            a.add("init total", d);
+        }
+        a.add("power-on -> default runlevel", ms(9000));
+        b.add("power-on -> default runlevel", ms(6000));
+        b.add("only here", ms(1));
+        assert_eq!(a.count("init total"), 3);
+        let t = table(
+            &[("-smp 1".into(), &a), ("-smp 2".into(), &b)],
+            &[(
+                "power-on -> default runlevel",
+                vec![Some(ms(6000)), Some(ms(6000))],
+            )],
+            "stand-in",
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(
+            lines[0].contains("-smp 1") && lines[0].contains("-smp 2"),
+            "{t}"
+        );
+        assert!(
+            lines[1].starts_with("  init total")
+                && lines[1].contains("1.100 s")
+                && lines[1].trim_end().ends_with('-'),
+            "{t}"
+        );
+        assert!(
+            lines[2].contains("9.000 s") && lines[2].contains("6.000 s"),
+            "{t}"
+        );
+        assert!(lines[3].starts_with("  only here"), "{t}");
+        assert!(
+            lines[4].contains("/ stand-in")
+                && lines[4].contains("1.50x")
+                && lines[4].contains("1.00x"),
+            "{t}"
+        );
+    }
+}

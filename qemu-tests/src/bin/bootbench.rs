@@ -1,0 +1,630 @@
+//! `make bench`, boot section: boots alpine-base and the jumphost appliance several times each
+//! under TCG with `-smp 1` and `-smp 2` (the same medium), beside a stand-in that installs
+//! nothing (the same kernel, an initramfs that is an already-installed alpine-base root and a
+//! trivial `/init`): the floor. Prints the medians of every phase of the init's timeline, of
+//! kernel start -> `/sbin/init`, of kernel start and power-on -> OpenRC's default runlevel, and
+//! their ratios to the floor. The default runlevel is a marker printed by the last service of
+//! the default runlevel, which every medium's overlay carries (and the stand-in's root).
+//!
+//! `--levels 1,3,...` also measures the initramfs's zstd level: for each level, the size of the
+//! alpine-base initramfs and the kernel's unpack (kernel start -> `/init`, the timeline's first
+//! row) over the same boots.
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use qemu_tests::bench::{self, Samples};
+use qemu_tests::{
+    Disk, Env, Image, InitramfsRecipe, MediumFormat, MediumRecipe, Opts, Overlay, UkiRecipe, Vm,
+};
+use sha2::{Digest, Sha256};
+
+/// Printed by the overlay's last default-runlevel service (uptime when it ran).
+const MARK_DEFAULT: &str = "BOOTBENCH-DEFAULT-RUNLEVEL uptime=";
+/// Printed after the timeline copy: the end of a run.
+const MARK_END: &str = "BOOTBENCH-END";
+/// Printed by the stand-in's `/init` when it starts and before it execs `/sbin/init`.
+const MARK_STANDIN_INIT: &str = "BOOTBENCH-STANDIN init uptime=";
+const MARK_STANDIN_EXEC: &str = "BOOTBENCH-STANDIN exec uptime=";
+
+/// The script of the overlay's last service: the marker, then the init's timeline file.
+const MARKER_SCRIPT: &str = "read up rest < /proc/uptime\n\
+echo \"BOOTBENCH-DEFAULT-RUNLEVEL uptime=$up\"\n\
+cat /var/log/boot-timeline.txt 2>/dev/null\n\
+echo BOOTBENCH-END";
+
+/// The stand-in's `/init`: what the kernel needs mounted for OpenRC, then `/sbin/init`.
+const STANDIN_INIT: &str = "#!/bin/sh\n\
+read up rest < /proc/uptime 2>/dev/null || { mount -t proc proc /proc; read up rest < /proc/uptime; }\n\
+echo \"BOOTBENCH-STANDIN init uptime=$up\"\n\
+mountpoint -q /proc || mount -t proc proc /proc\n\
+mount -t sysfs sysfs /sys\n\
+mount -t devtmpfs devtmpfs /dev\n\
+read up rest < /proc/uptime\n\
+echo \"BOOTBENCH-STANDIN exec uptime=$up\"\n\
+exec /sbin/init\n";
+
+/// Bump when the stand-in's recipe changes (part of its cache key).
+const STANDIN_RECIPE: &str = "standin-1";
+
+/// Figure names shared by every case.
+const K_SBIN_INIT: &str = "kernel start -> /sbin/init";
+const K_DEFAULT: &str = "kernel start -> default runlevel";
+const P_DEFAULT: &str = "power-on -> default runlevel";
+const K_INIT: &str = "kernel start -> init";
+
+struct Case {
+    name: String,
+    initramfs: PathBuf,
+    medium: PathBuf,
+    cmdline: String,
+    standin: bool,
+}
+
+fn usage() -> ! {
+    println!(
+        "usage: bootbench [--runs N] [--smp LIST] [--cases LIST] [--levels LIST]\n\
+         \n  --runs N       boots per case and CPU count (default 5)\
+         \n  --smp LIST     CPU counts, comma separated (default 1,2)\
+         \n  --cases LIST   of alpine-base,jumphost,stand-in (default all)\
+         \n  --levels LIST  also measure these zstd levels of the initramfs (e.g. 1,3,9,19)\
+         \n\nBoots under qemu TCG with the binaries of $PROJECT_OUT/bin (make builds them)."
+    );
+    std::process::exit(0)
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn main() {
+    let mut runs = 5usize;
+    let mut smps = vec![1u32, 2];
+    let mut cases = list("alpine-base,jumphost,stand-in");
+    let mut levels: Vec<i32> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || {
+            args.next().unwrap_or_else(|| {
+                eprintln!("bootbench: {a} needs a value");
+                std::process::exit(2)
+            })
+        };
+        match a.as_str() {
+            "--runs" => runs = val().parse().unwrap_or_else(|_| bad("--runs")),
+            "--smp" => {
+                smps = list(&val())
+                    .iter()
+                    .map(|s| s.parse().unwrap_or_else(|_| bad("--smp")))
+                    .collect()
+            }
+            "--cases" => cases = list(&val()),
+            "--levels" => {
+                levels = list(&val())
+                    .iter()
+                    .map(|s| s.parse().unwrap_or_else(|_| bad("--levels")))
+                    .collect()
+            }
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("bootbench: unknown argument {other:?} (see --help)");
+                std::process::exit(2)
+            }
+        }
+    }
+    for c in &cases {
+        if !["alpine-base", "jumphost", "stand-in"].contains(&c.as_str()) {
+            eprintln!("bootbench: unknown case {c:?} (alpine-base, jumphost, stand-in)");
+            std::process::exit(2)
+        }
+    }
+    let env = Env::get();
+    println!(
+        "   {runs} boots per case and CPU count, qemu TCG, 1024 MiB, kernel {}; load at start: {}",
+        env.kver,
+        loadavg()
+    );
+    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    let (base_ovl_name, base_ovl) = base_overlay();
+    let base_medium = env.medium(&signed_medium(
+        env,
+        vec!["alpine-base".into()],
+        false,
+        "ALPINE",
+        "modloop=none",
+        &initramfs,
+        &base_ovl_name,
+        base_ovl.tar_gz(),
+    ));
+    let mut all: Vec<Case> = Vec::new();
+    for c in &cases {
+        match c.as_str() {
+            "alpine-base" => all.push(Case {
+                name: "alpine-base".into(),
+                initramfs: initramfs.clone(),
+                medium: base_medium.clone(),
+                cmdline: "modloop=none".into(),
+                standin: false,
+            }),
+            "jumphost" => {
+                let (world, cmdline, ovl) = jumphost_profile(env);
+                let medium = env.medium(&signed_medium(
+                    env,
+                    world,
+                    true,
+                    "JUMPHOST",
+                    &cmdline,
+                    &initramfs,
+                    "jumphost.apkovl.tar.gz",
+                    ovl.tar_gz(),
+                ));
+                all.push(Case {
+                    name: "jumphost".into(),
+                    initramfs: initramfs.clone(),
+                    medium,
+                    cmdline,
+                    standin: false,
+                });
+            }
+            _ => all.push(Case {
+                name: "stand-in".into(),
+                initramfs: standin(env, &base_ovl),
+                medium: base_medium.clone(),
+                cmdline: "modloop=none".into(),
+                standin: true,
+            }),
+        }
+    }
+    for c in &all {
+        println!(
+            "   {}: initramfs {} KiB, medium {} KiB (vfat), cmdline \"{}\"",
+            c.name,
+            size_kib(&c.initramfs),
+            size_kib(&c.medium),
+            c.cmdline
+        );
+    }
+    // samples[case][smp]
+    let mut samples: Vec<Vec<Samples>> = all
+        .iter()
+        .map(|_| smps.iter().map(|_| Samples::default()).collect())
+        .collect();
+    // Interleaved (run, CPUs, case): a change of the host's load hits every case alike.
+    for run in 0..runs {
+        for (si, &smp) in smps.iter().enumerate() {
+            for (ci, c) in all.iter().enumerate() {
+                boot_once(
+                    env,
+                    c,
+                    smp,
+                    run,
+                    Until::DefaultRunlevel,
+                    &mut samples[ci][si],
+                );
+            }
+        }
+    }
+    let floor = all.iter().position(|c| c.standin);
+    let columns = |ci: usize| -> Vec<(String, &Samples)> {
+        smps.iter()
+            .enumerate()
+            .map(|(si, smp)| (format!("-smp {smp}"), &samples[ci][si]))
+            .collect()
+    };
+    for (ci, c) in all.iter().enumerate() {
+        println!("-- {}", c.name);
+        let ratios: Vec<(&str, Vec<Option<Duration>>)> = match floor {
+            Some(fi) if fi != ci => [K_SBIN_INIT, K_DEFAULT, P_DEFAULT]
+                .iter()
+                .map(|f| {
+                    (
+                        *f,
+                        smps.iter()
+                            .enumerate()
+                            .map(|(si, _)| samples[fi][si].median(f))
+                            .collect(),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        print!("{}", bench::table(&columns(ci), &ratios, "stand-in"));
+    }
+    if !levels.is_empty() {
+        zstd_levels(env, &levels, runs, &smps, &base_medium);
+    }
+    println!("   load at end: {}", loadavg());
+}
+
+fn bad(opt: &str) -> ! {
+    eprintln!("bootbench: {opt}: not a number list (see --help)");
+    std::process::exit(2)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn size_kib(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len() / 1024).unwrap_or(0)
+}
+
+/// How far a boot goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// OpenRC's default runlevel (the overlay's marker).
+    DefaultRunlevel,
+    /// The init's hand-over to `/sbin/init` (its timeline on the console; not with `quiet`).
+    SwitchRoot,
+}
+
+/// Boots `c` once with `smp` CPUs and records its figures.
+fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Samples) {
+    let name = format!("bench-{}-smp{smp}-{run}", c.name);
+    let disk = env.copy_medium(&c.medium, &name);
+    let image = Image::kernel(&env.kernel, &c.initramfs)
+        .cmdline(&c.cmdline)
+        .disk(Disk::virtio(&disk));
+    let mut vm = Vm::boot(
+        &image,
+        Opts {
+            smp,
+            ..Opts::named(&name)
+        },
+    );
+    match until {
+        Until::DefaultRunlevel => {
+            vm.expect(MARK_DEFAULT);
+            vm.expect(MARK_END);
+        }
+        Until::SwitchRoot => {
+            vm.expect("boot timeline");
+            vm.expect("kernel start -> now");
+            vm.expect(" s\n");
+        }
+    }
+    let power_on = vm.seen_at(MARK_DEFAULT);
+    vm.power_cut();
+    let _ = std::fs::remove_file(&disk);
+    let text = vm.text();
+    let value = |marker: &str| {
+        text.find(marker)
+            .and_then(|i| text[i + marker.len()..].lines().next())
+            .and_then(bench::parse_uptime)
+    };
+    if c.standin {
+        if let Some(d) = value(MARK_STANDIN_INIT) {
+            s.add(K_INIT, d);
+        }
+        if let Some(d) = value(MARK_STANDIN_EXEC) {
+            s.add(K_SBIN_INIT, d);
+        }
+    } else {
+        let Some(block) = vm.timeline() else {
+            vm.fail("no boot timeline in the marker's output");
+        };
+        for (label, d) in bench::parse_timeline(&block) {
+            // The timeline is rendered as the init hands over: its "now" is the exec.
+            let label = if label == "kernel start -> now" {
+                K_SBIN_INIT.to_string()
+            } else {
+                label
+            };
+            if label != "switch_root" {
+                s.add(&label, d);
+            }
+        }
+    }
+    if let Some(d) = value(MARK_DEFAULT) {
+        s.add(K_DEFAULT, d);
+    }
+    if let Some(d) = power_on {
+        s.add(P_DEFAULT, d);
+    }
+    eprint!(".");
+}
+
+/// The alpine-base medium's overlay: its world and the marker service.
+fn base_overlay() -> (String, Overlay) {
+    (
+        "bench.apkovl.tar.gz".into(),
+        Overlay::new()
+            .world(&["alpine-base"])
+            .scenario(MARKER_SCRIPT),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn signed_medium(
+    env: &Env,
+    world: Vec<String>,
+    project_repo: bool,
+    label: &str,
+    cmdline: &str,
+    initramfs: &Path,
+    ovl_name: &str,
+    ovl: Vec<u8>,
+) -> MediumRecipe {
+    let sig = env.sign_overlay(&ovl, ovl_name);
+    MediumRecipe {
+        uki: UkiRecipe::None,
+        format: MediumFormat::Vfat,
+        world,
+        project_repo,
+        world_extra: Vec::new(),
+        label: label.into(),
+        cmdline: cmdline.into(),
+        initramfs: initramfs.to_path_buf(),
+        overlay: Some((ovl_name.into(), ovl, Some(sig))),
+    }
+}
+
+/// The jumphost appliance (appliances/jumphost): its world, command line and files as a signed
+/// overlay, plus the marker service. Reads `profile.toml` (mkimage --profile) or the older
+/// `world` and `cmdline` files.
+fn jumphost_profile(_env: &Env) -> (Vec<String>, String, Overlay) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../appliances/jumphost");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+    let (world, cmdline, hostname) = match read("profile.toml") {
+        Some(text) => {
+            let t: toml::Table = text
+                .parse()
+                .unwrap_or_else(|e| panic!("{}/profile.toml: {e}", dir.display()));
+            let world = t
+                .get("world")
+                .and_then(|w| w.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let s = |k: &str| t.get(k).and_then(|v| v.as_str()).map(String::from);
+            (world, s("cmdline").unwrap_or_default(), s("hostname"))
+        }
+        None => (
+            read("world")
+                .unwrap_or_else(|| panic!("{}: no profile.toml and no world", dir.display()))
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>(),
+            read("cmdline").unwrap_or_default().trim().to_string(),
+            None,
+        ),
+    };
+    let mut ovl = Overlay::new();
+    let rootfs = dir.join("rootfs");
+    ovl = add_tree(ovl, &rootfs, &rootfs);
+    if let Some(h) = hostname {
+        ovl = ovl.file("etc/hostname", format!("{h}\n"));
+    }
+    let w: Vec<&str> = world.iter().map(String::as_str).collect();
+    let ovl = ovl.world(&w).scenario(MARKER_SCRIPT);
+    let cmdline = if cmdline
+        .split_whitespace()
+        .any(|w| w.starts_with("modloop="))
+    {
+        cmdline
+    } else {
+        format!("{cmdline} modloop=none").trim().to_string()
+    };
+    (world, cmdline, ovl)
+}
+
+fn add_tree(mut ovl: Overlay, top: &Path, dir: &Path) -> Overlay {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let rel = p
+            .strip_prefix(top)
+            .expect("beneath the top")
+            .to_string_lossy()
+            .into_owned();
+        let md = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        if md.file_type().is_symlink() {
+            let target = std::fs::read_link(&p).expect("a symlink");
+            ovl = ovl.symlink(&rel, &target.to_string_lossy());
+        } else if md.is_dir() {
+            ovl = ovl.dir(&rel, md.mode() & 0o7777);
+            ovl = add_tree(ovl, top, &p);
+        } else {
+            let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            ovl = ovl.file_mode(&rel, data, md.mode() & 0o7777);
+        }
+    }
+    ovl
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The stand-in (cached): alpine-base installed by `apk` with the base overlay under it, the
+/// runlevels and serial getty the init would add, a trivial `/init`, as a zstd newc archive.
+fn standin(env: &Env, ovl: &Overlay) -> PathBuf {
+    let ovl_bytes = ovl.tar_gz();
+    let mut h = Sha256::new();
+    h.update(STANDIN_RECIPE.as_bytes());
+    h.update(STANDIN_INIT.as_bytes());
+    h.update(&ovl_bytes);
+    h.update(std::fs::read(env.bin("apk")).expect("out/bin/apk"));
+    h.update(
+        std::fs::read(env.alpine_repo().join("x86_64/APKINDEX.tar.gz")).expect("the fixture index"),
+    );
+    let out = env
+        .assets
+        .join(format!("standin-{}", &hex::encode(h.finalize())[..16]));
+    if out.is_file() {
+        return out;
+    }
+    let stage = tempfile::tempdir_in(&env.assets).expect("a staging directory");
+    let root = stage.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let tgz = stage.path().join("ovl.tar.gz");
+    std::fs::write(&tgz, &ovl_bytes).unwrap();
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&root));
+    run(Command::new(env.bin("apk"))
+        .args(["add", "-q", "--initdb", "--no-network", "--root"])
+        .arg(&root)
+        .arg("--repository")
+        .arg(env.alpine_repo())
+        .arg("--keys-dir")
+        .arg(env.alpine_keys())
+        .arg("alpine-base"));
+    // What the init's finish phase does for this overlay (default services, serial getty).
+    let _ = std::fs::remove_file(root.join(init::boot::DEFAULT_SERVICES_MARKER));
+    for (level, svc) in init::plan::service_links(true, false, true) {
+        let dir = root.join("etc/runlevels").join(level);
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join(svc);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("/etc/init.d/{svc}"), &link).unwrap();
+        }
+    }
+    let cfg = init::BootConfig::from_cmdline("console=ttyS0 modloop=none");
+    let inittab = root.join("etc/inittab");
+    let text = std::fs::read_to_string(&inittab).unwrap_or_default();
+    let add = init::plan::inittab_additions(&text, &cfg.consoles);
+    std::fs::write(&inittab, text + &add).unwrap();
+    let securetty = root.join("etc/securetty");
+    if let Ok(text) = std::fs::read_to_string(&securetty) {
+        let add: String = init::plan::securetty_additions(&text, &cfg.consoles)
+            .iter()
+            .map(|t| format!("{t}\n"))
+            .collect();
+        std::fs::write(&securetty, text + &add).unwrap();
+    }
+    let init = root.join("init");
+    std::fs::write(&init, STANDIN_INIT).unwrap();
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for d in ["proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    // The kernel opens /dev/console for /init before anything is mounted.
+    run(Command::new("mknod")
+        .arg(root.join("dev/console"))
+        .args(["c", "5", "1"]));
+    let tmp = out.with_extension("tmp");
+    run(Command::new("sh").arg("-c").arg(format!(
+        "cd '{}' && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet | zstd -q -3 -T0 -f -o '{}'",
+        root.display(),
+        tmp.display()
+    )));
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// The zstd level of the initramfs: size and the kernel's unpack (kernel start -> `/init`) of the
+/// standard initramfs at each level, booting the alpine-base medium up to the init's hand-over.
+fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Path) {
+    println!(
+        "-- initramfs zstd level (alpine-base medium; kernel start -> init is the kernel's unpack)"
+    );
+    let mut rows: Vec<(i32, u64, Vec<Samples>)> = Vec::new();
+    for &level in levels {
+        let img = level_initramfs(env, level);
+        rows.push((
+            level,
+            size_kib(&img),
+            smps.iter().map(|_| Samples::default()).collect(),
+        ));
+        let c = Case {
+            name: format!("zstd{level}"),
+            initramfs: img,
+            medium: medium.to_path_buf(),
+            cmdline: "modloop=none".into(),
+            standin: false,
+        };
+        for run in 0..runs {
+            for (si, &smp) in smps.iter().enumerate() {
+                let last = rows.len() - 1;
+                boot_once(env, &c, smp, run, Until::SwitchRoot, &mut rows[last].2[si]);
+            }
+        }
+    }
+    let mut header = format!("  {:<8} {:>10}", "level", "size");
+    for smp in smps {
+        header.push_str(&format!(
+            " {:>16} {:>12}",
+            format!("unpack -smp {smp}"),
+            "init total"
+        ));
+    }
+    println!("{header}");
+    for (level, kib, s) in &rows {
+        let mut line = format!("  {level:<8} {:>6} KiB", kib);
+        for col in s {
+            line.push_str(&format!(
+                " {:>16} {:>12}",
+                bench::cell(col.median(K_INIT)),
+                bench::cell(col.median("init total"))
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+/// The standard initramfs at a zstd level (mkinitfs's configuration file, cached by content).
+fn level_initramfs(env: &Env, level: i32) -> PathBuf {
+    let keys = env.keys();
+    let recipe = InitramfsRecipe::standard();
+    let mut h = Sha256::new();
+    h.update(format!("{recipe:?}|zstd{level}|{}", env.kver).as_bytes());
+    h.update(std::fs::read(env.bin("init")).expect("out/bin/init"));
+    h.update(std::fs::read(env.bin("mkinitfs")).expect("out/bin/mkinitfs"));
+    let out = env.assets.join(format!(
+        "initramfs-zstd{level}-{}",
+        &hex::encode(h.finalize())[..16]
+    ));
+    if out.is_file() {
+        return out;
+    }
+    let stage = tempfile::tempdir_in(&env.assets).expect("a staging directory");
+    let conf = stage.path().join("mkinitfs.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "features=\"{}\"\ninitfscomp=\"zstd\"\ncomplevel_zstd=\"{level}\"\n",
+            recipe.features
+        ),
+    )
+    .unwrap();
+    run(Command::new(env.bin("mkinitfs"))
+        .arg("-q")
+        .arg("-c")
+        .arg(&conf)
+        .arg("--keys-dir")
+        .arg(&keys.index_pub)
+        .arg("--keys-dir")
+        .arg(env.alpine_keys())
+        .arg("--ovl-keys-dir")
+        .arg(&keys.overlay_pub)
+        .arg("-o")
+        .arg(&out)
+        .arg(&env.kver)
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    out
+}
