@@ -15,6 +15,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+pub mod schedule;
+
+use schedule::Schedule;
 
 use kmod::{Index, Resolution, Texts};
 
@@ -414,20 +419,133 @@ impl Loader {
 
     /// Inserts one module; the error says whether the file is simply absent.
     fn insert(&self, module: &str, params: &str) -> Result<(), (bool, String)> {
-        let path = self
-            .db
-            .path_of(module)
-            .ok_or_else(|| (true, "not in modules.dep".to_string()))?;
-        if !path.exists() {
-            return Err((true, format!("{}: not in this initramfs", path.display())));
+        insert(&self.db, module, params)
+    }
+
+    /// Loads every module matching these devices' `MODALIAS`es (each distinct modalias once) and
+    /// their closures, as [`Loader::load_alias`] one by one would, but the modules of different
+    /// devices at the same time ([`schedule`]): a driver whose probe waits (a disk controller
+    /// resetting its ports) no longer holds up the next device's driver. Returns the modules
+    /// newly loaded.
+    pub fn load_aliases(&mut self, modaliases: &[String]) -> Vec<String> {
+        let mut requests = Vec::new();
+        for a in modaliases {
+            if self.seen_aliases.insert(a.clone()) {
+                requests.push(Request {
+                    targets: self.db.match_alias(a),
+                    via_alias: true,
+                    quiet: false,
+                });
+            }
         }
-        let name = path.to_string_lossy();
-        if name.ends_with(".ko") {
-            sys::load_module_file(&path, params).map_err(|e| (false, e.to_string()))
-        } else {
-            let image = read_module_image(&path).map_err(|e| (false, e.to_string()))?;
-            sys::load_module_image(&path, &image, params).map_err(|e| (false, e.to_string()))
+        self.load_parallel(&requests)
+    }
+
+    /// [`Loader::load_quietly`] for several modules at the same time.
+    pub fn load_quietly_all(&mut self, names: &[&str]) -> Vec<String> {
+        let requests: Vec<Request> = names
+            .iter()
+            .map(|n| normalize(n))
+            .filter(|m| !self.is_loaded(m) && self.db.has_module(m))
+            .map(|m| Request {
+                targets: vec![m],
+                via_alias: false,
+                quiet: true,
+            })
+            .collect();
+        self.load_parallel(&requests)
+    }
+
+    /// The chains of `requests` (what is already loaded or failed left out), loaded by up to
+    /// [`workers`] threads in [`Schedule`] order; results are logged and recorded afterwards,
+    /// in schedule order, as the sequential loader would.
+    fn load_parallel(&mut self, requests: &[Request]) -> Vec<String> {
+        self.load_parallel_with(requests, &insert)
+    }
+
+    /// [`Loader::load_parallel`] with the insertion given (tests load without a kernel).
+    fn load_parallel_with(&mut self, requests: &[Request], insert: &InsertFn<'_>) -> Vec<String> {
+        let mut chains: Vec<Vec<String>> = Vec::new();
+        // Per module: (parameters, via an alias, quiet), from the first request naming it.
+        let mut how: HashMap<String, (String, bool, bool)> = HashMap::new();
+        for r in requests {
+            for target in &r.targets {
+                if r.via_alias
+                    && (self.blacklist.contains(target) || self.db.is_blacklisted(target))
+                {
+                    log::debug!("module {target}: blacklisted, not loaded");
+                    continue;
+                }
+                let chain: Vec<String> = self
+                    .db
+                    .load_order(target)
+                    .into_iter()
+                    .filter(|m| !self.is_loaded(m) && !self.failures.contains_key(m))
+                    .collect();
+                for m in &chain {
+                    how.entry(m.clone()).or_insert_with(|| {
+                        (self.db.options_for(m).to_string(), r.via_alias, r.quiet)
+                    });
+                }
+                if !chain.is_empty() {
+                    chains.push(chain);
+                }
+            }
         }
+        let schedule = Schedule::new(&chains);
+        if schedule.is_empty() {
+            return Vec::new();
+        }
+        let threads = workers().min(schedule.len());
+        let state = Mutex::new((schedule, Vec::new()));
+        let wake = Condvar::new();
+        let db = &self.db;
+        let how = &how;
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| loop {
+                    let mut g = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let module = loop {
+                        if g.0.is_done() {
+                            return;
+                        }
+                        match g.0.start_next() {
+                            Some(m) => break m,
+                            None => g = wake.wait(g).unwrap_or_else(|e| e.into_inner()),
+                        }
+                    };
+                    drop(g);
+                    let params = how.get(&module).map_or("", |h| h.0.as_str());
+                    let result = insert(db, &module, params);
+                    let mut g = state.lock().unwrap_or_else(|e| e.into_inner());
+                    g.0.settle(&module);
+                    g.1.push((module, result));
+                    drop(g);
+                    wake.notify_all();
+                });
+            }
+        });
+        let (_, results) = state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut newly = Vec::new();
+        for (m, result) in results {
+            let (_, via_alias, quiet) = how.get(&m).cloned().unwrap_or_default();
+            match result {
+                Ok(()) => {
+                    log::debug!("module {m}: loaded");
+                    self.loaded.insert(m.clone());
+                    newly.push(m);
+                }
+                Err((missing, reason)) => {
+                    if quiet || (missing && via_alias) {
+                        log::debug!("module {m}: {reason}");
+                    } else {
+                        log::warn!("module {m}: {reason}");
+                    }
+                    self.failures.insert(m, reason);
+                }
+            }
+        }
+        newly
     }
 
     /// Loads a module quietly: used for filesystem and NLS modules "errors ignored" (a module
@@ -443,6 +561,46 @@ impl Loader {
     /// Whether a module was loaded by this loader or found in the kernel.
     pub fn loaded(&self) -> &HashSet<String> {
         &self.loaded
+    }
+}
+
+/// How a module gets into the kernel: `(metadata, module, parameters)`, the error saying whether
+/// the file is simply absent.
+type InsertFn<'a> = dyn Fn(&ModuleDb, &str, &str) -> Result<(), (bool, String)> + Sync + 'a;
+
+/// One request of a parallel load: its modules, and how failures are reported.
+struct Request {
+    targets: Vec<String>,
+    /// The blacklist applies, and a module file the initramfs left out is normal.
+    via_alias: bool,
+    /// Every failure at debug level.
+    quiet: bool,
+}
+
+/// Threads of a parallel load: twice the online CPUs (a module's init often waits for its
+/// device rather than computing), at least 2, at most 8.
+fn workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .saturating_mul(2)
+        .clamp(2, 8)
+}
+
+/// Inserts one module of `db`; the error says whether the file is simply absent.
+fn insert(db: &ModuleDb, module: &str, params: &str) -> Result<(), (bool, String)> {
+    let path = db
+        .path_of(module)
+        .ok_or_else(|| (true, "not in modules.dep".to_string()))?;
+    if !path.exists() {
+        return Err((true, format!("{}: not in this initramfs", path.display())));
+    }
+    let name = path.to_string_lossy();
+    if name.ends_with(".ko") {
+        sys::load_module_file(&path, params).map_err(|e| (false, e.to_string()))
+    } else {
+        let image = read_module_image(&path).map_err(|e| (false, e.to_string()))?;
+        sys::load_module_image(&path, &image, params).map_err(|e| (false, e.to_string()))
     }
 }
 
@@ -635,6 +793,90 @@ alias crc32c crc32c_generic
         assert_eq!(l.failures.len(), n);
         assert_eq!(l.load_alias("virtio:d00000002v1"), Loaded::Modules(vec![]));
         assert_eq!(l.load_alias("virtio:d00000002v1"), Loaded::Modules(vec![]));
+    }
+
+    #[test]
+    fn parallel_load_fails_as_the_sequential_one_does() {
+        let aliases = vec![
+            "virtio:d00000002v1".to_string(),
+            "pci:v00001234d00001111sv0sd0bc03sc00i00".to_string(),
+            "usb:v1p1d1dc0dsc0dp0ic08isc06ip50in0".to_string(),
+            "pci:unknown".to_string(),
+        ];
+        let mut seq = Loader::with_loaded(db(), &["bochs".to_string()], HashSet::new());
+        for a in &aliases {
+            seq.load_alias(a);
+        }
+        let mut par = Loader::with_loaded(db(), &["bochs".to_string()], HashSet::new());
+        assert!(par.load_aliases(&aliases).is_empty());
+        assert!(!par.failures.is_empty());
+        assert_eq!(par.failures, seq.failures);
+        // Each modalias once, failures not retried.
+        let before = par.failures.clone();
+        assert!(par.load_aliases(&aliases).is_empty());
+        assert_eq!(par.failures, before);
+    }
+
+    #[test]
+    fn parallel_load_keeps_dependencies_first_and_goes_on_after_a_failure() {
+        for _ in 0..20 {
+            let done: Mutex<Vec<String>> = Mutex::new(Vec::new());
+            // Violations are collected, not asserted in the workers (a panicking worker would
+            // leave the others waiting for a module that never settles).
+            let early: Mutex<Vec<String>> = Mutex::new(Vec::new());
+            let fake = |db: &ModuleDb, m: &str, _: &str| -> Result<(), (bool, String)> {
+                let order = db.load_order(m);
+                {
+                    let d = done.lock().unwrap();
+                    for dep in order.iter().take_while(|x| x.as_str() != m) {
+                        if dep != "jbd2" && !d.contains(dep) {
+                            early.lock().unwrap().push(format!("{m} before {dep}"));
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                done.lock().unwrap().push(m.to_string());
+                if m == "virtio" {
+                    Err((false, "refused".into()))
+                } else {
+                    Ok(())
+                }
+            };
+            let mut l = Loader::with_loaded(db(), &[], HashSet::from(["jbd2".to_string()]));
+            let requests: Vec<Request> = ["virtio_blk", "usb_storage", "ext4", "vfat"]
+                .iter()
+                .map(|m| Request {
+                    targets: vec![m.to_string()],
+                    via_alias: false,
+                    quiet: false,
+                })
+                .collect();
+            let mut newly = l.load_parallel_with(&requests, &fake);
+            newly.sort();
+            assert_eq!(
+                newly,
+                [
+                    "crc16",
+                    "crc32c_generic",
+                    "ext4",
+                    "fat",
+                    "mbcache",
+                    "nls_cp437",
+                    "usb_storage",
+                    "usbcore",
+                    "vfat",
+                    "virtio_blk",
+                    "virtio_ring"
+                ]
+            );
+            assert_eq!(*early.lock().unwrap(), Vec::<String>::new());
+            // Already loaded: not inserted again; each module once.
+            let d = done.lock().unwrap();
+            assert!(!d.contains(&"jbd2".to_string()));
+            assert_eq!(d.len(), 12, "{d:?}");
+            assert_eq!(l.failures.keys().collect::<Vec<_>>(), ["virtio"]);
+            assert!(l.is_loaded("virtio_blk") && !l.is_loaded("virtio"));
+        }
     }
 
     #[test]

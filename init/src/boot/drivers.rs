@@ -39,9 +39,7 @@ impl Boot {
             }
         }
         // Upstream always asks for these (modloop needs loop + squashfs; simpledrm gives a console).
-        for m in ["loop", "squashfs", "simpledrm"] {
-            loader.load_quietly(m);
-        }
+        loader.load_quietly_all(&["loop", "squashfs", "simpledrm"]);
         let etc_modules = bootspec::initramfs::absolute(bootspec::initramfs::MODULES_LIST);
         match sys::read_file(Path::new(&etc_modules), MAX_CONFIG_BYTES) {
             Ok(Some(text)) => {

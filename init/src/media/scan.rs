@@ -1,6 +1,6 @@
 //! The discovery loop (the impure part): uevent socket, coldplug, probing, mounting, examining.
 //! Covered by the qemu tests; its decisions come from [`super::wait`] and [`super::scan_top_level`].
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,12 +56,17 @@ impl Scanner<'_> {
     /// Handles every block device not yet handled; returns whether a new one appeared.
     fn scan(&mut self, disc: &mut Discovery) -> bool {
         let mut new = false;
-        for name in Self::block_names() {
-            if self.handled.contains(&name) {
-                continue;
-            }
+        let names: Vec<String> = Self::block_names()
+            .into_iter()
+            .filter(|n| !self.handled.contains(n))
+            .collect();
+        // Every new device's superblock is read at the same time: an empty CD drive that takes
+        // its time to say so no longer holds up the stick after it. They are handled in order.
+        let mut probes = probe_all(&names);
+        for name in names {
             self.handled.insert(name.clone());
-            let summary = self.process(&name, disc);
+            let probed = probes.remove(&name);
+            let summary = self.process(&name, disc, probed);
             log::debug!("media: {name}: {summary}");
             // Unused loop/ram devices (8 loop devices once `loop` is loaded) are never boot
             // media: they neither count as activity nor clutter the report.
@@ -82,13 +87,13 @@ impl Scanner<'_> {
         }
     }
 
-    fn load(&mut self, module: &str) {
-        if let Some(l) = self.loader.as_deref_mut() {
-            l.load_quietly(module);
-        }
-    }
-
-    fn process(&mut self, name: &str, disc: &mut Discovery) -> String {
+    /// `probed`: the device's probe made beforehand ([`probe_all`]), if any.
+    fn process(
+        &mut self,
+        name: &str,
+        disc: &mut Discovery,
+        probed: Option<Result<Probe, probe::ProbeError>>,
+    ) -> String {
         let sys_dir = Path::new("/sys/class/block").join(name);
         let size: u64 = std::fs::read_to_string(sys_dir.join("size"))
             .ok()
@@ -109,7 +114,7 @@ impl Scanner<'_> {
             }
         }
         let dev = Path::new("/dev").join(name);
-        let fs = match probe::probe_path(&dev) {
+        let fs = match probed.unwrap_or_else(|| probe::probe_path(&dev)) {
             Ok(Probe::Filesystem(fs)) => fs,
             Ok(Probe::PartitionTable(pt)) => {
                 return format!("{pt} partition table (its partitions are scanned)")
@@ -207,13 +212,15 @@ impl Scanner<'_> {
         dev: &Path,
         mount_point: &Path,
     ) -> Result<(), String> {
-        // Load the filesystem driver first (errors ignored: it may be built in).
-        self.load(fs.module());
+        // Load the filesystem driver first (errors ignored: it may be built in), with the
+        // codepages vfat needs, all at the same time.
+        let mut wanted = vec![fs.module()];
         if fs.fstype == "vfat" && !self.nls_loaded {
-            for m in NLS_MODULES {
-                self.load(m);
-            }
+            wanted.extend(NLS_MODULES);
             self.nls_loaded = true;
+        }
+        if let Some(l) = self.loader.as_deref_mut() {
+            l.load_quietly_all(&wanted);
         }
         sys::make_dirs(mount_point).map_err(|e| e.to_string())?;
         if sys::is_mount_point(mount_point) {
@@ -257,13 +264,50 @@ impl std::fmt::Display for FsIdent<'_> {
     }
 }
 
-/// Coldplug: load the drivers of every device already present (`modalias` files under `/sys`).
+/// Probes `names` (`/dev/NAME`) at the same time, one thread each (at most [`MAX_PROBES`] at
+/// once); devices without a size (an empty loop device) are left to [`Scanner::process`].
+fn probe_all(names: &[String]) -> HashMap<String, Result<Probe, probe::ProbeError>> {
+    let sized: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            std::fs::read_to_string(Path::new("/sys/class/block").join(n).join("size"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .is_some_and(|s| s > 0)
+        })
+        .collect();
+    let mut out = HashMap::new();
+    if sized.len() < 2 {
+        return out;
+    }
+    for batch in sized.chunks(MAX_PROBES) {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|n| {
+                    let dev = Path::new("/dev").join(n.as_str());
+                    (n, scope.spawn(move || probe::probe_path(&dev)))
+                })
+                .collect();
+            for (n, h) in handles {
+                if let Ok(r) = h.join() {
+                    out.insert((*n).clone(), r);
+                }
+            }
+        });
+    }
+    out
+}
+
+/// Devices probed at once.
+const MAX_PROBES: usize = 16;
+
+/// Coldplug: load the drivers of every device already present (`modalias` files under `/sys`),
+/// different devices' drivers at the same time ([`Loader::load_aliases`]).
 pub fn coldplug(loader: &mut Loader) -> usize {
     let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
     let n = aliases.len();
-    for a in aliases {
-        loader.load_alias(&a);
-    }
+    loader.load_aliases(&aliases);
     n
 }
 
@@ -353,14 +397,16 @@ pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
 }
 
 fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, disc: &mut Discovery) {
+    // The drivers of every device the queued events announce, loaded together at the end.
+    let mut aliases = Vec::new();
     loop {
         match s.recv(buf) {
             Ok(Some(msg)) => {
                 let Some(ev) = Uevent::parse(msg) else {
                     continue;
                 };
-                if let (Some(alias), Some(l)) = (ev.modalias(), scanner.loader.as_deref_mut()) {
-                    l.load_alias(alias);
+                if let Some(alias) = ev.modalias() {
+                    aliases.push(alias.to_string());
                 }
                 if ev.bound_driver() == Some("usb-storage") {
                     disc.usb_storage_loaded();
@@ -387,6 +433,9 @@ fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, dis
                 break;
             }
         }
+    }
+    if let Some(l) = scanner.loader.as_deref_mut() {
+        l.load_aliases(&aliases);
     }
 }
 
