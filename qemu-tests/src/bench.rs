@@ -34,6 +34,21 @@ pub fn parse_timeline(block: &str) -> Vec<(String, Duration)> {
         .collect()
 }
 
+/// The kernel's time stamp (`[    1.451865] ...`) of the first console line holding `needle`.
+pub fn kernel_stamp(console: &str, needle: &str) -> Option<Duration> {
+    let line = console.lines().find(|l| l.contains(needle))?;
+    let inside = line.trim_start().strip_prefix('[')?.split(']').next()?;
+    parse_uptime(inside)
+}
+
+/// How long the kernel took to unpack the initramfs: from `Trying to unpack rootfs image as
+/// initramfs...` to `Freeing initrd memory` (both printed with time stamps on the console).
+pub fn kernel_unpack(console: &str) -> Option<Duration> {
+    let start = kernel_stamp(console, "Trying to unpack rootfs image as initramfs")?;
+    let end = kernel_stamp(console, "Freeing initrd memory")?;
+    end.checked_sub(start)
+}
+
 /// Seconds from `/proc/uptime`'s first field or a `uptime=` value (`12.34`).
 pub fn parse_uptime(text: &str) -> Option<Duration> {
     parse_secs(&format!("{} s", text.trim()))
@@ -195,6 +210,21 @@ mod tests {
         assert_eq!(rows[2].1, ms(90));
         assert_eq!(rows[3].1, ms(5000));
         assert_eq!(rows[6].1, ms(7000));
+    }
+
+    #[test]
+    fn kernel_unpack_from_time_stamps() {
+        let console = "[    0.000000] Linux version 6.1\n\
+             [    1.451865] Trying to unpack rootfs image as initramfs...\n\
+             [    1.500000] other\n\
+             [    2.075216] Freeing initrd memory: 6736K\n";
+        assert_eq!(kernel_stamp(console, "other"), Some(ms(1500)));
+        assert_eq!(kernel_unpack(console), Some(Duration::from_micros(623_351)));
+        assert_eq!(kernel_unpack("[    1.0] Freeing initrd memory"), None);
+        assert_eq!(
+            kernel_stamp("no stamp Freeing initrd memory", "Freeing"),
+            None
+        );
     }
 
     #[test]

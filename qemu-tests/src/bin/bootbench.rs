@@ -53,6 +53,7 @@ const K_SBIN_INIT: &str = "kernel start -> /sbin/init";
 const K_DEFAULT: &str = "kernel start -> default runlevel";
 const P_DEFAULT: &str = "power-on -> default runlevel";
 const K_INIT: &str = "kernel start -> init";
+const UNPACK: &str = "initramfs unpack (kernel)";
 
 struct Case {
     name: String,
@@ -309,6 +310,9 @@ fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Sa
             .and_then(|i| text[i + marker.len()..].lines().next())
             .and_then(bench::parse_uptime)
     };
+    if let Some(d) = bench::kernel_unpack(&text) {
+        s.add(UNPACK, d);
+    }
     if c.standin {
         if let Some(d) = value(MARK_STANDIN_INIT) {
             s.add(K_INIT, d);
@@ -551,10 +555,13 @@ fn standin(env: &Env, ovl: &Overlay) -> PathBuf {
 /// standard initramfs at each level, booting the alpine-base medium up to the init's hand-over.
 fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Path) {
     println!(
-        "-- initramfs zstd level (alpine-base medium; kernel start -> init is the kernel's unpack)"
+        "-- initramfs zstd level: the default image's size and build; the standard image's size, \
+         the kernel's unpack of it, kernel start -> init and init total (alpine-base, to switch_root)"
     );
     let mut rows: Vec<(i32, u64, Vec<Samples>)> = Vec::new();
+    let mut defaults: Vec<(u64, Duration)> = Vec::new();
     for &level in levels {
+        defaults.push(default_image(env, level));
         let img = level_initramfs(env, level);
         rows.push((
             level,
@@ -575,7 +582,10 @@ fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Pa
             }
         }
     }
-    let mut header = format!("  {:<8} {:>10}", "level", "size");
+    let mut header = format!(
+        "  {:<6} {:>14} {:>12} {:>10}",
+        "level", "default image", "its build", "standard"
+    );
     for smp in smps {
         header.push_str(&format!(
             " {:>16} {:>12}",
@@ -584,17 +594,47 @@ fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Pa
         ));
     }
     println!("{header}");
-    for (level, kib, s) in &rows {
-        let mut line = format!("  {level:<8} {:>6} KiB", kib);
+    for ((level, kib, s), (dkib, dtime)) in rows.iter().zip(&defaults) {
+        let mut line = format!(
+            "  {level:<6} {:>10} KiB {:>12} {:>6} KiB",
+            dkib,
+            bench::cell(Some(*dtime)),
+            kib
+        );
         for col in s {
             line.push_str(&format!(
-                " {:>16} {:>12}",
+                " {:>16} {:>18} {:>12}",
+                bench::cell(col.median(UNPACK)),
                 bench::cell(col.median(K_INIT)),
                 bench::cell(col.median("init total"))
             ));
         }
         println!("{line}");
     }
+}
+
+/// The default initramfs (mkinitfs's default features, the bench's index key) at a zstd level:
+/// its size in KiB and how long mkinitfs took to write it.
+fn default_image(env: &Env, level: i32) -> (u64, Duration) {
+    let stage = tempfile::tempdir_in(&env.assets).expect("a staging directory");
+    let conf = stage.path().join("mkinitfs.conf");
+    std::fs::write(
+        &conf,
+        format!("initfscomp=\"zstd\"\ncomplevel_zstd=\"{level}\"\n"),
+    )
+    .unwrap();
+    let out = stage.path().join("initramfs");
+    let t = std::time::Instant::now();
+    run(Command::new(env.bin("mkinitfs"))
+        .arg("-q")
+        .arg("-c")
+        .arg(&conf)
+        .arg("--keys-dir")
+        .arg(&env.keys().index_pub)
+        .arg("-o")
+        .arg(&out)
+        .arg(&env.kver));
+    (size_kib(&out), t.elapsed())
 }
 
 /// The standard initramfs at a zstd level (mkinitfs's configuration file, cached by content).
