@@ -22,6 +22,7 @@
 pub mod boot;
 pub mod cmdline;
 pub mod console;
+pub mod dhcp;
 pub mod media;
 pub mod modules;
 pub mod plan;

@@ -11,6 +11,9 @@ tighten that), installs pkgs=, the overlay's world and alpine-base from the boot
 with the embedded apk core, sets up the new root, prints the boot timeline (kept in /var/log/boot-timeline.txt) and
 switch_roots to /sbin/init (init=, init_args=). On failure: one clear line, the timeline, a
 rescue shell when /bin/sh exists, else panic=N (reboot after N s; absent or 0: halt).
+Network (netboot): ip=dhcp, ip=off or ip=CLIENT:SERVER:GW:NETMASK:HOSTNAME:DEVICE:AUTOCONF:DNS0:DNS1
+(static); BOOTIF=01-aa-bb-cc-dd-ee-ff picks the card; alpine_repo=http(s)://... installs from a
+remote repository (signed index, as on a medium) and brings the network up as ip=dhcp.
 Other parameters: pkgs= ssh_key= hostname= blacklist= usbdelay= rootflags= keep_apk_new
 s|single quiet debug_init console= panic=. See docs/boot.md.
 It refuses to run as anything but PID 1: at switch_root it deletes the initramfs contents.";

@@ -50,6 +50,13 @@ impl Boot {
             let mode = root.mode("etc/fstab").unwrap_or(0o644);
             root.write_atomic("etc/fstab", new.as_bytes(), mode)?;
         }
+        // The network the init configured stays up in the new root: so do its name servers
+        // (unless the overlay brought its own resolv.conf).
+        if let Some(text) = self.network.as_ref().and_then(|n| n.resolv_conf.as_deref()) {
+            if !root.exists_nofollow("etc/resolv.conf") {
+                root.write_atomic("etc/resolv.conf", text.as_bytes(), 0o644)?;
+            }
+        }
         if !root.exists_nofollow("etc/apk/repositories") && !p.repositories.is_empty() {
             root.write_atomic(
                 "etc/apk/repositories",

@@ -1,7 +1,7 @@
 //! The thin executor: walks the boot phases, calling [`crate::plan`] for decisions and
 //! [`crate::sys`] for effects, timing each phase in the [`Timeline`].
 //!
-//! Phases: early setup → boot drivers → media discovery → tmpfs root → overlay → media
+//! Phases: early setup → boot drivers → media discovery → network (when asked for) → tmpfs root → overlay → media
 //! relocation → packages → finish → modloop → switch_root. [`run`] is `main`: it never returns; a failure
 //! goes through [`crate::rescue`] (report, shell or `panic=`), and a Rust panic is sent down the
 //! same path by the panic hook.
@@ -9,11 +9,13 @@ mod drivers;
 mod early;
 mod finish;
 mod modloop;
+mod network;
 mod overlay;
 mod packages;
 mod relocate;
 
 pub use modloop::{verify_and_mount, ModloopError, Mounted};
+pub use network::{Configured, NetworkError, LINK_WAIT};
 pub use overlay::{OverlayError, MAX_IDENTITY_BYTES};
 pub use packages::{apk_options, InstallError};
 
@@ -70,6 +72,9 @@ pub enum BootError {
     /// The overlay phase refused or failed.
     #[error("{0}")]
     Overlay(#[from] OverlayError),
+    /// The network could not be configured.
+    #[error("{0}")]
+    Network(#[from] NetworkError),
     /// The package install failed.
     #[error("{0}")]
     Install(#[from] InstallError),
@@ -184,6 +189,7 @@ pub fn run() -> ! {
         overlay_policy: plan::overlay_policy(&BootPolicy::default(), false, &BootConfig::default()),
         loader: None,
         attempt: 0,
+        network: None,
     };
     loop {
         boot.attempt += 1;
@@ -224,6 +230,8 @@ struct Boot {
     overlay_policy: OverlayPolicy,
     loader: Option<Loader>,
     attempt: u32,
+    /// The network the network phases configured in this attempt.
+    network: Option<Configured>,
 }
 
 /// The state carried from one phase to the next within an attempt.
@@ -288,6 +296,11 @@ impl Boot {
             found.media.len()
         ));
         if let Err(e) = checked {
+            return self.fail(e);
+        }
+
+        // "network link" and "dhcp" / "network address", when the network is needed.
+        if let Err(e) = self.bring_up_network() {
             return self.fail(e);
         }
 

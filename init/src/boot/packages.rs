@@ -60,7 +60,10 @@ pub fn apk_options(
             .collect(),
         // apk looks keys up under --root: the initramfs's keys were copied there.
         keys_dir: Some(PathBuf::from(SYSROOT).join(bootspec::initramfs::APK_KEYS)),
-        no_network: true,
+        // A remote boot repository (netboot) is downloaded; media repositories never are.
+        no_network: !repositories
+            .iter()
+            .any(|p| crate::cmdline::is_url(&p.to_string_lossy())),
         cache_dir: cache,
         clean_protected: !cfg.keep_apk_new,
         // --overlay-from-stdin: files the overlay provided win over package files (only with
@@ -235,5 +238,14 @@ mod tests {
         let o = apk_options(&cfg, &[], None, Some(&files));
         assert!(!o.clean_protected);
         assert!(o.overlay.is_none());
+        // Netboot: the remote repository is downloaded.
+        let o = apk_options(
+            &cfg,
+            &[PathBuf::from("http://10.0.2.2:8080/apks")],
+            None,
+            None,
+        );
+        assert!(!o.no_network);
+        assert_eq!(o.repositories, vec!["http://10.0.2.2:8080/apks"]);
     }
 }

@@ -9,9 +9,11 @@
 //! in order and the last one is the switch_root console. Options come from `/proc/cmdline` only,
 //! never from init's environment (upstream's leak). Parsing never fails: a bad value becomes a
 //! warning in [`BootConfig::warnings`] and the documented fallback.
+pub mod net;
 pub mod values;
 pub mod words;
 
+pub use net::{is_url, IpSpec, MacAddr, StaticIp};
 pub use values::{
     ApkovlSpec, ConsoleSpec, DeviceSpec, ModloopSpec, ModloopVerify, PanicAction, PanicPolicy,
     VerifyPolicy,
@@ -81,6 +83,10 @@ pub struct BootConfig {
     pub uevent_buf_size: usize,
     /// `root=`: root-device mode, which this init does not implement (reported as an error).
     pub root: Option<String>,
+    /// `ip=`: `None` when absent (networking then only comes with a URL, as DHCP).
+    pub ip: Option<IpSpec>,
+    /// `BOOTIF=`: the MAC address of the interface the machine network-booted from.
+    pub bootif: Option<MacAddr>,
     /// Problems found while parsing, reported once logging is up.
     pub warnings: Vec<String>,
 }
@@ -113,6 +119,8 @@ impl Default for BootConfig {
             modloop_verify: ModloopVerify::Yes,
             uevent_buf_size: DEFAULT_UEVENT_BUF_SIZE,
             root: None,
+            ip: None,
+            bootif: None,
             warnings: Vec::new(),
         }
     }
@@ -121,6 +129,7 @@ impl Default for BootConfig {
 /// Option names recognised with the `X=V` / `X` / `noX` rules (Alpine's list plus ours; options
 /// Alpine knows but this init does not implement are recognised so they can be reported).
 const KNOWN: &[&str] = &[
+    "BOOTIF",
     "alpine_dev",
     "alpine_repo",
     "apkovl",
@@ -131,6 +140,7 @@ const KNOWN: &[&str] = &[
     "hostname",
     "init",
     "init_args",
+    "ip",
     "keep_apk_new",
     "modloop",
     "modloop_verify",
@@ -144,8 +154,7 @@ const KNOWN: &[&str] = &[
     "ssh_key",
     "uevent_buf_size",
     "usbdelay",
-    // Known to Alpine, not implemented here (no network, no LUKS, no root= mode): warned about.
-    "ip",
+    // Known to Alpine, not implemented here (no NBD, WireGuard or LUKS): warned about.
     "nbd",
     "wireguard",
     "cryptroot",
@@ -156,7 +165,6 @@ const KNOWN: &[&str] = &[
 ];
 
 const UNSUPPORTED: &[&str] = &[
-    "ip",
     "nbd",
     "wireguard",
     "cryptroot",
@@ -229,6 +237,10 @@ impl BootConfig {
         for (name, value) in opts {
             let v = value.as_str();
             match name {
+                "BOOTIF" => match MacAddr::parse_bootif(v) {
+                    Some(m) => self.bootif = Some(m),
+                    None => self.warn(format!("BOOTIF={v}: expected 01-aa-bb-cc-dd-ee-ff, ignored")),
+                },
                 "alpine_dev" => match DeviceSpec::parse(v) {
                     Some(d) if v != "yes" && v != "no" => self.alpine_dev = Some(d),
                     _ => self.warn(format!("alpine_dev={v}: not a device (NAME, /dev/NAME, LABEL=, UUID=), ignored")),
@@ -277,6 +289,14 @@ impl BootConfig {
                     }
                 }
                 "init_args" => self.init_args = v.split_whitespace().map(str::to_string).collect(),
+                "ip" => match IpSpec::parse(v) {
+                    Ok(ip) => self.ip = Some(ip),
+                    Err(msg) => {
+                        // The network was asked for: DHCP is the documented fallback.
+                        self.warn(format!("{msg}; using ip=dhcp"));
+                        self.ip = Some(IpSpec::dhcp());
+                    }
+                },
                 "keep_apk_new" => self.keep_apk_new = yes(v),
                 // A bare `modloop` (or `nomodloop`) means the default search.
                 "modloop" => self.modloop = (v != "yes" && v != "no").then(|| ModloopSpec::parse(v)),
@@ -322,7 +342,7 @@ impl BootConfig {
                     _ => self.warn(format!("usbdelay={v}: expected seconds (0-3600), ignored")),
                 },
                 other if UNSUPPORTED.contains(&other) => {
-                    self.warn(format!("{other}={v}: not supported by this init (no network, LUKS or root= mode), ignored"))
+                    self.warn(format!("{other}={v}: not supported by this init (no NBD, WireGuard, LUKS or cloud provisioning), ignored"))
                 }
                 _ => {}
             }
@@ -383,6 +403,17 @@ impl BootConfig {
             },
         );
         line("modloop_verify", self.modloop_verify.to_string());
+        line(
+            "ip",
+            match &self.ip {
+                None => String::new(),
+                Some(ip) => format!("{ip:?}"),
+            },
+        );
+        line(
+            "BOOTIF",
+            self.bootif.map(|m| m.to_string()).unwrap_or_default(),
+        );
         line("modules", self.modules.join(","));
         line("pkgs", self.pkgs.join(","));
         line("blacklist", self.blacklist.join(","));
@@ -710,9 +741,34 @@ mod tests {
 
     #[test]
     fn root_mode_and_unsupported_options_are_recorded() {
-        let c = BootConfig::from_cmdline("root=/dev/sda2 ip=dhcp");
+        let c = BootConfig::from_cmdline("root=/dev/sda2 nbd=10.0.0.1:9000");
         assert_eq!(c.root.as_deref(), Some("/dev/sda2"));
-        assert!(c.warnings.iter().any(|w| w.starts_with("ip=dhcp")));
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("nbd=10.0.0.1:9000")));
+    }
+
+    #[test]
+    fn network_options() {
+        let c = BootConfig::from_cmdline("ip=dhcp BOOTIF=01-52-54-00-12-34-56");
+        assert_eq!(c.ip, Some(IpSpec::dhcp()));
+        assert_eq!(
+            c.bootif.map(|m| m.to_string()).as_deref(),
+            Some("52:54:00:12:34:56")
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(BootConfig::from_cmdline("ip=off").ip, Some(IpSpec::Off));
+        assert_eq!(BootConfig::from_cmdline("quiet").ip, None);
+        // A broken ip= still asked for the network: DHCP, with a warning naming the value.
+        let c = BootConfig::from_cmdline("ip=10.0.0.1::::::off BOOTIF=xx");
+        assert_eq!(c.ip, Some(IpSpec::dhcp()));
+        assert_eq!(c.bootif, None);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("ip=10.0.0.1::::::off: ")));
     }
 
     #[test]

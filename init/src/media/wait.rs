@@ -50,6 +50,8 @@ pub struct Discovery {
     selector: Option<DeviceSpec>,
     overlay: OverlayGoal,
     repo_paths: Vec<PathBuf>,
+    /// Every `alpine_repo=` is a URL.
+    remote_repos: bool,
     last_activity: Duration,
     repo_found: bool,
     overlay_found: bool,
@@ -77,6 +79,8 @@ impl Discovery {
                 .filter(|r| r.starts_with('/'))
                 .map(PathBuf::from)
                 .collect(),
+            remote_repos: !cfg.alpine_repo.is_empty()
+                && cfg.alpine_repo.iter().all(|r| crate::cmdline::is_url(r)),
             last_activity: now,
             repo_found: false,
             overlay_found: false,
@@ -125,7 +129,10 @@ impl Discovery {
     }
 
     fn repo_ok(&self, exists: &dyn Fn(&Path) -> bool) -> bool {
-        if self.repo_paths.is_empty() {
+        if self.remote_repos {
+            // Downloaded after the network is up: no medium to wait for.
+            true
+        } else if self.repo_paths.is_empty() {
             self.repo_found
         } else {
             self.repo_paths.iter().all(|p| exists(p))
@@ -190,6 +197,22 @@ mod tests {
 
     fn nothing_exists(_: &Path) -> bool {
         false
+    }
+
+    #[test]
+    fn remote_repositories_need_no_medium() {
+        let cfg =
+            BootConfig::from_cmdline("alpine_repo=http://10.0.2.2/apks apkovl=/x.apkovl.tar.gz");
+        let d = Discovery::new(&cfg, WaitPolicy::from_config(&cfg), ms(0));
+        assert!(d.is_complete(&|p: &Path| p == Path::new("/x.apkovl.tar.gz")));
+        // Without an overlay the short wait applies (a medium may still bring one).
+        let cfg = BootConfig::from_cmdline("alpine_repo=https://10.0.2.2/apks");
+        let d = Discovery::new(&cfg, WaitPolicy::from_config(&cfg), ms(0));
+        assert_eq!(d.deadline(&nothing_exists), ms(250));
+        // A local repository among them is still waited for.
+        let cfg = BootConfig::from_cmdline("alpine_repo=http://10.0.2.2/apks,/media/usb/apks");
+        let d = Discovery::new(&cfg, WaitPolicy::from_config(&cfg), ms(0));
+        assert_eq!(d.deadline(&nothing_exists), ms(5000));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! root; [`modloop`] which modloop, how it must verify and what it is linked to; [`sealed`] the
 //! rules of an image sealed in a signed unified kernel image.
 pub mod modloop;
+pub mod network;
 mod newroot;
 mod overlay;
 mod packages;
@@ -35,11 +36,14 @@ pub enum PlanError {
     )]
     RootMode(String),
     /// `apkovl=` is a URL.
-    #[error("apkovl={0}: network overlays are not supported (no network at boot); use DEV:PATH or a path")]
+    #[error("apkovl={0}: overlays from the network are not implemented by this init yet; use DEV:PATH or a path")]
     UrlOverlay(String),
-    /// `alpine_repo=` holds a URL.
-    #[error("alpine_repo={0}: network repositories are not supported (no network at boot); use a local path")]
+    /// `alpine_repo=` holds a URL the apk core cannot download.
+    #[error("alpine_repo={0}: only http:// and https:// repositories can be downloaded")]
     UrlRepository(String),
+    /// A URL needs the network, and `ip=off` forbids it.
+    #[error("{0} needs the network, but ip=off")]
+    NetworkOff(String),
     /// `alpine_repo=` holds a relative path.
     #[error("alpine_repo={0}: not an absolute path")]
     RelativeRepository(String),
@@ -82,6 +86,15 @@ pub fn check_supported(cfg: &BootConfig) -> Result<(), PlanError> {
         return Err(PlanError::UrlOverlay(u.clone()));
     }
     for r in &cfg.alpine_repo {
+        if network::is_url(r) {
+            if !(r.starts_with("http://") || r.starts_with("https://")) {
+                return Err(PlanError::UrlRepository(r.clone()));
+            }
+            if cfg.ip == Some(crate::cmdline::IpSpec::Off) {
+                return Err(PlanError::NetworkOff(format!("alpine_repo={r}")));
+            }
+            continue;
+        }
         if r.contains("://") {
             return Err(PlanError::UrlRepository(r.clone()));
         }
@@ -107,8 +120,8 @@ pub fn tmpfs_options(cfg: &BootConfig) -> String {
     opts
 }
 
-/// The boot repositories: `alpine_repo=` paths (each must exist), else every repository found
-/// on the media, in media order.
+/// The boot repositories: `alpine_repo=` paths (each must exist) and URLs (downloaded by the
+/// apk core), else every repository found on the media, in media order.
 pub fn repositories(
     cfg: &BootConfig,
     media: &[Medium],
@@ -122,9 +135,9 @@ pub fn repositories(
     }
     cfg.alpine_repo
         .iter()
-        .map(PathBuf::from)
-        .map(|p| {
-            if exists(&p) {
+        .map(|r| {
+            let p = PathBuf::from(r);
+            if network::is_url(r) || exists(&p) {
                 Ok(p)
             } else {
                 Err(PlanError::RepositoryMissing(p))
@@ -175,12 +188,22 @@ mod tests {
             )),
             Err(PlanError::UrlOverlay(_))
         ));
-        assert!(matches!(
+        assert_eq!(
             check_supported(&BootConfig::from_cmdline(
-                "alpine_repo=/media/a/apks,http://dl-cdn/x"
+                "alpine_repo=/media/a/apks,http://dl-cdn/x,https://mirror/y"
             )),
-            Err(PlanError::UrlRepository(_))
-        ));
+            Ok(())
+        );
+        assert_eq!(
+            check_supported(&BootConfig::from_cmdline("alpine_repo=ftp://mirror/x"))
+                .unwrap_err()
+                .to_string(),
+            "alpine_repo=ftp://mirror/x: only http:// and https:// repositories can be downloaded"
+        );
+        assert_eq!(
+            check_supported(&BootConfig::from_cmdline("ip=off alpine_repo=http://m/x")),
+            Err(PlanError::NetworkOff("alpine_repo=http://m/x".into()))
+        );
         assert!(matches!(
             check_supported(&BootConfig::from_cmdline("alpine_repo=apks")),
             Err(PlanError::RelativeRepository(_))
@@ -224,6 +247,12 @@ mod tests {
         assert_eq!(
             repositories(&cfg, &media, &|_| false),
             Err(PlanError::RepositoryMissing("/media/vdb/extra".into()))
+        );
+        // URLs are not looked for on the media.
+        let cfg = BootConfig::from_cmdline("alpine_repo=http://10.0.2.2:8080/apks");
+        assert_eq!(
+            repositories(&cfg, &media, &|_| false).unwrap(),
+            vec![PathBuf::from("http://10.0.2.2:8080/apks")]
         );
     }
 

@@ -14,6 +14,7 @@
 pub mod loopdev;
 pub mod memfd;
 pub mod mount;
+pub mod net;
 pub mod netlink;
 pub mod rootdir;
 pub mod switch;
@@ -253,6 +254,17 @@ pub fn read_bounded(file: File, path: &Path, limit: u64) -> Result<Vec<u8>, SysE
         return Err(too_large());
     }
     Ok(buf)
+}
+
+/// Replaces the initramfs file `path` with `data` (written beside it, then renamed over it).
+pub fn write_file(path: &Path, data: &[u8]) -> Result<(), SysError> {
+    let io_err = |source| SysError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, data).map_err(io_err)?;
+    std::fs::rename(&tmp, path).map_err(io_err)
 }
 
 /// `mkdir -p PATH` with mode 0755.
