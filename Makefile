@@ -9,7 +9,7 @@ BINS     := apk lbu init mkinitfs mkimage
 export PROJECT_OUT := $(OUT)
 export SHARED_DIR  := $(abspath $(CURDIR)/../shared)
 # Where `make appliance` and `make demo` take Alpine's packages from: directories or http(s) URLs,
-# space separated (default: the fixture medium in ../shared; see scripts/build-appliance.sh).
+# space separated (default: the fixture medium in ../shared). Downloads are cached in out/cache.
 ALPINE_MIRROR ?= $(SHARED_DIR)/fixtures/alpine-3.19.1/apks
 export ALPINE_MIRROR
 
@@ -40,18 +40,27 @@ lint:
 	cargo fmt --all --check
 	$(CARGO) clippy --release --target $(TARGET) --workspace --all-targets -- -D warnings
 
-bench: deps all
+bench: deps all appliance
 	scripts/bench.sh
 
 fuzz:
 	scripts/fuzz.sh
 
-# The example appliance (appliances/jumphost) as a bootable vfat image in out/appliance/.
+# The example appliance: `mkimage --profile appliances/jumphost` into out/appliance/jumphost.img.
+# It trusts Alpine's keys (from the minirootfs fixture) and the project's build key (the lbu
+# package of out/repo); the medium and overlay keys are made in out/keys on first use.
+APPLIANCE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 appliance: deps all
-	scripts/build-appliance.sh jumphost
+	rm -rf $(OUT)/trusted-keys && mkdir -p $(OUT)/trusted-keys $(OUT)/appliance
+	tar xzf $(SHARED_DIR)/fixtures/alpine-minirootfs-3.20.3-x86_64.tar.gz -C $(OUT)/trusted-keys \
+	    --strip-components=4 ./etc/apk/keys
+	cp $(OUT)/keys/project-build.rsa.pub $(OUT)/trusted-keys/
+	SOURCE_DATE_EPOCH=$(APPLIANCE_EPOCH) $(OUT)/bin/mkimage --profile appliances/jumphost \
+	    -o $(OUT)/appliance/jumphost.img $(foreach m,$(ALPINE_MIRROR),--mirror $(m)) --mirror $(OUT)/repo \
+	    --keys-dir $(OUT)/trusted-keys --generate-keys $(OUT)/keys --cache-dir $(OUT)/cache
 
-demo: deps all
-	scripts/demo.sh
+demo: appliance
+	target/$(TARGET)/release/demo jumphost
 
 clean:
 	rm -rf out target

@@ -587,7 +587,8 @@ fn workers() -> usize {
         .clamp(2, 8)
 }
 
-/// Inserts one module of `db`; the error says whether the file is simply absent.
+/// Inserts one module of `db`; the error says whether that is normal for an alias match (the
+/// file is absent, or the driver found no device: [`no_such_device`]).
 fn insert(db: &ModuleDb, module: &str, params: &str) -> Result<(), (bool, String)> {
     let path = db
         .path_of(module)
@@ -596,12 +597,27 @@ fn insert(db: &ModuleDb, module: &str, params: &str) -> Result<(), (bool, String
         return Err((true, format!("{}: not in this initramfs", path.display())));
     }
     let name = path.to_string_lossy();
+    let failed = |e: sys::SysError| (no_such_device(&e), e.to_string());
     if name.ends_with(".ko") {
-        sys::load_module_file(&path, params).map_err(|e| (false, e.to_string()))
+        sys::load_module_file(&path, params).map_err(failed)
     } else {
         let image = read_module_image(&path).map_err(|e| (false, e.to_string()))?;
-        sys::load_module_image(&path, &image, params).map_err(|e| (false, e.to_string()))
+        sys::load_module_image(&path, &image, params).map_err(failed)
     }
+}
+
+/// Whether the kernel refused a module because it found nothing to drive (`ENODEV`: a
+/// CPU-feature module such as crct10dif_pclmul on a CPU without the feature). Like a module file
+/// the initramfs left out, that is normal for an alias match and logged at debug level only, as
+/// `modprobe -q` keeps it quiet.
+fn no_such_device(e: &sys::SysError) -> bool {
+    matches!(
+        e,
+        sys::SysError::LoadModule {
+            errno: nix::errno::Errno::ENODEV,
+            ..
+        }
+    )
 }
 
 /// Every `modalias` file content under a sysfs `devices` tree (coldplug), sorted and deduplicated,
@@ -638,6 +654,17 @@ pub fn collect_modaliases(sys_devices: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_driver_without_a_device_is_not_a_warning() {
+        let err = |errno| sys::SysError::LoadModule {
+            path: "/lib/modules/k/crct10dif-pclmul.ko".into(),
+            errno,
+        };
+        assert!(no_such_device(&err(nix::errno::Errno::ENODEV)));
+        assert!(!no_such_device(&err(nix::errno::Errno::EINVAL)));
+        assert!(!no_such_device(&err(nix::errno::Errno::ENOEXEC)));
+    }
 
     const DEP: &str = "\
 kernel/fs/fat/fat.ko:

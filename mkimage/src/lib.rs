@@ -491,10 +491,8 @@ fn add_modloop(
             ));
             let built = mkinitfs::modloop::build_modloop(&build, &out)
                 .map_err(|e| Error::setting("--modloop-kver", e.to_string()))?;
-            for m in &built.broken_dependencies {
-                progress(&format!(
-                    "WARNING: modloop: {m} stays but needs an excluded module"
-                ));
+            if !built.broken_dependencies.is_empty() {
+                progress(&broken_dependencies_warning(&built.broken_dependencies));
             }
             (out, kver.clone(), Some(scratch))
         }
@@ -650,9 +648,50 @@ fn add_cache(layout: &mut Layout, cache: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// One line for the modules a modloop keeps although they need an excluded one (their load will
+/// fail): the count and the module names, the first few only.
+fn broken_dependencies_warning(paths: &[String]) -> String {
+    const SHOWN: usize = 8;
+    let names: Vec<&str> = paths
+        .iter()
+        .map(|p| {
+            let file = p.rsplit('/').next().unwrap_or(p);
+            file.strip_suffix(".ko").unwrap_or(file)
+        })
+        .collect();
+    let more = names.len().saturating_sub(SHOWN);
+    format!(
+        "WARNING: modloop: {} kept module{} need{} an excluded one and will not load: {}{}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        if names.len() == 1 { "s" } else { "" },
+        names[..names.len().min(SHOWN)].join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modules_left_without_a_dependency_are_one_warning() {
+        let one = ["kernel/net/smc/smc.ko".to_string()];
+        assert_eq!(
+            broken_dependencies_warning(&one),
+            "WARNING: modloop: 1 kept module needs an excluded one and will not load: smc"
+        );
+        let many: Vec<String> = (0..10).map(|i| format!("kernel/drivers/m{i}.ko")).collect();
+        assert_eq!(
+            broken_dependencies_warning(&many),
+            "WARNING: modloop: 10 kept modules need an excluded one and will not load: \
+             m0, m1, m2, m3, m4, m5, m6, m7 and 2 more"
+        );
+    }
 
     #[test]
     fn overlay_names_must_be_found_by_the_init() {

@@ -42,6 +42,7 @@ pub mod kernel;
 pub mod machine;
 pub mod monitor;
 pub mod overlay;
+pub mod profile;
 pub mod vfat;
 pub mod vm;
 

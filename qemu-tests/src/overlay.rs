@@ -19,7 +19,9 @@ pub struct Overlay {
 
 /// The OpenRC service that runs `/etc/qemutest.sh` after everything else in the default
 /// runlevel, with its output on the console.
-const SERVICE: &str = "#!/sbin/openrc-run\n\
+/// The OpenRC service of [`Overlay::scenario`]: runs `/etc/qemutest.sh` on the console, last in
+/// the default runlevel.
+pub const SERVICE: &str = "#!/sbin/openrc-run\n\
 description=\"end-to-end test scenario\"\n\
 depend() {\n\tafter *\n}\n\
 start() {\n\t/etc/qemutest.sh </dev/null >/dev/console 2>&1\n\treturn 0\n}\n";

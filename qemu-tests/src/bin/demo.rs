@@ -1,5 +1,5 @@
-//! `make demo`: boot the example appliance (`appliances/jumphost`, built by
-//! `scripts/build-appliance.sh`) in qemu from the firmware, as a PC boots the USB stick: SeaBIOS
+//! `make demo`: boot the example appliance (`appliances/jumphost`, built by `make appliance`, that
+//! is `mkimage --profile appliances/jumphost`) in qemu from the firmware, as a PC boots the USB stick: SeaBIOS
 //! finds syslinux on the image attached as a USB disk, the demo picks the menu's `serial` entry
 //! (the console on the first serial port, as on a headless box), then shows the console until
 //! the box is up, logs in on the serial console, shows what it runs, prints the boot timeline and
@@ -16,23 +16,19 @@ fn main() {
     if args.first().map(String::as_str) == Some("--help")
         || args.first().map(String::as_str) == Some("-h")
     {
-        println!("usage: demo [NAME]                         boot out/appliance/NAME (default jumphost), log in, power off\n       demo --timeline IMG INITRAMFS [CMDLINE]  boot once and print the init's boot timeline (make bench)");
+        println!("usage: demo [NAME]                          boot out/appliance/NAME.img (default jumphost), log in, power off\n       demo --timeline IMG [INITRAMFS [CMDLINE]]  boot once and print the init's boot timeline (make bench);\n                                                  INITRAMFS defaults to the image's boot/initramfs");
         return;
     }
     let name = args.first().cloned().unwrap_or_else(|| "jumphost".into());
     let env = Env::get();
     let dir = env.out.join("appliance");
     let img = dir.join(format!("{name}.img"));
-    let initramfs = dir.join(format!("{name}.initramfs"));
-    let kernel = dir.join(format!("{name}.vmlinuz"));
-    for f in [&img, &initramfs, &kernel] {
-        if !f.is_file() {
-            eprintln!(
-                "demo: {} is missing: run scripts/build-appliance.sh {name} (make demo does)",
-                f.display()
-            );
-            std::process::exit(1);
-        }
+    if !img.is_file() {
+        eprintln!(
+            "demo: {} is missing: run make appliance (make demo does)",
+            img.display()
+        );
+        std::process::exit(1);
     }
     // Boot a copy: the image stays as built, ready for a USB stick.
     let disk: PathBuf = env.copy_medium(&img, "demo");
@@ -53,7 +49,8 @@ fn main() {
     );
     // syslinux's menu: the `serial` entry puts the kernel's console on ttyS0 (where qemu's
     // console is), as one would pick it on a box without a screen.
-    vm.expect("Boot entries:");
+    vm.expect("boot:");
+    std::thread::sleep(std::time::Duration::from_millis(200));
     vm.send("serial");
     vm.expect("login:");
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -79,17 +76,26 @@ fn main() {
 /// Boot a medium once (no network), print the init's timeline when the system reached its login
 /// prompt, then cut the power.
 fn timeline(args: &[String]) {
-    let (Some(img), Some(initramfs)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: demo --timeline IMG INITRAMFS [CMDLINE]");
+    let Some(img) = args.first() else {
+        eprintln!("usage: demo --timeline IMG [INITRAMFS [CMDLINE]]");
         std::process::exit(2);
     };
     let env = Env::get();
     let disk = env.copy_medium(std::path::Path::new(img), "bench");
+    // The medium's own initramfs unless one is given.
+    let from_image = env.out.join("bench-initramfs");
+    let initramfs = match args.get(1) {
+        Some(f) => PathBuf::from(f),
+        None => {
+            std::fs::write(&from_image, qemu_tests::vfat::read(&disk, "boot/initramfs")).unwrap();
+            from_image.clone()
+        }
+    };
     let cmdline = args
         .get(2)
         .cloned()
         .unwrap_or_else(|| "modloop=none".into());
-    let image = Image::kernel(&env.kernel, initramfs)
+    let image = Image::kernel(&env.kernel, &initramfs)
         .cmdline(&cmdline)
         .disk(Disk::virtio(&disk));
     let mut vm = Vm::boot(&image, Opts::named("bench"));
@@ -97,6 +103,7 @@ fn timeline(args: &[String]) {
     vm.expect("login:");
     vm.power_cut();
     let _ = std::fs::remove_file(&disk);
+    let _ = std::fs::remove_file(&from_image);
     match vm.timeline() {
         Some(t) => println!("{t}"),
         None => {
