@@ -417,7 +417,7 @@ impl Loader {
         Loaded::Modules(newly)
     }
 
-    /// Inserts one module; the error says whether the file is simply absent.
+    /// Inserts one module (see the free [`insert`]).
     fn insert(&self, module: &str, params: &str) -> Result<(), (bool, String)> {
         insert(&self.db, module, params)
     }
