@@ -13,7 +13,9 @@ switch_roots to /sbin/init (init=, init_args=). On failure: one clear line, the 
 rescue shell when /bin/sh exists, else panic=N (reboot after N s; absent or 0: halt).
 Network (netboot): ip=dhcp, ip=off or ip=CLIENT:SERVER:GW:NETMASK:HOSTNAME:DEVICE:AUTOCONF:DNS0:DNS1
 (static); BOOTIF=01-aa-bb-cc-dd-ee-ff picks the card; alpine_repo=http(s)://... installs from a
-remote repository (signed index, as on a medium) and brings the network up as ip=dhcp.
+remote repository (signed index, as on a medium) and brings the network up as ip=dhcp;
+apkovl=http(s)://.../{MAC}.apkovl.tar.gz ({MAC}, {UUID} substituted) downloads the overlay and
+its .sig, checked exactly as a medium's.
 Other parameters: pkgs= ssh_key= hostname= blacklist= usbdelay= rootflags= keep_apk_new
 s|single quiet debug_init console= panic=. See docs/boot.md.
 It refuses to run as anything but PID 1: at switch_root it deletes the initramfs contents.";

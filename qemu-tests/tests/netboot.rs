@@ -137,3 +137,174 @@ fn no_lease_fails_clearly() {
     vm.wait_poweroff();
     vm.refute("Kernel panic");
 }
+
+/// The `init=` of the overlay scenarios below: reports the host name and the overlay's file, then
+/// powers off (no OpenRC: a boot costs the install only).
+const FLEET_INIT: &str = "#!/bin/sh\n\
+    echo \"FLEET host=$(cat /etc/hostname) id=$(cat /etc/fleet-id)\"\n\
+    sync\n\
+    poweroff -f\n";
+
+/// A host's overlay: its host name, a file of its own, alpine-base, the report init.
+fn fleet_overlay(host: &str) -> Vec<u8> {
+    Overlay::new()
+        .file("etc/hostname", format!("{host}\n"))
+        .file("etc/fleet-id", format!("id-{host}\n"))
+        .world(&["alpine-base"])
+        .file_mode("etc/fleet-report", FLEET_INIT, 0o755)
+        .tar_gz()
+}
+
+/// Puts `bytes` and `sig` at `dir/MAC.apkovl.tar.gz[.sig]`.
+fn publish(dir: &std::path::Path, mac: &str, bytes: &[u8], sig: &str) {
+    std::fs::write(dir.join(format!("{mac}.apkovl.tar.gz")), bytes).unwrap();
+    std::fs::write(dir.join(format!("{mac}.apkovl.tar.gz.sig")), sig).unwrap();
+}
+
+/// Boots `mac` with `apkovl=http://.../ovl/{MAC}.apkovl.tar.gz` (from `ovl_port`) and the
+/// packages from `repo`.
+fn boot_fleet_member(name: &str, mac: &str, repo: &str, ovl_port: u16) -> Vm {
+    let env = Env::get();
+    let image =
+        Image::kernel(&env.kernel, env.initramfs(&InitramfsRecipe::standard())).cmdline(&format!(
+            "modloop=none panic=1 ip=dhcp alpine_repo={repo} init=/etc/fleet-report \
+             apkovl=http://10.0.2.2:{ovl_port}/ovl/{{MAC}}.apkovl.tar.gz"
+        ));
+    Vm::boot(&image, Opts::named(name).net(Net::user().mac(mac)))
+}
+
+/// The server's tree: the Alpine repository at `/apks`, the overlays at `/ovl`.
+fn fleet_tree(name: &str) -> std::path::PathBuf {
+    let env = Env::get();
+    let dir = env
+        .assets
+        .join(format!("netboot-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("ovl")).unwrap();
+    std::os::unix::fs::symlink(env.alpine_repo(), dir.join("apks")).unwrap();
+    dir
+}
+
+/// Three machines, three MACs, one server: each boots with its own signed overlay (its host
+/// name and its own file), named by `{MAC}` in the one command line they share.
+#[test]
+fn each_mac_gets_its_own_signed_overlay() {
+    let env = Env::get();
+    let tree = fleet_tree("fleet");
+    let macs = [
+        "52:54:00:12:34:41",
+        "52:54:00:12:34:42",
+        "52:54:00:12:34:43",
+    ];
+    for (i, mac) in macs.iter().enumerate() {
+        let ovl = fleet_overlay(&format!("fw{}", i + 1));
+        let sig = env.sign_overlay(&ovl, &format!("{mac}.apkovl.tar.gz"));
+        publish(&tree.join("ovl"), mac, &ovl, &sig);
+    }
+    let server = Server::start(&tree);
+    let repo = format!("http://10.0.2.2:{}/apks", server.port);
+    let port = server.port;
+    let runs: Vec<_> = macs
+        .iter()
+        .enumerate()
+        .map(|(i, mac)| {
+            let (mac, repo) = (mac.to_string(), repo.clone());
+            std::thread::spawn(move || {
+                let mut vm =
+                    boot_fleet_member(&format!("netboot-fleet-{}", i + 1), &mac, &repo, port);
+                vm.expect(&format!(
+                    "Downloading user settings from http://10.0.2.2:{port}/ovl/{mac}.apkovl.tar.gz"
+                ));
+                vm.expect("apkovl signature verified (key overlay-test.pub)");
+                vm.expect("(25/25) Installing alpine-base (3.19.1-r0)");
+                vm.expect(&format!("FLEET host=fw{n} id=id-fw{n}", n = i + 1));
+                vm.wait_poweroff();
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().expect("a fleet member failed (its log names it)");
+    }
+    let log = server.log.lock().unwrap().clone();
+    for mac in macs {
+        assert!(
+            log.contains(&format!("/ovl/{mac}.apkovl.tar.gz.sig")),
+            "{log:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tree);
+}
+
+/// What must not boot: an overlay copied from another MAC's name (its signed statement names
+/// the other host), an overlay whose signature is for other bytes, and an overlay server that is
+/// down (the one-line error names the URL). Each stops in the overlay phase and `panic=1`
+/// reboots; nothing is installed.
+#[test]
+fn swapped_forged_and_unreachable_overlays_are_refused() {
+    let env = Env::get();
+    let tree = fleet_tree("refusals");
+    let ovl_a = fleet_overlay("fw1");
+    let sig_a = env.sign_overlay(&ovl_a, "52:54:00:12:34:51.apkovl.tar.gz");
+    // fw1's overlay and signature, published under another machine's MAC.
+    publish(&tree.join("ovl"), "52:54:00:12:34:52", &ovl_a, &sig_a);
+    // A signature for other bytes.
+    let ovl_c = fleet_overlay("fw3");
+    let sig_other = env.sign_overlay(&fleet_overlay("fw9"), "52:54:00:12:34:53.apkovl.tar.gz");
+    publish(&tree.join("ovl"), "52:54:00:12:34:53", &ovl_c, &sig_other);
+    let server = Server::start(&tree);
+    let repo = format!("http://10.0.2.2:{}/apks", server.port);
+    let port = server.port;
+    // A server that was stopped: its port refuses connections.
+    let down = Server::start(&tree);
+    let down_port = down.port;
+    drop(down);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let cases: Vec<(&str, &str, u16, Vec<String>)> = vec![
+        (
+            "netboot-swapped",
+            "52:54:00:12:34:52",
+            port,
+            vec![
+                "ERROR: overlay: ".into(),
+                "signed for host 52:54:00:12:34:51".into(),
+            ],
+        ),
+        (
+            "netboot-forged",
+            "52:54:00:12:34:53",
+            port,
+            vec![
+                "ERROR: overlay: ".into(),
+                "overlay does not match its signature".into(),
+            ],
+        ),
+        (
+            "netboot-server-down",
+            "52:54:00:12:34:54",
+            down_port,
+            vec![format!(
+                "ERROR: overlay: http://10.0.2.2:{down_port}/ovl/52:54:00:12:34:54.apkovl.tar.gz: "
+            )],
+        ),
+    ];
+    let runs: Vec<_> = cases
+        .into_iter()
+        .map(|(name, mac, p, markers)| {
+            let repo = repo.clone();
+            std::thread::spawn(move || {
+                let mut vm = boot_fleet_member(name, mac, &repo, p);
+                for m in &markers {
+                    vm.expect(m);
+                }
+                vm.expect("rebooting in 1 s (panic=1)");
+                vm.wait_poweroff();
+                vm.refute("Installing alpine-base");
+                vm.refute("FLEET host=");
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().expect("a refusal case failed (its log names it)");
+    }
+    let _ = std::fs::remove_dir_all(&tree);
+}

@@ -10,6 +10,7 @@ use overlays::{OverlayKind, Secret, Verification};
 use zeroize::Zeroizing;
 
 use super::{Boot, BootError, SYSROOT};
+use crate::cmdline::ApkovlSpec;
 use crate::console;
 use crate::media::Medium;
 use crate::plan::{self, Acceptance, Kind, OverlayChoice, Refusal};
@@ -19,6 +20,14 @@ use crate::timeline;
 /// Largest age identity file in the initramfs (the overlay, its `.sig` and the generation file
 /// are read with the overlays crate's bounds).
 pub const MAX_IDENTITY_BYTES: u64 = 64 << 10;
+/// Where `apkovl=URL` is saved (in the initramfs, freed at switch_root).
+const DOWNLOAD_DIR: &str = "/apkovl-download";
+/// The machine's UUID for `{UUID}`.
+const DMI_UUID: &str = "/sys/class/dmi/id/product_uuid";
+/// Connecting to the overlay's server (each of the client's 3 tries).
+const DOWNLOAD_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest silence of the overlay's server.
+const DOWNLOAD_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How many passphrases are asked before giving up (Alpine: 3).
 const ATTEMPTS: usize = 3;
 
@@ -29,6 +38,10 @@ pub enum OverlayError {
     /// the overlays crate reads (the error names the file).
     #[error("{0}")]
     Read(overlays::Error),
+    /// `apkovl=URL`: the overlay or its `.sig` could not be downloaded (the error names the URL
+    /// and why, after the client's bounded retries).
+    #[error("{0}")]
+    Download(apk::http::HttpError),
     /// The verdict refused the overlay (nothing of it was used).
     #[error("{}: {refusal}", file.display())]
     Refused {
@@ -85,7 +98,12 @@ impl Boot {
             Ok(_) => Some(Kind::Other),
             Err(_) => None,
         };
-        let Some(choice) = plan::choose_overlay(self.cfg.apkovl.as_ref(), media, &kind)? else {
+        let downloaded = match &self.cfg.apkovl {
+            Some(ApkovlSpec::Url(template)) => Some(self.download_overlay(&template.clone())?),
+            _ => None,
+        };
+        let spec = downloaded.as_ref().or(self.cfg.apkovl.as_ref());
+        let Some(choice) = plan::choose_overlay(spec, media, &kind)? else {
             log::info!("no apkovl found: default configuration");
             self.timeline.note("none");
             return Ok(None);
@@ -140,6 +158,63 @@ impl Boot {
             files: report.extracted,
             deletions: report.deletions,
         }))
+    }
+
+    /// `apkovl=URL` (docs/boot.md, "Network: overlay"): the overlay and `URL.sig` are downloaded
+    /// (bounded as a medium's files are read; a missing `.sig` is no signature) into the
+    /// initramfs under the URL's file name, which the overlay phase then reads exactly as a file
+    /// named by `apkovl=PATH`: the same verification, verdict and application.
+    fn download_overlay(&mut self, template: &str) -> Result<ApkovlSpec, BootError> {
+        let mac = self.network.as_ref().and_then(|n| n.mac);
+        let uuid = sys::read_file(Path::new(DMI_UUID), 256)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let (url, name) = plan::overlay_url(template, mac, uuid.as_deref())?;
+        log::info!(
+            "Downloading user settings from {}",
+            apk::http::url::display(&url)
+        );
+        let client = apk::http::Client::new(apk::http::ClientOptions {
+            ca: apk::http::CaBundle::system(Path::new("/")),
+            connect_timeout: DOWNLOAD_CONNECT_TIMEOUT,
+            read_timeout: DOWNLOAD_READ_TIMEOUT,
+            ..Default::default()
+        });
+        let get = |u: &str, limit: u64| client.get_bytes(u, &apk::http::Get::limited(limit));
+        let data = get(&url, overlays::MAX_OVERLAY_BYTES).map_err(OverlayError::Download)?;
+        let sig_url = match url.split_once('?') {
+            Some((path, query)) => format!("{path}.sig?{query}"),
+            None => format!("{url}.sig"),
+        };
+        let sig = match get(&sig_url, overlays::sign::MAX_SIGNATURE_BYTES as u64) {
+            Ok(s) => Some(s),
+            Err(e)
+                if matches!(
+                    e.kind,
+                    apk::http::HttpErrorKind::Status {
+                        code: 404 | 410,
+                        ..
+                    }
+                ) =>
+            {
+                None
+            }
+            Err(e) => return Err(OverlayError::Download(e).into()),
+        };
+        let dir = Path::new(DOWNLOAD_DIR);
+        let _ = std::fs::remove_dir_all(dir);
+        sys::make_dirs(dir)?;
+        let file = dir.join(&name);
+        sys::write_file(&file, &data)?;
+        if let Some(s) = sig {
+            sys::write_file(&dir.join(format!("{name}.sig")), &s)?;
+        }
+        self.timeline.note(format!(
+            "{} downloaded",
+            timeline::human_bytes(data.len() as u64)
+        ));
+        Ok(ApkovlSpec::Path(file))
     }
 
     /// The signature check of the file as stored. Without overlay keys in the initramfs there is

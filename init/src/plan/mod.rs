@@ -35,8 +35,11 @@ pub enum PlanError {
         "root={0}: root-device mode is not supported by this init (diskless only); remove root="
     )]
     RootMode(String),
-    /// `apkovl=` is a URL.
-    #[error("apkovl={0}: overlays from the network are not implemented by this init yet; use DEV:PATH or a path")]
+    /// `apkovl=URL` cannot be downloaded as it is.
+    #[error("apkovl={0}: {1}")]
+    OverlayUrl(String, String),
+    /// `apkovl=URL` reached the overlay choice without being downloaded (a bug).
+    #[error("apkovl={0}: not downloaded")]
     UrlOverlay(String),
     /// `alpine_repo=` holds a URL the apk core cannot download.
     #[error("alpine_repo={0}: only http:// and https:// repositories can be downloaded")]
@@ -83,7 +86,15 @@ pub fn check_supported(cfg: &BootConfig) -> Result<(), PlanError> {
         return Err(PlanError::RootMode(root.clone()));
     }
     if let Some(ApkovlSpec::Url(u)) = &cfg.apkovl {
-        return Err(PlanError::UrlOverlay(u.clone()));
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(PlanError::OverlayUrl(
+                u.clone(),
+                "only http:// and https:// can be downloaded".into(),
+            ));
+        }
+        if cfg.ip == Some(crate::cmdline::IpSpec::Off) {
+            return Err(PlanError::NetworkOff(format!("apkovl={u}")));
+        }
     }
     for r in &cfg.alpine_repo {
         if network::is_url(r) {
@@ -182,11 +193,21 @@ mod tests {
             check_supported(&BootConfig::from_cmdline("root=/dev/sda2")),
             Err(PlanError::RootMode(_))
         ));
+        assert_eq!(
+            check_supported(&BootConfig::from_cmdline(
+                "apkovl=https://x/{MAC}.apkovl.tar.gz"
+            )),
+            Ok(())
+        );
+        assert!(matches!(
+            check_supported(&BootConfig::from_cmdline("apkovl=ftp://x/a.apkovl.tar.gz")),
+            Err(PlanError::OverlayUrl(..))
+        ));
         assert!(matches!(
             check_supported(&BootConfig::from_cmdline(
-                "apkovl=https://x/a.apkovl.tar.gz"
+                "ip=off apkovl=http://x/a.apkovl.tar.gz"
             )),
-            Err(PlanError::UrlOverlay(_))
+            Err(PlanError::NetworkOff(_))
         ));
         assert_eq!(
             check_supported(&BootConfig::from_cmdline(

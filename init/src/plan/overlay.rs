@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use overlays::OverlayKind;
 
 use super::PlanError;
-use crate::cmdline::ApkovlSpec;
+use crate::cmdline::{ApkovlSpec, MacAddr};
 use crate::media::Medium;
 
 /// The chosen overlay.
@@ -24,6 +24,41 @@ pub struct OverlayChoice {
     /// The host it is for: the stem `HOST` of `HOST.apkovl.tar.gz[...]` (`overlays::host_of`),
     /// else the whole file name, which then matches no signed statement.
     pub host: String,
+}
+
+/// `apkovl=URL` made concrete: `{MAC}` becomes the configured card's address (lowercase, colon
+/// separated, as Alpine writes it) and `{UUID}` the machine's DMI product UUID, every
+/// occurrence. Returns the URL and the file name it is saved under: its last path component
+/// without the query, which must be a plain file name (so `HOST.apkovl.tar.gz` names the host
+/// its signed statement must be for).
+pub fn overlay_url(
+    template: &str,
+    mac: Option<MacAddr>,
+    uuid: Option<&str>,
+) -> Result<(String, String), PlanError> {
+    let bad = |why: &str| PlanError::OverlayUrl(template.to_string(), why.to_string());
+    if !(template.starts_with("http://") || template.starts_with("https://")) {
+        return Err(bad("only http:// and https:// can be downloaded"));
+    }
+    let mut url = template.to_string();
+    if url.contains("{MAC}") {
+        let mac = mac.ok_or_else(|| bad("{MAC}: the network card has no Ethernet address"))?;
+        url = url.replace("{MAC}", &mac.to_string());
+    }
+    if url.contains("{UUID}") {
+        let uuid = uuid
+            .map(str::trim)
+            .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+            .ok_or_else(|| bad("{UUID}: no DMI product UUID (/sys/class/dmi/id/product_uuid)"))?;
+        url = url.replace("{UUID}", uuid);
+    }
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let after_host = path.splitn(4, '/').nth(3).unwrap_or("");
+    let name = after_host.rsplit('/').next().unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(bad("the URL names no file"));
+    }
+    Ok((url.clone(), name.to_string()))
 }
 
 /// What a path is, for decisions that depend on the filesystem.
@@ -106,6 +141,38 @@ mod tests {
                 .any(|x| Path::new(x) == p)
                 .then_some(Kind::File)
         }
+    }
+
+    #[test]
+    fn overlay_urls() {
+        let mac = MacAddr::parse_with("52:54:00:AB:00:01", ':');
+        let uuid = Some("4c4c4544-0042-3510-8052-b4c04f4e4a31\n");
+        assert_eq!(
+            overlay_url("http://10.0.2.2:8080/ovl/{MAC}.apkovl.tar.gz", mac, None).unwrap(),
+            (
+                "http://10.0.2.2:8080/ovl/52:54:00:ab:00:01.apkovl.tar.gz".to_string(),
+                "52:54:00:ab:00:01.apkovl.tar.gz".to_string()
+            )
+        );
+        assert_eq!(
+            overlay_url("https://cfg/{UUID}/{MAC}.apkovl.tar.gz?t=1", mac, uuid).unwrap(),
+            (
+                "https://cfg/4c4c4544-0042-3510-8052-b4c04f4e4a31/52:54:00:ab:00:01.apkovl.tar.gz?t=1"
+                    .to_string(),
+                "52:54:00:ab:00:01.apkovl.tar.gz".to_string()
+            )
+        );
+        let err = |t: &str, m, u| overlay_url(t, m, u).unwrap_err().to_string();
+        assert_eq!(
+            err("http://x/{MAC}.apkovl.tar.gz", None, None),
+            "apkovl=http://x/{MAC}.apkovl.tar.gz: {MAC}: the network card has no Ethernet address"
+        );
+        assert!(err("http://x/{UUID}.apkovl.tar.gz", mac, Some("")).contains("{UUID}"));
+        assert!(err("http://x/{UUID}.apkovl.tar.gz", mac, Some("../x")).contains("{UUID}"));
+        assert!(err("ftp://x/h.apkovl.tar.gz", mac, None).contains("only http://"));
+        assert!(err("http://x/", mac, None).contains("names no file"));
+        assert!(err("http://x", mac, None).contains("names no file"));
+        assert!(err("http://x/a/..?q", mac, None).contains("names no file"));
     }
 
     #[test]
