@@ -308,3 +308,125 @@ fn swapped_forged_and_unreachable_overlays_are_refused() {
     }
     let _ = std::fs::remove_dir_all(&tree);
 }
+
+/// What the running kernel's modloop leaves out (as `tests/modloop.rs`: a small image).
+const MODLOOP_EXCLUDES: &[&str] = &[
+    "kernel/sound/*",
+    "kernel/fs/*",
+    "kernel/drivers/gpu/*",
+    "kernel/drivers/media/*",
+    "kernel/drivers/scsi/*",
+    "kernel/drivers/infiniband/*",
+    "kernel/drivers/usb/*",
+    "kernel/drivers/iio/*",
+    "kernel/drivers/staging/*",
+    "kernel/drivers/hwmon/*",
+    "kernel/drivers/hid/*",
+    "kernel/drivers/md/*",
+    "kernel/drivers/platform/*",
+    "kernel/drivers/input/*",
+    "kernel/drivers/comedi/*",
+    "kernel/drivers/mtd/*",
+    "kernel/drivers/isdn/*",
+    "kernel/drivers/target/*",
+    "kernel/drivers/bluetooth/*",
+    "kernel/drivers/net/wireless/*",
+    "kernel/drivers/net/ethernet/*",
+    "kernel/net/wireless/*",
+    "kernel/net/mac80211/*",
+    "kernel/net/bluetooth/*",
+    "kernel/net/sunrpc/*",
+];
+
+/// `modloop=http://...`: the modloop `mkimage` signed for the running kernel, served with its
+/// `.sig`, is downloaded, verified with the initramfs's keys and mounted from its sealed copy;
+/// `modprobe wireguard` loads from it. A flipped byte in the served copy is refused.
+#[test]
+fn a_modloop_from_a_url_is_verified_and_mounted() {
+    let env = Env::get();
+    let mut extra = vec![
+        "--modloop-kver".to_string(),
+        env.kver.clone(),
+        "--modloop-comp".into(),
+        "zstd".into(),
+    ];
+    for e in MODLOOP_EXCLUDES {
+        extra.push("--modloop-exclude".into());
+        extra.push(e.to_string());
+    }
+    let medium = env.medium_with(
+        &qemu_tests::MediumRecipe {
+            uki: qemu_tests::UkiRecipe::None,
+            format: qemu_tests::MediumFormat::Vfat,
+            world: vec!["alpine-base".into()],
+            project_repo: false,
+            world_extra: vec![],
+            label: "ALPINE".into(),
+            cmdline: String::new(),
+            initramfs: env.initramfs(&InitramfsRecipe::standard()),
+            overlay: None,
+        },
+        &extra,
+    );
+    let name = format!(
+        "modloop-{}",
+        env.kver.rsplit('-').next().unwrap_or(&env.kver)
+    );
+    let tree = fleet_tree("modloop");
+    std::fs::create_dir_all(tree.join("boot")).unwrap();
+    for f in [name.clone(), format!("{name}.sig")] {
+        let bytes = qemu_tests::vfat::read(&medium, &format!("boot/{f}"));
+        std::fs::write(tree.join("boot").join(&f), &bytes).unwrap();
+        // The same modloop with one byte flipped (its signature unchanged).
+        let mut bad = bytes;
+        if f == name {
+            let mid = bad.len() / 2;
+            bad[mid] ^= 0xff;
+        }
+        std::fs::write(tree.join("ovl").join(&f), &bad).unwrap();
+    }
+    let server = Server::start(&tree);
+    let repo = format!("http://10.0.2.2:{}/apks", server.port);
+    let script = "if modprobe wireguard; then echo MODPROBE-OK; else echo MODPROBE-FAIL; fi\n\
+        echo \"MODLOOP-MOUNTS:$(grep -c ' /.modloop squashfs ' /proc/mounts)\"\n\
+        sync; poweroff -f";
+    let initramfs = initramfs_with_overlay(Overlay::new().world(&["alpine-base"]).scenario(script));
+    let runs: Vec<_> = [
+        ("boot", "netboot-modloop"),
+        ("ovl", "netboot-modloop-tampered"),
+    ]
+    .into_iter()
+    .map(|(dir, run)| {
+        let (env_kernel, initramfs, repo, name) = (
+            env.kernel.clone(),
+            initramfs.clone(),
+            repo.clone(),
+            name.clone(),
+        );
+        let port = server.port;
+        std::thread::spawn(move || {
+            let image = Image::kernel(&env_kernel, &initramfs).cmdline(&format!(
+                "panic=1 alpine_repo={repo} apkovl=/qemutest.apkovl.tar.gz \
+                     modloop=http://10.0.2.2:{port}/{dir}/{name}"
+            ));
+            let mut vm = Vm::boot(&image, Opts::named(run).net(Net::user()));
+            vm.expect(&format!(
+                "Downloading the modloop from http://10.0.2.2:{port}/{dir}/{name}"
+            ));
+            if dir == "boot" {
+                vm.expect("verified by medium-test.pub");
+                vm.expect("MODPROBE-OK");
+                vm.expect("MODLOOP-MOUNTS:1");
+            } else {
+                vm.expect("MODLOOP-MOUNTS:0");
+                vm.refute("verified by medium-test.pub");
+            }
+            vm.wait_poweroff();
+        })
+    })
+    .collect();
+    for r in runs {
+        r.join().expect("a modloop run failed (its log names it)");
+    }
+    let _ = std::fs::remove_dir_all(&tree);
+}

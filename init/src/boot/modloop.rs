@@ -35,6 +35,12 @@ pub enum ModloopError {
     /// `modloop=URL` and nothing downloaded it.
     #[error("modloop={0}: downloading a modloop needs networking, which this boot does not have")]
     Url(String),
+    /// `modloop=URL`: the modloop or its `.sig` could not be downloaded (the error names the URL).
+    #[error("{0}")]
+    Download(apk::http::HttpError),
+    /// `modloop=URL` names no file.
+    #[error("modloop={0}: the URL names no file")]
+    UrlName(String),
     /// No `.sig` beside it, and one is required.
     #[error("{}: no signature ({} missing)", .image.display(), .signature.display())]
     Unsigned {
@@ -359,6 +365,71 @@ fn copy_to_ram(
     Ok(ram)
 }
 
+/// Where `modloop=URL` is saved before it is verified and copied into its sealed memfd.
+const DOWNLOAD_DIR: &str = "/modloop-download";
+
+/// `modloop=URL`: the modloop and `URL.sig` downloaded through the apk core's HTTP client (3
+/// tries; the modloop at most half of the free RAM, as a medium's, the `.sig` at most
+/// [`bootspec::modloop::MAX_SIGNATURE_BYTES`]; a missing `.sig` is no signature) into the
+/// initramfs under the URL's file name; [`Boot::mount_modloop_files`] then treats it as a
+/// medium's file.
+fn download(url: &str) -> Result<PathBuf, ModloopError> {
+    let name = url
+        .split(['?', '#'])
+        .next()
+        .and_then(|p| p.splitn(4, '/').nth(3))
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+        .ok_or_else(|| ModloopError::UrlName(url.to_string()))?
+        .to_string();
+    log::info!(
+        "Downloading the modloop from {}",
+        apk::http::url::display(url)
+    );
+    let client = apk::http::Client::new(apk::http::ClientOptions {
+        ca: apk::http::CaBundle::system(Path::new("/")),
+        connect_timeout: std::time::Duration::from_secs(10),
+        read_timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    });
+    let limit = sys::memfd::ram_unused().map(|f| f / 2).unwrap_or(1 << 30);
+    let dir = Path::new(DOWNLOAD_DIR);
+    let _ = std::fs::remove_dir_all(dir);
+    sys::make_dirs(dir)?;
+    let file = dir.join(&name);
+    let mut sink = File::create(&file).map_err(|source| SysError::Io {
+        path: file.clone(),
+        source,
+    })?;
+    client
+        .get(
+            url,
+            &apk::http::Get::limited(limit),
+            &mut sink,
+            &mut |_, _| {},
+        )
+        .map_err(ModloopError::Download)?;
+    drop(sink);
+    let sig_url = match url.split_once('?') {
+        Some((path, query)) => format!("{path}.sig?{query}"),
+        None => format!("{url}.sig"),
+    };
+    let get = apk::http::Get::limited(bootspec::modloop::MAX_SIGNATURE_BYTES);
+    match client.get_bytes(&sig_url, &get) {
+        Ok(sig) => sys::write_file(&plan::signature_path(&file), &sig)?,
+        Err(e)
+            if matches!(
+                e.kind,
+                apk::http::HttpErrorKind::Status {
+                    code: 404 | 410,
+                    ..
+                }
+            ) => {}
+        Err(e) => return Err(ModloopError::Download(e)),
+    }
+    Ok(file)
+}
+
 impl Boot {
     /// The modloop phase: find it on the boot media (or skip it), then
     /// [`Boot::mount_modloop_files`]. OpenRC's own `modloop` service leaves the new root's
@@ -382,6 +453,16 @@ impl Boot {
                 self.timeline.note("modloop=none");
                 Ok(())
             }
+            Located::Url(url) if self.network.is_some() => match download(&url) {
+                Ok(file) => {
+                    let result = self.mount_modloop_files(vec![file.clone()], root);
+                    // The mounted bytes are the memfd's copy: the download can go.
+                    let _ = std::fs::remove_file(&file);
+                    let _ = std::fs::remove_file(plan::signature_path(&file));
+                    result
+                }
+                Err(e) => self.modloop_outcome(Err(e)),
+            },
             Located::Url(url) => self.modloop_outcome(Err(ModloopError::Url(url))),
             Located::NotFound(what) => {
                 // Without `modloop=` a medium without modloop is normal, unless it is required.
