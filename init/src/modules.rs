@@ -397,24 +397,38 @@ impl Loader {
                         params.push_str(extra);
                     }
                 }
-                match self.insert(&m, &params) {
-                    Ok(()) => {
-                        log::debug!("module {m}: loaded");
-                        self.loaded.insert(m.clone());
-                        newly.push(m);
-                    }
-                    Err((missing, reason)) => {
-                        if quiet || (missing && via_alias) {
-                            log::debug!("module {m}: {reason}");
-                        } else {
-                            log::warn!("module {m}: {reason}");
-                        }
-                        self.failures.insert(m, reason);
-                    }
-                }
+                let result = self.insert(&m, &params);
+                self.record(m, result, via_alias, quiet, &mut newly);
             }
         }
         Loaded::Modules(newly)
+    }
+
+    /// Records one load's result: loaded (added to `newly`), or failed (logged as
+    /// [`Loader::load_targets`] says, and not tried again).
+    fn record(
+        &mut self,
+        m: String,
+        result: Result<(), (bool, String)>,
+        via_alias: bool,
+        quiet: bool,
+        newly: &mut Vec<String>,
+    ) {
+        match result {
+            Ok(()) => {
+                log::debug!("module {m}: loaded");
+                self.loaded.insert(m.clone());
+                newly.push(m);
+            }
+            Err((expected, reason)) => {
+                if quiet || (expected && via_alias) {
+                    log::debug!("module {m}: {reason}");
+                } else {
+                    log::warn!("module {m}: {reason}");
+                }
+                self.failures.insert(m, reason);
+            }
+        }
     }
 
     /// Inserts one module (see the free [`insert`]).
@@ -529,21 +543,7 @@ impl Loader {
         let mut newly = Vec::new();
         for (m, result) in results {
             let (_, via_alias, quiet) = how.get(&m).cloned().unwrap_or_default();
-            match result {
-                Ok(()) => {
-                    log::debug!("module {m}: loaded");
-                    self.loaded.insert(m.clone());
-                    newly.push(m);
-                }
-                Err((missing, reason)) => {
-                    if quiet || (missing && via_alias) {
-                        log::debug!("module {m}: {reason}");
-                    } else {
-                        log::warn!("module {m}: {reason}");
-                    }
-                    self.failures.insert(m, reason);
-                }
-            }
+            self.record(m, result, via_alias, quiet, &mut newly);
         }
         newly
     }

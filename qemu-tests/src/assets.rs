@@ -22,9 +22,45 @@ pub struct Env {
 }
 
 /// Serializes asset builds between test threads.
+/// Subtrees left out of the test modloops (`mkimage --modloop-exclude`, a small image): everything
+/// but what the scenarios load (netfilter, 802.1Q, bridge, WireGuard and its crypto, e1000) and
+/// their dependencies.
+pub const TEST_MODLOOP_EXCLUDES: &[&str] = &[
+    "kernel/sound/*",
+    "kernel/fs/*",
+    "kernel/drivers/gpu/*",
+    "kernel/drivers/media/*",
+    "kernel/drivers/scsi/*",
+    "kernel/drivers/infiniband/*",
+    "kernel/drivers/usb/*",
+    "kernel/drivers/iio/*",
+    "kernel/drivers/staging/*",
+    "kernel/drivers/hwmon/*",
+    "kernel/drivers/hid/*",
+    "kernel/drivers/md/*",
+    "kernel/drivers/platform/*",
+    "kernel/drivers/input/*",
+    "kernel/drivers/comedi/*",
+    "kernel/drivers/mtd/*",
+    "kernel/drivers/isdn/*",
+    "kernel/drivers/target/*",
+    "kernel/drivers/bluetooth/*",
+    "kernel/drivers/net/wireless/*",
+    "kernel/drivers/net/ethernet/[a-h]*",
+    "kernel/drivers/net/ethernet/[j-z]*",
+    "kernel/drivers/net/ethernet/intel/[a-d]*",
+    "kernel/drivers/net/ethernet/intel/[f-z]*",
+    "kernel/drivers/net/ethernet/intel/e1000e*",
+    "kernel/net/wireless/*",
+    "kernel/net/mac80211/*",
+    "kernel/net/bluetooth/*",
+    "kernel/net/sunrpc/*",
+];
+
 static BUILD: Mutex<()> = Mutex::new(());
 
-fn run(cmd: &mut Command) -> String {
+/// Runs `cmd`; panics with its output when it fails. Returns its stdout.
+pub fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     if !out.status.success() {
         panic!(

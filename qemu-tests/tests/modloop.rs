@@ -12,40 +12,6 @@ use qemu_tests::{
     Disk, Env, Image, InitramfsRecipe, MediumFormat, MediumRecipe, Opts, Overlay, UkiRecipe, Vm,
 };
 
-/// Subtrees left out of the test modloop: everything but what the scenarios load (netfilter,
-/// 802.1Q, bridge, WireGuard and its crypto, e1000) and their dependencies.
-const EXCLUDES: &[&str] = &[
-    "kernel/sound/*",
-    "kernel/fs/*",
-    "kernel/drivers/gpu/*",
-    "kernel/drivers/media/*",
-    "kernel/drivers/scsi/*",
-    "kernel/drivers/infiniband/*",
-    "kernel/drivers/usb/*",
-    "kernel/drivers/iio/*",
-    "kernel/drivers/staging/*",
-    "kernel/drivers/hwmon/*",
-    "kernel/drivers/hid/*",
-    "kernel/drivers/md/*",
-    "kernel/drivers/platform/*",
-    "kernel/drivers/input/*",
-    "kernel/drivers/comedi/*",
-    "kernel/drivers/mtd/*",
-    "kernel/drivers/isdn/*",
-    "kernel/drivers/target/*",
-    "kernel/drivers/bluetooth/*",
-    "kernel/drivers/net/wireless/*",
-    "kernel/drivers/net/ethernet/[a-h]*",
-    "kernel/drivers/net/ethernet/[j-z]*",
-    "kernel/drivers/net/ethernet/intel/[a-d]*",
-    "kernel/drivers/net/ethernet/intel/[f-z]*",
-    "kernel/drivers/net/ethernet/intel/e1000e*",
-    "kernel/net/wireless/*",
-    "kernel/net/mac80211/*",
-    "kernel/net/bluetooth/*",
-    "kernel/net/sunrpc/*",
-];
-
 /// The kernel version of the mismatch scenario's modloop (not the running kernel's).
 const OTHER_KVER: &str = "6.1.0-0-other";
 
@@ -117,7 +83,7 @@ fn medium() -> PathBuf {
         "--modloop-comp".into(),
         "zstd".into(),
     ];
-    for e in EXCLUDES {
+    for e in qemu_tests::assets::TEST_MODLOOP_EXCLUDES {
         extra.push("--modloop-exclude".into());
         extra.push(e.to_string());
     }

@@ -309,35 +309,6 @@ fn swapped_forged_and_unreachable_overlays_are_refused() {
     let _ = std::fs::remove_dir_all(&tree);
 }
 
-/// What the running kernel's modloop leaves out (as `tests/modloop.rs`: a small image).
-const MODLOOP_EXCLUDES: &[&str] = &[
-    "kernel/sound/*",
-    "kernel/fs/*",
-    "kernel/drivers/gpu/*",
-    "kernel/drivers/media/*",
-    "kernel/drivers/scsi/*",
-    "kernel/drivers/infiniband/*",
-    "kernel/drivers/usb/*",
-    "kernel/drivers/iio/*",
-    "kernel/drivers/staging/*",
-    "kernel/drivers/hwmon/*",
-    "kernel/drivers/hid/*",
-    "kernel/drivers/md/*",
-    "kernel/drivers/platform/*",
-    "kernel/drivers/input/*",
-    "kernel/drivers/comedi/*",
-    "kernel/drivers/mtd/*",
-    "kernel/drivers/isdn/*",
-    "kernel/drivers/target/*",
-    "kernel/drivers/bluetooth/*",
-    "kernel/drivers/net/wireless/*",
-    "kernel/drivers/net/ethernet/*",
-    "kernel/net/wireless/*",
-    "kernel/net/mac80211/*",
-    "kernel/net/bluetooth/*",
-    "kernel/net/sunrpc/*",
-];
-
 /// `modloop=http://...`: the modloop `mkimage` signed for the running kernel, served with its
 /// `.sig`, is downloaded, verified with the initramfs's keys and mounted from its sealed copy;
 /// `modprobe wireguard` loads from it. A flipped byte in the served copy is refused.
@@ -350,7 +321,7 @@ fn a_modloop_from_a_url_is_verified_and_mounted() {
         "--modloop-comp".into(),
         "zstd".into(),
     ];
-    for e in MODLOOP_EXCLUDES {
+    for e in qemu_tests::assets::TEST_MODLOOP_EXCLUDES {
         extra.push("--modloop-exclude".into());
         extra.push(e.to_string());
     }

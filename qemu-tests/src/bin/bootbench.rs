@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use qemu_tests::assets::run;
 use qemu_tests::bench::{self, Samples};
 use qemu_tests::{
     Disk, Env, Image, InitramfsRecipe, MediumFormat, MediumRecipe, Opts, Overlay, UkiRecipe, Vm,
@@ -458,18 +459,6 @@ fn add_tree(mut ovl: Overlay, top: &Path, dir: &Path) -> Overlay {
         }
     }
     ovl
-}
-
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 /// The stand-in (cached): alpine-base installed by `apk` with the base overlay under it, the
