@@ -213,7 +213,7 @@ impl Scanner<'_> {
         mount_point: &Path,
     ) -> Result<(), String> {
         // Load the filesystem driver first (errors ignored: it may be built in), with the
-        // codepages vfat needs, all at the same time.
+        // codepages vfat needs, in one batch.
         let mut wanted = vec![fs.module()];
         if fs.fstype == "vfat" && !self.nls_loaded {
             wanted.extend(NLS_MODULES);
@@ -303,7 +303,7 @@ fn probe_all(names: &[String]) -> HashMap<String, Result<Probe, probe::ProbeErro
 const MAX_PROBES: usize = 16;
 
 /// Coldplug: load the drivers of every device already present (`modalias` files under `/sys`),
-/// different devices' drivers at the same time ([`Loader::load_aliases`]).
+/// in one batch ([`Loader::load_aliases`]).
 pub fn coldplug(loader: &mut Loader) -> usize {
     let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
     let n = aliases.len();
