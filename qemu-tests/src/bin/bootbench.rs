@@ -66,11 +66,13 @@ struct Case {
 
 fn usage() -> ! {
     println!(
-        "usage: bootbench [--runs N] [--smp LIST] [--cases LIST] [--levels LIST]\n\
+        "usage: bootbench [--runs N] [--smp LIST] [--cases LIST] [--levels LIST] [--until WHEN]\n\
          \n  --runs N       boots per case and CPU count (default 5)\
          \n  --smp LIST     CPU counts, comma separated (default 1,2)\
          \n  --cases LIST   of alpine-base,jumphost,stand-in (default all)\
          \n  --levels LIST  also measure these zstd levels of the initramfs (e.g. 1,3,9,19)\
+         \n  --until WHEN   default (OpenRC's default runlevel, the default) or switch_root\
+         \n                 (the init's figures only: quicker; not with a quiet command line)\
          \n\nBoots under qemu TCG with the binaries of $PROJECT_OUT/bin (make builds them)."
     );
     std::process::exit(0)
@@ -89,6 +91,7 @@ fn main() {
     let mut smps = vec![1u32, 2];
     let mut cases = list("alpine-base,jumphost,stand-in");
     let mut levels: Vec<i32> = Vec::new();
+    let mut until = Until::DefaultRunlevel;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -106,6 +109,16 @@ fn main() {
                     .collect()
             }
             "--cases" => cases = list(&val()),
+            "--until" => {
+                until = match val().as_str() {
+                    "default" => Until::DefaultRunlevel,
+                    "switch_root" => Until::SwitchRoot,
+                    other => {
+                        eprintln!("bootbench: --until {other:?}: default or switch_root");
+                        std::process::exit(2)
+                    }
+                }
+            }
             "--levels" => {
                 levels = list(&val())
                     .iter()
@@ -200,14 +213,7 @@ fn main() {
     for run in 0..runs {
         for (si, &smp) in smps.iter().enumerate() {
             for (ci, c) in all.iter().enumerate() {
-                boot_once(
-                    env,
-                    c,
-                    smp,
-                    run,
-                    Until::DefaultRunlevel,
-                    &mut samples[ci][si],
-                );
+                boot_once(env, c, smp, run, until, &mut samples[ci][si]);
             }
         }
     }
@@ -285,6 +291,10 @@ fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Sa
         Until::DefaultRunlevel => {
             vm.expect(MARK_DEFAULT);
             vm.expect(MARK_END);
+        }
+        Until::SwitchRoot if c.standin => {
+            vm.expect(MARK_STANDIN_EXEC);
+            vm.expect("\n");
         }
         Until::SwitchRoot => {
             vm.expect("boot timeline");
