@@ -180,6 +180,8 @@ poweroff -f
     vm.expect("apkovl signature verified (key overlay-test.pub)");
     vm.expect("Installing dhcpcd (10.0.5-r0)");
     vm.expect("boot timeline");
+    // Its last row: the whole block has arrived.
+    vm.expect("kernel start -> now");
     let tl = vm.timeline().unwrap_or_default();
     assert!(tl.contains("signature verified"), "timeline:\n{tl}");
     vm.expect("LIFECYCLE-BOOT2");
