@@ -40,6 +40,9 @@ struct Scanner<'a> {
 /// fails without them. Missing ones are skipped.
 const NLS_MODULES: [&str; 4] = ["nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1"];
 
+/// How a device that could not be read starts its summary (it is probed again).
+const UNREADABLE: &str = "unreadable: ";
+
 impl Scanner<'_> {
     fn block_names() -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
@@ -68,6 +71,15 @@ impl Scanner<'_> {
             let probed = probes.remove(&name);
             let summary = self.process(&name, disc, probed);
             log::debug!("media: {name}: {summary}");
+            // A device that cannot be read yet (a USB stick whose medium is not ready answers
+            // ENXIO for a while) is probed again at the next scan, for as long as discovery
+            // waits; it counts as new activity only when what it says changes.
+            if summary.starts_with(UNREADABLE) {
+                self.handled.remove(&name);
+                if self.candidates.get(&name) == Some(&summary) {
+                    continue;
+                }
+            }
             // Unused loop/ram devices (8 loop devices once `loop` is loaded) are never boot
             // media: they neither count as activity nor clutter the report.
             if summary == EMPTY && is_virtual(&name) {
@@ -123,7 +135,7 @@ impl Scanner<'_> {
                 Some(fs) => fs,
                 None => return "no filesystem recognised".to_string(),
             },
-            Err(e) => return format!("unreadable: {}", e.source),
+            Err(e) => return format!("{UNREADABLE}{}", e.source),
         };
         if !is_partition {
             self.disks_with_fs.insert(name.to_string());
