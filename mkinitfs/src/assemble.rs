@@ -71,6 +71,10 @@ nogroup:x:65533:\nnobody:x:65534:\n";
 /// Where busybox comes from for the `rescue` feature when the base directory has none: Debian's
 /// `busybox-static`.
 const HOST_BUSYBOX: &str = "/bin/busybox";
+/// The CA bundle the init reads (`apk::http::SYSTEM_BUNDLE`).
+const CA_BUNDLE: &str = apk::http::SYSTEM_BUNDLE;
+/// Largest `--ca` file (Mozilla's whole bundle is about 220 KiB).
+const MAX_CA_FILE_BYTES: u64 = 4 << 20;
 
 /// Applet links the `rescue` feature creates next to busybox (in `usr/bin`, which `bin` and the
 /// shell's default PATH reach). A fixed list rather than `busybox --list` because the base
@@ -151,6 +155,9 @@ pub fn build(config: &Config) -> Result<Image, Error> {
     }
     for file in &config.custom_files {
         b.tree.add_path(&root, file, true)?;
+    }
+    if !config.ca_files.is_empty() {
+        b.ca_bundle(&config.ca_files)?;
     }
     b.timed("features, files and ELF closure", start);
     if !config.no_modules {
@@ -311,6 +318,87 @@ impl Builder<'_> {
         }
         self.tree.add_dir(dest, 0o755)?;
         Ok(count)
+    }
+
+    /// `--ca FILE`: the certificates of each file appended to the image's CA bundle
+    /// ([`CA_BUNDLE`]: the one the `network` feature copied from the build host, else a new one),
+    /// so the init can check an HTTPS boot server signed by a private authority. Each file must
+    /// hold at least one PEM certificate and no private key (secrets never enter an image).
+    fn ca_bundle(&mut self, files: &[PathBuf]) -> Result<(), Error> {
+        let mut path = self.tree.canonical(CA_BUNDLE);
+        // The bundle may be a symlink (to ca-bundle.pem, ...): the certificates go into the file
+        // it names, so every name of it agrees.
+        for _ in 0..8 {
+            match self.tree.get(&path) {
+                Some(Entry {
+                    node: Node::Symlink(target),
+                    ..
+                }) => {
+                    let base = if target.starts_with('/') {
+                        ""
+                    } else {
+                        root::parent(&path)
+                    };
+                    path = self.tree.canonical(&root::join(base, target));
+                }
+                _ => break,
+            }
+        }
+        let mut bundle = match self.tree.get(&path).map(|e| &e.node) {
+            Some(Node::File(Content::Bytes(b))) => b.clone(),
+            Some(Node::File(Content::Host { path: host, .. })) => fs::read(host).at(host)?,
+            _ => Vec::new(),
+        };
+        for file in files {
+            let bad = |reason: String| Error::BadInput {
+                path: file.clone(),
+                reason: format!("--ca: {reason}"),
+            };
+            let meta = fs::metadata(file).at(file)?;
+            if !meta.is_file() {
+                return Err(bad("not a regular file".into()));
+            }
+            if meta.len() > MAX_CA_FILE_BYTES {
+                return Err(bad(format!(
+                    "{} bytes, more than a CA bundle ({} MiB at most)",
+                    meta.len(),
+                    MAX_CA_FILE_BYTES >> 20
+                )));
+            }
+            let pem = fs::read(file).at(file)?;
+            if pem
+                .windows(b"PRIVATE KEY-----".len())
+                .any(|w| w == b"PRIVATE KEY-----")
+            {
+                return Err(bad(
+                    "holds a private key; only certificates may enter the image".into(),
+                ));
+            }
+            let certs =
+                apk::http::CaBundle::from_pem(&file.display().to_string(), &pem).map_err(|e| {
+                    match e {
+                        apk::http::CaError::Pem { why, .. } => bad(why),
+                        other => bad(other.to_string()),
+                    }
+                })?;
+            self.notes.push(format!(
+                "--ca {}: {} certificate(s) added to {path}",
+                file.display(),
+                certs.len()
+            ));
+            if !bundle.is_empty() && !bundle.ends_with(b"\n") {
+                bundle.push(b'\n');
+            }
+            bundle.extend_from_slice(&pem);
+        }
+        self.tree.replace(
+            &path,
+            Entry {
+                node: Node::File(Content::Bytes(bundle)),
+                mode: 0o644,
+            },
+        )?;
+        Ok(())
     }
 
     /// `--ovl-identity`: an age identity (x25519, as `age-keygen` writes it) at
@@ -714,6 +802,7 @@ mod build_tests {
             mtime: 0,
             policy: bootspec::BootPolicy::default(),
             ovl_identity: None,
+            ca_files: vec![],
         }
     }
 
@@ -727,6 +816,72 @@ mod build_tests {
             Node::File(Content::Bytes(b)) => String::from_utf8(b.clone()).unwrap(),
             other => panic!("{path}: {other:?}"),
         }
+    }
+
+    /// A self-signed CA certificate and its key, as PEM.
+    fn test_ca(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// `--ca FILE`: appended to the bundle the network feature copied (through its symlink),
+    /// one new bundle when there was none; a private key, a file without a certificate and
+    /// garbage are refused naming the file.
+    #[test]
+    fn ca_files_join_the_bundle_and_keys_stay_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut config = fake_base(tmp.path());
+        let (host_ca, _) = test_ca("host CA");
+        let certs = config.basedir.join("etc/ssl/certs");
+        fs::create_dir_all(&certs).unwrap();
+        fs::write(config.basedir.join("etc/ssl/ca-bundle.pem"), &host_ca).unwrap();
+        symlink("../ca-bundle.pem", certs.join("ca-certificates.crt")).unwrap();
+        config.custom_files = vec!["/etc/ssl/certs/ca-certificates.crt".into()];
+        let (private_ca, private_key) = test_ca("private CA");
+        let ca = tmp.path().join("private-ca.pem");
+        fs::write(&ca, &private_ca).unwrap();
+        config.ca_files = vec![ca.clone()];
+        let image = build(&config).unwrap();
+        assert_eq!(
+            image.tree().get(CA_BUNDLE).unwrap().node,
+            Node::Symlink("../ca-bundle.pem".into())
+        );
+        let bundle = file_text(&image, "etc/ssl/ca-bundle.pem");
+        assert_eq!(bundle, format!("{host_ca}{private_ca}"));
+        assert_eq!(
+            apk::http::CaBundle::from_pem("b", bundle.as_bytes())
+                .unwrap()
+                .len(),
+            2
+        );
+
+        config.custom_files.clear();
+        let image = build(&config).unwrap();
+        assert_eq!(file_text(&image, CA_BUNDLE), private_ca);
+
+        let refused = |content: String, why: &str| {
+            let f = tmp.path().join("bad.pem");
+            fs::write(&f, content).unwrap();
+            let mut c = config.clone();
+            c.ca_files = vec![ca.clone(), f.clone()];
+            let e = build(&c).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("{}: --ca: ", f.display())) && e.contains(why),
+                "{e}"
+            );
+        };
+        refused(
+            format!("{private_ca}{private_key}"),
+            "holds a private key; only certificates may enter the image",
+        );
+        refused(private_key.clone(), "private key");
+        refused("hello\n".into(), "no PEM certificate in it");
     }
 
     #[test]

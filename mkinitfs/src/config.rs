@@ -271,6 +271,8 @@ pub struct Overrides {
     pub ovl_host: Option<String>,
     /// `--ovl-identity`: an age identity embedded to decrypt overlays encrypted to its recipient.
     pub ovl_identity: Option<PathBuf>,
+    /// `--ca FILE`: certificate authorities added to the image's bundle.
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// Everything a build needs, with precedence already applied and defaults filled in.
@@ -307,6 +309,9 @@ pub struct Config {
     pub policy: BootPolicy,
     /// An age identity embedded at `etc/apkovl/identity` (mode 0600).
     pub ovl_identity: Option<PathBuf>,
+    /// PEM files whose certificates are appended to `etc/ssl/certs/ca-certificates.crt`, the
+    /// bundle the init checks HTTPS boot servers against.
+    pub ca_files: Vec<PathBuf>,
 }
 
 impl Config {
@@ -383,6 +388,7 @@ impl Config {
                 apkovl_host: cli.ovl_host.clone().or_else(|| file.apkovl_host.clone()),
             },
             ovl_identity: cli.ovl_identity.clone(),
+            ca_files: cli.ca_files.clone(),
         })
     }
 

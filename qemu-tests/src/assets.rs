@@ -190,6 +190,9 @@ impl Env {
         hash_file(&mut h, &self.bin("mkinitfs"));
         hash_file(&mut h, &keys.index_pub.join("medium-test.pub"));
         hash_file(&mut h, &keys.overlay_pub.join("overlay-test.pub"));
+        if let Some(ca) = &r.ca {
+            hash_file(&mut h, ca);
+        }
         let out = self
             .assets
             .join(format!("initramfs-{}", &hex::encode(h.finalize())[..16]));
@@ -209,6 +212,9 @@ impl Env {
             }
             if r.overlay_keys {
                 cmd.arg("--ovl-keys-dir").arg(&keys.overlay_pub);
+            }
+            if let Some(ca) = &r.ca {
+                cmd.arg("--ca").arg(ca);
             }
             cmd.arg("-o")
                 .arg(&out)
@@ -513,6 +519,8 @@ pub struct InitramfsRecipe {
     pub overlay_keys: bool,
     /// Embed Alpine's index keys besides the medium key.
     pub alpine_keys: bool,
+    /// `mkinitfs --ca FILE`: a certificate authority for HTTPS boot servers.
+    pub ca: Option<PathBuf>,
 }
 
 impl InitramfsRecipe {
@@ -522,6 +530,7 @@ impl InitramfsRecipe {
             features: "base virtio ata scsi nvme usb mmc cdrom ext4 vfat squashfs network".into(),
             overlay_keys: true,
             alpine_keys: true,
+            ca: None,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! server the guest reaches as 10.0.2.2 on qemu's user network. No medium at all: the kernel and
 //! the initramfs come from `-kernel/-initrd`.
 
-use qemu_tests::http::Server;
+use qemu_tests::http::{Server, TestCa};
 use qemu_tests::{Env, Image, InitramfsRecipe, Net, Opts, Overlay, Vm};
 
 /// The standard initramfs with a signed overlay at `/qemutest.apkovl.tar.gz` (booted with
@@ -164,12 +164,29 @@ fn publish(dir: &std::path::Path, mac: &str, bytes: &[u8], sig: &str) {
 /// Boots `mac` with `apkovl=http://.../ovl/{MAC}.apkovl.tar.gz` (from `ovl_port`) and the
 /// packages from `repo`.
 fn boot_fleet_member(name: &str, mac: &str, repo: &str, ovl_port: u16) -> Vm {
+    boot_fleet_member_from(
+        name,
+        mac,
+        &InitramfsRecipe::standard(),
+        repo,
+        &format!("http://10.0.2.2:{ovl_port}/ovl"),
+    )
+}
+
+/// Boots `mac` from the initramfs `recipe` makes, with `apkovl=OVL/{MAC}.apkovl.tar.gz` and the
+/// packages from `repo`.
+fn boot_fleet_member_from(
+    name: &str,
+    mac: &str,
+    recipe: &InitramfsRecipe,
+    repo: &str,
+    ovl: &str,
+) -> Vm {
     let env = Env::get();
-    let image =
-        Image::kernel(&env.kernel, env.initramfs(&InitramfsRecipe::standard())).cmdline(&format!(
-            "modloop=none panic=1 ip=dhcp alpine_repo={repo} init=/etc/fleet-report \
-             apkovl=http://10.0.2.2:{ovl_port}/ovl/{{MAC}}.apkovl.tar.gz"
-        ));
+    let image = Image::kernel(&env.kernel, env.initramfs(recipe)).cmdline(&format!(
+        "modloop=none panic=1 ip=dhcp alpine_repo={repo} init=/etc/fleet-report \
+         apkovl={ovl}/{{MAC}}.apkovl.tar.gz"
+    ));
     Vm::boot(&image, Opts::named(name).net(Net::user().mac(mac)))
 }
 
@@ -399,5 +416,67 @@ fn a_modloop_from_a_url_is_verified_and_mounted() {
     for r in runs {
         r.join().expect("a modloop run failed (its log names it)");
     }
+    let _ = std::fs::remove_dir_all(&tree);
+}
+
+/// HTTPS boot servers signed by a private authority: with `mkinitfs --ca` the overlay and the
+/// 25 packages come over HTTPS (the one server, checked against the initramfs's bundle) and the
+/// host boots its own overlay; without it (the build host's public bundle only) the first
+/// download is refused with a one-line error naming the URL and the certificate problem, and
+/// nothing is installed.
+#[test]
+fn https_servers_are_checked_against_the_initramfs_authorities() {
+    let env = Env::get();
+    let ca = TestCa::new("netboot test CA");
+    let tree = fleet_tree("https");
+    let ca_file = tree.join("test-ca.pem");
+    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
+    for (mac, host) in [("52:54:00:12:34:61", "tls1"), ("52:54:00:12:34:62", "tls2")] {
+        let ovl = fleet_overlay(host);
+        let sig = env.sign_overlay(&ovl, &format!("{mac}.apkovl.tar.gz"));
+        publish(&tree.join("ovl"), mac, &ovl, &sig);
+    }
+    let server = Server::start_tls(&tree, &ca);
+    let base = format!("https://10.0.2.2:{}", server.port);
+    let trusted = InitramfsRecipe {
+        ca: Some(ca_file),
+        ..InitramfsRecipe::standard()
+    };
+    let (repo, ovl) = (format!("{base}/apks"), format!("{base}/ovl"));
+    let refused = std::thread::spawn(move || {
+        let mut vm = boot_fleet_member_from(
+            "netboot-https-unknown-ca",
+            "52:54:00:12:34:62",
+            &InitramfsRecipe::standard(),
+            &repo,
+            &ovl,
+        );
+        vm.expect(&format!(
+            "ERROR: overlay: {ovl}/52:54:00:12:34:62.apkovl.tar.gz: TLS: "
+        ));
+        vm.expect("rebooting in 1 s (panic=1)");
+        vm.wait_poweroff();
+        vm.refute("Installing alpine-base");
+    });
+    let mut vm = boot_fleet_member_from(
+        "netboot-https",
+        "52:54:00:12:34:61",
+        &trusted,
+        &format!("{base}/apks"),
+        &format!("{base}/ovl"),
+    );
+    vm.expect("apkovl signature verified (key overlay-test.pub)");
+    vm.expect(&format!("boot repository {base}/apks"));
+    vm.expect("(25/25) Installing alpine-base (3.19.1-r0)");
+    vm.expect("FLEET host=tls1 id=id-tls1");
+    vm.wait_poweroff();
+    refused
+        .join()
+        .expect("the unknown-CA boot failed (its log names it)");
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        log.contains(&"/apks/x86_64/alpine-base-3.19.1-r0.apk".to_string()),
+        "{log:?}"
+    );
     let _ = std::fs::remove_dir_all(&tree);
 }

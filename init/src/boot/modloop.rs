@@ -386,12 +386,7 @@ fn download(url: &str) -> Result<PathBuf, ModloopError> {
         "Downloading the modloop from {}",
         apk::http::url::display(url)
     );
-    let client = apk::http::Client::new(apk::http::ClientOptions {
-        ca: apk::http::CaBundle::system(Path::new("/")),
-        connect_timeout: std::time::Duration::from_secs(10),
-        read_timeout: std::time::Duration::from_secs(30),
-        ..Default::default()
-    });
+    let client = apk::http::Client::new(super::network::http_options());
     let limit = sys::memfd::ram_unused().map(|f| f / 2).unwrap_or(1 << 30);
     let dir = Path::new(DOWNLOAD_DIR);
     let _ = std::fs::remove_dir_all(dir);

@@ -24,6 +24,23 @@ pub const LINK_WAIT: Duration = Duration::from_secs(10);
 const LINK_POLL: Duration = Duration::from_millis(100);
 /// The initramfs's resolver configuration (read by the apk core's HTTP client).
 const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// Connecting to a boot server (each of the client's tries).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence of a boot server.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the init talks to its servers (`alpine_repo=`, `apkovl=`, `modloop=` URLs): the
+/// certificate authorities of the initramfs (`etc/ssl/certs/ca-certificates.crt`: the `network`
+/// feature copies the build host's bundle, `mkinitfs --ca FILE` adds one) for HTTPS, and the
+/// boot's timeouts. Read when a download is about to start, never on a medium boot.
+pub fn http_options() -> apk::http::ClientOptions {
+    apk::http::ClientOptions {
+        ca: apk::http::CaBundle::system(Path::new("/")),
+        connect_timeout: CONNECT_TIMEOUT,
+        read_timeout: READ_TIMEOUT,
+        ..Default::default()
+    }
+}
 
 /// Why the network could not be configured.
 #[derive(Debug, thiserror::Error)]

@@ -24,10 +24,6 @@ pub const MAX_IDENTITY_BYTES: u64 = 64 << 10;
 const DOWNLOAD_DIR: &str = "/apkovl-download";
 /// The machine's UUID for `{UUID}`.
 const DMI_UUID: &str = "/sys/class/dmi/id/product_uuid";
-/// Connecting to the overlay's server (each of the client's 3 tries).
-const DOWNLOAD_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Longest silence of the overlay's server.
-const DOWNLOAD_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// How many passphrases are asked before giving up (Alpine: 3).
 const ATTEMPTS: usize = 3;
 
@@ -175,12 +171,7 @@ impl Boot {
             "Downloading user settings from {}",
             apk::http::url::display(&url)
         );
-        let client = apk::http::Client::new(apk::http::ClientOptions {
-            ca: apk::http::CaBundle::system(Path::new("/")),
-            connect_timeout: DOWNLOAD_CONNECT_TIMEOUT,
-            read_timeout: DOWNLOAD_READ_TIMEOUT,
-            ..Default::default()
-        });
+        let client = apk::http::Client::new(super::network::http_options());
         let get = |u: &str, limit: u64| client.get_bytes(u, &apk::http::Get::limited(limit));
         let data = get(&url, overlays::MAX_OVERLAY_BYTES).map_err(OverlayError::Download)?;
         let sig_url = match url.split_once('?') {

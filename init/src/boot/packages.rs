@@ -52,6 +52,9 @@ pub fn apk_options(
     cache: Option<PathBuf>,
     overlay_files: Option<&[String]>,
 ) -> Options {
+    let remote = repositories
+        .iter()
+        .any(|p| crate::cmdline::is_url(&p.to_string_lossy()));
     Options {
         root: PathBuf::from(SYSROOT),
         repositories: repositories
@@ -61,9 +64,13 @@ pub fn apk_options(
         // apk looks keys up under --root: the initramfs's keys were copied there.
         keys_dir: Some(PathBuf::from(SYSROOT).join(bootspec::initramfs::APK_KEYS)),
         // A remote boot repository (netboot) is downloaded; media repositories never are.
-        no_network: !repositories
-            .iter()
-            .any(|p| crate::cmdline::is_url(&p.to_string_lossy())),
+        no_network: !remote,
+        // The initramfs's certificate authorities for an https:// boot repository.
+        http: if remote {
+            super::network::http_options()
+        } else {
+            Default::default()
+        },
         cache_dir: cache,
         clean_protected: !cfg.keep_apk_new,
         // --overlay-from-stdin: files the overlay provided win over package files (only with

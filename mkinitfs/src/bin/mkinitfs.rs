@@ -97,6 +97,12 @@ struct Cli {
     /// overlay: use it where the medium is as protected as the box
     #[arg(long = "ovl-identity", value_name = "FILE")]
     ovl_identity: Option<PathBuf>,
+    /// Add the certificate authorities of a PEM file to the image's bundle
+    /// (etc/ssl/certs/ca-certificates.crt, which the network feature copies from BASEDIR), for
+    /// alpine_repo=, apkovl= and modloop= URLs on an HTTPS server with a private CA (repeatable;
+    /// certificates only: a file holding a private key is refused)
+    #[arg(long = "ca", value_name = "FILE")]
+    ca_files: Vec<PathBuf>,
     /// Build the modloop instead of an initramfs: a squashfs of BASEDIR/lib/modules/KVER and
     /// BASEDIR/lib/firmware in Alpine's layout (modules/KVER/..., modules/firmware/...), written to
     /// OUT; reproducible with SOURCE_DATE_EPOCH. mkimage signs it and puts it on the medium
@@ -171,6 +177,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         ovl_legacy_sig: cli.ovl_legacy_sig.then_some(true),
         ovl_host: cli.ovl_host.clone(),
         ovl_identity: cli.ovl_identity.clone(),
+        ca_files: cli.ca_files.clone(),
     };
     let default_init = exe
         .as_deref()
