@@ -4,7 +4,8 @@
 #     the real 23k-package indexes (load both, solve a small and a large world): time and peak RSS;
 #  2. mkinitfs: default features vs Debian's mkinitramfs (MODULES=most, MODULES=dep); the modloop
 #     of the whole Debian module tree vs mksquashfs of the same tree (xz and zstd);
-#  3. boot (qemu, TCG, -smp 1 and 2): alpine-base and the jumphost appliance, each phase of the
+#  3. boot (qemu, TCG, -smp 1 and 2): alpine-base (from a medium and netbooted: ip=dhcp, the
+#     repository and the overlay over HTTP) and the jumphost appliance, each phase of the
 #     init's timeline, kernel start -> /sbin/init and power-on -> OpenRC's default runlevel,
 #     beside a stand-in that installs nothing (the floor), with ratios; the initramfs's zstd
 #     levels (size vs the kernel's unpack);

@@ -6,6 +6,10 @@
 //! their ratios to the floor. The default runlevel is a marker printed by the last service of
 //! the default runlevel, which every medium's overlay carries (and the stand-in's root).
 //!
+//! The netboot case boots alpine-base from the network instead (the same initramfs and overlay:
+//! `ip=dhcp`, the repository and the signed overlay from a loopback HTTP server), printed beside
+//! the medium boot.
+//!
 //! `--levels 1,3,...` also measures the initramfs's zstd level: for each level, the size of the
 //! alpine-base initramfs and the kernel's unpack (kernel start -> `/init`, the timeline's first
 //! row) over the same boots.
@@ -16,8 +20,10 @@ use std::time::Duration;
 
 use qemu_tests::assets::run;
 use qemu_tests::bench::{self, Samples};
+use qemu_tests::http::Server;
 use qemu_tests::{
-    Disk, Env, Image, InitramfsRecipe, MediumFormat, MediumRecipe, Opts, Overlay, UkiRecipe, Vm,
+    Disk, Env, Image, InitramfsRecipe, MediumFormat, MediumRecipe, Net, Opts, Overlay, UkiRecipe,
+    Vm,
 };
 use sha2::{Digest, Sha256};
 
@@ -59,9 +65,12 @@ const UNPACK: &str = "initramfs unpack (kernel)";
 struct Case {
     name: String,
     initramfs: PathBuf,
-    medium: PathBuf,
+    /// The boot medium (none for netboot).
+    medium: Option<PathBuf>,
     cmdline: String,
     standin: bool,
+    /// A user-mode network card (netboot).
+    net: bool,
 }
 
 fn usage() -> ! {
@@ -69,7 +78,7 @@ fn usage() -> ! {
         "usage: bootbench [--runs N] [--smp LIST] [--cases LIST] [--levels LIST] [--until WHEN]\n\
          \n  --runs N       boots per case and CPU count (default 5)\
          \n  --smp LIST     CPU counts, comma separated (default 1,2)\
-         \n  --cases LIST   of alpine-base,jumphost,stand-in (default all)\
+         \n  --cases LIST   of alpine-base,netboot,jumphost,stand-in (default all)\
          \n  --levels LIST  also measure these zstd levels of the initramfs (e.g. 1,3,9,19)\
          \n  --until WHEN   default (OpenRC's default runlevel, the default) or switch_root\
          \n                 (the init's figures only: quicker; not with a quiet command line)\
@@ -89,7 +98,7 @@ fn list(v: &str) -> Vec<String> {
 fn main() {
     let mut runs = 5usize;
     let mut smps = vec![1u32, 2];
-    let mut cases = list("alpine-base,jumphost,stand-in");
+    let mut cases = list("alpine-base,netboot,jumphost,stand-in");
     let mut levels: Vec<i32> = Vec::new();
     let mut until = Until::DefaultRunlevel;
     let mut args = std::env::args().skip(1);
@@ -133,8 +142,8 @@ fn main() {
         }
     }
     for c in &cases {
-        if !["alpine-base", "jumphost", "stand-in"].contains(&c.as_str()) {
-            eprintln!("bootbench: unknown case {c:?} (alpine-base, jumphost, stand-in)");
+        if !["alpine-base", "netboot", "jumphost", "stand-in"].contains(&c.as_str()) {
+            eprintln!("bootbench: unknown case {c:?} (alpine-base, netboot, jumphost, stand-in)");
             std::process::exit(2)
         }
     }
@@ -157,15 +166,32 @@ fn main() {
         base_ovl.tar_gz(),
     ));
     let mut all: Vec<Case> = Vec::new();
+    let mut server: Option<Server> = None;
     for c in &cases {
         match c.as_str() {
             "alpine-base" => all.push(Case {
                 name: "alpine-base".into(),
                 initramfs: initramfs.clone(),
-                medium: base_medium.clone(),
+                medium: Some(base_medium.clone()),
                 cmdline: "modloop=none".into(),
                 standin: false,
+                net: false,
             }),
+            "netboot" => {
+                let s = server.insert(netboot_server(env, &base_ovl_name, base_ovl.tar_gz()));
+                let url = format!("http://10.0.2.2:{}", s.port);
+                all.push(Case {
+                    name: "netboot".into(),
+                    initramfs: initramfs.clone(),
+                    medium: None,
+                    cmdline: format!(
+                        "modloop=none ip=dhcp alpine_repo={url}/apks \
+                         apkovl={url}/ovl/{base_ovl_name}"
+                    ),
+                    standin: false,
+                    net: true,
+                })
+            }
             "jumphost" => {
                 let (world, cmdline, ovl) = jumphost_profile(env);
                 let medium = env.medium(&signed_medium(
@@ -181,26 +207,31 @@ fn main() {
                 all.push(Case {
                     name: "jumphost".into(),
                     initramfs: initramfs.clone(),
-                    medium,
+                    medium: Some(medium),
                     cmdline,
                     standin: false,
+                    net: false,
                 });
             }
             _ => all.push(Case {
                 name: "stand-in".into(),
                 initramfs: standin(env, &base_ovl),
-                medium: base_medium.clone(),
+                medium: Some(base_medium.clone()),
                 cmdline: "modloop=none".into(),
                 standin: true,
+                net: false,
             }),
         }
     }
     for c in &all {
+        let medium = match &c.medium {
+            Some(m) => format!("medium {} KiB (vfat)", size_kib(m)),
+            None => "no medium (HTTP on loopback)".into(),
+        };
         println!(
-            "   {}: initramfs {} KiB, medium {} KiB (vfat), cmdline \"{}\"",
+            "   {}: initramfs {} KiB, {medium}, cmdline \"{}\"",
             c.name,
             size_kib(&c.initramfs),
-            size_kib(&c.medium),
             c.cmdline
         );
     }
@@ -243,6 +274,24 @@ fn main() {
         };
         print!("{}", bench::table(&columns(ci), &ratios, "stand-in"));
     }
+    let by_name = |n: &str| all.iter().position(|c| c.name == n);
+    if let (Some(net), Some(medium)) = (by_name("netboot"), by_name("alpine-base")) {
+        println!("-- netboot vs medium boot of alpine-base ({K_SBIN_INIT}, medians)");
+        for (si, smp) in smps.iter().enumerate() {
+            if let (Some(n), Some(m)) = (
+                samples[net][si].median(K_SBIN_INIT),
+                samples[medium][si].median(K_SBIN_INIT),
+            ) {
+                println!(
+                    "   -smp {smp}: netboot {:.2} s, medium {:.2} s: {:.2}x",
+                    n.as_secs_f64(),
+                    m.as_secs_f64(),
+                    n.as_secs_f64() / m.as_secs_f64()
+                );
+            }
+        }
+    }
+    drop(server);
     if !levels.is_empty() {
         zstd_levels(env, &levels, runs, &smps, &base_medium);
     }
@@ -276,17 +325,19 @@ enum Until {
 /// Boots `c` once with `smp` CPUs and records its figures.
 fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Samples) {
     let name = format!("bench-{}-smp{smp}-{run}", c.name);
-    let disk = env.copy_medium(&c.medium, &name);
-    let image = Image::kernel(&env.kernel, &c.initramfs)
-        .cmdline(&c.cmdline)
-        .disk(Disk::virtio(&disk));
-    let mut vm = Vm::boot(
-        &image,
-        Opts {
-            smp,
-            ..Opts::named(&name)
-        },
-    );
+    let disk = c.medium.as_ref().map(|m| env.copy_medium(m, &name));
+    let mut image = Image::kernel(&env.kernel, &c.initramfs).cmdline(&c.cmdline);
+    if let Some(d) = &disk {
+        image = image.disk(Disk::virtio(d));
+    }
+    let mut opts = Opts {
+        smp,
+        ..Opts::named(&name)
+    };
+    if c.net {
+        opts = opts.net(Net::user());
+    }
+    let mut vm = Vm::boot(&image, opts);
     match until {
         Until::DefaultRunlevel => {
             vm.expect(MARK_DEFAULT);
@@ -304,7 +355,9 @@ fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Sa
     }
     let power_on = vm.seen_at(MARK_DEFAULT);
     vm.power_cut();
-    let _ = std::fs::remove_file(&disk);
+    if let Some(d) = &disk {
+        let _ = std::fs::remove_file(d);
+    }
     let text = vm.text();
     let value = |marker: &str| {
         text.find(marker)
@@ -344,6 +397,20 @@ fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Sa
         s.add(P_DEFAULT, d);
     }
     eprint!(".");
+}
+
+/// The netboot case's server: Alpine's repository at `/apks`, the signed overlay at `/ovl`.
+fn netboot_server(env: &Env, ovl_name: &str, ovl: Vec<u8>) -> Server {
+    let sig = env.sign_overlay(&ovl, ovl_name);
+    let tree = env
+        .assets
+        .join(format!("bench-netboot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(tree.join("ovl")).expect("netboot tree");
+    std::os::unix::fs::symlink(env.alpine_repo(), tree.join("apks")).expect("netboot tree");
+    std::fs::write(tree.join("ovl").join(ovl_name), ovl).expect("netboot tree");
+    std::fs::write(tree.join("ovl").join(format!("{ovl_name}.sig")), sig).expect("netboot tree");
+    Server::start(&tree)
 }
 
 /// The alpine-base medium's overlay: its world and the marker service.
@@ -560,9 +627,10 @@ fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Pa
         let c = Case {
             name: format!("zstd{level}"),
             initramfs: img,
-            medium: medium.to_path_buf(),
+            medium: Some(medium.to_path_buf()),
             cmdline: "modloop=none".into(),
             standin: false,
+            net: false,
         };
         for run in 0..runs {
             for (si, &smp) in smps.iter().enumerate() {
