@@ -67,6 +67,39 @@ pub fn check(initramfs: &Path, index_key: Option<&SignKey>) -> Result<Vec<String
     Ok(Vec::new())
 }
 
+/// A netboot tree's initramfs must bring up a network card: a warning when it holds no network
+/// driver module (`lib/modules/*/kernel/drivers/net/`; a kernel with the driver built in needs
+/// none, hence not an error).
+pub fn check_network(initramfs: Option<&Path>) -> Result<Vec<String>, Error> {
+    let Some(path) = initramfs else {
+        return Ok(Vec::new());
+    };
+    let file = fs::File::open(path).map_err(|e| Error::InitramfsUnreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut drivers = false;
+    cpio::scan(io::BufReader::new(file), &mut |header, _data| {
+        let entry = header.path();
+        drivers |= header.is_file()
+            && entry.starts_with("lib/modules/")
+            && entry.contains("/kernel/drivers/net/");
+        Ok(())
+    })
+    .map_err(|e| Error::InitramfsUnreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    Ok(if drivers {
+        Vec::new()
+    } else {
+        vec![format!(
+            "--initramfs {}: holds no network card driver (lib/modules/*/kernel/drivers/net): a netboot box needs one (mkinitfs -F \"... network\")",
+            path.display()
+        )]
+    })
+}
+
 /// What one pass over the archives found.
 struct Found {
     /// The content of the last entry named like the wanted key.

@@ -16,6 +16,9 @@
 //! /NAME.apkovl.tar.gz[.sig]         optional overlay (--apkovl), under its own name
 //! ```
 //!
+//! `--format netboot` writes a tree for a web server instead (no boot loaders, `boot.ipxe`, one
+//! overlay per MAC): see [`netboot`].
+//!
 //! Planning and writing are separate: [`Medium::plan`] verifies the source indexes with the
 //! trusted keys, lets apk's solver pick the closure, checks every package file against its index
 //! entry and builds a sorted [`Layout`]; [`Medium::write`] writes it as a directory, a FAT32 image
@@ -50,6 +53,7 @@ mod initramfs;
 mod iso;
 mod layout;
 pub mod modloop;
+pub mod netboot;
 mod options;
 mod output;
 mod partition;
@@ -76,8 +80,8 @@ pub use date::Civil;
 pub use error::Error;
 pub use layout::{Layout, Node, Source};
 pub use options::{
-    default_arch, parse_world, repository_spec, Format, Options, SecureBootKey, SignKey,
-    DEFAULT_LABEL,
+    default_arch, parse_world, repository_spec, Format, Options, OverlayKey, SecureBootKey,
+    SignKey, DEFAULT_LABEL,
 };
 pub use repository::{Closure, Selected};
 pub use secrets::check_keys_dir;
@@ -193,6 +197,8 @@ impl Medium {
                 "needs --kernel and --initramfs (they go inside the image)",
             ));
         }
+        let netboot = opts.format == Format::Netboot;
+        check_netboot_options(opts)?;
         let copies_packages = !opts.world.is_empty()
             || !opts.world_extra.is_empty()
             || !opts.extra_repositories.is_empty();
@@ -217,9 +223,14 @@ impl Medium {
             layout.add_host_file(INITRAMFS, i, "--initramfs")?;
         }
         let (modloop, modloop_scratch) = add_modloop(&mut layout, opts, progress)?;
-        if let Some(ovl) = &opts.apkovl {
-            add_apkovl(&mut layout, ovl)?;
-        }
+        let netboot_apkovl = if netboot {
+            netboot::add_overlays(&mut layout, opts)?
+        } else {
+            for ovl in &opts.apkovl {
+                add_apkovl(&mut layout, ovl)?;
+            }
+            None
+        };
 
         let remote = opts
             .repositories
@@ -274,7 +285,9 @@ impl Medium {
 
         if let Some(key) = &opts.sign_key {
             if !opts.world.is_empty() {
-                layout.add_file(medium::BOOT_REPOSITORY, Source::Bytes(Vec::new()), 0)?;
+                if !netboot {
+                    layout.add_file(medium::BOOT_REPOSITORY, Source::Bytes(Vec::new()), 0)?;
+                }
                 add_repository(
                     &mut layout,
                     medium::APKS_DIR,
@@ -307,7 +320,25 @@ impl Medium {
             let index_key = opts.sign_key.as_ref().filter(|_| !opts.world.is_empty());
             warnings.extend(initramfs::check(i, index_key)?);
         }
-        if opts.kernel.is_some() {
+        if netboot {
+            warnings.extend(initramfs::check_network(opts.initramfs.as_deref())?);
+            let base = opts
+                .netboot_url
+                .as_deref()
+                .map(netboot::check_base_url)
+                .transpose()?;
+            let script = netboot::ipxe_script(&netboot::Script {
+                release: &release,
+                base: base.as_deref(),
+                modloop: modloop.as_deref(),
+                apkovl: netboot_apkovl.as_deref(),
+                repository: !opts.world.is_empty(),
+                cmdline: &opts.cmdline,
+            })
+            .into_bytes();
+            let len = script.len() as u64;
+            layout.add_file(netboot::IPXE_SCRIPT, Source::Bytes(script), len)?;
+        } else if opts.kernel.is_some() {
             let cmdline = with_modloop(&opts.cmdline, modloop.as_deref());
             let entry = BootEntry {
                 kernel: format!("/{KERNEL}"),
@@ -377,11 +408,11 @@ impl Medium {
     /// Writes the medium at `opts.output` in `opts.format`, atomically.
     pub fn write(&self, opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Report, Error> {
         let out = &opts.output;
-        output::check_target(out, opts.format == Format::Dir)?;
+        output::check_target(out, matches!(opts.format, Format::Dir | Format::Netboot))?;
         let content = self.layout.content_bytes();
         let mut image_size = None;
         match opts.format {
-            Format::Dir => {
+            Format::Dir | Format::Netboot => {
                 progress(&format!("Writing directory {}", out.display()));
                 let tmp = TempPath::beside(out, ".tmp")?;
                 self.layout.write_dir(tmp.path(), opts.build_time)?;
@@ -444,6 +475,62 @@ impl Medium {
             warnings: self.warnings.clone(),
         })
     }
+}
+
+/// The options only a netboot tree takes, and what it needs.
+fn check_netboot_options(opts: &Options) -> Result<(), Error> {
+    if opts.format != Format::Netboot {
+        let only = |option: &'static str| {
+            Error::setting(
+                option,
+                format!("only with --format netboot (not {})", opts.format.name()),
+            )
+        };
+        if opts.hosts.is_some() {
+            return Err(only("--hosts"));
+        }
+        if opts.netboot_url.is_some() {
+            return Err(only("--netboot-url"));
+        }
+        if opts.ovl_key.is_some() {
+            return Err(only("--ovl-key"));
+        }
+        if opts.apkovl.len() > 1 {
+            return Err(Error::setting(
+                "--apkovl",
+                format!(
+                    "a {} medium carries one overlay (several only with --format netboot)",
+                    opts.format.name()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    if opts.kernel.is_none() || opts.initramfs.is_none() {
+        return Err(Error::setting(
+            "--format",
+            "netboot: needs --kernel and --initramfs (boot.ipxe loads them from the tree)",
+        ));
+    }
+    if opts.world.is_empty() {
+        return Err(Error::setting(
+            "--format",
+            "netboot: needs --world (the box installs its packages from the tree's apks/)",
+        ));
+    }
+    if opts.uki {
+        return Err(Error::setting(
+            "--uki",
+            "not for --format netboot (iPXE loads the kernel and the initramfs)",
+        ));
+    }
+    if opts.cmdline.contains('$') {
+        return Err(Error::setting(
+            "--cmdline",
+            "netboot: no '$' (iPXE would expand it in boot.ipxe)",
+        ));
+    }
+    Ok(())
 }
 
 /// Plans and writes a medium.

@@ -50,8 +50,9 @@ struct Cli {
     /// directory or http(s):// URL (repeatable; a value may hold several, space separated)
     #[arg(long = "mirror", value_name = "URL|DIR", requires = "profile")]
     mirrors: Vec<String>,
-    /// With --profile: the ed25519 private key that signs the overlay (signing = "required")
-    #[arg(long = "ovl-key", value_name = "KEY", requires = "profile")]
+    /// The ed25519 private key that signs overlays: with --profile the profile's (signing =
+    /// "required"); with --format netboot each host's, for its MAC (needed by --hosts)
+    #[arg(long = "ovl-key", value_name = "KEY")]
     ovl_key: Option<PathBuf>,
     /// With --profile: make the medium key DIR/medium.rsa and the overlay key DIR/overlay.key
     /// (with their .pub) if they are not there yet, and sign with them
@@ -108,9 +109,20 @@ struct Cli {
     /// Compression of the built modloop: xz (smallest, Alpine's) or zstd (faster)
     #[arg(long = "modloop-comp", value_name = "xz|zstd", default_value = "xz", value_parser = parse_modloop_comp)]
     modloop_comp: mkinitfs::modloop::ModloopCompression,
-    /// Overlay (NAME.apkovl.tar.gz*), copied to the top level with NAME.sig if present beside it
+    /// Overlay (NAME.apkovl.tar.gz*), copied to the top level with NAME.sig if present beside it.
+    /// Netboot: repeatable; HOST.apkovl.tar.gz for the --hosts lines naming HOST, or
+    /// MAC.apkovl.tar.gz (aa:bb:cc:dd:ee:ff) for that machine
     #[arg(long, value_name = "FILE", conflicts_with = "profile")]
-    apkovl: Option<PathBuf>,
+    apkovl: Vec<PathBuf>,
+    /// Netboot: which machine boots which overlay, one "aa:bb:cc:dd:ee:ff hostname" per line
+    /// (# comments); each host's --apkovl is published as MAC.apkovl.tar.gz, signed for the MAC
+    /// with --ovl-key
+    #[arg(long, value_name = "FILE", conflicts_with = "profile")]
+    hosts: Option<PathBuf>,
+    /// Netboot: the URL the tree is served from, set as ${base} in boot.ipxe unless already set
+    /// when it runs [default: http://${next-server}, the web server's root on the DHCP/TFTP server]
+    #[arg(long = "netboot-url", value_name = "URL")]
+    netboot_url: Option<String>,
     /// Directory of cached packages, copied to /cache/ (Alpine's local apk cache)
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
@@ -171,6 +183,8 @@ enum FormatArg {
     Vfat,
     /// An ISO 9660 image (needs xorriso)
     Iso,
+    /// A netboot tree for a web server: boot.ipxe, boot/, apks/, one overlay per MAC
+    Netboot,
 }
 
 fn main() -> ExitCode {
@@ -222,7 +236,7 @@ fn run(cli: Cli) -> Result<(), Error> {
 
 /// `--profile DIR`: the profile build, with its step lines and a summary.
 fn run_profile(cli: &Cli, dir: &std::path::Path) -> Result<(), Error> {
-    use mkimage::profile::{self, ProfileFormat};
+    use mkimage::profile;
     let quiet = cli.quiet;
     let mut progress = |line: &str| {
         if !quiet {
@@ -284,7 +298,7 @@ fn run_profile(cli: &Cli, dir: &std::path::Path) -> Result<(), Error> {
     let req = profile::BuildRequest {
         profile: &loaded,
         output: output.clone(),
-        format: cli.format.map(|f| ProfileFormat::Medium(format_of(f))),
+        format: cli.format.map(format_of),
         mirrors: cli.mirrors.clone(),
         trusted_dirs,
         keys,
@@ -306,6 +320,7 @@ fn run_profile(cli: &Cli, dir: &std::path::Path) -> Result<(), Error> {
         kernel_root,
         cache_dir: cli.cache_dir.clone(),
         http,
+        netboot_url: cli.netboot_url.clone(),
     };
     let s = profile::build(&req, &mut progress)?;
     for w in &s.warnings {
@@ -391,6 +406,17 @@ fn options(cli: &Cli) -> Result<Options, Error> {
     opts.modloop_excludes = cli.modloop_excludes.clone();
     opts.modloop_compression = cli.modloop_comp;
     opts.apkovl = cli.apkovl.clone();
+    opts.hosts = cli
+        .hosts
+        .as_deref()
+        .map(mkimage::netboot::Hosts::load)
+        .transpose()?;
+    opts.ovl_key = cli
+        .ovl_key
+        .as_deref()
+        .map(mkimage::OverlayKey::load)
+        .transpose()?;
+    opts.netboot_url = cli.netboot_url.clone();
     opts.cache = cli.cache.clone();
     opts.sign_key = cli.sign_key.as_deref().map(SignKey::load).transpose()?;
     opts.uki = cli.uki;
@@ -416,6 +442,7 @@ fn format_of(f: FormatArg) -> Format {
         FormatArg::Dir => Format::Dir,
         FormatArg::Vfat => Format::Vfat,
         FormatArg::Iso => Format::Iso,
+        FormatArg::Netboot => Format::Netboot,
     }
 }
 

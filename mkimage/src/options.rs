@@ -25,15 +25,19 @@ pub enum Format {
     Vfat,
     /// An ISO 9660 image with Rock Ridge and Joliet.
     Iso,
+    /// A netboot tree for a web server: kernel, initramfs, repository, per-host overlays and the
+    /// iPXE script `boot.ipxe` (see [`crate::netboot`]).
+    Netboot,
 }
 
 impl Format {
-    /// `dir`, `vfat` or `iso`.
+    /// `dir`, `vfat`, `iso` or `netboot`.
     pub fn parse(text: &str) -> Option<Format> {
         match text {
             "dir" => Some(Format::Dir),
             "vfat" => Some(Format::Vfat),
             "iso" => Some(Format::Iso),
+            "netboot" => Some(Format::Netboot),
             _ => None,
         }
     }
@@ -44,6 +48,7 @@ impl Format {
             Format::Dir => "dir",
             Format::Vfat => "vfat",
             Format::Iso => "iso",
+            Format::Netboot => "netboot",
         }
     }
 }
@@ -79,6 +84,51 @@ impl SignKey {
                 reason: "the file name must be UTF-8 (it names the key in the signature)".into(),
             })?;
         Ok(SignKey {
+            key,
+            name,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// The ed25519 private key that signs overlays with a statement for their host (`--ovl-key`).
+pub struct OverlayKey {
+    /// The key.
+    pub key: PrivateKey,
+    /// `basename(KEY).pub`: the name the signature gives it.
+    pub name: String,
+    /// The key file, for messages.
+    pub path: PathBuf,
+}
+
+impl OverlayKey {
+    /// Loads a PEM ed25519 private key (`apk keygen -o KEY`).
+    pub fn load(path: &Path) -> Result<OverlayKey, Error> {
+        let bad = |reason: String| Error::Input {
+            option: "--ovl-key",
+            path: path.to_path_buf(),
+            reason,
+        };
+        let key = PrivateKey::load(path).map_err(|e| {
+            bad(match e {
+                apk::trust::KeyError::Io { source, .. } => source.to_string(),
+                apk::trust::KeyError::Parse(_) => "not a PEM ed25519 private key".into(),
+                e => e.to_string(),
+            })
+        })?;
+        if !matches!(key.default_alg(), apk::trust::Alg::Ed25519) {
+            return Err(bad(
+                "overlays are signed with ed25519 keys (apk keygen -o KEY)".into(),
+            ));
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(|n| format!("{n}.pub"))
+            .ok_or_else(|| {
+                bad("the file name must be UTF-8 (it names the key in the signature)".into())
+            })?;
+        Ok(OverlayKey {
             key,
             name,
             path: path.to_path_buf(),
@@ -122,7 +172,14 @@ pub struct Options {
     /// `--modloop-comp`.
     pub modloop_compression: mkinitfs::modloop::ModloopCompression,
     /// apkovl, copied to the top level under its name (with `NAME.sig` when present beside it).
-    pub apkovl: Option<PathBuf>,
+    /// A medium takes one; a netboot tree any number (see [`crate::netboot`]).
+    pub apkovl: Vec<PathBuf>,
+    /// Netboot: which MAC boots which host's overlay (`--hosts FILE`).
+    pub hosts: Option<crate::netboot::Hosts>,
+    /// Netboot: signs each host's overlay for its MAC (`--ovl-key`, ed25519).
+    pub ovl_key: Option<OverlayKey>,
+    /// Netboot: the URL the tree is served from (`--netboot-url`; `None`: `http://${next-server}`).
+    pub netboot_url: Option<String>,
     /// Directory copied to `/cache/`.
     pub cache: Option<PathBuf>,
     /// Signs the medium's indexes; required when packages are copied.
@@ -169,7 +226,10 @@ impl Options {
             modloop_basedir: None,
             modloop_excludes: Vec::new(),
             modloop_compression: mkinitfs::modloop::ModloopCompression::Xz,
-            apkovl: None,
+            apkovl: Vec::new(),
+            hosts: None,
+            ovl_key: None,
+            netboot_url: None,
             cache: None,
             sign_key: None,
             label: DEFAULT_LABEL.to_string(),
@@ -218,6 +278,10 @@ pub fn parse_world(text: &str, option: &'static str) -> Result<Vec<Dependency>, 
 /// Label characters every target reads the same: letters, digits, `_` and `-`, and `.` on ISO
 /// (FAT labels cannot hold a dot). No spaces: a label is typed in `LABEL=` on the command line.
 pub(crate) fn check_label(label: &str, format: Format) -> Result<(), Error> {
+    if format == Format::Netboot {
+        // A tree on a web server has no volume label.
+        return Ok(());
+    }
     let (max, dot) = if format == Format::Vfat {
         (11, false)
     } else {

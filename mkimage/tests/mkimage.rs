@@ -1379,3 +1379,263 @@ $b poweroff -f
         assert_eq!(got, want, "files the kernel reads from {fs_name}");
     }
 }
+
+/// The fleet of the netboot tests: two host overlays, a hosts file naming them, one machine with
+/// an overlay of its own (signed beside it), the overlay key.
+struct Fleet {
+    fw1: PathBuf,
+    fw2: PathBuf,
+    own: PathBuf,
+    hosts: PathBuf,
+    ovl_key: PathBuf,
+    ovl_keys: PathBuf,
+}
+
+fn fleet(env: &Env) -> Fleet {
+    let key = PrivateKey::generate_ed25519();
+    let ovl_key = env.path("fleet.key");
+    fs::write(&ovl_key, key.to_pem().unwrap()).unwrap();
+    let ovl_keys = env.path("fleet-keys");
+    fs::create_dir(&ovl_keys).unwrap();
+    fs::write(ovl_keys.join("fleet.key.pub"), key.public().to_pem()).unwrap();
+    let fw1 = env.path("fw1.apkovl.tar.gz");
+    fs::write(&fw1, b"fw1 overlay").unwrap();
+    let fw2 = env.path("fw2.apkovl.tar.gz");
+    fs::write(&fw2, b"fw2 overlay").unwrap();
+    let own = env.path("52:54:00:00:00:03.apkovl.tar.gz");
+    fs::write(&own, b"own overlay").unwrap();
+    fs::write(env.path("52:54:00:00:00:03.apkovl.tar.gz.sig"), b"own sig").unwrap();
+    let hosts = env.path("hosts");
+    fs::write(
+        &hosts,
+        "# MAC -> host\n52:54:00:00:00:01 fw1\n52-54-00-00-00-02  fw2   # branch office\n\n52:54:00:00:00:0A fw1\n",
+    )
+    .unwrap();
+    Fleet {
+        fw1,
+        fw2,
+        own,
+        hosts,
+        ovl_key,
+        ovl_keys,
+    }
+}
+
+/// `--format netboot`: the tree a web server serves (kernel, initramfs, signed repository,
+/// signed modloop, one overlay per MAC signed for that MAC, boot.ipxe), no boot loaders, and the
+/// same bytes twice.
+#[test]
+fn netboot_tree_serves_a_fleet() {
+    let env = Env::new();
+    let f = fleet(&env);
+    let modloop = small_modloop(&env, "built-modloop", "6.6.7-0-lts");
+    let build = |out: &Path| {
+        let mut c = env.alpine_base("netboot", out);
+        c.arg("--modloop")
+            .arg(&modloop)
+            .arg("--hosts")
+            .arg(&f.hosts)
+            .arg("--ovl-key")
+            .arg(&f.ovl_key)
+            .args(["--netboot-url", "http://10.0.0.1:8080/fleet/"])
+            .args(["--cmdline", "console=ttyS0 quiet"]);
+        for o in [&f.fw1, &f.fw2, &f.own] {
+            c.arg("--apkovl").arg(o);
+        }
+        stdout(&mut c)
+    };
+    let out = env.path("tree");
+    let log = build(&out);
+    assert!(
+        log.contains(&format!("Writing directory {}", out.display())),
+        "{log}"
+    );
+    let mut top: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    top.sort();
+    assert_eq!(
+        top,
+        [
+            ".alpine-release",
+            "52:54:00:00:00:01.apkovl.tar.gz",
+            "52:54:00:00:00:01.apkovl.tar.gz.sig",
+            "52:54:00:00:00:02.apkovl.tar.gz",
+            "52:54:00:00:00:02.apkovl.tar.gz.sig",
+            "52:54:00:00:00:03.apkovl.tar.gz",
+            "52:54:00:00:00:03.apkovl.tar.gz.sig",
+            "52:54:00:00:00:0a.apkovl.tar.gz",
+            "52:54:00:00:00:0a.apkovl.tar.gz.sig",
+            "apks",
+            "boot",
+            "boot.ipxe",
+        ]
+    );
+    let mut boot: Vec<String> = fs::read_dir(out.join("boot"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    boot.sort();
+    assert_eq!(
+        boot,
+        ["initramfs", "modloop-lts", "modloop-lts.sig", "vmlinuz"]
+    );
+    assert_eq!(
+        fs::read(out.join("boot/vmlinuz")).unwrap(),
+        fs::read(&env.kernel).unwrap()
+    );
+    assert_eq!(
+        fs::read(out.join("boot/initramfs")).unwrap(),
+        fs::read(&env.initramfs).unwrap()
+    );
+    check_modloop_signature(
+        &env,
+        &out,
+        "modloop-lts",
+        "6.6.7-0-lts",
+        &fs::read(&modloop).unwrap(),
+    );
+    check_repository(&out.join("apks/x86_64"), &ALPINE_BASE, &env);
+    assert!(!out.join("apks/.boot_repository").exists());
+    // Each host's overlay, signed for the MAC that boots it (the init's apkovl=URL check).
+    for (mac, bytes) in [
+        ("52:54:00:00:00:01", &b"fw1 overlay"[..]),
+        ("52:54:00:00:00:02", b"fw2 overlay"),
+        ("52:54:00:00:00:0a", b"fw1 overlay"),
+        // A machine's own overlay: signed for it too (--ovl-key given).
+        ("52:54:00:00:00:03", b"own overlay"),
+    ] {
+        let ovl = fs::read(out.join(format!("{mac}.apkovl.tar.gz"))).unwrap();
+        assert_eq!(ovl, bytes);
+        let sig = fs::read(out.join(format!("{mac}.apkovl.tar.gz.sig"))).unwrap();
+        let v = overlays::verify(&ovl, Some(&sig), &f.ovl_keys);
+        assert!(
+            matches!(v, overlays::Verification::Verified { .. }),
+            "{mac}: {v:?}"
+        );
+        overlays::check_binding(&v, mac, None, false).unwrap();
+        assert!(overlays::check_binding(&v, "52:54:00:00:00:09", None, false).is_err());
+    }
+    let script = fs::read_to_string(out.join("boot.ipxe")).unwrap();
+    assert_eq!(
+        script,
+        format!(
+            "#!ipxe\n\
+             # {release}: written by mkimage --format netboot.\n\
+             # ${{base}} is the URL this tree is served from, unless set before this script runs.\n\
+             isset ${{base}} || set base http://10.0.0.1:8080/fleet\n\
+             echo Booting {release} from ${{base}}\n\
+             kernel ${{base}}/boot/vmlinuz initrd=initramfs ip=dhcp BOOTIF=01-${{netX/mac:hexhyp}} \
+             alpine_repo=${{base}}/apks modloop=${{base}}/boot/modloop-lts \
+             apkovl=${{base}}/{{MAC}}.apkovl.tar.gz console=ttyS0 quiet\n\
+             initrd --name initramfs ${{base}}/boot/initramfs\n\
+             boot\n",
+            release = fs::read_to_string(out.join(".alpine-release"))
+                .unwrap()
+                .trim()
+        )
+    );
+    // Without --ovl-key a machine's own overlay goes as it is, with its signature; the
+    // initramfs of Env holds no network driver: said, not refused.
+    let plain = env.path("tree3");
+    let warned = run(env
+        .alpine_base("netboot", &plain)
+        .arg("--apkovl")
+        .arg(&f.own))
+    .stderr;
+    let warned = String::from_utf8(warned).unwrap();
+    assert!(warned.contains("holds no network card driver"), "{warned}");
+    assert_eq!(
+        fs::read(plain.join("52:54:00:00:00:03.apkovl.tar.gz.sig")).unwrap(),
+        b"own sig"
+    );
+    assert!(fs::read_to_string(plain.join("boot.ipxe"))
+        .unwrap()
+        .contains("set base http://${next-server}\n"));
+    // Reproducible: a second build is the same bytes.
+    let again = env.path("tree2");
+    build(&again);
+    assert_eq!(tree_hashes(&out), tree_hashes(&again));
+    assert_eq!(snapshot(&out), snapshot(&again));
+    assert!(!env.path("tree.tmp").exists());
+}
+
+/// Bad fleets: one line naming the file and line (or option), and no tree.
+#[test]
+fn netboot_refusals_are_one_line_errors() {
+    let env = Env::new();
+    let f = fleet(&env);
+    let out = env.path("tree");
+    let with_hosts = |text: &str, key: bool| -> String {
+        let hosts = env.path("hosts-bad");
+        fs::write(&hosts, text).unwrap();
+        let mut c = env.alpine_base("netboot", &out);
+        c.arg("--hosts").arg(&hosts);
+        if key {
+            c.arg("--ovl-key").arg(&f.ovl_key);
+        }
+        c.arg("--apkovl").arg(&f.fw1);
+        failure(&mut c)
+    };
+    let hosts = env.path("hosts-bad");
+    let h = hosts.display();
+    assert_eq!(
+        with_hosts("52:54:00:00:01 fw1\n", true),
+        format!("mkimage: ERROR: --hosts {h}: line 1: \"52:54:00:00:01\" is not a MAC address (aa:bb:cc:dd:ee:ff)\n")
+    );
+    assert_eq!(
+        with_hosts("# x\n52:54:00:00:00:01 fw1\n52:54:00:00:00:01 fw1\n", true),
+        format!("mkimage: ERROR: --hosts {h}: line 3: 52:54:00:00:00:01 is listed twice (first on line 2)\n")
+    );
+    assert_eq!(
+        with_hosts("52:54:00:00:00:01 fw_1\n", true),
+        format!("mkimage: ERROR: --hosts {h}: line 1: host name \"fw_1\": use letters, digits, '-' and '.' only\n")
+    );
+    assert_eq!(
+        with_hosts("52:54:00:00:00:01 fw1\n", false),
+        format!("mkimage: ERROR: --hosts {h}: needs --ovl-key: each host's overlay is signed for its MAC (the init checks the host in the signed statement)\n")
+    );
+    assert_eq!(
+        with_hosts("52:54:00:00:00:01 fw1\n52:54:00:00:00:02 fw2\n", true),
+        format!("mkimage: ERROR: --hosts {h}: line 2: 52:54:00:00:00:02 fw2: no --apkovl fw2.apkovl.tar.gz given\n")
+    );
+    // Two overlays and no hosts: which machine boots which?
+    let e = failure(
+        env.alpine_base("netboot", &out)
+            .arg("--apkovl")
+            .arg(&f.fw1)
+            .arg("--apkovl")
+            .arg(&f.fw2),
+    );
+    assert!(
+        e.contains("several overlays for no MAC: give --hosts FILE"),
+        "{e}"
+    );
+    // A MAC overlay not in the init's {MAC} form.
+    let upper = env.path("52-54-00-00-00-0B.apkovl.tar.gz");
+    fs::write(&upper, b"x").unwrap();
+    let e = failure(env.alpine_base("netboot", &out).arg("--apkovl").arg(&upper));
+    assert!(
+        e.contains("name it 52:54:00:00:00:0b.apkovl.tar.gz (lower case, colons)"),
+        "{e}"
+    );
+    // Netboot options on a medium, and what a tree needs.
+    let e = failure(env.alpine_base("dir", &out).arg("--hosts").arg(&f.hosts));
+    assert_eq!(
+        e,
+        "mkimage: ERROR: --hosts: only with --format netboot (not dir)\n"
+    );
+    let e = failure(env.base("netboot", &out).arg("--sign-key").arg(&env.key));
+    assert!(e.contains("netboot: needs --kernel and --initramfs"), "{e}");
+    let e = failure(
+        env.alpine_base("netboot", &out)
+            .args(["--netboot-url", "tftp://10.0.0.1/"]),
+    );
+    assert!(
+        e.contains("--netboot-url: \"tftp://10.0.0.1/\": must start with http:// or https://"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    assert!(!env.path("tree.tmp").exists());
+}

@@ -623,3 +623,67 @@ fn profile_builds_are_reproducible_in_every_format() {
         }
     }
 }
+
+/// `formats = ["netboot"]` with `[hosts]`: one overlay per MAC, the profile's with the host's own
+/// name, signed for the MAC; the initramfs has the network drivers; the same bytes twice.
+#[test]
+fn netboot_profile_gives_each_host_its_overlay() {
+    let env = Env::new();
+    let dir = env.profile(
+        "fleet",
+        "world = [\"alpine-base\"]\nhostname = \"fleet\"\nfeatures = [\"base\"]\nformats = [\"netboot\"]\n\
+         [hosts]\n\"52:54:00:12:34:41\" = \"fw1\"\n\"52-54-00-12-34-42\" = \"fw2\"\n",
+        &[("etc/fleet.conf", "shared\n", 0o644)],
+    );
+    let out = env.path("tree");
+    let res = run(env
+        .build(&dir, &out)
+        .args(["--netboot-url", "http://10.0.2.2:8080"]));
+    let stdout = String::from_utf8(res.stdout).unwrap();
+    assert!(
+        stdout.contains("[3/5] Packaged 2 overlays, one per host of [hosts] (the fleet overlay with its own host name): "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "[5/5] Writing the netboot medium {}",
+            out.display()
+        )),
+        "{stdout}"
+    );
+    for (mac, host) in [("52:54:00:12:34:41", "fw1"), ("52:54:00:12:34:42", "fw2")] {
+        let ovl = fs::read(out.join(format!("{mac}.apkovl.tar.gz"))).unwrap();
+        let members = tar_members(&ovl);
+        assert_eq!(members["etc/hostname"].4, format!("{host}\n").as_bytes());
+        assert_eq!(members["etc/fleet.conf"].4, b"shared\n");
+        let sig = fs::read(out.join(format!("{mac}.apkovl.tar.gz.sig"))).unwrap();
+        let v = overlays::verify(&ovl, Some(&sig), &env.path("keys"));
+        overlays::check_binding(&v, mac, None, false).unwrap();
+        assert!(
+            matches!(v, overlays::Verification::Verified { .. }),
+            "{v:?}"
+        );
+    }
+    assert!(!out.join("fleet.apkovl.tar.gz").exists());
+    let script = fs::read_to_string(out.join("boot.ipxe")).unwrap();
+    assert!(
+        script.contains("isset ${base} || set base http://10.0.2.2:8080\n")
+            && script.contains(" apkovl=${base}/{MAC}.apkovl.tar.gz ")
+            && script.contains(" alpine_repo=${base}/apks "),
+        "{script}"
+    );
+    let listing = mkinitfs_listing(&out.join("boot/initramfs"));
+    assert!(
+        listing.keys().any(|k| k.contains("/kernel/drivers/net/")),
+        "no network driver: {:?}",
+        listing.keys()
+    );
+    let again = env.path("tree2");
+    run(env
+        .build(&dir, &again)
+        .args(["--netboot-url", "http://10.0.2.2:8080"]));
+    assert!(
+        tree_hashes(&out) == tree_hashes(&again),
+        "netboot trees differ"
+    );
+}

@@ -30,7 +30,7 @@ use crate::error::{Error, IoResultExt};
 use crate::options::{Format, Options, SecureBootKey, SignKey};
 use crate::{Report, ScratchDir};
 
-use super::format::{Modloop, ProfileFormat, Signing};
+use super::format::{Modloop, Signing};
 use super::keys::{self, Keys};
 use super::rootfs::{self, ROOTFS_DIR};
 use super::Profile;
@@ -46,7 +46,7 @@ pub struct BuildRequest<'a> {
     /// Where the medium goes.
     pub output: PathBuf,
     /// `--format` (`None`: the profile's first format).
-    pub format: Option<ProfileFormat>,
+    pub format: Option<Format>,
     /// `--mirror` values: repositories used when the profile names none.
     pub mirrors: Vec<String>,
     /// Public keys trusted for the source indexes (`--keys-dir`), also trusted by the installed
@@ -68,6 +68,8 @@ pub struct BuildRequest<'a> {
     pub cache_dir: Option<PathBuf>,
     /// HTTP settings for remote repositories.
     pub http: apk::http::ClientOptions,
+    /// `--netboot-url`: where a netboot tree is served from.
+    pub netboot_url: Option<String>,
 }
 
 /// What a profile build made.
@@ -84,7 +86,7 @@ pub struct BuildSummary {
     /// Members of the overlay.
     pub overlay_members: usize,
     /// The format built.
-    pub format: ProfileFormat,
+    pub format: Format,
     /// Wall time.
     pub seconds: f64,
     /// Problems the user must see (rootfs files the overlay does not carry, mkinitfs's, mkimage's).
@@ -100,15 +102,6 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
     let start = Instant::now();
     let p = req.profile;
     let format = choose_format(p, req.format)?;
-    let format = match format {
-        ProfileFormat::Medium(f) => f,
-        ProfileFormat::Netboot => {
-            return Err(Error::setting(
-                "--format",
-                "netboot: this mkimage does not write netboot trees yet (vfat, iso or dir)",
-            ))
-        }
-    };
     let medium_key = req
         .keys
         .medium
@@ -186,10 +179,7 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
     let entries = rootfs::copy_into(&rootfs_dir, &root, &p.owners, req.build_time)?;
     let host = match &p.hostname {
         Some(h) => {
-            let path = root.join("etc/hostname");
-            let _ = fs::remove_file(&path);
-            fs::write(&path, format!("{h}\n")).at(&path)?;
-            rootfs::set_mtime(&path, req.build_time)?;
+            set_hostname(&root, h, req.build_time)?;
             h.clone()
         }
         None => fs::read_to_string(root.join("etc/hostname"))
@@ -204,55 +194,64 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
     ));
 
     // 3. overlay
-    let lbu_conf = fs::read_to_string(root.join(lbu::config::CONF)).ok();
-    let env: HashMap<String, String> = HashMap::new();
-    let mut cfg = lbu::config::Config::resolve(&root, &env, lbu_conf.as_deref());
-    cfg.source_date_epoch = Some(req.build_time);
-    let create = overlays::CreateOptions {
-        clamp_mtime: Some(req.build_time),
-        ..Default::default()
-    };
-    let (overlay, _excluded) = lbu::build::snapshot(&cfg, &create).map_err(|e| Error::Profile {
-        at: root.display().to_string(),
-        reason: format!("the overlay: {e}"),
-    })?;
-    if overlay.bytes.len() as u64 > overlays::MAX_OVERLAY_BYTES {
-        return Err(Error::Profile {
-            at: p.dir.join(ROOTFS_DIR).display().to_string(),
-            reason: format!(
-                "the overlay is {} MiB, the init reads at most {} MiB: big files belong in packages",
-                (overlay.bytes.len() as u64).div_ceil(1 << 20),
-                overlays::MAX_OVERLAY_BYTES >> 20
-            ),
-        });
-    }
+    let overlay = snapshot(&root, req.build_time, p)?;
     let mut warnings = uncarried(&root, &entries, &overlay.members);
-    let ovl_name = format!("{host}.apkovl.tar.gz");
-    let ovl_path = work.join(&ovl_name);
-    fs::write(&ovl_path, &overlay.bytes).at(&ovl_path)?;
-    if let Some((k, name)) = &ovl_key {
-        let sig = overlays::sign_statement(&overlay.bytes, &host, req.build_time, 1, k, name)
-            .map_err(|e| Error::Input {
-                option: "--ovl-key",
-                path: overlay_key.unwrap_or(Path::new("")).to_path_buf(),
-                reason: e.to_string(),
+    let sign = |bytes: &[u8], host: &str, dest: &Path| -> Result<(), Error> {
+        let Some((k, name)) = &ovl_key else {
+            return Ok(());
+        };
+        let sig =
+            overlays::sign_statement(bytes, host, req.build_time, 1, k, name).map_err(|e| {
+                Error::Input {
+                    option: "--ovl-key",
+                    path: overlay_key.unwrap_or(Path::new("")).to_path_buf(),
+                    reason: e.to_string(),
+                }
             })?;
-        let sig_path = work.join(format!("{ovl_name}{}", bootspec::medium::SIGNATURE_SUFFIX));
-        fs::write(&sig_path, sig).at(&sig_path)?;
-    }
-    progress(&format!(
-        "[3/{STEPS}] Packaged the overlay {ovl_name}: {} files{}",
-        overlay.members.len(),
-        if ovl_key.is_some() {
-            ", signed"
-        } else {
-            ", unsigned"
+        let sig_path = PathBuf::from(format!(
+            "{}{}",
+            dest.display(),
+            bootspec::medium::SIGNATURE_SUFFIX
+        ));
+        fs::write(&sig_path, sig).at(&sig_path)
+    };
+    let signed = if ovl_key.is_some() {
+        "signed"
+    } else {
+        "unsigned"
+    };
+    let mut overlay_paths = Vec::new();
+    if format == Format::Netboot && !p.hosts.is_empty() {
+        // One overlay per machine: the profile's, with the machine's host name, signed for its
+        // MAC (the init's apkovl=URL check binds the statement to the MAC it asks for).
+        for (mac, name) in &p.hosts {
+            set_hostname(&root, name, req.build_time)?;
+            let per_host = snapshot(&root, req.build_time, p)?;
+            let path = work.join(format!("{mac}.apkovl.tar.gz"));
+            fs::write(&path, &per_host.bytes).at(&path)?;
+            sign(&per_host.bytes, mac, &path)?;
+            overlay_paths.push(path);
         }
-    ));
+        progress(&format!(
+            "[3/{STEPS}] Packaged {} overlays, one per host of [hosts] (the {host} overlay with its own host name): {} files each, {signed}",
+            p.hosts.len(),
+            overlay.members.len(),
+        ));
+    } else {
+        let ovl_name = format!("{host}.apkovl.tar.gz");
+        let ovl_path = work.join(&ovl_name);
+        fs::write(&ovl_path, &overlay.bytes).at(&ovl_path)?;
+        sign(&overlay.bytes, &host, &ovl_path)?;
+        overlay_paths.push(ovl_path);
+        progress(&format!(
+            "[3/{STEPS}] Packaged the overlay {ovl_name}: {} files, {signed}",
+            overlay.members.len(),
+        ));
+    }
 
     // 4. initramfs
     let initramfs = work.join("initramfs");
-    let image = initramfs_image(p, req, &kver, &index_keys, &ovl_keys)?;
+    let image = initramfs_image(p, req, format, &kver, &index_keys, &ovl_keys)?;
     image
         .write_to(&initramfs)
         .map_err(|e| initramfs_error(&kver, e))?;
@@ -277,7 +276,8 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
             .join(format!("vmlinuz-{kver}")),
     );
     opts.initramfs = Some(initramfs.clone());
-    opts.apkovl = Some(ovl_path);
+    opts.apkovl = overlay_paths;
+    opts.netboot_url = req.netboot_url.clone();
     opts.sign_key = Some(sign_key);
     if let Some(l) = &p.label {
         opts.label = l.clone();
@@ -317,14 +317,50 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
         installed_bytes,
         output_bytes,
         overlay_members: overlay.members.len(),
-        format: ProfileFormat::Medium(format),
+        format,
         seconds: start.elapsed().as_secs_f64(),
         warnings,
     })
 }
 
+/// `/etc/hostname` of the scratch root, at the build time.
+fn set_hostname(root: &Path, name: &str, time: u64) -> Result<(), Error> {
+    let path = root.join("etc/hostname");
+    let _ = fs::remove_file(&path);
+    fs::write(&path, format!("{name}\n")).at(&path)?;
+    rootfs::set_mtime(&path, time)
+}
+
+/// lbu's selection of the scratch root (without lbu's own secrets), member times clamped to the
+/// build time, within the size the init reads.
+fn snapshot(root: &Path, build_time: u64, p: &Profile) -> Result<overlays::Overlay, Error> {
+    let lbu_conf = fs::read_to_string(root.join(lbu::config::CONF)).ok();
+    let env: HashMap<String, String> = HashMap::new();
+    let mut cfg = lbu::config::Config::resolve(root, &env, lbu_conf.as_deref());
+    cfg.source_date_epoch = Some(build_time);
+    let create = overlays::CreateOptions {
+        clamp_mtime: Some(build_time),
+        ..Default::default()
+    };
+    let (overlay, _excluded) = lbu::build::snapshot(&cfg, &create).map_err(|e| Error::Profile {
+        at: root.display().to_string(),
+        reason: format!("the overlay: {e}"),
+    })?;
+    if overlay.bytes.len() as u64 > overlays::MAX_OVERLAY_BYTES {
+        return Err(Error::Profile {
+            at: p.dir.join(ROOTFS_DIR).display().to_string(),
+            reason: format!(
+                "the overlay is {} MiB, the init reads at most {} MiB: big files belong in packages",
+                (overlay.bytes.len() as u64).div_ceil(1 << 20),
+                overlays::MAX_OVERLAY_BYTES >> 20
+            ),
+        });
+    }
+    Ok(overlay)
+}
+
 /// `--format`, which must be one the profile lists; else the profile's first.
-fn choose_format(p: &Profile, asked: Option<ProfileFormat>) -> Result<ProfileFormat, Error> {
+fn choose_format(p: &Profile, asked: Option<Format>) -> Result<Format, Error> {
     match asked {
         None => Ok(p.formats[0]),
         Some(f) if p.formats.contains(&f) => Ok(f),
@@ -459,6 +495,7 @@ fn install(
 fn initramfs_image(
     p: &Profile,
     req: &BuildRequest,
+    format: Format,
     kver: &str,
     index_keys: &Path,
     ovl_keys: &Path,
@@ -473,7 +510,7 @@ fn initramfs_image(
     };
     let overrides = mkinitfs::Overrides {
         basedir: Some(req.kernel_root.clone()),
-        features: p.features.clone(),
+        features: features(p, format),
         feature_dirs: req.feature_dirs.clone(),
         keys_dirs: vec![index_keys.to_path_buf()],
         ovl_keys_dirs: vec![ovl_keys.to_path_buf()],
@@ -486,6 +523,24 @@ fn initramfs_image(
     let config = mkinitfs::Config::resolve(&conf, &overrides, None, req.feature_dirs.clone())
         .map_err(|e| initramfs_error(kver, e))?;
     mkinitfs::build(&config).map_err(|e| initramfs_error(kver, e))
+}
+
+/// The profile's mkinitfs features (`None`: mkinitfs's defaults); a netboot tree's initramfs
+/// always has `network` (the card drivers the init brings the network up with).
+fn features(p: &Profile, format: Format) -> Option<Vec<String>> {
+    if format != Format::Netboot {
+        return p.features.clone();
+    }
+    let mut f = p.features.clone().unwrap_or_else(|| {
+        mkinitfs::config::DEFAULT_FEATURES
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    });
+    if !f.iter().any(|x| x == "network") {
+        f.push("network".into());
+    }
+    Some(f)
 }
 
 fn initramfs_error(kver: &str, e: mkinitfs::Error) -> Error {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::Error;
+use crate::netboot::{check_hostname, normalize_mac};
 use crate::options::{check_label, Format};
 
 /// The file of a profile directory that holds its settings.
@@ -44,33 +45,6 @@ struct Raw {
 enum RawModloop {
     On(bool),
     Excluding(Vec<String>),
-}
-
-/// A medium format a profile can be built into (`mkimage --format` names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProfileFormat {
-    /// A medium `mkimage` writes itself (`vfat`, `iso`, `dir`).
-    Medium(Format),
-    /// A netboot tree (needs `mkimage --format netboot`).
-    Netboot,
-}
-
-impl ProfileFormat {
-    /// `vfat`, `iso`, `dir` or `netboot`.
-    pub fn parse(text: &str) -> Option<ProfileFormat> {
-        match text {
-            "netboot" => Some(ProfileFormat::Netboot),
-            other => Format::parse(other).map(ProfileFormat::Medium),
-        }
-    }
-
-    /// The name as `--format` takes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProfileFormat::Medium(f) => f.name(),
-            ProfileFormat::Netboot => "netboot",
-        }
-    }
 }
 
 /// The overlay's signature policy (`signing`): what the initramfs's boot policy requires too.
@@ -114,7 +88,7 @@ pub struct Profile {
     /// The modloop.
     pub modloop: Modloop,
     /// The formats this profile is built into; the first is the default of `--format`.
-    pub formats: Vec<ProfileFormat>,
+    pub formats: Vec<Format>,
     /// Volume label (`None`: mkimage's default).
     pub label: Option<String>,
     /// Image size of `vfat` (bytes; `None`: content + 25 % + 8 MiB).
@@ -279,7 +253,7 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Profile, Error> {
             f.get_ref()
                 .iter()
                 .map(|n| {
-                    ProfileFormat::parse(n).ok_or_else(|| {
+                    Format::parse(n).ok_or_else(|| {
                         src.error(
                             Some(f.span()),
                             format!("formats: \"{n}\": expected vfat, iso, dir or netboot"),
@@ -288,7 +262,7 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Profile, Error> {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        None => vec![ProfileFormat::Medium(Format::Vfat)],
+        None => vec![Format::Vfat],
     };
 
     let label = match &raw.label {
@@ -296,11 +270,7 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Profile, Error> {
             // The label must be valid for every format the profile is built into (a FAT label is
             // the strictest: 11 characters, no dot).
             for f in &formats {
-                let format = match f {
-                    ProfileFormat::Medium(m) => *m,
-                    ProfileFormat::Netboot => continue,
-                };
-                check_label(l.get_ref(), format).map_err(|e| {
+                check_label(l.get_ref(), *f).map_err(|e| {
                     src.error(Some(l.span()), format!("label: {}", setting_reason(e)))
                 })?;
             }
@@ -407,40 +377,4 @@ fn resolve_repository(text: &str, dir: &Path) -> String {
 
 fn is_word(w: &str) -> bool {
     !w.is_empty() && !w.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
-/// A host name as `/etc/hostname` holds it: dot-separated labels of letters, digits and `-`
-/// (not at either end), each at most 63 characters, at most 253 in all (RFC 1123).
-pub fn check_hostname(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 253 {
-        return Err("must be 1 to 253 characters".into());
-    }
-    for label in name.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err("each dot-separated part must be 1 to 63 characters".into());
-        }
-        if !label
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err("use letters, digits, '-' and '.' only".into());
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err("a part may not begin or end with '-'".into());
-        }
-    }
-    Ok(())
-}
-
-/// `AA-BB-cc:dd:EE:ff` -> `aa:bb:cc:dd:ee:ff` (the `{MAC}` form of netboot names).
-pub fn normalize_mac(text: &str) -> Option<String> {
-    let parts: Vec<&str> = text.split([':', '-']).collect();
-    if parts.len() != 6
-        || !parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
-    {
-        return None;
-    }
-    Some(parts.join(":").to_ascii_lowercase())
 }

@@ -24,11 +24,9 @@ use std::path::Path;
 
 use crate::error::{Error, IoResultExt};
 
+pub use crate::netboot::{check_hostname, normalize_mac};
 pub use build::{build, BuildRequest, BuildSummary};
-pub use format::{
-    check_hostname, normalize_mac, Modloop, Profile as Settings, ProfileFormat, Signing,
-    PROFILE_TOML,
-};
+pub use format::{Modloop, Profile as Settings, Signing, PROFILE_TOML};
 pub use keys::{generate_keys, Keys, MEDIUM_KEY, OVERLAY_KEY};
 pub use rootfs::{Owner, OWNERS_FILE, ROOTFS_DIR};
 pub use skeleton::{new_profile, OWNERS_SKELETON, PROFILE_SKELETON};
@@ -151,13 +149,7 @@ encryption = "none"
         );
         assert_eq!(p.modules, ["e1000e"]);
         assert_eq!(p.modloop, Modloop::Excluding(vec!["kernel/sound/*".into()]));
-        assert_eq!(
-            p.formats,
-            [
-                ProfileFormat::Medium(crate::Format::Iso),
-                ProfileFormat::Medium(crate::Format::Vfat)
-            ]
-        );
+        assert_eq!(p.formats, [crate::Format::Iso, crate::Format::Vfat]);
         assert_eq!(p.label.as_deref(), Some("FW1"));
         assert_eq!(p.size, Some(128 << 20));
         assert_eq!(p.signing, Signing::None);
@@ -174,7 +166,7 @@ encryption = "none"
         let p = load(t.path()).unwrap();
         assert_eq!(p.modloop, Modloop::Excluding(vec![]));
         assert_eq!(p.signing, Signing::Required);
-        assert_eq!(p.formats, [ProfileFormat::Medium(crate::Format::Vfat)]);
+        assert_eq!(p.formats, [crate::Format::Vfat]);
         assert!(p.repositories.is_none());
     }
 
