@@ -17,6 +17,7 @@ mkdir -p corpus/version corpus/dependency corpus/pkginfo corpus/installed_db cor
     corpus/kmod_metadata corpus/initramfs
 mkdir -p corpus/overlay_archive seedroot/etc/apk && printf 'hi\n' > seedroot/etc/motd && ln -sf motd seedroot/etc/issue \
     && printf 'alpine-base\n' > seedroot/etc/apk/world && tar --format=gnu -C seedroot -czf corpus/overlay_archive/seed etc && rm -rf seedroot
+mkdir -p corpus/boot_network && printf 'ip=10.0.2.15::10.0.2.2:255.255.255.0:fw1:eth0:off:10.0.2.3 BOOTIF=01-52-54-00-12-34-56 apkovl=http://10.0.2.2/{MAC}.apkovl.tar.gz modloop=https://u:p@x/m#f' > corpus/boot_network/seed
 printf '42\n' > corpus/overlay_text/seed
 printf '# apkovl-deleted v1\netc/motd\netc/we\\\\ird\\nname\n' > corpus/overlay_text/manifest
 printf 'overlay\0apkovl-signature v2\nkey-name: fuzz.pub\nkey-id: 00\nsha256: 00\nhost: fw1\ntime: 1\ngeneration: 2\nsignature: AA==\n' > corpus/overlay_signature/seed

@@ -198,6 +198,11 @@ fn lying_servers_install_nothing() {
             format!("truncated: {} of {zlib_size} bytes received", zlib_size / 2),
         ),
         (Fault::Stall, "timed out (no data)".into()),
+        // A byte every 200 ms is never a second of silence: the minimum rate ends it.
+        (
+            Fault::Trickle,
+            "too slow: under 1024 bytes/s for 1 s".into(),
+        ),
         (Fault::Status(404), "HTTP 404 Not Found".into()),
         (Fault::Status(500), "HTTP 500 Internal Server Error".into()),
         (

@@ -136,6 +136,9 @@ impl Client {
 
     /// What to do with a datagram received on port 68.
     pub fn on_reply(&mut self, bytes: &[u8]) -> Step {
+        if !options_sane(bytes) {
+            return Step::Ignore;
+        }
         let Ok(m) = Message::from_bytes(bytes) else {
             return Step::Ignore;
         };
@@ -177,7 +180,7 @@ impl Client {
                 if server.is_none_or(|s| s == *chosen) =>
             {
                 let why = match m.opts().get(OptionCode::Message) {
-                    Some(DhcpOption::Message(t)) => t.clone(),
+                    Some(DhcpOption::Message(t)) => printable(t),
                     _ => "no reason given".to_string(),
                 };
                 Step::Restart(format!("server {chosen} refused: {why}"), self.discover())
@@ -201,6 +204,58 @@ fn bootp_request(xid: u32, mac: MacAddr) -> Result<Message, DecodeError> {
     b.extend_from_slice(&dhcproto::v4::MAGIC);
     b.push(255); // end of options
     Message::from_bytes(&b)
+}
+
+/// Longest server text (a NAK's reason) put on the console.
+const MAX_SERVER_TEXT: usize = 128;
+
+/// A server's text as one console line: printable ASCII only (no newline or escape sequence can
+/// forge console lines), at most [`MAX_SERVER_TEXT`] characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(MAX_SERVER_TEXT)
+        .collect()
+}
+
+/// Whether the options of a received message have the lengths their codes require, for the
+/// codes whose decoder in `dhcproto` only checks the length with `debug_assert!` (a panic in a
+/// debug build, an arithmetic wrap otherwise): such a message is dropped before it is decoded.
+/// The walk stops at the end option or the end of the datagram.
+fn options_sane(bytes: &[u8]) -> bool {
+    // The fixed BOOTP header (236 bytes) and the magic cookie.
+    let mut rest = bytes.get(240..).unwrap_or(&[]);
+    while let Some((&code, tail)) = rest.split_first() {
+        match code {
+            0 => rest = tail,
+            255 => return true,
+            _ => {
+                let Some((&len, tail)) = tail.split_first() else {
+                    return true;
+                };
+                let len = usize::from(len);
+                let fits = match code {
+                    80 => len == 0,        // rapid commit
+                    81 => len >= 3,        // client FQDN
+                    94 => len == 3,        // client network interface
+                    151 => len >= 1,       // bulk lease query status
+                    154..=157 => len == 4, // bulk lease query times
+                    _ => true,
+                };
+                if !fits {
+                    return false;
+                }
+                rest = tail.get(len..).unwrap_or(&[]);
+            }
+        }
+    }
+    true
 }
 
 fn lease_of(m: &Message, server: Ipv4Addr) -> Lease {
@@ -402,6 +457,57 @@ mod tests {
             c.on_reply(&reply(&d, MessageType::Offer, ME, true)),
             Step::Send(_)
         ));
+    }
+
+    /// A NAK's text cannot forge console lines: control characters are replaced, the length
+    /// bounded.
+    #[test]
+    fn a_naks_reason_is_one_printable_line() {
+        let mut c = Client::new(MAC, 7).unwrap();
+        let d = c.discover();
+        let Step::Send(r) = c.on_reply(&reply(&d, MessageType::Offer, ME, true)) else {
+            panic!()
+        };
+        let mut nak = Message::from_bytes(&reply(&r, MessageType::Nak, ME, false)).unwrap();
+        let text = format!("bad\napkovl signature verified\x1b[2J{}", "x".repeat(300));
+        nak.opts_mut().insert(DhcpOption::Message(text));
+        match c.on_reply(&nak.to_vec().unwrap()) {
+            Step::Restart(why, _) => {
+                assert!(
+                    why.starts_with("server 10.0.2.2 refused: bad?apkovl signature verified?[2Jxx")
+                );
+                assert_eq!(
+                    why.len(),
+                    "server 10.0.2.2 refused: ".len() + MAX_SERVER_TEXT
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Options whose length dhcproto only debug-asserts are refused before decoding; other
+    /// lengths and truncated option lists pass to the decoder.
+    #[test]
+    fn option_lengths_are_checked_before_decoding() {
+        let mut c = Client::new(MAC, 7).unwrap();
+        let d = c.discover();
+        let offer = reply(&d, MessageType::Offer, ME, true);
+        let end = offer.len() - 1;
+        assert_eq!(offer[end], 255);
+        for (code, len) in [(80u8, 1u8), (81, 2), (94, 2), (151, 0), (154, 3), (157, 8)] {
+            let mut bad = offer[..end].to_vec();
+            bad.extend([code, len]);
+            bad.extend(std::iter::repeat_n(0u8, usize::from(len)));
+            bad.push(255);
+            assert!(!options_sane(&bad), "option {code} length {len}");
+            assert_eq!(c.on_reply(&bad), Step::Ignore);
+        }
+        let mut ok = offer[..end].to_vec();
+        ok.extend([80, 0, 81, 3, 0, 0, 0, 255]);
+        assert!(options_sane(&ok));
+        assert!(options_sane(&offer[..end - 3]));
+        assert!(options_sane(&[]));
+        assert!(matches!(c.on_reply(&offer), Step::Send(_)));
     }
 
     #[test]

@@ -373,6 +373,26 @@ fn a_modloop_from_a_url_is_verified_and_mounted() {
         }
         std::fs::write(tree.join("ovl").join(&f), &bad).unwrap();
     }
+    // The same modloop, validly signed by the medium key for another kernel.
+    std::fs::create_dir_all(tree.join("other")).unwrap();
+    std::fs::copy(
+        tree.join("boot").join(&name),
+        tree.join("other").join(&name),
+    )
+    .unwrap();
+    let sig = std::fs::read_to_string(tree.join("boot").join(format!("{name}.sig"))).unwrap();
+    let mut other = bootspec::modloop::Signed::parse(&sig).unwrap();
+    other.statement.kernel = "6.1.0-0-other".into();
+    let key = apk::trust::PrivateKey::load(&env.keys().index_key).unwrap();
+    let alg = apk::trust::Alg::parse_entry(&format!(".SIGN.{}.x", other.statement.algorithm))
+        .expect("a known algorithm")
+        .0;
+    other.signature = key.sign(alg, &other.statement.message()).unwrap();
+    std::fs::write(
+        tree.join("other").join(format!("{name}.sig")),
+        other.render(),
+    )
+    .unwrap();
     let server = Server::start(&tree);
     let repo = format!("http://10.0.2.2:{}/apks", server.port);
     let script = "if modprobe wireguard; then echo MODPROBE-OK; else echo MODPROBE-FAIL; fi\n\
@@ -382,6 +402,7 @@ fn a_modloop_from_a_url_is_verified_and_mounted() {
     let runs: Vec<_> = [
         ("boot", "netboot-modloop"),
         ("ovl", "netboot-modloop-tampered"),
+        ("other", "netboot-modloop-other-kernel"),
     ]
     .into_iter()
     .map(|(dir, run)| {
@@ -405,6 +426,12 @@ fn a_modloop_from_a_url_is_verified_and_mounted() {
                 vm.expect("verified by medium-test.pub");
                 vm.expect("MODPROBE-OK");
                 vm.expect("MODLOOP-MOUNTS:1");
+            } else if dir == "other" {
+                vm.expect(&format!(
+                    "http://10.0.2.2:{port}/other/{name}: signed for kernel 6.1.0-0-other, \
+                     the running kernel is "
+                ));
+                vm.expect("MODLOOP-MOUNTS:0");
             } else {
                 vm.expect("MODLOOP-MOUNTS:0");
                 vm.refute("verified by medium-test.pub");

@@ -11,7 +11,9 @@
 //! What it guarantees to callers:
 //! - **Bounded**: every request has a byte limit ([`Get::limit`]); a body longer than that (or a
 //!   `Content-Length` announcing more) fails with [`HttpErrorKind::TooLarge`] before more is
-//!   read. Connect and read timeouts bound the time a silent server can hold a request.
+//!   read. Connect and read timeouts bound the time a silent server can hold a request, and a
+//!   minimum rate ([`ClientOptions::min_rate`]) the time a trickling one can: a body that moves
+//!   fewer bytes per second than that over a whole read-timeout window fails.
 //! - **Retried only when it may help**: connection failures, timeouts, truncated bodies and
 //!   HTTP 408/429/500/502/503/504 are retried up to [`ClientOptions::retries`] times with
 //!   exponential backoff; any other failure (404, a TLS certificate error, too large) is final.
@@ -49,9 +51,12 @@ pub use resolve::{parse_hosts, DnsResolver, Resolve, StaticResolver};
 use std::io::{self, Read, Seek, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+/// The default [`ClientOptions::min_rate`]: 1 KiB/s, far below any real link.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
 
 /// How the client connects, waits and retries.
 #[derive(Clone, Debug)]
@@ -66,6 +71,10 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest silence while waiting for the response or a piece of the body.
     pub read_timeout: Duration,
+    /// Slowest body accepted, in bytes per second averaged over each `read_timeout` (0: any):
+    /// a server sending a byte now and then, never silent for a whole timeout, cannot hold a
+    /// request (and a boot) forever.
+    pub min_rate: u64,
     /// Extra attempts after a transient failure.
     pub retries: u32,
     /// Wait before the first retry; doubled for each further one.
@@ -86,6 +95,7 @@ impl Default for ClientOptions {
             resolver: None,
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),
+            min_rate: DEFAULT_MIN_RATE,
             retries: 2,
             backoff: Duration::from_secs(1),
             max_redirects: 5,
@@ -163,6 +173,14 @@ pub enum HttpErrorKind {
     /// Connecting, or waiting for data, took too long.
     #[error("timed out ({0})")]
     Timeout(&'static str),
+    /// The body came slower than [`ClientOptions::min_rate`] over a whole window.
+    #[error("too slow: under {rate} bytes/s for {} s", .window.as_secs_f64())]
+    TooSlow {
+        /// The minimum rate, bytes per second.
+        rate: u64,
+        /// The window it was measured over.
+        window: Duration,
+    },
     /// Name resolution, connection or read failed at the socket.
     #[error("{}", crate::root::io_message(.0))]
     Io(io::Error),
@@ -376,7 +394,10 @@ impl Client {
                 .map_err(map_error)?;
             let status = resp.status().as_u16();
             match status {
-                200..=299 => return read_body(resp, get.limit, sink, progress),
+                200..=299 => {
+                    let pace = Pace::new(self.opts.min_rate, self.opts.read_timeout);
+                    return read_body(resp, get.limit, pace, sink, progress);
+                }
                 304 if get.if_modified_since.is_some() => return Ok(Fetched::NotModified),
                 301 | 302 | 303 | 307 | 308 => {
                     let loc = resp
@@ -402,9 +423,47 @@ impl Client {
     }
 }
 
+/// Watches the pace of a body: fewer than `rate` bytes per second over a whole `window` fails.
+struct Pace {
+    rate: u64,
+    window: Duration,
+    since: Instant,
+    got_then: u64,
+}
+
+impl Pace {
+    fn new(rate: u64, window: Duration) -> Pace {
+        Pace {
+            rate,
+            window,
+            since: Instant::now(),
+            got_then: 0,
+        }
+    }
+
+    /// Called after each read with the bytes received so far.
+    fn check(&mut self, got: u64) -> Result<(), HttpErrorKind> {
+        let elapsed = self.since.elapsed();
+        if self.rate == 0 || elapsed < self.window {
+            return Ok(());
+        }
+        let moved = got.saturating_sub(self.got_then) as f64;
+        if moved < self.rate as f64 * elapsed.as_secs_f64() {
+            return Err(HttpErrorKind::TooSlow {
+                rate: self.rate,
+                window: self.window,
+            });
+        }
+        self.since = Instant::now();
+        self.got_then = got;
+        Ok(())
+    }
+}
+
 fn read_body(
     resp: ureq::http::Response<ureq::Body>,
     limit: u64,
+    mut pace: Pace,
     sink: &mut dyn Sink,
     progress: ProgressFn<'_>,
 ) -> Result<Fetched, HttpErrorKind> {
@@ -444,6 +503,7 @@ fn read_body(
         }
         sink.write_all(&buf[..n]).map_err(HttpErrorKind::Sink)?;
         progress(got, announced);
+        pace.check(got)?;
     }
     if let Some(want) = announced {
         if got < want {

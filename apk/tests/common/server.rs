@@ -21,6 +21,8 @@ pub enum Fault {
     Truncate,
     /// Headers and a few bytes, then silence (until the server stops).
     Stall,
+    /// Headers, then one byte every 200 ms: never silent, never done.
+    Trickle,
     /// This status with a short body.
     Status(u16),
     /// `302` to itself, forever.
@@ -292,6 +294,22 @@ fn serve(
                     );
                     let _ = s.write_all(&body[..body.len() / 2]);
                     let _ = s.flush();
+                }
+                Some(Fault::Trickle) => {
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    for b in body.iter().take(300) {
+                        if stop.load(Ordering::SeqCst)
+                            || s.write_all(std::slice::from_ref(b)).is_err()
+                            || s.flush().is_err()
+                        {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
                 }
                 Some(Fault::Stall) => {
                     let _ = write!(

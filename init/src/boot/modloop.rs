@@ -33,13 +33,30 @@ pub enum ModloopError {
     #[error("{0}")]
     NotFound(String),
     /// `modloop=URL` and nothing downloaded it.
-    #[error("modloop={0}: downloading a modloop needs networking, which this boot does not have")]
+    #[error(
+        "modloop={}: downloading a modloop needs networking, which this boot does not have",
+        apk::http::url::display(.0)
+    )]
     Url(String),
     /// `modloop=URL`: the modloop or its `.sig` could not be downloaded (the error names the URL).
     #[error("{0}")]
     Download(apk::http::HttpError),
+    /// `modloop=URL` was signed for another kernel. A medium may carry modloops of several
+    /// kernels (the matching one is chosen, a mismatch only warns); a download must match.
+    #[error(
+        "{}: signed for kernel {modloop}, the running kernel is {running}",
+        apk::http::url::display(.url)
+    )]
+    OtherKernel {
+        /// The URL.
+        url: String,
+        /// The kernel in its signed statement.
+        modloop: String,
+        /// The running kernel.
+        running: String,
+    },
     /// `modloop=URL` names no file.
-    #[error("modloop={0}: the URL names no file")]
+    #[error("modloop={}: the URL names no file", apk::http::url::display(.0))]
     UrlName(String),
     /// No `.sig` beside it, and one is required.
     #[error("{}: no signature ({} missing)", .image.display(), .signature.display())]
@@ -386,14 +403,23 @@ fn download(url: &str) -> Result<PathBuf, ModloopError> {
         "Downloading the modloop from {}",
         apk::http::url::display(url)
     );
-    let client = apk::http::Client::new(super::network::http_options());
-    let limit = sys::memfd::ram_unused().map(|f| f / 2).unwrap_or(1 << 30);
     let dir = Path::new(DOWNLOAD_DIR);
     let _ = std::fs::remove_dir_all(dir);
     sys::make_dirs(dir)?;
-    let file = dir.join(&name);
-    let mut sink = File::create(&file).map_err(|source| SysError::Io {
-        path: file.clone(),
+    let result = download_into(url, &dir.join(&name));
+    if result.is_err() {
+        // A partial download must not hold RAM for the rest of the boot (or the rescue shell).
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+/// Downloads `url` to `file` and its `.sig` (if the server has one) beside it.
+fn download_into(url: &str, file: &Path) -> Result<PathBuf, ModloopError> {
+    let client = apk::http::Client::new(super::network::http_options());
+    let limit = sys::memfd::ram_unused().map(|f| f / 2).unwrap_or(1 << 30);
+    let mut sink = File::create(file).map_err(|source| SysError::Io {
+        path: file.to_path_buf(),
         source,
     })?;
     client
@@ -405,13 +431,9 @@ fn download(url: &str) -> Result<PathBuf, ModloopError> {
         )
         .map_err(ModloopError::Download)?;
     drop(sink);
-    let sig_url = match url.split_once('?') {
-        Some((path, query)) => format!("{path}.sig?{query}"),
-        None => format!("{url}.sig"),
-    };
     let get = apk::http::Get::limited(bootspec::modloop::MAX_SIGNATURE_BYTES);
-    match client.get_bytes(&sig_url, &get) {
-        Ok(sig) => sys::write_file(&plan::signature_path(&file), &sig)?,
+    match client.get_bytes(&crate::plan::signature_url(url), &get) {
+        Ok(sig) => sys::write_file(&plan::signature_path(file), &sig)?,
         Err(e)
             if matches!(
                 e.kind,
@@ -422,7 +444,7 @@ fn download(url: &str) -> Result<PathBuf, ModloopError> {
             ) => {}
         Err(e) => return Err(ModloopError::Download(e)),
     }
-    Ok(file)
+    Ok(file.to_path_buf())
 }
 
 impl Boot {
@@ -450,7 +472,19 @@ impl Boot {
             }
             Located::Url(url) if self.network.is_some() => match download(&url) {
                 Ok(file) => {
-                    let result = self.mount_modloop_files(vec![file.clone()], root);
+                    let signed_for = read_signature(&plan::signature_path(&file))
+                        .ok()
+                        .flatten()
+                        .map(|s| s.statement.kernel);
+                    let result = match (signed_for, sys::kernel_release()) {
+                        (Some(modloop), Some(running)) if modloop != running => self
+                            .modloop_outcome(Err(ModloopError::OtherKernel {
+                                url,
+                                modloop,
+                                running,
+                            })),
+                        _ => self.mount_modloop_files(vec![file.clone()], root),
+                    };
                     // The mounted bytes are the memfd's copy: the download can go.
                     let _ = std::fs::remove_file(&file);
                     let _ = std::fs::remove_file(plan::signature_path(&file));

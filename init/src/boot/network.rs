@@ -28,16 +28,20 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest silence of a boot server.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slowest download accepted (bytes per second over each [`READ_TIMEOUT`]): a 512 kbit/s
+/// branch-office line does twice that; a server trickling bytes cannot hold the boot forever.
+const MIN_RATE: u64 = 32 << 10;
 
 /// How the init talks to its servers (`alpine_repo=`, `apkovl=`, `modloop=` URLs): the
 /// certificate authorities of the initramfs (`etc/ssl/certs/ca-certificates.crt`: the `network`
 /// feature copies the build host's bundle, `mkinitfs --ca FILE` adds one) for HTTPS, and the
-/// boot's timeouts. Read when a download is about to start, never on a medium boot.
+/// boot's timeouts and minimum rate. Read when a download is about to start, never on a medium boot.
 pub fn http_options() -> apk::http::ClientOptions {
     apk::http::ClientOptions {
         ca: apk::http::CaBundle::system(Path::new("/")),
         connect_timeout: CONNECT_TIMEOUT,
         read_timeout: READ_TIMEOUT,
+        min_rate: MIN_RATE,
         ..Default::default()
     }
 }

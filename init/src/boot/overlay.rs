@@ -167,6 +167,9 @@ impl Boot {
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned());
         let (url, name) = plan::overlay_url(template, mac, uuid.as_deref())?;
+        if let Some(w) = plan::shared_name_warning(template) {
+            log::warn!("{w}");
+        }
         log::info!(
             "Downloading user settings from {}",
             apk::http::url::display(&url)
@@ -174,10 +177,7 @@ impl Boot {
         let client = apk::http::Client::new(super::network::http_options());
         let get = |u: &str, limit: u64| client.get_bytes(u, &apk::http::Get::limited(limit));
         let data = get(&url, overlays::MAX_OVERLAY_BYTES).map_err(OverlayError::Download)?;
-        let sig_url = match url.split_once('?') {
-            Some((path, query)) => format!("{path}.sig?{query}"),
-            None => format!("{url}.sig"),
-        };
+        let sig_url = plan::signature_url(&url);
         let sig = match get(&sig_url, overlays::sign::MAX_SIGNATURE_BYTES as u64) {
             Ok(s) => Some(s),
             Err(e)

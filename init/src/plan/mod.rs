@@ -36,13 +36,16 @@ pub enum PlanError {
     )]
     RootMode(String),
     /// `apkovl=URL` cannot be downloaded as it is.
-    #[error("apkovl={0}: {1}")]
+    #[error("apkovl={}: {}", apk::http::url::display(.0), .1)]
     OverlayUrl(String, String),
     /// `apkovl=URL` reached the overlay choice without being downloaded (a bug).
-    #[error("apkovl={0}: not downloaded")]
+    #[error("apkovl={}: not downloaded", apk::http::url::display(.0))]
     UrlOverlay(String),
     /// `alpine_repo=` holds a URL the apk core cannot download.
-    #[error("alpine_repo={0}: only http:// and https:// repositories can be downloaded")]
+    #[error(
+        "alpine_repo={}: only http:// and https:// repositories can be downloaded",
+        apk::http::url::display(.0)
+    )]
     UrlRepository(String),
     /// A URL needs the network, and `ip=off` forbids it.
     #[error("{0} needs the network, but ip=off")]
@@ -93,7 +96,10 @@ pub fn check_supported(cfg: &BootConfig) -> Result<(), PlanError> {
             ));
         }
         if cfg.ip == Some(crate::cmdline::IpSpec::Off) {
-            return Err(PlanError::NetworkOff(format!("apkovl={u}")));
+            return Err(PlanError::NetworkOff(format!(
+                "apkovl={}",
+                apk::http::url::display(u)
+            )));
         }
     }
     for r in &cfg.alpine_repo {
@@ -102,7 +108,10 @@ pub fn check_supported(cfg: &BootConfig) -> Result<(), PlanError> {
                 return Err(PlanError::UrlRepository(r.clone()));
             }
             if cfg.ip == Some(crate::cmdline::IpSpec::Off) {
-                return Err(PlanError::NetworkOff(format!("alpine_repo={r}")));
+                return Err(PlanError::NetworkOff(format!(
+                    "alpine_repo={}",
+                    apk::http::url::display(r)
+                )));
             }
             continue;
         }

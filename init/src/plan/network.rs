@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::cmdline::{ApkovlSpec, BootConfig, IpSpec, MacAddr, ModloopSpec, StaticIp};
+use apk::http::url::display;
 
 pub use crate::cmdline::is_url;
 
@@ -27,13 +28,13 @@ pub fn network_request(cfg: &BootConfig) -> Option<NetRequest> {
         .alpine_repo
         .iter()
         .find(|r| is_url(r))
-        .map(|r| format!("alpine_repo={r}"))
+        .map(|r| format!("alpine_repo={}", display(r)))
         .or_else(|| match &cfg.apkovl {
-            Some(ApkovlSpec::Url(u)) => Some(format!("apkovl={u}")),
+            Some(ApkovlSpec::Url(u)) => Some(format!("apkovl={}", display(u))),
             _ => None,
         })
         .or_else(|| match &cfg.modloop {
-            Some(ModloopSpec::Url(u)) => Some(format!("modloop={u}")),
+            Some(ModloopSpec::Url(u)) => Some(format!("modloop={}", display(u))),
             _ => None,
         });
     match (&cfg.ip, url) {

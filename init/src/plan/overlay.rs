@@ -50,6 +50,12 @@ pub fn overlay_url(
             .map(str::trim)
             .filter(|u| !u.is_empty() && u.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
             .ok_or_else(|| bad("{UUID}: no DMI product UUID (/sys/class/dmi/id/product_uuid)"))?;
+        if is_placeholder_uuid(uuid) {
+            return Err(bad(&format!(
+                "{{UUID}}: the DMI product UUID {uuid} is a firmware placeholder that many \
+                 machines share; use {{MAC}}"
+            )));
+        }
         url = url.replace("{UUID}", uuid);
     }
     let path = url.split(['?', '#']).next().unwrap_or("");
@@ -59,6 +65,42 @@ pub fn overlay_url(
         return Err(bad("the URL names no file"));
     }
     Ok((url.clone(), name.to_string()))
+}
+
+/// Product UUIDs that firmware vendors leave unset: every board with that firmware has it.
+fn is_placeholder_uuid(uuid: &str) -> bool {
+    let hex: String = uuid.chars().filter(|c| *c != '-').collect();
+    hex.chars().all(|c| c == '0')
+        || hex.chars().all(|c| c.eq_ignore_ascii_case(&'f'))
+        || hex.eq_ignore_ascii_case("03000200040005000006000700080009")
+}
+
+/// A warning for a template whose `{MAC}` or `{UUID}` are all outside the file name: the overlay's
+/// host is its file name (the signed statement must name it), so every machine would expect the
+/// same host and a server could hand one machine another's overlay.
+pub fn shared_name_warning(template: &str) -> Option<String> {
+    let path = template.split(['?', '#']).next().unwrap_or("");
+    let name = path.rsplit('/').next().unwrap_or("");
+    let placeholders = ["{MAC}", "{UUID}"];
+    let shared = placeholders.iter().any(|p| template.contains(p))
+        && !placeholders.iter().any(|p| name.contains(p));
+    shared.then(|| {
+        format!(
+            "apkovl={}: {{MAC}}/{{UUID}} outside the file name: every machine expects an overlay \
+             signed for the same host, {name}",
+            apk::http::url::display(template)
+        )
+    })
+}
+
+/// The URL of a download's detached signature: `.sig` appended to the path, before the query;
+/// a fragment (never sent to the server) is dropped, so it cannot turn `X.sig` into `X`.
+pub fn signature_url(url: &str) -> String {
+    let url = url.split('#').next().unwrap_or("");
+    match url.split_once('?') {
+        Some((path, query)) => format!("{path}.sig?{query}"),
+        None => format!("{url}.sig"),
+    }
 }
 
 /// What a path is, for decisions that depend on the filesystem.
@@ -173,6 +215,61 @@ mod tests {
         assert!(err("http://x/", mac, None).contains("names no file"));
         assert!(err("http://x", mac, None).contains("names no file"));
         assert!(err("http://x/a/..?q", mac, None).contains("names no file"));
+        // Firmware placeholders: a whole fleet would share one name.
+        for placeholder in [
+            "00000000-0000-0000-0000-000000000000",
+            "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+            "03000200-0400-0500-0006-000700080009",
+        ] {
+            assert_eq!(
+                err("http://x/{UUID}.apkovl.tar.gz", mac, Some(placeholder)),
+                format!(
+                    "apkovl=http://x/{{UUID}}.apkovl.tar.gz: {{UUID}}: the DMI product UUID \
+                     {placeholder} is a firmware placeholder that many machines share; use {{MAC}}"
+                )
+            );
+        }
+        // The password of a URL never reaches the console.
+        assert_eq!(
+            err("http://u:secret@x/{MAC}.apkovl.tar.gz", None, None),
+            "apkovl=http://u:*@x/{MAC}.apkovl.tar.gz: {MAC}: the network card has no Ethernet address"
+        );
+    }
+
+    #[test]
+    fn placeholders_outside_the_file_name_are_warned_about() {
+        assert_eq!(
+            shared_name_warning("http://x/ovl/{MAC}.apkovl.tar.gz"),
+            None
+        );
+        assert_eq!(
+            shared_name_warning("http://x/{UUID}/{MAC}.apkovl.tar.gz?t=1"),
+            None
+        );
+        assert_eq!(
+            shared_name_warning("http://x/{MAC}/box.apkovl.tar.gz"),
+            Some(
+                "apkovl=http://x/{MAC}/box.apkovl.tar.gz: {MAC}/{UUID} outside the file name: \
+                 every machine expects an overlay signed for the same host, box.apkovl.tar.gz"
+                    .into()
+            )
+        );
+        assert!(shared_name_warning("http://x/box.apkovl.tar.gz?mac={MAC}").is_some());
+    }
+
+    #[test]
+    fn signature_urls() {
+        assert_eq!(signature_url("http://x/a.tar.gz"), "http://x/a.tar.gz.sig");
+        assert_eq!(
+            signature_url("http://x/a.tar.gz?t=1"),
+            "http://x/a.tar.gz.sig?t=1"
+        );
+        // A fragment never makes the signature's URL the file's own.
+        assert_eq!(
+            signature_url("http://x/a.tar.gz#.sig"),
+            "http://x/a.tar.gz.sig"
+        );
+        assert_eq!(signature_url("http://x/a?q#f"), "http://x/a.sig?q");
     }
 
     #[test]
