@@ -73,12 +73,19 @@ impl Scanner<'_> {
             log::debug!("media: {name}: {summary}");
             // A device that cannot be read yet (a USB stick whose medium is not ready answers
             // ENXIO for a while) is probed again at the next scan, for as long as discovery
-            // waits; it counts as new activity only when what it says changes.
+            // waits; it counts as new activity only when it becomes readable (a device whose
+            // error keeps changing must not keep discovery waiting).
+            let before = self.candidates.get(&name);
             if summary.starts_with(UNREADABLE) {
                 self.handled.remove(&name);
-                if self.candidates.get(&name) == Some(&summary) {
+                if before.is_some_and(|b| b.starts_with(UNREADABLE)) {
+                    self.candidates.insert(name, summary);
                     continue;
                 }
+            }
+            // Probed again after a `change` event and saying the same: nothing new.
+            if before == Some(&summary) {
+                continue;
             }
             // Unused loop/ram devices (8 loop devices once `loop` is loaded) are never boot
             // media: they neither count as activity nor clutter the report.

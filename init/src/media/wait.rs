@@ -16,16 +16,21 @@ pub struct WaitPolicy {
     pub after_repository: Duration,
     /// Extra time once `usb-storage` is loaded.
     pub usb_settle: Duration,
+    /// The longest discovery, however busy the devices keep it: a device that changes its answer
+    /// forever (a failing card reader, a malicious USB device) cannot hold the boot.
+    pub max_wait: Duration,
 }
 
 impl WaitPolicy {
-    /// The policy for a command line: 5 s (+ `usbdelay`), 250 ms (or `usbdelay`), 1 s.
+    /// The policy for a command line: 5 s (+ `usbdelay`), 250 ms (or `usbdelay`), 1 s, at most
+    /// 60 s (+ `usbdelay`) in all.
     pub fn from_config(cfg: &BootConfig) -> Self {
         let delay = cfg.usbdelay.map(|s| Duration::from_secs(s as u64));
         Self {
             initial_idle: Duration::from_secs(5) + delay.unwrap_or_default(),
             after_repository: delay.unwrap_or(Duration::from_millis(250)),
             usb_settle: Duration::from_secs(1),
+            max_wait: Duration::from_secs(60) + delay.unwrap_or_default(),
         }
     }
 }
@@ -52,6 +57,7 @@ pub struct Discovery {
     repo_paths: Vec<PathBuf>,
     /// Every `alpine_repo=` is a URL.
     remote_repos: bool,
+    started: Duration,
     last_activity: Duration,
     repo_found: bool,
     overlay_found: bool,
@@ -81,6 +87,7 @@ impl Discovery {
                 .collect(),
             remote_repos: !cfg.alpine_repo.is_empty()
                 && cfg.alpine_repo.iter().all(|r| crate::cmdline::is_url(r)),
+            started: now,
             last_activity: now,
             repo_found: false,
             overlay_found: false,
@@ -169,7 +176,7 @@ impl Discovery {
         } else {
             Duration::ZERO
         };
-        self.last_activity + idle + settle
+        (self.last_activity + idle + settle).min(self.started + self.policy.max_wait)
     }
 }
 
@@ -237,6 +244,17 @@ mod tests {
         assert_eq!(d.deadline(&nothing_exists), ms(8000));
         d.usb_storage_loaded();
         assert_eq!(d.deadline(&nothing_exists), ms(9000));
+    }
+
+    /// Activity restarts the idle timer, but never beyond the cap from the start.
+    #[test]
+    fn endless_activity_ends_at_the_cap() {
+        let cfg = BootConfig::from_cmdline("usbdelay=2");
+        let mut d = Discovery::new(&cfg, WaitPolicy::from_config(&cfg), ms(1000));
+        for t in (0..400).map(|i| ms(1000 + i * 250)) {
+            d.activity(t);
+        }
+        assert_eq!(d.deadline(&nothing_exists), ms(1000 + 62_000));
     }
 
     #[test]
