@@ -540,6 +540,83 @@ fn minimal_profile_builds_a_medium_with_a_signed_overlay() {
     assert!(policy.contains("apkovl_require=signed"), "{policy}");
 }
 
+/// `encryption = "passphrase"`: the overlay goes on the medium as `HOST.apkovl.tar.gz.age`,
+/// encrypted to the passphrase of `--ovl-passphrase-file` and signed over its encrypted bytes;
+/// the initramfs requires a signed and encrypted overlay; the passphrase is in no file of the
+/// medium. Without the file, or with another `encryption`, a one-line error.
+#[test]
+fn passphrase_encrypted_profile() {
+    let env = Env::new();
+    let dir = env.profile(
+        "sealed",
+        &format!("{MINIMAL}formats = [\"dir\"]\nencryption = \"passphrase\"\n"),
+        &[("etc/secret.conf", "only with the passphrase\n", 0o600)],
+    );
+    let out = env.path("sealed-out");
+    let err = failure(env.build(&dir, &out).args(["--format", "dir"]));
+    assert_eq!(
+        err,
+        format!(
+            "mkimage: ERROR: {}/profile.toml: encryption = \"passphrase\" needs the passphrase the box will ask for at boot: mkimage --ovl-passphrase-file FILE\n",
+            dir.display()
+        )
+    );
+    assert!(!out.exists());
+    let pass_file = env.path("passphrase");
+    fs::write(&pass_file, "correct horse battery\nignored second line\n").unwrap();
+    let res = run(env
+        .build(&dir, &out)
+        .args(["--format", "dir", "--ovl-passphrase-file"])
+        .arg(&pass_file));
+    let stdout = String::from_utf8(res.stdout).unwrap();
+    assert!(
+        stdout.contains("Packaged the overlay minimal.apkovl.tar.gz.age: ")
+            && stdout.contains(" files, signed, encrypted to the passphrase"),
+        "{stdout}"
+    );
+    assert!(!out.join("minimal.apkovl.tar.gz").exists());
+    let enc = fs::read(out.join("minimal.apkovl.tar.gz.age")).unwrap();
+    let sig = fs::read(out.join("minimal.apkovl.tar.gz.age.sig")).unwrap();
+    assert!(matches!(
+        overlays::verify(&enc, Some(&sig), &env.path("keys")),
+        overlays::Verification::Verified { statement: Some(ref s), .. } if s.host == "minimal"
+    ));
+    let kind = overlays::kind::kind_of("minimal.apkovl.tar.gz.age").unwrap();
+    let wrong = overlays::crypt::Secret::Passphrase("wrong horse");
+    assert!(overlays::crypt::decrypt(&enc, &kind, &wrong).is_err());
+    let right = overlays::crypt::Secret::Passphrase("correct horse battery");
+    let plain = overlays::crypt::decrypt(&enc, &kind, &right).unwrap();
+    let members = tar_members(&plain);
+    assert_eq!(members["etc/secret.conf"].4, b"only with the passphrase\n");
+    assert_eq!(members["etc/hostname"].4, b"minimal\n");
+    let listing = mkinitfs_listing(&out.join("boot/initramfs"));
+    let policy = String::from_utf8(listing["etc/boot-policy"].clone()).unwrap();
+    assert!(
+        policy.contains("apkovl_require=signed,encrypted"),
+        "{policy}"
+    );
+    // The passphrase travels nowhere: not in a file of the medium, not in the initramfs.
+    for (_, data) in tree_hashes(&out).values() {
+        assert!(!String::from_utf8_lossy(data).contains("correct horse"));
+    }
+    assert!(listing
+        .values()
+        .all(|d| !String::from_utf8_lossy(d).contains("correct horse")));
+
+    let bad = env.profile(
+        "badenc",
+        &format!("{MINIMAL}encryption = \"age1xyz\"\n"),
+        &[],
+    );
+    let err = failure(&mut env.build(&bad, &env.path("badenc-out")));
+    assert!(
+        err.ends_with(
+            ": encryption \"age1xyz\": expected \"none\" (the default) or \"passphrase\" (typed at boot; mkimage --ovl-passphrase-file FILE)\n"
+        ),
+        "{err}"
+    );
+}
+
 /// The files of a (compressed) newc initramfs, through mkinitfs's reader.
 fn mkinitfs_listing(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let file = std::io::BufReader::new(fs::File::open(path).unwrap());

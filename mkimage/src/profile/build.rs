@@ -30,7 +30,7 @@ use crate::error::{Error, IoResultExt};
 use crate::options::{Format, Options, SecureBootKey, SignKey};
 use crate::{Report, ScratchDir};
 
-use super::format::{Modloop, Signing};
+use super::format::{Encryption, Modloop, Signing};
 use super::keys::{self, Keys};
 use super::rootfs::{self, ROOTFS_DIR};
 use super::Profile;
@@ -70,6 +70,9 @@ pub struct BuildRequest<'a> {
     pub http: apk::http::ClientOptions,
     /// `--netboot-url`: where a netboot tree is served from.
     pub netboot_url: Option<String>,
+    /// `--ovl-passphrase-file`: the passphrase of `encryption = "passphrase"` (never written
+    /// anywhere: it only encrypts).
+    pub ovl_passphrase: Option<zeroize::Zeroizing<String>>,
 }
 
 /// What a profile build made.
@@ -115,6 +118,17 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
             )
         })?),
         Signing::None => None,
+    };
+    let passphrase = match p.encryption {
+        Encryption::Passphrase => Some(req.ovl_passphrase.as_deref().ok_or_else(|| {
+            Error::Profile {
+                at: p.dir.join(super::PROFILE_TOML).display().to_string(),
+                reason: "encryption = \"passphrase\" needs the passphrase the box will ask for at \
+                         boot: mkimage --ovl-passphrase-file FILE"
+                    .into(),
+            }
+        })?),
+        Encryption::None => None,
     };
     let sign_key = SignKey::load(medium_key)?;
     let ovl_key = overlay_key
@@ -215,10 +229,30 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
         ));
         fs::write(&sig_path, sig).at(&sig_path)
     };
-    let signed = if ovl_key.is_some() {
-        "signed"
-    } else {
-        "unsigned"
+    // The overlay as it goes on the medium: encrypted to the passphrase when asked (the
+    // signature then covers the encrypted bytes, checked before the passphrase is asked).
+    let seal = |bytes: &[u8]| -> Result<Vec<u8>, Error> {
+        match passphrase {
+            None => Ok(bytes.to_vec()),
+            Some(pass) => overlays::encrypt_age(
+                bytes,
+                &overlays::AgeKey::Passphrase {
+                    passphrase: pass,
+                    work_factor: None,
+                },
+            )
+            .map_err(|e| Error::Profile {
+                at: "encryption".into(),
+                reason: e.to_string(),
+            }),
+        }
+    };
+    let suffix = if passphrase.is_some() { ".age" } else { "" };
+    let signed = match (ovl_key.is_some(), passphrase.is_some()) {
+        (true, true) => "signed, encrypted to the passphrase",
+        (true, false) => "signed",
+        (false, true) => "unsigned, encrypted to the passphrase",
+        (false, false) => "unsigned",
     };
     let mut overlay_paths = Vec::new();
     if format == Format::Netboot && !p.hosts.is_empty() {
@@ -227,9 +261,10 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
         for (mac, name) in &p.hosts {
             set_hostname(&root, name, req.build_time)?;
             let per_host = snapshot(&root, req.build_time, p)?;
-            let path = work.join(format!("{mac}.apkovl.tar.gz"));
-            fs::write(&path, &per_host.bytes).at(&path)?;
-            sign(&per_host.bytes, mac, &path)?;
+            let path = work.join(format!("{mac}.apkovl.tar.gz{suffix}"));
+            let bytes = seal(&per_host.bytes)?;
+            fs::write(&path, &bytes).at(&path)?;
+            sign(&bytes, mac, &path)?;
             overlay_paths.push(path);
         }
         progress(&format!(
@@ -238,10 +273,11 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
             overlay.members.len(),
         ));
     } else {
-        let ovl_name = format!("{host}.apkovl.tar.gz");
+        let ovl_name = format!("{host}.apkovl.tar.gz{suffix}");
         let ovl_path = work.join(&ovl_name);
-        fs::write(&ovl_path, &overlay.bytes).at(&ovl_path)?;
-        sign(&overlay.bytes, &host, &ovl_path)?;
+        let bytes = seal(&overlay.bytes)?;
+        fs::write(&ovl_path, &bytes).at(&ovl_path)?;
+        sign(&bytes, &host, &ovl_path)?;
         overlay_paths.push(ovl_path);
         progress(&format!(
             "[3/{STEPS}] Packaged the overlay {ovl_name}: {} files, {signed}",
@@ -504,9 +540,11 @@ fn initramfs_image(
         modules: p.modules.clone(),
         ..Default::default()
     };
-    let require = match p.signing {
-        Signing::Required => "signed",
-        Signing::None => "any",
+    let require = match (p.signing, p.encryption) {
+        (Signing::Required, Encryption::None) => "signed",
+        (Signing::Required, Encryption::Passphrase) => "signed,encrypted",
+        (Signing::None, Encryption::None) => "any",
+        (Signing::None, Encryption::Passphrase) => "encrypted",
     };
     let overrides = mkinitfs::Overrides {
         basedir: Some(req.kernel_root.clone()),

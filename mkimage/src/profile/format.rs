@@ -57,6 +57,18 @@ pub enum Signing {
     None,
 }
 
+/// The overlay's encryption (`encryption`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encryption {
+    /// A plain `HOST.apkovl.tar.gz`. The default.
+    None,
+    /// `HOST.apkovl.tar.gz.age`, encrypted with age to the passphrase of
+    /// `mkimage --ovl-passphrase-file FILE`, which the init asks for on the console at boot (the
+    /// passphrase never enters the medium); the initramfs's boot policy then requires an
+    /// encrypted overlay.
+    Passphrase,
+}
+
 /// The modloop of the medium (`modloop`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Modloop {
@@ -95,6 +107,8 @@ pub struct Profile {
     pub size: Option<u64>,
     /// Overlay signature policy.
     pub signing: Signing,
+    /// Overlay encryption.
+    pub encryption: Encryption,
     /// MAC address (lower-case, colons) -> host name, for netboot trees.
     pub hosts: BTreeMap<String, String>,
 }
@@ -310,17 +324,22 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Profile, Error> {
             }
         },
     };
-    if let Some(e) = &raw.encryption {
-        if e.get_ref() != "none" {
-            return Err(src.error(
-                Some(e.span()),
-                format!(
-                    "encryption \"{}\": only \"none\" (an encrypted overlay needs its key at boot, which a medium built here cannot hold safely; encrypt on the box with lbu commit -e)",
-                    e.get_ref()
-                ),
-            ));
-        }
-    }
+    let encryption = match raw.encryption.as_ref() {
+        None => Encryption::None,
+        Some(e) => match e.get_ref().as_str() {
+            "none" => Encryption::None,
+            "passphrase" => Encryption::Passphrase,
+            other => {
+                return Err(src.error(
+                    Some(e.span()),
+                    format!(
+                        "encryption \"{other}\": expected \"none\" (the default) or \"passphrase\" \
+                         (typed at boot; mkimage --ovl-passphrase-file FILE)"
+                    ),
+                ))
+            }
+        },
+    };
 
     let mut hosts = BTreeMap::new();
     if let Some(h) = &raw.hosts {
@@ -354,6 +373,7 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Profile, Error> {
         label,
         size,
         signing,
+        encryption,
         hosts,
     })
 }

@@ -26,7 +26,7 @@ use crate::error::{Error, IoResultExt};
 
 pub use crate::netboot::{check_hostname, normalize_mac};
 pub use build::{build, BuildRequest, BuildSummary};
-pub use format::{Modloop, Profile as Settings, Signing, PROFILE_TOML};
+pub use format::{Encryption, Modloop, Profile as Settings, Signing, PROFILE_TOML};
 pub use keys::{generate_keys, Keys, MEDIUM_KEY, OVERLAY_KEY};
 pub use rootfs::{Owner, OWNERS_FILE, ROOTFS_DIR};
 pub use skeleton::{new_profile, OWNERS_SKELETON, PROFILE_SKELETON};
@@ -153,6 +153,7 @@ encryption = "none"
         assert_eq!(p.label.as_deref(), Some("FW1"));
         assert_eq!(p.size, Some(128 << 20));
         assert_eq!(p.signing, Signing::None);
+        assert_eq!(p.encryption, Encryption::None);
         assert_eq!(
             p.hosts.get("52:54:00:ab:cd:ef").map(String::as_str),
             Some("fw2")
@@ -166,6 +167,7 @@ encryption = "none"
         let p = load(t.path()).unwrap();
         assert_eq!(p.modloop, Modloop::Excluding(vec![]));
         assert_eq!(p.signing, Signing::Required);
+        assert_eq!(p.encryption, Encryption::None);
         assert_eq!(p.formats, [crate::Format::Vfat]);
         assert!(p.repositories.is_none());
     }
@@ -220,8 +222,10 @@ encryption = "none"
             err("world = [\"alpine-base\"]\nsigning = \"maybe\"\n"),
             ":2: signing \"maybe\": expected \"required\" (the default) or \"none\""
         );
-        assert!(err("world = [\"alpine-base\"]\nencryption = \"age\"\n")
-            .starts_with(":2: encryption \"age\": only \"none\""));
+        assert_eq!(
+            err("world = [\"alpine-base\"]\nencryption = \"age\"\n"),
+            ":2: encryption \"age\": expected \"none\" (the default) or \"passphrase\" (typed at boot; mkimage --ovl-passphrase-file FILE)"
+        );
         assert_eq!(
             err("world = [\"alpine-base\"]\n[hosts]\n\"52:54:00\" = \"a\"\n"),
             ":2: hosts: \"52:54:00\" is not a MAC address (aa:bb:cc:dd:ee:ff)"

@@ -51,7 +51,8 @@ world = ["alpine-base"]
 #size = "256M"
 
 # The overlay is signed with --ovl-key and the initramfs refuses any other ("required"), or
-# travels unsigned ("none"). Encryption is "none": encrypt on the box with `lbu commit -e`.
+# travels unsigned ("none"). Encryption "passphrase" encrypts it to the first line of
+# --ovl-passphrase-file FILE, asked on the console at every boot.
 #signing = "required"
 #encryption = "none"
 
