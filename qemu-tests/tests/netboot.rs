@@ -282,7 +282,8 @@ fn swapped_forged_and_unreachable_overlays_are_refused() {
             "52:54:00:12:34:52",
             port,
             vec![
-                "ERROR: overlay: ".into(),
+                // The message names the URL, not the initramfs's copy.
+                format!("ERROR: overlay: http://10.0.2.2:{port}/ovl/52:54:00:12:34:52.apkovl.tar.gz: signature check failed: "),
                 "signed for host 52:54:00:12:34:51".into(),
             ],
         ),
@@ -291,7 +292,7 @@ fn swapped_forged_and_unreachable_overlays_are_refused() {
             "52:54:00:12:34:53",
             port,
             vec![
-                "ERROR: overlay: ".into(),
+                format!("ERROR: overlay: http://10.0.2.2:{port}/ovl/52:54:00:12:34:53.apkovl.tar.gz: signature check failed: "),
                 "overlay does not match its signature".into(),
             ],
         ),

@@ -94,9 +94,12 @@ impl Boot {
             Ok(_) => Some(Kind::Other),
             Err(_) => None,
         };
-        let downloaded = match &self.cfg.apkovl {
-            Some(ApkovlSpec::Url(template)) => Some(self.download_overlay(&template.clone())?),
-            _ => None,
+        let (downloaded, url) = match &self.cfg.apkovl {
+            Some(ApkovlSpec::Url(template)) => {
+                let (spec, url) = self.download_overlay(&template.clone())?;
+                (Some(spec), Some(url))
+            }
+            _ => (None, None),
         };
         let spec = downloaded.as_ref().or(self.cfg.apkovl.as_ref());
         let Some(choice) = plan::choose_overlay(spec, media, &kind)? else {
@@ -105,6 +108,10 @@ impl Boot {
             return Ok(None);
         };
         log::info!("Loading user settings from {}", choice.file.display());
+        // What messages name: a downloaded overlay by its URL (the saved copy is ours).
+        let shown = url
+            .map(|u| PathBuf::from(apk::http::url::display(&u)))
+            .unwrap_or_else(|| choice.file.clone());
         let data = overlays::read_file(&choice.file).map_err(OverlayError::Read)?;
         let verification = self.verify(&choice, &data)?;
         let facts = plan::OverlayFacts {
@@ -115,7 +122,7 @@ impl Boot {
         let acceptance =
             plan::judge(&self.overlay_policy, &facts, &verification).map_err(|refusal| {
                 OverlayError::Refused {
-                    file: choice.file.clone(),
+                    file: shown.clone(),
                     refusal,
                 }
             })?;
@@ -123,19 +130,19 @@ impl Boot {
             Acceptance::Verified { key } => log::info!("apkovl signature verified (key {key})"),
             Acceptance::UnsignedWarn => log::warn!(
                 "{}: apkovl is not signed (apkovl_verify=optional)",
-                choice.file.display()
+                shown.display()
             ),
             Acceptance::Unsigned => log::debug!("apkovl is not signed"),
         }
         let recipient_ok = plan::check_recipient_overlay(&self.overlay_policy, &acceptance);
-        let gz = decrypt(&choice, data, recipient_ok)?;
+        let gz = decrypt(&choice, &shown, data, recipient_ok)?;
         let report = overlays::apply(&gz, Path::new(SYSROOT), &overlays::ApplyPolicy::default())
             .map_err(|source| OverlayError::Apply {
-                file: choice.file.clone(),
+                file: shown.clone(),
                 source,
             })?;
         for r in &report.refused {
-            log::warn!("{}: refused {r}", choice.file.display());
+            log::warn!("{}: refused {r}", shown.display());
         }
         if let Some(fstab) = root.read_string("etc/fstab", super::MAX_CONFIG_BYTES)? {
             if let Some(opts) = plan::root_remount_options(&fstab) {
@@ -160,7 +167,7 @@ impl Boot {
     /// (bounded as a medium's files are read; a missing `.sig` is no signature) into the
     /// initramfs under the URL's file name, which the overlay phase then reads exactly as a file
     /// named by `apkovl=PATH`: the same verification, verdict and application.
-    fn download_overlay(&mut self, template: &str) -> Result<ApkovlSpec, BootError> {
+    fn download_overlay(&mut self, template: &str) -> Result<(ApkovlSpec, String), BootError> {
         let mac = self.network.as_ref().and_then(|n| n.mac);
         let uuid = sys::read_file(Path::new(DMI_UUID), 256)
             .ok()
@@ -205,7 +212,7 @@ impl Boot {
             "{} downloaded",
             timeline::human_bytes(data.len() as u64)
         ));
-        Ok(ApkovlSpec::Path(file))
+        Ok((ApkovlSpec::Path(file), url))
     }
 
     /// The signature check of the file as stored. Without overlay keys in the initramfs there is
@@ -275,13 +282,15 @@ fn min_generation(
 /// when there is one and the file is encrypted to recipients (and `recipient_ok`, see
 /// [`plan::check_recipient_overlay`]), else with a passphrase; Alpine's `openssl enc` ones with a
 /// passphrase.
+/// `shown`: the name messages give the overlay (its URL when downloaded).
 fn decrypt(
     choice: &OverlayChoice,
+    shown: &Path,
     data: Vec<u8>,
     recipient_ok: Result<(), String>,
 ) -> Result<Vec<u8>, OverlayError> {
     let fail = |reason: String| OverlayError::Decrypt {
-        file: choice.file.clone(),
+        file: shown.to_path_buf(),
         reason,
     };
     let Some(kind) = choice.kind.as_ref().filter(|k| **k != OverlayKind::Plain) else {
