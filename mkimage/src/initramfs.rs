@@ -68,7 +68,7 @@ pub fn check(initramfs: &Path, index_key: Option<&SignKey>) -> Result<Vec<String
 }
 
 /// A netboot tree's initramfs must bring up a network card: a warning when it holds no network
-/// driver module (`lib/modules/*/kernel/drivers/net/`; a kernel with the driver built in needs
+/// driver module (`[usr/]lib/modules/*/kernel/drivers/net/`; a kernel with the driver built in needs
 /// none, hence not an error).
 pub fn check_network(initramfs: Option<&Path>) -> Result<Vec<String>, Error> {
     let Some(path) = initramfs else {
@@ -82,7 +82,7 @@ pub fn check_network(initramfs: Option<&Path>) -> Result<Vec<String>, Error> {
     cpio::scan(io::BufReader::new(file), &mut |header, _data| {
         let entry = header.path();
         drivers |= header.is_file()
-            && entry.starts_with("lib/modules/")
+            && (entry.starts_with("lib/modules/") || entry.starts_with("usr/lib/modules/"))
             && entry.contains("/kernel/drivers/net/");
         Ok(())
     })

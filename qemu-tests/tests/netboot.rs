@@ -145,13 +145,17 @@ const FLEET_INIT: &str = "#!/bin/sh\n\
     sync\n\
     poweroff -f\n";
 
-/// A host's overlay: its host name, a file of its own, alpine-base, the report init.
+/// A host's overlay: its host name, a file of its own, alpine-base, the report init, and the same
+/// report from OpenRC's default runlevel for a boot without `init=`.
 fn fleet_overlay(host: &str) -> Vec<u8> {
     Overlay::new()
         .file("etc/hostname", format!("{host}\n"))
         .file("etc/fleet-id", format!("id-{host}\n"))
         .world(&["alpine-base"])
         .file_mode("etc/fleet-report", FLEET_INIT, 0o755)
+        .scenario(
+            "echo \"FLEET-OPENRC host=$(hostname) id=$(cat /etc/fleet-id)\"\nsync; poweroff -f",
+        )
         .tar_gz()
 }
 
@@ -202,39 +206,113 @@ fn fleet_tree(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Three machines, three MACs, one server: each boots with its own signed overlay (its host
-/// name and its own file), named by `{MAC}` in the one command line they share.
+/// `mkimage --format netboot` into `dir/net`, served at `base`: the repository of alpine-base,
+/// the kernel and the standard initramfs, one overlay per MAC from `--hosts` (each host's
+/// `fleet_overlay`, signed for its MAC), and `boot.ipxe` with the serial console.
+fn netboot_tree(dir: &std::path::Path, base: &str, hosts: &[(&str, &str)]) -> std::path::PathBuf {
+    let env = Env::get();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut lines = String::from("# MAC -> host\n");
+    let mut cmd = std::process::Command::new(env.bin("mkimage"));
+    for (mac, host) in hosts {
+        lines.push_str(&format!("{mac} {host}\n"));
+        let ovl = src.join(format!("{host}.apkovl.tar.gz"));
+        std::fs::write(&ovl, fleet_overlay(host)).unwrap();
+        cmd.arg("--apkovl").arg(&ovl);
+    }
+    std::fs::write(src.join("hosts"), lines).unwrap();
+    let out = dir.join("net");
+    let keys = env.keys();
+    let st = cmd
+        .args(["-q", "--format", "netboot", "-o"])
+        .arg(&out)
+        .arg("--repository")
+        .arg(env.alpine_repo())
+        .arg("--keys-dir")
+        .arg(env.alpine_keys())
+        .args(["--world", "alpine-base", "--kernel"])
+        .arg(&env.kernel)
+        .arg("--initramfs")
+        .arg(env.initramfs(&InitramfsRecipe::standard()))
+        .arg("--sign-key")
+        .arg(&keys.index_key)
+        .arg("--ovl-key")
+        .arg(&keys.overlay_key)
+        .arg("--hosts")
+        .arg(src.join("hosts"))
+        .args(["--netboot-url", base])
+        .args([
+            "--cmdline",
+            &format!("{} panic=1", qemu_tests::machine::KERNEL_CONSOLE),
+        ])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkimage --format netboot failed");
+    out
+}
+
+/// Three machines, three MACs, one server serving the tree `mkimage --format netboot` wrote: the
+/// first boots as a PXE client would, qemu's TFTP server handing its iPXE `boot.ipxe`, which
+/// loads the kernel and initramfs over HTTP and boots with the tree's command line up to OpenRC;
+/// the others boot the same kernel and initramfs through `-kernel` with `{MAC}` in `apkovl=`.
+/// Each gets its own signed overlay (its host name and its own file).
 #[test]
 fn each_mac_gets_its_own_signed_overlay() {
-    let env = Env::get();
     let tree = fleet_tree("fleet");
     let macs = [
         "52:54:00:12:34:41",
         "52:54:00:12:34:42",
         "52:54:00:12:34:43",
     ];
-    for (i, mac) in macs.iter().enumerate() {
-        let ovl = fleet_overlay(&format!("fw{}", i + 1));
-        let sig = env.sign_overlay(&ovl, &format!("{mac}.apkovl.tar.gz"));
-        publish(&tree.join("ovl"), mac, &ovl, &sig);
-    }
     let server = Server::start(&tree);
-    let repo = format!("http://10.0.2.2:{}/apks", server.port);
     let port = server.port;
+    let base = format!("http://10.0.2.2:{port}/net");
+    let net = netboot_tree(
+        &tree,
+        &base,
+        &[(macs[0], "fw1"), (macs[1], "fw2"), (macs[2], "fw3")],
+    );
     let runs: Vec<_> = macs
         .iter()
         .enumerate()
         .map(|(i, mac)| {
-            let (mac, repo) = (mac.to_string(), repo.clone());
+            let (mac, base, net) = (mac.to_string(), base.clone(), net.clone());
             std::thread::spawn(move || {
-                let mut vm =
-                    boot_fleet_member(&format!("netboot-fleet-{}", i + 1), &mac, &repo, port);
+                let n = i + 1;
+                let mut vm = if i == 0 {
+                    // Firmware -> iPXE (the NIC's option ROM) -> TFTP boot.ipxe -> HTTP.
+                    Vm::boot(
+                        &Image::firmware(),
+                        Opts::named("netboot-fleet-ipxe")
+                            .net(Net::user().mac(&mac).tftp(&net, "boot.ipxe").boot(0)),
+                    )
+                } else {
+                    boot_fleet_member_from(
+                        &format!("netboot-fleet-{n}"),
+                        &mac,
+                        &InitramfsRecipe::standard(),
+                        &format!("{base}/apks"),
+                        &base,
+                    )
+                };
+                if i == 0 {
+                    // boot.ipxe's own line, on the serial console through SeaBIOS.
+                    vm.expect(&format!(" from {base}"));
+                    vm.expect("Obtaining IP via DHCP (eth0)");
+                }
                 vm.expect(&format!(
-                    "Downloading user settings from http://10.0.2.2:{port}/ovl/{mac}.apkovl.tar.gz"
+                    "Downloading user settings from {base}/{mac}.apkovl.tar.gz"
                 ));
                 vm.expect("apkovl signature verified (key overlay-test.pub)");
                 vm.expect("(25/25) Installing alpine-base (3.19.1-r0)");
-                vm.expect(&format!("FLEET host=fw{n} id=id-fw{n}", n = i + 1));
+                if i == 0 {
+                    vm.expect("OpenRC 0.52.1 is starting up");
+                    vm.expect(&format!("FLEET-OPENRC host=fw{n} id=id-fw{n}"));
+                } else {
+                    vm.expect(&format!("FLEET host=fw{n} id=id-fw{n}"));
+                }
                 vm.wait_poweroff();
             })
         })
@@ -243,9 +321,16 @@ fn each_mac_gets_its_own_signed_overlay() {
         r.join().expect("a fleet member failed (its log names it)");
     }
     let log = server.log.lock().unwrap().clone();
+    for path in ["/net/boot/vmlinuz", "/net/boot/initramfs"] {
+        assert_eq!(
+            log.iter().filter(|p| *p == path).count(),
+            1,
+            "{path} is fetched by iPXE only: {log:?}"
+        );
+    }
     for mac in macs {
         assert!(
-            log.contains(&format!("/ovl/{mac}.apkovl.tar.gz.sig")),
+            log.contains(&format!("/net/{mac}.apkovl.tar.gz.sig")),
             "{log:?}"
         );
     }
