@@ -763,4 +763,16 @@ fn netboot_profile_gives_each_host_its_overlay() {
         tree_hashes(&out) == tree_hashes(&again),
         "netboot trees differ"
     );
+    // A fleet boots unattended: no passphrase to type.
+    let pass = env.profile(
+        "fleet-pass",
+        "world = [\"alpine-base\"]\nformats = [\"netboot\"]\nencryption = \"passphrase\"\n",
+        &[],
+    );
+    let e = failure(&mut env.build(&pass, &env.path("tree3")));
+    assert!(
+        e.contains("profile.toml: encryption = \"passphrase\": not for netboot trees"),
+        "{e}"
+    );
+    assert!(!env.path("tree3").exists());
 }

@@ -119,6 +119,14 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
         })?),
         Signing::None => None,
     };
+    if format == Format::Netboot && p.encryption == Encryption::Passphrase {
+        return Err(Error::Profile {
+            at: p.dir.join(super::PROFILE_TOML).display().to_string(),
+            reason: "encryption = \"passphrase\": not for netboot trees (an unattended fleet has \
+                     nobody to type it at boot; boot.ipxe asks for {MAC}.apkovl.tar.gz)"
+                .into(),
+        });
+    }
     let passphrase = match p.encryption {
         Encryption::Passphrase => Some(req.ovl_passphrase.as_deref().ok_or_else(|| {
             Error::Profile {
