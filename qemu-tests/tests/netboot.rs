@@ -298,8 +298,13 @@ fn each_mac_gets_its_own_signed_overlay() {
                     )
                 };
                 if i == 0 {
-                    // boot.ipxe's own line, on the serial console through SeaBIOS.
+                    // boot.ipxe's own line, on the serial console through SeaBIOS, then the
+                    // command line with iPXE's variables expanded.
                     vm.expect(&format!(" from {base}"));
+                    vm.expect(&format!(
+                        "Command line: initrd=initramfs ip=dhcp BOOTIF=01-{} alpine_repo={base}/apks modloop=none apkovl={base}/{{MAC}}.apkovl.tar.gz ",
+                        mac.replace(':', "-")
+                    ));
                     vm.expect("Obtaining IP via DHCP (eth0)");
                 }
                 vm.expect(&format!(
@@ -317,6 +322,36 @@ fn each_mac_gets_its_own_signed_overlay() {
             })
         })
         .collect();
+    // The same script with its server down: iPXE says why, then the firmware moves on to its
+    // next boot device (none here).
+    let down = Server::start(&tree);
+    let down_base = format!("http://10.0.2.2:{}/net", down.port);
+    drop(down);
+    let down_dir = tree.join("down");
+    std::fs::create_dir_all(&down_dir).unwrap();
+    let script = std::fs::read_to_string(net.join("boot.ipxe")).unwrap();
+    std::fs::write(
+        down_dir.join("boot.ipxe"),
+        script.replace(
+            &format!("set base {base}"),
+            &format!("set base {down_base}"),
+        ),
+    )
+    .unwrap();
+    let mut vm = Vm::boot(
+        &Image::firmware(),
+        Opts::named("netboot-ipxe-server-down").net(
+            Net::user()
+                .mac("52:54:00:12:34:44")
+                .tftp(&down_dir, "boot.ipxe")
+                .boot(0),
+        ),
+    );
+    // (qemu's user network answers a closed port with a reset.)
+    vm.expect(&format!("{down_base}/boot/vmlinuz... Connection "));
+    vm.expect("Could not boot image: Connection ");
+    vm.expect("No bootable device");
+    drop(vm);
     for r in runs {
         r.join().expect("a fleet member failed (its log names it)");
     }
