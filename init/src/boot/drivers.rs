@@ -9,6 +9,8 @@ use crate::sys;
 
 impl Boot {
     pub(super) fn load_boot_drivers(&mut self) {
+        // A retry: the previous attempt's drivers may still be loading.
+        self.settle_drivers();
         if self.loader.is_none() {
             let Some(kver) = sys::kernel_release() else {
                 log::warn!("uname: no kernel release; only built-in drivers");

@@ -188,6 +188,7 @@ pub fn run() -> ! {
         timeline,
         overlay_policy: plan::overlay_policy(&BootPolicy::default(), false, &BootConfig::default()),
         loader: None,
+        background_drivers: None,
         attempt: 0,
         network: None,
     };
@@ -229,6 +230,9 @@ struct Boot {
     /// shell may have fixed the policy file).
     overlay_policy: OverlayPolicy,
     loader: Option<Loader>,
+    /// The loader while it loads, in a thread of its own, the drivers media discovery left
+    /// queued ([`media::Found::pending_drivers`]); [`Boot::settle_drivers`] takes it back.
+    background_drivers: Option<std::thread::JoinHandle<Option<Loader>>>,
     attempt: u32,
     /// The network the network phases configured in this attempt.
     network: Option<Configured>,
@@ -285,6 +289,7 @@ impl Boot {
         self.phase("media discovery");
         log::info!("Mounting boot media");
         let found = media::discover(&self.cfg, self.loader.as_mut());
+        self.load_in_background(found.pending_drivers.clone());
         let checked = plan::check_found(&self.cfg, &found.media, found.candidates.len());
         // Every candidate is reported (quiet: only when nothing usable was found).
         if console::verbose() || checked.is_err() {
@@ -338,6 +343,7 @@ impl Boot {
         }
 
         self.phase("finish");
+        self.settle_drivers();
         if let Err(e) = self.finish(&prepared, &root) {
             return self.fail(e);
         }
@@ -390,6 +396,67 @@ impl Boot {
         }
         log::debug!("effective boot policy:\n{}", self.overlay_policy);
         Ok(())
+    }
+
+    /// Hands the drivers of `aliases` (what media discovery left queued: devices that are not the
+    /// medium) to a thread of their own, which loads them while the overlay is applied and the
+    /// packages installed; [`Boot::settle_drivers`] waits for it.
+    fn load_in_background(&mut self, aliases: Vec<String>) {
+        if aliases.is_empty() {
+            return;
+        }
+        let Some(mut loader) = self.loader.take() else {
+            return;
+        };
+        log::debug!(
+            "drivers of {} device(s) load in the background",
+            aliases.len()
+        );
+        // The loader goes to the thread once it runs: if no thread can be made, it is still ours.
+        let (tx, rx) = std::sync::mpsc::channel::<Loader>();
+        let pending = aliases.clone();
+        let spawned = std::thread::Builder::new()
+            .name("drivers".into())
+            .spawn(move || {
+                let mut loader = rx.recv().ok()?;
+                loader.load_aliases(&pending);
+                Some(loader)
+            });
+        match spawned {
+            Ok(handle) => {
+                // The thread holds the receiver until it has the loader: the send succeeds.
+                let _ = tx.send(loader);
+                self.background_drivers = Some(handle);
+            }
+            Err(e) => {
+                log::debug!("no thread for the remaining drivers ({e}): loading them now");
+                loader.load_aliases(&aliases);
+                self.loader = Some(loader);
+            }
+        }
+    }
+
+    /// Waits for the drivers loading in the background, if any, and takes the loader back.
+    fn settle_drivers(&mut self) {
+        if let Some(handle) = self.background_drivers.take() {
+            let start = sys::boottime();
+            match handle.join() {
+                Ok(loader) => self.loader = loader,
+                Err(_) => {
+                    log::warn!("the driver loading thread failed: only the drivers loaded so far")
+                }
+            }
+            log::debug!(
+                "background drivers settled after {} ms",
+                sys::boottime().saturating_sub(start).as_millis()
+            );
+        }
+    }
+
+    /// The module loader, once the background drivers are settled.
+    fn drivers(&mut self) -> Option<&mut Loader> {
+        self.settle_drivers();
+        self.loader.as_mut()
     }
 
     /// Undoes the mounts of a failed attempt so the next one starts clean.

@@ -216,7 +216,7 @@ impl Boot {
         let chosen = loop {
             // Media discovery may have ended before a card's driver was asked for (virtio_pci's
             // devices appear after coldplug loaded it): load what is present now.
-            if let Some(loader) = self.loader.as_mut() {
+            if let Some(loader) = self.drivers() {
                 media::coldplug(loader);
             }
             let nics = nics();

@@ -191,6 +191,48 @@ pub struct Found {
     pub candidates: Vec<Candidate>,
     /// Whether discovery stopped because the goal was reached (else: timeout).
     pub complete: bool,
+    /// Device modaliases whose drivers were not loaded yet when discovery stopped (the boot
+    /// loads them in the background: [`DriverQueue`]).
+    pub pending_drivers: Vec<String>,
+}
+
+/// The device modaliases whose drivers media discovery still has to load, one device at a time
+/// between scans, so the medium is mounted as soon as its own drivers are in: a device announced
+/// by a driver just loaded (virtio0 after virtio_pci, a SCSI disk after usb-storage) goes before
+/// the devices still waiting from coldplug (depth first), and an IDE controller that takes its
+/// time probing an empty CD drive no longer delays a virtio or USB disk found before it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DriverQueue {
+    aliases: std::collections::VecDeque<String>,
+}
+
+impl DriverQueue {
+    /// Appends coldplug's modaliases, in their order.
+    pub fn push_back(&mut self, aliases: impl IntoIterator<Item = String>) {
+        self.aliases.extend(aliases);
+    }
+
+    /// Puts what uevents announced before everything queued, in announcement order.
+    pub fn push_front(&mut self, aliases: Vec<String>) {
+        for a in aliases.into_iter().rev() {
+            self.aliases.push_front(a);
+        }
+    }
+
+    /// The next device to load drivers for.
+    pub fn pop(&mut self) -> Option<String> {
+        self.aliases.pop_front()
+    }
+
+    /// Whether nothing is left.
+    pub fn is_empty(&self) -> bool {
+        self.aliases.is_empty()
+    }
+
+    /// What is left, in order.
+    pub fn into_rest(self) -> Vec<String> {
+        self.aliases.into()
+    }
 }
 
 impl Found {
@@ -231,6 +273,34 @@ pub(crate) fn sample_medium(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn driver_queue_is_depth_first() {
+        let mut q = DriverQueue::default();
+        assert!(q.is_empty());
+        q.push_back([
+            "pci:virtio".to_string(),
+            "pci:piix".into(),
+            "pci:xhci".into(),
+        ]);
+        assert_eq!(q.pop().as_deref(), Some("pci:virtio"));
+        // virtio_pci announced virtio0 and virtio1: both before the rest of coldplug, in order.
+        q.push_front(vec!["virtio:d2".into(), "virtio:d1".into()]);
+        assert_eq!(q.pop().as_deref(), Some("virtio:d2"));
+        q.push_front(Vec::new());
+        assert_eq!(
+            q.clone().into_rest(),
+            vec![
+                "virtio:d1".to_string(),
+                "pci:piix".into(),
+                "pci:xhci".into()
+            ]
+        );
+        assert_eq!(q.pop().as_deref(), Some("virtio:d1"));
+        assert_eq!(q.pop().as_deref(), Some("pci:piix"));
+        assert_eq!(q.pop().as_deref(), Some("pci:xhci"));
+        assert!(q.pop().is_none() && q.is_empty());
+    }
 
     #[test]
     fn overlay_names() {
@@ -336,6 +406,7 @@ mod tests {
                 },
             ],
             complete: false,
+            pending_drivers: Vec::new(),
         };
         assert_eq!(
             f.report(),

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    medium_from, natural_cmp, scan_top_level, Candidate, Discovery, Found, Medium, WaitPolicy,
-    MEDIA_DIR,
+    medium_from, natural_cmp, scan_top_level, Candidate, Discovery, DriverQueue, Found, Medium,
+    WaitPolicy, MEDIA_DIR,
 };
 use crate::cmdline::{ApkovlSpec, BootConfig, DeviceSpec};
 use crate::modules::Loader;
@@ -331,7 +331,13 @@ pub fn coldplug(loader: &mut Loader) -> usize {
 }
 
 /// Runs discovery: uevent socket, coldplug, block devices, until [`Discovery`] says stop.
-pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
+///
+/// Coldplug's drivers are loaded one device at a time through a [`DriverQueue`], the block
+/// devices scanned after each: the medium is used as soon as its own drivers are in. Discovery
+/// never stops for idleness while drivers are queued (the idle clock starts once the queue is
+/// empty, as it did after a whole coldplug); what is still queued when the goal is reached is
+/// returned in [`Found::pending_drivers`].
+pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
     // Open the socket before coldplug so nothing that appears meanwhile is lost.
     let socket = match UeventSocket::open(cfg.uevent_buf_size) {
         Ok(s) => Some(s),
@@ -340,9 +346,11 @@ pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
             None
         }
     };
-    if let Some(l) = loader.as_deref_mut() {
-        let n = coldplug(l);
-        log::debug!("coldplug: {n} modaliases");
+    let mut queue = DriverQueue::default();
+    if loader.is_some() {
+        let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
+        log::debug!("coldplug: {} modaliases", aliases.len());
+        queue.push_back(aliases);
     }
     let policy = WaitPolicy::from_config(cfg);
     let exists = |p: &Path| p.exists();
@@ -371,6 +379,18 @@ pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
         if disc.is_complete(&exists) {
             break true;
         }
+        if let Some(alias) = queue.pop() {
+            if let Some(l) = scanner.loader.as_deref_mut() {
+                l.load_aliases(&[alias]);
+            }
+            if let Some(s) = &socket {
+                drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue);
+            }
+            if scanner.scan(&mut disc) || queue.is_empty() {
+                disc.activity(sys::boottime());
+            }
+            continue;
+        }
         let now = sys::boottime();
         let deadline = disc.deadline(&exists);
         if now >= deadline {
@@ -387,7 +407,7 @@ pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
             None => std::thread::sleep(wait),
         }
         match &socket {
-            Some(s) => drain_events(s, &mut buf, &mut scanner, &mut disc),
+            Some(s) => drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue),
             // Without uevents, devices created by newly loaded drivers (virtio_pci → virtio0)
             // are only found by walking /sys again.
             None => {
@@ -412,11 +432,19 @@ pub fn discover(cfg: &BootConfig, mut loader: Option<&mut Loader>) -> Found {
         media,
         candidates,
         complete,
+        pending_drivers: queue.into_rest(),
     }
 }
 
-fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, disc: &mut Discovery) {
-    // The drivers of every device the queued events announce, loaded together at the end.
+/// Reads every queued uevent: `change` events of block devices are probed again, the modaliases
+/// the events announce go before everything in `queue` (their drivers are loaded next).
+fn drain_events(
+    s: &UeventSocket,
+    buf: &mut [u8],
+    scanner: &mut Scanner<'_>,
+    disc: &mut Discovery,
+    queue: &mut DriverQueue,
+) {
     let mut aliases = Vec::new();
     loop {
         match s.recv(buf) {
@@ -453,9 +481,7 @@ fn drain_events(s: &UeventSocket, buf: &mut [u8], scanner: &mut Scanner<'_>, dis
             }
         }
     }
-    if let Some(l) = scanner.loader.as_deref_mut() {
-        l.load_aliases(&aliases);
-    }
+    queue.push_front(aliases);
 }
 
 #[cfg(test)]
