@@ -365,9 +365,10 @@ impl Loader {
         self.load_targets(&targets, true, None, false)
     }
 
-    /// Loads `targets` with their closures. Logging: a module file the initramfs builder left out
-    /// is normal for alias matches (modules.alias lists every module of the kernel) and logged at
-    /// debug level; other failures are warnings unless `quiet`.
+    /// Loads `targets` with their closures. Logging: a module file the initramfs builder left out,
+    /// or a driver that finds no device, is normal for alias matches (modules.alias lists every
+    /// module of the kernel) and for the dependencies and softdeps of a target, and logged at
+    /// debug level ([`failure_is_debug`]); other failures are warnings unless `quiet`.
     fn load_targets(
         &mut self,
         targets: &[String],
@@ -398,7 +399,10 @@ impl Loader {
                     }
                 }
                 let result = self.insert(&m, &params);
-                self.record(m, result, via_alias, quiet, &mut newly);
+                // A dependency or softdep (crc-t10dif's crct10dif_pclmul under sd_mod) is
+                // reported like an alias match: ENODEV or an absent file is normal there.
+                let part = via_alias || m != *target;
+                self.record(m, result, part, quiet, &mut newly);
             }
         }
         Loaded::Modules(newly)
@@ -410,7 +414,7 @@ impl Loader {
         &mut self,
         m: String,
         result: Result<(), (bool, String)>,
-        via_alias: bool,
+        incidental: bool,
         quiet: bool,
         newly: &mut Vec<String>,
     ) {
@@ -421,7 +425,7 @@ impl Loader {
                 newly.push(m);
             }
             Err((expected, reason)) => {
-                if quiet || (expected && via_alias) {
+                if failure_is_debug(expected, incidental, quiet) {
                     log::debug!("module {m}: {reason}");
                 } else {
                     log::warn!("module {m}: {reason}");
@@ -562,6 +566,14 @@ impl Loader {
     }
 }
 
+/// Whether a failed load is logged at debug level rather than as a warning: always when `quiet`,
+/// and when the failure is normal (`expected`: the file is not in the initramfs, or the driver
+/// found no device) for a module asked for through an alias or as part of another's load order
+/// (`incidental`: a dependency or softdep of the module requested).
+fn failure_is_debug(expected: bool, incidental: bool, quiet: bool) -> bool {
+    quiet || (expected && incidental)
+}
+
 /// How a module gets into the kernel: `(metadata, module, parameters)`, the error saying whether
 /// the file is simply absent.
 type InsertFn<'a> = dyn Fn(&ModuleDb, &str, &str) -> Result<(), (bool, String)> + Sync + 'a;
@@ -651,6 +663,18 @@ pub fn collect_modaliases(sys_devices: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_failures_of_incidental_modules_are_debug() {
+        // sd_mod named on the command line, crct10dif_pclmul (a softdep of its crc-t10dif)
+        // answering ENODEV on a CPU without PCLMULQDQ: debug.
+        assert!(failure_is_debug(true, true, false));
+        // The module named itself, absent or without a device: a warning.
+        assert!(!failure_is_debug(true, false, false));
+        // Any other failure is a warning, unless quiet.
+        assert!(!failure_is_debug(false, true, false));
+        assert!(failure_is_debug(false, false, true));
+    }
 
     #[test]
     fn a_driver_without_a_device_is_not_a_warning() {
