@@ -221,6 +221,10 @@ fn report(f: &Failure, timeline: &mut Timeline) {
     console::print(&timeline.render(now));
 }
 
+/// Rounds of coldplug after the background drivers: a driver's devices may need drivers of
+/// their own (an IDE controller, its CD drive), each round a level deeper.
+const MAX_LATE_COLDPLUGS: usize = 4;
+
 /// The executor's state across attempts. Each phase is one method (in the module of its name),
 /// each decision one call into [`crate::plan`].
 struct Boot {
@@ -399,8 +403,9 @@ impl Boot {
     }
 
     /// Hands the drivers of `aliases` (what media discovery left queued: devices that are not the
-    /// medium) to a thread of their own, which loads them while the overlay is applied and the
-    /// packages installed; [`Boot::settle_drivers`] waits for it.
+    /// medium) to a thread of their own, which loads them, then those of the devices they
+    /// created, while the overlay is applied and the packages installed;
+    /// [`Boot::settle_drivers`] waits for it.
     fn load_in_background(&mut self, aliases: Vec<String>) {
         if aliases.is_empty() {
             return;
@@ -420,6 +425,13 @@ impl Boot {
             .spawn(move || {
                 let mut loader = rx.recv().ok()?;
                 loader.load_aliases(&pending);
+                // Devices these drivers created (the CD drive behind an IDE controller) were
+                // announced after discovery stopped reading uevents: take them from /sys.
+                for _ in 0..MAX_LATE_COLDPLUGS {
+                    if media::coldplug(&mut loader) == 0 {
+                        break;
+                    }
+                }
                 Some(loader)
             });
         match spawned {

@@ -321,13 +321,12 @@ fn probe_all(names: &[String]) -> HashMap<String, Result<Probe, probe::ProbeErro
 /// Devices probed at once.
 const MAX_PROBES: usize = 16;
 
-/// Coldplug: load the drivers of every device already present (`modalias` files under `/sys`),
-/// in one batch ([`Loader::load_aliases`]).
+/// Coldplug: loads the drivers of every device present (`modalias` files under `/sys`) whose
+/// modalias was not handled yet, in one batch ([`Loader::load_aliases`]); returns how many
+/// modules that loaded.
 pub fn coldplug(loader: &mut Loader) -> usize {
     let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
-    let n = aliases.len();
-    loader.load_aliases(&aliases);
-    n
+    loader.load_aliases(&aliases).len()
 }
 
 /// Runs discovery: uevent socket, coldplug, block devices, until [`Discovery`] says stop.
@@ -378,6 +377,9 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
         }
         if disc.is_complete(&exists) {
             break true;
+        }
+        if disc.past_max_wait(sys::boottime()) {
+            break false;
         }
         if let Some(alias) = queue.pop() {
             if let Some(l) = scanner.loader.as_deref_mut() {

@@ -164,6 +164,12 @@ impl Discovery {
         self.repo_ok(exists) && explicit.unwrap_or(self.overlay_found)
     }
 
+    /// Whether discovery has run for its longest time ([`WaitPolicy::max_wait`]) at `now`, busy
+    /// or not (drivers still queued do not keep it going past that).
+    pub fn past_max_wait(&self, now: Duration) -> bool {
+        now >= self.started + self.policy.max_wait
+    }
+
     /// Boot time at which waiting ends if nothing new appears.
     pub fn deadline(&self, exists: &dyn Fn(&Path) -> bool) -> Duration {
         let idle = if self.repo_ok(exists) || self.selected_found {
@@ -244,6 +250,15 @@ mod tests {
         assert_eq!(d.deadline(&nothing_exists), ms(8000));
         d.usb_storage_loaded();
         assert_eq!(d.deadline(&nothing_exists), ms(9000));
+    }
+
+    #[test]
+    fn the_cap_holds_while_busy() {
+        let cfg = BootConfig::from_cmdline("usbdelay=2");
+        let d = Discovery::new(&cfg, WaitPolicy::from_config(&cfg), ms(1000));
+        assert!(!d.past_max_wait(ms(1000)));
+        assert!(!d.past_max_wait(ms(62_999)));
+        assert!(d.past_max_wait(ms(63_000)));
     }
 
     /// Activity restarts the idle timer, but never beyond the cap from the start.
