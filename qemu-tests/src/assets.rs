@@ -216,6 +216,12 @@ impl Env {
             if let Some(ca) = &r.ca {
                 cmd.arg("--ca").arg(ca);
             }
+            if let Some(level) = r.zstd_level {
+                let conf = self.assets.join(format!("mkinitfs-zstd{level}.conf"));
+                std::fs::write(&conf, format!("complevel_zstd=\"{level}\"\n"))
+                    .expect("mkinitfs config");
+                cmd.arg("-c").arg(conf);
+            }
             cmd.arg("-o")
                 .arg(&out)
                 .arg(&self.kver)
@@ -521,6 +527,8 @@ pub struct InitramfsRecipe {
     pub alpine_keys: bool,
     /// `mkinitfs --ca FILE`: a certificate authority for HTTPS boot servers.
     pub ca: Option<PathBuf>,
+    /// `complevel_zstd` (a config file); `None`: mkinitfs's default level.
+    pub zstd_level: Option<i32>,
 }
 
 impl InitramfsRecipe {
@@ -531,6 +539,9 @@ impl InitramfsRecipe {
             overlay_keys: true,
             alpine_keys: true,
             ca: None,
+            // Level 3 builds in 0.15 s, the default (19) in 5 s: the tests' images build fast;
+            // media made by mkimage in the tests keep the default.
+            zstd_level: Some(3),
         }
     }
 }

@@ -153,7 +153,11 @@ fn main() {
         env.kver,
         loadavg()
     );
-    let initramfs = env.initramfs(&InitramfsRecipe::standard());
+    // mkinitfs's default zstd level, as users' images have it.
+    let initramfs = env.initramfs(&InitramfsRecipe {
+        zstd_level: None,
+        ..InitramfsRecipe::standard()
+    });
     let (base_ovl_name, base_ovl) = base_overlay();
     let base_medium = env.medium(&signed_medium(
         env,
@@ -695,44 +699,10 @@ fn default_image(env: &Env, level: i32) -> (u64, Duration) {
     (size_kib(&out), t.elapsed())
 }
 
-/// The standard initramfs at a zstd level (mkinitfs's configuration file, cached by content).
+/// The standard initramfs at a zstd level (cached by content).
 fn level_initramfs(env: &Env, level: i32) -> PathBuf {
-    let keys = env.keys();
-    let recipe = InitramfsRecipe::standard();
-    let mut h = Sha256::new();
-    h.update(format!("{recipe:?}|zstd{level}|{}", env.kver).as_bytes());
-    h.update(std::fs::read(env.bin("init")).expect("out/bin/init"));
-    h.update(std::fs::read(env.bin("mkinitfs")).expect("out/bin/mkinitfs"));
-    let out = env.assets.join(format!(
-        "initramfs-zstd{level}-{}",
-        &hex::encode(h.finalize())[..16]
-    ));
-    if out.is_file() {
-        return out;
-    }
-    let stage = tempfile::tempdir_in(&env.assets).expect("a staging directory");
-    let conf = stage.path().join("mkinitfs.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "features=\"{}\"\ninitfscomp=\"zstd\"\ncomplevel_zstd=\"{level}\"\n",
-            recipe.features
-        ),
-    )
-    .unwrap();
-    run(Command::new(env.bin("mkinitfs"))
-        .arg("-q")
-        .arg("-c")
-        .arg(&conf)
-        .arg("--keys-dir")
-        .arg(&keys.index_pub)
-        .arg("--keys-dir")
-        .arg(env.alpine_keys())
-        .arg("--ovl-keys-dir")
-        .arg(&keys.overlay_pub)
-        .arg("-o")
-        .arg(&out)
-        .arg(&env.kver)
-        .env("SOURCE_DATE_EPOCH", "1700000000"));
-    out
+    env.initramfs(&InitramfsRecipe {
+        zstd_level: Some(level),
+        ..InitramfsRecipe::standard()
+    })
 }
