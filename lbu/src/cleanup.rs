@@ -28,6 +28,13 @@ pub enum Action {
 }
 
 static ACTIONS: Mutex<Vec<(u64, Action)>> = Mutex::new(Vec::new());
+static TERMINAL: Mutex<()> = Mutex::new(());
+
+/// Held while the terminal's mode changes (a password prompt) and by the signal thread from its
+/// restore until exit: the terminal is never switched again after it was put back.
+pub fn terminal_lock() -> std::sync::MutexGuard<'static, ()> {
+    TERMINAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 static NEXT: Mutex<u64> = Mutex::new(0);
 
 /// Register an action; returns its id for [`done`].
@@ -127,6 +134,7 @@ pub fn install_signal_handler() {
     }
     std::thread::spawn(move || {
         if set.wait().is_ok() {
+            let _terminal = terminal_lock();
             run_all();
             eprintln!("lbu: interrupted");
             std::process::exit(1);

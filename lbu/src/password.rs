@@ -1,7 +1,7 @@
 //! Passwords for encrypted overlays (lbu/README.md, "Encryption"). Sources, first wins: `-p`
 //! (kept for compatibility; visible in `ps`), `PASSWORD` (environment or lbu.conf), then
 //! `PASSWORD_FILE` (a regular file owned by root and not readable by group or others), then the
-//! terminal (`/dev/tty`, echo off through `rpassword`; asked twice when encrypting). Every buffer
+//! terminal (`/dev/tty`, echo off; asked twice when encrypting). Every buffer
 //! that holds a password is zeroed when dropped.
 
 use crate::config::Config;
@@ -69,9 +69,15 @@ fn from_file(f: &std::path::Path) -> Result<Password, Error> {
     Ok(p)
 }
 
-/// Ask on the terminal with echo off. Echo goes off *before* the prompt appears (an answer typed
-/// as soon as the prompt shows is never echoed); `rpassword` then reads the line. A signal
-/// meanwhile puts the terminal back ([`crate::cleanup`]).
+/// Ask on the terminal: echo off, canonical mode and signals on (the kernel edits the line, and
+/// Ctrl-C reaches lbu's signal thread, which puts the terminal back). Echo goes off *before* the
+/// prompt appears (an answer typed as soon as the prompt shows is never echoed).
+///
+/// Hand-written rather than `rpassword`: rpassword switches the terminal to raw mode inside its
+/// read, after the prompt is on the screen, so a signal at the prompt could put the terminal back
+/// and then see rpassword switch it to raw mode again before lbu exits (CI saw a terminal left
+/// raw). Here every mode change happens under [`crate::cleanup::terminal_lock`], which the signal
+/// thread holds from its restore until the process exits.
 fn ask(prompt: &str) -> Result<Password, Error> {
     use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
     use std::io::Write;
@@ -82,21 +88,61 @@ fn ask(prompt: &str) -> Result<Password, Error> {
         .map_err(|_| {
             Error::Password("no terminal to ask on: set PASSWORD_FILE in lbu.conf".into())
         })?;
-    let saved = tcgetattr(&tty).ok();
-    let restore = crate::cleanup::register(crate::cleanup::Action::RestoreTerminal(saved.clone()));
-    if let Some(t) = &saved {
-        let mut quiet = t.clone();
-        quiet.local_flags.remove(LocalFlags::ECHO);
-        let _ = tcsetattr(&tty, SetArg::TCSANOW, &quiet);
-    }
+    let (saved, restore) = {
+        let _lock = crate::cleanup::terminal_lock();
+        let saved = tcgetattr(&tty).ok();
+        let restore =
+            crate::cleanup::register(crate::cleanup::Action::RestoreTerminal(saved.clone()));
+        if let Some(t) = &saved {
+            let mut quiet = t.clone();
+            quiet.local_flags.remove(LocalFlags::ECHO);
+            quiet
+                .local_flags
+                .insert(LocalFlags::ECHONL | LocalFlags::ICANON | LocalFlags::ISIG);
+            let _ = tcsetattr(&tty, SetArg::TCSANOW, &quiet);
+        }
+        (saved, restore)
+    };
     let mut w = &tty;
     let res = write!(w, "{prompt}")
         .and_then(|_| w.flush())
-        .and_then(|_| rpassword::read_password());
-    if let Some(t) = &saved {
-        let _ = tcsetattr(&tty, SetArg::TCSANOW, t);
+        .and_then(|_| read_line(&tty));
+    {
+        let _lock = crate::cleanup::terminal_lock();
+        if let Some(t) = &saved {
+            let _ = tcsetattr(&tty, SetArg::TCSANOW, t);
+        }
+        crate::cleanup::forget(restore);
     }
-    crate::cleanup::forget(restore);
-    res.map(Zeroizing::new)
-        .map_err(|e| Error::Password(format!("/dev/tty: {e}")))
+    res.map_err(|e| Error::Password(format!("/dev/tty: {e}")))
+}
+
+/// The longest answer read (a canonical terminal line holds at most 4096 bytes).
+const MAX_ANSWER: usize = 4096;
+
+/// One line from the terminal, without its end of line, in a buffer zeroed when dropped.
+fn read_line(tty: &std::fs::File) -> std::io::Result<Password> {
+    use std::io::Read;
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_ANSWER)); // never reallocated: no unzeroed copy
+    let mut byte = [0u8; 1];
+    let mut r = tty;
+    loop {
+        match r.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) if line.len() >= MAX_ANSWER => {
+                return Err(std::io::Error::other("answer too long"))
+            }
+            Ok(_) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    zeroize::Zeroize::zeroize(&mut byte);
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    let text =
+        std::str::from_utf8(&line).map_err(|_| std::io::Error::other("the answer is not UTF-8"))?;
+    Ok(Zeroizing::new(text.to_string()))
 }

@@ -415,7 +415,7 @@ fn signal_at_the_password_prompt_restores_echo() {
         words.contains(&"echo") && !words.contains(&"-echo"),
         "{text}"
     );
-    // The whole terminal is back, not only echo (the password is read in raw mode).
+    // The whole terminal is back, not only echo: canonical input and signals too.
     assert!(
         words.contains(&"icanon") && !words.contains(&"-icanon"),
         "{text}"
