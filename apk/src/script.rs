@@ -86,9 +86,8 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("{}.{}: {e}", s.name_version, s.kind))?;
+    let mut child =
+        spawn_when_not_busy(&mut cmd).map_err(|e| format!("{}.{}: {e}", s.name_version, s.kind))?;
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let line_prefix = format!("{prefix}* ");
@@ -118,6 +117,32 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
         (Some(c), _) => Err(format!("exited with error {c}")),
         (None, Some(sig)) => Err(format!("killed by signal {sig}")),
         _ => Err("failed".into()),
+    }
+}
+
+/// How long [`spawn_when_not_busy`] waits for other processes to drop their copy of the script's
+/// write descriptor.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Start `cmd`, retrying while the kernel answers `ETXTBSY`. The script was just written through a
+/// close-on-exec descriptor, but a process forked by another thread of ours meanwhile (another
+/// script, a test running beside this one, a library starting a helper) holds a copy of it until it
+/// reaches its own `exec`, and executing a file open for writing fails with "Text file busy" for that
+/// short while (Go's os/exec retries the same way). Seen in CI: two installs in one test process.
+fn spawn_when_not_busy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match cmd.spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -226,4 +251,37 @@ pub(crate) fn mount_dev_for_script(root: &Root) -> ScriptMounts {
     }
     let _ = nix::unistd::symlinkat("/proc/self/fd", &dev, "fd");
     ScriptMounts(vec![dev])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    /// A script still open for writing elsewhere (as in a process forked by another thread before
+    /// its exec) starts once that descriptor is gone, instead of failing with "Text file busy".
+    #[test]
+    fn a_script_busy_for_a_moment_still_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("script");
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(&path)
+            .unwrap();
+        w.write_all(b"#!/bin/sh\nexit 7\n").unwrap();
+        let busy = Command::new(&path).status().unwrap_err();
+        assert_eq!(busy.raw_os_error(), Some(libc::ETXTBSY), "{busy}");
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(w);
+        });
+        let st = spawn_when_not_busy(&mut Command::new(&path))
+            .unwrap()
+            .wait()
+            .unwrap();
+        holder.join().unwrap();
+        assert_eq!(st.code(), Some(7));
+    }
 }
