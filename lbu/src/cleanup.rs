@@ -122,13 +122,16 @@ fn perform(a: &Action) {
     }
 }
 
-/// Block `SIGINT`/`SIGTERM` in this (main) thread and every thread started later, and start the
-/// thread that handles them: pending actions run, then the process exits with status 1.
+/// Block `SIGINT`, `SIGTERM`, `SIGHUP` (the terminal or ssh session went away) and `SIGQUIT`
+/// (Ctrl-\\) in this (main) thread and every thread started later, and start the thread that
+/// handles them: pending actions run, then the process exits with status 1.
 pub fn install_signal_handler() {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
+    set.add(Signal::SIGHUP);
+    set.add(Signal::SIGQUIT);
     if set.thread_block().is_err() {
         return;
     }

@@ -43,12 +43,22 @@ pub fn password(cfg: &Config, cli: Option<&str>, purpose: Purpose) -> Result<Pas
 }
 
 /// The first line of `PASSWORD_FILE`, which must be private to root (or to the user running
-/// lbu).
+/// lbu). The file is opened once, without following a final symbolic link, and the checks are made
+/// on what was opened (no swap between check and read); at most [`MAX_ANSWER`] bytes of it are read,
+/// into a buffer reserved up front (never reallocated, zeroed when dropped).
 fn from_file(f: &std::path::Path) -> Result<Password, Error> {
-    let m = std::fs::metadata(f).map_err(|source| Error::Io {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| Error::Io {
         path: f.to_path_buf(),
         source,
-    })?;
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
+        .open(f)
+        .map_err(io)?;
+    let m = file.metadata().map_err(io)?;
     if !m.is_file()
         || m.uid() != 0 && m.uid() != nix::unistd::geteuid().as_raw()
         || m.mode() & 0o077 != 0
@@ -58,15 +68,27 @@ fn from_file(f: &std::path::Path) -> Result<Password, Error> {
             f.display()
         )));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(f).map_err(|source| Error::Io {
-        path: f.to_path_buf(),
-        source,
-    })?);
-    let p = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
+    let mut text = Zeroizing::new(Vec::with_capacity(MAX_ANSWER + 1));
+    file.take(MAX_ANSWER as u64 + 1)
+        .read_to_end(&mut text)
+        .map_err(io)?;
+    let line = match text.iter().position(|&b| b == b'\n') {
+        Some(end) => &text[..end],
+        None if text.len() > MAX_ANSWER => {
+            return Err(Error::Password(format!(
+                "{}: the first line is longer than {MAX_ANSWER} bytes",
+                f.display()
+            )))
+        }
+        None => &text[..],
+    };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let p = std::str::from_utf8(line)
+        .map_err(|_| Error::Password(format!("{}: the password is not UTF-8", f.display())))?;
     if p.is_empty() {
         return Err(Error::Password(format!("{}: empty password", f.display())));
     }
-    Ok(p)
+    Ok(Zeroizing::new(p.to_string()))
 }
 
 /// Ask on the terminal: echo off, canonical mode and signals on (the kernel edits the line, and
@@ -79,7 +101,7 @@ fn from_file(f: &std::path::Path) -> Result<Password, Error> {
 /// raw). Here every mode change happens under [`crate::cleanup::terminal_lock`], which the signal
 /// thread holds from its restore until the process exits.
 fn ask(prompt: &str) -> Result<Password, Error> {
-    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg, SpecialCharacterIndices};
     use std::io::Write;
     let tty = std::fs::OpenOptions::new()
         .read(true)
@@ -99,7 +121,15 @@ fn ask(prompt: &str) -> Result<Password, Error> {
             quiet
                 .local_flags
                 .insert(LocalFlags::ECHONL | LocalFlags::ICANON | LocalFlags::ISIG);
-            let _ = tcsetattr(&tty, SetArg::TCSANOW, &quiet);
+            // No Ctrl-Z: a stopped lbu would leave the shell a terminal without echo.
+            quiet.control_chars[SpecialCharacterIndices::VSUSP as usize] = 0;
+            if let Err(e) = tcsetattr(&tty, SetArg::TCSANOW, &quiet) {
+                crate::cleanup::forget(restore);
+                return Err(Error::Password(format!(
+                    "/dev/tty: cannot turn echo off: {}",
+                    std::io::Error::from(e)
+                )));
+            }
         }
         (saved, restore)
     };

@@ -445,3 +445,48 @@ fn a_planted_claim_does_not_choose_the_generation() {
     ok(&bed.lbu(&["commit"]));
     assert_eq!(statement(&bed.overlay(), &keys).generation, 2);
 }
+
+/// `PASSWORD_FILE` is read once and bounded: a symbolic link to the file, a file others can read, and
+/// a first line longer than 4096 bytes are refused in one line naming the file; nothing is written.
+#[test]
+fn password_files_that_are_links_public_or_oversized_are_refused() {
+    let bed = Bed::new();
+    let good = bed.tmp.path().join("pw");
+    std::fs::write(&good, "correct horse\n").unwrap();
+    chmod(&good, 0o600);
+    let link = bed.tmp.path().join("pw-link");
+    std::os::unix::fs::symlink(&good, &link).unwrap();
+    let public = bed.tmp.path().join("pw-public");
+    std::fs::write(&public, "correct horse\n").unwrap();
+    chmod(&public, 0o644);
+    let long = bed.tmp.path().join("pw-long");
+    std::fs::write(&long, "x".repeat(5000)).unwrap();
+    chmod(&long, 0o600);
+    for (file, reason) in [
+        (&link, "Too many levels of symbolic links"),
+        (&public, "mode 0600 or stricter"),
+        (&long, "longer than 4096 bytes"),
+    ] {
+        bed.conf(&format!(
+            "ENCRYPTION=age\nPASSWORD_FILE={}\n",
+            file.display()
+        ));
+        let o = bed.lbu(&["commit"]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{err}");
+        assert!(
+            err.contains(&file.display().to_string()) && err.contains(reason),
+            "{}: {err}",
+            file.display()
+        );
+        assert!(bed.files().is_empty(), "{:?}", bed.files());
+    }
+    // The same password through the file itself works, with a CRLF line end too.
+    std::fs::write(&good, "correct horse\r\nsecond line\n").unwrap();
+    bed.conf(&format!(
+        "ENCRYPTION=age\nPASSWORD_FILE={}\n",
+        good.display()
+    ));
+    ok(&bed.lbu(&["commit"]));
+    assert_eq!(bed.files().len(), 1);
+}

@@ -359,9 +359,20 @@ fn default_limit_and_raw_audit_status() {
     assert!(!raw.contains("etc/newdir/x.conf"), "non-recursive: {raw}");
 }
 
-/// SIGTERM while the password is being typed: lbu exits 1 and terminal echo is back on.
+/// SIGTERM, SIGHUP (the ssh session went away) or SIGQUIT (Ctrl-\\) while the password is being
+/// typed: lbu exits 1 and the terminal is back as it was.
 #[test]
 fn signal_at_the_password_prompt_restores_echo() {
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGQUIT,
+    ] {
+        signal_at_the_password_prompt(signal);
+    }
+}
+
+fn signal_at_the_password_prompt(signal: nix::sys::signal::Signal) {
     use std::io::{Read, Write};
     let bed = Bed::new();
     bed.conf("ENCRYPTION=aes-256-cbc\n");
@@ -399,26 +410,22 @@ fn signal_at_the_password_prompt_restores_echo() {
         .unwrap()
         .parse()
         .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).unwrap();
     let _ = output.read_to_end(&mut screen);
     input.flush().unwrap();
     drop(input);
     c.wait().unwrap();
     let text = String::from_utf8_lossy(&screen).into_owned();
-    assert!(text.contains("STATUS=1"), "{text}");
+    assert!(text.contains("STATUS=1"), "{signal}: {text}");
     let words: Vec<&str> = text.split_whitespace().collect();
     assert!(
         words.contains(&"echo") && !words.contains(&"-echo"),
-        "{text}"
+        "{signal}: {text}"
     );
     // The whole terminal is back, not only echo: canonical input and signals too.
     assert!(
         words.contains(&"icanon") && !words.contains(&"-icanon"),
-        "{text}"
+        "{signal}: {text}"
     );
     assert!(bed.files().is_empty());
 }
