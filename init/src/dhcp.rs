@@ -227,35 +227,51 @@ fn printable(text: &str) -> String {
 /// Whether the options of a received message have the lengths their codes require, for the
 /// codes whose decoder in `dhcproto` only checks the length with `debug_assert!` (a panic in a
 /// debug build, an arithmetic wrap otherwise): such a message is dropped before it is decoded.
-/// The walk stops at the end option or the end of the datagram.
+/// `dhcproto` joins consecutive options of one code into one (RFC 3396, long options), so the length
+/// checked is that of each such run, not of its pieces. The walk stops at the end option or the end
+/// of the datagram.
 fn options_sane(bytes: &[u8]) -> bool {
     // The fixed BOOTP header (236 bytes) and the magic cookie.
     let mut rest = bytes.get(240..).unwrap_or(&[]);
-    while let Some((&code, tail)) = rest.split_first() {
-        match code {
-            0 => rest = tail,
-            255 => return true,
-            _ => {
-                let Some((&len, tail)) = tail.split_first() else {
-                    return true;
-                };
-                let len = usize::from(len);
-                let fits = match code {
-                    80 => len == 0,        // rapid commit
-                    81 => len >= 3,        // client FQDN
-                    94 => len == 3,        // client network interface
-                    151 => len >= 1,       // bulk lease query status
-                    154..=157 => len == 4, // bulk lease query times
-                    _ => true,
-                };
-                if !fits {
-                    return false;
-                }
-                rest = tail.get(len..).unwrap_or(&[]);
+    // The option being read: its code and the total length of its run so far.
+    let mut run: Option<(u8, usize)> = None;
+    loop {
+        let Some((&code, tail)) = rest.split_first() else {
+            return run.is_none_or(length_fits);
+        };
+        if code == 0 || code == 255 {
+            if !run.take().is_none_or(length_fits) {
+                return false;
             }
+            if code == 255 {
+                return true;
+            }
+            rest = tail;
+            continue;
         }
+        let Some((&len, tail)) = tail.split_first() else {
+            return run.is_none_or(length_fits);
+        };
+        let len = usize::from(len);
+        run = match run {
+            Some((c, total)) if c == code => Some((c, total + len)),
+            Some(done) if !length_fits(done) => return false,
+            _ => Some((code, len)),
+        };
+        rest = tail.get(len..).unwrap_or(&[]);
     }
-    true
+}
+
+/// Whether a (joined) option of this code may have this length (see [`options_sane`]).
+fn length_fits((code, len): (u8, usize)) -> bool {
+    match code {
+        80 => len == 0,        // rapid commit
+        81 => len >= 3,        // client FQDN
+        94 => len == 3,        // client network interface
+        151 => len >= 1,       // bulk lease query status
+        154..=157 => len == 4, // bulk lease query times
+        _ => true,
+    }
 }
 
 fn lease_of(m: &Message, server: Ipv4Addr) -> Lease {
@@ -502,6 +518,17 @@ mod tests {
             assert!(!options_sane(&bad), "option {code} length {len}");
             assert_eq!(c.on_reply(&bad), Step::Ignore);
         }
+        // dhcproto joins adjacent options of one code (RFC 3396): two well-formed client
+        // interface options in a row make one of length 6; two halves of a time make one of 4.
+        let mut joined = offer[..end].to_vec();
+        joined.extend([94, 3, 1, 2, 3, 94, 3, 4, 5, 6, 255]);
+        assert!(!options_sane(&joined));
+        assert_eq!(c.on_reply(&joined), Step::Ignore);
+        let mut halves = offer[..end].to_vec();
+        halves.extend([
+            154, 2, 0, 0, 154, 2, 0, 1, 94, 3, 1, 2, 3, 0, 94, 3, 4, 5, 6, 255,
+        ]);
+        assert!(options_sane(&halves));
         let mut ok = offer[..end].to_vec();
         ok.extend([80, 0, 81, 3, 0, 0, 0, 255]);
         assert!(options_sane(&ok));
