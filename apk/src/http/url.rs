@@ -76,7 +76,8 @@ pub fn join(base: &str, location: &str) -> String {
     format!("{scheme}://{authority}{dir}{location}")
 }
 
-/// The URL as shown in messages: a password in it becomes `*`.
+/// The URL as shown in messages: a password in it becomes `*`, and so does a user name given
+/// without a password (an access token).
 pub fn display(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
@@ -85,11 +86,10 @@ pub fn display(url: &str) -> String {
     let (authority, tail) = rest.split_at(auth_end);
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:*@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:*@{host}{tail}"),
+                // A user name alone is often a token (`https://TOKEN@host/`): masked too.
+                None => format!("{scheme}://*@{host}{tail}"),
             }
         }
         // A password with an unencoded `/`, `?` or `#` ends the authority early for the parser;
@@ -132,7 +132,11 @@ mod tests {
         assert_eq!(join(b, "c.tar.gz"), "http://h:1/a/b/c.tar.gz");
         assert_eq!(join("http://h", "x"), "http://h/x");
         assert_eq!(display("http://user:secret@h/x"), "http://user:*@h/x");
-        assert_eq!(display("http://user@h/x@y"), "http://user@h/x@y");
+        assert_eq!(display("http://user@h/x@y"), "http://*@h/x@y");
+        assert_eq!(
+            display("https://ghp_T0KEN@h/alpine/main"),
+            "https://*@h/alpine/main"
+        );
         assert_eq!(display("http://h/x"), "http://h/x");
         // Review finding: these passwords were shown in clear.
         assert_eq!(display("https://u:pa/ss@h/x"), "https://u:*@h/x");
