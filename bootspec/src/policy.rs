@@ -16,6 +16,11 @@
 //! `HOST` (its signed statement names it), so an overlay copied from another host's medium,
 //! signed by the same fleet key, is refused.
 //!
+//! `apkovl_not_before=SECONDS` (written only when set) is a floor for the time a signed statement
+//! carries (seconds since 1970, UTC): an older overlay, validly signed, is refused. It is what keeps
+//! an overlay fetched by URL from being replayed (no generation file sits beside it): the image
+//! boots nothing signed before it was made.
+//!
 //! An absent file is the default policy ([`BootPolicy::default`]). A file that does not parse is
 //! an error: the init must stop rather than guess a weaker policy.
 
@@ -103,6 +108,10 @@ pub struct BootPolicy {
     /// with a statement for this host. `None`: any host the overlay's name and statement agree
     /// on (a medium shared by several hosts, a netboot fleet).
     pub apkovl_host: Option<String>,
+    /// The oldest signing time (`time:` of the signed statement, seconds since 1970) an overlay
+    /// may have (`apkovl_not_before=`): a validly signed but older overlay is refused as a replay.
+    /// `None`: no floor.
+    pub apkovl_not_before: Option<u64>,
 }
 
 /// Why a policy file was refused. Each names the line (1-based) it is about.
@@ -173,6 +182,16 @@ impl BootPolicy {
                     }
                     policy.apkovl_host = Some(value.to_string());
                 }
+                "apkovl_not_before" => {
+                    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+                    policy.apkovl_not_before = Some(
+                        value
+                            .parse()
+                            .ok()
+                            .filter(|_| digits)
+                            .ok_or_else(|| bad("expected seconds since 1970"))?,
+                    );
+                }
                 _ => {
                     return Err(PolicyError::UnknownKey {
                         line,
@@ -191,13 +210,16 @@ impl BootPolicy {
              # may tighten it, never loosen it.\n\
              apkovl_require={}\n\
              apkovl_legacy_sig={}\n\
-             sealed={}\n{}",
+             sealed={}\n{}{}",
             self.apkovl_require,
             yes_no_word(self.apkovl_legacy_sig),
             yes_no_word(self.sealed),
             self.apkovl_host
                 .as_ref()
                 .map(|h| format!("apkovl_host={h}\n"))
+                .unwrap_or_default(),
+            self.apkovl_not_before
+                .map(|t| format!("apkovl_not_before={t}\n"))
                 .unwrap_or_default(),
         )
     }
@@ -251,13 +273,16 @@ mod tests {
                 for sealed in [false, true] {
                     for apkovl_legacy_sig in [false, true] {
                         for apkovl_host in [None, Some("fw-1.example".to_string())] {
-                            let p = BootPolicy {
-                                apkovl_require: OverlayRequirement { signed, encrypted },
-                                apkovl_legacy_sig,
-                                sealed,
-                                apkovl_host,
-                            };
-                            assert_eq!(BootPolicy::parse(&p.render()).unwrap(), p);
+                            for apkovl_not_before in [None, Some(0), Some(1_764_700_000)] {
+                                let p = BootPolicy {
+                                    apkovl_require: OverlayRequirement { signed, encrypted },
+                                    apkovl_legacy_sig,
+                                    sealed,
+                                    apkovl_host: apkovl_host.clone(),
+                                    apkovl_not_before,
+                                };
+                                assert_eq!(BootPolicy::parse(&p.render()).unwrap(), p);
+                            }
                         }
                     }
                 }
@@ -311,6 +336,14 @@ mod tests {
             BootPolicy::parse("sealed=1").unwrap_err().to_string(),
             "line 1: sealed=1: expected yes or no"
         );
+        for bad in ["", "-1", "+5", "1e9", "18446744073709551616", "now"] {
+            assert_eq!(
+                BootPolicy::parse(&format!("apkovl_not_before={bad}"))
+                    .unwrap_err()
+                    .to_string(),
+                format!("line 1: apkovl_not_before={bad}: expected seconds since 1970"),
+            );
+        }
         for bad in ["", "../fw1", "-x", "fw 1", "fw1/x"] {
             assert_eq!(
                 BootPolicy::parse(&format!("apkovl_host={bad}"))

@@ -128,6 +128,7 @@ mod tests {
             apkovl_legacy_sig: true,
             sealed: false,
             apkovl_host: Some("fw1".into()),
+            apkovl_not_before: Some(1_700_000_000),
         };
         // A compressed main archive, as mkinitfs writes it.
         let main = newc(&[("init", b"x"), (POLICY, policy.render().as_bytes())]);

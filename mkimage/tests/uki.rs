@@ -182,6 +182,7 @@ fn the_signed_uki_holds_the_kernel_the_sealed_initramfs_and_the_command_line() {
             apkovl_legacy_sig: false,
             sealed: true,
             apkovl_host: None,
+            apkovl_not_before: None,
         },
         "the image's requirement kept, sealed"
     );

@@ -94,6 +94,8 @@ pub struct ConfFile {
     pub apkovl_legacy_sig: Option<bool>,
     /// `apkovl_host=HOST`: the one host whose signed overlay the image boots (our extension).
     pub apkovl_host: Option<String>,
+    /// `apkovl_not_before=SECONDS`: overlays signed before this time are refused (our extension).
+    pub apkovl_not_before: Option<u64>,
     /// Keys we do not use (Alpine's `complevel_xz`, `complevel_lz4`, anything else): ignored.
     pub ignored: Vec<String>,
 }
@@ -158,11 +160,25 @@ impl ConfFile {
                     }
                     conf.apkovl_host = Some(value)
                 }
+                "apkovl_not_before" => {
+                    conf.apkovl_not_before = Some(parse_not_before(&value).map_err(|r| err(&r))?)
+                }
                 other => conf.ignored.push(other.to_string()),
             }
         }
         Ok(conf)
     }
+}
+
+/// A signing-time floor for overlays: seconds since 1970, with the message the command line and
+/// the config file give for anything else.
+pub fn parse_not_before(text: &str) -> Result<u64, String> {
+    text.parse::<u64>()
+        .ok()
+        .filter(|_| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            format!("apkovl_not_before: \"{text}\" is not a number of seconds since 1970")
+        })
 }
 
 /// An overlay requirement (`any`, `signed`, `encrypted`, `signed,encrypted`), with the message
@@ -270,6 +286,8 @@ pub struct Overrides {
     pub ovl_legacy_sig: Option<bool>,
     /// `--ovl-host`: the one host whose signed overlay the image boots.
     pub ovl_host: Option<String>,
+    /// `--ovl-not-before`: overlays signed before this time (seconds since 1970) are refused.
+    pub ovl_not_before: Option<u64>,
     /// `--ovl-identity`: an age identity embedded to decrypt overlays encrypted to its recipient.
     pub ovl_identity: Option<PathBuf>,
     /// `--ca FILE`: certificate authorities added to the image's bundle.
@@ -387,6 +405,7 @@ impl Config {
                     .unwrap_or(false),
                 sealed: false,
                 apkovl_host: cli.ovl_host.clone().or_else(|| file.apkovl_host.clone()),
+                apkovl_not_before: cli.ovl_not_before.or(file.apkovl_not_before),
             },
             ovl_identity: cli.ovl_identity.clone(),
             ca_files: cli.ca_files.clone(),

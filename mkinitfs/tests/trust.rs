@@ -172,6 +172,38 @@ fn boot_policy_is_written_from_the_flags() {
         stderr(&out)
     );
 
+    // The signing-time floor: the config key, the flag over it, `now`, and nonsense refused.
+    fs::write(&conf, "apkovl_not_before=1700000000\n").unwrap();
+    let out = env.run(&["-c", &env.p("mkinitfs.conf")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(policy(&env).apkovl_not_before, Some(1_700_000_000));
+    let out = env.run(&[
+        "-c",
+        &env.p("mkinitfs.conf"),
+        "--ovl-not-before",
+        "1800000000",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(policy(&env).apkovl_not_before, Some(1_800_000_000));
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let out = env.run(&["--ovl-not-before", "now"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let floor = policy(&env).apkovl_not_before.unwrap();
+    assert!(
+        floor >= before && floor < before + 3600,
+        "{floor} vs {before}"
+    );
+    let out = env.run(&["--ovl-not-before", "yesterday"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"yesterday\" is not a number of seconds since 1970"),
+        "{}",
+        stderr(&out)
+    );
+
     let out = env.run(&["--ovl-require", "off"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(

@@ -21,7 +21,9 @@
 //! swapped or replayed overlay), and so is a round-1 signature unless the image accepts them,
 //! an unsigned overlay where a signature is required, and an overlay for another host than the
 //! one the image pins (`apkovl_host=`, which implies a signature: only a signed statement says
-//! whom an overlay is for).
+//! whom an overlay is for), and an overlay signed before the image's floor (`apkovl_not_before=`,
+//! which implies a signature too: only a signed statement says when it was made), which is what
+//! stops the replay of an older overlay fetched by URL, where no generation file sits beside it.
 use std::fmt;
 
 use bootspec::{BootPolicy, OverlayRequirement};
@@ -59,6 +61,8 @@ pub struct OverlayPolicy {
     pub sealed: bool,
     /// The one host whose overlay this image boots (the image's `apkovl_host=`).
     pub host: Option<String>,
+    /// Overlays signed before this time are refused (the image's `apkovl_not_before=`).
+    pub not_before: Option<u64>,
     /// Command-line words that tried to loosen the image's policy, reported as warnings.
     pub ignored: Vec<String>,
 }
@@ -74,6 +78,7 @@ pub fn overlay_policy(image: &BootPolicy, keys: bool, cfg: &BootConfig) -> Overl
         keys,
         sealed: image.sealed,
         host: image.apkovl_host.clone(),
+        not_before: image.apkovl_not_before,
         ignored: Vec::new(),
     };
     let demand = |p: &mut OverlayPolicy, req: OverlayRequirement, because: &str| {
@@ -96,6 +101,13 @@ pub fn overlay_policy(image: &BootPolicy, keys: bool, cfg: &BootConfig) -> Overl
             &mut p,
             OverlayRequirement::SIGNED,
             &format!("{} apkovl_host={host}", bootspec::initramfs::POLICY),
+        );
+    }
+    if let Some(floor) = image.apkovl_not_before {
+        demand(
+            &mut p,
+            OverlayRequirement::SIGNED,
+            &format!("{} apkovl_not_before={floor}", bootspec::initramfs::POLICY),
         );
     }
     if keys {
@@ -163,6 +175,9 @@ impl fmt::Display for OverlayPolicy {
         if let Some(host) = &self.host {
             writeln!(f, "  apkovl_host={host}")?;
         }
+        if let Some(floor) = self.not_before {
+            writeln!(f, "  apkovl_not_before={floor}")?;
+        }
         writeln!(f, "  sealed={}", yes_no(self.sealed))
     }
 }
@@ -229,6 +244,17 @@ pub enum Refusal {
         /// The image's `apkovl_host=`.
         pinned: String,
     },
+    /// Signed before the image's floor, or by a round-1 signature that records no time where the
+    /// image has a floor: a replayed older overlay.
+    #[error("refused: the overlay was signed {}, before {floor}, the oldest this image boots ({} apkovl_not_before={floor}): a replayed older overlay",
+        match .signed { Some(t) => format!("at {t}"), None => "with a round-1 signature, which records no time".to_string() },
+        bootspec::initramfs::POLICY)]
+    Stale {
+        /// The statement's `time:` (`None`: a round-1 signature).
+        signed: Option<u64>,
+        /// The image's `apkovl_not_before=`.
+        floor: u64,
+    },
     /// Not age-encrypted where encryption is required.
     #[error("refused: {what}, but encryption is required by {because} (age, authenticated)")]
     NotEncrypted {
@@ -291,6 +317,14 @@ pub fn judge(
         policy.legacy_sig,
     )
     .map_err(Refusal::Binding)?;
+    if let (Some(floor), Verification::Verified { statement, .. }) =
+        (policy.not_before, verification)
+    {
+        let signed = statement.as_ref().map(|s| s.time);
+        if signed.is_none_or(|t| t < floor) {
+            return Err(Refusal::Stale { signed, floor });
+        }
+    }
     match (verification, policy.unsigned) {
         (Verification::Verified { key, .. }, _) => Ok(Acceptance::Verified { key: key.clone() }),
         (_, Unsigned::Refuse) => Err(Refusal::Unsigned {
@@ -631,6 +665,49 @@ mod tests {
              apkovl_host=fw1; the initramfs holds no overlay keys to check one (mkinitfs --ovl-keys-dir)"
         );
         assert!(p.to_string().contains("  apkovl_host=fw1\n"), "{p}");
+    }
+
+    /// Review finding: an overlay fetched by URL has no generation file beside it, so a server
+    /// could replay an older, validly signed overlay of the same host. The image's floor refuses
+    /// anything signed before it; the floor implies a signature.
+    #[test]
+    fn an_image_with_a_floor_refuses_older_overlays() {
+        let p = policy("apkovl_not_before=1700000000", true, "");
+        assert!(
+            judge(&p, &PLAIN, &signed_for("fw1", 1)).is_ok(),
+            "signed at the floor"
+        );
+        let old = Verification::Verified {
+            key: "admin.pub".into(),
+            statement: Some(Statement::new(b"overlay", "fw1", 1_699_999_999, 9).unwrap()),
+        };
+        assert_eq!(
+            judge(&p, &PLAIN, &old).unwrap_err().to_string(),
+            "refused: the overlay was signed at 1699999999, before 1700000000, the oldest this \
+             image boots (etc/boot-policy apkovl_not_before=1700000000): a replayed older overlay"
+        );
+        let p = policy(
+            "apkovl_not_before=1700000000\napkovl_legacy_sig=yes",
+            true,
+            "",
+        );
+        assert_eq!(
+            judge(&p, &PLAIN, &legacy()).unwrap_err(),
+            Refusal::Stale {
+                signed: None,
+                floor: 1_700_000_000
+            }
+        );
+        let p = policy("apkovl_not_before=1700000000", false, "apkovl_verify=off");
+        assert_eq!(p.unsigned, Unsigned::Refuse);
+        assert!(judge(&p, &PLAIN, &Verification::Unsigned)
+            .unwrap_err()
+            .to_string()
+            .contains("required by etc/boot-policy apkovl_not_before=1700000000"));
+        assert!(
+            p.to_string().contains("  apkovl_not_before=1700000000\n"),
+            "{p}"
+        );
     }
 
     #[test]

@@ -92,6 +92,12 @@ struct Cli {
     /// etc/boot-policy [default: the config's apkovl_host, else any host]
     #[arg(long = "ovl-host", value_name = "HOST", value_parser = parse_host)]
     ovl_host: Option<String>,
+    /// Refuse overlays signed before this time (seconds since 1970, or `now`: SOURCE_DATE_EPOCH
+    /// when set, else the clock), recorded in etc/boot-policy: a validly signed older overlay, as
+    /// a netboot server or a swapped file could replay it, is refused. Overlays made by lbu commit
+    /// or mkimage after that time boot [default: the config's apkovl_not_before, else no floor]
+    #[arg(long = "ovl-not-before", value_name = "SECONDS|now")]
+    ovl_not_before: Option<String>,
     /// age identity (age-keygen output) embedded as etc/apkovl/identity, mode 0600, to decrypt
     /// overlays encrypted to its recipient without a prompt. Whoever reads the medium reads the
     /// overlay: use it where the medium is as protected as the box
@@ -176,6 +182,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         ovl_require: cli.ovl_require,
         ovl_legacy_sig: cli.ovl_legacy_sig.then_some(true),
         ovl_host: cli.ovl_host.clone(),
+        ovl_not_before: cli.ovl_not_before.as_deref().map(not_before).transpose()?,
         ovl_identity: cli.ovl_identity.clone(),
         ca_files: cli.ca_files.clone(),
     };
@@ -300,6 +307,24 @@ fn absolute(path: &Path) -> Result<PathBuf, Error> {
 }
 
 /// `SOURCE_DATE_EPOCH` as the archive mtime (reproducible builds convention).
+/// `--ovl-not-before`: seconds, or `now` (SOURCE_DATE_EPOCH when set, for a reproducible image;
+/// else the clock).
+fn not_before(text: &str) -> Result<u64, Error> {
+    if text == "now" {
+        return Ok(match source_date_epoch()? {
+            Some(t) => u64::from(t),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        });
+    }
+    mkinitfs::config::parse_not_before(text).map_err(|reason| Error::Setting {
+        key: "--ovl-not-before".into(),
+        reason,
+    })
+}
+
 fn source_date_epoch() -> Result<Option<u32>, Error> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) if !v.is_empty() => v.trim().parse().map(Some).map_err(|_| Error::Setting {
