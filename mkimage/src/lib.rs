@@ -84,7 +84,7 @@ pub use options::{
     SignKey, DEFAULT_LABEL,
 };
 pub use repository::{Closure, Selected};
-pub use secrets::check_keys_dir;
+pub use secrets::{check_keys_dir, read_passphrase};
 pub use size::{default_size, parse_size, MAX_SIZE, MIN_SIZE};
 pub use vfat::default_image_size;
 
@@ -166,6 +166,11 @@ impl Medium {
     /// Checks the options, loads and verifies the sources, resolves the closures and lays out
     /// every file. Nothing is written.
     pub fn plan(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Medium, Error> {
+        // Refused before any work, checked again when writing.
+        output::check_target(
+            &opts.output,
+            matches!(opts.format, Format::Dir | Format::Netboot),
+        )?;
         check_label(&opts.label, opts.format)?;
         check_cmdline(&opts.cmdline).map_err(|r| Error::setting("--cmdline", r))?;
         if opts.size.is_some() && opts.format != Format::Vfat {

@@ -1697,6 +1697,20 @@ fn netboot_refusals_are_one_line_errors() {
             with_id.display()
         )
     );
+    // A web server's directory that mkimage did not write is not replaced (nor emptied).
+    let www = env.path("htdocs");
+    fs::create_dir(&www).unwrap();
+    fs::write(www.join("index.html"), b"<html>").unwrap();
+    let e = failure(env.alpine_base("netboot", &www).arg("--apkovl").arg(&f.own));
+    assert_eq!(
+        e,
+        format!(
+            "mkimage: ERROR: -o {}: exists, is not empty and holds no .alpine-release: not a tree mkimage wrote, so it is not replaced (remove it or choose a new directory)\n",
+            www.display()
+        )
+    );
+    assert_eq!(fs::read(www.join("index.html")).unwrap(), b"<html>");
+    assert_eq!(fs::read_dir(&www).unwrap().count(), 1);
     // Words that iPXE would split, expand or take as a comment in boot.ipxe.
     let spaced = env.path("a #.apkovl.tar.gz");
     fs::write(&spaced, b"x").unwrap();
