@@ -84,7 +84,7 @@ pub use options::{
     SignKey, DEFAULT_LABEL,
 };
 pub use repository::{Closure, Selected};
-pub use secrets::check_keys_dir;
+pub use secrets::{check_keys_dir, read_passphrase};
 pub use size::{default_size, parse_size, MAX_SIZE, MIN_SIZE};
 pub use vfat::default_image_size;
 
@@ -166,6 +166,11 @@ impl Medium {
     /// Checks the options, loads and verifies the sources, resolves the closures and lays out
     /// every file. Nothing is written.
     pub fn plan(opts: &Options, progress: &mut dyn FnMut(&str)) -> Result<Medium, Error> {
+        // Refused before any work, checked again when writing.
+        output::check_target(
+            &opts.output,
+            matches!(opts.format, Format::Dir | Format::Netboot),
+        )?;
         check_label(&opts.label, opts.format)?;
         check_cmdline(&opts.cmdline).map_err(|r| Error::setting("--cmdline", r))?;
         if opts.size.is_some() && opts.format != Format::Vfat {
@@ -223,8 +228,9 @@ impl Medium {
             layout.add_host_file(INITRAMFS, i, "--initramfs")?;
         }
         let (modloop, modloop_scratch) = add_modloop(&mut layout, opts, progress)?;
+        let mut warnings = Vec::new();
         let netboot_apkovl = if netboot {
-            netboot::add_overlays(&mut layout, opts)?
+            netboot::add_overlays(&mut layout, opts, &mut warnings)?
         } else {
             for ovl in &opts.apkovl {
                 add_apkovl(&mut layout, ovl)?;
@@ -315,10 +321,16 @@ impl Medium {
         if let Some(cache) = &opts.cache {
             add_cache(&mut layout, cache)?;
         }
-        let mut warnings = Vec::new();
         if let Some(i) = &opts.initramfs {
             let index_key = opts.sign_key.as_ref().filter(|_| !opts.world.is_empty());
-            warnings.extend(initramfs::check(i, index_key)?);
+            warnings.extend(initramfs::check(
+                i,
+                initramfs::Expect {
+                    index_key,
+                    overlay_key: opts.ovl_key.as_ref(),
+                    netboot,
+                },
+            )?);
         }
         if netboot {
             warnings.extend(initramfs::check_network(opts.initramfs.as_deref())?);
@@ -530,6 +542,12 @@ fn check_netboot_options(opts: &Options) -> Result<(), Error> {
             "netboot: no '$' (iPXE would expand it in boot.ipxe)",
         ));
     }
+    if let Some(w) = opts.cmdline.split_whitespace().find(|w| w.starts_with('#')) {
+        return Err(Error::setting(
+            "--cmdline",
+            format!("netboot: \"{w}\": iPXE would take a word starting with '#' and the rest of the line as a comment"),
+        ));
+    }
     Ok(())
 }
 
@@ -585,7 +603,19 @@ fn add_modloop(
         }
         (None, None) => return Ok((None, None)),
     };
-    let path = medium::modloop(modloop::flavor(&kver));
+    let flavor = modloop::flavor(&kver);
+    netboot::check_path_word(flavor).map_err(|r| {
+        let reason = format!("the kernel flavor goes on the command line: {r}");
+        match &opts.modloop {
+            Some(file) => Error::Input {
+                option: "--modloop",
+                path: file.clone(),
+                reason,
+            },
+            None => Error::setting("--modloop-kver", reason),
+        }
+    })?;
+    let path = medium::modloop(flavor);
     let name = path.rsplit('/').next().unwrap_or(&path).to_string();
     layout.add_host_file(&path, &source, "--modloop")?;
     let sig = modloop::signature(&source, &name, &kver, key)?.into_bytes();

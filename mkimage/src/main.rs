@@ -54,9 +54,9 @@ struct Cli {
     /// "required"); with --format netboot each host's, for its MAC (needed by --hosts)
     #[arg(long = "ovl-key", value_name = "KEY")]
     ovl_key: Option<PathBuf>,
-    /// With --profile and encryption = "passphrase": the file whose first line is the passphrase
-    /// the overlay is encrypted to (the box asks for it on the console at boot; it never enters
-    /// the medium)
+    /// With --profile and encryption = "passphrase": the file whose first line (at most 4096
+    /// bytes) is the passphrase the overlay is encrypted to; owned by root or you, mode 0600 or
+    /// stricter (the box asks for it on the console at boot; it never enters the medium)
     #[arg(
         long = "ovl-passphrase-file",
         value_name = "FILE",
@@ -333,7 +333,7 @@ fn run_profile(cli: &Cli, dir: &std::path::Path) -> Result<(), Error> {
         ovl_passphrase: cli
             .ovl_passphrase_file
             .as_deref()
-            .map(read_passphrase)
+            .map(mkimage::read_passphrase)
             .transpose()?,
     };
     let s = profile::build(&req, &mut progress)?;
@@ -484,25 +484,4 @@ fn source_date_epoch() -> Result<Option<u64>, Error> {
         }),
         _ => Ok(None),
     }
-}
-
-/// The first line of `--ovl-passphrase-file` (at most 4 KiB read; the passphrase itself never
-/// appears in a message).
-fn read_passphrase(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, Error> {
-    use std::io::Read;
-    let bad = |reason: &str| Error::Input {
-        option: "--ovl-passphrase-file",
-        path: path.to_path_buf(),
-        reason: reason.into(),
-    };
-    let mut buf = zeroize::Zeroizing::new(Vec::new());
-    std::fs::File::open(path)
-        .and_then(|f| f.take(4096).read_to_end(&mut buf))
-        .map_err(|e| bad(&apk::root::io_message(&e)))?;
-    let text = std::str::from_utf8(&buf).map_err(|_| bad("not UTF-8 text"))?;
-    let line = text.lines().next().unwrap_or("");
-    if line.is_empty() {
-        return Err(bad("empty: its first line is the passphrase"));
-    }
-    Ok(zeroize::Zeroizing::new(line.to_string()))
 }

@@ -178,6 +178,22 @@ pub fn normalize_mac(text: &str) -> Option<String> {
     Some(parts.join(":").to_ascii_lowercase())
 }
 
+/// A file name written into `boot.ipxe` (in a URL on the kernel's command line) and into the boot
+/// loaders' command lines: letters, digits and `._-+:@,~=` only. Whitespace would split the word,
+/// `$` is expanded by iPXE, `#` starts a comment (and a URL fragment), a newline a new command.
+pub(crate) fn check_path_word(word: &str) -> Result<(), String> {
+    if let Some(c) = word
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-+:@,~=".contains(*c)))
+    {
+        return Err(format!(
+            "\"{}\" holds {c:?}: use letters, digits and ._-+:@,~= only",
+            word.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// `--netboot-url`: an `http://` or `https://` URL without spaces, quotes or `#`; the trailing
 /// `/` is dropped.
 pub fn check_base_url(url: &str) -> Result<String, Error> {
@@ -201,8 +217,14 @@ pub fn check_base_url(url: &str) -> Result<String, Error> {
 }
 
 /// Lays out the overlays of a netboot tree (see the module's notes); returns the `apkovl=` value
-/// relative to the tree (`{MAC}.apkovl.tar.gz`, a shared overlay's name, or none).
-pub(crate) fn add_overlays(layout: &mut Layout, opts: &Options) -> Result<Option<String>, Error> {
+/// relative to the tree (`{MAC}.apkovl.tar.gz`, a shared overlay's name, or none). Each overlay
+/// holding private keys or password hashes adds a warning to `warnings`: the tree is served to
+/// whoever asks.
+pub(crate) fn add_overlays(
+    layout: &mut Layout,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) -> Result<Option<String>, Error> {
     let input = |path: &Path, reason: String| Error::Input {
         option: "--apkovl",
         path: path.to_path_buf(),
@@ -246,8 +268,17 @@ pub(crate) fn add_overlays(layout: &mut Layout, opts: &Options) -> Result<Option
                 reason: e.to_string(),
             })
     };
-    let publish = |layout: &mut Layout, mac: &str, src: &Path| -> Result<(), Error> {
+    let publish = |layout: &mut Layout,
+                   warnings: &mut Vec<String>,
+                   mac: &str,
+                   src: &Path|
+     -> Result<(), Error> {
         let bytes = read_overlay(src)?;
+        warnings.extend(exposure_warning(
+            src,
+            &bytes,
+            &format!("{mac}{OVERLAY_SUFFIX}"),
+        ));
         let name = format!("{mac}{OVERLAY_SUFFIX}");
         let sig_name = format!("{name}{SIGNATURE_SUFFIX}");
         let sig = match sign(&bytes, mac)? {
@@ -303,7 +334,7 @@ pub(crate) fn add_overlays(layout: &mut Layout, opts: &Options) -> Result<Option
                     ),
                 });
             }
-            publish(layout, &h.mac, src)?;
+            publish(layout, warnings, &h.mac, src)?;
             used.insert(h.name.as_str());
             per_mac += 1;
         }
@@ -315,7 +346,7 @@ pub(crate) fn add_overlays(layout: &mut Layout, opts: &Options) -> Result<Option
         }
         match normalize_mac(host) {
             Some(mac) if &mac == host => {
-                publish(layout, &mac, src)?;
+                publish(layout, warnings, &mac, src)?;
                 per_mac += 1;
             }
             Some(mac) => {
@@ -340,6 +371,9 @@ pub(crate) fn add_overlays(layout: &mut Layout, opts: &Options) -> Result<Option
         (0, []) => Ok(None),
         (_, []) => Ok(Some(format!("{{MAC}}{OVERLAY_SUFFIX}"))),
         (0, [one]) => {
+            let name = crate::file_name(one, "--apkovl")?;
+            check_path_word(name).map_err(|r| input(one, format!("its name goes into boot.ipxe: {r}")))?;
+            warnings.extend(exposure_warning(one, &read_overlay(one)?, name));
             crate::add_apkovl(layout, one)?;
             Ok(Some(crate::file_name(one, "--apkovl")?.to_string()))
         }
@@ -353,6 +387,72 @@ pub(crate) fn add_overlays(layout: &mut Layout, opts: &Options) -> Result<Option
             "is for no MAC while the tree has per-MAC overlays (boot.ipxe asks for {MAC}.apkovl.tar.gz): add its host to --hosts".into(),
         )),
     }
+}
+
+/// The warning for an overlay published as `name` in the tree when it holds what only its
+/// machine should read: private keys (SSH host keys, WireGuard, TLS) and password hashes in
+/// `etc/shadow`. The tree is readable by whoever reaches the server (MACs are guessable), so the
+/// warning names the files; `None` when it holds none.
+fn exposure_warning(src: &Path, bytes: &[u8], name: &str) -> Option<String> {
+    let subject = format!("--apkovl {}", src.display());
+    let found = match secrets_in_overlay(bytes) {
+        Ok(found) => found,
+        Err(reason) => {
+            return Some(format!(
+                "{subject}: cannot be read as an overlay to check it for private keys ({reason})"
+            ))
+        }
+    };
+    (!found.is_empty()).then(|| {
+        format!(
+            "{subject}: published as {name}, readable by whoever can reach the server, holds {}: restrict access to the tree on the server (client addresses or TLS client certificates)",
+            found.join(", ")
+        )
+    })
+}
+
+/// The members of an overlay that hold secrets: `etc/shadow` with a password hash, any file
+/// holding a private key (see [`mkinitfs::secret`]), in member order.
+fn secrets_in_overlay(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let (members, _) = overlays::read_members(bytes).map_err(|e| e.to_string())?;
+    let names: Vec<&str> = members
+        .iter()
+        .filter(|m| matches!(m.kind, overlays::MemberKind::File))
+        .map(|m| m.name.as_str())
+        .collect();
+    let contents = overlays::read_contents(bytes, &names).map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for name in names {
+        let Some(data) = contents.get(name) else {
+            continue;
+        };
+        if name == "etc/shadow" && has_password_hash(data) {
+            found.push("etc/shadow (password hashes)".to_string());
+        } else if let Some(secret) = mkinitfs::secret::find(data) {
+            found.push(format!("{name} ({secret})"));
+        } else if has_wireguard_key(data) {
+            found.push(format!("{name} (a WireGuard private key)"));
+        }
+    }
+    Ok(found)
+}
+
+/// Whether a file holds a WireGuard `PrivateKey = ...` line (wg-quick's configuration).
+fn has_wireguard_key(data: &[u8]) -> bool {
+    String::from_utf8_lossy(data).lines().any(|line| {
+        line.trim()
+            .strip_prefix("PrivateKey")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
+}
+
+/// Whether a shadow file holds a password hash: a second field that is not empty, `*`, `!` or
+/// `x` once a lock's leading `!` is dropped (a locked hash is still a hash).
+fn has_password_hash(shadow: &[u8]) -> bool {
+    String::from_utf8_lossy(shadow).lines().any(|line| {
+        let hash = line.split(':').nth(1).unwrap_or("").trim_start_matches('!');
+        !matches!(hash, "" | "*" | "x")
+    })
 }
 
 /// An overlay's bytes (at most what the init reads).
@@ -491,6 +591,19 @@ mod tests {
     }
 
     #[test]
+    fn words_of_the_script_are_checked() {
+        assert!(check_path_word("fw1.apkovl.tar.gz").is_ok());
+        assert!(check_path_word("modloop-lts").is_ok());
+        assert_eq!(
+            check_path_word("a #.apkovl.tar.gz").unwrap_err(),
+            "\"a #.apkovl.tar.gz\" holds ' ': use letters, digits and ._-+:@,~= only"
+        );
+        for bad in ["a${x}", "#a", "a\nboot", "a\tb", "a\"b", "a/b"] {
+            assert!(check_path_word(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn base_urls() {
         assert_eq!(
             check_base_url("http://10.0.0.1:8080/fleet/").unwrap(),
@@ -547,5 +660,70 @@ mod tests {
             cmdline: "ip=10.0.0.9::10.0.0.1:255.255.255.0 modloop=none",
         });
         assert!(s.contains("BOOTIF=01-${netX/mac:hexhyp} alpine_repo=${base}/apks ip=10.0.0.9::10.0.0.1:255.255.255.0 modloop=none\n"), "{s}");
+    }
+
+    #[test]
+    fn overlays_holding_keys_or_password_hashes_are_named() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir_all(root.join("etc/ssh")).unwrap();
+        fs::create_dir_all(root.join("etc/wireguard")).unwrap();
+        fs::write(root.join("etc/hostname"), "fw1\n").unwrap();
+        fs::write(
+            root.join("etc/shadow"),
+            "root:*::0:::::\nadmin:!$6$salt$hash:19000:0:99999:7:::\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("etc/ssh/ssh_host_ed25519_key"),
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        fs::write(
+            root.join("etc/wireguard/wg0.conf"),
+            "[Interface]\nPrivateKey = x\n",
+        )
+        .unwrap();
+        let ovl = t.path().join("fw1.apkovl.tar.gz");
+        let pack = |ovl: &Path| {
+            let st = std::process::Command::new("tar")
+                .arg("czf")
+                .arg(ovl)
+                .arg("-C")
+                .arg(&root)
+                .arg("etc")
+                .status()
+                .unwrap();
+            assert!(st.success());
+            fs::read(ovl).unwrap()
+        };
+        let bytes = pack(&ovl);
+        let w = exposure_warning(&ovl, &bytes, "52:54:00:00:00:01.apkovl.tar.gz").unwrap();
+        assert!(
+            w.starts_with(&format!(
+                "--apkovl {}: published as 52:54:00:00:00:01.apkovl.tar.gz, readable by whoever can reach the server, holds ",
+                ovl.display()
+            )),
+            "{w}"
+        );
+        assert!(w.contains("etc/shadow (password hashes)"), "{w}");
+        assert!(
+            w.contains("etc/ssh/ssh_host_ed25519_key (a PEM private key (OPENSSH PRIVATE KEY))"),
+            "{w}"
+        );
+        assert!(
+            w.contains("etc/wireguard/wg0.conf (a WireGuard private key)"),
+            "{w}"
+        );
+        assert!(!w.contains("hostname"), "{w}");
+        // Without a hash or a key: nothing to say.
+        fs::write(root.join("etc/shadow"), "root:*::0:::::\nbin:!::0:::::\n").unwrap();
+        fs::remove_dir_all(root.join("etc/ssh")).unwrap();
+        fs::remove_dir_all(root.join("etc/wireguard")).unwrap();
+        let bytes = pack(&ovl);
+        assert_eq!(exposure_warning(&ovl, &bytes, "x"), None);
+        // Not an overlay: said, not ignored.
+        let w = exposure_warning(&ovl, b"junk", "x").unwrap();
+        assert!(w.contains("cannot be read as an overlay"), "{w}");
     }
 }

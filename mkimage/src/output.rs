@@ -33,23 +33,32 @@ impl TempPath {
         &self.path
     }
 
-    /// Renames it over `target` (a directory target is replaced as a whole) and syncs the parent
-    /// directory so the rename is durable.
+    /// Renames it over `target` and syncs the parent directory so the rename is durable. A
+    /// directory target is swapped with it in one step (`renameat2(RENAME_EXCHANGE)`), so `target`
+    /// never stops existing (clients of a served tree see the old tree or the new one), and the
+    /// old tree, now at the temporary name, is removed afterwards.
     pub fn commit(mut self, target: &Path) -> Result<(), Error> {
         let is_dir = fs::symlink_metadata(&self.path).at(&self.path)?.is_dir();
-        if is_dir && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
-            // rename(2) does not replace a non-empty directory: move the old one aside first.
-            let old = TempPath::beside(target, ".old")?;
-            fs::rename(target, old.path()).at(target)?;
-            fs::rename(&self.path, target).at(target)?;
+        let swapped = is_dir && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir());
+        if swapped {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                &self.path,
+                rustix::fs::CWD,
+                target,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .map_err(io::Error::from)
+            .at(target)?;
         } else {
             fs::rename(&self.path, target).at(target)?;
+            self.keep = true;
         }
-        self.keep = true;
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
+        // After a swap, dropping `self` removes the old tree (now at the temporary name).
         fs::File::open(parent).and_then(|d| d.sync_all()).at(parent)
     }
 }
@@ -97,9 +106,22 @@ pub fn check_target(target: &Path, want_dir: bool) -> Result<(), Error> {
             "is a device; write the image to a file and copy it with dd",
         )),
         Ok(m) if want_dir && !m.is_dir() => Err(bad("exists and is not a directory")),
+        Ok(_) if want_dir && !is_replaceable_dir(target).at(target)? => Err(bad(&format!(
+            "exists, is not empty and holds no {}: not a tree mkimage wrote, so it is not replaced (remove it or choose a new directory)",
+            bootspec::medium::RELEASE_FILE
+        ))),
         Ok(m) if !want_dir && m.is_dir() => Err(bad("is a directory")),
         Ok(_) => Ok(()),
     }
+}
+
+/// Whether an existing directory may be replaced by a tree: empty, or a tree mkimage wrote (it
+/// holds the release file at its top).
+fn is_replaceable_dir(dir: &Path) -> io::Result<bool> {
+    if fs::symlink_metadata(dir.join(bootspec::medium::RELEASE_FILE)).is_ok_and(|m| m.is_file()) {
+        return Ok(true);
+    }
+    Ok(fs::read_dir(dir)?.next().is_none())
 }
 
 #[cfg(test)]
@@ -122,6 +144,8 @@ mod tests {
         fs::write(tmp.path().join("new"), b"x").unwrap();
         fs::create_dir(&target).unwrap();
         fs::write(target.join("old"), b"x").unwrap();
+        fs::write(target.join(".alpine-release"), b"r\n").unwrap();
+        check_target(&target, true).unwrap();
         tmp.commit(&target).unwrap();
         assert!(target.join("new").exists() && !target.join("old").exists());
         let names: Vec<_> = fs::read_dir(t.path())
@@ -129,6 +153,26 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["medium"]);
+    }
+
+    #[test]
+    fn a_directory_mkimage_did_not_write_is_not_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let www = t.path().join("htdocs");
+        fs::create_dir(&www).unwrap();
+        assert!(
+            check_target(&www, true).is_ok(),
+            "an empty directory is fine"
+        );
+        fs::write(www.join("index.html"), b"<html>").unwrap();
+        assert_eq!(
+            check_target(&www, true).unwrap_err().to_string(),
+            format!(
+                "-o {}: exists, is not empty and holds no .alpine-release: not a tree mkimage wrote, so it is not replaced (remove it or choose a new directory)",
+                www.display()
+            )
+        );
+        assert_eq!(fs::read(www.join("index.html")).unwrap(), b"<html>");
     }
 
     #[test]

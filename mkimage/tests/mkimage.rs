@@ -167,6 +167,29 @@ fn initramfs_with(init: &Path, identity: Option<&Path>, out: &Path) {
     mkinitfs::build(&config).unwrap().write_to(out).unwrap();
 }
 
+/// An initramfs without modules trusting `keys_dir` for indexes and `ovl_keys_dir` for overlays.
+fn initramfs_keys(init: &Path, keys_dir: &Path, ovl_keys_dir: &Path, out: &Path) {
+    let overrides = mkinitfs::Overrides {
+        basedir: Some("/".into()),
+        features: Some(vec!["base".into()]),
+        init: Some(init.to_path_buf()),
+        no_modules: true,
+        keys_dirs: vec![keys_dir.to_path_buf()],
+        ovl_keys_dirs: vec![ovl_keys_dir.to_path_buf()],
+        kernel_version: Some("0.0-none".into()),
+        ..Default::default()
+    };
+    let features_d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mkinitfs/features.d");
+    let config = mkinitfs::Config::resolve(
+        &mkinitfs::ConfFile::default(),
+        &overrides,
+        None,
+        vec![features_d],
+    )
+    .unwrap();
+    mkinitfs::build(&config).unwrap().write_to(out).unwrap();
+}
+
 /// `mkinitfs -b / -n? -F FEATURES -i INIT [--keys-dir DIR] -o OUT KVER` through the library
 /// (the sibling crate's binary is not built for this one's tests); `-n` when `kver` has no
 /// modules directory.
@@ -1389,6 +1412,8 @@ struct Fleet {
     hosts: PathBuf,
     ovl_key: PathBuf,
     ovl_keys: PathBuf,
+    /// The medium key in etc/apk/keys and the overlay key in etc/apkovl/keys.
+    initramfs: PathBuf,
 }
 
 fn fleet(env: &Env) -> Fleet {
@@ -1398,6 +1423,13 @@ fn fleet(env: &Env) -> Fleet {
     let ovl_keys = env.path("fleet-keys");
     fs::create_dir(&ovl_keys).unwrap();
     fs::write(ovl_keys.join("fleet.key.pub"), key.public().to_pem()).unwrap();
+    let initramfs = env.path("initramfs-fleet");
+    initramfs_keys(
+        &env.path("init-program"),
+        &env.path("medium-keys"),
+        &ovl_keys,
+        &initramfs,
+    );
     let fw1 = env.path("fw1.apkovl.tar.gz");
     fs::write(&fw1, b"fw1 overlay").unwrap();
     let fw2 = env.path("fw2.apkovl.tar.gz");
@@ -1418,6 +1450,21 @@ fn fleet(env: &Env) -> Fleet {
         hosts,
         ovl_key,
         ovl_keys,
+        initramfs,
+    }
+}
+
+impl Env {
+    /// [`Env::base`] for a netboot tree of `fleet`: its initramfs trusts the overlay key.
+    fn netboot(&self, out: &Path, fleet: &Fleet) -> Command {
+        let mut c = self.base("netboot", out);
+        c.arg("--sign-key")
+            .arg(&self.key)
+            .arg("--kernel")
+            .arg(&self.kernel)
+            .arg("--initramfs")
+            .arg(&fleet.initramfs);
+        c
     }
 }
 
@@ -1430,7 +1477,7 @@ fn netboot_tree_serves_a_fleet() {
     let f = fleet(&env);
     let modloop = small_modloop(&env, "built-modloop", "6.6.7-0-lts");
     let build = |out: &Path| {
-        let mut c = env.alpine_base("netboot", out);
+        let mut c = env.netboot(out, &f);
         c.arg("--modloop")
             .arg(&modloop)
             .arg("--hosts")
@@ -1487,7 +1534,7 @@ fn netboot_tree_serves_a_fleet() {
     );
     assert_eq!(
         fs::read(out.join("boot/initramfs")).unwrap(),
-        fs::read(&env.initramfs).unwrap()
+        fs::read(&f.initramfs).unwrap()
     );
     check_modloop_signature(
         &env,
@@ -1570,7 +1617,7 @@ fn netboot_refusals_are_one_line_errors() {
     let with_hosts = |text: &str, key: bool| -> String {
         let hosts = env.path("hosts-bad");
         fs::write(&hosts, text).unwrap();
-        let mut c = env.alpine_base("netboot", &out);
+        let mut c = env.netboot(&out, &f);
         c.arg("--hosts").arg(&hosts);
         if key {
             c.arg("--ovl-key").arg(&f.ovl_key);
@@ -1599,6 +1646,93 @@ fn netboot_refusals_are_one_line_errors() {
     assert_eq!(
         with_hosts("52:54:00:00:00:01 fw1\n52:54:00:00:00:02 fw2\n", true),
         format!("mkimage: ERROR: --hosts {h}: line 2: 52:54:00:00:00:02 fw2: no --apkovl fw2.apkovl.tar.gz given\n")
+    );
+    // --ovl-key with an initramfs that does not trust it: the init would check no signature.
+    let e = failure(
+        env.alpine_base("netboot", &out)
+            .arg("--hosts")
+            .arg(&f.hosts)
+            .arg("--ovl-key")
+            .arg(&f.ovl_key)
+            .arg("--apkovl")
+            .arg(&f.fw1)
+            .arg("--apkovl")
+            .arg(&f.fw2),
+    );
+    assert_eq!(
+        e,
+        format!(
+            "mkimage: ERROR: --initramfs {}: has no etc/apkovl/keys/fleet.key.pub: the init would check no overlay signature and boot any overlay it is served (mkinitfs --ovl-keys-dir DIR, with fleet.key.pub in DIR)\n",
+            env.initramfs.display()
+        )
+    );
+    // The overlay identity in a tree anyone on the network can read.
+    let id_file = env.path("overlay.identity");
+    let id = age::x25519::Identity::generate();
+    fs::write(
+        &id_file,
+        format!(
+            "{}\n",
+            age::secrecy::ExposeSecret::expose_secret(&id.to_string())
+        ),
+    )
+    .unwrap();
+    let with_id = env.path("initramfs-with-identity");
+    initramfs_with(&env.path("init-program"), Some(&id_file), &with_id);
+    let e = failure(
+        env.base("netboot", &out)
+            .arg("--sign-key")
+            .arg(&env.key)
+            .arg("--kernel")
+            .arg(&env.kernel)
+            .arg("--initramfs")
+            .arg(&with_id)
+            .arg("--apkovl")
+            .arg(&f.fw1),
+    );
+    assert_eq!(
+        e,
+        format!(
+            "mkimage: ERROR: --initramfs {}: holds the age identity etc/apkovl/identity: a netboot tree is readable by whoever reaches the server, so the identity would decrypt the overlays for anyone (build the netboot initramfs without --ovl-identity)\n",
+            with_id.display()
+        )
+    );
+    // A web server's directory that mkimage did not write is not replaced (nor emptied).
+    let www = env.path("htdocs");
+    fs::create_dir(&www).unwrap();
+    fs::write(www.join("index.html"), b"<html>").unwrap();
+    let e = failure(env.alpine_base("netboot", &www).arg("--apkovl").arg(&f.own));
+    assert_eq!(
+        e,
+        format!(
+            "mkimage: ERROR: -o {}: exists, is not empty and holds no .alpine-release: not a tree mkimage wrote, so it is not replaced (remove it or choose a new directory)\n",
+            www.display()
+        )
+    );
+    assert_eq!(fs::read(www.join("index.html")).unwrap(), b"<html>");
+    assert_eq!(fs::read_dir(&www).unwrap().count(), 1);
+    // Words that iPXE would split, expand or take as a comment in boot.ipxe.
+    let spaced = env.path("a #.apkovl.tar.gz");
+    fs::write(&spaced, b"x").unwrap();
+    let e = failure(
+        env.alpine_base("netboot", &out)
+            .arg("--apkovl")
+            .arg(&spaced),
+    );
+    assert_eq!(
+        e,
+        format!(
+            "mkimage: ERROR: --apkovl {}: its name goes into boot.ipxe: \"a #.apkovl.tar.gz\" holds ' ': use letters, digits and ._-+:@,~= only\n",
+            spaced.display()
+        )
+    );
+    let e = failure(
+        env.alpine_base("netboot", &out)
+            .args(["--cmdline", "quiet #console=ttyS0"]),
+    );
+    assert_eq!(
+        e,
+        "mkimage: ERROR: --cmdline: netboot: \"#console=ttyS0\": iPXE would take a word starting with '#' and the rest of the line as a comment\n"
     );
     // Two overlays and no hosts: which machine boots which?
     let e = failure(

@@ -436,7 +436,17 @@ fn minimal_profile_builds_a_medium_with_a_signed_overlay() {
         "etc/profile-test.conf root:wheel\n",
     )
     .unwrap();
-    let out = env.path("minimal");
+    // -o the profile's own directory: refused before any work, the profile left as it is.
+    let e = failure(env.build(&dir, &dir).args(["--format", "dir"]));
+    assert_eq!(
+        e,
+        format!(
+            "mkimage: ERROR: -o {}: exists, is not empty and holds no .alpine-release: not a tree mkimage wrote, so it is not replaced (remove it or choose a new directory)\n",
+            dir.display()
+        )
+    );
+    assert!(dir.join("profile.toml").is_file());
+    let out = env.path("minimal-medium");
     let res = run(env
         .build(&dir, &out)
         .args(["--format", "dir"])
@@ -564,6 +574,18 @@ fn passphrase_encrypted_profile() {
     assert!(!out.exists());
     let pass_file = env.path("passphrase");
     fs::write(&pass_file, "correct horse battery\nignored second line\n").unwrap();
+    // Group-readable: refused, as lbu refuses its PASSWORD_FILE.
+    fs::set_permissions(&pass_file, fs::Permissions::from_mode(0o644)).unwrap();
+    let e = failure(
+        env.build(&dir, &out)
+            .args(["--format", "dir", "--ovl-passphrase-file"])
+            .arg(&pass_file),
+    );
+    assert!(
+        e.contains(": mode 0644: group or others may access it (chmod 600)"),
+        "{e}"
+    );
+    fs::set_permissions(&pass_file, fs::Permissions::from_mode(0o600)).unwrap();
     let res = run(env
         .build(&dir, &out)
         .args(["--format", "dir", "--ovl-passphrase-file"])

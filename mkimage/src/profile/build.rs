@@ -105,6 +105,8 @@ pub fn build(req: &BuildRequest, progress: &mut dyn FnMut(&str)) -> Result<Build
     let start = Instant::now();
     let p = req.profile;
     let format = choose_format(p, req.format)?;
+    // The output is checked before any work (a directory mkimage did not write is not replaced).
+    crate::output::check_target(&req.output, matches!(format, Format::Dir | Format::Netboot))?;
     let medium_key = req
         .keys
         .medium

@@ -359,6 +359,15 @@ pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Profile, Error> {
         }
     }
 
+    if let (Some(h), Signing::None) = (&raw.hosts, signing) {
+        if !hosts.is_empty() {
+            return Err(src.error(
+                Some(h.span()),
+                "hosts: needs signing = \"required\": each machine's overlay is signed for its MAC, unsigned ones would boot on any machine".to_string(),
+            ));
+        }
+    }
+
     Ok(Profile {
         dir: dir.to_path_buf(),
         world,

@@ -127,7 +127,7 @@ modloop = ["kernel/sound/*"]
 formats = ["iso", "vfat"]
 label = "FW1"
 size = "128M"
-signing = "none"
+signing = "required"
 encryption = "none"
 [hosts]
 "52-54-00-AB-CD-EF" = "fw2"
@@ -152,7 +152,7 @@ encryption = "none"
         assert_eq!(p.formats, [crate::Format::Iso, crate::Format::Vfat]);
         assert_eq!(p.label.as_deref(), Some("FW1"));
         assert_eq!(p.size, Some(128 << 20));
-        assert_eq!(p.signing, Signing::None);
+        assert_eq!(p.signing, Signing::Required);
         assert_eq!(p.encryption, Encryption::None);
         assert_eq!(
             p.hosts.get("52:54:00:ab:cd:ef").map(String::as_str),
@@ -170,6 +170,13 @@ encryption = "none"
         assert_eq!(p.encryption, Encryption::None);
         assert_eq!(p.formats, [crate::Format::Vfat]);
         assert!(p.repositories.is_none());
+
+        fs::write(
+            t.path().join(PROFILE_TOML),
+            "world = [\"alpine-base\"]\nsigning = \"none\"\n",
+        )
+        .unwrap();
+        assert_eq!(load(t.path()).unwrap().signing, Signing::None);
     }
 
     #[test]
@@ -225,6 +232,11 @@ encryption = "none"
         assert_eq!(
             err("world = [\"alpine-base\"]\nencryption = \"age\"\n"),
             ":2: encryption \"age\": expected \"none\" (the default) or \"passphrase\" (typed at boot; mkimage --ovl-passphrase-file FILE)"
+        );
+        // Per-MAC overlays are signed for their MAC, or the binding means nothing.
+        assert_eq!(
+            err("world = [\"alpine-base\"]\nsigning = \"none\"\n[hosts]\n\"52:54:00:ab:cd:ef\" = \"fw2\"\n"),
+            ":3: hosts: needs signing = \"required\": each machine's overlay is signed for its MAC, unsigned ones would boot on any machine"
         );
         assert_eq!(
             err("world = [\"alpine-base\"]\n[hosts]\n\"52:54:00\" = \"a\"\n"),
