@@ -14,8 +14,10 @@ pub struct Dependency {
     pub op: u8,
     /// Version (or identity for `><`); `None` when no operator was given.
     pub version: Option<Text>,
-    /// Repository tag (`name@tag`), world and CLI only.
-    pub tag: Option<String>,
+    /// Repository tag (`name@tag`), world and CLI only. A thin box (8 bytes, where a `String`
+    /// takes 24): the real indexes hold 133k dependencies and none has a tag.
+    #[allow(clippy::box_collection)]
+    pub tag: Option<Box<String>>,
     /// `!name`: the dependency forbids what it matches.
     pub conflict: bool,
 }
@@ -96,7 +98,7 @@ impl Dependency {
                 if !allow_tag || t.is_empty() || !t.chars().all(is_name_char) {
                     return Err(bad());
                 }
-                (n, Some(t.to_string()))
+                (n, Some(Box::new(t.to_string())))
             }
             None => (name_tag, None),
         };
@@ -143,16 +145,12 @@ impl Dependency {
 
     /// Parse a space/newline separated list (e.g. a `D:` line).
     pub fn parse_list(text: &str, allow_tag: bool) -> Result<Vec<Self>, DepError> {
-        text.split_whitespace()
-            .map(|t| Self::parse(t, allow_tag))
-            .collect()
+        exact_list(text, |t| Self::parse(t, allow_tag))
     }
 
     /// Parse a list borrowed from `buf` (see [`Dependency::parse_in`]).
     pub fn parse_list_in(buf: &Text, text: &str, allow_tag: bool) -> Result<Vec<Self>, DepError> {
-        text.split_whitespace()
-            .map(|t| Self::parse_in(buf, t, allow_tag))
-            .collect()
+        exact_list(text, |t| Self::parse_in(buf, t, allow_tag))
     }
 
     /// Whether this is an identity pin (`name><Q1...`).
@@ -182,6 +180,20 @@ impl Dependency {
         }
         s
     }
+}
+
+/// The dependencies of a list, in a vector of exactly their number: `collect` from a
+/// `split_whitespace` cannot know it and doubles its way up, which left ~40% of the real indexes'
+/// 133k dependencies' memory unused (5.7 MiB).
+fn exact_list(
+    text: &str,
+    parse: impl Fn(&str) -> Result<Dependency, DepError>,
+) -> Result<Vec<Dependency>, DepError> {
+    let mut out = Vec::with_capacity(text.split_whitespace().count());
+    for t in text.split_whitespace() {
+        out.push(parse(t)?);
+    }
+    Ok(out)
 }
 
 impl fmt::Display for Dependency {
@@ -226,7 +238,7 @@ mod tests {
         assert!(d.conflict);
         assert_eq!(d.op, GREATER);
         let d = Dependency::parse("foo@testing>=2.0", true).unwrap();
-        assert_eq!(d.tag.as_deref(), Some("testing"));
+        assert_eq!(d.tag.as_deref().map(String::as_str), Some("testing"));
         assert_eq!(d.op, GREATER | EQUAL);
         assert_eq!(d.to_string(), "foo@testing>=2.0");
         let d = Dependency::parse("libglvnd><Q1jeRAF+EpaHQSmKZxtA9fmuD6Hv8=", true).unwrap();

@@ -124,7 +124,7 @@ pub struct Package {
     /// `triggers =` globs from `.PKGINFO` (kept in `lib/apk/db/triggers`).
     pub triggers: Vec<String>,
     /// `datahash =` (SHA-256 hex of the data member).
-    pub datahash: Option<String>,
+    pub datahash: Option<Box<str>>,
     /// Set when a dependency line could not be parsed: the package is uninstallable.
     pub broken: bool,
 }
@@ -200,7 +200,7 @@ impl Package {
                     list.extend(deps(v));
                 }
                 "triggers" => p.triggers.extend(v.split_whitespace().map(str::to_string)),
-                "datahash" => p.datahash = Some(v.trim().to_string()),
+                "datahash" => p.datahash = Some(v.trim().into()),
                 _ => {}
             }
         }

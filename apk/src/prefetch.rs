@@ -60,7 +60,7 @@ pub(crate) struct Trust<'a> {
 pub fn package_path(pool: &Pool, id: PkgId) -> Option<PathBuf> {
     let p = &pool.packages[id];
     if let Some(f) = &p.file {
-        return Some(f.clone());
+        return Some(PathBuf::clone(f));
     }
     let fname = format!("{}.apk", p.pkg.name_version());
     for &r in &p.repos {
@@ -80,7 +80,7 @@ pub fn package_path(pool: &Pool, id: PkgId) -> Option<PathBuf> {
             return Some(cand);
         }
     }
-    p.cached.clone()
+    p.cached.as_deref().cloned()
 }
 
 /// A package read, verified against its identity and inflated, ready for extraction.

@@ -138,8 +138,8 @@ pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solutio
         for d in sorted_world {
             let pin = match &d.tag {
                 Some(t) => Pin {
-                    allowed: vec![t.clone()],
-                    preferred: Some(t.clone()),
+                    allowed: vec![t.to_string()],
+                    preferred: Some(t.to_string()),
                 },
                 None => Pin::default(),
             };

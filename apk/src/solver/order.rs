@@ -233,7 +233,7 @@ pub(super) fn order_changes(
             Some(o) if o == id => {
                 if opts.reinstall.contains(&p.pkg.name) {
                     ChangeKind::Reinstall
-                } else if tag != p.installed_tag {
+                } else if tag.as_deref() != p.installed_tag.as_deref() {
                     ChangeKind::Pinning
                 } else {
                     continue;

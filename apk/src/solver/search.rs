@@ -51,7 +51,7 @@ pub(super) fn pkg_tags(pool: &Pool, id: PkgId) -> Vec<Option<String>> {
     let mut tags: Vec<Option<String>> =
         p.repos.iter().map(|&r| pool.repos[r].tag.clone()).collect();
     if p.installed.is_some() {
-        tags.push(p.installed_tag.clone());
+        tags.push(p.installed_tag.as_deref().map(String::from));
     }
     tags
 }
