@@ -156,15 +156,7 @@ fn initramfs_with(init: &Path, identity: Option<&Path>, out: &Path) {
         ovl_identity: identity.map(Path::to_path_buf),
         ..Default::default()
     };
-    let features_d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mkinitfs/features.d");
-    let config = mkinitfs::Config::resolve(
-        &mkinitfs::ConfFile::default(),
-        &overrides,
-        None,
-        vec![features_d],
-    )
-    .unwrap();
-    mkinitfs::build(&config).unwrap().write_to(out).unwrap();
+    build_initramfs(&overrides, out);
 }
 
 /// An initramfs without modules trusting `keys_dir` for indexes and `ovl_keys_dir` for overlays.
@@ -179,15 +171,7 @@ fn initramfs_keys(init: &Path, keys_dir: &Path, ovl_keys_dir: &Path, out: &Path)
         kernel_version: Some("0.0-none".into()),
         ..Default::default()
     };
-    let features_d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mkinitfs/features.d");
-    let config = mkinitfs::Config::resolve(
-        &mkinitfs::ConfFile::default(),
-        &overrides,
-        None,
-        vec![features_d],
-    )
-    .unwrap();
-    mkinitfs::build(&config).unwrap().write_to(out).unwrap();
+    build_initramfs(&overrides, out);
 }
 
 /// `mkinitfs -b / -n? -F FEATURES -i INIT [--keys-dir DIR] -o OUT KVER` through the library
@@ -203,10 +187,15 @@ fn initramfs(init: &Path, features: &str, keys_dir: Option<&Path>, kver: &str, o
         kernel_version: Some(kver.to_string()),
         ..Default::default()
     };
+    build_initramfs(&overrides, out);
+}
+
+/// Build an initramfs from `overrides` with the workspace's mkinitfs features, written to `out`.
+fn build_initramfs(overrides: &mkinitfs::Overrides, out: &Path) {
     let features_d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mkinitfs/features.d");
     let config = mkinitfs::Config::resolve(
         &mkinitfs::ConfFile::default(),
-        &overrides,
+        overrides,
         None,
         vec![features_d],
     )
