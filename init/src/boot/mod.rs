@@ -288,11 +288,13 @@ impl Boot {
         }
 
         self.phase("boot drivers");
+        // Coldplug's walk of /sys runs while the boot drivers load.
+        let coldplug = media::start_coldplug(&self.cfg);
         self.load_boot_drivers();
 
         self.phase("media discovery");
         log::info!("Mounting boot media");
-        let found = media::discover(&self.cfg, self.loader.as_mut());
+        let found = media::discover(&self.cfg, self.loader.as_mut(), coldplug);
         self.load_in_background(found.pending_drivers.clone());
         let checked = plan::check_found(&self.cfg, &found.media, found.candidates.len());
         // Every candidate is reported (quiet: only when nothing usable was found).
