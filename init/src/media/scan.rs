@@ -362,6 +362,51 @@ pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
     Coldplug { socket, walk }
 }
 
+impl Coldplug {
+    /// Loads the drivers of `aliases` (what discovery left queued), then, up to `rounds` times,
+    /// those of the devices the drivers just loaded created (the CD drive behind an IDE
+    /// controller), as the uevents announced them: a driver's devices exist, and their events
+    /// are queued, when its module init returns (the kernel waits for the probes it scheduled).
+    /// Without a socket, or when events were lost, `/sys` is walked instead ([`coldplug`]).
+    pub fn late_drivers(&self, loader: &mut Loader, aliases: &[String], rounds: usize) {
+        let mut loaded = loader.load_aliases(aliases).len();
+        let mut buf = vec![0u8; crate::uevent::MAX_LEN + 1];
+        for _ in 0..rounds {
+            let announced = self.socket.as_ref().and_then(|s| announced(s, &mut buf));
+            loaded = match announced {
+                Some(aliases) => loader.load_aliases(&aliases).len(),
+                // After a round that loaded nothing no device can have appeared: the walk is
+                // the fallback, not a poll.
+                None if loaded > 0 => coldplug(loader),
+                None => 0,
+            };
+            if loaded == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// The modaliases of every uevent queued on `s` (`None`: events were lost, or the socket
+/// failed: only a walk of `/sys` can tell).
+fn announced(s: &UeventSocket, buf: &mut [u8]) -> Option<Vec<String>> {
+    let mut aliases = Vec::new();
+    loop {
+        match s.recv(buf) {
+            Ok(Some(msg)) => {
+                if let Some(alias) = Uevent::parse(msg).as_ref().and_then(|ev| ev.modalias()) {
+                    aliases.push(alias.to_string());
+                }
+            }
+            Ok(None) => return Some(aliases),
+            Err(e) => {
+                log::debug!("{e}: walking /sys for the late drivers");
+                return None;
+            }
+        }
+    }
+}
+
 /// Runs discovery: uevent socket, coldplug, block devices, until [`Discovery`] says stop.
 ///
 /// Coldplug's drivers are loaded one device at a time through a [`DriverQueue`], the block
@@ -370,8 +415,12 @@ pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
 /// empty, as it did after a whole coldplug); what is still queued when the goal is reached is
 /// returned in [`Found::pending_drivers`]. A device whose drivers load nothing and bring no
 /// uevent changes nothing: the block devices are scanned again only after a load or an event.
-pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: Coldplug) -> Found {
-    let Coldplug { socket, walk } = started;
+///
+/// The uevent socket stays in `started`: the drivers left queued load later
+/// ([`Coldplug::late_drivers`]) and read on it what those drivers created.
+pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Coldplug) -> Found {
+    let walk = started.walk.take();
+    let socket = started.socket.as_ref();
     let mut queue = DriverQueue::default();
     if loader.is_some() {
         let (aliases, took) = match walk.map(|w| w.join()) {
@@ -425,7 +474,7 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: Coldplug
                 None => false,
             };
             // Without a socket only a scan can tell what appeared.
-            let events = match &socket {
+            let events = match socket {
                 Some(s) => drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue),
                 None => true,
             };
@@ -441,7 +490,7 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: Coldplug
             break false;
         }
         let wait = (deadline - now).min(Duration::from_millis(250));
-        match &socket {
+        match socket {
             Some(s) => {
                 if let Err(e) = s.wait(wait) {
                     log::warn!("{e}");
@@ -450,7 +499,7 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: Coldplug
             }
             None => std::thread::sleep(wait),
         }
-        match &socket {
+        match socket {
             Some(s) => {
                 drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue);
             }
