@@ -28,8 +28,8 @@ echo; echo "== 2b. modloop (full Debian module tree, ours vs mksquashfs of the s
 "$here/scripts/bench-modloop.sh" "$bin/mkinitfs" "${BENCH_RUNS_MODLOOP:-3}"
 
 echo; echo "== 3. boot (qemu TCG: slower than hardware; compare phases and ratios, not totals)"
-# alpine-base and the jumphost appliance (appliances/jumphost) vs the stand-in that installs
-# nothing, -smp 1 and 2, medians of BENCH_RUNS_BOOT boots; then the initramfs's zstd levels.
+# alpine-base and the jumphost appliance (appliances/jumphost) vs the stand-ins that install
+# nothing (each case's own), -smp 1 and 2, medians of BENCH_RUNS_BOOT boots; then the initramfs's zstd levels.
 work=$(mktemp -d /tmp/bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "$here/target/x86_64-unknown-linux-gnu/release/bootbench" --runs "${BENCH_RUNS_BOOT:-5}" \

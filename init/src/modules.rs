@@ -398,11 +398,13 @@ impl Loader {
                         params.push_str(extra);
                     }
                 }
+                let started = sys::boottime();
                 let result = self.insert(&m, &params);
+                let took = sys::boottime().saturating_sub(started);
                 // A dependency or softdep (crc-t10dif's crct10dif_pclmul under sd_mod) is
                 // reported like an alias match: ENODEV or an absent file is normal there.
                 let part = via_alias || m != *target;
-                self.record(m, result, part, quiet, &mut newly);
+                self.record(m, result, took, part, quiet, &mut newly);
             }
         }
         Loaded::Modules(newly)
@@ -414,13 +416,14 @@ impl Loader {
         &mut self,
         m: String,
         result: Result<(), (bool, String)>,
+        took: std::time::Duration,
         incidental: bool,
         quiet: bool,
         newly: &mut Vec<String>,
     ) {
         match result {
             Ok(()) => {
-                log::debug!("module {m}: loaded");
+                log::debug!("module {m}: loaded ({} ms)", took.as_millis());
                 self.loaded.insert(m.clone());
                 newly.push(m);
             }
@@ -532,10 +535,12 @@ impl Loader {
                     };
                     drop(g);
                     let params = how.get(&module).map_or("", |h| h.0.as_str());
+                    let started = sys::boottime();
                     let result = insert(db, &module, params);
+                    let took = sys::boottime().saturating_sub(started);
                     let mut g = state.lock().unwrap_or_else(|e| e.into_inner());
                     g.0.settle(&module);
-                    g.1.push((module, result));
+                    g.1.push((module, result, took));
                     drop(g);
                     wake.notify_all();
                 });
@@ -543,9 +548,9 @@ impl Loader {
         });
         let (_, results) = state.into_inner().unwrap_or_else(|e| e.into_inner());
         let mut newly = Vec::new();
-        for (m, result) in results {
+        for (m, result, took) in results {
             let (_, via_alias, quiet) = how.get(&m).cloned().unwrap_or_default();
-            self.record(m, result, via_alias, quiet, &mut newly);
+            self.record(m, result, took, via_alias, quiet, &mut newly);
         }
         newly
     }

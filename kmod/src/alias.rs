@@ -24,6 +24,10 @@ pub struct Aliases {
     normalized: String,
     /// Per line: the byte ranges of the pattern and the module name.
     spans: Vec<(Range<usize>, Range<usize>)>,
+    /// Per line: the length of the pattern's literal prefix (before its first `*`, `?`, `[`
+    /// or `\\`): a query that does not start with it cannot match, and most lines of a lookup
+    /// end there (`pci:v00008086d` against `pci:v00001AF4d...`) without running `fnmatch`.
+    literal: Vec<usize>,
 }
 
 impl Aliases {
@@ -73,10 +77,15 @@ impl Aliases {
         }
         // Only ASCII '-' was replaced by ASCII '_', so the bytes are still the UTF-8 they were.
         let normalized = String::from_utf8(bytes).unwrap_or_else(|_| text.to_string());
+        let literal = spans
+            .iter()
+            .map(|(pattern, _)| literal_prefix(&normalized.as_bytes()[pattern.clone()]))
+            .collect();
         Ok(Aliases {
             text: text.to_string(),
             normalized,
             spans,
+            literal,
         })
     }
 
@@ -85,8 +94,12 @@ impl Aliases {
     pub fn lookup(&self, query: &str) -> Vec<&str> {
         let query = crate::normalize_alias(query);
         let mut out: Vec<&str> = Vec::new();
-        for (pattern, module) in &self.spans {
-            if fnmatch_noflags(&self.normalized[pattern.clone()], &query) {
+        for ((pattern, module), &literal) in self.spans.iter().zip(&self.literal) {
+            let pattern = &self.normalized[pattern.clone()];
+            if !query.as_bytes().starts_with(&pattern.as_bytes()[..literal]) {
+                continue;
+            }
+            if fnmatch_noflags(pattern, &query) {
                 let name = &self.normalized[module.clone()];
                 if !out.contains(&name) {
                     out.push(name);
@@ -130,9 +143,55 @@ impl Aliases {
     }
 }
 
+/// The length of `pattern`'s leading literal bytes: up to its first wildcard (`*`, `?`), class
+/// (`[`) or escape (`\\`). Without flags, `fnmatch` matches those bytes one for one.
+fn literal_prefix(pattern: &[u8]) -> usize {
+    pattern
+        .iter()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pattern.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The literal prefix only skips what `fnmatch` would refuse: every lookup equals matching
+    /// every line.
+    #[test]
+    fn the_literal_prefix_skips_only_non_matches() {
+        assert_eq!(literal_prefix(b"pci:v00008086d*"), 14);
+        assert_eq!(literal_prefix(b"fs_vfat"), 7);
+        assert_eq!(literal_prefix(b"a?b"), 1);
+        assert_eq!(literal_prefix(b"[ab]x"), 0);
+        assert_eq!(literal_prefix(b"x\\*y"), 1);
+        let text =
+            format!("{ALIAS}alias x\\*y escaped\nalias * everything\nalias pci:v0000* anypci\n");
+        let a = Aliases::parse(&text).unwrap();
+        for q in [
+            "virtio:d00000002v00001AF4",
+            "pci:v00001234d00001111sv00001AF4sd00001100bc03sc00i00",
+            "pci:v0000DEADd0000BEEF",
+            "fs-vfat",
+            "devname:b-x",
+            "x*y",
+            "xzy",
+            "",
+            "crypto_crc32c",
+        ] {
+            let n = crate::normalize_alias(q);
+            let mut all: Vec<&str> = Vec::new();
+            for (p, m) in &a.spans {
+                let name = &a.normalized[m.clone()];
+                if fnmatch_noflags(&a.normalized[p.clone()], &n) && !all.contains(&name) {
+                    all.push(name);
+                }
+            }
+            assert_eq!(a.lookup(q), all, "{q:?}");
+        }
+        assert_eq!(a.lookup("x*y"), ["escaped", "everything"]);
+        assert_eq!(a.lookup("pci:v0000DEADd0000BEEF"), ["everything", "anypci"]);
+    }
 
     const ALIAS: &str = "\
 # Aliases extracted from modules themselves.

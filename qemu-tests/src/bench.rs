@@ -132,13 +132,13 @@ pub fn table(
         }
     }
     let mut out = String::new();
-    let _ = write!(out, "  {:<44}", "median of");
+    let _ = write!(out, "  {:<56}", "median of");
     for (c, _) in columns {
         let _ = write!(out, " {c:>10}");
     }
     out.push('\n');
     for n in &names {
-        let _ = write!(out, "  {n:<44}");
+        let _ = write!(out, "  {n:<56}");
         for (_, s) in columns {
             let _ = write!(out, " {:>10}", cell(s.median(n)));
         }
@@ -147,10 +147,10 @@ pub fn table(
     for (figure, floors) in ratio_to {
         let _ = write!(
             out,
-            "  {:<44}",
+            "  {:<56}",
             format!("{figure}: / {floor_name}")
                 .chars()
-                .take(44)
+                .take(56)
                 .collect::<String>()
         );
         for (i, (_, s)) in columns.iter().enumerate() {

@@ -150,6 +150,39 @@ impl Vm {
             .map(|(_, at)| at.saturating_duration_since(self.started))
     }
 
+    /// The console's lines, each with when its last byte arrived after qemu started (the
+    /// `.timed.log` beside the serial log): where a boot spends its time between the init's
+    /// own timeline rows (carriage returns dropped; an unfinished last line included).
+    pub fn timed_lines(&self) -> Vec<(Duration, String)> {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let arrivals = self
+            .arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut out = Vec::new();
+        let (mut start, mut a) = (0usize, 0usize);
+        for (i, _) in log.iter().enumerate().filter(|(_, &b)| b == b'\n') {
+            // The first read that brought byte i.
+            while a < arrivals.len() && arrivals[a].0 <= i {
+                a += 1;
+            }
+            let at = arrivals.get(a).map_or(Duration::ZERO, |(_, t)| {
+                t.saturating_duration_since(self.started)
+            });
+            let line = String::from_utf8_lossy(&log[start..i]).replace('\r', "");
+            out.push((at, line));
+            start = i + 1;
+        }
+        if start < log.len() {
+            let at = arrivals.last().map_or(Duration::ZERO, |(_, t)| {
+                t.saturating_duration_since(self.started)
+            });
+            out.push((at, String::from_utf8_lossy(&log[start..]).replace('\r', "")));
+        }
+        out
+    }
+
     /// Copy the console to this process's stdout as it arrives (the demo).
     pub fn set_echo(&self, on: bool) {
         self.echo.store(on, Ordering::Relaxed);
@@ -358,5 +391,11 @@ impl Drop for Vm {
             self.log_dir.join(format!("{}.serial.log", self.name)),
             self.text(),
         );
+        let timed: String = self
+            .timed_lines()
+            .iter()
+            .map(|(t, l)| format!("{:8.3} {l}\n", t.as_secs_f64()))
+            .collect();
+        let _ = std::fs::write(self.log_dir.join(format!("{}.timed.log", self.name)), timed);
     }
 }

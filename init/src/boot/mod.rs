@@ -288,12 +288,14 @@ impl Boot {
         }
 
         self.phase("boot drivers");
+        // Coldplug's walk of /sys runs while the boot drivers load.
+        let mut coldplug = media::start_coldplug(&self.cfg);
         self.load_boot_drivers();
 
         self.phase("media discovery");
         log::info!("Mounting boot media");
-        let found = media::discover(&self.cfg, self.loader.as_mut());
-        self.load_in_background(found.pending_drivers.clone());
+        let found = media::discover(&self.cfg, self.loader.as_mut(), &mut coldplug);
+        self.load_in_background(found.pending_drivers.clone(), coldplug);
         let checked = plan::check_found(&self.cfg, &found.media, found.candidates.len());
         // Every candidate is reported (quiet: only when nothing usable was found).
         if console::verbose() || checked.is_err() {
@@ -406,7 +408,7 @@ impl Boot {
     /// medium) to a thread of their own, which loads them, then those of the devices they
     /// created, while the overlay is applied and the packages installed;
     /// [`Boot::settle_drivers`] waits for it.
-    fn load_in_background(&mut self, aliases: Vec<String>) {
+    fn load_in_background(&mut self, aliases: Vec<String>, coldplug: media::Coldplug) {
         if aliases.is_empty() {
             return;
         }
@@ -424,14 +426,9 @@ impl Boot {
             .name("drivers".into())
             .spawn(move || {
                 let mut loader = rx.recv().ok()?;
-                loader.load_aliases(&pending);
-                // Devices these drivers created (the CD drive behind an IDE controller) were
-                // announced after discovery stopped reading uevents: take them from /sys.
-                for _ in 0..MAX_LATE_COLDPLUGS {
-                    if media::coldplug(&mut loader) == 0 {
-                        break;
-                    }
-                }
+                // Devices these drivers create (the CD drive behind an IDE controller) are
+                // announced on discovery's uevent socket, which is read no more by discovery.
+                coldplug.late_drivers(&mut loader, &pending, MAX_LATE_COLDPLUGS);
                 Some(loader)
             });
         match spawned {

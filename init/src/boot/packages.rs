@@ -84,8 +84,15 @@ pub fn apk_options(
         // One bad token in an overlay's world must not leave the box empty: the plan already
         // reported it and passes only valid names, but the root's world is read leniently too.
         lenient_world: true,
+        // Every online CPU reads, verifies and inflates packages ahead of the writer.
+        jobs: online_cpus(),
         ..Default::default()
     }
+}
+
+/// The CPUs this process may run on (at least one): the install engine's worker count.
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl Boot {
@@ -182,8 +189,9 @@ impl Boot {
         }
         self.timeline.set_installed(packages, bytes);
         self.timeline.note(format!(
-            "{packages} packages, {}",
-            timeline::human_bytes(bytes)
+            "{packages} packages, {}, {} CPU(s)",
+            timeline::human_bytes(bytes),
+            online_cpus()
         ));
         Ok(())
     }
@@ -207,7 +215,12 @@ fn install(options: Options, packages: &[String], quiet: bool) -> Result<(usize,
         packages: packages.to_vec(),
         source,
     };
+    let started = crate::sys::boottime();
     let mut ctx = Context::open(options, Access::Writable, out).map_err(fail)?;
+    log::debug!(
+        "packages: repositories and database opened ({} ms)",
+        crate::sys::boottime().saturating_sub(started).as_millis()
+    );
     let report =
         apk::ops::add(&mut ctx, packages, &apk::ops::AddOptions::default()).map_err(fail)?;
     if report.errors > 0 {
@@ -239,6 +252,7 @@ mod tests {
         assert_eq!(o.keys_dir, Some(PathBuf::from("/sysroot/etc/apk/keys")));
         assert!(o.no_network && o.diskless_boot && o.initdb && o.clean_protected);
         assert!(o.overlay.is_some());
+        assert!(o.jobs >= 1 && o.jobs == online_cpus());
         assert_eq!(o.cache_dir, Some(PathBuf::from("/media/usb/cache")));
         // keep_apk_new: no --clean-protected, hence no --overlay-from-stdin either.
         let cfg = BootConfig::from_cmdline("keep_apk_new");

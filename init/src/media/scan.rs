@@ -329,15 +329,19 @@ pub fn coldplug(loader: &mut Loader) -> usize {
     loader.load_aliases(&aliases).len()
 }
 
-/// Runs discovery: uevent socket, coldplug, block devices, until [`Discovery`] says stop.
-///
-/// Coldplug's drivers are loaded one device at a time through a [`DriverQueue`], the block
-/// devices scanned after each: the medium is used as soon as its own drivers are in. Discovery
-/// never stops for idleness while drivers are queued (the idle clock starts once the queue is
-/// empty, as it did after a whole coldplug); what is still queued when the goal is reached is
-/// returned in [`Found::pending_drivers`].
-pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
-    // Open the socket before coldplug so nothing that appears meanwhile is lost.
+/// Coldplug started ahead of discovery ([`start_coldplug`]): the uevent socket, open before
+/// `/sys` is walked so that nothing appearing meanwhile is lost, and the walk itself, running in a
+/// thread of its own while the boot drivers load.
+pub struct Coldplug {
+    socket: Option<UeventSocket>,
+    walk: Option<std::thread::JoinHandle<(Vec<String>, Duration)>>,
+}
+
+/// Opens the uevent socket, then walks `/sys/devices` for modaliases in a thread (reading sysfs
+/// takes a while under emulation; the boot drivers phase loads its modules meanwhile). Devices
+/// those modules create after the walk saw their directory are announced on the socket, which
+/// discovery reads; a modalias seen twice is handled once ([`Loader::load_aliases`]).
+pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
     let socket = match UeventSocket::open(cfg.uevent_buf_size) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -345,10 +349,93 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
             None
         }
     };
+    let walk = || {
+        let started = sys::boottime();
+        let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
+        (aliases, sys::boottime().saturating_sub(started))
+    };
+    let walk = std::thread::Builder::new()
+        .name("coldplug".into())
+        .spawn(walk)
+        .map_err(|e| log::debug!("no thread for the coldplug walk ({e}): walking at discovery"))
+        .ok();
+    Coldplug { socket, walk }
+}
+
+impl Coldplug {
+    /// Loads the drivers of `aliases` (what discovery left queued), then, up to `rounds` times,
+    /// those of the devices the drivers just loaded created (the CD drive behind an IDE
+    /// controller), as the uevents announced them: a driver's devices exist, and their events
+    /// are queued, when its module init returns (the kernel waits for the probes it scheduled).
+    /// Without a socket, or when events were lost, `/sys` is walked instead ([`coldplug`]).
+    pub fn late_drivers(&self, loader: &mut Loader, aliases: &[String], rounds: usize) {
+        let mut loaded = loader.load_aliases(aliases).len();
+        let mut buf = vec![0u8; crate::uevent::MAX_LEN + 1];
+        for _ in 0..rounds {
+            let announced = self.socket.as_ref().and_then(|s| announced(s, &mut buf));
+            loaded = match announced {
+                Some(aliases) => loader.load_aliases(&aliases).len(),
+                // After a round that loaded nothing no device can have appeared: the walk is
+                // the fallback, not a poll.
+                None if loaded > 0 => coldplug(loader),
+                None => 0,
+            };
+            if loaded == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// The modaliases of every uevent queued on `s` (`None`: events were lost, or the socket
+/// failed: only a walk of `/sys` can tell).
+fn announced(s: &UeventSocket, buf: &mut [u8]) -> Option<Vec<String>> {
+    let mut aliases = Vec::new();
+    loop {
+        match s.recv(buf) {
+            Ok(Some(msg)) => {
+                if let Some(alias) = Uevent::parse(msg).as_ref().and_then(|ev| ev.modalias()) {
+                    aliases.push(alias.to_string());
+                }
+            }
+            Ok(None) => return Some(aliases),
+            Err(e) => {
+                log::debug!("{e}: walking /sys for the late drivers");
+                return None;
+            }
+        }
+    }
+}
+
+/// Runs discovery: uevent socket, coldplug, block devices, until [`Discovery`] says stop.
+///
+/// Coldplug's drivers are loaded one device at a time through a [`DriverQueue`], the block
+/// devices scanned after each: the medium is used as soon as its own drivers are in. Discovery
+/// never stops for idleness while drivers are queued (the idle clock starts once the queue is
+/// empty, as it did after a whole coldplug); what is still queued when the goal is reached is
+/// returned in [`Found::pending_drivers`]. A device whose drivers load nothing and bring no
+/// uevent changes nothing: the block devices are scanned again only after a load or an event.
+///
+/// The uevent socket stays in `started`: the drivers left queued load later
+/// ([`Coldplug::late_drivers`]) and read on it what those drivers created.
+pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Coldplug) -> Found {
+    let walk = started.walk.take();
+    let socket = started.socket.as_ref();
     let mut queue = DriverQueue::default();
     if loader.is_some() {
-        let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
-        log::debug!("coldplug: {} modaliases", aliases.len());
+        let (aliases, took) = match walk.map(|w| w.join()) {
+            Some(Ok(done)) => done,
+            _ => {
+                let started = sys::boottime();
+                let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
+                (aliases, sys::boottime().saturating_sub(started))
+            }
+        };
+        log::debug!(
+            "coldplug: {} modaliases ({} ms)",
+            aliases.len(),
+            took.as_millis()
+        );
         queue.push_back(aliases);
     }
     let policy = WaitPolicy::from_config(cfg);
@@ -382,13 +469,17 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
             break false;
         }
         if let Some(alias) = queue.pop() {
-            if let Some(l) = scanner.loader.as_deref_mut() {
-                l.load_aliases(&[alias]);
-            }
-            if let Some(s) = &socket {
-                drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue);
-            }
-            if scanner.scan(&mut disc) || queue.is_empty() {
+            let loaded = match scanner.loader.as_deref_mut() {
+                Some(l) => !l.load_aliases(&[alias]).is_empty(),
+                None => false,
+            };
+            // Without a socket only a scan can tell what appeared.
+            let events = match socket {
+                Some(s) => drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue),
+                None => true,
+            };
+            let new = (loaded || events) && scanner.scan(&mut disc);
+            if new || queue.is_empty() {
                 disc.activity(sys::boottime());
             }
             continue;
@@ -399,7 +490,7 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
             break false;
         }
         let wait = (deadline - now).min(Duration::from_millis(250));
-        match &socket {
+        match socket {
             Some(s) => {
                 if let Err(e) = s.wait(wait) {
                     log::warn!("{e}");
@@ -408,8 +499,10 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
             }
             None => std::thread::sleep(wait),
         }
-        match &socket {
-            Some(s) => drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue),
+        match socket {
+            Some(s) => {
+                drain_events(s, &mut buf, &mut scanner, &mut disc, &mut queue);
+            }
             // Without uevents, devices created by newly loaded drivers (virtio_pci → virtio0)
             // are only found by walking /sys again.
             None => {
@@ -439,18 +532,21 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>) -> Found {
 }
 
 /// Reads every queued uevent: `change` events of block devices are probed again, the modaliases
-/// the events announce go before everything in `queue` (their drivers are loaded next).
+/// the events announce go before everything in `queue` (their drivers are loaded next). Returns
+/// whether anything was read (or lost: an overflow).
 fn drain_events(
     s: &UeventSocket,
     buf: &mut [u8],
     scanner: &mut Scanner<'_>,
     disc: &mut Discovery,
     queue: &mut DriverQueue,
-) {
+) -> bool {
     let mut aliases = Vec::new();
+    let mut any = false;
     loop {
         match s.recv(buf) {
             Ok(Some(msg)) => {
+                any = true;
                 let Some(ev) = Uevent::parse(msg) else {
                     continue;
                 };
@@ -468,6 +564,7 @@ fn drain_events(
             }
             Ok(None) => break,
             Err(sys::netlink::NetlinkError::Overflow(size)) => {
+                any = true;
                 // Events were lost: rebuild the picture from /sys instead of failing (docs/boot.md, "Media").
                 log::warn!(
                     "uevent buffer overflow (size {size} bytes): re-running coldplug; \
@@ -479,11 +576,14 @@ fn drain_events(
             }
             Err(e) => {
                 log::warn!("{e}");
+                // The socket failed: only a scan can tell what appeared.
+                any = true;
                 break;
             }
         }
     }
     queue.push_front(aliases);
+    any
 }
 
 #[cfg(test)]

@@ -55,6 +55,18 @@ exec /sbin/init\n";
 /// Bump when the stand-in's recipe changes (part of its cache key).
 const STANDIN_RECIPE: &str = "standin-1";
 
+/// The cases, as `--cases` names them.
+const CASES: [&str; 5] = [
+    "alpine-base",
+    "netboot",
+    "jumphost",
+    "stand-in",
+    "jumphost-stand-in",
+];
+/// The floors: alpine-base installed, and the jumphost's packages and overlay installed.
+const STANDIN: &str = "stand-in";
+const JUMPHOST_STANDIN: &str = "jumphost-stand-in";
+
 /// Figure names shared by every case.
 const K_SBIN_INIT: &str = "kernel start -> /sbin/init";
 const K_DEFAULT: &str = "kernel start -> default runlevel";
@@ -71,17 +83,23 @@ struct Case {
     standin: bool,
     /// A user-mode network card (netboot).
     net: bool,
+    /// The stand-in its ratios are to: the one that installed the same packages and overlay
+    /// (the jumphost's own), else alpine-base's.
+    floor: &'static str,
 }
 
 fn usage() -> ! {
     println!(
         "usage: bootbench [--runs N] [--smp LIST] [--cases LIST] [--levels LIST] [--until WHEN]\n\
+         \x20                [--append WORDS]\n\
          \n  --runs N       boots per case and CPU count (default 5)\
          \n  --smp LIST     CPU counts, comma separated (default 1,2)\
-         \n  --cases LIST   of alpine-base,netboot,jumphost,stand-in (default all)\
+         \n  --cases LIST   of alpine-base,netboot,jumphost,stand-in,jumphost-stand-in (default all)\
          \n  --levels LIST  also measure these zstd levels of the initramfs (e.g. 1,3,9,19)\
          \n  --until WHEN   default (OpenRC's default runlevel, the default) or switch_root\
          \n                 (the init's figures only: quicker; not with a quiet command line)\
+         \n  --append WORDS added to the command line of every case but the stand-in (e.g.\
+         \n                 debug_init: the init's debug lines, timed in the .timed.log)\
          \n\nBoots under qemu TCG with the binaries of $PROJECT_OUT/bin (make builds them)."
     );
     std::process::exit(0)
@@ -98,9 +116,10 @@ fn list(v: &str) -> Vec<String> {
 fn main() {
     let mut runs = 5usize;
     let mut smps = vec![1u32, 2];
-    let mut cases = list("alpine-base,netboot,jumphost,stand-in");
+    let mut cases = list("alpine-base,netboot,jumphost,stand-in,jumphost-stand-in");
     let mut levels: Vec<i32> = Vec::new();
     let mut until = Until::DefaultRunlevel;
+    let mut append = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || {
@@ -118,6 +137,7 @@ fn main() {
                     .collect()
             }
             "--cases" => cases = list(&val()),
+            "--append" => append = val(),
             "--until" => {
                 until = match val().as_str() {
                     "default" => Until::DefaultRunlevel,
@@ -142,8 +162,8 @@ fn main() {
         }
     }
     for c in &cases {
-        if !["alpine-base", "netboot", "jumphost", "stand-in"].contains(&c.as_str()) {
-            eprintln!("bootbench: unknown case {c:?} (alpine-base, netboot, jumphost, stand-in)");
+        if !CASES.contains(&c.as_str()) {
+            eprintln!("bootbench: unknown case {c:?} ({})", CASES.join(", "));
             std::process::exit(2)
         }
     }
@@ -171,6 +191,7 @@ fn main() {
     ));
     let mut all: Vec<Case> = Vec::new();
     let mut server: Option<Server> = None;
+    let mut jumphost: Option<(Vec<String>, String, Overlay)> = None;
     for c in &cases {
         match c.as_str() {
             "alpine-base" => all.push(Case {
@@ -180,6 +201,7 @@ fn main() {
                 cmdline: "modloop=none".into(),
                 standin: false,
                 net: false,
+                floor: STANDIN,
             }),
             "netboot" => {
                 let s = server.insert(netboot_server(env, &base_ovl_name, base_ovl.tar_gz()));
@@ -194,37 +216,50 @@ fn main() {
                     ),
                     standin: false,
                     net: true,
+                    floor: STANDIN,
                 })
             }
-            "jumphost" => {
-                let (world, cmdline, ovl) = jumphost_profile(env);
+            "jumphost" | "jumphost-stand-in" => {
+                let (world, cmdline, ovl) = jumphost.get_or_insert_with(|| jumphost_profile(env));
                 let medium = env.medium(&signed_medium(
                     env,
-                    world,
+                    world.clone(),
                     true,
                     "JUMPHOST",
-                    &cmdline,
+                    cmdline,
                     &initramfs,
                     "jumphost.apkovl.tar.gz",
                     ovl.tar_gz(),
                 ));
+                let standin = c == JUMPHOST_STANDIN;
                 all.push(Case {
-                    name: "jumphost".into(),
-                    initramfs: initramfs.clone(),
+                    name: c.clone(),
+                    initramfs: if standin {
+                        standin_root(env, ovl, world, true)
+                    } else {
+                        initramfs.clone()
+                    },
                     medium: Some(medium),
-                    cmdline,
-                    standin: false,
+                    cmdline: cmdline.clone(),
+                    standin,
                     net: false,
+                    floor: JUMPHOST_STANDIN,
                 });
             }
             _ => all.push(Case {
-                name: "stand-in".into(),
-                initramfs: standin(env, &base_ovl),
+                name: STANDIN.into(),
+                initramfs: standin_root(env, &base_ovl, &["alpine-base".to_string()], false),
                 medium: Some(base_medium.clone()),
                 cmdline: "modloop=none".into(),
                 standin: true,
                 net: false,
+                floor: STANDIN,
             }),
+        }
+    }
+    if !append.trim().is_empty() {
+        for c in all.iter_mut().filter(|c| !c.standin) {
+            c.cmdline = format!("{} {}", c.cmdline, append.trim());
         }
     }
     for c in &all {
@@ -252,7 +287,12 @@ fn main() {
             }
         }
     }
-    let floor = all.iter().position(|c| c.standin);
+    // Each case's ratios are to its own floor, else to alpine-base's stand-in.
+    let floor_of = |c: &Case| {
+        all.iter()
+            .position(|f| f.standin && f.name == c.floor)
+            .or_else(|| all.iter().position(|f| f.standin && f.name == STANDIN))
+    };
     let columns = |ci: usize| -> Vec<(String, &Samples)> {
         smps.iter()
             .enumerate()
@@ -261,8 +301,9 @@ fn main() {
     };
     for (ci, c) in all.iter().enumerate() {
         println!("-- {}", c.name);
+        let floor = floor_of(c);
         let ratios: Vec<(&str, Vec<Option<Duration>>)> = match floor {
-            Some(fi) if fi != ci => [K_SBIN_INIT, K_DEFAULT, P_DEFAULT]
+            Some(fi) if !c.standin => [K_SBIN_INIT, K_DEFAULT, P_DEFAULT]
                 .iter()
                 .map(|f| {
                     (
@@ -276,7 +317,8 @@ fn main() {
                 .collect(),
             _ => Vec::new(),
         };
-        print!("{}", bench::table(&columns(ci), &ratios, "stand-in"));
+        let floor_name = floor.map_or(STANDIN, |fi| all[fi].name.as_str());
+        print!("{}", bench::table(&columns(ci), &ratios, floor_name));
     }
     let by_name = |n: &str| all.iter().position(|c| c.name == n);
     if let (Some(net), Some(medium)) = (by_name("netboot"), by_name("alpine-base")) {
@@ -532,18 +574,31 @@ fn add_tree(mut ovl: Overlay, top: &Path, dir: &Path) -> Overlay {
     ovl
 }
 
-/// The stand-in (cached): alpine-base installed by `apk` with the base overlay under it, the
-/// runlevels and serial getty the init would add, a trivial `/init`, as a zstd newc archive.
-fn standin(env: &Env, ovl: &Overlay) -> PathBuf {
+/// A stand-in (cached): `world` installed by `apk` (from Alpine's fixture repository, and the
+/// project's `out/repo` with `project_repo`) with the overlay `ovl` under it, the runlevels and
+/// serial getty the init would add, a trivial `/init`, as a zstd newc archive. alpine-base's is
+/// the floor of the alpine-base boots; the jumphost's (its 4-package world and overlay: sshd,
+/// chronyd and networking in the default runlevel) is the jumphost's, so its ratio compares
+/// the same OpenRC start.
+fn standin_root(env: &Env, ovl: &Overlay, world: &[String], project_repo: bool) -> PathBuf {
     let ovl_bytes = ovl.tar_gz();
     let mut h = Sha256::new();
     h.update(STANDIN_RECIPE.as_bytes());
     h.update(STANDIN_INIT.as_bytes());
     h.update(&ovl_bytes);
+    h.update(world.join(" ").as_bytes());
     h.update(std::fs::read(env.bin("apk")).expect("out/bin/apk"));
     h.update(
         std::fs::read(env.alpine_repo().join("x86_64/APKINDEX.tar.gz")).expect("the fixture index"),
     );
+    let project_index = env.out.join("repo/x86_64/APKINDEX.tar.gz");
+    if project_repo {
+        h.update(
+            std::fs::read(&project_index).unwrap_or_else(|e| {
+                panic!("{}: {e} (make repo builds it)", project_index.display())
+            }),
+        );
+    }
     let out = env
         .assets
         .join(format!("standin-{}", &hex::encode(h.finalize())[..16]));
@@ -560,14 +615,29 @@ fn standin(env: &Env, ovl: &Overlay) -> PathBuf {
         .arg(&tgz)
         .arg("-C")
         .arg(&root));
-    run(Command::new(env.bin("apk"))
-        .args(["add", "-q", "--initdb", "--no-network", "--root"])
+    // Alpine's keys, and the project's build key for out/repo.
+    let keys = stage.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for e in std::fs::read_dir(env.alpine_keys())
+        .expect("Alpine's keys")
+        .flatten()
+    {
+        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
+    }
+    let mut apk = Command::new(env.bin("apk"));
+    apk.args(["add", "-q", "--initdb", "--no-network", "--root"])
         .arg(&root)
         .arg("--repository")
-        .arg(env.alpine_repo())
-        .arg("--keys-dir")
-        .arg(env.alpine_keys())
-        .arg("alpine-base"));
+        .arg(env.alpine_repo());
+    if project_repo {
+        std::fs::copy(
+            env.out.join("keys/project-build.rsa.pub"),
+            keys.join("project-build.rsa.pub"),
+        )
+        .expect("out/keys/project-build.rsa.pub (make repo makes it)");
+        apk.arg("--repository").arg(env.out.join("repo"));
+    }
+    run(apk.arg("--keys-dir").arg(&keys).args(world));
     // What the init's finish phase does for this overlay (default services, serial getty).
     let _ = std::fs::remove_file(root.join(init::boot::DEFAULT_SERVICES_MARKER));
     for (level, svc) in init::plan::service_links(true, false, true) {
@@ -635,6 +705,7 @@ fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Pa
             cmdline: "modloop=none".into(),
             standin: false,
             net: false,
+            floor: STANDIN,
         };
         for run in 0..runs {
             for (si, &smp) in smps.iter().enumerate() {
