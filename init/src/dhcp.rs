@@ -136,7 +136,9 @@ impl Client {
 
     /// What to do with a datagram received on port 68.
     pub fn on_reply(&mut self, bytes: &[u8]) -> Step {
-        if !options_sane(bytes) {
+        // dhcproto's `chaddr()` slices its 16-byte array by the wire's `hlen`: a larger one
+        // panics (found by the boot_network fuzz target), so such a message is dropped first.
+        if bytes.get(2).is_some_and(|&hlen| hlen > 16) || !options_sane(bytes) {
             return Step::Ignore;
         }
         let Ok(m) = Message::from_bytes(bytes) else {
@@ -269,7 +271,7 @@ fn length_fits((code, len): (u8, usize)) -> bool {
         81 => len >= 3,        // client FQDN
         94 => len == 3,        // client network interface
         151 => len >= 1,       // bulk lease query status
-        154..=157 => len == 4, // bulk lease query times
+        152..=155 => len == 4, // bulk lease query times (RFC 6926: base, state start, query start, query end)
         _ => true,
     }
 }
@@ -510,7 +512,16 @@ mod tests {
         let offer = reply(&d, MessageType::Offer, ME, true);
         let end = offer.len() - 1;
         assert_eq!(offer[end], 255);
-        for (code, len) in [(80u8, 1u8), (81, 2), (94, 2), (151, 0), (154, 3), (157, 8)] {
+        for (code, len) in [
+            (80u8, 1u8),
+            (81, 2),
+            (94, 2),
+            (151, 0),
+            (152, 3),
+            (153, 5),
+            (154, 3),
+            (155, 8),
+        ] {
             let mut bad = offer[..end].to_vec();
             bad.extend([code, len]);
             bad.extend(std::iter::repeat_n(0u8, usize::from(len)));
@@ -518,6 +529,10 @@ mod tests {
             assert!(!options_sane(&bad), "option {code} length {len}");
             assert_eq!(c.on_reply(&bad), Step::Ignore);
         }
+        // A hardware address length over chaddr's 16 bytes (dhcproto's chaddr() would panic).
+        let mut long = offer.clone();
+        long[2] = 105;
+        assert_eq!(c.on_reply(&long), Step::Ignore);
         // dhcproto joins adjacent options of one code (RFC 3396): two well-formed client
         // interface options in a row make one of length 6; two halves of a time make one of 4.
         let mut joined = offer[..end].to_vec();
