@@ -6,7 +6,7 @@
 
 #![deny(missing_docs)]
 // Unsafe code is allowed in two modules only: `output` (writing to a descriptor number the user
-// gave, `--progress-fd`) and `script` (chroot between fork and exec).
+// gave, `--progress-fd`) and `spawn` (starting a chrooted script without copying the process).
 #![deny(unsafe_code)]
 
 pub mod archive;
@@ -36,9 +36,10 @@ pub mod prefetch;
 pub mod protected;
 pub mod repo;
 pub mod root;
-#[allow(unsafe_code)]
 pub mod script;
 pub mod solver;
+#[allow(unsafe_code)]
+mod spawn;
 pub mod tar;
 #[cfg(test)]
 mod testutil;

@@ -3,16 +3,16 @@
 
 use crate::output::Out;
 use crate::root::Root;
+use crate::spawn::Spawn;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{Mode as FMode, SFlag};
+use nix::sys::wait::WaitStatus;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// Where script bodies are written inside the root (apk v3 uses 0755 for this directory).
 pub const EXEC_DIR: &str = "lib/apk/exec";
@@ -64,58 +64,61 @@ pub fn run(root: &Root, s: &Script<'_>, out: &Out, prefix: &str) -> Result<(), S
 }
 
 fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Result<(), String> {
-    let croot = CString::new(root.path.as_os_str().as_bytes())
-        .map_err(|_| "root path contains NUL".to_string())?;
-    let mut cmd = Command::new(path);
-    cmd.args(s.args)
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("APK_SCRIPT", s.kind)
-        .env("APK_PACKAGE", s.package)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: between fork and exec the closure only calls async-signal-safe functions (umask,
-    // chroot, chdir) on a C string prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::umask(0o022);
-            if libc::chroot(croot.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+    let what = || format!("{}.{}", s.name_version, s.kind);
+    let cstr = |v: &[u8]| CString::new(v).map_err(|_| format!("{}: NUL in an argument", what()));
+    let croot = cstr(root.path.as_os_str().as_bytes())?;
+    let program = cstr(path.as_bytes())?;
+    let mut argv = vec![program.clone()];
+    for a in s.args {
+        argv.push(cstr(a.as_bytes())?);
     }
-    let mut child =
-        spawn_when_not_busy(&mut cmd).map_err(|e| format!("{}.{}: {e}", s.name_version, s.kind))?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
+    let env = [
+        cstr(b"PATH=/usr/sbin:/usr/bin:/sbin:/bin")?,
+        cstr(format!("APK_SCRIPT={}", s.kind).as_bytes())?,
+        cstr(format!("APK_PACKAGE={}", s.package).as_bytes())?,
+    ];
+    let io = |e: std::io::Error| format!("{}: {e}", what());
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?;
+    let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?;
+    let child = spawn_when_not_busy(&Spawn {
+        root: &croot,
+        program: &program,
+        argv: &argv,
+        env: &env,
+        stdio: [null.as_fd(), out_w.as_fd(), err_w.as_fd()],
+        umask: 0o022,
+    })
+    .map_err(io)?;
+    // Only the child holds the write ends now: the reads below end when it does.
+    drop((out_w, err_w, null));
     let line_prefix = format!("{prefix}* ");
     std::thread::scope(|sc| {
-        if let Some(e) = stderr {
-            let lp = line_prefix.clone();
-            sc.spawn(move || {
-                for line in BufReader::new(e).split(b'\n').map_while(Result::ok) {
-                    let l = String::from_utf8_lossy(&line);
-                    eprintln!("{lp}{}", l.strip_prefix("* ").unwrap_or(&l));
-                }
-            });
-        }
-        if let Some(o) = stdout {
-            for line in BufReader::new(o).split(b'\n').map_while(Result::ok) {
+        let lp = line_prefix.clone();
+        sc.spawn(move || {
+            for line in BufReader::new(std::fs::File::from(err_r))
+                .split(b'\n')
+                .map_while(Result::ok)
+            {
                 let l = String::from_utf8_lossy(&line);
-                out.msg(&format!(
-                    "{line_prefix}{}",
-                    l.strip_prefix("* ").unwrap_or(&l)
-                ));
+                eprintln!("{lp}{}", l.strip_prefix("* ").unwrap_or(&l));
             }
+        });
+        for line in BufReader::new(std::fs::File::from(out_r))
+            .split(b'\n')
+            .map_while(Result::ok)
+        {
+            let l = String::from_utf8_lossy(&line);
+            out.msg(&format!(
+                "{line_prefix}{}",
+                l.strip_prefix("* ").unwrap_or(&l)
+            ));
         }
     });
-    let st = child.wait().map_err(|e| e.to_string())?;
-    match (st.code(), st.signal()) {
-        (Some(0), _) => Ok(()),
-        (Some(c), _) => Err(format!("exited with error {c}")),
-        (None, Some(sig)) => Err(format!("killed by signal {sig}")),
+    match crate::spawn::wait(child).map_err(io)? {
+        WaitStatus::Exited(_, 0) => Ok(()),
+        WaitStatus::Exited(_, c) => Err(format!("exited with error {c}")),
+        WaitStatus::Signaled(_, sig, _) => Err(format!("killed by signal {}", sig as i32)),
         _ => Err("failed".into()),
     }
 }
@@ -124,16 +127,16 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
 /// write descriptor.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Start `cmd`, retrying while the kernel answers `ETXTBSY`. The script was just written through a
-/// close-on-exec descriptor, but a process forked by another thread of ours meanwhile (another
-/// script, a test running beside this one, a library starting a helper) holds a copy of it until it
-/// reaches its own `exec`, and executing a file open for writing fails with "Text file busy" for that
-/// short while (Go's os/exec retries the same way). Seen in CI: two installs in one test process.
-fn spawn_when_not_busy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+/// Start `s`, retrying while the kernel answers `ETXTBSY`. The script was just written through a
+/// close-on-exec descriptor, but a process forked by another thread meanwhile (a test running
+/// beside this one, a library starting a helper) holds a copy of it until it reaches its own
+/// `exec`, and executing a file open for writing fails with "Text file busy" for that short while
+/// (Go's os/exec retries the same way). Seen in CI: two installs in one test process.
+fn spawn_when_not_busy(s: &Spawn<'_>) -> std::io::Result<nix::unistd::Pid> {
     let deadline = std::time::Instant::now() + BUSY_WAIT;
     let mut pause = std::time::Duration::from_millis(1);
     loop {
-        match cmd.spawn() {
+        match crate::spawn::spawn(s) {
             Err(e)
                 if e.raw_os_error() == Some(libc::ETXTBSY)
                     && std::time::Instant::now() < deadline =>
@@ -271,17 +274,28 @@ mod tests {
             .open(&path)
             .unwrap();
         w.write_all(b"#!/bin/sh\nexit 7\n").unwrap();
-        let busy = Command::new(&path).status().unwrap_err();
+        let program = CString::new(path.as_os_str().as_bytes()).unwrap();
+        let argv = [program.clone()];
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let s = Spawn {
+            root: c"/",
+            program: &program,
+            argv: &argv,
+            env: &[],
+            stdio: [null.as_fd(), null.as_fd(), null.as_fd()],
+            umask: 0o022,
+        };
+        let busy = crate::spawn::spawn(&s).unwrap_err();
         assert_eq!(busy.raw_os_error(), Some(libc::ETXTBSY), "{busy}");
         let holder = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(200));
             drop(w);
         });
-        let st = spawn_when_not_busy(&mut Command::new(&path))
-            .unwrap()
-            .wait()
-            .unwrap();
+        let pid = spawn_when_not_busy(&s).unwrap();
         holder.join().unwrap();
-        assert_eq!(st.code(), Some(7));
+        assert!(matches!(
+            crate::spawn::wait(pid).unwrap(),
+            WaitStatus::Exited(_, 7)
+        ));
     }
 }
