@@ -549,7 +549,7 @@ pub fn commit(
         0 => crate::prefetch::DEFAULT_IN_FLIGHT,
         n => n,
     };
-    let fetch = Prefetch::new(costs, 2 * workers, budget);
+    let fetch = Prefetch::new(costs, crate::prefetch::AHEAD, budget);
     let buffers = Buffers::default();
     std::thread::scope(|sc| {
         // Workers read, verify and inflate packages ahead of the writer, in order.
