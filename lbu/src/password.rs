@@ -6,7 +6,6 @@
 
 use crate::config::Config;
 use crate::Error;
-use std::os::unix::fs::MetadataExt;
 use zeroize::Zeroizing;
 
 /// A password, zeroed when dropped.
@@ -42,53 +41,11 @@ pub fn password(cfg: &Config, cli: Option<&str>, purpose: Purpose) -> Result<Pas
     Ok(p)
 }
 
-/// The first line of `PASSWORD_FILE`, which must be private to root (or to the user running
-/// lbu). The file is opened once, without following a final symbolic link, and the checks are made
-/// on what was opened (no swap between check and read); at most [`MAX_ANSWER`] bytes of it are read,
-/// into a buffer reserved up front (never reallocated, zeroed when dropped).
+/// The first line of `PASSWORD_FILE`, read as every passphrase file is
+/// ([`overlays::passphrase`]: private to root or to the user running lbu, opened once without
+/// following a link, bounded, zeroed).
 fn from_file(f: &std::path::Path) -> Result<Password, Error> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| Error::Io {
-        path: f.to_path_buf(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NOFOLLOW | nix::fcntl::OFlag::O_NONBLOCK).bits())
-        .open(f)
-        .map_err(io)?;
-    let m = file.metadata().map_err(io)?;
-    if !m.is_file()
-        || m.uid() != 0 && m.uid() != nix::unistd::geteuid().as_raw()
-        || m.mode() & 0o077 != 0
-    {
-        return Err(Error::Password(format!(
-            "{}: must be a regular file owned by root with mode 0600 or stricter",
-            f.display()
-        )));
-    }
-    let mut text = Zeroizing::new(Vec::with_capacity(MAX_ANSWER + 1));
-    file.take(MAX_ANSWER as u64 + 1)
-        .read_to_end(&mut text)
-        .map_err(io)?;
-    let line = match text.iter().position(|&b| b == b'\n') {
-        Some(end) => &text[..end],
-        None if text.len() > MAX_ANSWER => {
-            return Err(Error::Password(format!(
-                "{}: the first line is longer than {MAX_ANSWER} bytes",
-                f.display()
-            )))
-        }
-        None => &text[..],
-    };
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let p = std::str::from_utf8(line)
-        .map_err(|_| Error::Password(format!("{}: the password is not UTF-8", f.display())))?;
-    if p.is_empty() {
-        return Err(Error::Password(format!("{}: empty password", f.display())));
-    }
-    Ok(Zeroizing::new(p.to_string()))
+    overlays::read_passphrase_file(f).map_err(|e| Error::Password(format!("{}: {e}", f.display())))
 }
 
 /// Ask on the terminal: echo off, canonical mode and signals on (the kernel edits the line, and

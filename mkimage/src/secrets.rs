@@ -127,70 +127,15 @@ fn option_of(at: &str) -> &'static str {
     }
 }
 
-/// The longest passphrase line `--ovl-passphrase-file` may hold.
-pub const MAX_PASSPHRASE: usize = 4096;
-
-/// The first line of `--ovl-passphrase-file`, as lbu reads its `PASSWORD_FILE`: a regular file
-/// owned by root or by the user running mkimage, not readable or writable by group or others.
-/// The file is read into one buffer of fixed size (no reallocation leaves copies behind), zeroed
-/// when dropped; a first line longer than [`MAX_PASSPHRASE`] bytes is an error, not cut. The
-/// passphrase never appears in a message.
+/// The first line of `--ovl-passphrase-file`, read as lbu reads its `PASSWORD_FILE`
+/// ([`overlays::passphrase`]: private to root or to the user running mkimage, opened once
+/// without following a link, bounded, zeroed). The passphrase never appears in a message.
 pub fn read_passphrase(path: &Path) -> Result<zeroize::Zeroizing<String>, Error> {
-    use std::io::Read;
-    use std::os::unix::fs::MetadataExt;
-    let bad = |reason: String| Error::Input {
+    overlays::read_passphrase_file(path).map_err(|e| Error::Input {
         option: "--ovl-passphrase-file",
         path: path.to_path_buf(),
-        reason,
-    };
-    let mut file = fs::File::open(path).map_err(|e| bad(apk::root::io_message(&e)))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| bad(apk::root::io_message(&e)))?;
-    let euid = rustix::process::geteuid().as_raw();
-    if !meta.is_file() {
-        return Err(bad("not a regular file".into()));
-    }
-    if meta.uid() != 0 && meta.uid() != euid {
-        return Err(bad(format!(
-            "owned by uid {}: must be owned by root or by the user running mkimage",
-            meta.uid()
-        )));
-    }
-    if meta.mode() & 0o077 != 0 {
-        return Err(bad(format!(
-            "mode {:04o}: group or others may access it (chmod 600)",
-            meta.mode() & 0o7777
-        )));
-    }
-    // One allocation, never grown: the newline ending the longest accepted line fits.
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; MAX_PASSPHRASE + 2]);
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(bad(apk::root::io_message(&e))),
-        }
-        if buf[..len].contains(&b'\n') {
-            break;
-        }
-    }
-    let data = &buf[..len];
-    let end = data.iter().position(|&b| b == b'\n').unwrap_or(len);
-    let line = &data[..end];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.len() > MAX_PASSPHRASE {
-        return Err(bad(format!(
-            "its first line is longer than {MAX_PASSPHRASE} bytes"
-        )));
-    }
-    let text = std::str::from_utf8(line).map_err(|_| bad("not UTF-8 text".into()))?;
-    if text.is_empty() {
-        return Err(bad("empty: its first line is the passphrase".into()));
-    }
-    Ok(zeroize::Zeroizing::new(text.to_string()))
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -231,47 +176,23 @@ mod tests {
         assert_eq!(option_of("fw1.apkovl.tar.gz"), "--apkovl");
     }
 
+    /// The rules are the overlays crate's (tested there); mkimage names its option and the file.
     #[test]
-    fn passphrase_files_are_private_bounded_and_read_to_their_first_line() {
+    fn passphrase_file_errors_name_the_option_and_the_file() {
         use std::os::unix::fs::PermissionsExt;
         let t = tempfile::tempdir().unwrap();
         let p = t.path().join("passphrase");
-        let write = |text: &[u8], mode: u32| {
-            fs::write(&p, text).unwrap();
-            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
-        };
-        write(b"correct horse\r\nsecond\n", 0o600);
+        fs::write(&p, b"correct horse\r\nsecond\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_passphrase(&p).unwrap().as_str(), "correct horse");
-        write(b"correct horse\n", 0o640);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(
             read_passphrase(&p).unwrap_err().to_string(),
             format!(
-                "--ovl-passphrase-file {}: mode 0640: group or others may access it (chmod 600)",
+                "--ovl-passphrase-file {}: mode 0640: group or others may access it (it must be a \
+                 regular file owned by root with mode 0600 or stricter: chmod 600)",
                 p.display()
             )
         );
-        write(b"x\n", 0o604);
-        assert!(read_passphrase(&p).is_err());
-        // The longest line is accepted whole; one byte more is an error, not a cut passphrase.
-        let mut long = vec![b'a'; MAX_PASSPHRASE];
-        write(&long, 0o600);
-        assert_eq!(read_passphrase(&p).unwrap().len(), MAX_PASSPHRASE);
-        long.extend_from_slice(b"\n");
-        write(&long, 0o400);
-        assert_eq!(read_passphrase(&p).unwrap().len(), MAX_PASSPHRASE);
-        long.insert(0, b'a');
-        write(&long, 0o600);
-        assert_eq!(
-            read_passphrase(&p).unwrap_err().to_string(),
-            format!(
-                "--ovl-passphrase-file {}: its first line is longer than 4096 bytes",
-                p.display()
-            )
-        );
-        write(b"\nsecond\n", 0o600);
-        assert!(read_passphrase(&p)
-            .unwrap_err()
-            .to_string()
-            .ends_with("empty: its first line is the passphrase"));
     }
 }
