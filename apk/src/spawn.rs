@@ -154,7 +154,7 @@ fn child_exec(
         // Handlers of this process must never run in the child (they would run on shared
         // memory): every handled signal goes back to its default, and so does SIGPIPE, which
         // Rust's runtime ignores and programs expect to kill them.
-        for sig in 1..libc::SIGRTMAX() {
+        for sig in 1..=libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
