@@ -41,18 +41,7 @@ const CHILD_STACK: usize = 64 * 1024;
 /// its root and working directory. An error names what failed (`chroot`, `execve`, ...) with the
 /// errno the child saw.
 pub(crate) fn spawn(s: &Spawn<'_>) -> std::io::Result<nix::unistd::Pid> {
-    let argv: Vec<*const libc::c_char> = s
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let env: Vec<*const libc::c_char> = s
-        .env
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let (argv, env) = (null_terminated(s.argv), null_terminated(s.env));
     // A source descriptor below 3 that is not already where it goes would be overwritten by
     // another one's dup2 in the child: move it above 2 first.
     let mut moved = Vec::new();
@@ -125,6 +114,15 @@ pub(crate) fn spawn(s: &Spawn<'_>) -> std::io::Result<nix::unistd::Pid> {
             ))
         }
     }
+}
+
+/// The array of pointers `execve` takes: one per string, then a null pointer.
+fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
 }
 
 /// The steps of [`child_exec`], for errors (1-based).

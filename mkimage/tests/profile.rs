@@ -582,7 +582,8 @@ fn passphrase_encrypted_profile() {
             .arg(&pass_file),
     );
     assert!(
-        e.contains(": mode 0644: group or others may access it (chmod 600)"),
+        e.contains(": mode 0644: group or others may access it (")
+            && e.ends_with("mode 0600 or stricter: chmod 600)\n"),
         "{e}"
     );
     fs::set_permissions(&pass_file, fs::Permissions::from_mode(0o600)).unwrap();
