@@ -1,11 +1,19 @@
-//! The boot drivers phase (docs/boot.md, "Boot drivers"): `modules=`, then what Alpine always
-//! asks for (`loop squashfs simpledrm`), then the initramfs's `/etc/modules`. Media discovery
-//! loads the rest (coldplug and hotplug modaliases) through the same loader.
+//! The boot drivers phase (docs/boot.md, "Boot drivers"): `modules=`, then the initramfs's
+//! `/etc/modules`. Media discovery loads the drivers of the devices through the same loader; what
+//! Alpine always asks for ([`ALWAYS`]) loads after it, in the background with the drivers of the
+//! other devices, as nothing before the modloop needs it.
 use std::path::Path;
 
 use super::{Boot, MAX_CONFIG_BYTES};
 use crate::modules::{self, Loader, ModuleDb};
 use crate::sys;
+
+/// What upstream's init always loads: the modloop needs `loop` and `squashfs`, `simpledrm` gives
+/// a console on the firmware's framebuffer. None of them is needed to find the medium (and
+/// `loop`'s eight empty devices would only be more for discovery to probe), so they load in the
+/// background after media discovery ([`Boot::load_in_background`]); the finish phase waits for
+/// them, before the modloop.
+pub(super) const ALWAYS: [&str; 3] = ["loop", "squashfs", "simpledrm"];
 
 impl Boot {
     pub(super) fn load_boot_drivers(&mut self) {
@@ -40,8 +48,6 @@ impl Boot {
                 log::warn!("modules={m}: no such module");
             }
         }
-        // Upstream always asks for these (modloop needs loop + squashfs; simpledrm gives a console).
-        loader.load_quietly_all(&["loop", "squashfs", "simpledrm"]);
         let etc_modules = bootspec::initramfs::absolute(bootspec::initramfs::MODULES_LIST);
         match sys::read_file(Path::new(&etc_modules), MAX_CONFIG_BYTES) {
             Ok(Some(text)) => {

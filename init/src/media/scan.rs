@@ -325,7 +325,7 @@ const MAX_PROBES: usize = 16;
 /// modalias was not handled yet, in one batch ([`Loader::load_aliases`]); returns how many
 /// modules that loaded.
 pub fn coldplug(loader: &mut Loader) -> usize {
-    let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
+    let aliases = crate::modules::collect_modaliases(Path::new("/sys"));
     loader.load_aliases(&aliases).len()
 }
 
@@ -337,7 +337,8 @@ pub struct Coldplug {
     walk: Option<std::thread::JoinHandle<(Vec<String>, Duration)>>,
 }
 
-/// Opens the uevent socket, then walks `/sys/devices` for modaliases in a thread (reading sysfs
+/// Opens the uevent socket, then reads the devices' modaliases
+/// ([`crate::modules::collect_modaliases`]) in a thread (reading sysfs
 /// takes a while under emulation; the boot drivers phase loads its modules meanwhile). Devices
 /// those modules create after the walk saw their directory are announced on the socket, which
 /// discovery reads; a modalias seen twice is handled once ([`Loader::load_aliases`]).
@@ -351,7 +352,7 @@ pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
     };
     let walk = || {
         let started = sys::boottime();
-        let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
+        let aliases = crate::modules::collect_modaliases(Path::new("/sys"));
         (aliases, sys::boottime().saturating_sub(started))
     };
     let walk = std::thread::Builder::new()
@@ -427,7 +428,7 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
             Some(Ok(done)) => done,
             _ => {
                 let started = sys::boottime();
-                let aliases = crate::modules::collect_modaliases(Path::new("/sys/devices"));
+                let aliases = crate::modules::collect_modaliases(Path::new("/sys"));
                 (aliases, sys::boottime().saturating_sub(started))
             }
         };
