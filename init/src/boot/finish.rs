@@ -61,7 +61,7 @@ impl Boot {
             root.write_atomic(
                 "etc/apk/repositories",
                 plan::repositories_file(&p.repositories).as_bytes(),
-                0o644,
+                plan::repositories_mode(&p.repositories),
             )?;
         }
         match root.read_string("etc/inittab", MAX_CONFIG_BYTES)? {

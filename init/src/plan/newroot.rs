@@ -274,6 +274,21 @@ pub fn repositories_file(repos: &[PathBuf]) -> String {
     repos.iter().map(|r| format!("{}\n", r.display())).collect()
 }
 
+/// The mode of that file: 0600 when a repository URL carries credentials
+/// (`https://user:password@host/...`, or a token as the user name), so only root reads them;
+/// else 0644, as Alpine has it.
+pub fn repositories_mode(repos: &[PathBuf]) -> u32 {
+    let secret = repos.iter().any(|r| {
+        let r = r.to_string_lossy();
+        apk::http::url::display(&r) != r
+    });
+    if secret {
+        0o600
+    } else {
+        0o644
+    }
+}
+
 /// Consoles that need a getty: every `console=` except virtual terminals (`tty`, `ttyN`, which
 /// inittab already serves) and `console` itself, deduplicated in order.
 pub fn getty_consoles(consoles: &[ConsoleSpec]) -> Vec<String> {
@@ -540,6 +555,17 @@ mod tests {
             ]),
             "/media/usb/apks\n/media/cdrom/apks\n"
         );
+    }
+
+    #[test]
+    fn repositories_with_credentials_are_for_root_only() {
+        let mode = |r: &[&str]| repositories_mode(&r.iter().map(PathBuf::from).collect::<Vec<_>>());
+        assert_eq!(mode(&["/media/usb/apks", "http://10.0.2.2/alpine/main"]), 0o644);
+        assert_eq!(mode(&[]), 0o644);
+        assert_eq!(mode(&["/media/usb/apks", "https://fleet:s3cret@10.0.2.2/main"]), 0o600);
+        assert_eq!(mode(&["https://TOKEN@10.0.2.2/main"]), 0o600);
+        // An `@` in a path is no credential.
+        assert_eq!(mode(&["http://10.0.2.2/~user/@repo"]), 0o644);
     }
 
     #[test]
