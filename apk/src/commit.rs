@@ -527,10 +527,12 @@ pub fn commit(
         bytes_written: 0,
         changed: 0,
     };
-    // Packages to fetch, in order; prepared by the workers.
+    // Packages to fetch, in order; prepared by the workers. Exactly those the loop below takes,
+    // in its order: a change of pinning (or a purge) reads no package.
     let to_fetch: Vec<PkgId> = sol
         .changes
         .iter()
+        .filter(|c| !matches!(c.kind, ChangeKind::Purge | ChangeKind::Pinning))
         .filter_map(|c| c.new)
         .filter(|&n| pool.packages[n].pkg.installed_size > 0)
         .collect();
@@ -552,6 +554,8 @@ pub fn commit(
     let fetch = Prefetch::new(costs, crate::prefetch::AHEAD, budget);
     let buffers = Buffers::default();
     std::thread::scope(|sc| {
+        // However this ends (a panic included), the workers stop: the scope waits for them.
+        let stop = fetch.cancel_on_drop();
         // Workers read, verify and inflate packages ahead of the writer, in order.
         let trust = Trust {
             keys: &opts.keys,
@@ -633,7 +637,7 @@ pub fn commit(
                 _ => {}
             }
         }
-        fetch.cancel();
+        drop(stop);
         out.progress(total_weight, total_weight, "installing");
         out.progress_done();
     });

@@ -218,6 +218,29 @@ struct State<T> {
     in_flight: u64,
     /// The consumer stopped: workers return.
     cancelled: bool,
+    /// The first job whose worker panicked: it never arrives, so its `take` panics.
+    lost: Option<usize>,
+}
+
+/// Cancels its [`Prefetch`] when dropped (see [`Prefetch::cancel_on_drop`]).
+pub(crate) struct CancelOnDrop<'a, T>(&'a Prefetch<T>);
+
+impl<T> Drop for CancelOnDrop<'_, T> {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Marks job `.1` lost unless forgotten: dropped only when its worker panics.
+struct LostOnDrop<'a, T>(&'a Prefetch<T>, usize);
+
+impl<T> Drop for LostOnDrop<'_, T> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.lost = Some(st.lost.map_or(self.1, |l| l.min(self.1)));
+        drop(st);
+        self.0.cv.notify_all();
+    }
 }
 
 impl<T> Prefetch<T> {
@@ -233,6 +256,7 @@ impl<T> Prefetch<T> {
                 next: 0,
                 in_flight: 0,
                 cancelled: false,
+                lost: None,
             }),
             cv: std::sync::Condvar::new(),
         }
@@ -267,7 +291,9 @@ impl<T> Prefetch<T> {
                 }
                 st.in_flight += cost;
             }
+            let lost = LostOnDrop(self, i);
             let r = f(i);
+            std::mem::forget(lost);
             self.lock().done.insert(i, r);
             self.cv.notify_all();
         }
@@ -283,8 +309,19 @@ impl<T> Prefetch<T> {
                 self.cv.notify_all();
                 return r;
             }
+            if st.lost.is_some_and(|l| l <= i) {
+                drop(st);
+                panic!("the worker preparing package {i} of the transaction panicked");
+            }
             st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+    }
+
+    /// A guard that cancels when dropped. The consumer holds it, so the workers return however it
+    /// stops, a panic included: `std::thread::scope` joins them before it returns or unwinds, and
+    /// would otherwise wait forever for workers waiting for the consumer.
+    pub(crate) fn cancel_on_drop(&self) -> CancelOnDrop<'_, T> {
+        CancelOnDrop(self)
     }
 
     /// Stop the workers (the consumer takes nothing more).
@@ -328,6 +365,52 @@ mod tests {
                 "{workers} workers, budget {budget}: peak {peak}"
             );
         }
+    }
+
+    /// A panic on either side ends the scope with that panic instead of hanging: a consumer that
+    /// panics (a bug, `eprintln!` on a closed stderr) releases the workers waiting for it through
+    /// its [`Prefetch::cancel_on_drop`] guard, and a worker that panics makes the consumer's
+    /// `take` of its job panic instead of waiting forever.
+    #[test]
+    fn a_panic_on_either_side_ends_the_scope() {
+        /// Whether `f` panicked; fails the test if it has not returned within 20 s (a hang).
+        fn panics(f: impl FnOnce() + Send + 'static) -> bool {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                let _ = tx.send(r.is_err());
+            });
+            rx.recv_timeout(std::time::Duration::from_secs(20))
+                .expect("hung instead of panicking")
+        }
+        assert!(panics(|| {
+            let p = Prefetch::new(vec![1; 100], 2, u64::MAX);
+            std::thread::scope(|sc| {
+                for _ in 0..3 {
+                    sc.spawn(|| p.work(|i| i));
+                }
+                let _stop = p.cancel_on_drop();
+                assert_eq!(p.take(0), 0);
+                panic!("the consumer fails");
+            });
+        }));
+        assert!(panics(|| {
+            let p = Prefetch::new(vec![1; 100], 2, u64::MAX);
+            std::thread::scope(|sc| {
+                for _ in 0..3 {
+                    sc.spawn(|| {
+                        p.work(|i| {
+                            assert_ne!(i, 5, "a worker fails");
+                            i
+                        })
+                    });
+                }
+                let _stop = p.cancel_on_drop();
+                for i in 0..100 {
+                    assert_eq!(p.take(i), i);
+                }
+            });
+        }));
     }
 
     /// The consumer can stop early: workers return.

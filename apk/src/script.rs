@@ -6,12 +6,12 @@ use crate::root::Root;
 use crate::spawn::Spawn;
 use nix::fcntl::{openat, OFlag};
 use nix::sys::stat::{Mode as FMode, SFlag};
-use nix::sys::wait::WaitStatus;
 use nix::unistd::{unlinkat, UnlinkatFlags};
 use std::ffi::CString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 /// Where script bodies are written inside the root (apk v3 uses 0755 for this directory).
@@ -115,10 +115,11 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
             ));
         }
     });
-    match crate::spawn::wait(child).map_err(io)? {
-        WaitStatus::Exited(_, 0) => Ok(()),
-        WaitStatus::Exited(_, c) => Err(format!("exited with error {c}")),
-        WaitStatus::Signaled(_, sig, _) => Err(format!("killed by signal {}", sig as i32)),
+    let status = crate::spawn::wait(child).map_err(io)?;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(c), _) => Err(format!("exited with error {c}")),
+        (None, Some(sig)) => Err(format!("killed by signal {sig}")),
         _ => Err("failed".into()),
     }
 }
@@ -293,9 +294,6 @@ mod tests {
         });
         let pid = spawn_when_not_busy(&s).unwrap();
         holder.join().unwrap();
-        assert!(matches!(
-            crate::spawn::wait(pid).unwrap(),
-            WaitStatus::Exited(_, 7)
-        ));
+        assert_eq!(crate::spawn::wait(pid).unwrap().code(), Some(7));
     }
 }

@@ -896,6 +896,51 @@ fn no_scripts_and_verbose_plan() {
     assert_eq!(out, "The following packages will be REMOVED:\n  scripted (1-r0)\nAfter this operation, 4096 B of disk space will be freed.\n(1/1) Purging scripted (1-r0)\nOK: 0 packages, 0 dirs, 0 files, 0 B\n");
 }
 
+/// A change of pinning alone (the package stays, only its tag changes) reads no package: the
+/// install after it in the same transaction gets its own package, not the pinned one's.
+#[test]
+fn pinning_change_before_an_install() {
+    let repo = make_repo(|_| {});
+    let t = tempfile::tempdir().unwrap();
+    // The same packages again as a tagged repository.
+    let tagged = t.path().join("tagged");
+    std::fs::create_dir_all(tagged.join("x86_64")).unwrap();
+    for e in std::fs::read_dir(repo.dir.join("x86_64"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), tagged.join("x86_64").join(e.file_name())).unwrap();
+    }
+    let root = t.path().join("r");
+    let r = root.to_str().unwrap();
+    std::fs::create_dir_all(root.join("etc/apk")).unwrap();
+    let repos = root.join("etc/apk/repositories");
+    std::fs::write(&repos, format!("@t {}\n", tagged.display())).unwrap();
+    let keys = repo.keys.to_str().unwrap();
+    let base = ["--root", r, "--no-network", "--keys-dir", keys];
+    let o = run_apk(&[&base[..], &["--initdb", "add", "libgreet@t"]].concat());
+    assert!(o.status.success(), "{:?}", text(&o));
+    // Untagged too now: `libgreet` without a tag moves its pinning, and hello comes after it.
+    std::fs::write(
+        &repos,
+        format!("@t {}\n{}\n", tagged.display(), repo.dir.display()),
+    )
+    .unwrap();
+    let o = run_apk(&[&base[..], &["add", "libgreet", "hello"]].concat());
+    assert_eq!(
+        text(&o),
+        (
+            "(1/2) Updating pinning libgreet (2.1-r0)\n(2/2) Installing hello (1.0-r0)\nOK: 12 KiB in 2 packages\n".to_string(),
+            String::new()
+        )
+    );
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read_to_string(root.join("usr/bin/hello")).unwrap(),
+        "#!/bin/sh\necho hello\n"
+    );
+}
+
 /// `upgrade --prune` drops world entries no repository provides; an environment (APK_CONFIG and
 /// friends) never changes what apk does.
 #[test]
