@@ -560,9 +560,15 @@ mod tests {
     #[test]
     fn repositories_with_credentials_are_for_root_only() {
         let mode = |r: &[&str]| repositories_mode(&r.iter().map(PathBuf::from).collect::<Vec<_>>());
-        assert_eq!(mode(&["/media/usb/apks", "http://10.0.2.2/alpine/main"]), 0o644);
+        assert_eq!(
+            mode(&["/media/usb/apks", "http://10.0.2.2/alpine/main"]),
+            0o644
+        );
         assert_eq!(mode(&[]), 0o644);
-        assert_eq!(mode(&["/media/usb/apks", "https://fleet:s3cret@10.0.2.2/main"]), 0o600);
+        assert_eq!(
+            mode(&["/media/usb/apks", "https://fleet:s3cret@10.0.2.2/main"]),
+            0o600
+        );
         assert_eq!(mode(&["https://TOKEN@10.0.2.2/main"]), 0o600);
         // An `@` in a path is no credential.
         assert_eq!(mode(&["http://10.0.2.2/~user/@repo"]), 0o644);
