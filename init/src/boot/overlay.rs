@@ -183,7 +183,8 @@ impl Boot {
         );
         let client = apk::http::Client::new(super::network::http_options());
         let get = |u: &str, limit: u64| client.get_bytes(u, &apk::http::Get::limited(limit));
-        let data = get(&url, overlays::MAX_OVERLAY_BYTES).map_err(OverlayError::Download)?;
+        let limit = plan::overlay_download_limit(sys::memfd::ram_unused());
+        let data = get(&url, limit).map_err(OverlayError::Download)?;
         let sig_url = plan::signature_url(&url);
         let sig = match get(&sig_url, overlays::sign::MAX_SIGNATURE_BYTES as u64) {
             Ok(s) => Some(s),

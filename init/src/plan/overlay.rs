@@ -170,6 +170,16 @@ pub fn choose_overlay(
     }))
 }
 
+/// The most a downloaded overlay may have: [`overlays::MAX_OVERLAY_BYTES`], and no more than a
+/// quarter of the RAM unused when the download starts (`ram_unused`; `None`: unknown). The
+/// download is held in memory, then written to the initramfs (RAM too), then inflated: a small
+/// machine gets a clear "larger than N bytes allowed" naming the URL instead of running out of
+/// memory in PID 1.
+pub fn overlay_download_limit(ram_unused: Option<u64>) -> u64 {
+    let max = overlays::MAX_OVERLAY_BYTES;
+    ram_unused.map_or(max, |free| max.min(free / 4))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +404,14 @@ mod tests {
             .unwrap();
         assert_eq!(c.kind, None);
         assert_eq!(c.host, "config.tgz");
+    }
+
+    #[test]
+    fn an_overlay_download_is_bounded_by_free_ram() {
+        let max = overlays::MAX_OVERLAY_BYTES;
+        assert_eq!(overlay_download_limit(None), max);
+        assert_eq!(overlay_download_limit(Some(1 << 30)), max);
+        assert_eq!(overlay_download_limit(Some(64 << 20)), 16 << 20);
+        assert_eq!(overlay_download_limit(Some(0)), 0);
     }
 }
