@@ -167,8 +167,7 @@ pub fn inflate_data_into(
     // ISIZE is read from the file: a hint for a bounded allocation only.
     let isize = isize as usize;
     if isize <= limit.min(1 << 30) {
-        out.clear();
-        out.resize(isize, 0);
+        zero_fill(out, isize);
         let mut d = libdeflater::Decompressor::new();
         if let Ok(got) = d.gzip_decompress(member, out) {
             if got == isize && libdeflater::crc32(out) == crc {
@@ -182,6 +181,19 @@ pub fn inflate_data_into(
     }
     *out = m.data;
     Ok(())
+}
+
+/// Makes `out` `len` zero bytes, keeping its allocation (the install reuses its buffers):
+/// `Vec::resize` compiles to a byte-by-byte loop in the size-optimised init build, while
+/// `extend_from_slice` is a memcpy.
+fn zero_fill(out: &mut Vec<u8>, len: usize) {
+    static ZEROS: [u8; 4096] = [0; 4096];
+    out.clear();
+    out.reserve(len);
+    while out.len() < len {
+        let n = (len - out.len()).min(ZEROS.len());
+        out.extend_from_slice(&ZEROS[..n]);
+    }
 }
 
 /// A package's data member as a stream; refuses a second member (apk v3: more than one data part
@@ -238,6 +250,21 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_fill_reuses_the_buffer_and_clears_what_it_held() {
+        let mut v = vec![7u8; 10_000];
+        let cap = v.capacity();
+        zero_fill(&mut v, 9_000);
+        assert_eq!(v.len(), 9_000);
+        assert!(v.iter().all(|&b| b == 0));
+        assert_eq!(v.capacity(), cap);
+        zero_fill(&mut v, 12_345);
+        assert_eq!(v.len(), 12_345);
+        assert!(v.iter().all(|&b| b == 0));
+        zero_fill(&mut v, 0);
+        assert!(v.is_empty());
+    }
 
     #[test]
     fn data_section_is_one_member() {
