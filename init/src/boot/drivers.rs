@@ -15,25 +15,48 @@ use crate::sys;
 /// them, before the modloop.
 pub(super) const ALWAYS: [&str; 3] = ["loop", "squashfs", "simpledrm"];
 
+/// The module database as read by [`read_module_db`] (the error is the whole warning line).
+pub(super) type ModuleDbRead = Result<ModuleDb, String>;
+
+/// Starts reading the module database in a thread of its own, at the first instant of the boot:
+/// it needs no mount (the kernel release comes from `uname`, the files from the initramfs), and
+/// the early setup and boot options phases run meanwhile. `None`: no thread could be made (the
+/// boot drivers phase reads it then).
+pub(super) fn start_reading_module_db() -> Option<std::thread::JoinHandle<ModuleDbRead>> {
+    std::thread::Builder::new()
+        .name("moduledb".into())
+        .spawn(read_module_db)
+        .ok()
+}
+
+/// Reads `/lib/modules/<release>`'s metadata and the initramfs's `/etc/modprobe.d`.
+fn read_module_db() -> ModuleDbRead {
+    let kver = sys::kernel_release()
+        .ok_or_else(|| "uname: no kernel release; only built-in drivers".to_string())?;
+    let dir = Path::new("/")
+        .join(bootspec::initramfs::MODULES_DIR)
+        .join(&kver);
+    let mut db =
+        ModuleDb::load(&dir).map_err(|e| format!("{e}; only built-in drivers are available"))?;
+    db.add_modprobe_dir(Path::new("/etc/modprobe.d"));
+    Ok(db)
+}
+
 impl Boot {
     pub(super) fn load_boot_drivers(&mut self) {
         // A retry: the previous attempt's drivers may still be loading.
         self.settle_drivers();
         if self.loader.is_none() {
-            let Some(kver) = sys::kernel_release() else {
-                log::warn!("uname: no kernel release; only built-in drivers");
-                return;
+            // Started with the boot ([`start_reading_module_db`]); read here on a retry, or
+            // when that thread could not be made.
+            let read = match self.module_db.take().map(|h| h.join()) {
+                Some(Ok(read)) => read,
+                _ => read_module_db(),
             };
-            let dir = Path::new("/")
-                .join(bootspec::initramfs::MODULES_DIR)
-                .join(&kver);
-            match ModuleDb::load(&dir) {
-                Ok(mut db) => {
-                    db.add_modprobe_dir(Path::new("/etc/modprobe.d"));
-                    self.loader = Some(Loader::new(db, &self.cfg.blacklist));
-                }
+            match read {
+                Ok(db) => self.loader = Some(Loader::new(db, &self.cfg.blacklist)),
                 Err(e) => {
-                    log::warn!("{e}; only built-in drivers are available");
+                    log::warn!("{e}");
                     return;
                 }
             }

@@ -149,6 +149,7 @@ pub fn run() -> ! {
     }
     console::init_logging();
     let init_start = sys::boottime();
+    let module_db = drivers::start_reading_module_db();
     let mut timeline = Timeline::start(init_start, None);
     install_panic_hook();
     timeline.begin("early setup", init_start);
@@ -183,12 +184,15 @@ pub fn run() -> ! {
             Some(up.saturating_sub(sys::boottime().saturating_sub(init_start)));
     }
     update_hook(&timeline, cfg.panic);
+    let coldplug = Some(media::start_coldplug(&cfg));
     let mut boot = Boot {
         cfg,
         timeline,
         overlay_policy: plan::overlay_policy(&BootPolicy::default(), false, &BootConfig::default()),
         loader: None,
         background_drivers: None,
+        module_db,
+        coldplug,
         attempt: 0,
         network: None,
     };
@@ -243,6 +247,13 @@ struct Boot {
     /// The loader while it loads, in a thread of its own, the drivers media discovery left
     /// queued ([`media::Found::pending_drivers`]); [`Boot::settle_drivers`] takes it back.
     background_drivers: Option<std::thread::JoinHandle<Option<Loader>>>,
+    /// The module database being read since the boot began
+    /// ([`drivers::start_reading_module_db`]); the boot drivers phase takes it.
+    module_db: Option<std::thread::JoinHandle<drivers::ModuleDbRead>>,
+    /// Coldplug started right after the early setup (the uevent socket open, `/sys` walked in a
+    /// thread while the boot options are read); the first attempt's discovery takes it, a retry
+    /// starts its own.
+    coldplug: Option<media::Coldplug>,
     attempt: u32,
     /// The network the network phases configured in this attempt.
     network: Option<Configured>,
@@ -294,8 +305,15 @@ impl Boot {
         }
 
         self.phase("boot drivers");
-        // Coldplug's walk of /sys runs while the boot drivers load.
-        let mut coldplug = media::start_coldplug(&self.cfg);
+        // Coldplug's walk of /sys runs while the boot options are read and the boot drivers
+        // load; a retry walks again (devices may have come and gone in the rescue shell).
+        if self.attempt > 1 {
+            self.coldplug = None;
+        }
+        let mut coldplug = self
+            .coldplug
+            .take()
+            .unwrap_or_else(|| media::start_coldplug(&self.cfg));
         self.load_boot_drivers();
 
         self.phase("media discovery");
