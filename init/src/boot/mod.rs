@@ -149,9 +149,11 @@ pub fn run() -> ! {
     }
     console::init_logging();
     let init_start = sys::boottime();
-    let module_db = drivers::start_reading_module_db();
     let mut timeline = Timeline::start(init_start, None);
+    // Before any thread: a panic anywhere must reach the hook (which never returns), not end
+    // PID 1.
     install_panic_hook();
+    let module_db = drivers::start_reading_module_db();
     timeline.begin("early setup", init_start);
     let mut cfg = match early_setup() {
         Ok(cfg) => cfg,
