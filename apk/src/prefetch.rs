@@ -244,10 +244,13 @@ impl<T> Drop for LostOnDrop<'_, T> {
 }
 
 impl<T> Prefetch<T> {
-    /// Jobs `0..costs.len()`, job `i` holding about `costs[i]` bytes until it is taken.
+    /// Jobs `0..costs.len()`, job `i` holding about `costs[i]` bytes until it is taken. A job
+    /// costlier than the whole budget counts as the budget (it runs beside nothing but the
+    /// consumer's job, as before), so sizes from an index (`S:` + `I:`, up to `u64::MAX`) cannot
+    /// wrap the sum of what is in flight.
     pub(crate) fn new(costs: Vec<u64>, ahead: usize, budget: u64) -> Self {
         Prefetch {
-            costs,
+            costs: costs.into_iter().map(|c| c.min(budget)).collect(),
             ahead: ahead.max(1),
             budget,
             next_job: 0.into(),
@@ -282,14 +285,15 @@ impl<T> Prefetch<T> {
                 // or done: waiting here never blocks it.
                 while !st.cancelled
                     && i != st.next
-                    && (i >= st.next + self.ahead || st.in_flight + cost > self.budget)
+                    && (i >= st.next + self.ahead
+                        || st.in_flight.saturating_add(cost) > self.budget)
                 {
                     st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
                 }
                 if st.cancelled {
                     return;
                 }
-                st.in_flight += cost;
+                st.in_flight = st.in_flight.saturating_add(cost);
             }
             let lost = LostOnDrop(self, i);
             let r = f(i);
@@ -305,7 +309,7 @@ impl<T> Prefetch<T> {
         loop {
             if let Some(r) = st.done.remove(&i) {
                 st.next = i + 1;
-                st.in_flight -= self.costs[i];
+                st.in_flight = st.in_flight.saturating_sub(self.costs[i]);
                 self.cv.notify_all();
                 return r;
             }
@@ -365,6 +369,40 @@ mod tests {
                 "{workers} workers, budget {budget}: peak {peak}"
             );
         }
+    }
+
+    /// A job whose size (from the index) is absurd counts as the whole budget: nothing else is
+    /// read ahead while it is in flight (the sum wrapped before, and the next job started).
+    #[test]
+    fn an_absurd_cost_holds_the_whole_budget() {
+        let p = Prefetch::new(vec![u64::MAX, 2, 2], 4, 64);
+        let second_started = std::sync::atomic::AtomicBool::new(false);
+        let overlapped = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|sc| {
+            for _ in 0..2 {
+                sc.spawn(|| {
+                    p.work(|i| {
+                        if i == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(200));
+                            overlapped.store(
+                                second_started.load(std::sync::atomic::Ordering::SeqCst),
+                                std::sync::atomic::Ordering::SeqCst,
+                            );
+                        } else {
+                            second_started.store(true, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        i
+                    })
+                });
+            }
+            for i in 0..3 {
+                assert_eq!(p.take(i), i);
+            }
+        });
+        assert!(
+            !overlapped.into_inner(),
+            "job 1 was read ahead beside job 0"
+        );
     }
 
     /// A panic on either side ends the scope with that panic instead of hanging: a consumer that

@@ -101,8 +101,8 @@ pub(crate) fn spawn(s: &Spawn<'_>) -> std::io::Result<nix::unistd::Pid> {
     match failed_step.load(Ordering::SeqCst) {
         0 => Ok(pid),
         step => {
-            // The child has exited: reap it.
-            let _ = nix::sys::wait::waitpid(pid, None);
+            // The child has exited: reap it (a signal may interrupt the wait).
+            while let Err(nix::errno::Errno::EINTR) = nix::sys::wait::waitpid(pid, None) {}
             let e = std::io::Error::from_raw_os_error(failed_errno.load(Ordering::SeqCst));
             if step == EXECVE {
                 // As std's spawn reports it: the caller names the program.
