@@ -309,6 +309,13 @@ fn medium_files(image: &Path) -> tempfile::TempDir {
         if name.ends_with('/') || name.contains('/') {
             continue;
         }
+        // lbu's temporary files (`.lbu-PID-N.tmp`, lbu/src/durable.rs): a cut while one is
+        // written can leave its FAT chain half made, which mtools refuses to read ("Fat problem
+        // while decoding"); nothing reads them (a later commit skips their names), and the checks
+        // below look at overlays, signatures and generation records only.
+        if name.starts_with(".lbu-") && name.ends_with(".tmp") {
+            continue;
+        }
         std::fs::write(dir.path().join(&name), qemu_tests::vfat::read(image, &name)).unwrap();
     }
     dir
