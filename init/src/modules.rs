@@ -316,6 +316,19 @@ pub struct Loader {
     seen_aliases: HashSet<String>,
     /// Failures, kept for the report (module → reason).
     pub failures: BTreeMap<String, String>,
+    /// Modules loading ahead in a thread of their own ([`Loader::preload`]).
+    preload: Option<Preload>,
+}
+
+/// What one insertion gave: the module, its result, how long it took.
+type Insertion = (String, Result<(), (bool, String)>, std::time::Duration);
+
+/// Modules [`Loader::preload`] loads in a thread of their own, and that thread.
+#[derive(Debug)]
+struct Preload {
+    /// Every module the thread loads (the closures of the names asked for).
+    modules: HashSet<String>,
+    thread: std::thread::JoinHandle<Vec<Insertion>>,
 }
 
 impl Loader {
@@ -336,6 +349,88 @@ impl Loader {
             blacklist: blacklist.iter().map(|b| normalize(b)).collect(),
             seen_aliases: HashSet::new(),
             failures: BTreeMap::new(),
+            preload: None,
+        }
+    }
+
+    /// Starts loading `names` with their dependencies, quietly (as [`Loader::load_quietly_all`]),
+    /// one after the other in a thread of their own: modules the boot will very likely ask for
+    /// later, loaded while it does other work. Whatever later asks for one of them first waits
+    /// for that thread and records its results ([`Loader::settle_preload`]), so a module is
+    /// never used before it is loaded nor loaded twice. Names the initramfs does not carry are
+    /// skipped. Without a thread, nothing loads ahead (the later requests load them).
+    pub fn preload(&mut self, names: &[&str]) {
+        self.preload_with(names, insert_file);
+    }
+
+    /// [`Loader::preload`] with the insertion given (tests load without a kernel).
+    fn preload_with(&mut self, names: &[&str], insert: InsertFileFn) {
+        self.settle_preload();
+        let mut modules = HashSet::new();
+        let mut plan = Vec::new();
+        for name in names {
+            let target = normalize(name);
+            if self.is_loaded(&target) || !self.db.has_module(&target) {
+                continue;
+            }
+            for m in self.db.load_order(&target) {
+                if self.is_loaded(&m)
+                    || self.failures.contains_key(&m)
+                    || !modules.insert(m.clone())
+                {
+                    continue;
+                }
+                plan.push((
+                    m.clone(),
+                    self.db.path_of(&m),
+                    self.db.options_for(&m).to_string(),
+                ));
+            }
+        }
+        if plan.is_empty() {
+            return;
+        }
+        let thread = std::thread::Builder::new()
+            .name("preload".into())
+            .spawn(move || {
+                plan.into_iter()
+                    .map(|(m, path, params)| {
+                        let started = sys::boottime();
+                        let result = insert(path.as_deref(), &params);
+                        (m, result, sys::boottime().saturating_sub(started))
+                    })
+                    .collect()
+            });
+        match thread {
+            Ok(thread) => self.preload = Some(Preload { modules, thread }),
+            Err(e) => log::debug!("modules: no thread to load ahead ({e})"),
+        }
+    }
+
+    /// Waits for the modules [`Loader::preload`] started, if any, and records their results as
+    /// a quiet load would. (A thread that panicked records nothing: a later request loads its
+    /// modules again, and one already in the kernel is success.)
+    pub fn settle_preload(&mut self) {
+        let Some(p) = self.preload.take() else {
+            return;
+        };
+        let results = p.thread.join().unwrap_or_default();
+        let mut newly = Vec::new();
+        for (m, result, took) in results {
+            self.record(m, result, took, true, true, &mut newly);
+        }
+    }
+
+    /// [`Loader::settle_preload`] if a module of these targets' closures is loading ahead.
+    fn settle_preload_of(&mut self, targets: &[String]) {
+        let Some(p) = &self.preload else {
+            return;
+        };
+        let needed = targets
+            .iter()
+            .any(|t| self.db.load_order(t).iter().any(|m| p.modules.contains(m)));
+        if needed {
+            self.settle_preload();
         }
     }
 
@@ -379,6 +474,7 @@ impl Loader {
         if targets.is_empty() {
             return Loaded::NoMatch;
         }
+        self.settle_preload_of(targets);
         let mut newly = Vec::new();
         for target in targets {
             if via_alias && (self.blacklist.contains(target) || self.db.is_blacklisted(target)) {
@@ -484,6 +580,8 @@ impl Loader {
 
     /// [`Loader::load_parallel`] with the insertion given (tests load without a kernel).
     fn load_parallel_with(&mut self, requests: &[Request], insert: &InsertFn<'_>) -> Vec<String> {
+        let targets: Vec<String> = requests.iter().flat_map(|r| r.targets.clone()).collect();
+        self.settle_preload_of(&targets);
         let mut chains: Vec<Vec<String>> = Vec::new();
         // Per module: (parameters, via an alias, quiet), from the first request naming it.
         let mut how: HashMap<String, (String, bool, bool)> = HashMap::new();
@@ -583,6 +681,9 @@ fn failure_is_debug(expected: bool, incidental: bool, quiet: bool) -> bool {
 /// the file is simply absent.
 type InsertFn<'a> = dyn Fn(&ModuleDb, &str, &str) -> Result<(), (bool, String)> + Sync + 'a;
 
+/// How [`Loader::preload`]'s thread gets a module file into the kernel ([`insert_file`]).
+type InsertFileFn = fn(Option<&Path>, &str) -> Result<(), (bool, String)>;
+
 /// One request of a parallel load: its modules, and how failures are reported.
 struct Request {
     targets: Vec<String>,
@@ -604,19 +705,22 @@ fn workers() -> usize {
 /// Inserts one module of `db`; the error says whether that is normal for an alias match (the
 /// file is absent, or the driver found no device: [`no_such_device`]).
 fn insert(db: &ModuleDb, module: &str, params: &str) -> Result<(), (bool, String)> {
-    let path = db
-        .path_of(module)
-        .ok_or_else(|| (true, "not in modules.dep".to_string()))?;
+    insert_file(db.path_of(module).as_deref(), params)
+}
+
+/// [`insert`] of the file `modules.dep` names (`None`: it names none).
+fn insert_file(path: Option<&Path>, params: &str) -> Result<(), (bool, String)> {
+    let path = path.ok_or_else(|| (true, "not in modules.dep".to_string()))?;
     if !path.exists() {
         return Err((true, format!("{}: not in this initramfs", path.display())));
     }
     let name = path.to_string_lossy();
     let failed = |e: sys::SysError| (no_such_device(&e), e.to_string());
     if name.ends_with(".ko") {
-        sys::load_module_file(&path, params).map_err(failed)
+        sys::load_module_file(path, params).map_err(failed)
     } else {
-        let image = read_module_image(&path).map_err(|e| (false, e.to_string()))?;
-        sys::load_module_image(&path, &image, params).map_err(failed)
+        let image = read_module_image(path).map_err(|e| (false, e.to_string()))?;
+        sys::load_module_image(path, &image, params).map_err(failed)
     }
 }
 
@@ -859,6 +963,79 @@ alias crc32c crc32c_generic
         assert_eq!(l.failures.len(), n);
         assert_eq!(l.load_alias("virtio:d00000002v1"), Loaded::Modules(vec![]));
         assert_eq!(l.load_alias("virtio:d00000002v1"), Loaded::Modules(vec![]));
+    }
+
+    /// What the fake insertions of the preload tests did.
+    static PRELOADED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    /// Whether the blocking fake may go on.
+    static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    /// Succeeds once [`RELEASE`] is set (at most 10 s), recording the file.
+    fn blocked_insert(path: Option<&Path>, _: &str) -> Result<(), (bool, String)> {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !RELEASE.load(std::sync::atomic::Ordering::SeqCst)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let name = path.map(|p| p.display().to_string()).unwrap_or_default();
+        PRELOADED.lock().unwrap().push(name);
+        Ok(())
+    }
+
+    /// Modules loading ahead delay only the loads that need one of them, and are then known as
+    /// loaded: never loaded a second time, never used before they are in.
+    #[test]
+    fn preloaded_modules_are_waited_for_by_what_needs_them_only() {
+        let mut l = Loader::with_loaded(db(), &[], HashSet::new());
+        l.preload_with(&["vfat", "not_a_module"], blocked_insert);
+        assert!(!l.is_loaded("vfat"));
+        // virtio_blk needs nothing of vfat's closure: it loads while the preload is blocked.
+        let other = |_: &ModuleDb, _: &str, _: &str| Ok(());
+        let requests = [Request {
+            targets: vec!["virtio_blk".to_string()],
+            via_alias: false,
+            quiet: false,
+        }];
+        assert_eq!(
+            l.load_parallel_with(&requests, &other),
+            vec!["virtio", "virtio_ring", "virtio_blk"]
+        );
+        assert!(PRELOADED.lock().unwrap().is_empty());
+        // fat is in vfat's closure: its load waits for the preload, then has nothing to do.
+        RELEASE.store(true, std::sync::atomic::Ordering::SeqCst);
+        let twice = |_: &ModuleDb, m: &str, _: &str| Err((false, format!("{m} loaded twice")));
+        let requests = [Request {
+            targets: vec!["fat".to_string()],
+            via_alias: false,
+            quiet: false,
+        }];
+        assert!(l.load_parallel_with(&requests, &twice).is_empty());
+        assert!(l.failures.is_empty(), "{:?}", l.failures);
+        for m in ["fat", "vfat", "nls_cp437"] {
+            assert!(l.is_loaded(m), "{m}");
+        }
+        // In load order, each module once.
+        let files = PRELOADED.lock().unwrap().clone();
+        let names: Vec<&str> = files
+            .iter()
+            .map(|f| f.rsplit('/').next().unwrap().split('.').next().unwrap())
+            .collect();
+        assert_eq!(names, l.db().load_order("vfat"));
+    }
+
+    /// A preload whose files are not in the initramfs records failures (quietly) that later
+    /// requests do not retry, as a quiet load would.
+    #[test]
+    fn preload_failures_are_recorded_as_a_quiet_load_would() {
+        let mut l = Loader::with_loaded(db(), &[], HashSet::new());
+        l.preload(&["ext4"]);
+        l.settle_preload();
+        let mut q = Loader::with_loaded(db(), &[], HashSet::new());
+        q.load_quietly_all(&["ext4"]);
+        assert!(!l.failures.is_empty());
+        assert_eq!(l.failures, q.failures);
+        assert!(l.load_quietly_all(&["ext4"]).is_empty());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{Boot, MAX_CONFIG_BYTES};
 use crate::modules::{self, Loader, ModuleDb};
-use crate::sys;
+use crate::{media, sys};
 
 /// What upstream's init always loads: the modloop needs `loop` and `squashfs`, `simpledrm` gives
 /// a console on the firmware's framebuffer. None of them is needed to find the medium (and
@@ -14,6 +14,22 @@ use crate::sys;
 /// background after media discovery ([`Boot::load_in_background`]); the finish phase waits for
 /// them, before the modloop.
 pub(super) const ALWAYS: [&str; 3] = ["loop", "squashfs", "simpledrm"];
+
+/// Filesystem drivers loaded ahead ([`Loader::preload`]) from the boot drivers phase, beside the
+/// device drivers media discovery loads, instead of after the device is found and probed (under
+/// qemu TCG that took 40-50 ms between the disk appearing and its mount): what boot media carry
+/// (vfat on a USB stick or disk image, with the codepages a vfat mount needs; iso9660 on a CD or
+/// ISO) and squashfs (the modloop, [`ALWAYS`]). Those the initramfs does not carry are skipped.
+/// (Not `loop`: its eight empty devices would only be more for discovery to probe.)
+const PRELOAD: [&str; 7] = [
+    "vfat",
+    media::NLS_MODULES[0],
+    media::NLS_MODULES[1],
+    media::NLS_MODULES[2],
+    media::NLS_MODULES[3],
+    "isofs",
+    "squashfs",
+];
 
 /// The module database as read by [`read_module_db`] (the error is the whole warning line).
 pub(super) type ModuleDbRead = Result<ModuleDb, String>;
@@ -54,7 +70,11 @@ impl Boot {
                 _ => read_module_db(),
             };
             match read {
-                Ok(db) => self.loader = Some(Loader::new(db, &self.cfg.blacklist)),
+                Ok(db) => {
+                    let mut loader = Loader::new(db, &self.cfg.blacklist);
+                    loader.preload(&PRELOAD);
+                    self.loader = Some(loader);
+                }
                 Err(e) => {
                     log::warn!("{e}");
                     return;

@@ -375,7 +375,7 @@ impl Boot {
         }
 
         self.phase("finish");
-        self.settle_drivers();
+        self.drivers();
         if let Err(e) = self.finish(&prepared, &root) {
             return self.fail(e);
         }
@@ -494,7 +494,9 @@ impl Boot {
     /// The module loader, once the background drivers are settled.
     fn drivers(&mut self) -> Option<&mut Loader> {
         self.settle_drivers();
-        self.loader.as_mut()
+        let loader = self.loader.as_mut()?;
+        loader.settle_preload();
+        Some(loader)
     }
 
     /// Undoes the mounts of a failed attempt so the next one starts clean.

@@ -22,7 +22,7 @@
 mod scan;
 mod wait;
 
-pub use scan::{coldplug, discover, start_coldplug, Coldplug};
+pub use scan::{coldplug, discover, start_coldplug, Coldplug, NLS_MODULES};
 pub use wait::{Discovery, WaitPolicy};
 
 use std::path::{Path, PathBuf};

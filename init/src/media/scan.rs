@@ -38,7 +38,7 @@ struct Scanner<'a> {
 
 /// Modules the kernel's FAT defaults name (Debian: codepage 437, iocharset ascii); a vfat mount
 /// fails without them. Missing ones are skipped.
-const NLS_MODULES: [&str; 4] = ["nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1"];
+pub const NLS_MODULES: [&str; 4] = ["nls_cp437", "nls_ascii", "nls_utf8", "nls_iso8859_1"];
 
 /// How a device that could not be read starts its summary (it is probed again).
 const UNREADABLE: &str = "unreadable: ";
