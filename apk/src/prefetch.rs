@@ -304,20 +304,24 @@ impl<T> Prefetch<T> {
     }
 
     /// Run jobs (claimed in order) until there are none left or the consumer cancelled. A job
-    /// read ahead runs [`READ_AHEAD_NICE`] steps below the thread's priority, the job the
-    /// consumer is waiting for at it.
+    /// started ahead of the consumer runs [`READ_AHEAD_NICE`] steps below the thread's priority
+    /// (to its end, even once the consumer waits for it), the job the consumer is waiting for
+    /// when it starts at that priority.
     pub(crate) fn work(&self, f: impl Fn(usize) -> T) {
         let base = ThreadNice::get();
         loop {
-            let i = self
-                .next_job
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if i >= self.costs.len() {
-                return;
-            }
-            let cost = self.costs[i];
             {
                 let mut st = self.lock();
+                // Claimed under the lock: a job that may start at once is counted in flight in
+                // the same step, so whoever claims the next job sees its cost (claimed outside
+                // it, job i + 1 could start before job i was counted, past the budget).
+                let i = self
+                    .next_job
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= self.costs.len() {
+                    return;
+                }
+                let cost = self.costs[i];
                 // Jobs are claimed in order, so the one the consumer waits for is always running
                 // or done: waiting here never blocks it.
                 while !st.cancelled
@@ -332,12 +336,13 @@ impl<T> Prefetch<T> {
                 }
                 st.in_flight = st.in_flight.saturating_add(cost);
                 base.set(if i == st.next { 0 } else { READ_AHEAD_NICE });
+                drop(st);
+                let lost = LostOnDrop(self, i);
+                let r = f(i);
+                std::mem::forget(lost);
+                self.lock().done.insert(i, r);
+                self.cv.notify_all();
             }
-            let lost = LostOnDrop(self, i);
-            let r = f(i);
-            std::mem::forget(lost);
-            self.lock().done.insert(i, r);
-            self.cv.notify_all();
         }
     }
 
@@ -425,7 +430,10 @@ mod tests {
                 })
             });
             // The worker finishes job 0 and reads jobs 1 and 2 ahead before the consumer comes.
-            std::thread::sleep(std::time::Duration::from_millis(300));
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while nice.lock().unwrap().len() < 3 && std::time::Instant::now() < until {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
             for i in 0..3 {
                 assert_eq!(p.take(i), i);
             }
