@@ -358,7 +358,9 @@ impl Loader {
     /// later, loaded while it does other work. Whatever later asks for one of them first waits
     /// for that thread and records its results ([`Loader::settle_preload`]), so a module is
     /// never used before it is loaded nor loaded twice. Names the initramfs does not carry are
-    /// skipped. Without a thread, nothing loads ahead (the later requests load them).
+    /// skipped, and so is a name whose closure holds a blacklisted module (`blacklist=` or
+    /// modprobe.d): loading ahead must not load what the boot would not have asked for. Without
+    /// a thread, nothing loads ahead (the later requests load them).
     pub fn preload(&mut self, names: &[&str]) {
         self.preload_with(names, insert_file);
     }
@@ -373,7 +375,15 @@ impl Loader {
             if self.is_loaded(&target) || !self.db.has_module(&target) {
                 continue;
             }
-            for m in self.db.load_order(&target) {
+            let order = self.db.load_order(&target);
+            if order
+                .iter()
+                .any(|m| self.blacklist.contains(m) || self.db.is_blacklisted(m))
+            {
+                log::debug!("module {target}: blacklisted, not loaded ahead");
+                continue;
+            }
+            for m in order {
                 if self.is_loaded(&m)
                     || self.failures.contains_key(&m)
                     || !modules.insert(m.clone())
@@ -1022,6 +1032,18 @@ alias crc32c crc32c_generic
             .map(|f| f.rsplit('/').next().unwrap().split('.').next().unwrap())
             .collect();
         assert_eq!(names, l.db().load_order("vfat"));
+    }
+
+    /// A name whose closure holds a blacklisted module is not loaded ahead.
+    #[test]
+    fn blacklisted_modules_are_not_loaded_ahead() {
+        let mut db = db();
+        db.add_modprobe_conf("blacklist nls_cp437\n");
+        let mut l = Loader::with_loaded(db, &["virtio".to_string()], HashSet::new());
+        l.preload(&["vfat", "virtio_blk", "fat"]);
+        let p = l.preload.as_ref().expect("fat is not blacklisted");
+        assert_eq!(p.modules, HashSet::from(["fat".to_string()]));
+        l.settle_preload();
     }
 
     /// A preload whose files are not in the initramfs records failures (quietly) that later

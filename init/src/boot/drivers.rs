@@ -15,7 +15,7 @@ use crate::{media, sys};
 /// them, before the modloop.
 pub(super) const ALWAYS: [&str; 3] = ["loop", "squashfs", "simpledrm"];
 
-/// Filesystem drivers loaded ahead ([`Loader::preload`]) from the boot drivers phase, beside the
+/// Filesystem drivers loaded ahead ([`Loader::preload`]) from the end of the boot drivers phase, beside the
 /// device drivers media discovery loads, instead of after the device is found and probed (under
 /// qemu TCG that took 40-50 ms between the disk appearing and its mount): what boot media carry
 /// (vfat on a USB stick or disk image, with the codepages a vfat mount needs; iso9660 on a CD or
@@ -70,11 +70,7 @@ impl Boot {
                 _ => read_module_db(),
             };
             match read {
-                Ok(db) => {
-                    let mut loader = Loader::new(db, &self.cfg.blacklist);
-                    loader.preload(&PRELOAD);
-                    self.loader = Some(loader);
-                }
+                Ok(db) => self.loader = Some(Loader::new(db, &self.cfg.blacklist)),
                 Err(e) => {
                     log::warn!("{e}");
                     return;
@@ -103,5 +99,8 @@ impl Boot {
         }
         let n = loader.loaded().len().saturating_sub(before);
         self.timeline.note(format!("{n} module(s)"));
+        // After the explicit loads, so that their parameters apply (a module loading ahead
+        // would be found loaded); on a retry, what is not loaded yet.
+        loader.preload(&PRELOAD);
     }
 }

@@ -311,6 +311,9 @@ impl Boot {
         // load; a retry walks again (devices may have come and gone in the rescue shell).
         if self.attempt > 1 {
             self.coldplug = None;
+            // Read before the rescue shell: read again (load_boot_drivers), should the shell
+            // have changed it or the first read have failed.
+            self.module_db = None;
         }
         let mut coldplug = self
             .coldplug
