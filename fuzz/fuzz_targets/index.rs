@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let idx = apk::index::parse(&String::from_utf8_lossy(data));
+    let idx = apk::index::parse(&*String::from_utf8_lossy(data));
     for p in &idx.packages {
         assert!(!p.name.is_empty(), "entry without a name kept");
         assert!(apk::version::is_loadable(&p.version), "{:?} kept", p.version);

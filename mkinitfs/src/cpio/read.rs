@@ -295,7 +295,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ParsedEntry>, ReadError> {
     let mut archive = Reader::new(bytes);
     let mut out = Vec::new();
     while let Some(h) = archive.next_entry()? {
-        let mut data = Vec::with_capacity(h.size as usize);
+        // The header's size is the archive's claim: the body cannot be longer than the input.
+        let mut data = Vec::with_capacity((h.size as usize).min(bytes.len()));
         archive.data().read_to_end(&mut data)?;
         out.push(ParsedEntry {
             name: h.name,
@@ -427,5 +428,11 @@ pub(super) mod tests {
         r.next_entry().unwrap().unwrap();
         assert_eq!(r.read_data(1 << 20).unwrap(), None);
         assert!(r.next_entry().is_err());
+        // parse() too (cargo fuzz found it reserving the declared 2.4 GB before reading).
+        huge[54..62].copy_from_slice(b"90000002");
+        assert_eq!(
+            parse(&huge).unwrap_err().to_string(),
+            "not a newc archive (truncated data at byte 0)"
+        );
     }
 }
