@@ -200,7 +200,10 @@ impl Env {
         let _g = BUILD.lock().unwrap_or_else(|e| e.into_inner());
         if !out.is_file() {
             let mut cmd = Command::new(self.bin("mkinitfs"));
+            // The init hashed above, wherever mkinitfs lives (a PROJECT_OUT may link it).
             cmd.arg("-q")
+                .arg("-i")
+                .arg(self.bin("init"))
                 .arg("-F")
                 .arg(&r.features)
                 .arg("--keys-dir")

@@ -2,6 +2,7 @@
 //! Covered by the qemu tests; its decisions come from [`super::wait`] and [`super::scan_top_level`].
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{
@@ -9,7 +10,7 @@ use super::{
     WaitPolicy, MEDIA_DIR,
 };
 use crate::cmdline::{ApkovlSpec, BootConfig, DeviceSpec};
-use crate::modules::Loader;
+use crate::modules::{Loader, FIRST_BUSES};
 use crate::probe::{self, FsInfo, Probe};
 use crate::sys::{self, MountFlags, UeventSocket};
 use crate::uevent::Uevent;
@@ -334,14 +335,29 @@ pub fn coldplug(loader: &mut Loader) -> usize {
 /// thread of its own while the boot drivers load.
 pub struct Coldplug {
     socket: Option<UeventSocket>,
-    walk: Option<std::thread::JoinHandle<(Vec<String>, Duration)>>,
+    walk: Option<Walk>,
+}
+
+/// The walk of `/sys` in its thread: it sends the modaliases of the [`FIRST_BUSES`] as soon as
+/// they are read, then returns all of them.
+struct Walk {
+    first: mpsc::Receiver<Vec<String>>,
+    all: std::thread::JoinHandle<(Vec<String>, Duration)>,
+}
+
+impl Walk {
+    /// Waits for the whole walk; `None` if its thread died.
+    fn join(self) -> Option<(Vec<String>, Duration)> {
+        self.all.join().ok()
+    }
 }
 
 /// Opens the uevent socket, then reads the devices' modaliases
 /// ([`crate::modules::collect_modaliases`]) in a thread (reading sysfs
-/// takes a while under emulation; the boot drivers phase loads its modules meanwhile). Devices
-/// those modules create after the walk saw their directory are announced on the socket, which
-/// discovery reads; a modalias seen twice is handled once ([`Loader::load_aliases`]).
+/// takes a while under emulation; the boot drivers phase loads its modules meanwhile), the
+/// [`FIRST_BUSES`] first. Devices those modules create after the walk saw their directory are
+/// announced on the socket, which discovery reads; a modalias seen twice is handled once
+/// ([`Loader::load_aliases`]).
 pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
     let socket = match UeventSocket::open(cfg.uevent_buf_size) {
         Ok(s) => Some(s),
@@ -350,17 +366,38 @@ pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
             None
         }
     };
-    let walk = || {
+    let (tx, first) = mpsc::channel();
+    let walk = move || {
         let started = sys::boottime();
-        let aliases = crate::modules::collect_modaliases(Path::new("/sys"));
+        let sysfs = Path::new("/sys");
+        let buses = FIRST_BUSES
+            .iter()
+            .flat_map(|bus| crate::modules::collect_bus_modaliases(sysfs, bus))
+            .collect();
+        // Discovery may be gone (no loader): nobody to tell.
+        let _ = tx.send(buses);
+        let aliases = crate::modules::collect_modaliases(sysfs);
         (aliases, sys::boottime().saturating_sub(started))
     };
     let walk = std::thread::Builder::new()
         .name("coldplug".into())
         .spawn(walk)
         .map_err(|e| log::debug!("no thread for the coldplug walk ({e}): walking at discovery"))
-        .ok();
+        .ok()
+        .map(|all| Walk { first, all });
     Coldplug { socket, walk }
+}
+
+/// Walks `/sys` here and now ([`crate::modules::collect_modaliases`]), timed.
+fn walk_now() -> (Vec<String>, Duration) {
+    let started = sys::boottime();
+    let aliases = crate::modules::collect_modaliases(Path::new("/sys"));
+    (aliases, sys::boottime().saturating_sub(started))
+}
+
+/// What the whole walk found beyond what was queued from its first part, in the walk's order.
+fn rest_of_walk(all: Vec<String>, first: &HashSet<String>) -> Vec<String> {
+    all.into_iter().filter(|a| !first.contains(a)).collect()
 }
 
 impl Coldplug {
@@ -420,24 +457,29 @@ fn announced(s: &UeventSocket, buf: &mut [u8]) -> Option<Vec<String>> {
 /// The uevent socket stays in `started`: the drivers left queued load later
 /// ([`Coldplug::late_drivers`]) and read on it what those drivers created.
 pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Coldplug) -> Found {
-    let walk = started.walk.take();
+    let mut walk = started.walk.take();
     let socket = started.socket.as_ref();
     let mut queue = DriverQueue::default();
+    // What was queued from the walk's first part: the rest of the walk leaves it out.
+    let mut first = HashSet::new();
     if loader.is_some() {
-        let (aliases, took) = match walk.map(|w| w.join()) {
-            Some(Ok(done)) => done,
-            _ => {
-                let started = sys::boottime();
-                let aliases = crate::modules::collect_modaliases(Path::new("/sys"));
-                (aliases, sys::boottime().saturating_sub(started))
+        match walk.as_ref().and_then(|w| w.first.recv().ok()) {
+            Some(buses) => {
+                log::debug!(
+                    "coldplug: {} modaliases on {} first",
+                    buses.len(),
+                    FIRST_BUSES.join(", ")
+                );
+                first.extend(buses.iter().cloned());
+                queue.push_back(buses);
             }
-        };
-        log::debug!(
-            "coldplug: {} modaliases ({} ms)",
-            aliases.len(),
-            took.as_millis()
-        );
-        queue.push_back(aliases);
+            None => {
+                walk = None;
+                absorb_walk(walk_now(), &first, &mut queue);
+            }
+        }
+    } else {
+        walk = None;
     }
     let policy = WaitPolicy::from_config(cfg);
     let exists = |p: &Path| p.exists();
@@ -468,6 +510,16 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
         }
         if disc.past_max_wait(sys::boottime()) {
             break false;
+        }
+        // The rest of the walk joins the queue when it is done, or when the queue runs dry
+        // (discovery never idles while coldplug may still have drivers to load).
+        if walk
+            .as_ref()
+            .is_some_and(|w| queue.is_empty() || w.all.is_finished())
+        {
+            let whole = walk.take().and_then(Walk::join);
+            absorb_walk(whole.unwrap_or_else(walk_now), &first, &mut queue);
+            continue;
         }
         if let Some(alias) = queue.pop() {
             let loaded = match scanner.loader.as_deref_mut() {
@@ -516,6 +568,11 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
             disc.activity(sys::boottime());
         }
     };
+    // The medium was found before the walk ended: its rest loads in the background.
+    if let Some(w) = walk {
+        let whole = w.join();
+        absorb_walk(whole.unwrap_or_else(walk_now), &first, &mut queue);
+    }
     let mut media = scanner.media;
     media.sort_by(|a, b| natural_cmp(&a.name, &b.name));
     let mut candidates: Vec<Candidate> = scanner
@@ -530,6 +587,17 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
         complete,
         pending_drivers: queue.into_rest(),
     }
+}
+
+/// Queues what the whole walk found beyond its first part (`first`), after what is queued.
+fn absorb_walk(whole: (Vec<String>, Duration), first: &HashSet<String>, queue: &mut DriverQueue) {
+    let (aliases, took) = whole;
+    log::debug!(
+        "coldplug: {} modaliases ({} ms)",
+        aliases.len(),
+        took.as_millis()
+    );
+    queue.push_back(rest_of_walk(aliases, first));
 }
 
 /// Reads every queued uevent: `change` events of block devices are probed again, the modaliases
@@ -590,6 +658,15 @@ fn drain_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rest_of_the_walk_leaves_out_its_first_part_in_order() {
+        let first: HashSet<String> = ["pci:b".to_string()].into();
+        let all = ["acpi:a", "pci:b", "pci:c", "virtio:d"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(rest_of_walk(all, &first), ["acpi:a", "pci:c", "virtio:d"]);
+    }
 
     #[test]
     fn virtual_devices() {
