@@ -590,8 +590,10 @@ impl Loader {
 
     /// [`Loader::load_parallel`] with the insertion given (tests load without a kernel).
     fn load_parallel_with(&mut self, requests: &[Request], insert: &InsertFn<'_>) -> Vec<String> {
-        let targets: Vec<String> = requests.iter().flat_map(|r| r.targets.clone()).collect();
-        self.settle_preload_of(&targets);
+        if self.preload.is_some() {
+            let targets: Vec<String> = requests.iter().flat_map(|r| r.targets.clone()).collect();
+            self.settle_preload_of(&targets);
+        }
         let mut chains: Vec<Vec<String>> = Vec::new();
         // Per module: (parameters, via an alias, quiet), from the first request naming it.
         let mut how: HashMap<String, (String, bool, bool)> = HashMap::new();
