@@ -777,9 +777,10 @@ pub fn collect_modaliases(sys: &Path) -> Vec<String> {
 }
 
 /// The buses whose devices coldplug reads before all the others ([`collect_bus_modaliases`]):
-/// the controllers of boot media (USB, SATA, NVMe, SD readers, virtio) are on PCI, and media
-/// discovery starts loading their drivers while the rest of `/sys` is read (some 30 ms under
-/// qemu TCG, beside the boot's other threads).
+/// on PCs the controllers of boot media (USB, SATA, NVMe, most SD readers, virtio) are on PCI,
+/// and media discovery starts loading their drivers while the rest of `/sys` is read (some 30 ms
+/// under qemu TCG, beside the boot's other threads). A controller enumerated otherwise (the
+/// ACPI-enumerated SD/eMMC of Atom boards, `acpi:80860F14`) gets its driver after the PCI ones.
 pub const FIRST_BUSES: [&str; 1] = ["pci"];
 
 /// The `modalias` of every device on `bus` (`bus/BUS/devices/*` of the sysfs tree at `sys`),
@@ -820,7 +821,8 @@ fn read_modalias(device: &Path, out: &mut std::collections::BTreeSet<String>) {
     }
 }
 
-/// Most device entries coldplug reads.
+/// Most device entries one pass of coldplug over `/sys` reads ([`collect_modaliases`],
+/// [`collect_bus_modaliases`]).
 const MAX_COLDPLUG_DEVICES: usize = 200_000;
 
 #[cfg(test)]

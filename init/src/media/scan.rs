@@ -346,7 +346,8 @@ struct Walk {
 }
 
 impl Walk {
-    /// Waits for the whole walk; `None` if its thread died.
+    /// Waits for the whole walk; `None` if its thread died (an unwinding build: in the init a
+    /// panic runs the hook, which never returns, in that thread).
     fn join(self) -> Option<(Vec<String>, Duration)> {
         self.all.join().ok()
     }
@@ -519,6 +520,8 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
         {
             let whole = walk.take().and_then(Walk::join);
             absorb_walk(whole.unwrap_or_else(walk_now), &first, &mut queue);
+            // The idle time counts from when nothing is left, the walk included.
+            disc.activity(sys::boottime());
             continue;
         }
         if let Some(alias) = queue.pop() {
@@ -568,7 +571,8 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
             disc.activity(sys::boottime());
         }
     };
-    // The medium was found before the walk ended: its rest loads in the background.
+    // The medium was complete before the walk ended (the walk takes tens of milliseconds, a
+    // medium's drivers longer): its end is waited for here, and its rest loads in the background.
     if let Some(w) = walk {
         let whole = w.join();
         absorb_walk(whole.unwrap_or_else(walk_now), &first, &mut queue);
