@@ -238,12 +238,13 @@ pub(crate) struct Prefetch<T> {
     costs: Vec<u64>,
     ahead: usize,
     budget: u64,
-    next_job: std::sync::atomic::AtomicUsize,
     state: std::sync::Mutex<State<T>>,
     cv: std::sync::Condvar,
 }
 
 struct State<T> {
+    /// The job the next worker claims.
+    next_job: usize,
     /// Finished jobs not yet taken.
     done: HashMap<usize, T>,
     /// The job the consumer takes next.
@@ -287,8 +288,8 @@ impl<T> Prefetch<T> {
             costs: costs.into_iter().map(|c| c.min(budget)).collect(),
             ahead: ahead.max(1),
             budget,
-            next_job: 0.into(),
             state: std::sync::Mutex::new(State {
+                next_job: 0,
                 done: HashMap::new(),
                 next: 0,
                 in_flight: 0,
@@ -315,12 +316,11 @@ impl<T> Prefetch<T> {
                 // Claimed under the lock: a job that may start at once is counted in flight in
                 // the same step, so whoever claims the next job sees its cost (claimed outside
                 // it, job i + 1 could start before job i was counted, past the budget).
-                let i = self
-                    .next_job
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let i = st.next_job;
                 if i >= self.costs.len() {
                     return;
                 }
+                st.next_job += 1;
                 let cost = self.costs[i];
                 // Jobs are claimed in order, so the one the consumer waits for is always running
                 // or done: waiting here never blocks it.

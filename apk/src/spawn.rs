@@ -151,7 +151,10 @@ fn child_exec(
     unsafe {
         // Handlers of this process must never run in the child (they would run on shared
         // memory): every handled signal goes back to its default, and so does SIGPIPE, which
-        // Rust's runtime ignores and programs expect to kill them.
+        // Rust's runtime ignores and programs expect to kill them. glibc's own two signals
+        // (32 and 33, thread cancellation and set*id broadcast) are refused by its sigaction and
+        // keep their handlers until execve; glibc sends them only to this process's threads, by
+        // thread id, never to this child.
         for sig in 1..=libc::SIGRTMAX() {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
