@@ -26,19 +26,11 @@ pub struct Temp {
     id: u64,
 }
 
-/// Write `data` to a new temporary file in `dir`, fsynced. The first time in this process, the
-/// temporary files that interrupted commits left in `dir` are removed first
-/// ([`remove_leftovers`]); a name still taken is skipped, never reused.
+/// Write `data` to a new temporary file in `dir`, fsynced. A name left by a commit that a power
+/// cut interrupted is skipped, never reused nor removed here: after a reboot the same PID comes
+/// back (a diskless boot is deterministic), and the leftover is not this process's to delete.
 pub fn write_temp(dir: &Path, data: &[u8]) -> Result<Temp, Error> {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    static SWEPT: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
-    {
-        let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
-        if !swept.iter().any(|d| d == dir) {
-            remove_leftovers(dir);
-            swept.push(dir.to_path_buf());
-        }
-    }
     let (path, mut f) = loop {
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.join(format!(".lbu-{}-{n}.tmp", std::process::id()));
@@ -60,43 +52,6 @@ pub fn write_temp(dir: &Path, data: &[u8]) -> Result<Temp, Error> {
         return Err(Error::Io { path, source: e });
     }
     Ok(Temp { path, id })
-}
-
-/// Remove the `.lbu-PID-N.tmp` files in `dir` that no running lbu can still use: those of a PID
-/// that no longer runs (a commit a power cut or a kill interrupted), and those with this
-/// process's own PID, which after a reboot comes back (a diskless boot is deterministic): called
-/// before this process makes any there, so they are an earlier boot's. One of another running
-/// process (a concurrent commit) is kept, and all are kept when `/proc` cannot tell. Without this,
-/// every interrupted commit left an overlay-sized file on the medium for good. Best effort: a
-/// file that cannot be removed stays, its name is skipped.
-pub fn remove_leftovers(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let proc_tells = Path::new("/proc/self").exists();
-    let own = std::process::id();
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(leftover_pid) else {
-            continue;
-        };
-        let gone = pid == own || (proc_tells && !Path::new("/proc").join(pid.to_string()).exists());
-        if gone && e.file_type().is_ok_and(|t| t.is_file()) {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// The PID in a temporary file name `.lbu-PID-N.tmp`.
-fn leftover_pid(name: &str) -> Option<u32> {
-    let (pid, n) = name
-        .strip_prefix(".lbu-")?
-        .strip_suffix(".tmp")?
-        .split_once('-')?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (digits(pid) && digits(n))
-        .then(|| pid.parse().ok())
-        .flatten()
 }
 
 /// Rename a finished temporary file to `dir/name`, then fsync the renamed file and the
@@ -147,56 +102,20 @@ mod tests {
     use super::*;
 
     /// The power-cut scenario found it: a temporary file left by an interrupted commit carries
-    /// the PID the next boot's lbu gets again, and the commit failed with "File exists". Now such
-    /// leftovers (this PID's from before, a dead PID's) are removed before the first write; a
-    /// running process's, and other files, stay.
+    /// the PID the next boot's lbu gets again, and the commit failed with "File exists".
     #[test]
-    fn temporary_files_left_by_a_crash_are_removed_a_running_commits_kept() {
+    fn temporary_names_left_by_a_crash_are_skipped_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
         let pid = std::process::id();
-        // A PID that runs (our parent) and one that does not (beyond the kernel's pid_max).
-        let parent = std::os::unix::process::parent_id();
-        let dead = 1u32 << 23;
         for n in 0..256 {
-            std::fs::write(d.join(format!(".lbu-{pid}-{n}.tmp")), b"old").unwrap();
+            std::fs::write(dir.path().join(format!(".lbu-{pid}-{n}.tmp")), b"old").unwrap();
         }
-        let kept = [
-            format!(".lbu-{parent}-0.tmp"),
-            format!(".lbu-{pid}-x.tmp"),
-            format!(".lbu-{pid}-1.tmp.keep"),
-            "x.apkovl.tar.gz".to_string(),
-        ];
-        for k in &kept {
-            std::fs::write(d.join(k), b"keep").unwrap();
-        }
-        std::fs::write(d.join(format!(".lbu-{dead}-3.tmp")), b"old").unwrap();
-        let tmp = write_temp(d, b"new").unwrap();
+        let tmp = write_temp(dir.path(), b"new").unwrap();
         assert_eq!(std::fs::read(&tmp.path).unwrap(), b"new");
-        // A second write in the same process does not remove the first one's file.
-        let second = write_temp(d, b"second").unwrap();
-        assert!(tmp.path.exists() && second.path.exists());
-        install(tmp, d, "y.apkovl.tar.gz").unwrap();
-        install(second, d, "z.apkovl.tar.gz").unwrap();
-        let mut left: Vec<String> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        left.sort();
-        let mut want: Vec<String> = kept.to_vec();
-        want.extend(["y.apkovl.tar.gz".to_string(), "z.apkovl.tar.gz".to_string()]);
-        want.sort();
-        assert_eq!(left, want);
-        assert_eq!(std::fs::read(d.join("y.apkovl.tar.gz")).unwrap(), b"new");
-    }
-
-    #[test]
-    fn leftover_names() {
-        assert_eq!(leftover_pid(".lbu-12-0.tmp"), Some(12));
-        assert_eq!(leftover_pid(".lbu-12-0.tmp.x"), None);
-        assert_eq!(leftover_pid(".lbu--0.tmp"), None);
-        assert_eq!(leftover_pid(".lbu-12-.tmp"), None);
-        assert_eq!(leftover_pid("lbu-12-0.tmp"), None);
-        assert_eq!(leftover_pid(".lbu-+12-0.tmp"), None);
+        install(tmp, dir.path(), "x.apkovl.tar.gz").unwrap();
+        for n in 0..256 {
+            let left = dir.path().join(format!(".lbu-{pid}-{n}.tmp"));
+            assert_eq!(std::fs::read(left).unwrap(), b"old");
+        }
     }
 }

@@ -311,7 +311,7 @@ fn medium_files(image: &Path) -> tempfile::TempDir {
         }
         // lbu's temporary files (`.lbu-PID-N.tmp`, lbu/src/durable.rs): a cut while one is
         // written can leave its FAT chain half made, which mtools refuses to read ("Fat problem
-        // while decoding"); nothing reads them (the next commit removes them), and the checks
+        // while decoding"); nothing reads them (a later commit skips their names), and the checks
         // below look at overlays, signatures and generation records only.
         if name.starts_with(".lbu-") && name.ends_with(".tmp") {
             continue;
