@@ -36,20 +36,32 @@ impl TempPath {
     /// Renames it over `target` and syncs the parent directory so the rename is durable. A
     /// directory target is swapped with it in one step (`renameat2(RENAME_EXCHANGE)`), so `target`
     /// never stops existing (clients of a served tree see the old tree or the new one), and the
-    /// old tree, now at the temporary name, is removed afterwards.
-    pub fn commit(mut self, target: &Path) -> Result<(), Error> {
+    /// old tree, now at the temporary name, is removed afterwards. Where the filesystem cannot
+    /// swap (NFS; vfat before Linux 6.0), the old tree is renamed aside (`OUT.old`) first and
+    /// removed once the new one is in place: `target` is missing between the two renames, and
+    /// if the second fails the old tree is put back.
+    pub fn commit(self, target: &Path) -> Result<(), Error> {
+        self.commit_with(target, exchange)
+    }
+
+    /// [`TempPath::commit`] with the swap given (tests stand in for a filesystem without one).
+    fn commit_with(mut self, target: &Path, swap: SwapFn) -> Result<(), Error> {
         let is_dir = fs::symlink_metadata(&self.path).at(&self.path)?.is_dir();
         let swapped = is_dir && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir());
         if swapped {
-            rustix::fs::renameat_with(
-                rustix::fs::CWD,
-                &self.path,
-                rustix::fs::CWD,
-                target,
-                rustix::fs::RenameFlags::EXCHANGE,
-            )
-            .map_err(io::Error::from)
-            .at(target)?;
+            match swap(&self.path, target) {
+                Ok(()) => {}
+                Err(e) if cannot_swap(&e) => {
+                    let aside = TempPath::beside(target, ".old")?;
+                    fs::rename(target, aside.path()).at(target)?;
+                    if let Err(e) = fs::rename(&self.path, target) {
+                        let _ = fs::rename(aside.path(), target);
+                        return Err(e).at(target);
+                    }
+                    // Dropping `aside` removes the old tree.
+                }
+                Err(e) => return Err(e).at(target),
+            }
         } else {
             fs::rename(&self.path, target).at(target)?;
             self.keep = true;
@@ -61,6 +73,31 @@ impl TempPath {
         // After a swap, dropping `self` removes the old tree (now at the temporary name).
         fs::File::open(parent).and_then(|d| d.sync_all()).at(parent)
     }
+}
+
+/// Swaps two paths in one step.
+type SwapFn = fn(&Path, &Path) -> io::Result<()>;
+
+/// `renameat2(a, b, RENAME_EXCHANGE)`.
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Whether a swap failed because the filesystem (or kernel) has none: `EINVAL` for a filesystem
+/// without `RENAME_EXCHANGE`, `ENOSYS` for a kernel without `renameat2`, `EOPNOTSUPP`.
+fn cannot_swap(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        Errno::from_io_error(e),
+        Some(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP)
+    )
 }
 
 impl Drop for TempPath {
@@ -127,6 +164,55 @@ fn is_replaceable_dir(dir: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where the filesystem cannot swap, the new tree still replaces the old one, nothing is left
+    /// beside it; a swap that fails otherwise is an error naming the target, the old tree kept.
+    #[test]
+    fn a_tree_replaces_the_old_one_where_the_filesystem_cannot_swap() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("medium");
+        let new_tree = || {
+            let tmp = TempPath::beside(&target, ".tmp").unwrap();
+            fs::create_dir(tmp.path()).unwrap();
+            fs::write(tmp.path().join("new"), b"x").unwrap();
+            tmp
+        };
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("old"), b"x").unwrap();
+        let no_swap: SwapFn = |_, _| Err(io::Error::from_raw_os_error(22)); // EINVAL
+        new_tree().commit_with(&target, no_swap).unwrap();
+        assert!(target.join("new").exists() && !target.join("old").exists());
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["medium"]);
+
+        let denied: SwapFn = |_, _| Err(io::Error::from_raw_os_error(13)); // EACCES
+        fs::write(target.join("kept"), b"x").unwrap();
+        let e = new_tree().commit_with(&target, denied).unwrap_err();
+        assert!(e.to_string().contains("medium"), "{e}");
+        assert!(target.join("kept").exists());
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["medium"]);
+
+        // The new tree cannot be renamed into place (here: it vanished): the old one is put back.
+        let vanished: SwapFn = |a, _| {
+            fs::remove_dir_all(a)?;
+            Err(io::Error::from_raw_os_error(22))
+        };
+        let e = new_tree().commit_with(&target, vanished).unwrap_err();
+        assert!(e.to_string().contains("medium"), "{e}");
+        assert!(target.join("kept").exists(), "the old tree is back");
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["medium"]);
+    }
 
     #[test]
     fn temp_paths_vanish_unless_committed() {
