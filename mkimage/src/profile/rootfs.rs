@@ -171,6 +171,8 @@ pub fn copy_into(
     time: u64,
 ) -> Result<Vec<Entry>, Error> {
     let list = entries(rootfs)?;
+    // Files are read beneath this handle, never through a symlink (see `copy_regular`).
+    let base = fs::File::open(rootfs).at(rootfs)?;
     let owners_file = rootfs.parent().unwrap_or(Path::new(".")).join(OWNERS_FILE);
     let ids = Ids::load(root, owners_file);
     let mut chowns: BTreeMap<String, (u32, u32)> = BTreeMap::new();
@@ -218,7 +220,7 @@ pub fn copy_into(
                 let target = fs::read_link(&from).at(&from)?;
                 std::os::unix::fs::symlink(&target, &to).at(&to)?;
             } else {
-                fs::copy(&from, &to).at(&to)?;
+                copy_regular(&base, &e.path, &from, &to)?;
             }
             let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
             std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
@@ -233,6 +235,50 @@ pub fn copy_into(
         set_mtime(&root.join(&e.path), time)?;
     }
     Ok(list)
+}
+
+/// Copies the regular file `rel` of the profile's `rootfs/` (opened as `base`; `from` is its
+/// path, for messages) to `to`, which it creates. The listing saw a regular file there, but the
+/// file is read through one descriptor opened beneath `base` without following any symlink
+/// (`openat2` with `RESOLVE_NO_SYMLINKS`; on a kernel without it, `O_NOFOLLOW` on the last
+/// component) and checked again: a file or directory swapped for a symlink meanwhile is an
+/// error, never a file of the build host copied into the image, and a FIFO is an error, never a
+/// build that waits forever.
+fn copy_regular(base: &fs::File, rel: &str, from: &Path, to: &Path) -> Result<(), Error> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let opened = match rustix::fs::openat2(
+        base,
+        rel,
+        flags,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+    ) {
+        Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(base, rel, flags, Mode::empty()),
+        other => other,
+    };
+    let changed = |what: &str| Error::Profile {
+        at: from.display().to_string(),
+        reason: format!("{what} (it changed while mkimage read the profile)"),
+    };
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {
+            return Err(changed("a symlink is on its path"))
+        }
+        Err(e) => return Err(std::io::Error::from(e)).at(from),
+    };
+    let mut src = fs::File::from(fd);
+    if !src.metadata().at(from)?.is_file() {
+        return Err(changed("not a regular file"));
+    }
+    let mut dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .at(to)?;
+    std::io::copy(&mut src, &mut dst).at(to)?;
+    Ok(())
 }
 
 fn remove_any(path: &Path) -> Result<(), Error> {
@@ -338,6 +384,45 @@ impl Ids {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `copy_into` copies is read without following a symlink: a file or a directory of
+    /// its path swapped for one after the listing is an error, and so is a FIFO (no hang).
+    #[test]
+    fn profile_files_are_copied_only_as_the_regular_files_listed() {
+        let t = tempfile::tempdir().unwrap();
+        let rootfs = t.path().join("rootfs");
+        fs::create_dir_all(rootfs.join("etc")).unwrap();
+        fs::write(rootfs.join("etc/motd"), b"hello\n").unwrap();
+        fs::write(t.path().join("secret"), b"host\n").unwrap();
+        std::os::unix::fs::symlink(t.path().join("secret"), rootfs.join("etc/link")).unwrap();
+        std::os::unix::fs::symlink(t.path(), rootfs.join("dirlink")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            rootfs.join("etc/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let base = fs::File::open(&rootfs).unwrap();
+        let out = t.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let copy = |rel: &str| {
+            copy_regular(
+                &base,
+                rel,
+                &rootfs.join(rel),
+                &out.join(rel.replace('/', "_")),
+            )
+        };
+        copy("etc/motd").unwrap();
+        assert_eq!(fs::read(out.join("etc_motd")).unwrap(), b"hello\n");
+        for rel in ["etc/link", "dirlink/secret", "etc/fifo"] {
+            let e = copy(rel).unwrap_err().to_string();
+            assert!(e.contains(rel), "{e}");
+            assert!(e.contains("changed while mkimage read the profile"), "{e}");
+        }
+    }
     use std::os::unix::fs::symlink;
 
     fn profile() -> tempfile::TempDir {
