@@ -165,6 +165,14 @@ fn is_replaceable_dir(dir: &Path) -> io::Result<bool> {
 mod tests {
     use super::*;
 
+    /// The names in `dir`.
+    fn names(dir: &Path) -> Vec<std::ffi::OsString> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    }
+
     /// Where the filesystem cannot swap, the new tree still replaces the old one, nothing is left
     /// beside it; a swap that fails otherwise is an error naming the target, the old tree kept.
     #[test]
@@ -182,22 +190,14 @@ mod tests {
         let no_swap: SwapFn = |_, _| Err(io::Error::from_raw_os_error(22)); // EINVAL
         new_tree().commit_with(&target, no_swap).unwrap();
         assert!(target.join("new").exists() && !target.join("old").exists());
-        let names: Vec<_> = fs::read_dir(t.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["medium"]);
+        assert_eq!(names(t.path()), ["medium"]);
 
         let denied: SwapFn = |_, _| Err(io::Error::from_raw_os_error(13)); // EACCES
         fs::write(target.join("kept"), b"x").unwrap();
         let e = new_tree().commit_with(&target, denied).unwrap_err();
         assert!(e.to_string().contains("medium"), "{e}");
         assert!(target.join("kept").exists());
-        let names: Vec<_> = fs::read_dir(t.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["medium"]);
+        assert_eq!(names(t.path()), ["medium"]);
 
         // The new tree cannot be renamed into place (here: it vanished): the old one is put back.
         let vanished: SwapFn = |a, _| {
@@ -207,11 +207,7 @@ mod tests {
         let e = new_tree().commit_with(&target, vanished).unwrap_err();
         assert!(e.to_string().contains("medium"), "{e}");
         assert!(target.join("kept").exists(), "the old tree is back");
-        let names: Vec<_> = fs::read_dir(t.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["medium"]);
+        assert_eq!(names(t.path()), ["medium"]);
     }
 
     #[test]
@@ -234,11 +230,7 @@ mod tests {
         check_target(&target, true).unwrap();
         tmp.commit(&target).unwrap();
         assert!(target.join("new").exists() && !target.join("old").exists());
-        let names: Vec<_> = fs::read_dir(t.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["medium"]);
+        assert_eq!(names(t.path()), ["medium"]);
     }
 
     #[test]
