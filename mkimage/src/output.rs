@@ -37,9 +37,11 @@ impl TempPath {
     /// directory target is swapped with it in one step (`renameat2(RENAME_EXCHANGE)`), so `target`
     /// never stops existing (clients of a served tree see the old tree or the new one), and the
     /// old tree, now at the temporary name, is removed afterwards. Where the filesystem cannot
-    /// swap (NFS; vfat before Linux 6.0), the old tree is renamed aside (`OUT.old`) first and
-    /// removed once the new one is in place: `target` is missing between the two renames, and
-    /// if the second fails the old tree is put back.
+    /// swap (NFS; vfat before Linux 6.0), the old tree is renamed aside first (to
+    /// `OUT.mkimage-old.PID`, a name no one else uses: an existing one is an error, never
+    /// removed), the new one into place, and the old one removed after the directory sync:
+    /// `target` is missing between the two renames. If the second rename fails the old tree is
+    /// put back; if that fails too, both trees are kept and the error says where they are.
     pub fn commit(self, target: &Path) -> Result<(), Error> {
         self.commit_with(target, exchange)
     }
@@ -48,18 +50,13 @@ impl TempPath {
     fn commit_with(mut self, target: &Path, swap: SwapFn) -> Result<(), Error> {
         let is_dir = fs::symlink_metadata(&self.path).at(&self.path)?.is_dir();
         let swapped = is_dir && fs::symlink_metadata(target).is_ok_and(|m| m.is_dir());
+        // The old tree, renamed aside where the filesystem cannot swap: removed on drop, after
+        // the directory sync below.
+        let mut aside = None;
         if swapped {
             match swap(&self.path, target) {
                 Ok(()) => {}
-                Err(e) if cannot_swap(&e) => {
-                    let aside = TempPath::beside(target, ".old")?;
-                    fs::rename(target, aside.path()).at(target)?;
-                    if let Err(e) = fs::rename(&self.path, target) {
-                        let _ = fs::rename(aside.path(), target);
-                        return Err(e).at(target);
-                    }
-                    // Dropping `aside` removes the old tree.
-                }
+                Err(e) if cannot_swap(&e) => aside = Some(self.replace_without_swap(target)?),
                 Err(e) => return Err(e).at(target),
             }
         } else {
@@ -71,7 +68,48 @@ impl TempPath {
             _ => Path::new("."),
         };
         // After a swap, dropping `self` removes the old tree (now at the temporary name).
-        fs::File::open(parent).and_then(|d| d.sync_all()).at(parent)
+        let synced = fs::File::open(parent).and_then(|d| d.sync_all()).at(parent);
+        drop(aside);
+        synced
+    }
+
+    /// Renames the directory `target` aside and this tree into its place (see
+    /// [`TempPath::commit`]); returns the old tree's new name.
+    fn replace_without_swap(&mut self, target: &Path) -> Result<TempPath, Error> {
+        let mut name = target.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".mkimage-old.{}", std::process::id()));
+        let aside = target.with_file_name(name);
+        if fs::symlink_metadata(&aside).is_ok() {
+            return Err(Error::Output {
+                path: target.to_path_buf(),
+                reason: format!(
+                    "{} exists: the old tree cannot be renamed aside (remove it)",
+                    aside.display()
+                ),
+            });
+        }
+        fs::rename(target, &aside).at(target)?;
+        let mut aside = TempPath {
+            path: aside,
+            keep: false,
+        };
+        if let Err(e) = fs::rename(&self.path, target) {
+            if let Err(back) = fs::rename(&aside.path, target) {
+                aside.keep = true;
+                self.keep = true;
+                return Err(Error::Output {
+                    path: target.to_path_buf(),
+                    reason: format!(
+                        "the new tree could not be renamed into place ({e}) nor the old one put back ({back}): the old tree is at {}, the new one at {}",
+                        aside.path.display(),
+                        self.path.display()
+                    ),
+                });
+            }
+            aside.keep = true; // it is `target` again
+            return Err(e).at(target);
+        }
+        Ok(aside)
     }
 }
 
@@ -198,6 +236,17 @@ mod tests {
         assert!(e.to_string().contains("medium"), "{e}");
         assert!(target.join("kept").exists());
         assert_eq!(names(t.path()), ["medium"]);
+
+        // A directory at the name the old tree would go to is someone's: an error, kept.
+        let theirs = t
+            .path()
+            .join(format!("medium.mkimage-old.{}", std::process::id()));
+        fs::create_dir(&theirs).unwrap();
+        fs::write(theirs.join("mine"), b"x").unwrap();
+        let e = new_tree().commit_with(&target, no_swap).unwrap_err();
+        assert!(e.to_string().contains("exists"), "{e}");
+        assert!(theirs.join("mine").exists() && target.join("kept").exists());
+        fs::remove_dir_all(&theirs).unwrap();
 
         // The new tree cannot be renamed into place (here: it vanished): the old one is put back.
         let vanished: SwapFn = |a, _| {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoResultExt};
@@ -170,9 +170,14 @@ pub fn copy_into(
     owners: &[Owner],
     time: u64,
 ) -> Result<Vec<Entry>, Error> {
+    // Files are read beneath this handle, opened before the listing, never through a symlink
+    // (see `copy_regular`). No `rootfs/`: nothing to copy.
+    let base = match fs::File::open(rootfs) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).at(rootfs),
+    };
     let list = entries(rootfs)?;
-    // Files are read beneath this handle, never through a symlink (see `copy_regular`).
-    let base = fs::File::open(rootfs).at(rootfs)?;
     let owners_file = rootfs.parent().unwrap_or(Path::new(".")).join(OWNERS_FILE);
     let ids = Ids::load(root, owners_file);
     let mut chowns: BTreeMap<String, (u32, u32)> = BTreeMap::new();
@@ -216,18 +221,20 @@ pub fn copy_into(
             if existed.is_some() {
                 remove_any(&to)?;
             }
+            let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
             if meta.file_type().is_symlink() {
                 let target = fs::read_link(&from).at(&from)?;
                 std::os::unix::fs::symlink(&target, &to).at(&to)?;
+                std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
             } else {
-                copy_regular(&base, &e.path, &from, &to)?;
-            }
-            let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
-            std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
-            if !meta.file_type().is_symlink() {
+                let Some(base) = &base else {
+                    return Err(std::io::Error::from(std::io::ErrorKind::NotFound)).at(&from);
+                };
+                // The mode of the file read, not of what the listing saw.
+                let mode = copy_regular(base, &e.path, &from, &to)?;
+                std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
                 // After chown, which clears setuid/setgid bits.
-                fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                    .at(&to)?;
+                fs::set_permissions(&to, fs::Permissions::from_mode(mode & 0o7777)).at(&to)?;
             }
         }
     }
@@ -238,47 +245,58 @@ pub fn copy_into(
 }
 
 /// Copies the regular file `rel` of the profile's `rootfs/` (opened as `base`; `from` is its
-/// path, for messages) to `to`, which it creates. The listing saw a regular file there, but the
-/// file is read through one descriptor opened beneath `base` without following any symlink
-/// (`openat2` with `RESOLVE_NO_SYMLINKS`; on a kernel without it, `O_NOFOLLOW` on the last
-/// component) and checked again: a file or directory swapped for a symlink meanwhile is an
-/// error, never a file of the build host copied into the image, and a FIFO is an error, never a
-/// build that waits forever.
-fn copy_regular(base: &fs::File, rel: &str, from: &Path, to: &Path) -> Result<(), Error> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    let opened = match rustix::fs::openat2(
-        base,
-        rel,
-        flags,
-        Mode::empty(),
-        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
-    ) {
-        Err(rustix::io::Errno::NOSYS) => rustix::fs::openat(base, rel, flags, Mode::empty()),
-        other => other,
-    };
+/// path, for messages) to `to`, which it creates (mode 0600 until the caller sets the file's);
+/// returns the file's mode. The listing saw a regular file there, but the file is read through
+/// a descriptor reached from `base` one component at a time, each opened with `O_NOFOLLOW`
+/// (the directories with `O_DIRECTORY`), and checked again: a file or directory swapped for a
+/// symlink meanwhile is an error, never a file of the build host copied into the image, and a
+/// FIFO is an error, never a build that waits forever. (`openat2`'s `RESOLVE_NO_SYMLINKS` would
+/// do it in one call, but container sandboxes refuse that call with `EPERM`.)
+fn copy_regular(base: &fs::File, rel: &str, from: &Path, to: &Path) -> Result<u32, Error> {
+    use rustix::fs::{Mode, OFlags};
     let changed = |what: &str| Error::Profile {
         at: from.display().to_string(),
         reason: format!("{what} (it changed while mkimage read the profile)"),
     };
-    let fd = match opened {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::LOOP | rustix::io::Errno::XDEV) => {
-            return Err(changed("a symlink is on its path"))
+    let open = |dir: &dyn std::os::fd::AsFd, name: &str, flags: OFlags| {
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => Ok(fd),
+            Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+                Err(changed("a symlink is on its path"))
+            }
+            Err(e) => Err(std::io::Error::from(e)).at(from),
         }
-        Err(e) => return Err(std::io::Error::from(e)).at(from),
     };
-    let mut src = fs::File::from(fd);
-    if !src.metadata().at(from)?.is_file() {
+    let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    let Some(name) = parts.pop() else {
+        return Err(changed("not a regular file"));
+    };
+    let mut dir: Option<std::os::fd::OwnedFd> = None;
+    for part in parts {
+        let next = match &dir {
+            Some(d) => open(d, part, OFlags::RDONLY | OFlags::DIRECTORY)?,
+            None => open(base, part, OFlags::RDONLY | OFlags::DIRECTORY)?,
+        };
+        dir = Some(next);
+    }
+    let file = match &dir {
+        Some(d) => open(d, name, OFlags::RDONLY | OFlags::NONBLOCK)?,
+        None => open(base, name, OFlags::RDONLY | OFlags::NONBLOCK)?,
+    };
+    let mut src = fs::File::from(file);
+    let meta = src.metadata().at(from)?;
+    if !meta.is_file() {
         return Err(changed("not a regular file"));
     }
     let mut dst = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(to)
         .at(to)?;
     std::io::copy(&mut src, &mut dst).at(to)?;
-    Ok(())
+    Ok(meta.mode())
 }
 
 fn remove_any(path: &Path) -> Result<(), Error> {
@@ -385,6 +403,17 @@ impl Ids {
 mod tests {
     use super::*;
 
+    /// A profile without `rootfs/` copies nothing.
+    #[test]
+    fn a_profile_without_rootfs_copies_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let copied = copy_into(&t.path().join("rootfs"), &root, &[], 0).unwrap();
+        assert!(copied.is_empty());
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+    }
+
     /// What `copy_into` copies is read without following a symlink: a file or a directory of
     /// its path swapped for one after the listing is an error, and so is a FIFO (no hang).
     #[test]
@@ -415,7 +444,8 @@ mod tests {
                 &out.join(rel.replace('/', "_")),
             )
         };
-        copy("etc/motd").unwrap();
+        fs::set_permissions(rootfs.join("etc/motd"), fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(copy("etc/motd").unwrap() & 0o7777, 0o640);
         assert_eq!(fs::read(out.join("etc_motd")).unwrap(), b"hello\n");
         for rel in ["etc/link", "dirlink/secret", "etc/fifo"] {
             let e = copy(rel).unwrap_err().to_string();
