@@ -68,9 +68,27 @@ impl TempPath {
             _ => Path::new("."),
         };
         // After a swap, dropping `self` removes the old tree (now at the temporary name).
-        let synced = fs::File::open(parent).and_then(|d| d.sync_all()).at(parent);
+        if let Err(e) = fs::File::open(parent).and_then(|d| d.sync_all()) {
+            // The new tree is in place but not durably: the old one stays where it is.
+            self.keep = true;
+            let old = match aside.as_mut() {
+                Some(a) => {
+                    a.keep = true;
+                    a.path.clone()
+                }
+                None => self.path.clone(),
+            };
+            return Err(Error::Output {
+                path: target.to_path_buf(),
+                reason: format!(
+                    "the new tree is in place, but syncing {} failed ({e}): the old tree is kept at {}",
+                    parent.display(),
+                    old.display()
+                ),
+            });
+        }
         drop(aside);
-        synced
+        Ok(())
     }
 
     /// Renames the directory `target` aside and this tree into its place (see

@@ -172,7 +172,11 @@ pub fn copy_into(
 ) -> Result<Vec<Entry>, Error> {
     // Files are read beneath this handle, opened before the listing, never through a symlink
     // (see `copy_regular`). No `rootfs/`: nothing to copy.
-    let base = match fs::File::open(rootfs) {
+    let base = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::DIRECTORY.bits() as i32)
+        .open(rootfs)
+    {
         Ok(f) => Some(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).at(rootfs),
@@ -263,7 +267,7 @@ fn copy_regular(base: &fs::File, rel: &str, from: &Path, to: &Path) -> Result<u3
         match rustix::fs::openat(dir, name, flags, Mode::empty()) {
             Ok(fd) => Ok(fd),
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                Err(changed("a symlink is on its path"))
+                Err(changed("a symlink or a non-directory is on its path"))
             }
             Err(e) => Err(std::io::Error::from(e)).at(from),
         }
@@ -452,6 +456,18 @@ mod tests {
             assert!(e.contains(rel), "{e}");
             assert!(e.contains("changed while mkimage read the profile"), "{e}");
         }
+        // `rootfs` itself a FIFO: an error, never a wait for a writer.
+        let fifo = t.path().join("fifo-profile");
+        fs::create_dir(&fifo).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.join("rootfs"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        assert!(copy_into(&fifo.join("rootfs"), &out, &[], 0).is_err());
     }
     use std::os::unix::fs::symlink;
 
