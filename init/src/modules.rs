@@ -759,6 +759,12 @@ fn no_such_device(e: &sys::SysError) -> bool {
 /// alias (`cpu:type:...`, on the root of the `cpu` subsystem, which is on neither list) is read
 /// too. A test checks that this finds what the whole walk finds on the host's `/sys`.
 pub fn collect_modaliases(sys: &Path) -> Vec<String> {
+    collect_modaliases_except(sys, &[])
+}
+
+/// What [`collect_modaliases`] reads, but the devices of `buses` (read before them with
+/// [`collect_bus_modaliases`]: coldplug's walk reads the [`FIRST_BUSES`] once).
+pub fn collect_modaliases_except(sys: &Path, buses: &[&str]) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     read_modalias(&sys.join("devices/system/cpu"), &mut out);
     let mut seen = 0usize;
@@ -768,6 +774,9 @@ pub fn collect_modaliases(sys: &Path) -> Vec<String> {
             continue;
         };
         for kind in kinds.flatten() {
+            if top == "bus" && buses.iter().any(|b| kind.file_name() == *b) {
+                continue;
+            }
             if !read_modaliases_in(&kind.path().join(sub), &mut seen, &mut out) {
                 return out.into_iter().collect(); // a pathological /sys; coldplug is best effort
             }
@@ -1280,6 +1289,15 @@ alias crc32c crc32c_generic
             ]
         );
         assert!(collect_modaliases(&d.join("missing")).is_empty());
+        // The walk's second part: everything but the first buses' devices.
+        assert_eq!(
+            collect_modaliases_except(d, &FIRST_BUSES),
+            vec![
+                "cpu:type:x86,ven0000".to_string(),
+                "input:b0011v0001p0001".to_string(),
+                "virtio:d00000002v00001AF4".to_string(),
+            ]
+        );
         assert_eq!(
             collect_bus_modaliases(d, "pci"),
             vec!["pci:v00001AF4d00001001".to_string()]

@@ -339,7 +339,7 @@ pub struct Coldplug {
 }
 
 /// The walk of `/sys` in its thread: it sends the modaliases of the [`FIRST_BUSES`] as soon as
-/// they are read, then returns all of them.
+/// they are read, then returns those of the rest of `/sys` (each device is read once).
 struct Walk {
     first: mpsc::Receiver<Vec<String>>,
     all: std::thread::JoinHandle<(Vec<String>, Duration)>,
@@ -377,7 +377,7 @@ pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
             .collect();
         // Discovery may be gone (no loader): nobody to tell.
         let _ = tx.send(buses);
-        let aliases = crate::modules::collect_modaliases(sysfs);
+        let aliases = crate::modules::collect_modaliases_except(sysfs, &FIRST_BUSES);
         (aliases, sys::boottime().saturating_sub(started))
     };
     let walk = std::thread::Builder::new()
@@ -593,7 +593,8 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
     }
 }
 
-/// Queues what the whole walk found beyond its first part (`first`), after what is queued.
+/// Queues what the walk found beyond its first part (`first`; the thread's walk does not read
+/// those buses again, a walk here and now does), after what is queued.
 fn absorb_walk(whole: (Vec<String>, Duration), first: &HashSet<String>, queue: &mut DriverQueue) {
     let (aliases, took) = whole;
     log::debug!(

@@ -276,19 +276,13 @@ fn copy_regular(base: &fs::File, rel: &str, from: &Path, to: &Path) -> Result<u3
     let Some(name) = parts.pop() else {
         return Err(changed("not a regular file"));
     };
-    let mut dir: Option<std::os::fd::OwnedFd> = None;
+    let mut dir = std::os::fd::AsFd::as_fd(base)
+        .try_clone_to_owned()
+        .at(from)?;
     for part in parts {
-        let next = match &dir {
-            Some(d) => open(d, part, OFlags::RDONLY | OFlags::DIRECTORY)?,
-            None => open(base, part, OFlags::RDONLY | OFlags::DIRECTORY)?,
-        };
-        dir = Some(next);
+        dir = open(&dir, part, OFlags::RDONLY | OFlags::DIRECTORY)?;
     }
-    let file = match &dir {
-        Some(d) => open(d, name, OFlags::RDONLY | OFlags::NONBLOCK)?,
-        None => open(base, name, OFlags::RDONLY | OFlags::NONBLOCK)?,
-    };
-    let mut src = fs::File::from(file);
+    let mut src = fs::File::from(open(&dir, name, OFlags::RDONLY | OFlags::NONBLOCK)?);
     let meta = src.metadata().at(from)?;
     if !meta.is_file() {
         return Err(changed("not a regular file"));
