@@ -171,7 +171,7 @@ pub fn copy_into(
     time: u64,
 ) -> Result<Vec<Entry>, Error> {
     // Files are read beneath this handle, opened before the listing, never through a symlink
-    // (see `copy_regular`). No `rootfs/`: nothing to copy.
+    // (see `Beneath`). No `rootfs/`: nothing to copy.
     let base = match fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::DIRECTORY.bits() as i32)
@@ -191,7 +191,14 @@ pub fn copy_into(
     for e in &list {
         let from = rootfs.join(&e.path);
         let to = root.join(&e.path);
-        let meta = fs::symlink_metadata(&from).at(&from)?;
+        let Some(base) = &base else {
+            return Err(std::io::Error::from(std::io::ErrorKind::NotFound)).at(&from);
+        };
+        let beneath = Beneath {
+            base,
+            rel: &e.path,
+            from: &from,
+        };
         let existed = fs::symlink_metadata(&to).ok();
         if e.is_dir {
             match &existed {
@@ -216,8 +223,8 @@ pub fn copy_into(
             }
             let fresh = !existed.as_ref().is_some_and(|m| m.is_dir());
             if fresh || chowns.contains_key(&e.path) {
-                fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                    .at(&to)?;
+                let mode = beneath.dir_mode()?;
+                fs::set_permissions(&to, fs::Permissions::from_mode(mode & 0o7777)).at(&to)?;
                 let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
                 std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
             }
@@ -226,16 +233,19 @@ pub fn copy_into(
                 remove_any(&to)?;
             }
             let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
-            if meta.file_type().is_symlink() {
-                let target = fs::read_link(&from).at(&from)?;
+            // Which of the two the listing saw (by path); what is copied is read beneath
+            // `base`, and is an error if it is no longer of that kind.
+            if fs::symlink_metadata(&from)
+                .at(&from)?
+                .file_type()
+                .is_symlink()
+            {
+                let target = beneath.link_target()?;
                 std::os::unix::fs::symlink(&target, &to).at(&to)?;
                 std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
             } else {
-                let Some(base) = &base else {
-                    return Err(std::io::Error::from(std::io::ErrorKind::NotFound)).at(&from);
-                };
                 // The mode of the file read, not of what the listing saw.
-                let mode = copy_regular(base, &e.path, &from, &to)?;
+                let mode = beneath.copy_regular(&to)?;
                 std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
                 // After chown, which clears setuid/setgid bits.
                 fs::set_permissions(&to, fs::Permissions::from_mode(mode & 0o7777)).at(&to)?;
@@ -248,53 +258,105 @@ pub fn copy_into(
     Ok(list)
 }
 
-/// Copies the regular file `rel` of the profile's `rootfs/` (opened as `base`; `from` is its
-/// path, for messages) to `to`, which it creates (mode 0600 until the caller sets the file's);
-/// returns the file's mode. The listing saw a regular file there, but the file is read through
-/// a descriptor reached from `base` one component at a time, each opened with `O_NOFOLLOW`
-/// (the directories with `O_DIRECTORY`), and checked again: a file or directory swapped for a
-/// symlink meanwhile is an error, never a file of the build host copied into the image, and a
-/// FIFO is an error, never a build that waits forever. (`openat2`'s `RESOLVE_NO_SYMLINKS` would
-/// do it in one call, but container sandboxes refuse that call with `EPERM`.)
-fn copy_regular(base: &fs::File, rel: &str, from: &Path, to: &Path) -> Result<u32, Error> {
-    use rustix::fs::{Mode, OFlags};
-    let changed = |what: &str| Error::Profile {
-        at: from.display().to_string(),
-        reason: format!("{what} (it changed while mkimage read the profile)"),
-    };
-    let open = |dir: &dyn std::os::fd::AsFd, name: &str, flags: OFlags| {
+/// An entry `rel` of the profile's `rootfs/` (opened as `base`; `from` is its path, for
+/// messages), read beneath `base`: the directory holding it is reached one path component at a
+/// time, each opened with `O_NOFOLLOW | O_DIRECTORY`, and the entry itself is opened or read
+/// without following a symlink and checked to be of the kind the listing saw. A file or
+/// directory swapped for a symlink after the listing is an error, never a file, link text or
+/// mode of the build host in the image, and a FIFO is an error, never a build that waits
+/// forever. (`openat2`'s `RESOLVE_NO_SYMLINKS` would do it in one call, but container sandboxes
+/// refuse that call with `EPERM`.)
+struct Beneath<'a> {
+    base: &'a fs::File,
+    rel: &'a str,
+    from: &'a Path,
+}
+
+impl Beneath<'_> {
+    /// The error for an entry that is not what the listing saw.
+    fn changed(&self, what: &str) -> Error {
+        Error::Profile {
+            at: self.from.display().to_string(),
+            reason: format!("{what} (it changed while mkimage read the profile)"),
+        }
+    }
+
+    /// Opens `name` in `dir` without following a symlink.
+    fn open(
+        &self,
+        dir: &std::os::fd::OwnedFd,
+        name: &str,
+        flags: rustix::fs::OFlags,
+    ) -> Result<std::os::fd::OwnedFd, Error> {
+        use rustix::fs::{Mode, OFlags};
         let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         match rustix::fs::openat(dir, name, flags, Mode::empty()) {
             Ok(fd) => Ok(fd),
             Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
-                Err(changed("a symlink or a non-directory is on its path"))
+                Err(self.changed("a symlink or a non-directory is on its path"))
             }
-            Err(e) => Err(std::io::Error::from(e)).at(from),
+            Err(e) => Err(std::io::Error::from(e)).at(self.from),
         }
-    };
-    let mut parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
-    let Some(name) = parts.pop() else {
-        return Err(changed("not a regular file"));
-    };
-    let mut dir = std::os::fd::AsFd::as_fd(base)
-        .try_clone_to_owned()
-        .at(from)?;
-    for part in parts {
-        dir = open(&dir, part, OFlags::RDONLY | OFlags::DIRECTORY)?;
     }
-    let mut src = fs::File::from(open(&dir, name, OFlags::RDONLY | OFlags::NONBLOCK)?);
-    let meta = src.metadata().at(from)?;
-    if !meta.is_file() {
-        return Err(changed("not a regular file"));
+
+    /// The directory holding the entry, and the entry's name in it.
+    fn parent(&self) -> Result<(std::os::fd::OwnedFd, &str), Error> {
+        use rustix::fs::OFlags;
+        let mut parts: Vec<&str> = self.rel.split('/').filter(|p| !p.is_empty()).collect();
+        let Some(name) = parts.pop() else {
+            return Err(self.changed("not an entry of rootfs/"));
+        };
+        let mut dir = std::os::fd::AsFd::as_fd(self.base)
+            .try_clone_to_owned()
+            .at(self.from)?;
+        for part in parts {
+            dir = self.open(&dir, part, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        }
+        Ok((dir, name))
     }
-    let mut dst = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(to)
-        .at(to)?;
-    std::io::copy(&mut src, &mut dst).at(to)?;
-    Ok(meta.mode())
+
+    /// Copies the regular file to `to`, which it creates (mode 0600 until the caller sets the
+    /// file's); returns the file's mode.
+    fn copy_regular(&self, to: &Path) -> Result<u32, Error> {
+        use rustix::fs::OFlags;
+        let (dir, name) = self.parent()?;
+        let mut src = fs::File::from(self.open(&dir, name, OFlags::RDONLY | OFlags::NONBLOCK)?);
+        let meta = src.metadata().at(self.from)?;
+        if !meta.is_file() {
+            return Err(self.changed("not a regular file"));
+        }
+        let mut dst = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(to)
+            .at(to)?;
+        std::io::copy(&mut src, &mut dst).at(to)?;
+        Ok(meta.mode())
+    }
+
+    /// The symlink's target.
+    fn link_target(&self) -> Result<PathBuf, Error> {
+        use std::os::unix::ffi::OsStringExt;
+        let (dir, name) = self.parent()?;
+        match rustix::fs::readlinkat(&dir, name, Vec::new()) {
+            Ok(t) => Ok(PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes()))),
+            Err(rustix::io::Errno::INVAL) => Err(self.changed("not a symlink")),
+            Err(e) => Err(std::io::Error::from(e)).at(self.from),
+        }
+    }
+
+    /// The directory's mode.
+    fn dir_mode(&self) -> Result<u32, Error> {
+        let (dir, name) = self.parent()?;
+        let st = rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(std::io::Error::from)
+            .at(self.from)?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Directory {
+            return Err(self.changed("not a directory"));
+        }
+        Ok(st.st_mode)
+    }
 }
 
 fn remove_any(path: &Path) -> Result<(), Error> {
@@ -434,13 +496,14 @@ mod tests {
         let base = fs::File::open(&rootfs).unwrap();
         let out = t.path().join("out");
         fs::create_dir(&out).unwrap();
+        let from = |rel: &str| rootfs.join(rel);
         let copy = |rel: &str| {
-            copy_regular(
-                &base,
+            Beneath {
+                base: &base,
                 rel,
-                &rootfs.join(rel),
-                &out.join(rel.replace('/', "_")),
-            )
+                from: &from(rel),
+            }
+            .copy_regular(&out.join(rel.replace('/', "_")))
         };
         fs::set_permissions(rootfs.join("etc/motd"), fs::Permissions::from_mode(0o640)).unwrap();
         assert_eq!(copy("etc/motd").unwrap() & 0o7777, 0o640);
@@ -448,6 +511,42 @@ mod tests {
         for rel in ["etc/link", "dirlink/secret", "etc/fifo"] {
             let e = copy(rel).unwrap_err().to_string();
             assert!(e.contains(rel), "{e}");
+            assert!(e.contains("changed while mkimage read the profile"), "{e}");
+        }
+        // Link texts and directory modes are read beneath rootfs/ too: a symlink on the path
+        // (here to a directory of the host holding a link and a directory) is an error, and so
+        // is an entry of another kind than asked.
+        std::os::unix::fs::symlink("/host/target", t.path().join("hostlink")).unwrap();
+        fs::create_dir(t.path().join("hostdir")).unwrap();
+        fs::set_permissions(rootfs.join("etc"), fs::Permissions::from_mode(0o750)).unwrap();
+        let link = |rel: &str| {
+            let from = from(rel);
+            Beneath {
+                base: &base,
+                rel,
+                from: &from,
+            }
+            .link_target()
+        };
+        let mode = |rel: &str| {
+            let from = from(rel);
+            Beneath {
+                base: &base,
+                rel,
+                from: &from,
+            }
+            .dir_mode()
+        };
+        assert_eq!(link("etc/link").unwrap(), t.path().join("secret"));
+        assert_eq!(mode("etc").unwrap() & 0o7777, 0o750);
+        for e in [
+            link("dirlink/hostlink").unwrap_err(),
+            link("etc/motd").unwrap_err(),
+            mode("dirlink/hostdir").unwrap_err(),
+            mode("dirlink").unwrap_err(),
+            mode("etc/motd").unwrap_err(),
+        ] {
+            let e = e.to_string();
             assert!(e.contains("changed while mkimage read the profile"), "{e}");
         }
         // `rootfs` itself a FIFO: an error, never a wait for a writer.
