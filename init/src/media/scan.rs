@@ -342,19 +342,21 @@ pub struct Coldplug {
 /// they are read, then returns those of the rest of `/sys` (each device is read once).
 struct Walk {
     first: mpsc::Receiver<Vec<String>>,
-    all: std::thread::JoinHandle<(Vec<String>, Duration)>,
+    /// The rest of the walk (without the first buses) and the whole walk's time.
+    rest: std::thread::JoinHandle<(Vec<String>, Duration)>,
 }
 
 impl Walk {
-    /// Waits for the whole walk; `None` if its thread died (an unwinding build: in the init a
-    /// panic runs the hook, which never returns, in that thread).
+    /// Waits for the whole walk and returns its rest; `None` if its thread died (an unwinding
+    /// build: in the init a panic runs the hook, which never returns, in that thread).
     fn join(self) -> Option<(Vec<String>, Duration)> {
-        self.all.join().ok()
+        self.rest.join().ok()
     }
 }
 
 /// Opens the uevent socket, then reads the devices' modaliases
-/// ([`crate::modules::collect_modaliases`]) in a thread (reading sysfs
+/// ([`crate::modules::collect_bus_modaliases`], then
+/// [`crate::modules::collect_modaliases_except`] those buses) in a thread (reading sysfs
 /// takes a while under emulation; the boot drivers phase loads its modules meanwhile), the
 /// [`FIRST_BUSES`] first. Devices those modules create after the walk saw their directory are
 /// announced on the socket, which discovery reads; a modalias seen twice is handled once
@@ -385,7 +387,7 @@ pub fn start_coldplug(cfg: &BootConfig) -> Coldplug {
         .spawn(walk)
         .map_err(|e| log::debug!("no thread for the coldplug walk ({e}): walking at discovery"))
         .ok()
-        .map(|all| Walk { first, all });
+        .map(|rest| Walk { first, rest });
     Coldplug { socket, walk }
 }
 
@@ -396,7 +398,7 @@ fn walk_now() -> (Vec<String>, Duration) {
     (aliases, sys::boottime().saturating_sub(started))
 }
 
-/// What the whole walk found beyond what was queued from its first part, in the walk's order.
+/// What the walk found beyond what was queued from its first part, in the walk's order.
 fn rest_of_walk(all: Vec<String>, first: &HashSet<String>) -> Vec<String> {
     all.into_iter().filter(|a| !first.contains(a)).collect()
 }
@@ -516,7 +518,7 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
         // (discovery never idles while coldplug may still have drivers to load).
         if walk
             .as_ref()
-            .is_some_and(|w| queue.is_empty() || w.all.is_finished())
+            .is_some_and(|w| queue.is_empty() || w.rest.is_finished())
         {
             let whole = walk.take().and_then(Walk::join);
             absorb_walk(whole.unwrap_or_else(walk_now), &first, &mut queue);
@@ -598,8 +600,9 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
 fn absorb_walk(whole: (Vec<String>, Duration), first: &HashSet<String>, queue: &mut DriverQueue) {
     let (aliases, took) = whole;
     log::debug!(
-        "coldplug: {} modaliases ({} ms)",
-        aliases.len(),
+        "coldplug: {} modaliases besides the first buses' {} ({} ms)",
+        aliases.iter().filter(|a| !first.contains(*a)).count(),
+        first.len(),
         took.as_millis()
     );
     queue.push_back(rest_of_walk(aliases, first));

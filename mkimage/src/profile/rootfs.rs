@@ -42,6 +42,8 @@ pub struct Entry {
     pub path: String,
     /// A directory.
     pub is_dir: bool,
+    /// A symlink (else, when not a directory, a regular file).
+    pub is_symlink: bool,
 }
 
 /// Reads `DIR/rootfs.owners` (absent: no owners) and checks that each path exists in `rootfs/`.
@@ -141,12 +143,14 @@ pub fn entries(rootfs: &Path) -> Result<Vec<Entry>, Error> {
                 out.push(Entry {
                     path: r.clone(),
                     is_dir: true,
+                    is_symlink: false,
                 });
                 subdirs.push((path, r));
             } else if t.is_file() || t.is_symlink() {
                 out.push(Entry {
                     path: r,
                     is_dir: false,
+                    is_symlink: t.is_symlink(),
                 });
             } else {
                 return Err(Error::Profile {
@@ -192,7 +196,10 @@ pub fn copy_into(
         let from = rootfs.join(&e.path);
         let to = root.join(&e.path);
         let Some(base) = &base else {
-            return Err(std::io::Error::from(std::io::ErrorKind::NotFound)).at(&from);
+            return Err(Error::Profile {
+                at: rootfs.display().to_string(),
+                reason: "appeared while mkimage read the profile".into(),
+            });
         };
         let beneath = Beneath {
             base,
@@ -233,13 +240,9 @@ pub fn copy_into(
                 remove_any(&to)?;
             }
             let (u, g) = chowns.get(&e.path).copied().unwrap_or((0, 0));
-            // Which of the two the listing saw (by path); what is copied is read beneath
-            // `base`, and is an error if it is no longer of that kind.
-            if fs::symlink_metadata(&from)
-                .at(&from)?
-                .file_type()
-                .is_symlink()
-            {
+            // What is copied is read beneath `base` as the kind the listing saw, and is an
+            // error if it is no longer of that kind.
+            if e.is_symlink {
                 let target = beneath.link_target()?;
                 std::os::unix::fs::symlink(&target, &to).at(&to)?;
                 std::os::unix::fs::lchown(&to, Some(u), Some(g)).at(&to)?;
@@ -547,6 +550,7 @@ mod tests {
             mode("etc/motd").unwrap_err(),
         ] {
             let e = e.to_string();
+            assert!(e.contains(&rootfs.display().to_string()), "{e}");
             assert!(e.contains("changed while mkimage read the profile"), "{e}");
         }
         // `rootfs` itself a FIFO: an error, never a wait for a writer.
