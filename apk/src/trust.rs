@@ -7,7 +7,7 @@
 //! else. apk-tools does not know `ED25519` and treats such signatures as absent (untrusted).
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
@@ -108,11 +108,9 @@ pub enum KeyError {
 
 impl PublicKey {
     /// Parse a PEM public key (SPKI `PUBLIC KEY` for both kinds, or PKCS#1 `RSA PUBLIC KEY`).
+    /// RSA keys of up to [`MAX_RSA_BITS`] are taken, as OpenSSL (apk-tools) takes them.
     pub fn from_pem(pem: &str) -> Option<Self> {
-        if let Ok(k) = RsaPublicKey::from_public_key_pem(pem) {
-            return Some(PublicKey::Rsa(k));
-        }
-        if let Ok(k) = RsaPublicKey::from_pkcs1_pem(pem) {
+        if let Some(k) = rsa_public_from_pem(pem) {
             return Some(PublicKey::Rsa(k));
         }
         ed25519_dalek::VerifyingKey::from_public_key_pem(pem)
@@ -318,6 +316,36 @@ impl Keyring {
     }
 }
 
+/// The largest RSA modulus taken, in bits: ring verifies up to 8192 (as OpenSSL does by
+/// default); the rsa crate's own parsers stop at 4096, so a third-party repository signed with
+/// an 8192-bit key (abuild-keygen takes any size) would otherwise be untrusted.
+pub const MAX_RSA_BITS: usize = 8192;
+
+/// An RSA public key from SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY` PEM, modulus of at most
+/// [`MAX_RSA_BITS`].
+fn rsa_public_from_pem(pem: &str) -> Option<RsaPublicKey> {
+    use rsa::pkcs8::der::{Decode, Document};
+    let (label, doc) = Document::from_pem(pem).ok()?;
+    let pkcs1 = match label {
+        "PUBLIC KEY" => {
+            let spki = rsa::pkcs8::SubjectPublicKeyInfoRef::from_der(doc.as_bytes()).ok()?;
+            if spki.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
+                return None;
+            }
+            spki.subject_public_key.as_bytes()?.to_vec()
+        }
+        "RSA PUBLIC KEY" => doc.as_bytes().to_vec(),
+        _ => return None,
+    };
+    let k = rsa::pkcs1::RsaPublicKey::from_der(&pkcs1).ok()?;
+    RsaPublicKey::new_with_max_size(
+        rsa::BigUint::from_bytes_be(k.modulus.as_bytes()),
+        rsa::BigUint::from_bytes_be(k.public_exponent.as_bytes()),
+        MAX_RSA_BITS,
+    )
+    .ok()
+}
+
 /// RSA PKCS#1 v1.5 verification of `sig` over `data` (hashed with `alg`'s digest).
 ///
 /// ring does it for the keys it takes (a modulus of 1024 to 8192 bits, an odd exponent from 3 to
@@ -426,6 +454,42 @@ mod tests {
                 assert!(!pubk.verify(Alg::Ed25519, b"hello", &sig), "{bits} {alg:?}");
             }
         }
+    }
+
+    /// An 8192-bit key (made with `openssl genrsa 8192`; data signed with `openssl dgst -sha1`
+    /// and `-sha256`): taken and verified, as apk-tools does; one over 8192 bits is not.
+    #[test]
+    fn rsa_keys_up_to_8192_bits_verify() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rsa8192");
+        let pem = std::fs::read_to_string(dir.join("key.rsa.pub")).unwrap();
+        let key = PublicKey::from_pem(&pem).expect("an 8192-bit key");
+        let data = std::fs::read(dir.join("data")).unwrap();
+        for (alg, file) in [
+            (Alg::RsaSha1, "data.sig.sha1"),
+            (Alg::RsaSha256, "data.sig.sha256"),
+        ] {
+            let sig = std::fs::read(dir.join(file)).unwrap();
+            assert!(key.verify(alg, &data, &sig), "{file}");
+            assert!(!key.verify(alg, b"other data", &sig), "{file}");
+        }
+        // The same key as PKCS#1 `RSA PUBLIC KEY`.
+        let PublicKey::Rsa(rsa_key) = &key else {
+            panic!("not RSA")
+        };
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        let pkcs1 = rsa_key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        assert!(PublicKey::from_pem(&pkcs1).is_some());
+        // 8200 bits: refused (ring stops at 8192), never a key that cannot verify anything.
+        let big = rsa::pkcs1::RsaPublicKey {
+            modulus: rsa::pkcs1::UintRef::new(&[0xff; 1025]).unwrap(),
+            public_exponent: rsa::pkcs1::UintRef::new(&[1, 0, 1]).unwrap(),
+        };
+        use rsa::pkcs8::der::Encode;
+        let der = big.to_der().unwrap();
+        let pem =
+            rsa::pkcs8::der::pem::encode_string("RSA PUBLIC KEY", rsa::pkcs8::LineEnding::LF, &der)
+                .unwrap();
+        assert!(PublicKey::from_pem(&pem).is_none());
     }
 
     #[test]
