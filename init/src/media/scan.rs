@@ -599,13 +599,14 @@ pub fn discover(cfg: &BootConfig, loader: Option<&mut Loader>, started: &mut Col
 /// those buses again, a walk here and now does), after what is queued.
 fn absorb_walk(whole: (Vec<String>, Duration), first: &HashSet<String>, queue: &mut DriverQueue) {
     let (aliases, took) = whole;
+    let rest = rest_of_walk(aliases, first);
     log::debug!(
         "coldplug: {} modaliases besides the first buses' {} ({} ms)",
-        aliases.iter().filter(|a| !first.contains(*a)).count(),
+        rest.len(),
         first.len(),
         took.as_millis()
     );
-    queue.push_back(rest_of_walk(aliases, first));
+    queue.push_back(rest);
 }
 
 /// Reads every queued uevent: `change` events of block devices are probed again, the modaliases
