@@ -329,6 +329,7 @@ fn rsa_public_from_pem(pem: &str) -> Option<RsaPublicKey> {
     let pkcs1 = match label {
         "PUBLIC KEY" => {
             let spki = rsa::pkcs8::SubjectPublicKeyInfoRef::from_der(doc.as_bytes()).ok()?;
+            // rsaEncryption; its parameters (NULL) are not checked, as OpenSSL does not.
             if spki.algorithm.oid != rsa::pkcs1::ALGORITHM_OID {
                 return None;
             }
@@ -349,7 +350,7 @@ fn rsa_public_from_pem(pem: &str) -> Option<RsaPublicKey> {
 /// RSA PKCS#1 v1.5 verification of `sig` over `data` (hashed with `alg`'s digest).
 ///
 /// ring does it for the keys it takes (a modulus of 1024 to 8192 bits, an odd exponent from 3 to
-/// 2^33 - 1: every key Alpine and abuild make; the rsa crate loads none over 4096 bits anyway): its assembly Montgomery multiplication is far faster than
+/// 2^33 - 1: every key Alpine and abuild make; none over [`MAX_RSA_BITS`] is loaded): its assembly Montgomery multiplication is far faster than
 /// the rsa crate's num-bigint-dig, whose exponentiation was 78% of `apk verify`'s time (the 101
 /// packages of the fixture medium: 187 -> 57 ms). Both check the same thing (RFC 8017
 /// RSASSA-PKCS1-v1_5: a signature as long as the modulus, the exact padding and DigestInfo), so
