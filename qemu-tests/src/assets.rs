@@ -204,10 +204,11 @@ impl Env {
             cmd.arg("-q")
                 .arg("-i")
                 .arg(self.bin("init"))
-                .arg("-F")
-                .arg(&r.features)
                 .arg("--keys-dir")
                 .arg(&keys.index_pub);
+            if !r.features.is_empty() {
+                cmd.arg("-F").arg(&r.features);
+            }
             if r.alpine_keys {
                 // Alpine's own keys too, as Alpine's initramfs has them: indexes Alpine signed
                 // (in the medium's cache) stay trusted at boot.
@@ -522,7 +523,7 @@ pub struct Keys {
 /// How to build an initramfs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct InitramfsRecipe {
-    /// `-F` features.
+    /// `-F` features; empty: mkinitfs's default features (no `-F`).
     pub features: String,
     /// Embed the overlay verification key (then `apkovl_verify` defaults to `required`).
     pub overlay_keys: bool,
@@ -535,6 +536,16 @@ pub struct InitramfsRecipe {
 }
 
 impl InitramfsRecipe {
+    /// What a medium made with mkinitfs's defaults carries: the default features and zstd level;
+    /// the medium, overlay and Alpine keys embedded.
+    pub fn default_image() -> Self {
+        InitramfsRecipe {
+            features: String::new(),
+            zstd_level: None,
+            ..InitramfsRecipe::standard()
+        }
+    }
+
     /// The default features plus `network`; the medium, overlay and Alpine keys embedded.
     pub fn standard() -> Self {
         InitramfsRecipe {

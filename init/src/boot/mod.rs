@@ -231,12 +231,6 @@ fn report(f: &Failure, timeline: &mut Timeline) {
 /// their own (an IDE controller, its CD drive), each round a level deeper.
 const MAX_LATE_COLDPLUGS: usize = 4;
 
-/// The nice value of the thread loading the background drivers (a driver's probe runs in the
-/// thread that loads it): the package install, which the boot waits for, gets the CPUs first;
-/// the drivers take what it leaves (a busybox post-install beside ata_piix's probe of the CD
-/// drive took 0.32 s at the same priority under qemu with two CPUs).
-const BACKGROUND_NICE: i32 = 10;
-
 /// The executor's state across attempts. Each phase is one method (in the module of its name),
 /// each decision one call into [`crate::plan`].
 struct Boot {
@@ -436,8 +430,10 @@ impl Boot {
     /// Hands to a thread of its own the modules upstream always loads ([`drivers::ALWAYS`]) and
     /// the drivers of `aliases` (what media discovery left queued: devices that are not the
     /// medium), then those of the devices these drivers create, while the overlay is applied and
-    /// the packages installed; [`Boot::settle_drivers`] waits for it. The thread runs at a lower
-    /// priority ([`BACKGROUND_NICE`]): the install, which the boot waits for, goes first.
+    /// the packages installed; [`Boot::settle_drivers`] waits for it. The thread keeps the boot's
+    /// priority: most of its time is spent asleep in the drivers' probes, and at a lower one
+    /// (nice 10) a single CPU gave it its turns only once the install was done, so that the
+    /// finish phase waited 0.41 s for the probes (docs/boot.md, "Measured").
     fn load_in_background(&mut self, aliases: Vec<String>, coldplug: media::Coldplug) {
         let Some(mut loader) = self.loader.take() else {
             return;
@@ -453,9 +449,6 @@ impl Boot {
             .name("drivers".into())
             .spawn(move || {
                 let mut loader = rx.recv().ok()?;
-                if let Err(e) = sys::lower_thread_priority(BACKGROUND_NICE) {
-                    log::debug!("background drivers keep the boot's priority: {e}");
-                }
                 loader.load_quietly_all(&drivers::ALWAYS);
                 // Devices these drivers create (the CD drive behind an IDE controller) are
                 // announced on discovery's uevent socket, which is read no more by discovery.

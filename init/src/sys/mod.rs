@@ -192,12 +192,6 @@ pub fn is_pid1() -> bool {
     nix::unistd::getpid() == Pid::from_raw(1)
 }
 
-/// Lowers the calling thread's scheduling priority to `nice` (Linux keeps a nice value per
-/// thread: `setpriority(PRIO_PROCESS, 0, ..)` changes the caller's only).
-pub fn lower_thread_priority(nice: i32) -> io::Result<()> {
-    rustix::process::setpriority_process(None, nice).map_err(io::Error::from)
-}
-
 /// The running kernel's release (`uname -r`), which names `/lib/modules/<release>`.
 pub fn kernel_release() -> Option<String> {
     nix::sys::utsname::uname()

@@ -6,9 +6,11 @@
 //! their ratios to the floor. The default runlevel is a marker printed by the last service of
 //! the default runlevel, which every medium's overlay carries (and the stand-in's root).
 //!
-//! The netboot case boots alpine-base from the network instead (the same initramfs and overlay:
-//! `ip=dhcp`, the repository and the signed overlay from a loopback HTTP server), printed beside
-//! the medium boot.
+//! alpine-base boots the initramfs mkinitfs makes by default (default features and zstd level),
+//! the jumphost and the netboot case that image's features plus `network` (their NIC drivers).
+//! The netboot case boots alpine-base from the network instead (the same overlay: `ip=dhcp`, the
+//! repository and the signed overlay from a loopback HTTP server), printed beside the medium
+//! boot.
 //!
 //! `--levels 1,3,...` also measures the initramfs's zstd level: for each level, the size of the
 //! alpine-base initramfs and the kernel's unpack (kernel start -> `/init`, the timeline's first
@@ -173,11 +175,14 @@ fn main() {
         env.kver,
         loadavg()
     );
+    // The netboot and jumphost cases: the default features and `network` (their NIC drivers),
     // mkinitfs's default zstd level, as users' images have it.
     let initramfs = env.initramfs(&InitramfsRecipe {
         zstd_level: None,
         ..InitramfsRecipe::standard()
     });
+    // alpine-base from its medium: the image mkinitfs makes by default (no network drivers).
+    let base_initramfs = env.initramfs(&InitramfsRecipe::default_image());
     let (base_ovl_name, base_ovl) = base_overlay();
     let base_medium = env.medium(&signed_medium(
         env,
@@ -185,7 +190,7 @@ fn main() {
         false,
         "ALPINE",
         "modloop=none",
-        &initramfs,
+        &base_initramfs,
         &base_ovl_name,
         base_ovl.tar_gz(),
     ));
@@ -196,7 +201,7 @@ fn main() {
         match c.as_str() {
             "alpine-base" => all.push(Case {
                 name: "alpine-base".into(),
-                initramfs: initramfs.clone(),
+                initramfs: base_initramfs.clone(),
                 medium: Some(base_medium.clone()),
                 cmdline: "modloop=none".into(),
                 standin: false,
