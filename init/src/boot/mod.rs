@@ -433,7 +433,7 @@ impl Boot {
     /// the packages installed; [`Boot::settle_drivers`] waits for it. The thread keeps the boot's
     /// priority: most of its time is spent asleep in the drivers' probes, and at a lower one
     /// (nice 10) a single CPU gave it its turns only once the install was done, so that the
-    /// finish phase waited 0.41 s for the probes (docs/boot.md, "Measured").
+    /// finish phase waited 0.41 s for the probes (docs/boot.md, "Boot speed").
     fn load_in_background(&mut self, aliases: Vec<String>, coldplug: media::Coldplug) {
         let Some(mut loader) = self.loader.take() else {
             return;

@@ -13,8 +13,8 @@
 //! boot.
 //!
 //! `--levels 1,3,...` also measures the initramfs's zstd level: for each level, the size of the
-//! alpine-base initramfs and the kernel's unpack (kernel start -> `/init`, the timeline's first
-//! row) over the same boots.
+//! default image and of the image with `network`, and the kernel's unpack of the latter (kernel
+//! start -> `/init`, the timeline's first row) booting the alpine-base medium.
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
