@@ -493,6 +493,33 @@ mod tests {
         assert!(PublicKey::from_pem(&pem).is_none());
     }
 
+    /// A public exponent of 1 makes any message's own PKCS#1 encoding its "signature" (s^1 mod n
+    /// is s): such a key is refused, not trusted (OpenSSL 3.0's `openssl dgst -verify` accepts that
+    /// forgery with it, so apk-tools would).
+    #[test]
+    fn a_key_with_exponent_one_is_refused() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rsa8192");
+        let pem = std::fs::read_to_string(dir.join("key.rsa.pub")).unwrap();
+        let PublicKey::Rsa(real) = PublicKey::from_pem(&pem).unwrap() else {
+            panic!("not RSA")
+        };
+        use rsa::traits::PublicKeyParts;
+        let modulus = real.n().to_bytes_be();
+        let with_exponent = |e: &[u8]| {
+            let k = rsa::pkcs1::RsaPublicKey {
+                modulus: rsa::pkcs1::UintRef::new(&modulus).unwrap(),
+                public_exponent: rsa::pkcs1::UintRef::new(e).unwrap(),
+            };
+            use rsa::pkcs8::der::Encode;
+            let der = k.to_der().unwrap();
+            rsa::pkcs8::der::pem::encode_string("RSA PUBLIC KEY", rsa::pkcs8::LineEnding::LF, &der)
+                .unwrap()
+        };
+        assert!(PublicKey::from_pem(&with_exponent(&[1])).is_none());
+        // The same modulus with 65537 is the real key again: only the exponent was refused.
+        assert!(PublicKey::from_pem(&with_exponent(&[1, 0, 1])).is_some());
+    }
+
     #[test]
     fn loads_alpine_keys() {
         let ring = crate::testutil::alpine_keys();
