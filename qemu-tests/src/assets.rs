@@ -220,12 +220,17 @@ impl Env {
             if let Some(ca) = &r.ca {
                 cmd.arg("--ca").arg(ca);
             }
-            if let Some(level) = r.zstd_level {
-                let conf = self.assets.join(format!("mkinitfs-zstd{level}.conf"));
-                std::fs::write(&conf, format!("complevel_zstd=\"{level}\"\n"))
-                    .expect("mkinitfs config");
-                cmd.arg("-c").arg(conf);
-            }
+            // Always a config file of ours: never the build host's /etc/mkinitfs/mkinitfs.conf
+            // (an Alpine host's would change the features and the compression).
+            let (conf, text) = match r.zstd_level {
+                Some(level) => (
+                    self.assets.join(format!("mkinitfs-zstd{level}.conf")),
+                    format!("complevel_zstd=\"{level}\"\n"),
+                ),
+                None => (self.assets.join("mkinitfs-defaults.conf"), String::new()),
+            };
+            std::fs::write(&conf, text).expect("mkinitfs config");
+            cmd.arg("-c").arg(conf);
             cmd.arg("-o")
                 .arg(&out)
                 .arg(&self.kver)

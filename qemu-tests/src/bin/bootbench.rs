@@ -327,7 +327,12 @@ fn main() {
     }
     let by_name = |n: &str| all.iter().position(|c| c.name == n);
     if let (Some(net), Some(medium)) = (by_name("netboot"), by_name("alpine-base")) {
-        println!("-- netboot vs medium boot of alpine-base ({K_SBIN_INIT}, medians)");
+        println!(
+            "-- netboot vs medium boot of alpine-base ({K_SBIN_INIT}, medians; initramfs {} KiB \
+             and {} KiB)",
+            size_kib(&all[net].initramfs),
+            size_kib(&all[medium].initramfs)
+        );
         for (si, smp) in smps.iter().enumerate() {
             if let (Some(n), Some(m)) = (
                 samples[net][si].median(K_SBIN_INIT),
@@ -696,7 +701,7 @@ fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Pa
     let mut rows: Vec<(i32, u64, Vec<Samples>)> = Vec::new();
     let mut defaults: Vec<(u64, Duration)> = Vec::new();
     for &level in levels {
-        defaults.push(default_image(env, level));
+        defaults.push(default_image_build(env, level));
         let img = level_initramfs(env, level);
         rows.push((
             level,
@@ -753,7 +758,7 @@ fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Pa
 
 /// The default initramfs (mkinitfs's default features, the bench's index key) at a zstd level:
 /// its size in KiB and how long mkinitfs took to write it.
-fn default_image(env: &Env, level: i32) -> (u64, Duration) {
+fn default_image_build(env: &Env, level: i32) -> (u64, Duration) {
     let stage = tempfile::tempdir_in(&env.assets).expect("a staging directory");
     let conf = stage.path().join("mkinitfs.conf");
     std::fs::write(
