@@ -54,6 +54,60 @@ pub fn parse_uptime(text: &str) -> Option<Duration> {
     parse_secs(&format!("{} s", text.trim()))
 }
 
+/// OpenRC's steps, from the console's lines with their arrival times (`Vm::timed_lines`):
+/// `(label, duration)` in order, from the line `OpenRC ... is starting up` to the first line
+/// holding `until` (the default runlevel's marker). A step is a ` * ` line: `ebegin`'s `LABEL ...`
+/// ends with the arrival of the line that completes it (`[ ok ]` or `[ !! ]`: the same line, or a
+/// later one when the service printed in between), `einfo`'s line with its own arrival. Each step
+/// starts where the one before it ended (the first at OpenRC's banner), so what a service does
+/// before its first message counts in its step, and the durations add up to OpenRC start ->
+/// `until`'s line, less what follows the last step. Kernel messages in between belong to the step
+/// they interrupt. The label is the text after `* ` up to ` ...`, trimmed.
+pub fn openrc_steps(lines: &[(Duration, String)], until: &str) -> Vec<(String, Duration)> {
+    let Some(start) = lines
+        .iter()
+        .position(|(_, l)| l.contains("OpenRC") && l.contains("is starting up"))
+    else {
+        return Vec::new();
+    };
+    let end = lines[start..]
+        .iter()
+        .position(|(_, l)| l.contains(until))
+        .map_or(lines.len(), |i| start + i);
+    let step_label = |l: &str| -> Option<String> {
+        let text = l.trim_start().strip_prefix("* ")?;
+        let label = text.split(" ...").next().unwrap_or(text).trim();
+        (!label.is_empty()).then(|| label.to_string())
+    };
+    let completes = |l: &str| l.contains("[ ok ]") || l.contains("[ !! ]");
+    let mut steps = Vec::new();
+    let mut since = lines[start].0;
+    let mut i = start + 1;
+    while i < end {
+        let (at, line) = &lines[i];
+        let Some(label) = step_label(line) else {
+            i += 1;
+            continue;
+        };
+        let mut done = (i, *at);
+        if line.contains(" ...") && !completes(line) {
+            // Its completion, unless another step or the end comes first; then its last line.
+            let mut j = i + 1;
+            while j < end && step_label(&lines[j].1).is_none() {
+                done = (j, lines[j].0);
+                if completes(&lines[j].1) {
+                    break;
+                }
+                j += 1;
+            }
+        }
+        steps.push((label, done.1.saturating_sub(since)));
+        since = done.1;
+        i = done.0 + 1;
+    }
+    steps
+}
+
 /// The median (the mean of the middle two for an even count); `None` without samples.
 pub fn median(samples: &[Duration]) -> Option<Duration> {
     let mut v = samples.to_vec();
@@ -162,6 +216,74 @@ pub fn table(
     out
 }
 
+/// Seconds with three decimals and a sign (`+1.220`, `-0.105`).
+fn signed_secs(a: Duration, b: Duration) -> String {
+    if a >= b {
+        format!("+{:.3}", (a - b).as_secs_f64())
+    } else {
+        format!("-{:.3}", (b - a).as_secs_f64())
+    }
+}
+
+/// The steps whose medians in `case` and in its `floor` differ by `min` or more in any column
+/// (`(column, case's samples, floor's samples)`), in the order the case has them, then those
+/// only the floor has; each cell `case / floor (difference)` in seconds, a step missing on one
+/// side counting 0 there (`-`). `total`, when one of the figures, is the last row, always.
+pub fn step_differences(
+    columns: &[(String, &Samples, &Samples)],
+    min: Duration,
+    total: &str,
+) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, case, floor) in columns {
+        for n in case.names().chain(floor.names()) {
+            if n != total && !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    let row = |out: &mut String, n: &str| {
+        let _ = write!(out, "  {:<44}", n.chars().take(44).collect::<String>());
+        for (_, case, floor) in columns {
+            let (a, b) = (case.median(n), floor.median(n));
+            let (a0, b0) = (a.unwrap_or_default(), b.unwrap_or_default());
+            let secs =
+                |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.3}", d.as_secs_f64()));
+            let _ = write!(
+                out,
+                " {:>26}",
+                format!("{} / {} ({})", secs(a), secs(b), signed_secs(a0, b0))
+            );
+        }
+        out.push('\n');
+    };
+    let mut out = String::new();
+    let _ = write!(out, "  {:<44}", "step (seconds)");
+    for (c, _, _) in columns {
+        let _ = write!(out, " {c:>26}");
+    }
+    out.push('\n');
+    for n in names {
+        let apart = columns.iter().any(|(_, case, floor)| {
+            let (a, b) = (
+                case.median(n).unwrap_or_default(),
+                floor.median(n).unwrap_or_default(),
+            );
+            a.abs_diff(b) >= min
+        });
+        if apart {
+            row(&mut out, n);
+        }
+    }
+    if columns
+        .iter()
+        .any(|(_, case, floor)| case.count(total) > 0 || floor.count(total) > 0)
+    {
+        row(&mut out, total);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +347,112 @@ mod tests {
             kernel_stamp("no stamp Freeing initrd memory", "Freeing"),
             None
         );
+    }
+
+    fn timed(lines: &[(u64, &str)]) -> Vec<(Duration, String)> {
+        lines.iter().map(|(t, l)| (ms(*t), l.to_string())).collect()
+    }
+
+    #[test]
+    fn openrc_steps_as_the_console_shows_them() {
+        let lines = timed(&[
+            (900, "[    1.8] Run /init as init process"),
+            (
+                1000,
+                "   OpenRC 0.52.1 is starting up Linux 6.1.0-57-amd64 (x86_64)",
+            ),
+            (1100, " * /proc is already mounted"),
+            (1500, " * Caching service dependencies ... [ ok ]"),
+            (
+                1700,
+                " * Starting busybox mdev .../lib/rc/sh/openrc-run.sh: line 15: can't create",
+            ),
+            (1710, " [ !! ]"),
+            (3000, " * Scanning hardware for mdev ... [ ok ]"),
+            (
+                3100,
+                " * Loading modules ...modprobe: can't change directory",
+            ),
+            (3150, "[    2.9] random: crng init done"),
+            (3200, "modprobe: can't change directory"),
+            (3300, " [ ok ]"),
+            (3600, " * Checking local filesystems  ... [ ok ]"),
+            (3700, " * Starting networking ... *   lo ... [ ok ]"),
+            (3800, " *   eth0 ...ip: ioctl 0x8913 failed"),
+            (3900, " * Starting syslog ..."),
+            (4000, "BOOTBENCH-DEFAULT-RUNLEVEL uptime=3.1"),
+            (4100, " * after the marker ... [ ok ]"),
+        ]);
+        let steps = openrc_steps(&lines, "BOOTBENCH-DEFAULT-RUNLEVEL");
+        let want: Vec<(&str, u64)> = vec![
+            ("/proc is already mounted", 100),
+            ("Caching service dependencies", 400),
+            ("Starting busybox mdev", 210),
+            ("Scanning hardware for mdev", 1290),
+            ("Loading modules", 300),
+            ("Checking local filesystems", 300),
+            ("Starting networking", 100),
+            // Never completed: it ends with its own line when the next step begins.
+            ("eth0", 100),
+            // Never completed before the marker: its last line is its own.
+            ("Starting syslog", 100),
+        ];
+        let got: Vec<(&str, u64)> = steps
+            .iter()
+            .map(|(l, d)| (l.as_str(), d.as_millis() as u64))
+            .collect();
+        assert_eq!(got, want);
+        assert!(openrc_steps(&lines[..1], "BOOTBENCH").is_empty());
+        // Without the marker, up to the last line.
+        assert_eq!(
+            openrc_steps(&lines, "never printed")
+                .last()
+                .map(|(l, _)| l.as_str()),
+            Some("after the marker")
+        );
+    }
+
+    #[test]
+    fn steps_apart_from_the_floor() {
+        let (mut a1, mut f1, mut a2, mut f2) = Default::default();
+        let add = |s: &mut Samples, n: &str, v: u64| s.add(n, ms(v));
+        add(&mut a1, "Caching service dependencies", 1150);
+        add(&mut f1, "Caching service dependencies", 1110);
+        add(&mut a2, "Caching service dependencies", 1100);
+        add(&mut f2, "Caching service dependencies", 1120);
+        add(&mut a1, "Scanning hardware for mdev", 1600);
+        add(&mut f1, "Scanning hardware for mdev", 380);
+        add(&mut a2, "Scanning hardware for mdev", 1670);
+        add(&mut f2, "Scanning hardware for mdev", 400);
+        // Only on one side, apart in one column only.
+        add(&mut f1, "Mounting /dev/shm", 20);
+        add(&mut f2, "Mounting /dev/shm", 105);
+        for (s, v) in [
+            (&mut a1, 11760),
+            (&mut f1, 8860),
+            (&mut a2, 11600),
+            (&mut f2, 9110),
+        ] {
+            add(s, "OpenRC total", v);
+        }
+        let t = step_differences(
+            &[("-smp 1".into(), &a1, &f1), ("-smp 2".into(), &a2, &f2)],
+            ms(50),
+            "OpenRC total",
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 4, "{t}");
+        assert!(
+            lines[0].contains("-smp 1") && lines[0].contains("-smp 2"),
+            "{t}"
+        );
+        assert!(lines[1].starts_with("  Scanning hardware for mdev"), "{t}");
+        assert!(lines[1].contains("1.600 / 0.380 (+1.220)"), "{t}");
+        assert!(lines[1].contains("1.670 / 0.400 (+1.270)"), "{t}");
+        assert!(lines[2].contains("- / 0.020 (-0.020)"), "{t}");
+        assert!(lines[2].contains("- / 0.105 (-0.105)"), "{t}");
+        assert!(lines[3].starts_with("  OpenRC total"), "{t}");
+        assert!(lines[3].contains("11.760 / 8.860 (+2.900)"), "{t}");
     }
 
     #[test]

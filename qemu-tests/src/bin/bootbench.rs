@@ -3,8 +3,9 @@
 //! nothing (the same kernel, an initramfs that is an already-installed alpine-base root and a
 //! trivial `/init`): the floor. Prints the medians of every phase of the init's timeline, of
 //! kernel start -> `/sbin/init`, of kernel start and power-on -> OpenRC's default runlevel, and
-//! their ratios to the floor. The default runlevel is a marker printed by the last service of
-//! the default runlevel, which every medium's overlay carries (and the stand-in's root).
+//! their ratios to the floor, then OpenRC's steps whose medians are apart from the floor's (where
+//! the rest of the difference goes). The default runlevel is a marker printed by the last service
+//! of the default runlevel, which every medium's overlay carries (and the stand-in's root).
 //!
 //! alpine-base boots the initramfs mkinitfs makes by default (default features and zstd level),
 //! the jumphost and the netboot case that image's features plus `network` (their NIC drivers).
@@ -75,6 +76,10 @@ const K_DEFAULT: &str = "kernel start -> default runlevel";
 const P_DEFAULT: &str = "power-on -> default runlevel";
 const K_INIT: &str = "kernel start -> init";
 const UNPACK: &str = "initramfs unpack (kernel)";
+/// The last row of the OpenRC steps' comparison: from OpenRC's banner to the marker's line.
+const OPENRC_TOTAL: &str = "OpenRC start -> default runlevel";
+/// The OpenRC steps printed beside the floor's: those this far apart in a column.
+const STEP_APART: Duration = Duration::from_millis(50);
 
 struct Case {
     name: String,
@@ -279,16 +284,25 @@ fn main() {
             c.cmdline
         );
     }
-    // samples[case][smp]
+    // samples[case][smp], and the OpenRC steps of the same boots
     let mut samples: Vec<Vec<Samples>> = all
         .iter()
         .map(|_| smps.iter().map(|_| Samples::default()).collect())
         .collect();
+    let mut steps = samples.clone();
     // Interleaved (run, CPUs, case): a change of the host's load hits every case alike.
     for run in 0..runs {
         for (si, &smp) in smps.iter().enumerate() {
             for (ci, c) in all.iter().enumerate() {
-                boot_once(env, c, smp, run, until, &mut samples[ci][si]);
+                boot_once(
+                    env,
+                    c,
+                    smp,
+                    run,
+                    until,
+                    &mut samples[ci][si],
+                    &mut steps[ci][si],
+                );
             }
         }
     }
@@ -324,6 +338,26 @@ fn main() {
         };
         let floor_name = floor.map_or(STANDIN, |fi| all[fi].name.as_str());
         print!("{}", bench::table(&columns(ci), &ratios, floor_name));
+        match floor {
+            Some(fi) if !c.standin && until == Until::DefaultRunlevel => {
+                println!(
+                    "   OpenRC's steps {:.2} s or more apart from {floor_name}'s (medians, {} / \
+                     {floor_name}; a step runs from the end of the one before to its [ ok ])",
+                    STEP_APART.as_secs_f64(),
+                    c.name
+                );
+                let cols: Vec<(String, &Samples, &Samples)> = smps
+                    .iter()
+                    .enumerate()
+                    .map(|(si, smp)| (format!("-smp {smp}"), &steps[ci][si], &steps[fi][si]))
+                    .collect();
+                print!(
+                    "{}",
+                    bench::step_differences(&cols, STEP_APART, OPENRC_TOTAL)
+                );
+            }
+            _ => {}
+        }
     }
     let by_name = |n: &str| all.iter().position(|c| c.name == n);
     if let (Some(net), Some(medium)) = (by_name("netboot"), by_name("alpine-base")) {
@@ -379,7 +413,17 @@ enum Until {
 }
 
 /// Boots `c` once with `smp` CPUs and records its figures.
-fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Samples) {
+/// With `until` the default runlevel, `steps` gets the durations of OpenRC's steps (one sample per
+/// label and boot: a label seen twice adds up) and OpenRC start -> default runlevel.
+fn boot_once(
+    env: &Env,
+    c: &Case,
+    smp: u32,
+    run: usize,
+    until: Until,
+    s: &mut Samples,
+    steps: &mut Samples,
+) {
     let name = format!("bench-{}-smp{smp}-{run}", c.name);
     let disk = c.medium.as_ref().map(|m| env.copy_medium(m, &name));
     let mut image = Image::kernel(&env.kernel, &c.initramfs).cmdline(&c.cmdline);
@@ -411,6 +455,26 @@ fn boot_once(env: &Env, c: &Case, smp: u32, run: usize, until: Until, s: &mut Sa
     }
     let power_on = vm.seen_at(MARK_DEFAULT);
     vm.power_cut();
+    if until == Until::DefaultRunlevel {
+        let timed = vm.timed_lines();
+        let mut boot: Vec<(String, Duration)> = Vec::new();
+        for (label, d) in bench::openrc_steps(&timed, MARK_DEFAULT) {
+            match boot.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, sum)) => *sum += d,
+                None => boot.push((label, d)),
+            }
+        }
+        for (label, d) in &boot {
+            steps.add(label, *d);
+        }
+        let at = |pred: &dyn Fn(&str) -> bool| timed.iter().find(|(_, l)| pred(l)).map(|(t, _)| *t);
+        if let (Some(a), Some(b)) = (
+            at(&|l| l.contains("OpenRC") && l.contains("is starting up")),
+            at(&|l| l.contains(MARK_DEFAULT)),
+        ) {
+            steps.add(OPENRC_TOTAL, b.saturating_sub(a));
+        }
+    }
     if let Some(d) = &disk {
         let _ = std::fs::remove_file(d);
     }
@@ -720,7 +784,15 @@ fn zstd_levels(env: &Env, levels: &[i32], runs: usize, smps: &[u32], medium: &Pa
         for run in 0..runs {
             for (si, &smp) in smps.iter().enumerate() {
                 let last = rows.len() - 1;
-                boot_once(env, &c, smp, run, Until::SwitchRoot, &mut rows[last].2[si]);
+                boot_once(
+                    env,
+                    &c,
+                    smp,
+                    run,
+                    Until::SwitchRoot,
+                    &mut rows[last].2[si],
+                    &mut Samples::default(),
+                );
             }
         }
     }
