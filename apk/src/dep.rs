@@ -70,18 +70,27 @@ impl Dependency {
 
     /// Parse one token. `allow_tag` is true for world and command line entries.
     pub fn parse(token: &str, allow_tag: bool) -> Result<Self, DepError> {
-        Self::parse_with(token, allow_tag, &|s: &str| Text::new(s))
+        Self::parse_with(token, allow_tag, true, &|s: &str| Text::new(s))
     }
 
     /// Parse one token borrowed from `buf` (an index line): name, version and tag share its
     /// buffer instead of being copied.
     pub fn parse_in(buf: &Text, token: &str, allow_tag: bool) -> Result<Self, DepError> {
-        Self::parse_with(token, allow_tag, &|s: &str| buf.slice(s))
+        Self::parse_with(token, allow_tag, true, &|s: &str| buf.slice(s))
+    }
+
+    /// One `p:` token of an index: as [`Dependency::parse_in`], but a version that is not one
+    /// (`pc:x264=0.164.x`, `so:libtimed-qt5.so.0=0..0` in Alpine 3.19) is kept as written, as
+    /// apk-tools keeps it: the provide still satisfies dependencies without a version, and
+    /// comparisons treat its invalid part as apk's do.
+    pub fn parse_provide_in(buf: &Text, token: &str) -> Result<Self, DepError> {
+        Self::parse_with(token, false, false, &|s: &str| buf.slice(s))
     }
 
     fn parse_with(
         token: &str,
         allow_tag: bool,
+        strict_version: bool,
         text: &dyn Fn(&str) -> Text,
     ) -> Result<Self, DepError> {
         let bad = || DepError::Format(token.to_string());
@@ -135,7 +144,7 @@ impl Dependency {
             if op != CHECKSUM || ver.len() < 3 {
                 return Err(bad());
             }
-        } else if !version::is_loadable(ver) {
+        } else if strict_version && !version::is_loadable(ver) {
             return Err(DepError::Version(token.to_string()));
         }
         dep.op = op;

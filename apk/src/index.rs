@@ -251,4 +251,28 @@ mod tests {
         let idx = parse("P:a\nV:1\ny:x\n\n");
         assert!(idx.unknown_letters && !idx.unknown_uppercase);
     }
+
+    /// Alpine 3.19's timed has `p:so:libtimed-qt5.so.0=0..0`, x264-dev `p:pc:x264=0.164.x`:
+    /// apk-tools installs both, and the provide satisfies what depends on the name.
+    #[test]
+    fn bad_provides_and_install_if_leave_the_package_installable() {
+        let idx = parse(
+            "P:timed\nV:3.6.23-r0\np:so:libtimed-qt5.so.0=0..0 cmd:timed bad==\n\n\
+             P:x\nV:1\ni:a b==\n\n",
+        );
+        assert!(idx.skipped.is_empty(), "{:?}", idx.skipped);
+        let timed = &idx.packages[0];
+        assert!(!timed.broken);
+        let provides: Vec<String> = timed
+            .provides
+            .iter()
+            .map(|d| d.to_string_no_tag())
+            .collect();
+        assert_eq!(provides, ["so:libtimed-qt5.so.0=0..0", "cmd:timed"]);
+        assert!(timed.provides[0].version_matches(None));
+        // A partial install_if rule is no rule: the package is never installed by it.
+        assert!(!idx.packages[1].broken);
+        assert!(idx.packages[1].install_if.is_empty());
+        assert!(!idx.broken_packages);
+    }
 }

@@ -229,19 +229,24 @@ impl Package {
     /// package's strings share its buffer.
     pub fn apply_letter_in(&mut self, letter: u8, value: &Text) -> Result<bool, MetaError> {
         let v = value.as_str();
+        // An invalid dependency makes the package uninstallable instead of failing the whole
+        // index; an invalid provide is left out (one whose version only is not a version is
+        // kept as written); an invalid install_if condition drops the whole rule, so a partial
+        // one never installs the package (apk-format.md §3).
         let deps = |p: &mut Package, v: &str| -> Vec<Dependency> {
-            match Dependency::parse_list_in(value, v, false) {
-                Ok(d) => d,
-                Err(_) => {
-                    // An invalid dependency makes the package uninstallable instead of failing
-                    // the whole index (apk-format.md §8.1).
-                    p.broken = true;
-                    v.split_whitespace()
-                        .filter_map(|t| Dependency::parse_in(value, t, false).ok())
-                        .collect()
-                }
-            }
+            Dependency::parse_list_in(value, v, false).unwrap_or_else(|_| {
+                p.broken = true;
+                v.split_whitespace()
+                    .filter_map(|t| Dependency::parse_in(value, t, false).ok())
+                    .collect()
+            })
         };
+        let provides = |v: &str| -> Vec<Dependency> {
+            v.split_whitespace()
+                .filter_map(|t| Dependency::parse_provide_in(value, t).ok())
+                .collect()
+        };
+        let install_if = |v: &str| Dependency::parse_list_in(value, v, false).unwrap_or_default();
         match letter {
             b'C' => {
                 self.identity = Checksum::parse(v)
@@ -261,8 +266,8 @@ impl Package {
             b'c' => self.commit = Some(value.clone()),
             b'k' => self.provider_priority = Some(parse_num("k", v)?),
             b'D' => self.depends = deps(self, v),
-            b'p' => self.provides = deps(self, v),
-            b'i' => self.install_if = deps(self, v),
+            b'p' => self.provides = provides(v),
+            b'i' => self.install_if = install_if(v),
             _ => return Ok(false),
         }
         Ok(true)

@@ -9,8 +9,13 @@
 //! Known differences between apk-tools v3 (which we follow) and v2 that these worlds could meet,
 //! and why none is expected here: v3 refuses packages of a foreign architecture (every package
 //! here is x86_64 or noarch); v3 masks tagged repositories strictly (no tags here); v3 prefers
-//! untagged dependencies of a pinned package (no pins here). Order is not compared: v2 and v3
-//! agree on it, but the test is about the selection.
+//! untagged dependencies of a pinned package (no pins here); v3 lets a provide without a version
+//! satisfy a dependency with one (its version comparison with a missing side matches every
+//! operator, where v2 refuses), so `nodejs>=21` or `nginx<1.22` install nodejs-current or
+//! openresty here and fail with apk-tools 2.14 (no such world below). Order is not compared: v2
+//! and v3 agree on it, but the test is about the selection. apk-tools 2.14 takes `--repository`
+//! options last first, which decides ties between equal candidates of two repositories (none
+//! below).
 
 mod common;
 
@@ -71,6 +76,23 @@ const WORLDS: &[&str] = &[
     "ffmpeg gimp",
     "texlive",
     "alpine-base nosuch-package",
+    // Found by a random-world sweep against the oracle (1305 worlds): two providers of one
+    // versioned name (icu-data, so:libjack.so.0, so:libwolfssl.so.42, so:libpolkit-*,
+    // cmd:dnsmasq) that the first search chose apart; a provide without a version against the
+    // real package (openresty's p:nginx, nodejs-current's p:nodejs); the world's name from a
+    // provider with a higher version of it; provides whose version is not one (timed, x264-dev).
+    "texlive-xetex",
+    "icu-libs qt5-qtbase",
+    "dnsmasq-dnssec dnsmasq",
+    "pipewire-jack jack-dev",
+    "vde2 wolfssl-jni-dev",
+    "polkit polkit-elogind-libs",
+    "nginx-mod-rtmp",
+    "uglify-js",
+    "cachefilesd",
+    "basisu-libs opencl-icd-loader",
+    "x264-dev",
+    "timed",
 ];
 
 fn indexes() -> PathBuf {

@@ -12,7 +12,7 @@
 //! ordered changes, [`report`] words what cannot be satisfied.
 
 use crate::dep::Dependency;
-use crate::pool::{PkgId, Pool};
+use crate::pool::{PkgId, Pool, Provider};
 use crate::text::Text;
 use std::collections::{HashMap, HashSet};
 
@@ -135,31 +135,73 @@ pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solutio
             .filter(|d| !d.conflict)
             .map(|d| d.name.clone())
             .collect();
+        let pin_of = |d: &Dependency| match &d.tag {
+            Some(t) => Pin {
+                allowed: vec![t.to_string()],
+                preferred: Some(t.to_string()),
+            },
+            None => Pin::default(),
+        };
+        // What each world dependency would take on its own (`opencl-icd-loader` from opencl,
+        // which provides it at a higher version): preferred for the names it provides.
+        at.world_picks = sorted_world
+            .iter()
+            .filter(|d| !d.conflict)
+            .filter_map(|d| {
+                let cands: Vec<&Provider> = pool
+                    .providers(&d.name)
+                    .iter()
+                    .filter(|p| at.basic_ok(p, d))
+                    .collect();
+                at.best(&d.name, &cands, &pin_of(d))
+            })
+            .collect();
         for d in sorted_world {
-            let pin = match &d.tag {
-                Some(t) => Pin {
-                    allowed: vec![t.to_string()],
-                    preferred: Some(t.to_string()),
-                },
-                None => Pin::default(),
-            };
-            at.resolve(d, Origin::World, &pin);
+            at.resolve(d, Origin::World, &pin_of(d));
         }
         at.install_if_pass();
         at.prune_missing();
         at
     }
     // Learn violated constraints and search again; each round adds a constraint, so this ends.
-    for _ in 0..200 {
-        let violation = run(pool, opts, &learned, &sorted_world).violation();
-        let Some((name, dep)) = violation else { break };
-        let l = learned.entry(name).or_default();
-        if l.contains(&dep) {
-            break;
+    // With `clashes` (whether to rule out the first owner first), two packages owning one name
+    // count as a violation too, and so does a package whose dependency had to take a candidate
+    // that is ruled out.
+    let learn = |learned: &mut HashMap<Text, Vec<Dependency>>, clashes: Option<bool>| {
+        for _ in 0..200 {
+            let at = run(pool, opts, learned, &sorted_world);
+            let violation = at.violation().or_else(|| {
+                clashes.and_then(|owner_first| {
+                    at.forced_requirer(learned)
+                        .or_else(|| at.owner_clash(learned, owner_first))
+                })
+            });
+            let Some((name, dep)) = violation else { break };
+            let l = learned.entry(name).or_default();
+            if l.contains(&dep) {
+                break;
+            }
+            l.push(dep);
         }
-        l.push(dep);
-    }
+    };
+    learn(&mut learned, None);
     let at = run(pool, opts, &learned, &sorted_world);
+    // A clash of owners is learned from only when that solves the world: an unsolvable one is
+    // reported as the first search found it (apk's report names the packages it chose).
+    // Ruling out the first owner is tried first (what pulled it in may have had a choice), then
+    // the second.
+    if ErrorReport::build(pool, &at, world).is_some()
+        && at.owner_clash(&HashMap::new(), true).is_some()
+    {
+        for owner_first in [true, false] {
+            let mut again: HashMap<Text, Vec<Dependency>> = HashMap::new();
+            learn(&mut again, Some(owner_first));
+            let other = run(pool, opts, &again, &sorted_world);
+            if ErrorReport::build(pool, &other, world).is_none() {
+                return finish(pool, other, world, opts);
+            }
+        }
+    }
     finish(pool, at, world, opts)
 }
 

@@ -37,10 +37,15 @@ pub(super) struct Attempt<'a> {
     pub(super) conflicts: Vec<Req>,
     pub(super) pins: HashMap<PkgId, Pin>,
     pub(super) forced: Vec<PkgId>,
+    /// Each forced selection with what asked for it.
+    pub(super) forced_by: Vec<(PkgId, Origin)>,
     pub(super) missing: Vec<Text>,
     /// Names the world asks for directly: such a package is the provider of choice for any
     /// name it provides (apk prefers what the world selects anyway).
     pub(super) world_names: std::collections::HashSet<Text>,
+    /// The provider each world dependency prefers on its own: the provider of choice for the
+    /// other names it provides (apk decides the world's names first).
+    pub(super) world_picks: std::collections::HashSet<PkgId>,
 }
 
 /// The tags a package counts as coming from: its repositories' tags, and for an installed
@@ -75,8 +80,10 @@ impl<'a> Attempt<'a> {
             conflicts: Vec::new(),
             pins: HashMap::new(),
             forced: Vec::new(),
+            forced_by: Vec::new(),
             missing: Vec::new(),
             world_names: Default::default(),
+            world_picks: Default::default(),
         }
     }
 
@@ -236,10 +243,10 @@ impl<'a> Attempt<'a> {
         let kept = |p: &crate::pool::PoolPackage| {
             p.installed.is_some() && self.opts.ignore.contains(&p.pkg.name)
         };
-        let in_world = |p: &crate::pool::PoolPackage| self.world_names.contains(&p.pkg.name);
+        let in_world = |p: &Provider| self.world_picks.contains(&p.pkg);
         kept(pb)
             .cmp(&kept(pa))
-            .then_with(|| in_world(pb).cmp(&in_world(pa)))
+            .then_with(|| in_world(b).cmp(&in_world(a)))
             .then_with(|| available(b).cmp(&available(a)))
             .then_with(|| {
                 if latest {
@@ -255,10 +262,11 @@ impl<'a> Attempt<'a> {
                 keep(pb).cmp(&keep(pa))
             })
             .then_with(|| match (&b.version, &a.version) {
+                // A versioned provide against one without a version decides nothing (apk's
+                // version comparison with a missing side matches every operator): the provider
+                // priority below does, so `p:nginx` (k:1) does not beat nginx itself.
                 (Some(vb), Some(va)) => version::compare(vb, va),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
+                _ => Ordering::Equal,
             })
             .then_with(|| {
                 if pa.pkg.name == pb.pkg.name {
@@ -369,6 +377,9 @@ impl<'a> Attempt<'a> {
                 }
             }
         };
+        if forced && !self.is_sel[pick] {
+            self.forced_by.push((pick, from));
+        }
         let tag = self.tag_for(pick, pin);
         self.select(pick, pin, forced, tag);
     }
@@ -481,6 +492,74 @@ impl<'a> Attempt<'a> {
                     .all(|r| self.satisfied(&r.dep))
             })
             .collect();
+    }
+
+    /// A constraint, not yet in `learned`, that rules out a package whose dependency only a
+    /// package `learned` rules out satisfied (the search selected it anyway): the next search
+    /// then looks for another provider of what the package itself was selected for (jack-dev's
+    /// `jack=1.9.22-r4` once jack is ruled out: world's `jack-dev` from pipewire-jack-dev).
+    pub(super) fn forced_requirer(
+        &self,
+        learned: &HashMap<Text, Vec<Dependency>>,
+    ) -> Option<(Text, Dependency)> {
+        let known =
+            |(name, dep): &(Text, Dependency)| learned.get(name).is_some_and(|l| l.contains(dep));
+        self.forced_by.iter().find_map(|&(pick, from)| match from {
+            // Only a pick that was itself ruled out: one forced by a clash of owners is the
+            // clash's to learn from.
+            Origin::Pkg(r) if self.is_sel[r] && known(&self.exclusion(pick)) => {
+                let c = self.exclusion(r);
+                (!known(&c)).then_some(c)
+            }
+            _ => None,
+        })
+    }
+
+    /// The learned constraint that rules out package `id` and no other: a conflict with its
+    /// identity (`!name><Q1...`), so another package providing `name` at the same version
+    /// (wolfssl-jni's `wolfssl=5.6.6-r1`) stays a candidate.
+    fn exclusion(&self, id: PkgId) -> (Text, Dependency) {
+        let pkg = &self.pool.packages[id].pkg;
+        let mut d = Dependency::any(&pkg.name);
+        d.conflict = true;
+        d.op = version::CHECKSUM;
+        d.version = Some(Text::new(pkg.identity.to_string()));
+        (pkg.name.clone(), d)
+    }
+
+    /// Two selected packages that provide one name with a version, which apk allows one package
+    /// to do (the second was selected against [`Self::consistent`], as the closest candidate
+    /// of a dependency nothing else satisfied): a constraint that rules out the first of them
+    /// (with `owner_first`, else the second), or else the other, not yet in `learned`. Learning it makes the next search take another
+    /// provider for what pulled the first one in (icu-libs' `icu-data=74.1-r0` from
+    /// icu-data-full instead of icu-data-en, when texlive-xetex needs icu-data-full itself).
+    pub(super) fn owner_clash(
+        &self,
+        learned: &HashMap<Text, Vec<Dependency>>,
+        owner_first: bool,
+    ) -> Option<(Text, Dependency)> {
+        let exclude = |id: PkgId| self.exclusion(id);
+        let new = |(name, dep): (Text, Dependency)| {
+            (!learned.get(&name).is_some_and(|l| l.contains(&dep))).then_some((name, dep))
+        };
+        for &id in &self.selected {
+            for (name, ver) in self.names_of(id) {
+                match (ver, self.owners.get(&name)) {
+                    (Some(_), Some(&owner)) if owner != id => {
+                        let (a, b) = if owner_first {
+                            (owner, id)
+                        } else {
+                            (id, owner)
+                        };
+                        if let Some(c) = new(exclude(a)).or_else(|| new(exclude(b))) {
+                            return Some(c);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        None
     }
 
     /// First violated constraint, to learn from.
