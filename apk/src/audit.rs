@@ -221,7 +221,11 @@ fn walk(ctx: &mut Ctx<'_>, dir: &str, node: &Node) -> Result<(), AuditError> {
                 AuditMode::Backup => child.has_protected(),
                 _ => true,
             };
-            if !wanted {
+            // System mode reports no new files or directories (apk-audit(8)): a directory no
+            // package owns is not entered.
+            if !wanted
+                || ctx.opts.mode == AuditMode::System && !ctx.dirs.contains_key(path.as_str())
+            {
                 continue;
             }
             let audited = match ctx.opts.mode {
@@ -281,7 +285,7 @@ fn audit_file(ctx: &mut Ctx<'_>, dir: &str, name: &str, meta: &std::fs::Metadata
             }
             _ => None,
         },
-        AuditMode::System if mode.is_protected() => return,
+        AuditMode::System if mode.is_protected() || dbf.is_none() => return,
         _ => None,
     };
     let status = status.or_else(|| match dbf {

@@ -196,7 +196,7 @@ impl<'a> Installer<'a> {
                 "  ",
             );
         }
-        self.remove_files(&ip, &HashSet::new());
+        self.remove_files(&ip, &HashSet::new(), &HashSet::new());
         if let Some(body) = self.stored_script(&pkg.identity, "post-deinstall") {
             self.run_script(
                 pkg,
@@ -211,8 +211,15 @@ impl<'a> Installer<'a> {
         self.db.triggers.retain(|(id, _)| id != &pkg.identity);
     }
 
-    /// Delete the files of `ip` except those in `keep`, then its now unused directories.
-    fn remove_files(&mut self, ip: &InstalledPackage, keep: &HashSet<String>) {
+    /// Delete the files of `ip` except those in `keep`, then its directories that no other
+    /// package has and that are not in `keep_dirs` (the directories of the version replacing it:
+    /// an empty directory both versions own stays, as apk-tools keeps it).
+    fn remove_files(
+        &mut self,
+        ip: &InstalledPackage,
+        keep: &HashSet<String>,
+        keep_dirs: &HashSet<&str>,
+    ) {
         let name = ip.pkg.name.clone();
         for (d, f) in ip.files() {
             let path = join(&d.path, &f.name);
@@ -244,7 +251,11 @@ impl<'a> Installer<'a> {
         let mut dirs: Vec<&DirEntry> = ip
             .dirs
             .iter()
-            .filter(|d| !d.path.is_empty() && !still_used.contains(d.path.as_str()))
+            .filter(|d| {
+                !d.path.is_empty()
+                    && !still_used.contains(d.path.as_str())
+                    && !keep_dirs.contains(d.path.as_str())
+            })
             .collect();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.path.len()));
         for d in dirs {
@@ -343,7 +354,8 @@ impl<'a> Installer<'a> {
         };
         if let Some(o) = &old {
             let keep: HashSet<String> = staged.iter().map(|s| s.path.clone()).collect();
-            self.remove_files(o, &keep);
+            let keep_dirs: HashSet<&str> = ip.dirs.iter().map(|d| d.path.as_str()).collect();
+            self.remove_files(o, &keep, &keep_dirs);
             self.db.scripts.retain(|(sid, _), _| sid != &o.pkg.identity);
             self.db.triggers.retain(|(sid, _)| sid != &o.pkg.identity);
         }

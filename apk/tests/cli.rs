@@ -30,6 +30,23 @@ fn help_and_usage() {
         assert!(o.status.success(), "{applet} --help");
         assert!(text(&o).0.contains("Usage"), "{applet} --help");
     }
+    // No applet is needed for --print-arch; without one apk prints its usage and fails.
+    let o = run_apk(&["--print-arch"]);
+    assert_eq!(
+        (o.status.code(), text(&o).0.as_str()),
+        (Some(0), "x86_64\n")
+    );
+    let o = run_apk(&["--arch", "aarch64", "--print-arch"]);
+    assert_eq!(text(&o).0, "aarch64\n");
+    for args in [&[][..], &["--root", "/nonexistent"][..]] {
+        let o = run_apk(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&o).0.contains("Usage: apk"),
+            "{args:?}: {:?}",
+            text(&o)
+        );
+    }
     let o = run_apk(&["frobnicate"]);
     assert_eq!(o.status.code(), Some(1));
     let o = run_apk(&["add", "--no-such-option", "x"]);
@@ -82,6 +99,26 @@ fn alpine_base_transcript() {
     let r = root.to_str().unwrap();
     let o = run_apk(&["--root", r, "info", "-W", "/bin/sh"]);
     assert_eq!(text(&o).0, "/bin/sh is owned by busybox-binsh-1.36.1-r15\n");
+    // `version`, byte for byte as apk-tools 2.14.4 prints it: only upgradable packages by
+    // default (none here), every status for named packages, names only with -q.
+    let repo = alpine_repo();
+    let v = [
+        "--root",
+        r,
+        "--no-network",
+        "--repository",
+        repo.to_str().unwrap(),
+        "version",
+    ];
+    let with = |extra: &[&str]| text(&run_apk(&[&v[..], extra].concat())).0;
+    let header = format!("{:<42}Available:\n", "Installed:");
+    assert_eq!(with(&[]), header);
+    assert_eq!(
+        with(&["busybox"]),
+        format!("{header}busybox-1.36.1-r15                      = 1.36.1-r15 \n")
+    );
+    assert_eq!(with(&["-q", "-l", "=", "zlib"]), "zlib\n");
+    assert_eq!(with(&["-v"]).lines().count(), 26);
     let o = run_apk(&["info", "--root", r]);
     assert_eq!(text(&o).0.lines().count(), 25);
     let o = run_apk(&["--root", r, "stats"]);
@@ -178,6 +215,93 @@ struct Repo {
     dir: PathBuf,
     keys: PathBuf,
     key: PathBuf,
+}
+
+/// Output into a pipe whose reader went away ends apk quietly by SIGPIPE, as it ends apk-tools;
+/// Rust's runtime ignores the signal, and `println!` then panicked (`apk info | head`).
+#[test]
+fn a_pipe_closed_by_its_reader_ends_apk_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let main = shared().join("fixtures/alpine-3.19-indexes/main");
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("lib/apk/db")).unwrap();
+    std::fs::write(t.path().join("lib/apk/db/installed"), "").unwrap();
+    std::fs::create_dir_all(t.path().join("etc/apk")).unwrap();
+    std::fs::write(t.path().join("etc/apk/world"), "").unwrap();
+    let mut child = std::process::Command::new(apk_bin())
+        .arg("--root")
+        .arg(t.path())
+        .args(["list", "--available", "--no-network", "--keys-dir"])
+        .arg(alpine_keys())
+        .arg("--repository")
+        .arg(&main)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Some 8,000 lines, far more than a pipe holds: the reader goes away at once.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.signal(),
+        Some(nix::libc::SIGPIPE),
+        "{:?} {err}",
+        o.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A reinstall (`fix`, and so an upgrade) keeps the empty directories the package owns, as
+/// apk-tools does: they were removed as the old version's directories (found by a differential
+/// of the CLI against apk-tools 2.14.4).
+#[test]
+fn a_reinstall_keeps_the_empty_directories_of_the_package() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    install_keys(&root);
+    let r = root.to_str().unwrap();
+    let repo = alpine_repo();
+    let common = [
+        "--root",
+        r,
+        "--no-network",
+        "--repository",
+        repo.to_str().unwrap(),
+    ];
+    let mut args: Vec<&str> = vec!["add", "--initdb", "--no-scripts"];
+    args.extend(common);
+    args.push("busybox");
+    let o = run_apk(&args);
+    assert!(o.status.success(), "{:?}", text(&o));
+    let empty = [
+        "etc/network/if-post-up.d",
+        "etc/network/if-pre-down.d",
+        "var/lib/udhcpd",
+    ];
+    for d in empty {
+        assert!(root.join(d).is_dir(), "{d} after the install");
+        assert_eq!(
+            std::fs::read_dir(root.join(d)).unwrap().count(),
+            0,
+            "{d} is empty"
+        );
+    }
+    let mut args: Vec<&str> = vec!["fix", "--no-scripts"];
+    args.extend(common);
+    args.push("busybox");
+    let o = run_apk(&args);
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("Reinstalling busybox"),
+        "{:?}",
+        text(&o)
+    );
+    for d in empty {
+        assert!(root.join(d).is_dir(), "{d} after the reinstall");
+    }
+    let o = run_apk(&["--root", r, "audit", "--system"]);
+    assert_eq!(text(&o).0, "", "{:?}", text(&o));
 }
 
 fn pkg(dir: &Path, name: &str, ver: &str, deps: &[&str], files: &[(&str, &str)]) -> PathBuf {

@@ -42,8 +42,10 @@ mod version;
 pub struct Cli {
     #[command(flatten)]
     global: Global,
+    /// Optional for clap only: `apk --print-arch` needs no applet; without one (and without
+    /// `--print-arch`) apk prints its help and fails, as apk-tools does.
     #[command(subcommand)]
-    applet: Applet,
+    applet: Option<Applet>,
 }
 
 /// Global options.
@@ -361,10 +363,16 @@ fn preprocess(mut argv: Vec<String>) -> Vec<String> {
 
 /// Parse the command line, run the applet, report, and return the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    apk::output::die_quietly_on_broken_pipes();
     let argv: Vec<String> = args
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    if argv.len() <= 1 {
+        // apk-tools prints its usage to stdout and fails.
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return exit_code(&Err(Stop::Usage(true)));
+    }
     let cli = match Cli::try_parse_from(preprocess(argv)) {
         Ok(c) => c,
         Err(e) => {
@@ -382,6 +390,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 .unwrap_or_else(|| apk::db::DEFAULT_ARCH.into())
         );
         return exit_code(&Ok(0));
+    }
+    if cli.applet.is_none() {
+        let _ = <Cli as clap::CommandFactory>::command().print_help();
+        return exit_code(&Err(Stop::Usage(true)));
     }
     let outcome = run(cli, out.clone());
     match &outcome {
@@ -419,7 +431,10 @@ fn open(g: &Global, access: Access, out: Out) -> Result<Context, CliError> {
 
 fn run(cli: Cli, out: Out) -> Outcome {
     let g = &cli.global;
-    match cli.applet {
+    let Some(applet) = cli.applet else {
+        return Ok(0);
+    };
+    match applet {
         Applet::Add(a) => a.run(open(g, Access::Writable, out)?),
         Applet::Del(a) => a.run(open(g, Access::Writable, out)?),
         Applet::Upgrade(a) => a.run(open(g, Access::Writable, out)?),

@@ -49,7 +49,18 @@ impl Args {
             return Ok(bad);
         }
         let db = ctx.db.as_ref().ok_or(Error::NoDatabase)?;
-        println!("{:<40} Available:", "Installed:");
+        let verbosity = ctx.out.verbosity;
+        // As apk: only upgradable packages without names at the default verbosity, else every
+        // status; an empty -l means no limit.
+        let limit = match &self.limit {
+            Some(l) if l.is_empty() => None,
+            Some(l) => Some(l.clone()),
+            None if self.args.is_empty() && verbosity == 1 => Some("<".to_string()),
+            None => None,
+        };
+        if verbosity > 0 {
+            println!("{:<42}Available:", "Installed:");
+        }
         let mut rows = Vec::new();
         for ip in &db.installed {
             if !self.args.is_empty() && !self.args.iter().any(|a| *a == ip.pkg.name) {
@@ -73,14 +84,15 @@ impl Args {
                 ),
                 None => ('?', String::new()),
             };
-            if let Some(l) = &self.limit {
-                if !l.contains(sym) {
-                    continue;
-                }
-            } else if sym == '=' {
+            if limit.as_ref().is_some_and(|l| !l.contains(sym)) {
                 continue;
             }
-            rows.push(format!("{:<40} {sym} {avail}", ip.pkg.name_version()));
+            // apk's `%-40s%s %s %s`: the last field is the repository's tag (none here).
+            rows.push(if verbosity <= 0 {
+                ip.pkg.name.to_string()
+            } else {
+                format!("{:<40}{sym} {avail} ", ip.pkg.name_version())
+            });
         }
         rows.sort();
         for r in rows {
