@@ -119,6 +119,25 @@ fn alpine_base_transcript() {
     );
     assert_eq!(with(&["-q", "-l", "=", "zlib"]), "zlib\n");
     assert_eq!(with(&["-v"]).lines().count(), 26);
+    // info -a of a package that is not installed: no sections that only an installed one has.
+    let info = [&v[..5], &["info", "-a", "vlan"]].concat();
+    let shown: Vec<String> = text(&run_apk(&info))
+        .0
+        .lines()
+        .filter_map(|l| l.strip_prefix("vlan-2.3-r1 ").map(String::from))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "description:",
+            "webpage:",
+            "installed size:",
+            "depends on:",
+            "provides:",
+            "has auto-install rule:",
+            "license:"
+        ]
+    );
     let o = run_apk(&["info", "--root", r]);
     assert_eq!(text(&o).0.lines().count(), 25);
     let o = run_apk(&["--root", r, "stats"]);
@@ -137,6 +156,14 @@ fn alpine_base_transcript() {
     assert_eq!(
         text(&o).0,
         "busybox-1.36.1-r15 x86_64 {busybox} (GPL-2.0-only) [installed]\n"
+    );
+    let o = run_apk(&["--root", r, "list", "-I", "-q", "busybox"]);
+    assert_eq!(text(&o).0, "busybox\n");
+    let o = run_apk(&["--root", r, "list", "-I", "-v", "busybox"]);
+    assert_eq!(
+        text(&o).0,
+        "busybox-1.36.1-r15 x86_64 {busybox} (GPL-2.0-only) [installed]\n  \
+         Size optimized toolbox of many common UNIX utilities\n\n"
     );
     assert_eq!(
         std::fs::read_to_string(root.join("etc/apk/world")).unwrap(),

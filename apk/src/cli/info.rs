@@ -185,7 +185,9 @@ impl Args {
                     pkg.provides.iter().map(|d| d.to_string()).collect(),
                 );
             }
-            if self.all || self.rdepends {
+            // What only an installed package has is not shown for one that is not (apk-tools).
+            let installed = inst.is_some();
+            if installed && (self.all || self.rdepends) {
                 let mut r: Vec<String> = db
                     .installed
                     .iter()
@@ -201,7 +203,7 @@ impl Args {
                 r.sort();
                 list("is required by", r);
             }
-            if self.all || self.contents {
+            if installed && (self.all || self.contents) {
                 let files: Vec<String> = inst
                     .map(|ip| ip.files().map(|(d, f)| join(&d.path, &f.name)).collect())
                     .unwrap_or_default();
@@ -215,7 +217,7 @@ impl Args {
                     println!();
                 }
             }
-            if self.all || self.triggers {
+            if installed && (self.all || self.triggers) {
                 let globs: Vec<String> = db
                     .triggers
                     .iter()
@@ -230,7 +232,7 @@ impl Args {
                     pkg.install_if.iter().map(|d| d.to_string()).collect(),
                 );
             }
-            if self.all || self.rinstall_if {
+            if installed && (self.all || self.rinstall_if) {
                 // Installed packages with an install_if condition on a name this package
                 // provides (apk-tools looks at the installed package of each such name only).
                 let names: Vec<&str> = std::iter::once(pkg.name.as_str())
@@ -253,7 +255,7 @@ impl Args {
                 r.dedup();
                 list("affects auto-installation of", r);
             }
-            if self.all || self.replaces {
+            if installed && (self.all || self.replaces) {
                 list(
                     "replaces",
                     pkg.replaces.iter().map(|d| d.to_string()).collect(),

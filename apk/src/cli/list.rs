@@ -109,13 +109,22 @@ impl Args {
                 rows.push((prefix, id, format!("{} {}", pk.name, pk.version)));
                 continue;
             }
-            let line = format!(
-                "{prefix}{} {} {{{}}} ({}){status}",
-                pk.name_version(),
-                pk.arch.as_deref().unwrap_or("noarch"),
-                pk.origin.as_deref().unwrap_or(&pk.name),
-                pk.license
-            );
+            // As apk: the name alone under -q, the description below with -v.
+            let line = if ctx.out.verbosity <= 0 {
+                pk.name.to_string()
+            } else {
+                let mut l = format!(
+                    "{prefix}{} {} {{{}}} ({}){status}",
+                    pk.name_version(),
+                    pk.arch.as_deref().unwrap_or("noarch"),
+                    pk.origin.as_deref().unwrap_or(&pk.name),
+                    pk.license
+                );
+                if ctx.out.verbosity > 1 {
+                    l.push_str(&format!("\n  {}\n", pk.description));
+                }
+                l
+            };
             rows.push((prefix, id, line));
         }
         // By provided name (-P), then name, then version, as apk-tools v3 sorts its listings.

@@ -142,8 +142,16 @@ pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solutio
             },
             None => Pin::default(),
         };
-        // What each world dependency would take on its own (`opencl-icd-loader` from opencl,
-        // which provides it at a higher version): preferred for the names it provides.
+        // Which world dependencies each package satisfies: dash-binsh is preferred for /bin/sh
+        // when the world names it; for so:libOpenCL.so.1 opencl and opencl-icd-loader both
+        // satisfy the world's opencl-icd-loader, and the version of the name decides.
+        for d in sorted_world.iter().filter(|d| !d.conflict) {
+            for p in pool.providers(&d.name) {
+                if pool.provider_matches(d, p) {
+                    at.world_sat.entry(p.pkg).or_default().push(d.name.clone());
+                }
+            }
+        }
         at.world_picks = sorted_world
             .iter()
             .filter(|d| !d.conflict)

@@ -43,8 +43,12 @@ pub(super) struct Attempt<'a> {
     /// Names the world asks for directly: such a package is the provider of choice for any
     /// name it provides (apk prefers what the world selects anyway).
     pub(super) world_names: std::collections::HashSet<Text>,
-    /// The provider each world dependency prefers on its own: the provider of choice for the
-    /// other names it provides (apk decides the world's names first).
+    /// For each package, the world dependencies it satisfies (by their names): a package that
+    /// satisfies one besides the name being resolved is the provider of choice for it (apk
+    /// decides the world's names first).
+    pub(super) world_sat: HashMap<PkgId, Vec<Text>>,
+    /// The provider each world dependency takes on its own: among those, the one to prefer
+    /// (opencl, which provides the world's opencl-icd-loader at a higher version).
     pub(super) world_picks: std::collections::HashSet<PkgId>,
 }
 
@@ -83,6 +87,7 @@ impl<'a> Attempt<'a> {
             forced_by: Vec::new(),
             missing: Vec::new(),
             world_names: Default::default(),
+            world_sat: Default::default(),
             world_picks: Default::default(),
         }
     }
@@ -243,10 +248,19 @@ impl<'a> Attempt<'a> {
         let kept = |p: &crate::pool::PoolPackage| {
             p.installed.is_some() && self.opts.ignore.contains(&p.pkg.name)
         };
-        let in_world = |p: &Provider| self.world_picks.contains(&p.pkg);
+        let in_world = |p: &Provider| {
+            self.world_sat
+                .get(&p.pkg)
+                .is_some_and(|w| w.iter().any(|n| n.as_str() != name))
+        };
         kept(pb)
             .cmp(&kept(pa))
             .then_with(|| in_world(b).cmp(&in_world(a)))
+            .then_with(|| {
+                self.world_picks
+                    .contains(&b.pkg)
+                    .cmp(&self.world_picks.contains(&a.pkg))
+            })
             .then_with(|| available(b).cmp(&available(a)))
             .then_with(|| {
                 if latest {
