@@ -78,7 +78,12 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
         cstr(format!("APK_PACKAGE={}", s.package).as_bytes())?,
     ];
     let io = |e: std::io::Error| format!("{}: {e}", what());
-    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    // The script reads nothing: /dev/null, or an empty pipe where apk's own environment has no
+    // /dev/null (apk run in a chroot whose /dev is empty, which apk-tools handles too).
+    let null: std::os::fd::OwnedFd = match std::fs::File::open("/dev/null") {
+        Ok(f) => f.into(),
+        Err(_) => nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?.0,
+    };
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?;
     let child = spawn_when_not_busy(&Spawn {

@@ -279,6 +279,34 @@ fn a_pipe_closed_by_its_reader_ends_apk_quietly() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Package scripts run where apk's own environment has no /dev/null (apk in a chroot whose /dev
+/// is empty: here a mount namespace with an empty tmpfs on /dev), as with apk-tools; they failed
+/// with "/dev/null: No such file or directory".
+#[test]
+fn scripts_run_without_a_dev_null_around_apk() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    install_keys(&root);
+    let cmd = format!(
+        "mount -t tmpfs none /dev && exec '{}' add --root '{}' --initdb --no-network \
+         --repository '{}' busybox",
+        apk_bin().display(),
+        root.display(),
+        alpine_repo().display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &cmd])
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("Executing busybox-1.36.1-r15.post-install"), "{out}");
+    assert!(out.contains("Executing busybox-1.36.1-r15.trigger"), "{out}");
+    assert_eq!(err, "");
+    // The post-install script ran: busybox's applet links are there.
+    assert!(root.join("bin/ls").symlink_metadata().is_ok());
+}
+
 /// A reinstall (`fix`, and so an upgrade) keeps the empty directories the package owns, as
 /// apk-tools does: they were removed as the old version's directories (found by a differential
 /// of the CLI against apk-tools 2.14.4).
