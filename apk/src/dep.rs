@@ -81,8 +81,10 @@ impl Dependency {
 
     /// One `p:` token of an index: as [`Dependency::parse_in`], but a version that is not one
     /// (`pc:x264=0.164.x`, `so:libtimed-qt5.so.0=0..0` in Alpine 3.19) is kept as written, as
-    /// apk-tools keeps it: the provide still satisfies dependencies without a version, and
-    /// comparisons treat its invalid part as apk's do.
+    /// apk-tools keeps it: the provide still satisfies dependencies without a version. A
+    /// dependency with a version against it compares its invalid part as [`version::compare`]
+    /// does, which may differ from apk-tools (`pc:x264>=0.164` is not met by `0.164.x` here);
+    /// Alpine 3.19 has no such dependency.
     pub fn parse_provide_in(buf: &Text, token: &str) -> Result<Self, DepError> {
         Self::parse_with(token, false, false, &|s: &str| buf.slice(s))
     }

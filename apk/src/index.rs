@@ -257,7 +257,7 @@ mod tests {
     #[test]
     fn bad_provides_and_install_if_leave_the_package_installable() {
         let idx = parse(
-            "P:timed\nV:3.6.23-r0\np:so:libtimed-qt5.so.0=0..0 cmd:timed bad==\n\n\
+            "P:timed\nV:3.6.23-r0\np:so:libtimed-qt5.so.0=0..0 cmd:timed bad== so:after=1\n\n\
              P:x\nV:1\ni:a b==\n\n",
         );
         assert!(idx.skipped.is_empty(), "{:?}", idx.skipped);

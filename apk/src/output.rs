@@ -127,18 +127,6 @@ fn clear_bar(o: &mut impl Write) {
     }
 }
 
-/// Give SIGPIPE back its default action, as a C program has it, so that output into a pipe whose
-/// reader went away (`apk info | head -1`) ends the process quietly, as apk-tools does, instead of
-/// making every later write fail (Rust starts programs with the signal ignored, and `println!`
-/// then panics). For the `apk` command only, first thing in its `main`; sockets are written with
-/// `MSG_NOSIGNAL` by the standard library and still get `EPIPE`.
-pub fn die_quietly_on_broken_pipes() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: SIG_DFL installs no handler, so no code runs in signal context; called before the
-    // program starts any thread.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-}
-
 /// Write to a descriptor the user named (`--progress-fd`), which this process does not own and
 /// must not close; a bad descriptor only makes the write fail, and progress is best effort.
 fn write_to_fd(fd: i32, bytes: &[u8]) {

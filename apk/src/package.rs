@@ -230,9 +230,10 @@ impl Package {
     pub fn apply_letter_in(&mut self, letter: u8, value: &Text) -> Result<bool, MetaError> {
         let v = value.as_str();
         // An invalid dependency makes the package uninstallable instead of failing the whole
-        // index; an invalid provide is left out (one whose version only is not a version is
-        // kept as written); an invalid install_if condition drops the whole rule, so a partial
-        // one never installs the package (apk-format.md §3).
+        // index; provides are read up to the first that does not parse, as apk-tools reads them
+        // (one whose version only is not a version is kept as written); an invalid install_if
+        // condition drops the whole rule, so a partial one never installs the package
+        // (apk-format.md §3).
         let deps = |p: &mut Package, v: &str| -> Vec<Dependency> {
             Dependency::parse_list_in(value, v, false).unwrap_or_else(|_| {
                 p.broken = true;
@@ -243,7 +244,7 @@ impl Package {
         };
         let provides = |v: &str| -> Vec<Dependency> {
             v.split_whitespace()
-                .filter_map(|t| Dependency::parse_provide_in(value, t).ok())
+                .map_while(|t| Dependency::parse_provide_in(value, t).ok())
                 .collect()
         };
         let install_if = |v: &str| Dependency::parse_list_in(value, v, false).unwrap_or_default();

@@ -82,7 +82,11 @@ fn spawn(root: &Root, path: &str, s: &Script<'_>, out: &Out, prefix: &str) -> Re
     // /dev/null (apk run in a chroot whose /dev is empty, which apk-tools handles too).
     let null: std::os::fd::OwnedFd = match std::fs::File::open("/dev/null") {
         Ok(f) => f.into(),
-        Err(_) => nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?.0,
+        Err(_) => {
+            nix::unistd::pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| io(e.into()))?
+                .0
+        }
     };
     let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?;
     let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| io(e.into()))?;

@@ -93,6 +93,8 @@ const WORLDS: &[&str] = &[
     "basisu-libs opencl-icd-loader",
     "x264-dev",
     "timed",
+    // A provider of two world names (pipewire-pulse) must not replace both (a review found it).
+    "pulseaudio pulseaudio-bluez",
 ];
 
 fn indexes() -> PathBuf {

@@ -111,7 +111,7 @@ impl Args {
             }
             // As apk: the name alone under -q, the description below with -v.
             let line = if ctx.out.verbosity <= 0 {
-                pk.name.to_string()
+                format!("{prefix}{}", pk.name)
             } else {
                 let mut l = format!(
                     "{prefix}{} {} {{{}}} ({}){status}",
@@ -134,7 +134,7 @@ impl Args {
                 .then_with(|| pa.name.cmp(&pb.name))
                 .then_with(|| apk::version::compare(&pa.version, &pb.version))
         });
-        rows.dedup_by(|a, b| a.2 == b.2);
+        rows.dedup_by(|a, b| a.1 == b.1 && a.2 == b.2);
         for (_, _, l) in rows {
             println!("{l}");
         }

@@ -11,6 +11,33 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// The applets print with these instead of std's: a write error (a reader that went away, as in
+// `apk info | head -1`) is ignored and apk goes on to its normal end, as apk-tools does (it
+// ignores SIGPIPE and gets EPIPE), where std's macros panic. SIGPIPE stays ignored: a transaction
+// is never killed halfway because its output went nowhere.
+macro_rules! println {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+macro_rules! eprint {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 mod add;
 mod audit;
 mod cache;
@@ -363,7 +390,6 @@ fn preprocess(mut argv: Vec<String>) -> Vec<String> {
 
 /// Parse the command line, run the applet, report, and return the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    apk::output::die_quietly_on_broken_pipes();
     let argv: Vec<String> = args
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())

@@ -66,12 +66,16 @@ impl Args {
             if !self.args.is_empty() && !self.args.iter().any(|a| *a == ip.pkg.name) {
                 continue;
             }
+            // The newest of the repositories' versions and the installed one, as apk: an
+            // installed package newer than any repository's, or in none, shows `=` with its own
+            // version.
             let best = ctx
                 .pool
                 .by_name(&ip.pkg.name)
                 .into_iter()
                 .filter(|&id| ctx.pool.in_repository(id))
                 .map(|id| ctx.pool.packages[id].pkg.version.to_string())
+                .chain(std::iter::once(ip.pkg.version.to_string()))
                 .max_by(|a, b| version::compare(a, b));
             let (sym, avail) = match &best {
                 Some(b) => (

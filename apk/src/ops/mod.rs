@@ -98,7 +98,11 @@ fn commit_with(
             return Err(Error::Unsatisfiable(report));
         }
         // --force-broken-world: report, then install what can be installed.
-        eprint!("ERROR: unable to select packages:\n{report}");
+        // A closed stderr is no reason to panic.
+        let _ = std::io::Write::write_fmt(
+            &mut std::io::stderr().lock(),
+            format_args!("ERROR: unable to select packages:\n{report}"),
+        );
         extra_errors += 1;
         let pool = &ctx.pool;
         sol.changes.retain(|c| {

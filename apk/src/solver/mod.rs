@@ -142,28 +142,29 @@ pub fn solve(pool: &Pool, world: &[Dependency], opts: &SolverOptions) -> Solutio
             },
             None => Pin::default(),
         };
-        // Which world dependencies each package satisfies: dash-binsh is preferred for /bin/sh
-        // when the world names it; for so:libOpenCL.so.1 opencl and opencl-icd-loader both
-        // satisfy the world's opencl-icd-loader, and the version of the name decides.
+        // What each world dependency takes on its own (for `opencl-icd-loader`, opencl, which
+        // provides it at a higher version), and which world dependencies each package stands
+        // for: the one it is named after, or the one it is the pick of. dash-binsh is then
+        // preferred for /bin/sh when the world names it; for so:libOpenCL.so.1 opencl and
+        // opencl-icd-loader both stand for the world's opencl-icd-loader and the pick decides;
+        // a third package that merely provides two world names never beats both (pipewire-pulse
+        // against the world's pulseaudio and pulseaudio-bluez).
         for d in sorted_world.iter().filter(|d| !d.conflict) {
-            for p in pool.providers(&d.name) {
-                if pool.provider_matches(d, p) {
+            let cands: Vec<&Provider> = pool
+                .providers(&d.name)
+                .iter()
+                .filter(|p| at.basic_ok(p, d))
+                .collect();
+            let pick = at.best(&d.name, &cands, &pin_of(d));
+            if let Some(p) = pick {
+                at.world_picks.insert(p);
+            }
+            for p in cands {
+                if Some(p.pkg) == pick || (p.real && pool.provider_matches(d, p)) {
                     at.world_sat.entry(p.pkg).or_default().push(d.name.clone());
                 }
             }
         }
-        at.world_picks = sorted_world
-            .iter()
-            .filter(|d| !d.conflict)
-            .filter_map(|d| {
-                let cands: Vec<&Provider> = pool
-                    .providers(&d.name)
-                    .iter()
-                    .filter(|p| at.basic_ok(p, d))
-                    .collect();
-                at.best(&d.name, &cands, &pin_of(d))
-            })
-            .collect();
         for d in sorted_world {
             at.resolve(d, Origin::World, &pin_of(d));
         }

@@ -40,12 +40,12 @@ pub(super) struct Attempt<'a> {
     /// Each forced selection with what asked for it.
     pub(super) forced_by: Vec<(PkgId, Origin)>,
     pub(super) missing: Vec<Text>,
-    /// Names the world asks for directly: such a package is the provider of choice for any
-    /// name it provides (apk prefers what the world selects anyway).
+    /// Names the world asks for directly: a package so named may take an unversioned provide
+    /// without a provider priority ([`Self::basic_ok`]).
     pub(super) world_names: std::collections::HashSet<Text>,
-    /// For each package, the world dependencies it satisfies (by their names): a package that
-    /// satisfies one besides the name being resolved is the provider of choice for it (apk
-    /// decides the world's names first).
+    /// For each package, the world dependencies it stands for (by their names: the one it is
+    /// named after, the one it is the pick of): a package that stands for one besides the name
+    /// being resolved is the provider of choice for it (apk decides the world's names first).
     pub(super) world_sat: HashMap<PkgId, Vec<Text>>,
     /// The provider each world dependency takes on its own: among those, the one to prefer
     /// (opencl, which provides the world's opencl-icd-loader at a higher version).
