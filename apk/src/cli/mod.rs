@@ -60,12 +60,7 @@ mod version;
 
 /// apk-tools compatible package manager (v3 semantics, v2 on-disk formats).
 #[derive(Parser, Debug)]
-#[command(
-    name = "apk",
-    version,
-    disable_help_subcommand = true,
-    arg_required_else_help = true
-)]
+#[command(name = "apk", version, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -394,11 +389,6 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if argv.len() <= 1 {
-        // apk-tools prints its usage to stdout and fails.
-        let _ = <Cli as clap::CommandFactory>::command().print_help();
-        return exit_code(&Err(Stop::Usage(true)));
-    }
     let cli = match Cli::try_parse_from(preprocess(argv)) {
         Ok(c) => c,
         Err(e) => {
@@ -418,6 +408,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         return exit_code(&Ok(0));
     }
     if cli.applet.is_none() {
+        // No applet (`apk`, `apk --root X`): apk-tools prints its usage to stdout and fails.
         let _ = <Cli as clap::CommandFactory>::command().print_help();
         return exit_code(&Err(Stop::Usage(true)));
     }

@@ -145,7 +145,7 @@ impl ErrorReport {
                 {
                     if pool.provider_matches(&r.dep, &prov) {
                         satisfies.push(item(r));
-                    } else if at.forced.contains(&id) || !at.satisfied(&r.dep) {
+                    } else if at.forced_by.iter().any(|&(p, _)| p == id) || !at.satisfied(&r.dep) {
                         breaks.push(item(r));
                     }
                 }

@@ -36,8 +36,7 @@ pub(super) struct Attempt<'a> {
     pub(super) req_order: Vec<Text>,
     pub(super) conflicts: Vec<Req>,
     pub(super) pins: HashMap<PkgId, Pin>,
-    pub(super) forced: Vec<PkgId>,
-    /// Each forced selection with what asked for it.
+    /// Each forced selection (a candidate taken though not consistent) with what asked for it.
     pub(super) forced_by: Vec<(PkgId, Origin)>,
     pub(super) missing: Vec<Text>,
     /// Names the world asks for directly: a package so named may take an unversioned provide
@@ -83,7 +82,6 @@ impl<'a> Attempt<'a> {
             req_order: Vec::new(),
             conflicts: Vec::new(),
             pins: HashMap::new(),
-            forced: Vec::new(),
             forced_by: Vec::new(),
             missing: Vec::new(),
             world_names: Default::default(),
@@ -391,11 +389,8 @@ impl<'a> Attempt<'a> {
                 }
             }
         };
-        if forced && !self.is_sel[pick] {
-            self.forced_by.push((pick, from));
-        }
         let tag = self.tag_for(pick, pin);
-        self.select(pick, pin, forced, tag);
+        self.select(pick, pin, forced.then_some(from), tag);
     }
 
     pub(super) fn tag_for(&self, id: PkgId, pin: &Pin) -> Option<String> {
@@ -411,7 +406,14 @@ impl<'a> Attempt<'a> {
         tags.into_iter().flatten().find(|t| pin.allowed.contains(t))
     }
 
-    pub(super) fn select(&mut self, id: PkgId, pin: &Pin, forced: bool, tag: Option<String>) {
+    /// Select `id`; `forced` names what asked for it when it was taken though not consistent.
+    pub(super) fn select(
+        &mut self,
+        id: PkgId,
+        pin: &Pin,
+        forced: Option<Origin>,
+        tag: Option<String>,
+    ) {
         if self.is_sel[id] {
             return;
         }
@@ -424,8 +426,8 @@ impl<'a> Attempt<'a> {
                 self.owners.entry(name).or_insert(id);
             }
         }
-        if forced {
-            self.forced.push(id);
+        if let Some(from) = forced {
+            self.forced_by.push((id, from));
         }
         let mut child = pin.clone();
         child.preferred = None;
@@ -480,7 +482,7 @@ impl<'a> Attempt<'a> {
                     })
                     .collect();
                 if let Some(p) = self.best(name, &cands, &pin) {
-                    self.select(p, &pin, false, None);
+                    self.select(p, &pin, None, None);
                     changed = true;
                 }
             }
@@ -516,8 +518,7 @@ impl<'a> Attempt<'a> {
         &self,
         learned: &HashMap<Text, Vec<Dependency>>,
     ) -> Option<(Text, Dependency)> {
-        let known =
-            |(name, dep): &(Text, Dependency)| learned.get(name).is_some_and(|l| l.contains(dep));
+        let known = |c: &(Text, Dependency)| is_learned(learned, c);
         self.forced_by.iter().find_map(|&(pick, from)| match from {
             // Only a pick that was itself ruled out: one forced by a clash of owners is the
             // clash's to learn from.
@@ -544,18 +545,15 @@ impl<'a> Attempt<'a> {
     /// Two selected packages that provide one name with a version, which apk allows one package
     /// to do (the second was selected against [`Self::consistent`], as the closest candidate
     /// of a dependency nothing else satisfied): a constraint that rules out the first of them
-    /// (with `owner_first`, else the second), or else the other, not yet in `learned`. Learning it makes the next search take another
-    /// provider for what pulled the first one in (icu-libs' `icu-data=74.1-r0` from
+    /// (with `owner_first`, else the second), or else the other, not yet in `learned`.
+    /// Learning it makes the next search take another provider for what pulled the first one in (icu-libs' `icu-data=74.1-r0` from
     /// icu-data-full instead of icu-data-en, when texlive-xetex needs icu-data-full itself).
     pub(super) fn owner_clash(
         &self,
         learned: &HashMap<Text, Vec<Dependency>>,
         owner_first: bool,
     ) -> Option<(Text, Dependency)> {
-        let exclude = |id: PkgId| self.exclusion(id);
-        let new = |(name, dep): (Text, Dependency)| {
-            (!learned.get(&name).is_some_and(|l| l.contains(&dep))).then_some((name, dep))
-        };
+        let new = |c: (Text, Dependency)| (!is_learned(learned, &c)).then_some(c);
         for &id in &self.selected {
             for (name, ver) in self.names_of(id) {
                 match (ver, self.owners.get(&name)) {
@@ -565,7 +563,7 @@ impl<'a> Attempt<'a> {
                         } else {
                             (id, owner)
                         };
-                        if let Some(c) = new(exclude(a)).or_else(|| new(exclude(b))) {
+                        if let Some(c) = new(self.exclusion(a)).or_else(|| new(self.exclusion(b))) {
                             return Some(c);
                         }
                     }
@@ -595,4 +593,9 @@ impl<'a> Attempt<'a> {
         }
         None
     }
+}
+
+/// Whether `learned` holds the constraint `(name, dep)` already.
+fn is_learned(learned: &HashMap<Text, Vec<Dependency>>, (name, dep): &(Text, Dependency)) -> bool {
+    learned.get(name).is_some_and(|l| l.contains(dep))
 }
